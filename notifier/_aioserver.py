@@ -1,0 +1,105 @@
+"""Run an aiohttp application on 127.0.0.1, in this loop or on a background thread.
+
+The simulator, the demo receiver and the tests all need "a real HTTP server on loopback
+that I can start, query and stop"; this is that, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+
+
+class AppServer:
+    """An aiohttp app bound to ``host:port`` (port 0 picks a free one) in the running loop."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self._want_port = port
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._want_port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self._want_port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class ServerThread:
+    """An :class:`AppServer` on its own event loop in a daemon thread.
+
+    Use as a context manager; ``call`` runs a coroutine on the server's loop and waits.
+    """
+
+    def __init__(
+        self, app_factory: Callable[[], web.Application], host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self._app_factory = app_factory
+        self._host = host
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.server: AppServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None, "server not started"
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "server not started"
+        return self.server.port
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+
+        async def _start() -> AppServer:
+            server = AppServer(self._app_factory(), self._host, self._port)
+            await server.start()
+            return server
+
+        self.server = self.call(_start())
+        return self
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.call(self.server.stop())
+            self.server = None
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,303 @@
+"""`chanjing-notifier run`: wires sources → store → poller → vendor → dispatcher → senders.
+
+APScheduler is the clock; the store is the truth. Every job below only looks at the store
+and acts, so a restart (or a crash) resumes exactly where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from notifier import __version__
+from notifier import log as logs
+from notifier.config import Config, ConfigError, SlackEndpoint, WebhookEndpoint, load_config
+from notifier.dispatcher import Dispatcher
+from notifier.policy import PollingSettings
+from notifier.poller import Poller
+from notifier.ratelimit import RateLimiter
+from notifier.senders import Sender, SlackSender, WebhookSender
+from notifier.sources import WatchFile, take_queue
+from notifier.store import Store
+from notifier.vendor import VendorClient
+
+log = logs.get_logger(component="daemon")
+
+#: How long in-flight vendor calls and deliveries may finish after SIGTERM.
+STOP_GRACE = 5.0
+POLL_TICK = 0.2
+QUEUE_TICK = 1.0
+WATCH_FILE_TICK = 2.0
+DISPATCH_TICK = 1.0
+HOUSEKEEPING_TICK = 30.0
+
+
+def polling_settings(config: Config) -> PollingSettings:
+    p = config.polling
+    return PollingSettings(p.min_interval, p.max_interval, p.give_up_after)
+
+
+def subscriptions(config: Config) -> list[tuple[str, Sequence[str]]]:
+    return [(ep.name, list(ep.events)) for ep in config.endpoints]
+
+
+def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
+    """What the daemon runs with, for the start-up line: no secrets, no Slack URLs."""
+    endpoints = []
+    for ep in config.endpoints:
+        item: dict[str, Any] = {"name": ep.name, "type": ep.type, "events": list(ep.events)}
+        if isinstance(ep, WebhookEndpoint):
+            parts = urlsplit(ep.url)
+            item["target"] = f"{parts.scheme}://{parts.hostname}" + (
+                f":{parts.port}" if parts.port else ""
+            )
+            item["secrets"] = len(ep.secret)
+        endpoints.append(item)
+    return {
+        "version": __version__,
+        "config": config_path,
+        "state": str(config.state.path),
+        "watch_file": str(config.watch.file) if config.watch.file else None,
+        "vendor": config.chanjing.base_url,
+        "qps": config.chanjing.qps,
+        "min_interval": config.polling.min_interval,
+        "max_interval": config.polling.max_interval,
+        "give_up_after": config.polling.give_up_after,
+        "retry_steps": len(config.delivery.retry_schedule),
+        "endpoints": endpoints,
+    }
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: str | None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.store = Store(config.state.path)
+        self.limiter = RateLimiter(config.chanjing.qps)
+        self.vendor = self._make_vendor(config)
+        self._senders: dict[tuple[Any, ...], Sender] = {}
+        self.http = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            headers={"user-agent": f"chanjing-notifier/{__version__}"},
+        )
+        self.dispatcher = Dispatcher(
+            self.store, self._lanes(config), config.delivery.retry_schedule
+        )
+        self.poller = Poller(
+            self.store,
+            self.vendor,
+            self.limiter,
+            polling_settings(config),
+            subscriptions(config),
+            on_event=self.dispatcher.kick,
+        )
+        self.watch_file = WatchFile(config.watch.file)
+        self.scheduler = AsyncIOScheduler()
+        self._stop = asyncio.Event()
+        self.ready_callbacks: list[Callable[[], None]] = []
+
+    # -- construction from config ---------------------------------------------------------
+
+    def _make_vendor(self, config: Config) -> VendorClient:
+        c = config.chanjing
+        return VendorClient(
+            base_url=c.base_url,
+            app_id=c.app_id,
+            secret_key=c.secret_key.get_secret_value(),
+            limiter=self.limiter,
+            store=self.store,
+        )
+
+    def _lanes(self, config: Config) -> dict[str, tuple[Sender, int]]:
+        """Senders per endpoint. A sender whose settings did not change is kept, and one
+        Slack URL has one sender whichever endpoints use it: pacing is per URL."""
+        lanes: dict[str, tuple[Sender, int]] = {}
+        senders: dict[tuple[Any, ...], Sender] = {}
+        previous = self._senders
+        timeout = config.delivery.timeout
+        for ep in config.endpoints:
+            sender: Sender
+            if isinstance(ep, WebhookEndpoint):
+                secrets = [s.get_secret_value() for s in ep.secret]
+                key: tuple[Any, ...] = ("webhook", ep.name, ep.url, tuple(secrets), timeout)
+                sender = (
+                    senders.get(key)
+                    or previous.get(key)
+                    or WebhookSender(self.http, ep.url, secrets, timeout)
+                )
+                concurrency = config.delivery.concurrency
+            else:
+                assert isinstance(ep, SlackEndpoint)
+                url = ep.url.get_secret_value()
+                key = ("slack", url, timeout)
+                sender = (
+                    senders.get(key) or previous.get(key) or SlackSender(self.http, url, timeout)
+                )
+                concurrency = 1  # paced to one message a second anyway
+            senders[key] = sender
+            lanes[ep.name] = (sender, concurrency)
+        self._senders = senders
+        return lanes
+
+    # -- scheduled jobs -------------------------------------------------------------------
+
+    async def _take_queue(self) -> None:
+        result = take_queue(self.store, self.config.endpoint_names())
+        if result.added or result.updated:
+            log.info("watches taken from the queue", added=result.added, updated=result.updated)
+        for seq, reason in result.rejected:
+            log.error(
+                "queue row rejected; kept in watch_queue with the reason", seq=seq, reason=reason
+            )
+        if result.added:
+            await self.poller.tick()
+
+    async def _check_watch_file(self, force: bool = False) -> None:
+        result = self.watch_file.poll(self.store, self.config.endpoint_names(), force=force)
+        if result is None:
+            return
+        if "error" in result:
+            log.error(
+                "watch file is invalid; keeping the previous watches",
+                file=str(self.watch_file.path),
+                problems=result["error"].splitlines(),
+            )
+        else:
+            log.info("watch file loaded", file=str(self.watch_file.path), **result)
+            if result["added"]:
+                await self.poller.tick()
+
+    async def _housekeeping(self) -> None:
+        await self.poller.expire()
+
+    def _guarded(self, name: str, job: Callable[[], Any]) -> Callable[[], Any]:
+        """A scheduled job that logs its failures instead of losing them in APScheduler."""
+
+        async def run() -> None:
+            try:
+                await job()
+            except Exception:
+                log.exception("scheduled job failed; it runs again at its next tick", job=name)
+
+        run.__name__ = name
+        return run
+
+    def _schedule(self) -> None:
+        now = datetime.now().astimezone()
+        jobs: list[tuple[str, Callable[[], Any], float]] = [
+            ("poll", self.poller.tick, POLL_TICK),
+            ("queue", self._take_queue, QUEUE_TICK),
+            ("watch_file", self._check_watch_file, WATCH_FILE_TICK),
+            ("dispatch", self.dispatcher.tick, DISPATCH_TICK),
+            ("housekeeping", self._housekeeping, HOUSEKEEPING_TICK),
+        ]
+        for name, job, seconds in jobs:
+            self.scheduler.add_job(
+                self._guarded(name, job),
+                "interval",
+                seconds=seconds,
+                id=name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=now,
+            )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _secrets(self) -> list[str]:
+        return self.config.secrets() + self.vendor.secrets()
+
+    async def reload(self) -> bool:
+        """SIGHUP: re-read config and watch file; a broken config keeps the running one."""
+        log.info("reloading", config=self.config_path)
+        if self.config_path is None:
+            await self._check_watch_file(force=True)
+            return True
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("new config is invalid; keeping the running one", problems=exc.problems)
+            await self._check_watch_file(force=True)
+            return False
+        old = self.config
+        if new.state.path != old.state.path:
+            log.warning(
+                "state.path changed; restart the daemon to use the new file",
+                running=str(old.state.path),
+            )
+        logs.redactor.add(new.secrets())
+        logs.configure(new.log.level)
+        self.config = new
+        self.limiter.reconfigure(new.chanjing.qps)
+        if new.chanjing != old.chanjing:
+            self.vendor = self._make_vendor(new)
+            self.poller.vendor = self.vendor
+        self.poller.settings = polling_settings(new)
+        self.poller.subscriptions = subscriptions(new)
+        self.dispatcher.configure(self._lanes(new), new.delivery.retry_schedule)
+        self.watch_file.path = new.watch.file
+        logs.redactor.replace(self._secrets() + old.secrets())
+        await self._check_watch_file(force=True)
+        for warning in new.warnings():
+            log.warning(warning)
+        log.info("reloaded", **config_summary(new, self.config_path))
+        return True
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        logs.redactor.add(self._secrets())
+        log.info("starting", **config_summary(self.config, self.config_path))
+        for warning in self.config.warnings():
+            log.warning(warning)
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        self._schedule()
+        self.scheduler.start()
+        counts = self.store.watch_counts()
+        log.info(
+            "ready",
+            watching=counts["active"],
+            **{"deliveries_pending": self.store.delivery_counts()["pending"]},
+        )
+        for callback in self.ready_callbacks:
+            callback()
+        await self._stop.wait()
+        return await self._shutdown()
+
+    async def _shutdown(self) -> int:
+        started = time.monotonic()
+        log.info("stopping", grace=STOP_GRACE)
+        self.scheduler.shutdown(wait=False)
+        await asyncio.gather(self.poller.drain(STOP_GRACE), self.dispatcher.drain(STOP_GRACE))
+        await self.vendor.aclose()
+        await self.http.aclose()
+        self.store.close()
+        log.info("stopped", took=round(time.monotonic() - started, 2))
+        return 0
+
+
+def run_daemon(config: Config, config_path: str | None) -> int:
+    """Run until SIGTERM/SIGINT; the exit code for the CLI."""
+
+    async def main() -> int:
+        daemon = Daemon(config, config_path)
+        return await daemon.run()
+
+    return asyncio.run(main())
+
+
+__all__ = ["Daemon", "run_daemon"]

@@ -1,0 +1,96 @@
+"""Structured logs (structlog) that never carry a secret.
+
+JSON lines when stderr is not a terminal (systemd, files, pipes), a readable console otherwise.
+Every configured secret, and every access token we learn, is replaced by ``***`` in any
+value of any log line, whatever the code that logged it meant to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "***"
+
+
+class Redactor:
+    """A structlog processor that masks known secret strings anywhere in an event."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, values: Iterable[str]) -> None:
+        # Short strings would mask innocent text; real secrets are long.
+        self._secrets.update(v for v in values if v and len(v) >= 6)
+
+    def replace(self, values: Iterable[str]) -> None:
+        self._secrets.clear()
+        self.add(values)
+
+    def scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub(v) for v in value]
+        if isinstance(value, BaseException):
+            return self.scrub(f"{type(value).__name__}: {value}")
+        return value
+
+    def __call__(
+        self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            event_dict[key] = self.scrub(value)
+        return event_dict
+
+
+redactor = Redactor()
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
+    """Set up structlog for this process; safe to call again (e.g. on reload)."""
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=True)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries log through stdlib logging; their INFO lines can carry URLs (Slack URLs are
+    # secrets) and APScheduler narrates every tick. Keep only their real problems.
+    for name in ("httpx", "httpcore", "apscheduler", "aiohttp.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+
+
+def get_logger(**context: Any) -> Any:
+    return structlog.get_logger("chanjing-notifier", **context)

@@ -1,0 +1,134 @@
+"""Plain data passed between the layers; no I/O here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+#: Job ids we accept: what Chanjing issues (hex-ish) with a little slack for other tokens.
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+#: Label keys: short identifiers, so they survive Slack fields and log lines.
+LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+SUCCEEDED = "lip_sync.succeeded"
+FAILED = "lip_sync.failed"
+EVENT_TYPES = (SUCCEEDED, FAILED)
+
+STATUS_QUEUED = 0
+STATUS_GENERATING = 10
+STATUS_SUCCESS = 20
+STATUS_FAILED = 30
+TERMINAL_EVENT = {STATUS_SUCCESS: SUCCEEDED, STATUS_FAILED: FAILED}
+
+
+class WatchState(StrEnum):
+    ACTIVE = "active"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+def job_id_problem(job_id: object) -> str | None:
+    """Why ``job_id`` is not acceptable, or None when it is."""
+    if not isinstance(job_id, str):
+        return f"job id must be a string, got {type(job_id).__name__}"
+    if not JOB_ID_RE.match(job_id):
+        return (
+            f"invalid job id {job_id!r}: use 1-128 characters of letters, digits, '_', '.', ':' "
+            "or '-', starting with a letter or digit"
+        )
+    return None
+
+
+def labels_problem(labels: object) -> str | None:
+    """Why ``labels`` is not a flat string→string mapping, or None."""
+    if not isinstance(labels, dict):
+        return f"labels must be a mapping of key: value, got {type(labels).__name__}"
+    for key, value in labels.items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.match(key):
+            return f"invalid label key {key!r}: use letters, digits, '_', '.', '-' (max 64)"
+        if not isinstance(value, str | int | float | bool):
+            return f"label {key!r} must have a scalar value, got {type(value).__name__}"
+        if len(str(value)) > 512:
+            return f"label {key!r} is longer than 512 characters"
+    return None
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    """A request to watch one job, from the watch file, the queue or the CLI."""
+
+    job_id: str
+    labels: dict[str, str] = field(default_factory=dict)
+    #: Endpoint names to notify; None means every endpoint whose ``events`` match.
+    endpoints: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """One job as the vendor reported it (the ``data`` of a detail answer)."""
+
+    id: str
+    status: int
+    progress: int
+    msg: str
+    video_url: str
+    preview_url: str
+    duration: int
+    create_time: int
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_EVENT
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "progress": self.progress,
+            "msg": self.msg,
+            "video_url": self.video_url,
+            "preview_url": self.preview_url,
+            "duration": self.duration,
+            "create_time": self.create_time,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    """A terminal event as stored; ``body`` is the exact JSON sent to every endpoint."""
+
+    event_id: str
+    job_id: str
+    type: str
+    created_at: float
+    body: bytes
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        import json
+
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one delivery attempt came to, as the dispatcher needs to know it."""
+
+    ok: bool
+    #: No point retrying (410 Gone, Slack 4xx other than 429, bad URL).
+    permanent: bool = False
+    #: The receiver's Retry-After, in seconds from now.
+    retry_after: float | None = None
+    status: int | None = None
+    #: Short, secret-free description of what went wrong.
+    error: str | None = None

@@ -1,0 +1,145 @@
+-- Every statement the store runs, by name. Loaded once by notifier.store.
+
+-- name: upsert_watch
+INSERT INTO watches (job_id, source, labels, endpoints, added_at, next_poll_at)
+VALUES (:job_id, :source, :labels, :endpoints, :now, :now)
+ON CONFLICT (job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
+WHERE watches.labels IS NOT excluded.labels OR watches.endpoints IS NOT excluded.endpoints;
+
+-- name: watch_exists
+SELECT 1 FROM watches WHERE job_id = ?;
+
+-- name: file_watch_ids
+SELECT job_id FROM watches WHERE source = 'file' AND state = 'active';
+
+-- name: delete_watch
+DELETE FROM watches WHERE job_id = ?;
+
+-- name: queue_rows
+SELECT seq, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT ?;
+
+-- name: queue_delete
+DELETE FROM watch_queue WHERE seq = ?;
+
+-- name: queue_reject
+UPDATE watch_queue SET rejected = ? WHERE seq = ?;
+
+-- name: queue_insert
+INSERT INTO watch_queue (job_id, labels, endpoints, enqueued_at) VALUES (?, ?, ?, ?);
+
+-- name: queue_rejected
+SELECT seq, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue
+WHERE rejected IS NOT NULL ORDER BY seq;
+
+-- name: due_watches
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors
+FROM watches WHERE state = 'active' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?;
+
+-- name: next_poll_at
+SELECT MIN(next_poll_at) FROM watches WHERE state = 'active';
+
+-- name: get_watch
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors
+FROM watches WHERE job_id = ?;
+
+-- name: record_poll
+UPDATE watches SET status = :status, progress = :progress, msg = :msg, create_time = :create_time,
+    last_poll_at = :now, next_poll_at = :next_poll_at, polls = polls + 1, errors = 0,
+    last_error = NULL
+WHERE job_id = :job_id AND state = 'active';
+
+-- name: record_poll_error
+UPDATE watches SET last_poll_at = :now, next_poll_at = :next_poll_at, errors = errors + 1,
+    last_error = :error
+WHERE job_id = :job_id AND state = 'active';
+
+-- name: finish_watch
+UPDATE watches SET state = :state, status = :status, progress = :progress, msg = :msg,
+    create_time = :create_time, last_poll_at = :now, next_poll_at = NULL, polls = polls + :polled,
+    finished_at = :now, last_error = :error
+WHERE job_id = :job_id AND state = 'active';
+
+-- name: expire_watches
+UPDATE watches SET state = 'expired', next_poll_at = NULL, finished_at = :now,
+    last_error = 'not terminal after give_up_after; no longer polled'
+WHERE state = 'active' AND added_at <= :cutoff;
+
+-- name: list_watches
+SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
+       next_poll_at, polls, errors, last_error, finished_at
+FROM watches ORDER BY added_at, job_id;
+
+-- name: list_watches_in_state
+SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
+       next_poll_at, polls, errors, last_error, finished_at
+FROM watches WHERE state = ? ORDER BY added_at, job_id;
+
+-- name: watch_counts
+SELECT state, COUNT(*) FROM watches GROUP BY state;
+
+-- name: insert_event
+INSERT INTO events (event_id, job_id, type, created_at, body) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING;
+
+-- name: insert_delivery
+INSERT INTO deliveries (event_id, endpoint, created_at, next_attempt_at) VALUES (?, ?, ?, ?)
+ON CONFLICT DO NOTHING;
+
+-- name: list_events
+SELECT event_id, job_id, type, created_at FROM events ORDER BY created_at, event_id;
+
+-- name: get_event
+SELECT event_id, job_id, type, created_at, body FROM events WHERE event_id = ?;
+
+-- name: due_deliveries
+SELECT d.id, d.attempts, e.event_id, e.job_id, e.type, e.created_at, e.body
+FROM deliveries d JOIN events e ON e.event_id = d.event_id
+WHERE d.state = 'pending' AND d.endpoint = ? AND d.next_attempt_at <= ?
+ORDER BY d.next_attempt_at LIMIT ?;
+
+-- name: next_delivery_at
+SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending' AND endpoint = ?;
+
+-- name: delivery_succeeded
+UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt_at = :now,
+    last_status = :status, last_error = NULL, delivered_at = :now, next_attempt_at = NULL
+WHERE id = :id;
+
+-- name: delivery_failed
+UPDATE deliveries SET state = :state, attempts = attempts + 1, last_attempt_at = :now,
+    last_status = :status, last_error = :error, next_attempt_at = :next_attempt_at
+WHERE id = :id;
+
+-- name: replay_event
+UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :now, delivered_at = NULL
+WHERE event_id = :event_id;
+
+-- name: replay_dead
+UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :now
+WHERE state = 'dead';
+
+-- name: list_deliveries
+SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
+       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id ORDER BY d.id;
+
+-- name: list_deliveries_in_state
+SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
+       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id WHERE d.state = ? ORDER BY d.id;
+
+-- name: delivery_counts
+SELECT state, COUNT(*) FROM deliveries GROUP BY state;
+
+-- name: get_token
+SELECT access_token, expire_at FROM vendor_token WHERE account = ?;
+
+-- name: save_token
+INSERT INTO vendor_token (account, access_token, expire_at, fetched_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
+    expire_at = excluded.expire_at, fetched_at = excluded.fetched_at;
+
+-- name: drop_token
+DELETE FROM vendor_token WHERE account = ? AND access_token = ?;

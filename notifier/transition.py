@@ -1,0 +1,52 @@
+"""A terminal status becomes an event: its id, its body, and who gets it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from notifier.models import TERMINAL_EVENT, Event, JobDetail
+
+
+def new_event_id(now: float) -> str:
+    """Time-ordered and unique: ``evt_`` + milliseconds (hex) + 64 random bits."""
+    return f"evt_{int(now * 1000):012x}{secrets.token_hex(8)}"
+
+
+def build_event(detail: JobDetail, labels: dict[str, str], now: float) -> Event:
+    """The event for a terminal ``detail``; its body is what every endpoint receives."""
+    event_type = TERMINAL_EVENT[detail.status]
+    body = {
+        "type": event_type,
+        "timestamp": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": {**detail.as_dict(), "labels": dict(labels)},
+    }
+    return Event(
+        event_id=new_event_id(now),
+        job_id=detail.id,
+        type=event_type,
+        created_at=now,
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+    )
+
+
+def route(
+    event_type: str,
+    watch_endpoints: Sequence[str] | None,
+    subscriptions: Iterable[tuple[str, Sequence[str]]],
+) -> list[str]:
+    """Endpoint names that get this event.
+
+    A watch that names endpoints notifies exactly those (that subscribe to the type);
+    otherwise every endpoint whose ``events`` include it.
+    """
+    chosen = []
+    for name, events in subscriptions:
+        if event_type not in events:
+            continue
+        if watch_endpoints is not None and name not in watch_endpoints:
+            continue
+        chosen.append(name)
+    return chosen

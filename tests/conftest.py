@@ -1,0 +1,270 @@
+"""Shared fixtures: the real simulator and receiver on 127.0.0.1, and the real daemon process."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from notifier._aioserver import ServerThread
+from notifier.receiver import Receiver
+from notifier.simulator import SimConfig, VendorSimulator
+
+SECRET_KEY = "sk-test-9f2c4e1a7b3d5e6f"
+OPS_SECRET = "whsec_" + base64.b64encode(b"ops-secret-0123456789abcdef!").decode()
+ANALYTICS_SECRET = "whsec_" + base64.b64encode(b"analytics-secret-0123456789xy").decode()
+OLD_OPS_SECRET = "whsec_" + base64.b64encode(b"old-ops-secret-0123456789ab").decode()
+SLACK_PATH = "/services/T000/B000/slacksecretpath123"
+
+
+@dataclass
+class Simulator:
+    sim: VendorSimulator
+    server: ServerThread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    sim = VendorSimulator(SimConfig(app_id="test-app", secret_key=SECRET_KEY, qps=10, seed=7))
+    with ServerThread(sim.make_app) as server:
+        yield Simulator(sim, server)
+
+
+@dataclass
+class ReceiverServer:
+    receiver: Receiver
+    server: ServerThread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+def receiver() -> Iterator[ReceiverServer]:
+    rec = Receiver({"/ops": [OPS_SECRET], "/analytics": [ANALYTICS_SECRET]})
+    with ServerThread(rec.make_app) as server:
+        yield ReceiverServer(rec, server)
+
+
+def base_config(tmp_path: Path, sim_url: str, receiver_url: str, **sections: Any) -> dict[str, Any]:
+    """A config dict on test-friendly timings; ``sections`` replace top-level keys."""
+    config: dict[str, Any] = {
+        "chanjing": {
+            "base_url": sim_url,
+            "app_id": "test-app",
+            "secret_key": "${TEST_SECRET_KEY}",
+            "qps": 10,
+        },
+        "state": {"path": str(tmp_path / "state.db")},
+        "watch": {"file": str(tmp_path / "watch.yaml")},
+        "polling": {"min_interval": "300ms", "max_interval": "2s", "give_up_after": "1h"},
+        "delivery": {"timeout": "3s", "retry_schedule": ["200ms", "400ms", "800ms", "1s", "1s"]},
+        "endpoints": [
+            {
+                "name": "ops",
+                "type": "webhook",
+                "url": f"{receiver_url}/ops",
+                "secret": ["${OPS_SECRET}", "${OLD_OPS_SECRET}"],
+            },
+            {
+                "name": "analytics",
+                "type": "webhook",
+                "url": f"{receiver_url}/analytics",
+                "secret": "${ANALYTICS_SECRET}",
+                "events": ["lip_sync.succeeded"],
+            },
+            {
+                "name": "team",
+                "type": "slack",
+                "url": "${SLACK_URL}",
+                "events": ["lip_sync.failed"],
+            },
+        ],
+    }
+    config.update(sections)
+    return config
+
+
+def daemon_env(receiver_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANJING_NOTIFIER")}
+    env.update(
+        TEST_SECRET_KEY=SECRET_KEY,
+        OPS_SECRET=OPS_SECRET,
+        OLD_OPS_SECRET=OLD_OPS_SECRET,
+        ANALYTICS_SECRET=ANALYTICS_SECRET,
+        SLACK_URL=f"{receiver_url}{SLACK_PATH}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def secrets_for(receiver_url: str) -> list[str]:
+    return [
+        SECRET_KEY,
+        OPS_SECRET,
+        OLD_OPS_SECRET,
+        ANALYTICS_SECRET,
+        SLACK_PATH.strip("/"),
+        f"{receiver_url}{SLACK_PATH}",
+    ]
+
+
+@dataclass
+class Workspace:
+    """A config file, a watch file and the env to run the CLI and the daemon with."""
+
+    tmp_path: Path
+    config: dict[str, Any]
+    env: dict[str, str]
+    processes: list[DaemonProcess] = field(default_factory=list)
+
+    @property
+    def config_path(self) -> Path:
+        return self.tmp_path / "config.yaml"
+
+    @property
+    def watch_path(self) -> Path:
+        return self.tmp_path / "watch.yaml"
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.config["state"]["path"])
+
+    def write_config(self) -> None:
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def write_watch(self, items: list[Any]) -> None:
+        tmp = self.watch_path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(items, sort_keys=False))
+        tmp.replace(self.watch_path)
+
+    def enqueue_sql(self, job_id: str, labels: str | None = None) -> None:
+        """INSERT into the documented queue table, as any other program would."""
+        import sqlite3
+
+        if not self.state_path.exists():
+            self.cli("watch", "list")  # creates the state file with its schema
+        with sqlite3.connect(self.state_path) as db:
+            db.execute("INSERT INTO watch_queue (job_id, labels) VALUES (?, ?)", (job_id, labels))
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "notifier", "-c", str(self.config_path), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} exited {result.returncode}: {result.stderr}")
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def start(self) -> DaemonProcess:
+        proc = DaemonProcess.start(self.config_path, self.env)
+        self.processes.append(proc)
+        return proc
+
+
+class DaemonProcess:
+    """`chanjing-notifier run` as a child process; its log lines are read as they come."""
+
+    def __init__(self, popen: subprocess.Popen[str]) -> None:
+        self.popen = popen
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def start(cls, config_path: Path, env: dict[str, str]) -> DaemonProcess:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "notifier", "-c", str(config_path), "run"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        return cls(popen)
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.output.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append({"event": line, "unparsed": True})
+        return out
+
+    def wait_for_log(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> bool:
+        def seen() -> bool:
+            return any(predicate(r) for r in self.records()) or self.popen.poll() is not None
+
+        with self._cond:
+            self._cond.wait_for(seen, timeout)
+        return any(predicate(r) for r in self.records())
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        if not self.wait_for_log(lambda r: r.get("event") == "ready", timeout):
+            raise AssertionError(f"daemon not ready:\n{self.output}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        rc = self.popen.wait(timeout)
+        self._reader.join(5)
+        return rc
+
+    def kill9(self) -> None:
+        self.popen.kill()
+        self.popen.wait(10)
+        self._reader.join(5)
+
+
+@pytest.fixture
+def workspace(
+    tmp_path: Path, simulator: Simulator, receiver: ReceiverServer
+) -> Iterator[Workspace]:
+    ws = Workspace(
+        tmp_path, base_config(tmp_path, simulator.url, receiver.url), daemon_env(receiver.url)
+    )
+    ws.write_config()
+    ws.write_watch([])
+    yield ws
+    for proc in ws.processes:
+        if proc.popen.poll() is None:
+            proc.popen.kill()
+            proc.popen.wait(10)
