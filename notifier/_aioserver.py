@@ -24,6 +24,8 @@ class AppServer:
         self.app = app
         self.host = host
         self._want_port = port
+        #: The port asked for (0: any free one); ``port`` is the one bound.
+        self.requested_port = port
         self.port = port
         self._runner: web.AppRunner | None = None
 

@@ -267,10 +267,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
         _print_rows(rows, columns, args.json)
         return EXIT_OK
     if args.action == "rm":
+        ids = list(dict.fromkeys(args.ids))
         with _open_store(config) as store:
-            removed = store.remove_watches(args.ids)
-        print(f"removed {removed} of {len(args.ids)} watch(es)")
-        return EXIT_OK if removed == len(set(args.ids)) else EXIT_FAILURE
+            missing = [job_id for job_id in ids if store.get_watch(job_id) is None]
+            removed = store.remove_watches(ids)
+        print(f"removed {removed} of {len(ids)} watch(es)")
+        for job_id in missing:
+            print(f"no watch for job {job_id}", file=sys.stderr)
+        return EXIT_FAILURE if missing else EXIT_OK
     raise UsageError("watch: choose add, list or rm")
 
 

@@ -19,11 +19,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from notifier import __version__
 from notifier import log as logs
+from notifier._aioserver import AppServer
 from notifier.config import Config, ConfigError, SlackEndpoint, WebhookEndpoint, load_config
 from notifier.dispatcher import Dispatcher
+from notifier.metrics import Metrics, make_app
 from notifier.policy import PollingSettings
 from notifier.poller import Poller
 from notifier.ratelimit import RateLimiter
+from notifier.sdnotify import SdNotifier
 from notifier.senders import Sender, SlackSender, WebhookSender
 from notifier.sources import WatchFile, take_queue
 from notifier.store import Store
@@ -38,6 +41,11 @@ QUEUE_TICK = 1.0
 WATCH_FILE_TICK = 2.0
 DISPATCH_TICK = 1.0
 HOUSEKEEPING_TICK = 30.0
+STATUS_TICK = 5.0
+#: /healthz fails when the poll tick (every 0.2 s) has not run for this long.
+HEALTH_STALE_AFTER = 5.0
+#: A vendor client replaced by a reload is closed once its last calls surely ended.
+OLD_CLIENT_CLOSE_DELAY = 30.0
 
 
 def polling_settings(config: Config) -> PollingSettings:
@@ -80,6 +88,10 @@ class Daemon:
     def __init__(self, config: Config, config_path: str | None) -> None:
         self.config = config
         self.config_path = config_path
+        self.sd = SdNotifier()
+        self.metrics = Metrics()
+        self.metrics_server: AppServer | None = None
+        self.last_tick = time.monotonic()
         self.store = Store(config.state.path)
         self.limiter = RateLimiter(config.chanjing.qps)
         self.vendor = self._make_vendor(config)
@@ -90,7 +102,10 @@ class Daemon:
             headers={"user-agent": f"chanjing-notifier/{__version__}"},
         )
         self.dispatcher = Dispatcher(
-            self.store, self._lanes(config), config.delivery.retry_schedule
+            self.store,
+            self._lanes(config),
+            config.delivery.retry_schedule,
+            observer=self.metrics.on_delivery,
         )
         self.poller = Poller(
             self.store,
@@ -109,13 +124,15 @@ class Daemon:
 
     def _make_vendor(self, config: Config) -> VendorClient:
         c = config.chanjing
-        return VendorClient(
+        client = VendorClient(
             base_url=c.base_url,
             app_id=c.app_id,
             secret_key=c.secret_key.get_secret_value(),
             limiter=self.limiter,
             store=self.store,
         )
+        client.observer = self.metrics.on_vendor_call
+        return client
 
     def _lanes(self, config: Config) -> dict[str, tuple[Sender, int]]:
         """Senders per endpoint. A sender whose settings did not change is kept, and one
@@ -179,6 +196,62 @@ class Daemon:
     async def _housekeeping(self) -> None:
         await self.poller.expire()
 
+    async def _poll_tick(self) -> None:
+        self.last_tick = time.monotonic()
+        await self.poller.tick()
+
+    def status_text(self) -> str:
+        active, pending = self.store.live_counts()
+        return f"watching {active} job(s), {pending} delivery(ies) pending"
+
+    async def _status(self) -> None:
+        self.sd.status(self.status_text())
+
+    async def _watchdog(self) -> None:
+        # Sent from the event loop: a stuck loop stops the pings and systemd restarts us.
+        self.sd.watchdog()
+
+    def health(self) -> tuple[bool, str]:
+        stale = time.monotonic() - self.last_tick
+        if stale > HEALTH_STALE_AFTER:
+            return False, f"scheduler stalled: no tick for {stale:.1f}s"
+        if not self.store.writable():
+            return False, "state database is not writable"
+        return True, "ok"
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "watches": self.store.watch_counts(),
+            "deliveries": self.store.delivery_counts_by_endpoint(),
+            "budget_in_use": self.limiter.in_use(),
+            "qps": self.limiter.qps,
+            "polls_in_flight": self.poller.in_flight,
+        }
+
+    async def _apply_metrics(self, config: Config) -> None:
+        """Start, move or stop the metrics listener to match ``metrics.listen``."""
+        address = config.metrics.address()
+        current = (
+            (self.metrics_server.host, self.metrics_server.requested_port)
+            if self.metrics_server
+            else None
+        )
+        if address == current:
+            return
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+            self.metrics_server = None
+        if address is None:
+            return
+        server = AppServer(make_app(self.metrics, self.health), address[0], address[1])
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("cannot listen for metrics", listen=config.metrics.listen, error=str(exc))
+            return
+        self.metrics_server = server
+        log.info("metrics listening", url=f"{server.url}/metrics", health=f"{server.url}/healthz")
+
     def _guarded(self, name: str, job: Callable[[], Any]) -> Callable[[], Any]:
         """A scheduled job that logs its failures instead of losing them in APScheduler."""
 
@@ -194,12 +267,15 @@ class Daemon:
     def _schedule(self) -> None:
         now = datetime.now().astimezone()
         jobs: list[tuple[str, Callable[[], Any], float]] = [
-            ("poll", self.poller.tick, POLL_TICK),
+            ("poll", self._poll_tick, POLL_TICK),
             ("queue", self._take_queue, QUEUE_TICK),
             ("watch_file", self._check_watch_file, WATCH_FILE_TICK),
             ("dispatch", self.dispatcher.tick, DISPATCH_TICK),
             ("housekeeping", self._housekeeping, HOUSEKEEPING_TICK),
+            ("status", self._status, STATUS_TICK),
         ]
+        if self.sd.watchdog_interval:
+            jobs.append(("watchdog", self._watchdog, self.sd.watchdog_interval))
         for name, job, seconds in jobs:
             self.scheduler.add_job(
                 self._guarded(name, job),
@@ -219,7 +295,14 @@ class Daemon:
 
     async def reload(self) -> bool:
         """SIGHUP: re-read config and watch file; a broken config keeps the running one."""
+        self.sd.reloading()
         log.info("reloading", config=self.config_path)
+        try:
+            return await self._reload()
+        finally:
+            self.sd.ready(self.status_text())
+
+    async def _reload(self) -> bool:
         if self.config_path is None:
             await self._check_watch_file(force=True)
             return True
@@ -239,13 +322,18 @@ class Daemon:
         logs.configure(new.log.level)
         self.config = new
         self.limiter.reconfigure(new.chanjing.qps)
-        if new.chanjing != old.chanjing:
+        if new.chanjing.model_copy(update={"qps": 0}) != old.chanjing.model_copy(update={"qps": 0}):
+            old_vendor = self.vendor
             self.vendor = self._make_vendor(new)
             self.poller.vendor = self.vendor
+            asyncio.get_running_loop().call_later(
+                OLD_CLIENT_CLOSE_DELAY, lambda: asyncio.ensure_future(old_vendor.aclose())
+            )
         self.poller.settings = polling_settings(new)
         self.poller.subscriptions = subscriptions(new)
         self.dispatcher.configure(self._lanes(new), new.delivery.retry_schedule)
         self.watch_file.path = new.watch.file
+        await self._apply_metrics(new)
         logs.redactor.replace(self._secrets() + old.secrets())
         await self._check_watch_file(force=True)
         for warning in new.warnings():
@@ -265,14 +353,13 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        self.metrics.watch_state(self._snapshot)
+        await self._apply_metrics(self.config)
         self._schedule()
         self.scheduler.start()
-        counts = self.store.watch_counts()
-        log.info(
-            "ready",
-            watching=counts["active"],
-            **{"deliveries_pending": self.store.delivery_counts()["pending"]},
-        )
+        active, pending = self.store.live_counts()
+        log.info("ready", watching=active, deliveries_pending=pending)
+        self.sd.ready(self.status_text())
         for callback in self.ready_callbacks:
             callback()
         await self._stop.wait()
@@ -280,12 +367,16 @@ class Daemon:
 
     async def _shutdown(self) -> int:
         started = time.monotonic()
+        self.sd.stopping()
         log.info("stopping", grace=STOP_GRACE)
         self.scheduler.shutdown(wait=False)
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await asyncio.gather(self.poller.drain(STOP_GRACE), self.dispatcher.drain(STOP_GRACE))
         await self.vendor.aclose()
         await self.http.aclose()
         self.store.close()
+        self.sd.close()
         log.info("stopped", took=round(time.monotonic() - started, 2))
         return 0
 

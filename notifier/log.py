@@ -62,6 +62,16 @@ _LEVELS = {
 }
 
 
+class _StdlibBridge(logging.Handler):
+    """Library warnings (stdlib logging) go through the same redacting pipeline."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            get_logger(library=record.name).log(record.levelno, record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
 def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
     """Set up structlog for this process; safe to call again (e.g. on reload)."""
     if json_lines is None:
@@ -86,6 +96,7 @@ def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
     )
     # Libraries log through stdlib logging; their INFO lines can carry URLs (Slack URLs are
     # secrets) and APScheduler narrates every tick. Keep only their real problems.
+    logging.basicConfig(handlers=[_StdlibBridge()], level=logging.WARNING, force=True)
     for name in ("httpx", "httpcore", "apscheduler", "aiohttp.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)

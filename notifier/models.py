@@ -111,6 +111,8 @@ class Event:
     type: str
     created_at: float
     body: bytes
+    #: When the job was last seen unfinished (None: terminal at its first poll).
+    last_seen_running_at: float | None = None
 
     @property
     def payload(self) -> dict[str, Any]:

@@ -128,7 +128,7 @@ class Poller:
             if detail.status != watch.status or detail.progress != watch.progress:
                 job_log.debug("job progress", status=detail.status, progress=detail.progress)
             return
-        event = build_event(detail, watch.labels, self._clock())
+        event = build_event(detail, watch.labels, self._clock(), watch.last_poll_at)
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         if self.store.record_terminal(detail, event, endpoints):
             self.events += 1

@@ -86,6 +86,17 @@ def _dump_endpoints(endpoints: Sequence[str] | None) -> str | None:
     return None if endpoints is None else json.dumps(list(endpoints))
 
 
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        row["event_id"],
+        row["job_id"],
+        row["type"],
+        row["created_at"],
+        row["body"],
+        row["last_seen_running_at"],
+    )
+
+
 def _watch_row(row: sqlite3.Row) -> WatchRow:
     endpoints = row["endpoints"]
     return WatchRow(
@@ -341,7 +352,14 @@ class Store:
             )
             inserted = self._db.execute(
                 Q["insert_event"],
-                (event.event_id, event.job_id, event.type, event.created_at, event.body),
+                (
+                    event.event_id,
+                    event.job_id,
+                    event.type,
+                    event.created_at,
+                    event.body,
+                    event.last_seen_running_at,
+                ),
             ).rowcount
             if not inserted:
                 return False
@@ -388,6 +406,11 @@ class Store:
             out.append(item)
         return out
 
+    def live_counts(self) -> tuple[int, int]:
+        """(active watches, pending deliveries): two index range counts, cheap enough to
+        run every few seconds whatever the size of the history."""
+        return int(self._one("count_active")), int(self._one("count_pending_deliveries"))
+
     def watch_counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in WatchState}
         counts.update({row[0]: row[1] for row in self._db.execute(Q["watch_counts"])})
@@ -402,7 +425,7 @@ class Store:
         row = self._db.execute(Q["get_event"], (event_id,)).fetchone()
         if row is None:
             return None
-        return Event(row["event_id"], row["job_id"], row["type"], row["created_at"], row["body"])
+        return _event(row)
 
     def due_deliveries(
         self, endpoint: str, now: float, limit: int, exclude: frozenset[int] = frozenset()
@@ -414,7 +437,7 @@ class Store:
             DueDelivery(
                 row["id"],
                 row["attempts"],
-                Event(row["event_id"], row["job_id"], row["type"], row["created_at"], row["body"]),
+                _event(row),
             )
             for row in rows
             if row["id"] not in exclude
@@ -470,6 +493,11 @@ class Store:
         else:
             rows = self._db.execute(Q["list_deliveries_in_state"], (state,))
         return [dict(row) for row in rows]
+
+    def delivery_counts_by_endpoint(self) -> dict[tuple[str, str], int]:
+        """{(state, endpoint): count}, read from an index."""
+        rows = self._db.execute(Q["delivery_counts_by_endpoint"])
+        return {(row[0], row[1]): row[2] for row in rows}
 
     def delivery_counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in DeliveryState}

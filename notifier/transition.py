@@ -15,7 +15,12 @@ def new_event_id(now: float) -> str:
     return f"evt_{int(now * 1000):012x}{secrets.token_hex(8)}"
 
 
-def build_event(detail: JobDetail, labels: dict[str, str], now: float) -> Event:
+def build_event(
+    detail: JobDetail,
+    labels: dict[str, str],
+    now: float,
+    last_seen_running_at: float | None = None,
+) -> Event:
     """The event for a terminal ``detail``; its body is what every endpoint receives."""
     event_type = TERMINAL_EVENT[detail.status]
     body = {
@@ -29,6 +34,7 @@ def build_event(detail: JobDetail, labels: dict[str, str], now: float) -> Event:
         type=event_type,
         created_at=now,
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        last_seen_running_at=last_seen_running_at,
     )
 
 

@@ -59,7 +59,7 @@ def parse_detail(job_id: str, data: object) -> JobDetail:
             raise ValueError(f"detail {name!r} is a boolean")
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # OverflowError: an int beyond float
             raise ValueError(f"detail {name!r} is not a number: {str(value)[:40]!r}") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError(f"detail {name!r} is not finite")
@@ -92,7 +92,7 @@ def parse_envelope(response: httpx.Response) -> tuple[int, str, Any]:
         raise VendorError(f"HTTP {response.status_code} ({ctype})")
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise VendorError(f"answer is not JSON ({ctype})") from None
     if not isinstance(body, dict):
         raise VendorError("answer is not a JSON object")

@@ -76,11 +76,18 @@ SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at
        next_poll_at, polls, errors, last_error, finished_at
 FROM watches WHERE state = ? ORDER BY added_at, job_id;
 
+-- name: count_active
+SELECT COUNT(*) FROM watches WHERE state = 'active';
+
+-- name: count_pending_deliveries
+SELECT COUNT(*) FROM deliveries WHERE state = 'pending';
+
 -- name: watch_counts
 SELECT state, COUNT(*) FROM watches GROUP BY state;
 
 -- name: insert_event
-INSERT INTO events (event_id, job_id, type, created_at, body) VALUES (?, ?, ?, ?, ?)
+INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at)
+VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING;
 
 -- name: insert_delivery
@@ -91,10 +98,12 @@ ON CONFLICT DO NOTHING;
 SELECT event_id, job_id, type, created_at FROM events ORDER BY created_at, event_id;
 
 -- name: get_event
-SELECT event_id, job_id, type, created_at, body FROM events WHERE event_id = ?;
+SELECT event_id, job_id, type, created_at, body, last_seen_running_at
+FROM events WHERE event_id = ?;
 
 -- name: due_deliveries
-SELECT d.id, d.attempts, e.event_id, e.job_id, e.type, e.created_at, e.body
+SELECT d.id, d.attempts, e.event_id, e.job_id, e.type, e.created_at, e.body,
+       e.last_seen_running_at
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.state = 'pending' AND d.endpoint = ? AND d.next_attempt_at <= ?
 ORDER BY d.next_attempt_at LIMIT ?;
@@ -132,6 +141,9 @@ FROM deliveries d JOIN events e ON e.event_id = d.event_id WHERE d.state = ? ORD
 
 -- name: delivery_counts
 SELECT state, COUNT(*) FROM deliveries GROUP BY state;
+
+-- name: delivery_counts_by_endpoint
+SELECT state, endpoint, COUNT(*) FROM deliveries GROUP BY state, endpoint;
 
 -- name: get_token
 SELECT access_token, expire_at FROM vendor_token WHERE account = ?;

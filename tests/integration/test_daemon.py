@@ -235,3 +235,54 @@ def test_unknown_job_is_failed_not_polled_forever(
     assert watch["state"] == "failed"
     assert "vendor rejected the id" in watch["msg"]
     assert workspace.cli_json("events", "list") == []
+
+
+def test_slow_endpoint_does_not_delay_others_and_stop_is_prompt(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    import time
+
+    rec = receiver.receiver
+    rec.set_delay("/analytics", 30)  # answers long after our 3 s timeout
+    outcomes = _add_jobs(simulator, 6, failed_every=100)  # all succeed: analytics wants all
+    workspace.cli("watch", "add", *outcomes)
+    daemon = workspace.start()
+    daemon.wait_ready()
+    assert rec.wait_for_blocking(lambda r: set(_ids(r, "/ops")) == set(outcomes), timeout=30), (
+        rec.summary()
+    )
+    # The slow receiver got its attempts (in flight or timed out), none completed.
+    assert rec.wait_for_blocking(lambda r: len(r.all("/analytics")) >= 1, timeout=30)
+    delivered = workspace.cli_json("deliveries", "list", "--state", "delivered")
+    assert {d["endpoint"] for d in delivered} == {"ops"}
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 10
+    pending = workspace.cli_json("deliveries", "list", "--state", "pending")
+    assert {d["endpoint"] for d in pending} == {"analytics"}
+    assert len(pending) == len(outcomes)
+
+
+def test_watch_file_followed_without_signal_and_broken_file_keeps_previous(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    first = simulator.sim.add_job("file0001", queue_s=0.1, run_s=30, outcome=20)
+    workspace.write_watch([first])
+    daemon = workspace.start()
+    daemon.wait_ready()
+    assert daemon.wait_for_log(lambda r: r.get("event") == "watch file loaded", timeout=10)
+    workspace.watch_path.write_text("- file0001\n- {id: [broken\n")
+    assert daemon.wait_for_log(
+        lambda r: r.get("event", "").startswith("watch file is invalid"), timeout=15
+    ), daemon.output
+    second = simulator.sim.add_job("file0002", queue_s=0.1, run_s=0.2, outcome=20)
+    workspace.write_watch([first, second])
+    assert receiver.receiver.wait_for_blocking(lambda r: second in _ids(r, "/ops"), timeout=30), (
+        daemon.output
+    )
+    assert daemon.stop() == 0
+    states = {w["job_id"]: w["state"] for w in workspace.cli_json("watch", "list")}
+    assert states == {first: "active", second: "succeeded"}
+    invalid = [r for r in daemon.records() if r.get("event", "").startswith("watch file is inv")]
+    assert len(invalid) == 1  # reported once per broken content, not every tick
+    assert "YAML" in json.dumps(invalid[0]) or "yaml" in json.dumps(invalid[0])

@@ -1,0 +1,150 @@
+"""Prometheus metrics and a health check, served on ``metrics.listen``.
+
+Counters and histograms are fed by observers the daemon hangs on the vendor client and the
+dispatcher; gauges of stored state are read from the store at scrape time, so they are never
+stale and cost nothing between scrapes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from notifier.models import SendResult
+
+if TYPE_CHECKING:
+    from notifier.store import DueDelivery
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+DETECTION_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120, 300, 600)
+
+
+class _StateCollector(Collector):
+    """Gauges computed on scrape from a callback returning the daemon's live numbers."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snap = self._snapshot()
+        watches = GaugeMetricFamily("chanjing_watches", "Watches by state.", labels=["state"])
+        for state, count in snap["watches"].items():
+            watches.add_metric([state], count)
+        yield watches
+        deliveries = GaugeMetricFamily(
+            "chanjing_deliveries", "Deliveries by state and endpoint.", labels=["state", "endpoint"]
+        )
+        for (state, endpoint), count in snap["deliveries"].items():
+            deliveries.add_metric([state, endpoint], count)
+        yield deliveries
+        yield GaugeMetricFamily(
+            "chanjing_budget_in_use",
+            "Vendor calls in the last second as a fraction of chanjing.qps.",
+            value=snap["budget_in_use"],
+        )
+        yield GaugeMetricFamily(
+            "chanjing_budget_qps",
+            "Configured vendor budget (calls per second).",
+            value=snap["qps"],
+        )
+        yield GaugeMetricFamily(
+            "chanjing_polls_in_flight",
+            "Polls waiting for the budget or in flight.",
+            value=snap["polls_in_flight"],
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.vendor_calls = Counter(
+            "chanjing_vendor_calls",
+            "Vendor API calls by endpoint and result code (or error).",
+            ["endpoint", "result"],
+            registry=r,
+        )
+        self.vendor_latency = Histogram(
+            "chanjing_vendor_latency_seconds",
+            "Vendor API call latency.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.throttled = Counter(
+            "chanjing_vendor_throttled", "Vendor answers 40001 (over the QPS limit).", registry=r
+        )
+        self.token_refreshes = Counter(
+            "chanjing_token_refreshes", "Access tokens fetched from the vendor.", registry=r
+        )
+        self.attempts = Counter(
+            "chanjing_delivery_attempts",
+            "Delivery attempts by endpoint and outcome.",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "chanjing_delivery_latency_seconds",
+            "Duration of one delivery attempt.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.detection_latency = Histogram(
+            "chanjing_detection_latency_seconds",
+            "From the last poll that saw the job unfinished (completion came after it) to the "
+            "first delivery attempt: an upper bound of the time users waited.",
+            ["endpoint"],
+            buckets=DETECTION_BUCKETS,
+            registry=r,
+        )
+
+    def watch_state(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self.registry.register(_StateCollector(snapshot))
+
+    # -- observers ------------------------------------------------------------------------
+
+    def on_vendor_call(self, endpoint: str, result: str, seconds: float) -> None:
+        self.vendor_calls.labels(endpoint, result).inc()
+        self.vendor_latency.labels(endpoint).observe(seconds)
+        if result == "40001":
+            self.throttled.inc()
+        if endpoint == "access_token" and result == "0":
+            self.token_refreshes.inc()
+
+    def on_delivery(
+        self, endpoint: str, due: DueDelivery, result: SendResult, seconds: float
+    ) -> None:
+        outcome = "ok" if result.ok else ("permanent" if result.permanent else "failed")
+        self.attempts.labels(endpoint, outcome).inc()
+        self.delivery_latency.labels(endpoint).observe(seconds)
+        seen = due.event.last_seen_running_at
+        if due.attempts == 0 and seen is not None:
+            started = time.time() - seconds
+            self.detection_latency.labels(endpoint).observe(max(0.0, started - seen))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def make_app(metrics: Metrics, healthy: Callable[[], tuple[bool, str]]) -> web.Application:
+    """``/metrics`` and ``/healthz`` (200 only while the loop ticks and the store writes)."""
+
+    async def metrics_handler(_request: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"content-type": CONTENT_TYPE})
+
+    async def health_handler(_request: web.Request) -> web.Response:
+        ok, reason = healthy()
+        return web.Response(status=200 if ok else 503, text=reason + "\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", health_handler)
+    return app
