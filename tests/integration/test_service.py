@@ -153,3 +153,54 @@ def test_metrics_and_healthz(
     ):
         assert needle in text, needle
     assert daemon.stop() == 0
+
+
+def test_reload_applies_new_endpoints_and_keeps_state(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    first = simulator.sim.add_job("reloadep1", queue_s=0.1, run_s=0.2, outcome=20)
+    workspace.cli("watch", "add", first)
+    daemon = workspace.start()
+    daemon.wait_ready()
+    rec = receiver.receiver
+    assert rec.wait_for_blocking(lambda r: len(r.accepted("/ops")) == 1, timeout=30)
+
+    workspace.config["endpoints"] = [
+        *workspace.config["endpoints"],
+        {
+            "name": "late",
+            "type": "webhook",
+            "url": f"{receiver.url}/late",
+            "secret": "${OPS_SECRET}",
+            "events": ["lip_sync.succeeded"],
+        },
+    ]
+    workspace.config["log"] = {"level": "debug"}
+    workspace.write_config()
+    daemon.popen.send_signal(signal.SIGHUP)
+    assert daemon.wait_for_log(lambda r: r.get("event") == "reloaded", timeout=10)
+    second = simulator.sim.add_job("reloadep2", queue_s=0.1, run_s=0.2, outcome=20)
+    workspace.cli("watch", "add", second)
+    assert rec.wait_for_blocking(lambda r: len(r.accepted("/late")) == 1, timeout=30)
+    assert rec.accepted("/late")[0].payload["data"]["id"] == second
+    assert daemon.stop() == 0
+    # The old event was not re-sent to the new endpoint, nor to the old ones.
+    assert [r.payload["data"]["id"] for r in rec.accepted("/ops")] == [first, second]
+    assert any(r.get("level") == "debug" for r in daemon.records())  # log level applied
+
+
+def test_demo_runs_offline_and_exits_zero() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "notifier", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo OK" in result.stdout
+    assert "ops (webhook)          8/8 received" in result.stdout
+    assert "signature failures     0" in result.stdout
