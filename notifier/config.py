@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -481,6 +482,11 @@ class PollingConfig(BaseModel):
     min_interval: PositiveDuration = 5.0
     max_interval: PositiveDuration = 120.0
     give_up_after: PositiveDuration = 86400.0
+    #: ``adaptive`` predicts each job's completion from its progress; ``round_robin`` polls
+    #: every job every ``min_interval`` (the baseline the benchmark compares against).
+    policy: Literal["adaptive", "round_robin"] = "adaptive"
+    #: Also observe recent jobs through the vendor's list call (up to 100 jobs per call).
+    list_sweep: StrictBool = True
 
     @model_validator(mode="after")
     def _check_order(self) -> PollingConfig:

@@ -59,7 +59,7 @@ def parse_detail(job_id: str, data: object) -> JobDetail:
             raise ValueError(f"detail {name!r} is a boolean")
         try:
             number = float(value)
-        except (TypeError, ValueError):  # OverflowError: an int beyond float
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float
             raise ValueError(f"detail {name!r} is not a number: {str(value)[:40]!r}") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError(f"detail {name!r} is not finite")
