@@ -441,7 +441,8 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         "unknown polling key",
         BASE + "polling: {interval: 5s}\n",
         None,
-        "polling.interval: unknown key (allowed: min_interval, max_interval, give_up_after)",
+        "polling.interval: unknown key (allowed: min_interval, max_interval, give_up_after, "
+        "policy, list_sweep)",
     ),
     (
         "bad duration",
