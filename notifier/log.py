@@ -8,6 +8,7 @@ value of any log line, whatever the code that logged it meant to do.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
@@ -72,6 +73,22 @@ class _StdlibBridge(logging.Handler):
             self.handleError(record)
 
 
+#: syslog priorities, so journald files each line at its level (`journalctl -p warning`).
+_PRIORITY = {
+    "debug": 7,
+    "info": 6,
+    "warning": 4,
+    "warn": 4,
+    "error": 3,
+    "exception": 3,
+    "critical": 2,
+}
+
+
+def _journal_priority(logger: Any, method: str, line: Any) -> Any:
+    return f"<{_PRIORITY.get(method, 6)}>{line}"
+
+
 def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
     """Set up structlog for this process; safe to call again (e.g. on reload)."""
     if json_lines is None:
@@ -81,15 +98,19 @@ def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
         if json_lines
         else structlog.dev.ConsoleRenderer(colors=True)
     )
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redactor,
+        renderer,
+    ]
+    # Under systemd, stderr is a journal stream: a "<N>" prefix sets the line's priority.
+    if json_lines and os.environ.get("JOURNAL_STREAM"):
+        processors.append(_journal_priority)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redactor,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
