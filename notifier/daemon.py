@@ -50,7 +50,7 @@ OLD_CLIENT_CLOSE_DELAY = 30.0
 
 def polling_settings(config: Config) -> PollingSettings:
     p = config.polling
-    return PollingSettings(p.min_interval, p.max_interval, p.give_up_after)
+    return PollingSettings(p.min_interval, p.max_interval, p.give_up_after, p.policy)
 
 
 def subscriptions(config: Config) -> list[tuple[str, Sequence[str]]]:
@@ -113,6 +113,7 @@ class Daemon:
             self.limiter,
             polling_settings(config),
             subscriptions(config),
+            list_sweep=config.polling.list_sweep,
             on_event=self.dispatcher.kick,
         )
         self.watch_file = WatchFile(config.watch.file)
@@ -274,6 +275,7 @@ class Daemon:
             ("housekeeping", self._housekeeping, HOUSEKEEPING_TICK),
             ("status", self._status, STATUS_TICK),
         ]
+        jobs.append(("sweep", self.poller.sweep, self.config.polling.min_interval))
         if self.sd.watchdog_interval:
             jobs.append(("watchdog", self._watchdog, self.sd.watchdog_interval))
         for name, job, seconds in jobs:
@@ -330,6 +332,11 @@ class Daemon:
                 OLD_CLIENT_CLOSE_DELAY, lambda: asyncio.ensure_future(old_vendor.aclose())
             )
         self.poller.settings = polling_settings(new)
+        self.poller.list_sweep = new.polling.list_sweep
+        if new.polling.min_interval != old.polling.min_interval:
+            self.scheduler.reschedule_job(
+                "sweep", trigger="interval", seconds=new.polling.min_interval
+            )
         self.poller.subscriptions = subscriptions(new)
         self.dispatcher.configure(self._lanes(new), new.delivery.retry_schedule)
         self.watch_file.path = new.watch.file

@@ -103,6 +103,21 @@ class JobDetail:
 
 
 @dataclass(frozen=True)
+class JobMemory:
+    """What the policy remembers of a job between polls (stored with the watch)."""
+
+    added_at: float
+    create_time: int | None = None
+    last_poll_at: float | None = None
+    last_progress: int | None = None
+    first_running_at: float | None = None
+    first_running_progress: int | None = None
+    last_queued_at: float | None = None
+    misses: int = 0
+    predicted_at: float | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     """A terminal event as stored; ``body`` is the exact JSON sent to every endpoint."""
 

@@ -1,4 +1,9 @@
-"""Takes due watches, asks the vendor, and turns answers into state (and events)."""
+"""Asks the vendor about watched jobs and turns the answers into state (and events).
+
+Two ways to look: a detail call per job, planned by the polling policy, and a list sweep
+that sees up to a page of the account's newest jobs per call. With many jobs the sweep is
+far cheaper; jobs it covers are left out of detail polling while it keeps covering them.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,11 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import replace
 
 from notifier.log import get_logger
 from notifier.models import JobDetail
-from notifier.policy import PollingSettings, next_poll_delay
+from notifier.policy import PollingSettings, plan_after_poll, retry_delay
 from notifier.ratelimit import LimiterClosed, RateLimiter
 from notifier.store import Store, WatchRow
 from notifier.transition import build_event, route
@@ -21,6 +26,12 @@ log = get_logger(component="poller")
 #: Keep about this many seconds of budget queued at the limiter, so it never runs dry
 #: between ticks, while the choice of *which* job to poll stays fresh.
 LOOKAHEAD_SECONDS = 1.0
+#: Jobs per list call (the vendor's largest page).
+PAGE_SIZE = 100
+#: A sweep may spend at most this share of the budget of one sweep interval.
+SWEEP_BUDGET_SHARE = 0.5
+#: After a failed sweep, wait this long before sweeping again (detail polls carry on).
+SWEEP_RETRY_AFTER = 60.0
 
 
 class Poller:
@@ -32,6 +43,7 @@ class Poller:
         settings: PollingSettings,
         subscriptions: Sequence[tuple[str, Sequence[str]]],
         *,
+        list_sweep: bool = True,
         on_event: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -40,24 +52,35 @@ class Poller:
         self.limiter = limiter
         self.settings = settings
         self.subscriptions = list(subscriptions)
+        self.list_sweep = list_sweep
         self._on_event = on_event
         self._clock = clock
         self._rng = random.Random()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._sweep_paused_until = 0.0
         self.polls = 0
+        self.sweeps = 0
         self.events = 0
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    # -- detail polls ---------------------------------------------------------------------
+
     async def tick(self) -> None:
-        """Start polls for the most overdue jobs, up to about a second of budget ahead."""
+        """Start polls: due ones first (most overdue first), then early ones if budget is
+        spare, up to about a second of budget ahead."""
         want = max(1, int(self.limiter.qps * LOOKAHEAD_SECONDS)) - len(self._in_flight)
         if want <= 0:
             return
-        due = self.store.due_watches(self._clock(), want, frozenset(self._in_flight))
-        for watch in due:
+        now = self._clock()
+        busy = frozenset(self._in_flight)
+        chosen = self.store.due_watches(now, want, busy)
+        if len(chosen) < want:
+            busy = busy | {w.job_id for w in chosen}
+            chosen += self.store.early_watches(now, want - len(chosen), busy)
+        for watch in chosen:
             task = asyncio.create_task(self._poll(watch), name=f"poll {watch.job_id}")
             self._in_flight[watch.job_id] = task
             task.add_done_callback(self._forget)
@@ -66,16 +89,6 @@ class Poller:
         job_id = task.get_name().removeprefix("poll ")
         if self._in_flight.get(job_id) is task:
             del self._in_flight[job_id]
-
-    async def expire(self) -> None:
-        expired = self.store.expire_watches(self.settings.give_up_after)
-        if expired:
-            log.warning(
-                "watches expired",
-                count=expired,
-                give_up_after=self.settings.give_up_after,
-                hint="they are no longer polled; see `watch list --state expired`",
-            )
 
     async def _poll(self, watch: WatchRow) -> None:
         job_log = log.bind(job_id=watch.job_id)
@@ -112,28 +125,44 @@ class Poller:
             return
         self.polls += 1
         try:
-            self._apply(watch, detail, job_log)
+            self.observe(watch, detail)
         except Exception:
             job_log.exception("could not record the poll; will retry")
 
     def _retry_later(self, watch: WatchRow, error: str) -> float:
-        delay = next_poll_delay(None, watch.errors + 1, self.settings, self._rng.random())
+        delay = retry_delay(watch.errors + 1, self.settings, self._rng.random())
         self.store.record_poll_error(watch.job_id, error, self._clock() + delay)
         return delay
 
-    def _apply(self, watch: WatchRow, detail: JobDetail, job_log: Any) -> None:
+    # -- what an answer means -------------------------------------------------------------
+
+    def observe(self, watch: WatchRow, detail: JobDetail, *, not_before: float = 0.0) -> None:
+        """Record what the vendor said of a job: progress and the next poll, or its end.
+
+        ``not_before`` pushes the next detail poll's deadline at least that late (a sweep
+        will look again by then); with spare budget it may still go earlier.
+        """
+        now = self._clock()
         if not detail.terminal:
-            delay = next_poll_delay(detail, 0, self.settings, self._rng.random())
-            self.store.record_poll(detail, self._clock() + delay)
+            plan = plan_after_poll(watch.memory(), detail, now, self.settings)
+            not_before = min(not_before, now + self.settings.max_interval)
+            deadline = max(plan.deadline, not_before)
+            self.store.record_poll(detail, plan.earliest, deadline, plan.memory)
             if detail.status != watch.status or detail.progress != watch.progress:
-                job_log.debug("job progress", status=detail.status, progress=detail.progress)
+                log.debug(
+                    "job progress",
+                    job_id=watch.job_id,
+                    status=detail.status,
+                    progress=detail.progress,
+                )
             return
-        event = build_event(detail, watch.labels, self._clock(), watch.last_poll_at)
+        event = build_event(detail, watch.labels, now, watch.last_poll_at)
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         if self.store.record_terminal(detail, event, endpoints):
             self.events += 1
-            job_log.info(
+            log.info(
                 "job finished",
+                job_id=watch.job_id,
                 event_id=event.event_id,
                 type=event.type,
                 status=detail.status,
@@ -141,6 +170,70 @@ class Poller:
                 endpoints=endpoints,
             )
             self._on_event()
+
+    # -- list sweeps ----------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Every ``min_interval``: note the load (for the policy's round-robin cap), then
+        look at the newest jobs page by page, stopping once past the oldest watched one."""
+        active, _pending = self.store.live_counts()
+        fair = max(self.settings.min_interval, active / max(self.limiter.qps, 1))
+        self.settings = replace(self.settings, fair_interval=fair)
+        if not active or not self.list_sweep or self._clock() < self._sweep_paused_until:
+            return
+        interval = self.settings.min_interval
+        max_pages = max(1, int(self.limiter.qps * interval * SWEEP_BUDGET_SHARE))
+        oldest = self.store.oldest_active_create_time()
+        # Until the next sweep, detail polls of the jobs this one saw are not due (they may
+        # still use spare budget).
+        covered_until = self._clock() + 2 * interval
+        seen = 0
+        page = 1
+        while page <= max_pages:
+            try:
+                details, pages = await self.vendor.list_page(page, PAGE_SIZE)
+            except LimiterClosed:
+                return
+            except (VendorError, UnknownJob) as exc:
+                self._sweep_paused_until = self._clock() + SWEEP_RETRY_AFTER
+                log.warning(
+                    "list sweep failed; detail polls carry on",
+                    error=str(exc),
+                    retry_in=SWEEP_RETRY_AFTER,
+                )
+                return
+            seen += self._observe_page(details, covered_until)
+            if (
+                not details
+                or page >= pages
+                or seen >= active
+                or (oldest is not None and min(d.create_time for d in details) < oldest)
+            ):
+                break
+            page += 1
+        self.sweeps += 1
+
+    def _observe_page(self, details: Sequence[JobDetail], covered_until: float) -> int:
+        by_id = {d.id: d for d in details}
+        watches = self.store.active_watches_among(list(by_id))
+        for watch in watches:
+            if watch.job_id in self._in_flight:
+                continue  # its detail poll is on its way; let that one record it
+            try:
+                self.observe(watch, by_id[watch.job_id], not_before=covered_until)
+            except Exception:
+                log.exception("could not record a swept job", job_id=watch.job_id)
+        return len(watches)
+
+    async def expire(self) -> None:
+        expired = self.store.expire_watches(self.settings.give_up_after)
+        if expired:
+            log.warning(
+                "watches expired",
+                count=expired,
+                give_up_after=self.settings.give_up_after,
+                hint="they are no longer polled; see `watch list --state expired`",
+            )
 
     async def drain(self, grace: float) -> None:
         """Let polls already sent finish for up to ``grace`` seconds; cancel the rest."""

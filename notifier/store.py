@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from notifier.models import DeliveryState, Event, JobDetail, WatchSpec, WatchState
+from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
 
 _SQL_DIR = resources.files("notifier") / "sql"
 _MIGRATION_RE = re.compile(r"^migration_(\d{3})\.sql$")
@@ -66,6 +66,26 @@ class WatchRow:
     next_poll_at: float
     polls: int
     errors: int
+    poll_key: float
+    first_running_at: float | None
+    first_running_progress: int | None
+    last_queued_at: float | None
+    misses: int
+    predicted_at: float | None
+
+    def memory(self) -> JobMemory:
+        """What the polling policy remembers of this job."""
+        return JobMemory(
+            added_at=self.added_at,
+            create_time=self.create_time,
+            last_poll_at=self.last_poll_at,
+            last_progress=self.progress,
+            first_running_at=self.first_running_at,
+            first_running_progress=self.first_running_progress,
+            last_queued_at=self.last_queued_at,
+            misses=self.misses,
+            predicted_at=self.predicted_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,12 @@ def _watch_row(row: sqlite3.Row) -> WatchRow:
         next_poll_at=row["next_poll_at"],
         polls=row["polls"],
         errors=row["errors"],
+        poll_key=row["poll_key"],
+        first_running_at=row["first_running_at"],
+        first_running_progress=row["first_running_progress"],
+        last_queued_at=row["last_queued_at"],
+        misses=row["misses"],
+        predicted_at=row["predicted_at"],
     )
 
 
@@ -293,10 +319,30 @@ class Store:
     def due_watches(
         self, now: float, limit: int, exclude: frozenset[str] = frozenset()
     ) -> list[WatchRow]:
-        """The most overdue active watches first, skipping ones already being polled."""
-        rows = self._db.execute(Q["due_watches"], (now, limit + len(exclude))).fetchall()
-        due = [_watch_row(row) for row in rows if row["job_id"] not in exclude]
-        return due[:limit]
+        """Watches whose poll is due (``poll_key`` passed), most overdue first, skipping
+        ones already being polled."""
+        return self._watches("due_watches", now, limit, exclude)
+
+    def early_watches(
+        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+    ) -> list[WatchRow]:
+        """Watches that may be polled now if budget is spare (``next_poll_at`` passed)."""
+        return self._watches("early_watches", now, limit, exclude)
+
+    def _watches(
+        self, query: str, now: float, limit: int, exclude: frozenset[str]
+    ) -> list[WatchRow]:
+        rows = self._db.execute(Q[query], (now, limit + len(exclude))).fetchall()
+        found = [_watch_row(row) for row in rows if row["job_id"] not in exclude]
+        return found[:limit]
+
+    def active_watches_among(self, job_ids: Sequence[str]) -> list[WatchRow]:
+        rows = self._db.execute(Q["active_watches_among"], (json.dumps(list(job_ids)),))
+        return [_watch_row(row) for row in rows]
+
+    def oldest_active_create_time(self) -> int | None:
+        value = self._one("oldest_active_create_time")
+        return None if value is None else int(value)
 
     def get_watch(self, job_id: str) -> WatchRow | None:
         row = self._db.execute(Q["get_watch"], (job_id,)).fetchone()
@@ -306,7 +352,10 @@ class Store:
         value = self._one("next_poll_at")
         return None if value is None else float(value)
 
-    def record_poll(self, detail: JobDetail, next_poll_at: float) -> None:
+    def record_poll(
+        self, detail: JobDetail, earliest: float, deadline: float, memory: JobMemory
+    ) -> None:
+        """A non-terminal answer: its status, and when to poll next (policy's plan)."""
         with self.transaction():
             self._db.execute(
                 Q["record_poll"],
@@ -317,7 +366,13 @@ class Store:
                     "msg": detail.msg,
                     "create_time": detail.create_time,
                     "now": self.now(),
-                    "next_poll_at": next_poll_at,
+                    "next_poll_at": earliest,
+                    "poll_key": deadline,
+                    "first_running_at": memory.first_running_at,
+                    "first_running_progress": memory.first_running_progress,
+                    "last_queued_at": memory.last_queued_at,
+                    "misses": memory.misses,
+                    "predicted_at": memory.predicted_at,
                 },
             )
 

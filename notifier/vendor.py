@@ -20,6 +20,7 @@ from notifier.store import Store
 
 TOKEN_PATH = "/open/v1/access_token"
 DETAIL_PATH = "/open/v1/video_lip_sync/detail"
+LIST_PATH = "/open/v1/video_lip_sync/list"
 
 CODE_OK = 0
 CODE_TOKEN_INVALID = 10400
@@ -219,23 +220,58 @@ class VendorClient:
                 self._token = None
             self._store.drop_token(self._account, token)
 
-    async def detail(self, job_id: str) -> JobDetail:
-        """The job's current state. UnknownJob for a rejected id, VendorError otherwise."""
+    async def _authorized(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Any:
+        """A call with the access token; on 10400 refresh once and retry. Returns
+        (code, msg, data) for any other code."""
+        headers = kwargs.pop("headers", {})
         for attempt in range(2):
             token = await self.token()
             code, msg, data = await self._call(
-                "detail", "GET", DETAIL_PATH, params={"id": job_id}, headers={"access_token": token}
+                endpoint, method, path, headers={**headers, "access_token": token}, **kwargs
             )
-            if code == CODE_OK:
-                try:
-                    return parse_detail(job_id, data)
-                except ValueError as exc:
-                    raise VendorError(f"unusable detail answer: {exc}") from None
             if code == CODE_TOKEN_INVALID and attempt == 0:
                 # Revoked or expired early (someone issued a new one): refresh once, retry.
                 await self._forget_token(token)
                 continue
-            if code == CODE_BAD_PARAMETER:
-                raise UnknownJob(msg or "parameter error")
+            if code == CODE_TOKEN_INVALID:
+                raise VendorError("access token rejected even after a refresh (code 10400)")
+            return code, msg, data
+        raise AssertionError("unreachable")
+
+    async def list_page(self, page: int, page_size: int) -> tuple[list[JobDetail], int]:
+        """One page of the account's jobs, newest first, and the number of pages.
+
+        Items that cannot be parsed are skipped: one odd job must not hide the others.
+        """
+        code, msg, data = await self._authorized(
+            "list", "POST", LIST_PATH, json={"page": page, "page_size": page_size}
+        )
+        if code != CODE_OK:
             raise VendorError(f"{msg or 'error'} (code {code})")
-        raise VendorError("access token rejected even after a refresh (code 10400)")
+        if not isinstance(data, Mapping) or not isinstance(data.get("list"), list):
+            raise VendorError("list answer has no data.list array")
+        details = []
+        for item in data["list"]:
+            if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+                try:
+                    details.append(parse_detail(item["id"], item))
+                except ValueError:
+                    continue
+        info = data.get("page_info")
+        total = info.get("total_page") if isinstance(info, Mapping) else None
+        pages = total if isinstance(total, int) and not isinstance(total, bool) else page
+        return details, max(pages, 0)
+
+    async def detail(self, job_id: str) -> JobDetail:
+        """The job's current state. UnknownJob for a rejected id, VendorError otherwise."""
+        code, msg, data = await self._authorized(
+            "detail", "GET", DETAIL_PATH, params={"id": job_id}
+        )
+        if code == CODE_OK:
+            try:
+                return parse_detail(job_id, data)
+            except ValueError as exc:
+                raise VendorError(f"unusable detail answer: {exc}") from None
+        if code == CODE_BAD_PARAMETER:
+            raise UnknownJob(msg or "parameter error")
+        raise VendorError(f"{msg or 'error'} (code {code})")

@@ -1,8 +1,8 @@
 -- Every statement the store runs, by name. Loaded once by notifier.store.
 
 -- name: upsert_watch
-INSERT INTO watches (job_id, source, labels, endpoints, added_at, next_poll_at)
-VALUES (:job_id, :source, :labels, :endpoints, :now, :now)
+INSERT INTO watches (job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
+VALUES (:job_id, :source, :labels, :endpoints, :now, :now, :now)
 ON CONFLICT (job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
 WHERE watches.labels IS NOT excluded.labels OR watches.endpoints IS NOT excluded.endpoints;
 
@@ -33,36 +33,56 @@ WHERE rejected IS NOT NULL ORDER BY seq;
 
 -- name: due_watches
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
-       next_poll_at, polls, errors
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
+FROM watches WHERE state = 'active' AND poll_key <= ? ORDER BY poll_key LIMIT ?;
+
+-- name: early_watches
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
 FROM watches WHERE state = 'active' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?;
+
+-- name: active_watches_among
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
+FROM watches WHERE state = 'active' AND job_id IN (SELECT value FROM json_each(?));
+
+-- name: oldest_active_create_time
+SELECT MIN(create_time) FROM watches WHERE state = 'active';
 
 -- name: next_poll_at
 SELECT MIN(next_poll_at) FROM watches WHERE state = 'active';
 
 -- name: get_watch
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
-       next_poll_at, polls, errors
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
 FROM watches WHERE job_id = ?;
 
 -- name: record_poll
 UPDATE watches SET status = :status, progress = :progress, msg = :msg, create_time = :create_time,
-    last_poll_at = :now, next_poll_at = :next_poll_at, polls = polls + 1, errors = 0,
-    last_error = NULL
+    last_poll_at = :now, next_poll_at = :next_poll_at, poll_key = :poll_key, polls = polls + 1,
+    errors = 0, last_error = NULL, first_running_at = :first_running_at,
+    first_running_progress = :first_running_progress, last_queued_at = :last_queued_at,
+    misses = :misses, predicted_at = :predicted_at
 WHERE job_id = :job_id AND state = 'active';
 
 -- name: record_poll_error
-UPDATE watches SET last_poll_at = :now, next_poll_at = :next_poll_at, errors = errors + 1,
-    last_error = :error
+UPDATE watches SET last_poll_at = :now, next_poll_at = :next_poll_at,
+    poll_key = :next_poll_at, errors = errors + 1, last_error = :error
 WHERE job_id = :job_id AND state = 'active';
 
 -- name: finish_watch
 UPDATE watches SET state = :state, status = :status, progress = :progress, msg = :msg,
-    create_time = :create_time, last_poll_at = :now, next_poll_at = NULL, polls = polls + :polled,
+    create_time = :create_time, last_poll_at = :now, next_poll_at = NULL, poll_key = NULL,
+    polls = polls + :polled,
     finished_at = :now, last_error = :error
 WHERE job_id = :job_id AND state = 'active';
 
 -- name: expire_watches
-UPDATE watches SET state = 'expired', next_poll_at = NULL, finished_at = :now,
+UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
     last_error = 'not terminal after give_up_after; no longer polled'
 WHERE state = 'active' AND added_at <= :cutoff;
 

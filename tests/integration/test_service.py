@@ -179,7 +179,7 @@ def test_reload_applies_new_endpoints_and_keeps_state(
     workspace.write_config()
     daemon.popen.send_signal(signal.SIGHUP)
     assert daemon.wait_for_log(lambda r: r.get("event") == "reloaded", timeout=10)
-    second = simulator.sim.add_job("reloadep2", queue_s=0.1, run_s=0.2, outcome=20)
+    second = simulator.sim.add_job("reloadep2", queue_s=0.5, run_s=2, outcome=20)
     workspace.cli("watch", "add", second)
     assert rec.wait_for_blocking(lambda r: len(r.accepted("/late")) == 1, timeout=30)
     assert rec.accepted("/late")[0].payload["data"]["id"] == second

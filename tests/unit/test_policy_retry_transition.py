@@ -3,15 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from notifier.models import JobDetail, SendResult
-from notifier.policy import PollingSettings, next_poll_delay
 from notifier.retry import next_attempt_delay
 from notifier.transition import build_event, new_event_id, route
 
-SETTINGS = PollingSettings(min_interval=5, max_interval=120, give_up_after=86400)
 SCHEDULE = [5.0, 30.0, 120.0]
 
 
@@ -26,25 +22,6 @@ def detail(status: int, progress: int = 0) -> JobDetail:
         12345,
         1_738_636_800,
     )
-
-
-@given(
-    status=st.sampled_from([0, 10]),
-    errors=st.integers(0, 100),
-    jitter=st.floats(0, 0.999),
-    ok=st.booleans(),
-)
-def test_poll_delay_always_within_min_and_max(
-    status: int, errors: int, jitter: float, ok: bool
-) -> None:
-    delay = next_poll_delay(detail(status) if ok else None, errors, SETTINGS, jitter)
-    assert SETTINGS.min_interval <= delay <= SETTINGS.max_interval
-
-
-def test_failed_polls_back_off() -> None:
-    delays = [next_poll_delay(None, n, SETTINGS, 0.5) for n in range(1, 8)]
-    assert delays == sorted(delays)
-    assert delays[0] == 5 and delays[-1] == 120
 
 
 def test_retry_schedule_then_dead() -> None:

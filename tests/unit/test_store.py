@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from notifier.models import Event, JobDetail, WatchSpec
+from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store, StoreError
 
 
@@ -64,7 +64,7 @@ def test_due_watches_most_overdue_first_and_skips_in_flight(store: Store, clock:
     assert [w.job_id for w in store.due_watches(200.0, 10)] == ["c", "a", "b"]
     assert [w.job_id for w in store.due_watches(200.0, 2, frozenset({"c"}))] == ["a", "b"]
     assert store.due_watches(100.5, 10)[0].job_id == "c"
-    store.record_poll(detail("c", 10, 40), next_poll_at=300.0)
+    store.record_poll(detail("c", 10, 40), 300.0, 300.0, JobMemory(added_at=100.0))
     assert [w.job_id for w in store.due_watches(200.0, 10)] == ["a", "b"]
     assert store.next_poll_at() == 101.0
 
