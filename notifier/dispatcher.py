@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from notifier._tasks import settle
 from notifier.log import get_logger
 from notifier.models import SendResult
 from notifier.retry import next_attempt_delay
@@ -53,6 +54,7 @@ class Dispatcher:
     def configure(self, lanes: Mapping[str, tuple[Sender, int]], schedule: Sequence[float]) -> None:
         """(Re)build the lanes; attempts in flight finish undisturbed and are not repeated."""
         old = self._lanes
+        self._retiring = {task for task in self._retiring if not task.done()}
         for name, lane in old.items():
             if name not in lanes:
                 self._retiring.update(lane.in_flight.values())
@@ -144,11 +146,4 @@ class Dispatcher:
     async def drain(self, grace: float) -> None:
         """Give attempts in flight up to ``grace`` seconds, then cancel them (they stay due)."""
         tasks = [t for lane in self._lanes.values() for t in lane.in_flight.values()]
-        tasks += [t for t in self._retiring if not t.done()]
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
+        await settle([*tasks, *self._retiring], grace)

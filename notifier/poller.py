@@ -13,21 +13,30 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from notifier._tasks import settle
 from notifier.log import get_logger
 from notifier.models import JobDetail
 from notifier.policy import PollingSettings, plan_after_poll, retry_delay
 from notifier.ratelimit import LimiterClosed, RateLimiter
 from notifier.store import Store, WatchRow
 from notifier.transition import build_event, route
-from notifier.vendor import CredentialsRejected, UnknownJob, VendorClient, VendorError
+from notifier.vendor import (
+    CredentialsRejected,
+    ParameterRejected,
+    UnknownJob,
+    VendorClient,
+    VendorError,
+)
 
 log = get_logger(component="poller")
 
 #: Keep about this many seconds of budget queued at the limiter, so it never runs dry
 #: between ticks, while the choice of *which* job to poll stays fresh.
 LOOKAHEAD_SECONDS = 1.0
-#: Jobs per list call (the vendor's largest page).
+#: Jobs per list call we ask for first; a vendor that refuses it (40000) or caps it gets
+#: smaller pages, down to MIN_PAGE_SIZE.
 PAGE_SIZE = 100
+MIN_PAGE_SIZE = 10
 #: A sweep may spend at most this share of the budget of one sweep interval.
 SWEEP_BUDGET_SHARE = 0.5
 #: After a failed sweep, wait this long before sweeping again (detail polls carry on).
@@ -58,6 +67,7 @@ class Poller:
         self._rng = random.Random()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._sweep_paused_until = 0.0
+        self.page_size = PAGE_SIZE
         self.polls = 0
         self.sweeps = 0
         self.events = 0
@@ -191,17 +201,26 @@ class Poller:
         page = 1
         while page <= max_pages:
             try:
-                details, pages = await self.vendor.list_page(page, PAGE_SIZE)
+                details, pages = await self.vendor.list_page(page, self.page_size)
             except LimiterClosed:
                 return
-            except (VendorError, UnknownJob) as exc:
-                self._sweep_paused_until = self._clock() + SWEEP_RETRY_AFTER
-                log.warning(
-                    "list sweep failed; detail polls carry on",
-                    error=str(exc),
-                    retry_in=SWEEP_RETRY_AFTER,
-                )
+            except ParameterRejected as exc:
+                if self.page_size > MIN_PAGE_SIZE:
+                    self.page_size = max(MIN_PAGE_SIZE, self.page_size // 2)
+                    log.info(
+                        "vendor refused the page size; asking for less",
+                        page_size=self.page_size,
+                        error=str(exc),
+                    )
+                    return  # next sweep uses the smaller pages
+                self._pause_sweeps(exc)
                 return
+            except (VendorError, UnknownJob) as exc:
+                self._pause_sweeps(exc)
+                return
+            if details and len(details) < self.page_size and page < pages:
+                # A full page came back short: the vendor caps the page size; follow it.
+                self.page_size = max(MIN_PAGE_SIZE, len(details))
             seen += self._observe_page(details, covered_until)
             if (
                 not details
@@ -212,6 +231,14 @@ class Poller:
                 break
             page += 1
         self.sweeps += 1
+
+    def _pause_sweeps(self, exc: Exception) -> None:
+        self._sweep_paused_until = self._clock() + SWEEP_RETRY_AFTER
+        log.warning(
+            "list sweep failed; detail polls carry on",
+            error=str(exc),
+            retry_in=SWEEP_RETRY_AFTER,
+        )
 
     def _observe_page(self, details: Sequence[JobDetail], covered_until: float) -> int:
         by_id = {d.id: d for d in details}
@@ -238,11 +265,4 @@ class Poller:
     async def drain(self, grace: float) -> None:
         """Let polls already sent finish for up to ``grace`` seconds; cancel the rest."""
         self.limiter.close()
-        tasks = list(self._in_flight.values())
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
+        await settle(list(self._in_flight.values()), grace)

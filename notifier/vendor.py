@@ -41,6 +41,10 @@ class UnknownJob(Exception):
     """The vendor rejects this job id (code 40000): polling it again cannot help."""
 
 
+class ParameterRejected(VendorError):
+    """Code 40000 for a request of ours (not a job id): e.g. a page size the vendor caps."""
+
+
 class CredentialsRejected(VendorError):
     """The token endpoint refused app_id/secret_key: an operator has to fix the config."""
 
@@ -246,6 +250,8 @@ class VendorClient:
         code, msg, data = await self._authorized(
             "list", "POST", LIST_PATH, json={"page": page, "page_size": page_size}
         )
+        if code == CODE_BAD_PARAMETER:
+            raise ParameterRejected(f"{msg or 'parameter error'} (code {code})")
         if code != CODE_OK:
             raise VendorError(f"{msg or 'error'} (code {code})")
         if not isinstance(data, Mapping) or not isinstance(data.get("list"), list):
