@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
+
 from notifier import __version__
 from notifier import log as logs
 from notifier.config import Config, ConfigError, load_config
@@ -125,6 +127,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="create N demo jobs at start (ids are printed)",
+    )
+    sim.add_argument(
+        "--jobs-file",
+        metavar="PATH",
+        help="YAML or JSON list of scripted jobs, each {id, queue_s, run_s, outcome, msg, "
+        "progress_points, create_time, callback} (all optional)",
     )
     sim.add_argument("--seed", type=int, default=None)
 
@@ -327,7 +335,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from notifier.simulator import SimConfig, run_simulator
+    from notifier.simulator import SimConfig, SimInputError, run_simulator
 
     config = SimConfig(
         app_id=args.app_id,
@@ -338,8 +346,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         slow_rate=args.slow_rate,
         seed=args.seed,
     )
-    jobs: list[dict[str, Any]] | None = [{} for _ in range(args.jobs)] if args.jobs else None
-    run_simulator(args.host, args.port, config, jobs)
+    jobs: list[dict[str, Any]] = [{} for _ in range(args.jobs)]
+    if args.jobs_file:
+        try:
+            with open(args.jobs_file, encoding="utf-8") as handle:
+                scripted = yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"--jobs-file: {exc}") from None
+        if not isinstance(scripted, list):
+            raise UsageError(f"--jobs-file: {args.jobs_file}: expected a list of jobs")
+        jobs += scripted
+    try:
+        run_simulator(args.host, args.port, config, jobs)
+    except SimInputError as exc:
+        raise UsageError(f"--jobs-file: {exc}") from None
     return EXIT_OK
 
 

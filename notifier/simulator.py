@@ -805,7 +805,8 @@ def run_simulator(
     """Serve the simulator until SIGINT/SIGTERM (``chanjing-notifier simulate``)."""
     sim = VendorSimulator(config)
     for spec in jobs or []:
-        sim.add_job_from_mapping(spec)
+        job_id = sim.add_job_from_mapping(spec)
+        print(f"job {job_id}", flush=True)
 
     async def main() -> None:
         server = AppServer(sim.make_app(), host, port)
