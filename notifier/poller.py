@@ -222,11 +222,13 @@ class Poller:
                 # A full page came back short: the vendor caps the page size; follow it.
                 self.page_size = max(MIN_PAGE_SIZE, len(details))
             seen += self._observe_page(details, covered_until)
+            # create_time 0 means the vendor did not say: it cannot tell us where we are.
+            stamps = [d.create_time for d in details if d.create_time > 0]
             if (
                 not details
                 or page >= pages
                 or seen >= active
-                or (oldest is not None and min(d.create_time for d in details) < oldest)
+                or (oldest is not None and stamps and min(stamps) < oldest)
             ):
                 break
             page += 1

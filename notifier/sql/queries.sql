@@ -50,7 +50,7 @@ SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_
 FROM watches WHERE state = 'active' AND job_id IN (SELECT value FROM json_each(?));
 
 -- name: oldest_active_create_time
-SELECT MIN(create_time) FROM watches WHERE state = 'active';
+SELECT MIN(create_time) FROM watches WHERE state = 'active' AND create_time > 0;
 
 -- name: next_poll_at
 SELECT MIN(next_poll_at) FROM watches WHERE state = 'active';
