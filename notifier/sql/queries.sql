@@ -35,13 +35,15 @@ WHERE rejected IS NOT NULL ORDER BY seq;
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
        last_queued_at, misses, predicted_at
-FROM watches WHERE state = 'active' AND poll_key <= ? ORDER BY poll_key LIMIT ?;
+FROM watches INDEXED BY watches_key
+WHERE state = 'active' AND poll_key <= ? ORDER BY poll_key LIMIT ?;
 
 -- name: early_watches
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
        last_queued_at, misses, predicted_at
-FROM watches WHERE state = 'active' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?;
+FROM watches INDEXED BY watches_due
+WHERE state = 'active' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?;
 
 -- name: active_watches_among
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
@@ -50,10 +52,11 @@ SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_
 FROM watches WHERE state = 'active' AND job_id IN (SELECT value FROM json_each(?));
 
 -- name: oldest_active_create_time
-SELECT MIN(create_time) FROM watches WHERE state = 'active' AND create_time > 0;
+SELECT MIN(create_time) FROM watches INDEXED BY watches_active_created
+WHERE state = 'active' AND create_time > 0;
 
 -- name: next_poll_at
-SELECT MIN(next_poll_at) FROM watches WHERE state = 'active';
+SELECT MIN(next_poll_at) FROM watches INDEXED BY watches_due WHERE state = 'active';
 
 -- name: get_watch
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
@@ -84,7 +87,10 @@ WHERE job_id = :job_id AND state = 'active';
 -- name: expire_watches
 UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
     last_error = 'not terminal after give_up_after; no longer polled'
-WHERE state = 'active' AND added_at <= :cutoff;
+WHERE job_id IN (
+    SELECT job_id FROM watches INDEXED BY watches_active_added
+    WHERE state = 'active' AND added_at <= :cutoff
+);
 
 -- name: list_watches
 SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
@@ -124,12 +130,13 @@ FROM events WHERE event_id = ?;
 -- name: due_deliveries
 SELECT d.id, d.attempts, e.event_id, e.job_id, e.type, e.created_at, e.body,
        e.last_seen_running_at
-FROM deliveries d JOIN events e ON e.event_id = d.event_id
+FROM deliveries d INDEXED BY deliveries_due JOIN events e ON e.event_id = d.event_id
 WHERE d.state = 'pending' AND d.endpoint = ? AND d.next_attempt_at <= ?
 ORDER BY d.next_attempt_at LIMIT ?;
 
 -- name: next_delivery_at
-SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending' AND endpoint = ?;
+SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_due
+WHERE state = 'pending' AND endpoint = ?;
 
 -- name: delivery_succeeded
 UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt_at = :now,
