@@ -95,12 +95,7 @@ class Daemon:
         self.store = Store(config.state.path)
         self.limiter = RateLimiter(config.chanjing.qps)
         self.vendor = self._make_vendor(config)
-        self._senders: dict[tuple[Any, ...], Sender] = {}
-        self.http = httpx.AsyncClient(
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
-            headers={"user-agent": f"chanjing-notifier/{__version__}"},
-        )
+        self._senders: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]] = {}
         self.dispatcher = Dispatcher(
             self.store,
             self._lanes(config),
@@ -135,36 +130,67 @@ class Daemon:
         client.observer = self.metrics.on_vendor_call
         return client
 
+    @staticmethod
+    def _http_client(connections: int) -> httpx.AsyncClient:
+        """One connection pool per sender, sized to its lane: httpcore's pool costs grow
+        with its size, and one endpoint's connections never wait behind another's."""
+        return httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            headers={"user-agent": f"chanjing-notifier/{__version__}"},
+        )
+
     def _lanes(self, config: Config) -> dict[str, tuple[Sender, int]]:
         """Senders per endpoint. A sender whose settings did not change is kept, and one
         Slack URL has one sender whichever endpoints use it: pacing is per URL."""
         lanes: dict[str, tuple[Sender, int]] = {}
-        senders: dict[tuple[Any, ...], Sender] = {}
+        senders: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]] = {}
         previous = self._senders
         timeout = config.delivery.timeout
         for ep in config.endpoints:
-            sender: Sender
             if isinstance(ep, WebhookEndpoint):
                 secrets = [s.get_secret_value() for s in ep.secret]
-                key: tuple[Any, ...] = ("webhook", ep.name, ep.url, tuple(secrets), timeout)
-                sender = (
-                    senders.get(key)
-                    or previous.get(key)
-                    or WebhookSender(self.http, ep.url, secrets, timeout)
-                )
                 concurrency = config.delivery.concurrency
+                key: tuple[Any, ...] = (
+                    "webhook",
+                    ep.name,
+                    ep.url,
+                    tuple(secrets),
+                    timeout,
+                    concurrency,
+                )
+                entry = senders.get(key) or previous.get(key)
+                if entry is None:
+                    client = self._http_client(concurrency)
+                    entry = (WebhookSender(client, ep.url, secrets, timeout), client)
             else:
                 assert isinstance(ep, SlackEndpoint)
                 url = ep.url.get_secret_value()
-                key = ("slack", url, timeout)
-                sender = (
-                    senders.get(key) or previous.get(key) or SlackSender(self.http, url, timeout)
-                )
                 concurrency = 1  # paced to one message a second anyway
-            senders[key] = sender
-            lanes[ep.name] = (sender, concurrency)
+                key = ("slack", url, timeout)
+                entry = senders.get(key) or previous.get(key)
+                if entry is None:
+                    client = self._http_client(1)
+                    entry = (SlackSender(client, url, timeout), client)
+            senders[key] = entry
+            lanes[ep.name] = (entry[0], concurrency)
         self._senders = senders
         return lanes
+
+    def _retire_clients(
+        self, before: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]]
+    ) -> None:
+        """Close the pools of senders a reload dropped, once their last attempts ended."""
+        kept = {id(client) for _sender, client in self._senders.values()}
+        for _sender, client in before.values():
+            if id(client) not in kept:
+                self._close_later(client.aclose)
+
+    @staticmethod
+    def _close_later(close: Callable[[], Any]) -> None:
+        asyncio.get_running_loop().call_later(
+            OLD_CLIENT_CLOSE_DELAY, lambda: asyncio.ensure_future(close())
+        )
 
     # -- scheduled jobs -------------------------------------------------------------------
 
@@ -221,9 +247,14 @@ class Daemon:
         return True, "ok"
 
     def _snapshot(self) -> dict[str, Any]:
+        """Numbers for a scrape. Runs on a worker thread (counting a long history takes a
+        while), so it reads through a connection of its own."""
+        with Store(self.store.path) as reader:
+            watches = reader.watch_counts()
+            deliveries = reader.delivery_counts_by_endpoint()
         return {
-            "watches": self.store.watch_counts(),
-            "deliveries": self.store.delivery_counts_by_endpoint(),
+            "watches": watches,
+            "deliveries": deliveries,
             "budget_in_use": self.limiter.in_use(),
             "qps": self.limiter.qps,
             "polls_in_flight": self.poller.in_flight,
@@ -259,6 +290,8 @@ class Daemon:
         async def run() -> None:
             try:
                 await job()
+            except asyncio.CancelledError:
+                return  # stopping: the job is cut short, nothing to report
             except Exception:
                 log.exception("scheduled job failed; it runs again at its next tick", job=name)
 
@@ -328,9 +361,7 @@ class Daemon:
             old_vendor = self.vendor
             self.vendor = self._make_vendor(new)
             self.poller.vendor = self.vendor
-            asyncio.get_running_loop().call_later(
-                OLD_CLIENT_CLOSE_DELAY, lambda: asyncio.ensure_future(old_vendor.aclose())
-            )
+            self._close_later(old_vendor.aclose)
         self.poller.settings = polling_settings(new)
         self.poller.list_sweep = new.polling.list_sweep
         if new.polling.min_interval != old.polling.min_interval:
@@ -338,7 +369,9 @@ class Daemon:
                 "sweep", trigger="interval", seconds=new.polling.min_interval
             )
         self.poller.subscriptions = subscriptions(new)
+        before = self._senders
         self.dispatcher.configure(self._lanes(new), new.delivery.retry_schedule)
+        self._retire_clients(before)
         self.watch_file.path = new.watch.file
         await self._apply_metrics(new)
         logs.redactor.replace(self._secrets() + old.secrets())
@@ -381,7 +414,8 @@ class Daemon:
             await self.metrics_server.stop()
         await asyncio.gather(self.poller.drain(STOP_GRACE), self.dispatcher.drain(STOP_GRACE))
         await self.vendor.aclose()
-        await self.http.aclose()
+        for _sender, client in self._senders.values():
+            await client.aclose()
         self.store.close()
         self.sd.close()
         log.info("stopped", took=round(time.monotonic() - started, 2))

@@ -7,6 +7,7 @@ stale and cost nothing between scrapes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -138,7 +139,9 @@ def make_app(metrics: Metrics, healthy: Callable[[], tuple[bool, str]]) -> web.A
     """``/metrics`` and ``/healthz`` (200 only while the loop ticks and the store writes)."""
 
     async def metrics_handler(_request: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), headers={"content-type": CONTENT_TYPE})
+        # Off the event loop: counting a long history must not stall polling and delivery.
+        body = await asyncio.to_thread(metrics.render)
+        return web.Response(body=body, headers={"content-type": CONTENT_TYPE})
 
     async def health_handler(_request: web.Request) -> web.Response:
         ok, reason = healthy()
