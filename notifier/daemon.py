@@ -114,7 +114,6 @@ class Daemon:
         self.watch_file = WatchFile(config.watch.file)
         self.scheduler = AsyncIOScheduler()
         self._stop = asyncio.Event()
-        self.ready_callbacks: list[Callable[[], None]] = []
 
     # -- construction from config ---------------------------------------------------------
 
@@ -400,8 +399,6 @@ class Daemon:
         active, pending = self.store.live_counts()
         log.info("ready", watching=active, deliveries_pending=pending)
         self.sd.ready(self.status_text())
-        for callback in self.ready_callbacks:
-            callback()
         await self._stop.wait()
         return await self._shutdown()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -131,8 +132,6 @@ class Event:
 
     @property
     def payload(self) -> dict[str, Any]:
-        import json
-
         data: dict[str, Any] = json.loads(self.body)
         return data
 

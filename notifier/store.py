@@ -350,10 +350,6 @@ class Store:
         row = self._db.execute(Q["get_watch"], (job_id,)).fetchone()
         return None if row is None else _watch_row(row)
 
-    def next_poll_at(self) -> float | None:
-        value = self._one("next_poll_at")
-        return None if value is None else float(value)
-
     def record_poll(
         self, detail: JobDetail, earliest: float, deadline: float, memory: JobMemory
     ) -> None:
@@ -478,12 +474,6 @@ class Store:
     def list_events(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._db.execute(Q["list_events"])]
 
-    def get_event(self, event_id: str) -> Event | None:
-        row = self._db.execute(Q["get_event"], (event_id,)).fetchone()
-        if row is None:
-            return None
-        return _event(row)
-
     def due_deliveries(
         self, endpoint: str, now: float, limit: int, exclude: frozenset[int] = frozenset()
     ) -> list[DueDelivery]:
@@ -500,10 +490,6 @@ class Store:
             if row["id"] not in exclude
         ]
         return due[:limit]
-
-    def next_delivery_at(self, endpoint: str) -> float | None:
-        value = self._one("next_delivery_at", endpoint)
-        return None if value is None else float(value)
 
     def delivery_succeeded(self, delivery_id: int, status: int | None) -> None:
         with self.transaction():

@@ -55,9 +55,6 @@ FROM watches WHERE state = 'active' AND job_id IN (SELECT value FROM json_each(?
 SELECT MIN(create_time) FROM watches INDEXED BY watches_active_created
 WHERE state = 'active' AND create_time > 0;
 
--- name: next_poll_at
-SELECT MIN(next_poll_at) FROM watches INDEXED BY watches_due WHERE state = 'active';
-
 -- name: get_watch
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
@@ -123,20 +120,12 @@ ON CONFLICT DO NOTHING;
 -- name: list_events
 SELECT event_id, job_id, type, created_at FROM events ORDER BY created_at, event_id;
 
--- name: get_event
-SELECT event_id, job_id, type, created_at, body, last_seen_running_at
-FROM events WHERE event_id = ?;
-
 -- name: due_deliveries
 SELECT d.id, d.attempts, e.event_id, e.job_id, e.type, e.created_at, e.body,
        e.last_seen_running_at
 FROM deliveries d INDEXED BY deliveries_due JOIN events e ON e.event_id = d.event_id
 WHERE d.state = 'pending' AND d.endpoint = ? AND d.next_attempt_at <= ?
 ORDER BY d.next_attempt_at LIMIT ?;
-
--- name: next_delivery_at
-SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_due
-WHERE state = 'pending' AND endpoint = ?;
 
 -- name: delivery_succeeded
 UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt_at = :now,

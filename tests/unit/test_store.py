@@ -66,7 +66,6 @@ def test_due_watches_most_overdue_first_and_skips_in_flight(store: Store, clock:
     assert store.due_watches(100.5, 10)[0].job_id == "c"
     store.record_poll(detail("c", 10, 40), 300.0, 300.0, JobMemory(added_at=100.0))
     assert [w.job_id for w in store.due_watches(200.0, 10)] == ["a", "b"]
-    assert store.next_poll_at() == 101.0
 
 
 def test_upsert_updates_labels_but_not_state(store: Store) -> None:
@@ -99,7 +98,6 @@ def test_delivery_lifecycle_and_replay(store: Store, clock: Clock) -> None:
     assert store.due_deliveries("ops", clock.now, 10, frozenset({due.id})) == []
     store.delivery_failed(due.id, 500, "HTTP 500", clock.now + 5)
     assert store.due_deliveries("ops", clock.now, 10) == []
-    assert store.next_delivery_at("ops") == clock.now + 5
     store.delivery_failed(due.id, 500, "HTTP 500", None)
     (dead,) = store.list_deliveries("dead")
     assert dead["attempts"] == 2 and dead["last_error"] == "HTTP 500"
@@ -169,9 +167,7 @@ def test_token_cache_is_shared_and_dropped_only_if_current(tmp_path: Path) -> No
         ("due_watches", (0, 10), "watches_key"),
         ("early_watches", (0, 10), "watches_due"),
         ("oldest_active_create_time", (), "watches_active_created"),
-        ("next_poll_at", (), "watches_due"),
         ("due_deliveries", ("ops", 0, 10), "deliveries_due"),
-        ("next_delivery_at", ("ops",), "deliveries_due"),
     ],
 )
 def test_per_tick_queries_use_their_index_without_sorting(
