@@ -479,6 +479,8 @@ def test_run_simulator_prints_its_address_and_stops_on_sigint() -> None:
     )
     try:
         assert proc.stdout is not None
+        # Scripted jobs are announced first, one line each, then the address.
+        assert proc.stdout.readline() == "job job-1\n"
         line = proc.stdout.readline()
         match = re.fullmatch(
             r"simulator listening on (http://127\.0\.0\.1:\d+) \(app_id=demo-app, qps=7\)\n", line
