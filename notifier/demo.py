@@ -194,7 +194,11 @@ class Demo:
             key = (record.path, str(_job_of(record.payload, self.outcomes)))
             attempts[key] = attempts.get(key, 0) + 1
         elapsed = time.monotonic() - self.started
-        table = Table(title=f"chanjing-notifier demo — {elapsed:4.1f} s", expand=False)
+        table = Table(
+            title=f"chanjing-notifier demo — {elapsed:4.1f} s",
+            caption="✓ arrived with a verified signature (n: after n attempts)",
+            expand=False,
+        )
         for column in ("job", "vendor", "progress", "watch", "ops", "analytics", "slack"):
             table.add_column(column)
         for job_id, _outcome in self.outcomes.items():
@@ -207,9 +211,7 @@ class Demo:
                     cells.append("[dim]—[/dim]")
                 elif job_id in got.get(path, set()):
                     tries = attempts.get((path, job_id), 1)
-                    cells.append(
-                        "[green]✓ verified[/green]" + (f" ({tries} tries)" if tries > 1 else "")
-                    )
+                    cells.append("[green]✓[/green]" + (f" ({tries})" if tries > 1 else ""))
                 elif attempts.get((path, job_id)):
                     cells.append("[yellow]retrying[/yellow]")
                 else:
