@@ -149,15 +149,20 @@ class Poller:
     def observe(self, watch: WatchRow, detail: JobDetail, *, not_before: float = 0.0) -> None:
         """Record what the vendor said of a job: progress and the next poll, or its end.
 
-        ``not_before`` pushes the next detail poll's deadline at least that late (a sweep
-        will look again by then); with spare budget it may still go earlier.
+        ``not_before`` (a sweep's observation) pushes the next detail poll's deadline at
+        least that late, as the sweep will look again by then; the time it becomes worth
+        spare budget stays as the last detail poll planned it, so spare budget keeps going
+        to detail polls.
         """
         now = self._clock()
         if not detail.terminal:
             plan = plan_after_poll(watch.memory(), detail, now, self.settings)
-            not_before = min(not_before, now + self.settings.max_interval)
-            deadline = max(plan.deadline, not_before)
-            self.store.record_poll(detail, plan.earliest, deadline, plan.memory)
+            earliest = plan.earliest
+            deadline = plan.deadline
+            if not_before:
+                deadline = max(deadline, min(not_before, now + self.settings.max_interval))
+                earliest = min(earliest, watch.next_poll_at)
+            self.store.record_poll(detail, earliest, deadline, plan.memory)
             if detail.status != watch.status or detail.progress != watch.progress:
                 log.debug(
                     "job progress",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,7 +41,11 @@ class RateLimiter:
         self._guard = guard
         self._cooldown = cooldown
         self._recovery = recovery_per_second
-        self._lock = asyncio.Lock()
+        # Whose turn it is: one caller at a time computes its slot and waits for it; the
+        # others queue by (priority, arrival).
+        self._busy = False
+        self._queue: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
         self._closed = asyncio.Event()
         self._slots: deque[float] = deque()
         self._last_slot = -1e18
@@ -78,11 +84,39 @@ class RateLimiter:
             slot = max(slot, self._slots[len(self._slots) - self.qps] + window)
         return slot
 
-    async def acquire(self) -> None:
-        """Wait for this caller's turn; callers are served in arrival order."""
+    async def _take_turn(self, priority: int) -> None:
+        if not self._busy and not self._queue:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (priority, next(self._arrivals), turn)
+        heapq.heappush(self._queue, entry)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self._pass_turn()  # handed the turn just as we were cancelled: pass it on
+            else:
+                self._queue.remove(entry)
+                heapq.heapify(self._queue)
+            raise
+
+    def _pass_turn(self) -> None:
+        while self._queue:
+            _priority, _arrival, turn = heapq.heappop(self._queue)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._busy = False
+
+    async def acquire(self, *, priority: bool = False) -> None:
+        """Wait for this caller's slot. Callers are served in arrival order, except that
+        ``priority`` callers (token refreshes, list sweeps: calls others depend on) go
+        before every ordinary one still waiting."""
         self.waiting += 1
         try:
-            async with self._lock:
+            await self._take_turn(0 if priority else 1)
+            try:
                 if self._closed.is_set():
                     raise LimiterClosed
                 now = self._clock()
@@ -91,13 +125,15 @@ class RateLimiter:
                 self._last_slot = slot
                 self.calls += 1
                 delay = slot - now
-                # Sleep under the lock: the next caller's slot depends on this one.
+                # Sleep holding the turn: the next caller's slot depends on this one.
                 await self._sleep(delay)
                 # A 40001 may have arrived while we slept; honour the pause.
                 while self._paused_until > self._clock():
                     await self._sleep(self._paused_until - self._clock())
                 # Record when we really go, which is what the next slot is spaced from.
                 self._slots[-1] = self._last_slot = max(slot, self._clock())
+            finally:
+                self._pass_turn()
         finally:
             self.waiting -= 1
 

@@ -155,10 +155,12 @@ class VendorClient:
         """Values that must never be logged (for the log redactor)."""
         return [self._secret_key] + ([self._token[0]] if self._token else [])
 
-    async def _call(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Any:
+    async def _call(
+        self, endpoint: str, method: str, path: str, *, priority: bool = False, **kwargs: Any
+    ) -> Any:
         """One budgeted call; retries 40001 after the shared pause. Returns (code, msg, data)."""
         for _ in range(5):
-            await self._limiter.acquire()
+            await self._limiter.acquire(priority=priority)
             started = time.monotonic()
             label = "error"
             try:
@@ -188,6 +190,7 @@ class VendorClient:
             "access_token",
             "POST",
             TOKEN_PATH,
+            priority=True,
             json={"app_id": self._app_id, "secret_key": self._secret_key},
         )
         if code != CODE_OK:
@@ -247,8 +250,9 @@ class VendorClient:
 
         Items that cannot be parsed are skipped: one odd job must not hide the others.
         """
+        # Priority at the limiter: one list call stands for up to a page of detail calls.
         code, msg, data = await self._authorized(
-            "list", "POST", LIST_PATH, json={"page": page, "page_size": page_size}
+            "list", "POST", LIST_PATH, priority=True, json={"page": page, "page_size": page_size}
         )
         if code == CODE_BAD_PARAMETER:
             raise ParameterRejected(f"{msg or 'parameter error'} (code {code})")

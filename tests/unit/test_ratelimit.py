@@ -78,3 +78,32 @@ def test_reconfigure_applies_new_budget() -> None:
     assert limiter.qps == 4 and limiter.rate == 4.0
     limiter.reconfigure(20)
     assert limiter.rate == 20.0
+
+
+async def test_priority_callers_go_before_waiting_ordinary_ones() -> None:
+    limiter = RateLimiter(20)
+    order: list[str] = []
+
+    async def call(name: str, priority: bool = False) -> None:
+        await limiter.acquire(priority=priority)
+        order.append(name)
+
+    tasks = [asyncio.create_task(call(f"o{i}")) for i in range(5)]
+    await asyncio.sleep(0)  # one turn of the loop: o0 went, o1 holds the turn, o2-o4 queue
+    tasks.append(asyncio.create_task(call("p", priority=True)))
+    await asyncio.gather(*tasks)
+    assert order == ["o0", "o1", "p", "o2", "o3", "o4"]
+
+
+async def test_a_cancelled_waiter_does_not_block_the_queue() -> None:
+    limiter = RateLimiter(20)
+    await limiter.acquire()
+    holder = asyncio.create_task(limiter.acquire())  # waits for its slot, holding the turn
+    await asyncio.sleep(0)
+    doomed = asyncio.create_task(limiter.acquire())
+    after = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    doomed.cancel()
+    await asyncio.gather(holder, after)
+    assert doomed.cancelled()
+    assert limiter.waiting == 0
