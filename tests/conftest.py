@@ -21,11 +21,27 @@ from notifier._aioserver import ServerThread
 from notifier.receiver import Receiver
 from notifier.simulator import SimConfig, VendorSimulator
 
+#: Where fake clocks start: a quarter second into a calendar second.
+T0 = 1_700_000_000.25
 SECRET_KEY = "sk-test-9f2c4e1a7b3d5e6f"
 OPS_SECRET = "whsec_" + base64.b64encode(b"ops-secret-0123456789abcdef!").decode()
 ANALYTICS_SECRET = "whsec_" + base64.b64encode(b"analytics-secret-0123456789xy").decode()
 OLD_OPS_SECRET = "whsec_" + base64.b64encode(b"old-ops-secret-0123456789ab").decode()
 SLACK_PATH = "/services/T000/B000/slacksecretpath123"
+
+
+class FakeClock:
+    """Wall-clock time as the test says it is; share one between simulator, client, store
+    and poller, and move it by hand (no sleeping)."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass

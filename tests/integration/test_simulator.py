@@ -18,21 +18,7 @@ from aiohttp import web
 
 from notifier._aioserver import ServerThread
 from notifier.simulator import SimConfig, VendorSimulator, status_at
-
-T0 = 1_700_000_000.25  # an arbitrary start, a quarter second into a calendar second
-
-
-class FakeClock:
-    """A clock the test moves by hand; the simulator reads it from its server thread."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.conftest import T0, FakeClock
 
 
 class Vendor:

@@ -29,10 +29,9 @@ from notifier.ratelimit import RateLimiter
 from notifier.simulator import SimConfig, VendorSimulator
 from notifier.store import Store, WatchRow
 from notifier.vendor import VendorClient
-from tests.conftest import SECRET_KEY
+from tests.conftest import SECRET_KEY, T0, FakeClock
 
 APP_ID = "test-app"
-T0 = 1_700_000_000.25
 TOKEN_PATH = "/open/v1/access_token"
 DETAIL_PATH = "/open/v1/video_lip_sync/detail"
 LIST_PATH = "/open/v1/video_lip_sync/list"
@@ -41,19 +40,6 @@ SETTINGS = PollingSettings(
     min_interval=MIN_INTERVAL, max_interval=60, give_up_after=86400, policy="adaptive"
 )
 SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]
-
-
-class FakeClock:
-    """Wall-clock time as the test says it is, shared by vendor, store and poller."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @asynccontextmanager

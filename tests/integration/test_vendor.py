@@ -31,26 +31,12 @@ from notifier.vendor import (
     VendorClient,
     VendorError,
 )
-from tests.conftest import SECRET_KEY
+from tests.conftest import SECRET_KEY, T0, FakeClock
 
 APP_ID = "test-app"
-T0 = 1_700_000_000.25  # a quarter second into a calendar second
 #: The documented refresh margin (5 minutes), spelled out rather than imported from the client.
 TOKEN_REFRESH_MARGIN = 300
 DETAIL_FIELDS = ("id", "status", "progress", "msg", "video_url", "preview_url", "duration")
-
-
-class FakeClock:
-    """Wall-clock time as the test says it is (shared by the simulator and the client)."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def fast_limiter(qps: int = 1000, cooldown: float = 0.1) -> RateLimiter:

@@ -9,23 +9,16 @@ import pytest
 
 from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store, StoreError
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1_800_000_000.0)
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Store:
+def store(tmp_path: Path, clock: FakeClock) -> Store:
     return Store(tmp_path / "sub" / "state.db", clock=clock)
 
 
@@ -56,7 +49,7 @@ def test_reopen_keeps_data_and_refuses_newer_schema(tmp_path: Path) -> None:
         Store(path)
 
 
-def test_due_watches_most_overdue_first_and_skips_in_flight(store: Store, clock: Clock) -> None:
+def test_due_watches_most_overdue_first_and_skips_in_flight(store: Store, clock: FakeClock) -> None:
     for i, job in enumerate(["c", "a", "b"]):
         clock.now = 100.0 + i
         store.add_watches([WatchSpec(job)], "queue")
@@ -90,7 +83,7 @@ def test_terminal_writes_event_and_deliveries_once(store: Store) -> None:
     assert store.delivery_counts() == {"pending": 2, "delivered": 0, "dead": 0}
 
 
-def test_delivery_lifecycle_and_replay(store: Store, clock: Clock) -> None:
+def test_delivery_lifecycle_and_replay(store: Store, clock: FakeClock) -> None:
     store.add_watches([WatchSpec("a")], "queue")
     store.record_terminal(detail("a", 30), event("a", "lip_sync.failed"), ["ops"])
     (due,) = store.due_deliveries("ops", clock.now, 10)
@@ -137,7 +130,7 @@ def test_file_sync_removes_only_active_file_watches(store: Store) -> None:
     assert sorted(w["job_id"] for w in store.list_watches()) == ["f2", "f3", "q"]
 
 
-def test_expire_and_unknown_job(store: Store, clock: Clock) -> None:
+def test_expire_and_unknown_job(store: Store, clock: FakeClock) -> None:
     store.add_watches([WatchSpec("old")], "queue")
     clock.now += 50
     store.add_watches([WatchSpec("new"), WatchSpec("bad")], "queue")
