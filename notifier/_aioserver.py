@@ -48,6 +48,13 @@ class AppServer:
             await self._runner.cleanup()
             self._runner = None
 
+    async def __aenter__(self) -> AppServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
 
 class ServerThread:
     """An :class:`AppServer` on its own event loop in a daemon thread.

@@ -47,7 +47,7 @@ class Dispatcher:
         self._lanes: dict[str, Lane] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._kick_pending = False
-        self.retry_schedule = list(retry_schedule)
+        self.retry_schedule: list[float] = []
         self.observer = observer
         self.configure(lanes, retry_schedule)
 

@@ -68,7 +68,6 @@ class Poller:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._sweep_paused_until = 0.0
         self.page_size = PAGE_SIZE
-        self.polls = 0
         self.sweeps = 0
         self.events = 0
 
@@ -133,7 +132,6 @@ class Poller:
             self._retry_later(watch, f"internal error: {type(exc).__name__}")
             job_log.exception("poll crashed; will retry")
             return
-        self.polls += 1
         try:
             self.observe(watch, detail)
         except Exception:

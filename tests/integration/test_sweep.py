@@ -42,16 +42,6 @@ SETTINGS = PollingSettings(
 SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]
 
 
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[AppServer]:
-    server = AppServer(app)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 class FrontVendor:
     """Stands in front of the simulator: forwards token, detail and list calls to it, but
     can answer list calls itself (a 404, or code 50000) and can hold detail calls of chosen
@@ -152,12 +142,12 @@ async def rig(
         SimConfig(app_id=APP_ID, secret_key=SECRET_KEY, qps=0, seed=7), clock=clock
     )
     async with AsyncExitStack() as stack:
-        server = await stack.enter_async_context(serving(sim.make_app()))
+        server = await stack.enter_async_context(AppServer(sim.make_app()))
         url = server.url
         proxy: FrontVendor | None = None
         if front is not None:
             proxy = front(url)
-            url = (await stack.enter_async_context(serving(proxy.make_app()))).url
+            url = (await stack.enter_async_context(AppServer(proxy.make_app()))).url
         store = Store(tmp_path / "state.db", clock=clock)
         stack.callback(store.close)
         limiter = RateLimiter(qps)

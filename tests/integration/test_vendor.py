@@ -102,16 +102,6 @@ class Harness:
             store.close()
 
 
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[AppServer]:
-    server = AppServer(app)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -147,7 +137,7 @@ def make_simulator(clock: FakeClock, **config: Any) -> VendorSimulator:
 async def vendor(clock: FakeClock) -> AsyncIterator[Vendor]:
     """The simulator with no QPS limit (the client's own limiter is what is under test)."""
     sim = make_simulator(clock)
-    async with serving(sim.make_app()) as server:
+    async with AppServer(sim.make_app()) as server:
         yield Vendor(sim, server)
 
 
@@ -212,7 +202,7 @@ class FakeVendor:
 @asynccontextmanager
 async def fake_vendor(detail: Answer, token: Answer | None = None) -> AsyncIterator[FakeVendor]:
     fake = FakeVendor(detail, token)
-    async with serving(fake.make_app()) as server:
+    async with AppServer(fake.make_app()) as server:
         fake.url = server.url
         yield fake
 
@@ -293,7 +283,7 @@ async def test_token_refreshed_within_the_margin_before_expiry(
 ) -> None:
     sim = make_simulator(clock, token_ttl=600)
     sim.add_job("job-1", queue_s=0, run_s=0)
-    async with serving(sim.make_app()) as server:
+    async with AppServer(sim.make_app()) as server:
         client = harness.client(server.url)
         await client.detail("job-1")
         expire_at = int(T0 + 600)
@@ -609,7 +599,7 @@ async def test_a_vendor_that_keeps_answering_40001_is_given_up_on(
     sim = make_simulator(clock, qps=1)
     sim.add_job("job-1", queue_s=0, run_s=0)
     limiter = fast_limiter(qps=100, cooldown=0.05)
-    async with serving(sim.make_app()) as server:
+    async with AppServer(sim.make_app()) as server:
         client = harness.client(server.url, limiter=limiter)
         with pytest.raises(VendorError, match="40001") as info:
             await client.detail("job-1")
