@@ -1,10 +1,10 @@
 """Delivery benchmark: webhook throughput, and a slow endpoint's (non-)effect on the others.
 
 Every run builds a fresh state file with the Store API (``add_watches`` + ``record_terminal``
-of a status-20 event from :func:`notifier.transition.build_event`): N terminal events, each
+of a status-20 event from :func:`notifier.delivery.transition.build_event`): N terminal events, each
 with a pending delivery per endpoint. Then the real daemon (``python -m notifier -c CFG run``
 through :mod:`bench.harness`) starts on it and delivers to a local, signature-checking
-:class:`~notifier.receiver.Receiver` running in this process. Times are on the receiver's
+:class:`~notifier.tools.receiver.Receiver` running in this process. Times are on the receiver's
 clock (``time.time``), from the daemon's ``READY=1`` to the receiver having accepted a
 verified callback for every event.
 
@@ -63,9 +63,9 @@ from bench.harness import (
     write_config,
 )
 from bench.scale import CpuWindow, table
+from notifier.delivery.transition import build_event
 from notifier.models import STATUS_SUCCESS, Event, JobDetail, WatchSpec
 from notifier.store import Store
-from notifier.transition import build_event
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 FAST = EndpointSpec("fast", "/fast")

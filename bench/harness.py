@@ -1,7 +1,7 @@
 """Reusable plumbing for benchmarks that run the real daemon against local stand-ins.
 
 One benchmark run is: the vendor simulator and a verifying receiver, in this process, on
-127.0.0.1 (each on its own :class:`~notifier._aioserver.ServerThread`); a config file and a
+127.0.0.1 (each on its own :class:`~notifier.service.http_server.ServerThread`); a config file and a
 fresh state file in a run directory; ``python -m notifier -c CONFIG run`` as a child process
 whose log lines go to ``daemon.log`` in that directory (never to the console); and a writer
 for the daemon's SQLite intake queue. :class:`BenchRun` bundles all of it as a context
@@ -9,7 +9,7 @@ manager that always stops (and, failing that, kills) the daemon.
 
 Nothing here sleeps to synchronise: readiness comes from the daemon itself (its sd_notify
 ``READY=1`` datagram, or its ``ready`` log line when the log level shows it), callbacks are
-awaited with :meth:`notifier.receiver.Receiver.wait_for_blocking`.
+awaited with :meth:`notifier.tools.receiver.Receiver.wait_for_blocking`.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from typing import Any
 
 import yaml
 
-from notifier._aioserver import ServerThread
 from notifier.models import WatchSpec
-from notifier.receiver import Received, Receiver
-from notifier.simulator import SimConfig, VendorSimulator
+from notifier.service.http_server import ServerThread
 from notifier.store import Store
+from notifier.tools.receiver import Received, Receiver
+from notifier.tools.simulator import SimConfig, VendorSimulator
 
 #: Environment variables the config refers to, so no secret is written into a file.
 ENV_SECRET_KEY = "BENCH_CHANJING_SECRET_KEY"

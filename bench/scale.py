@@ -33,7 +33,7 @@ Three measurements, each next to a baseline taken in the same run:
 Set-up, not measured: the first 20k finished rows go through ``Store.add_watches`` +
 ``Store.record_terminal`` (their rate is reported: the Store API would need about two minutes
 for 1M); the rest are inserted with plain SQL into the same tables and columns
-(``notifier/sql``), in one connection.
+(``notifier/store/sql``), in one connection.
 
 Run ``python -m bench.scale`` (about 2.5 min; ``--quick`` for a ~1 min run with 200k
 finished rows and shorter windows; ``--help`` for options). Prints tables and PASS/FAIL
@@ -71,14 +71,14 @@ from bench.harness import (
     install_sigterm_exit,
     write_config,
 )
+from notifier.delivery.transition import build_event
 from notifier.models import STATUS_GENERATING, STATUS_SUCCESS, JobDetail, JobMemory, WatchSpec
-from notifier.policy import PollingSettings, plan_after_poll
+from notifier.polling.policy import PollingSettings, plan_after_poll
 from notifier.store import Store, WatchRow
-from notifier.transition import build_event
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 QPS = 10
-#: Jobs the poller picks per tick: about one second of budget (notifier.poller.LOOKAHEAD).
+#: Jobs the poller picks per tick: about one second of budget (notifier.polling.poller.LOOKAHEAD).
 PICK = QPS
 #: Ids per list page (the vendor's largest page_size): what one sweep page looks up.
 PAGE = 100

@@ -18,10 +18,10 @@ import yaml
 from notifier import __version__
 from notifier import log as logs
 from notifier.config import Config, ConfigError, load_config
+from notifier.intake.queue import take_queue
+from notifier.intake.watchfile import WatchFileError, load_watch_file
 from notifier.models import DeliveryState, WatchSpec, WatchState, job_id_problem, labels_problem
-from notifier.sources import take_queue
 from notifier.store import Store, StoreError
-from notifier.watchfile import WatchFileError, load_watch_file
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CONFIG_ENV = "CHANJING_NOTIFIER_CONFIG"
@@ -209,7 +209,7 @@ def _parse_labels(pairs: Sequence[str]) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     config, path = _load(args)
     logs.configure(config.log.level)
-    from notifier.daemon import run_daemon
+    from notifier.service.daemon import run_daemon
 
     return run_daemon(config, path)
 
@@ -335,7 +335,8 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from notifier.simulator import SimConfig, SimInputError, run_simulator
+    from notifier.tools.sim_jobs import SimInputError
+    from notifier.tools.simulator import SimConfig, run_simulator
 
     config = SimConfig(
         app_id=args.app_id,
@@ -364,7 +365,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from notifier.demo import run_demo
+    from notifier.tools.demo import run_demo
 
     return run_demo()
 

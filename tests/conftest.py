@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from notifier._aioserver import ServerThread
-from notifier.receiver import Receiver
-from notifier.simulator import SimConfig, VendorSimulator
+from notifier.service.http_server import ServerThread
+from notifier.tools.receiver import Receiver
+from notifier.tools.simulator import SimConfig, VendorSimulator
 
 #: Where fake clocks start: a quarter second into a calendar second.
 T0 = 1_700_000_000.25

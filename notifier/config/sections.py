@@ -1,0 +1,405 @@
+"""The config model, one pydantic class per section of the YAML file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
+
+from notifier.config.fields import (
+    PositiveDuration,
+    as_event,
+    as_path,
+    endpoint_name,
+    format_duration,
+    http_url,
+    int_between,
+    optional_path,
+    parse_duration,
+    plain_http_host,
+    plain_text,
+    secret_http_url,
+    secret_text,
+    webhook_secret,
+)
+from notifier.config.problems import KeyedProblems, Loc, kind, show
+from notifier.models import EVENT_TYPES, FAILED, SUCCEEDED
+
+# --------------------------------------------------------------------------------------------
+# Models
+
+_MODEL = ConfigDict(extra="forbid", frozen=True)
+EventType = Literal["lip_sync.succeeded", "lip_sync.failed"]
+_ALL_EVENTS: list[EventType] = ["lip_sync.succeeded", "lip_sync.failed"]
+assert tuple(_ALL_EVENTS) == EVENT_TYPES == (SUCCEEDED, FAILED)
+
+
+def _events(value: object) -> list[str]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"must be a list of events ({', '.join(EVENT_TYPES)}), got {kind(value)}")
+    if not value:
+        raise ValueError(f"must list at least one event ({', '.join(EVENT_TYPES)})")
+    problems: list[tuple[Loc, str]] = []
+    events: list[str] = []
+    for i, item in enumerate(value):
+        try:
+            event = as_event(item)
+        except ValueError as exc:
+            problems.append(((i,), str(exc)))
+            continue
+        if event not in events:
+            events.append(event)
+    if problems:
+        raise KeyedProblems(problems)
+    return events
+
+
+Events = Annotated[list[EventType], BeforeValidator(_events)]
+
+
+class ChanjingConfig(BaseModel):
+    """How to reach the vendor API."""
+
+    model_config = _MODEL
+
+    base_url: str = "https://open-api.chanjing.cc"
+    app_id: Annotated[str, BeforeValidator(plain_text)]
+    secret_key: Annotated[SecretStr, BeforeValidator(secret_text)]
+    #: Vendor calls per second, shared by everything this process does.
+    qps: Annotated[int, BeforeValidator(int_between(1, 1000))] = 10
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _check_base_url(cls, value: object) -> str:
+        url = http_url(value)
+        parts = urlsplit(url)
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query string or fragment")
+        return url.rstrip("/")
+
+
+class StateConfig(BaseModel):
+    """Where the SQLite state database lives."""
+
+    model_config = _MODEL
+
+    path: Annotated[Path, BeforeValidator(as_path)] = Path("/var/lib/chanjing-notifier/state.db")
+
+
+class WatchConfig(BaseModel):
+    """The optional watch file."""
+
+    model_config = _MODEL
+
+    file: Annotated[Path | None, BeforeValidator(optional_path)] = None
+
+
+class PollingConfig(BaseModel):
+    """How often one job is polled, and for how long."""
+
+    model_config = _MODEL
+
+    min_interval: PositiveDuration = 5.0
+    max_interval: PositiveDuration = 120.0
+    give_up_after: PositiveDuration = 86400.0
+    #: ``adaptive`` predicts each job's completion from its progress; ``round_robin`` polls
+    #: every job every ``min_interval`` (the baseline the benchmark compares against).
+    policy: Literal["adaptive", "round_robin"] = "adaptive"
+    #: Also observe recent jobs through the vendor's list call (up to 100 jobs per call).
+    list_sweep: StrictBool = True
+
+    @model_validator(mode="after")
+    def _check_order(self) -> PollingConfig:
+        if self.min_interval > self.max_interval:
+            raise KeyedProblems(
+                [
+                    (
+                        ("min_interval",),
+                        f"must not be greater than polling.max_interval "
+                        f"({format_duration(self.min_interval)} > "
+                        f"{format_duration(self.max_interval)})",
+                    )
+                ]
+            )
+        return self
+
+
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
+    5.0,
+    30.0,
+    120.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    28800.0,
+)
+
+
+def _retry_schedule(value: object) -> list[float]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"must be a list of durations (use [] for no retries), got {kind(value)}")
+    problems: list[tuple[Loc, str]] = []
+    out: list[float] = []
+    for i, item in enumerate(value):
+        try:
+            out.append(parse_duration(item))
+        except ValueError as exc:
+            problems.append(((i,), str(exc)))
+    if problems:
+        raise KeyedProblems(problems)
+    return out
+
+
+class DeliveryConfig(BaseModel):
+    """How callbacks are sent."""
+
+    model_config = _MODEL
+
+    timeout: PositiveDuration = 15.0
+    #: Delays before each retry; when they run out the delivery is dead (replayable).
+    retry_schedule: Annotated[list[float], BeforeValidator(_retry_schedule)] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
+    )
+    #: Maximum deliveries in flight per endpoint.
+    concurrency: Annotated[int, BeforeValidator(int_between(1, 256))] = 8
+
+
+class _EndpointBase(BaseModel):
+    model_config = _MODEL
+
+    name: Annotated[str, BeforeValidator(endpoint_name)]
+    events: Events = Field(default_factory=lambda: list(_ALL_EVENTS))
+
+    def wants(self, event_type: str) -> bool:
+        """Whether this endpoint subscribes to ``event_type``."""
+        return event_type in self.events
+
+    def target_url(self) -> str:
+        """The URL to POST to (a secret for Slack endpoints)."""
+        raise NotImplementedError
+
+    def display_target(self) -> str:
+        """``scheme://host[:port]`` of the target: safe for logs and CLI output."""
+        parts = urlsplit(self.target_url())
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+class WebhookEndpoint(_EndpointBase):
+    """A Standard Webhooks receiver."""
+
+    type: Literal["webhook"]
+    url: Annotated[str, BeforeValidator(http_url)]
+    #: Signing secrets (``whsec_…``); the callback carries one signature per secret.
+    secret: list[Annotated[SecretStr, BeforeValidator(webhook_secret)]]
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _secret_list(cls, value: object) -> object:
+        if isinstance(value, str | SecretStr):
+            return [value]
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"must be a 'whsec_...' secret or a list of them, got {kind(value)}")
+        if not value:
+            raise ValueError("must have at least one secret")
+        return value
+
+    def target_url(self) -> str:
+        return self.url
+
+    def secret_values(self) -> list[str]:
+        return [s.get_secret_value() for s in self.secret]
+
+
+class SlackEndpoint(_EndpointBase):
+    """A Slack (or Slack-compatible) incoming webhook; the URL is a secret."""
+
+    type: Literal["slack"]
+    url: Annotated[SecretStr, BeforeValidator(secret_http_url)]
+
+    def target_url(self) -> str:
+        return self.url.get_secret_value()
+
+
+Endpoint: TypeAlias = WebhookEndpoint | SlackEndpoint
+ENDPOINT_TYPES: dict[str, type[WebhookEndpoint] | type[SlackEndpoint]] = {
+    "webhook": WebhookEndpoint,
+    "slack": SlackEndpoint,
+}
+
+
+class LogConfig(BaseModel):
+    """Logging."""
+
+    model_config = _MODEL
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _check_level(cls, value: object) -> str:
+        allowed = ("debug", "info", "warning", "error")
+        if isinstance(value, str):
+            level = value.strip().lower()
+            level = {"warn": "warning"}.get(level, level)
+            if level in allowed:
+                return level
+        raise ValueError(f"unknown log level {show(value)} (allowed: {', '.join(allowed)})")
+
+
+_LISTEN_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
+
+
+class MetricsConfig(BaseModel):
+    """The optional Prometheus listener."""
+
+    model_config = _MODEL
+
+    #: ``host:port`` (``[::1]:9464`` for IPv6); None disables the listener.
+    listen: str | None = None
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _check_listen(cls, value: object) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            match = _LISTEN_RE.fullmatch(value.strip())
+            if match and 1 <= int(match.group(2)) <= 65535:
+                return value.strip()
+        raise ValueError(
+            f"must be host:port (port 1-65535), e.g. 127.0.0.1:9464, got {show(value)}"
+        )
+
+    def address(self) -> tuple[str, int] | None:
+        """``(host, port)`` to bind, brackets removed from IPv6 hosts; None when disabled."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+_SECTION_DEFAULTS = ("state", "watch", "polling", "delivery", "log", "metrics")
+
+
+class Config(BaseModel):
+    """The whole configuration file."""
+
+    model_config = _MODEL
+
+    chanjing: ChanjingConfig
+    state: StateConfig = Field(default_factory=StateConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    polling: PollingConfig = Field(default_factory=PollingConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    endpoints: list[Annotated[Endpoint, Field(discriminator="type")]] = Field(default_factory=list)
+    log: LogConfig = Field(default_factory=LogConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    VENDOR_QPS_LIMIT: ClassVar[int] = 10
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        # "polling:" with nothing under it means "all defaults", not "polling must be a mapping".
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in (*_SECTION_DEFAULTS, "chanjing"):
+                if key in data and data[key] is None:
+                    data[key] = {}
+            if "endpoints" in data and data["endpoints"] is None:
+                data["endpoints"] = []
+        return data
+
+    @field_validator("endpoints", mode="after")
+    @classmethod
+    def _unique_names(cls, endpoints: list[Endpoint]) -> list[Endpoint]:
+        first: dict[str, int] = {}
+        problems: list[tuple[Loc, str]] = []
+        for i, endpoint in enumerate(endpoints):
+            if endpoint.name in first:
+                problems.append(
+                    (
+                        (i, "name"),
+                        f"duplicate endpoint name {endpoint.name!r} "
+                        f"(already used by endpoints[{first[endpoint.name]}])",
+                    )
+                )
+            else:
+                first[endpoint.name] = i
+        if problems:
+            raise KeyedProblems(problems)
+        return endpoints
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        """The endpoint called ``name``, or None."""
+        for endpoint in self.endpoints:
+            if endpoint.name == name:
+                return endpoint
+        return None
+
+    def endpoint_names(self) -> list[str]:
+        return [endpoint.name for endpoint in self.endpoints]
+
+    def secrets(self) -> list[str]:
+        """Every secret string in the configuration (for log redaction), longest first."""
+        found = [self.chanjing.secret_key.get_secret_value()]
+        for endpoint in self.endpoints:
+            if isinstance(endpoint, WebhookEndpoint):
+                found.extend(endpoint.secret_values())
+            else:
+                found.append(endpoint.target_url())
+        unique = [s for s in dict.fromkeys(found) if s]
+        return sorted(unique, key=len, reverse=True)
+
+    def warnings(self) -> list[str]:
+        """Things that are allowed but probably not intended; no secrets in them."""
+        out: list[str] = []
+        host = plain_http_host(self.chanjing.base_url)
+        if host is not None:
+            out.append(
+                f"chanjing.base_url: plain http to non-loopback host {host}; "
+                "the secret key and access token travel unencrypted; use https"
+            )
+        vendor_host = urlsplit(self.chanjing.base_url).hostname or ""
+        if vendor_host.endswith("chanjing.cc") and self.chanjing.qps > self.VENDOR_QPS_LIMIT:
+            out.append(
+                f"chanjing.qps: {self.chanjing.qps} is above the vendor's limit of "
+                f"{self.VENDOR_QPS_LIMIT} requests/second; expect rate-limit errors"
+            )
+        if not self.endpoints:
+            out.append("no endpoints configured: events will be recorded but not sent")
+        for i, endpoint in enumerate(self.endpoints):
+            host = plain_http_host(endpoint.target_url())
+            if host is not None:
+                out.append(f"endpoints[{i}].url: plain http to non-loopback host {host}; use https")
+        if self.polling.give_up_after < self.polling.min_interval:
+            out.append(
+                "polling.give_up_after: shorter than polling.min_interval; "
+                "jobs will be given up after their first poll"
+            )
+        return out
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "chanjing": ChanjingConfig,
+    "state": StateConfig,
+    "watch": WatchConfig,
+    "polling": PollingConfig,
+    "delivery": DeliveryConfig,
+    "log": LogConfig,
+    "metrics": MetricsConfig,
+}

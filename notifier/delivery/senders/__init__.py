@@ -1,0 +1,17 @@
+"""Deliver one event to one endpoint: signed webhooks and Slack.
+
+Senders know nothing of polling, storage or retries: each ``send`` is one attempt whose
+:class:`~notifier.models.SendResult` tells the dispatcher what to do next.
+"""
+
+from notifier.delivery.senders._http import Sender, parse_retry_after
+from notifier.delivery.senders.slack import SlackSender, build_slack_message
+from notifier.delivery.senders.webhook import WebhookSender
+
+__all__ = [
+    "Sender",
+    "SlackSender",
+    "WebhookSender",
+    "build_slack_message",
+    "parse_retry_after",
+]

@@ -1,0 +1,1 @@
+"""Where job ids come from: the watch file and the SQLite intake queue."""

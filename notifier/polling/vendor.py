@@ -1,0 +1,287 @@
+"""Chanjing's open API: the only module that knows its wire format.
+
+Every call goes through the shared :class:`~notifier.polling.ratelimit.RateLimiter`, token calls
+included. The access token is cached in the state store because issuing a new one revokes
+the old one: the daemon, a restarted daemon and CLI commands must all reuse it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from notifier.models import JobDetail
+from notifier.polling.ratelimit import RateLimiter
+from notifier.store import Store
+
+TOKEN_PATH = "/open/v1/access_token"
+DETAIL_PATH = "/open/v1/video_lip_sync/detail"
+LIST_PATH = "/open/v1/video_lip_sync/list"
+
+CODE_OK = 0
+CODE_TOKEN_INVALID = 10400
+CODE_BAD_PARAMETER = 40000
+CODE_QPS = 40001
+CODE_INTERNAL = (50000, 51000)
+
+#: Refresh this long before the vendor's expiry, so no call races the deadline.
+TOKEN_REFRESH_MARGIN = 300.0
+KNOWN_STATUSES = frozenset({0, 10, 20, 30})
+
+
+class VendorError(Exception):
+    """A call that did not give an answer we can use now; the caller retries later."""
+
+
+class UnknownJob(Exception):
+    """The vendor rejects this job id (code 40000): polling it again cannot help."""
+
+
+class ParameterRejected(VendorError):
+    """Code 40000 for a request of ours (not a job id): e.g. a page size the vendor caps."""
+
+
+class CredentialsRejected(VendorError):
+    """The token endpoint refused app_id/secret_key: an operator has to fix the config."""
+
+
+def parse_detail(job_id: str, data: object) -> JobDetail:
+    """Turn a detail ``data`` object into a JobDetail, or raise ValueError naming the field."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"detail data is {type(data).__name__}, expected an object")
+
+    def integer(name: str, default: int | None = None) -> int:
+        value = data.get(name)
+        if value is None or value == "":
+            if default is None:
+                raise ValueError(f"detail data has no {name!r}")
+            return default
+        if isinstance(value, bool):
+            raise ValueError(f"detail {name!r} is a boolean")
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float
+            raise ValueError(f"detail {name!r} is not a number: {str(value)[:40]!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"detail {name!r} is not finite")
+        return int(number)
+
+    def text(name: str) -> str:
+        value = data.get(name)
+        return "" if value is None else str(value)
+
+    status = integer("status")
+    if status not in KNOWN_STATUSES:
+        raise ValueError(f"unknown job status {status}")
+    progress = max(0, min(100, integer("progress", 0)))
+    return JobDetail(
+        id=job_id,
+        status=status,
+        progress=progress,
+        msg=text("msg"),
+        video_url=text("video_url"),
+        preview_url=text("preview_url"),
+        duration=max(0, integer("duration", 0)),
+        create_time=max(0, integer("create_time", 0)),
+    )
+
+
+def parse_envelope(response: httpx.Response) -> tuple[int, str, Any]:
+    """(code, msg, data) of a vendor answer; VendorError for anything else."""
+    ctype = response.headers.get("content-type", "").split(";")[0].strip() or "no content-type"
+    if response.status_code != 200:
+        raise VendorError(f"HTTP {response.status_code} ({ctype})")
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise VendorError(f"answer is not JSON ({ctype})") from None
+    if not isinstance(body, dict):
+        raise VendorError("answer is not a JSON object")
+    code = body.get("code")
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise VendorError(f"answer has no integer code: {str(code)[:40]!r}")
+    msg = body.get("msg")
+    return code, "" if msg is None else str(msg)[:500], body.get("data")
+
+
+def _expiry(value: object, now: float) -> float:
+    """``expire_in`` is documented as a unix timestamp; tolerate a duration too."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise VendorError(f"token answer has no numeric expire_in: {str(value)[:40]!r}")
+    # Anything before 2001 cannot be a timestamp; read it as seconds from now.
+    return float(value) if value > 1e9 else now + float(value)
+
+
+class VendorClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        app_id: str,
+        secret_key: str,
+        limiter: RateLimiter,
+        store: Store,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._app_id = app_id
+        self._secret_key = secret_key
+        self._limiter = limiter
+        self._store = store
+        self._clock = clock
+        self._account = f"{base_url.rstrip('/')}#{app_id}"
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            follow_redirects=False,
+            transport=transport,
+            headers={"user-agent": "chanjing-notifier"},
+        )
+        self._token: tuple[str, float] | None = None
+        self._token_lock = asyncio.Lock()
+        self.token_refreshes = 0
+        #: Called after every vendor answer with (endpoint, code or error label, seconds).
+        self.observer: Callable[[str, str, float], None] | None = None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def secrets(self) -> list[str]:
+        """Values that must never be logged (for the log redactor)."""
+        return [self._secret_key] + ([self._token[0]] if self._token else [])
+
+    async def _call(
+        self, endpoint: str, method: str, path: str, *, priority: bool = False, **kwargs: Any
+    ) -> Any:
+        """One budgeted call; retries 40001 after the shared pause. Returns (code, msg, data)."""
+        for _ in range(5):
+            await self._limiter.acquire(priority=priority)
+            started = time.monotonic()
+            label = "error"
+            try:
+                response = await self._http.request(method, path, **kwargs)
+                code, msg, data = parse_envelope(response)
+                label = str(code)
+            except httpx.TimeoutException:
+                label = "timeout"
+                raise VendorError("timed out") from None
+            except httpx.HTTPError as exc:
+                label = "http_error"
+                raise VendorError(f"connection failed: {type(exc).__name__}") from None
+            except VendorError:
+                label = "bad_answer"
+                raise
+            finally:
+                if self.observer is not None:
+                    self.observer(endpoint, label, time.monotonic() - started)
+            if code == CODE_QPS:
+                self._limiter.throttle()
+                continue
+            return code, msg, data
+        raise VendorError("vendor keeps answering 40001 (over the QPS limit)")
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        code, msg, data = await self._call(
+            "access_token",
+            "POST",
+            TOKEN_PATH,
+            priority=True,
+            json={"app_id": self._app_id, "secret_key": self._secret_key},
+        )
+        if code != CODE_OK:
+            if code == CODE_BAD_PARAMETER:
+                raise CredentialsRejected(f"vendor rejected app_id/secret_key: {msg} (code {code})")
+            raise VendorError(f"token request failed: {msg} (code {code})")
+        if not isinstance(data, Mapping) or not isinstance(data.get("access_token"), str):
+            raise VendorError("token answer has no access_token")
+        token = str(data["access_token"])
+        if not token:
+            raise VendorError("token answer has an empty access_token")
+        self.token_refreshes += 1
+        return token, _expiry(data.get("expire_in"), self._clock())
+
+    async def token(self) -> str:
+        """A valid token: from memory, else the store, else one fresh fetch (single-flight)."""
+        if self._token and self._token[1] - TOKEN_REFRESH_MARGIN > self._clock():
+            return self._token[0]
+        async with self._token_lock:
+            now = self._clock()
+            if self._token and self._token[1] - TOKEN_REFRESH_MARGIN > now:
+                return self._token[0]
+            cached = self._store.get_token(self._account)
+            if cached and cached[1] - TOKEN_REFRESH_MARGIN > now:
+                self._token = cached
+                return cached[0]
+            self._token = await self._fetch_token()
+            self._store.save_token(self._account, *self._token)
+            return self._token[0]
+
+    async def _forget_token(self, token: str) -> None:
+        async with self._token_lock:
+            if self._token and self._token[0] == token:
+                self._token = None
+            self._store.drop_token(self._account, token)
+
+    async def _authorized(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Any:
+        """A call with the access token; on 10400 refresh once and retry. Returns
+        (code, msg, data) for any other code."""
+        headers = kwargs.pop("headers", {})
+        for attempt in range(2):
+            token = await self.token()
+            code, msg, data = await self._call(
+                endpoint, method, path, headers={**headers, "access_token": token}, **kwargs
+            )
+            if code == CODE_TOKEN_INVALID and attempt == 0:
+                # Revoked or expired early (someone issued a new one): refresh once, retry.
+                await self._forget_token(token)
+                continue
+            if code == CODE_TOKEN_INVALID:
+                raise VendorError("access token rejected even after a refresh (code 10400)")
+            return code, msg, data
+        raise AssertionError("unreachable")
+
+    async def list_page(self, page: int, page_size: int) -> tuple[list[JobDetail], int]:
+        """One page of the account's jobs, newest first, and the number of pages.
+
+        Items that cannot be parsed are skipped: one odd job must not hide the others.
+        """
+        # Priority at the limiter: one list call stands for up to a page of detail calls.
+        code, msg, data = await self._authorized(
+            "list", "POST", LIST_PATH, priority=True, json={"page": page, "page_size": page_size}
+        )
+        if code == CODE_BAD_PARAMETER:
+            raise ParameterRejected(f"{msg or 'parameter error'} (code {code})")
+        if code != CODE_OK:
+            raise VendorError(f"{msg or 'error'} (code {code})")
+        if not isinstance(data, Mapping) or not isinstance(data.get("list"), list):
+            raise VendorError("list answer has no data.list array")
+        details = []
+        for item in data["list"]:
+            if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+                try:
+                    details.append(parse_detail(item["id"], item))
+                except ValueError:
+                    continue
+        info = data.get("page_info")
+        total = info.get("total_page") if isinstance(info, Mapping) else None
+        pages = total if isinstance(total, int) and not isinstance(total, bool) else page
+        return details, max(pages, 0)
+
+    async def detail(self, job_id: str) -> JobDetail:
+        """The job's current state. UnknownJob for a rejected id, VendorError otherwise."""
+        code, msg, data = await self._authorized(
+            "detail", "GET", DETAIL_PATH, params={"id": job_id}
+        )
+        if code == CODE_OK:
+            try:
+                return parse_detail(job_id, data)
+            except ValueError as exc:
+                raise VendorError(f"unusable detail answer: {exc}") from None
+        if code == CODE_BAD_PARAMETER:
+            raise UnknownJob(msg or "parameter error")
+        raise VendorError(f"{msg or 'error'} (code {code})")

@@ -1,0 +1,1 @@
+"""The daemon on top of the stages: wiring and schedule, sd_notify, metrics, the HTTP server."""

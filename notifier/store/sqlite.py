@@ -1,0 +1,568 @@
+"""The state database: the only module that speaks SQL.
+
+One SQLite file in WAL mode holds the intake queue, the watches, the terminal events, their
+deliveries and the cached vendor token. The daemon and CLI commands open it side by side;
+every write is a short transaction, so they never hold each other up for long.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
+
+_SQL_DIR = resources.files("notifier.store") / "sql"
+_MIGRATION_RE = re.compile(r"^migration_(\d{3})\.sql$")
+
+
+def _load_queries() -> dict[str, str]:
+    text = (_SQL_DIR / "queries.sql").read_text(encoding="utf-8")
+    queries: dict[str, str] = {}
+    for chunk in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
+        name, _, body = chunk.partition("\n")
+        queries[name.strip()] = body.strip()
+    return queries
+
+
+def _migrations() -> list[tuple[int, str]]:
+    found = []
+    for entry in _SQL_DIR.iterdir():
+        match = _MIGRATION_RE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+Q = _load_queries()
+SCHEMA_VERSION = _migrations()[-1][0]
+
+
+class StoreError(Exception):
+    """The state file cannot be opened or is from a newer version."""
+
+
+@dataclass(frozen=True)
+class WatchRow:
+    """What the poller needs to know about one active watch."""
+
+    job_id: str
+    labels: dict[str, str]
+    endpoints: tuple[str, ...] | None
+    status: int | None
+    progress: int | None
+    create_time: int | None
+    added_at: float
+    last_poll_at: float | None
+    next_poll_at: float
+    polls: int
+    errors: int
+    poll_key: float
+    first_running_at: float | None
+    first_running_progress: int | None
+    last_queued_at: float | None
+    misses: int
+    predicted_at: float | None
+
+    def memory(self) -> JobMemory:
+        """What the polling policy remembers of this job."""
+        return JobMemory(
+            added_at=self.added_at,
+            create_time=self.create_time,
+            last_poll_at=self.last_poll_at,
+            last_progress=self.progress,
+            first_running_at=self.first_running_at,
+            first_running_progress=self.first_running_progress,
+            last_queued_at=self.last_queued_at,
+            misses=self.misses,
+            predicted_at=self.predicted_at,
+        )
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    id: int
+    attempts: int
+    event: Event
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    added: int
+    updated: int
+    rejected: list[tuple[int, str]]
+
+
+def _dump_endpoints(endpoints: Sequence[str] | None) -> str | None:
+    return None if endpoints is None else json.dumps(list(endpoints))
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        row["event_id"],
+        row["job_id"],
+        row["type"],
+        row["created_at"],
+        row["body"],
+        row["last_seen_running_at"],
+    )
+
+
+def _watch_row(row: sqlite3.Row) -> WatchRow:
+    endpoints = row["endpoints"]
+    return WatchRow(
+        job_id=row["job_id"],
+        labels=json.loads(row["labels"]),
+        endpoints=None if endpoints is None else tuple(json.loads(endpoints)),
+        status=row["status"],
+        progress=row["progress"],
+        create_time=row["create_time"],
+        added_at=row["added_at"],
+        last_poll_at=row["last_poll_at"],
+        next_poll_at=row["next_poll_at"],
+        polls=row["polls"],
+        errors=row["errors"],
+        poll_key=row["poll_key"],
+        first_running_at=row["first_running_at"],
+        first_running_progress=row["first_running_progress"],
+        last_queued_at=row["last_queued_at"],
+        misses=row["misses"],
+        predicted_at=row["predicted_at"],
+    )
+
+
+class Store:
+    """A connection to the state file. Not thread-safe: one per thread or process."""
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Any = time.time) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._depth = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Create it private before SQLite does: it holds the vendor token.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=10.0, check_same_thread=False
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            # 32 MB of page cache: the active watches' indexes stay in memory at 100k.
+            self._db.execute("PRAGMA cache_size = -32000")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open state database: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this program's "
+                f"({SCHEMA_VERSION}); upgrade chanjing-notifier"
+            )
+        for number, script in _migrations():
+            if number <= version:
+                continue
+            with self.transaction():
+                # executescript would COMMIT our transaction; run statements one by one.
+                for statement in _split_sql(script):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._db.execute("COMMIT")
+
+    def _one(self, name: str, *args: Any) -> Any:
+        row = self._db.execute(Q[name], args).fetchone()
+        return None if row is None else row[0]
+
+    def now(self) -> float:
+        return float(self._clock())
+
+    def writable(self) -> bool:
+        """A cheap write probe for health checks."""
+        try:
+            with self.transaction():
+                self._db.execute("PRAGMA user_version")
+            return True
+        except sqlite3.Error:
+            return False
+
+    # -- watches --------------------------------------------------------------------------
+
+    def add_watches(self, specs: Iterable[WatchSpec], source: str) -> tuple[int, int]:
+        """Insert new watches (polled at once); update labels/endpoints of known ones.
+
+        Returns (added, updated). A finished watch stays finished: one event per job.
+        """
+        added = updated = 0
+        now = self.now()
+        with self.transaction():
+            for spec in specs:
+                existed = self._one("watch_exists", spec.job_id) is not None
+                cursor = self._db.execute(
+                    Q["upsert_watch"],
+                    {
+                        "job_id": spec.job_id,
+                        "source": source,
+                        "labels": json.dumps(spec.labels, sort_keys=True),
+                        "endpoints": _dump_endpoints(spec.endpoints),
+                        "now": now,
+                    },
+                )
+                if not existed:
+                    added += 1
+                elif cursor.rowcount:
+                    updated += 1
+        return added, updated
+
+    def sync_file_watches(self, specs: Sequence[WatchSpec]) -> tuple[int, int, int]:
+        """Make the active file-sourced watches equal to ``specs``: (added, updated, removed)."""
+        wanted = {spec.job_id for spec in specs}
+        with self.transaction():
+            added, updated = self.add_watches(specs, "file")
+            stale = [
+                row[0] for row in self._db.execute(Q["file_watch_ids"]) if row[0] not in wanted
+            ]
+            for job_id in stale:
+                self._db.execute(Q["delete_watch"], (job_id,))
+        return added, updated, len(stale)
+
+    def remove_watches(self, job_ids: Iterable[str]) -> int:
+        removed = 0
+        with self.transaction():
+            for job_id in job_ids:
+                removed += self._db.execute(Q["delete_watch"], (job_id,)).rowcount
+        return removed
+
+    def enqueue(self, specs: Iterable[WatchSpec]) -> int:
+        """Write rows into the intake queue, exactly as any other program may."""
+        count = 0
+        now = self.now()
+        with self.transaction():
+            for spec in specs:
+                self._db.execute(
+                    Q["queue_insert"],
+                    (
+                        spec.job_id,
+                        json.dumps(spec.labels, sort_keys=True),
+                        _dump_endpoints(spec.endpoints),
+                        now,
+                    ),
+                )
+                count += 1
+        return count
+
+    def take_queue(self, parse: Any, limit: int = 1000) -> IntakeResult:
+        """Move queue rows into watches; rows ``parse`` rejects are kept with the reason.
+
+        ``parse(job_id, labels_json, endpoints_json)`` returns a WatchSpec or a problem string.
+        """
+        accepted: list[WatchSpec] = []
+        rejected: list[tuple[int, str]] = []
+        with self.transaction():
+            rows = self._db.execute(Q["queue_rows"], (limit,)).fetchall()
+            for row in rows:
+                result = parse(row["job_id"], row["labels"], row["endpoints"])
+                if isinstance(result, WatchSpec):
+                    accepted.append(result)
+                    self._db.execute(Q["queue_delete"], (row["seq"],))
+                else:
+                    rejected.append((row["seq"], str(result)))
+                    self._db.execute(Q["queue_reject"], (str(result), row["seq"]))
+            added, updated = self.add_watches(accepted, "queue") if accepted else (0, 0)
+        return IntakeResult(added, updated, rejected)
+
+    def rejected_queue_rows(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._db.execute(Q["queue_rejected"])]
+
+    def due_watches(
+        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+    ) -> list[WatchRow]:
+        """Watches whose poll is due (``poll_key`` passed), most overdue first, skipping
+        ones already being polled."""
+        return self._watches("due_watches", now, limit, exclude)
+
+    def early_watches(
+        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+    ) -> list[WatchRow]:
+        """Watches that may be polled now if budget is spare (``next_poll_at`` passed)."""
+        return self._watches("early_watches", now, limit, exclude)
+
+    def _watches(
+        self, query: str, now: float, limit: int, exclude: frozenset[str]
+    ) -> list[WatchRow]:
+        rows = self._db.execute(Q[query], (now, limit + len(exclude))).fetchall()
+        found = [_watch_row(row) for row in rows if row["job_id"] not in exclude]
+        return found[:limit]
+
+    def active_watches_among(self, job_ids: Sequence[str]) -> list[WatchRow]:
+        rows = self._db.execute(Q["active_watches_among"], (json.dumps(list(job_ids)),))
+        return [_watch_row(row) for row in rows]
+
+    def oldest_active_create_time(self) -> int | None:
+        value = self._one("oldest_active_create_time")
+        return None if value is None else int(value)
+
+    def get_watch(self, job_id: str) -> WatchRow | None:
+        row = self._db.execute(Q["get_watch"], (job_id,)).fetchone()
+        return None if row is None else _watch_row(row)
+
+    def record_poll(
+        self, detail: JobDetail, earliest: float, deadline: float, memory: JobMemory
+    ) -> None:
+        """A non-terminal answer: its status, and when to poll next (policy's plan)."""
+        with self.transaction():
+            self._db.execute(
+                Q["record_poll"],
+                {
+                    "job_id": detail.id,
+                    "status": detail.status,
+                    "progress": detail.progress,
+                    "msg": detail.msg,
+                    "create_time": detail.create_time,
+                    "now": self.now(),
+                    "next_poll_at": earliest,
+                    "poll_key": deadline,
+                    "first_running_at": memory.first_running_at,
+                    "first_running_progress": memory.first_running_progress,
+                    "last_queued_at": memory.last_queued_at,
+                    "misses": memory.misses,
+                    "predicted_at": memory.predicted_at,
+                },
+            )
+
+    def record_poll_error(self, job_id: str, error: str, next_poll_at: float) -> None:
+        with self.transaction():
+            self._db.execute(
+                Q["record_poll_error"],
+                {"job_id": job_id, "error": error, "now": self.now(), "next_poll_at": next_poll_at},
+            )
+
+    def record_terminal(self, detail: JobDetail, event: Event, endpoints: Sequence[str]) -> bool:
+        """Finish the watch, record the event and queue its deliveries: one transaction.
+
+        Returns False when this job already had this event (nothing new is queued).
+        """
+        now = self.now()
+        state = WatchState.SUCCEEDED if detail.status == 20 else WatchState.FAILED
+        with self.transaction():
+            self._db.execute(
+                Q["finish_watch"],
+                {
+                    "job_id": detail.id,
+                    "state": state.value,
+                    "status": detail.status,
+                    "progress": detail.progress,
+                    "msg": detail.msg,
+                    "create_time": detail.create_time,
+                    "now": now,
+                    "polled": 1,
+                    "error": None,
+                },
+            )
+            inserted = self._db.execute(
+                Q["insert_event"],
+                (
+                    event.event_id,
+                    event.job_id,
+                    event.type,
+                    event.created_at,
+                    event.body,
+                    event.last_seen_running_at,
+                ),
+            ).rowcount
+            if not inserted:
+                return False
+            for endpoint in endpoints:
+                self._db.execute(Q["insert_delivery"], (event.event_id, endpoint, now, now))
+        return True
+
+    def fail_watch(self, job_id: str, reason: str) -> None:
+        """Stop polling a job the vendor rejects (unknown id): no event, reason kept."""
+        with self.transaction():
+            self._db.execute(
+                Q["finish_watch"],
+                {
+                    "job_id": job_id,
+                    "state": WatchState.FAILED.value,
+                    "status": None,
+                    "progress": None,
+                    "msg": reason,
+                    "create_time": None,
+                    "now": self.now(),
+                    "polled": 1,
+                    "error": reason,
+                },
+            )
+
+    def expire_watches(self, give_up_after: float) -> int:
+        now = self.now()
+        with self.transaction():
+            cursor = self._db.execute(
+                Q["expire_watches"], {"now": now, "cutoff": now - give_up_after}
+            )
+        return cursor.rowcount
+
+    def list_watches(self, state: str | None = None) -> list[dict[str, Any]]:
+        if state is None:
+            rows = self._db.execute(Q["list_watches"])
+        else:
+            rows = self._db.execute(Q["list_watches_in_state"], (state,))
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["labels"] = json.loads(item["labels"])
+            item["endpoints"] = None if item["endpoints"] is None else json.loads(item["endpoints"])
+            out.append(item)
+        return out
+
+    def live_counts(self) -> tuple[int, int]:
+        """(active watches, pending deliveries): two index range counts, cheap enough to
+        run every few seconds whatever the size of the history."""
+        return int(self._one("count_active")), int(self._one("count_pending_deliveries"))
+
+    def watch_counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in WatchState}
+        counts.update({row[0]: row[1] for row in self._db.execute(Q["watch_counts"])})
+        return counts
+
+    # -- events and deliveries ------------------------------------------------------------
+
+    def list_events(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._db.execute(Q["list_events"])]
+
+    def due_deliveries(
+        self, endpoint: str, now: float, limit: int, exclude: frozenset[int] = frozenset()
+    ) -> list[DueDelivery]:
+        rows = self._db.execute(
+            Q["due_deliveries"], (endpoint, now, limit + len(exclude))
+        ).fetchall()
+        due = [
+            DueDelivery(
+                row["id"],
+                row["attempts"],
+                _event(row),
+            )
+            for row in rows
+            if row["id"] not in exclude
+        ]
+        return due[:limit]
+
+    def delivery_succeeded(self, delivery_id: int, status: int | None) -> None:
+        with self.transaction():
+            self._db.execute(
+                Q["delivery_succeeded"], {"id": delivery_id, "now": self.now(), "status": status}
+            )
+
+    def delivery_failed(
+        self, delivery_id: int, status: int | None, error: str, next_attempt_at: float | None
+    ) -> None:
+        """Record a failed attempt; ``next_attempt_at=None`` makes the delivery dead."""
+        state = DeliveryState.PENDING if next_attempt_at is not None else DeliveryState.DEAD
+        with self.transaction():
+            self._db.execute(
+                Q["delivery_failed"],
+                {
+                    "id": delivery_id,
+                    "state": state.value,
+                    "now": self.now(),
+                    "status": status,
+                    "error": error,
+                    "next_attempt_at": next_attempt_at,
+                },
+            )
+
+    def replay(self, event_ids: Iterable[str]) -> dict[str, int]:
+        """Queue every delivery of these events again, from the first retry step."""
+        now = self.now()
+        result = {}
+        with self.transaction():
+            for event_id in event_ids:
+                result[event_id] = self._db.execute(
+                    Q["replay_event"], {"event_id": event_id, "now": now}
+                ).rowcount
+        return result
+
+    def replay_dead(self) -> int:
+        with self.transaction():
+            return int(self._db.execute(Q["replay_dead"], {"now": self.now()}).rowcount)
+
+    def list_deliveries(self, state: str | None = None) -> list[dict[str, Any]]:
+        if state is None:
+            rows = self._db.execute(Q["list_deliveries"])
+        else:
+            rows = self._db.execute(Q["list_deliveries_in_state"], (state,))
+        return [dict(row) for row in rows]
+
+    def delivery_counts_by_endpoint(self) -> dict[tuple[str, str], int]:
+        """{(state, endpoint): count}, read from an index."""
+        rows = self._db.execute(Q["delivery_counts_by_endpoint"])
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    def delivery_counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in DeliveryState}
+        counts.update({row[0]: row[1] for row in self._db.execute(Q["delivery_counts"])})
+        return counts
+
+    # -- vendor token ---------------------------------------------------------------------
+
+    def get_token(self, account: str) -> tuple[str, float] | None:
+        row = self._db.execute(Q["get_token"], (account,)).fetchone()
+        return None if row is None else (row[0], float(row[1]))
+
+    def save_token(self, account: str, token: str, expire_at: float) -> None:
+        with self.transaction():
+            self._db.execute(Q["save_token"], (account, token, expire_at, self.now()))
+
+    def drop_token(self, account: str, token: str) -> None:
+        with self.transaction():
+            self._db.execute(Q["drop_token"], (account, token))
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration file (no semicolons inside literals in our files)."""
+    lines = [re.sub(r"--.*$", "", line) for line in script.splitlines()]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]

@@ -1,0 +1,677 @@
+"""A faithful local stand-in of Chanjing's lip-sync open API.
+
+Used by ``chanjing-notifier simulate``, the offline demo, the integration tests and the latency
+benchmark. It speaks the vendor's wire format (HTTP 200 + ``{trace_id, code, msg, data}``
+envelope, real 404 for unknown paths), enforces the per-second QPS limit on *its own* clock,
+revokes the previous access token when a new one is issued, and keeps its own bookkeeping
+(arrivals per second, codes returned, when each job finished and when a poller first saw it)
+so tests and benchmarks can judge a client from the server's side.
+
+Time is whatever ``clock()`` says: tests inject a fake clock and advance it instead of sleeping.
+Only the ``slow_seconds`` fault and the callback ticker use real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import json
+import logging
+import math
+import random
+import secrets
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from notifier.models import (
+    STATUS_SUCCESS,
+    TERMINAL_EVENT,
+)
+from notifier.service.http_server import AppServer
+from notifier.tools.sim_jobs import (
+    SimInputError,
+    SimJob,
+    callback_url_of,
+    number,
+    outcome_of,
+    positive_int,
+    progress_points_of,
+)
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- wire constants
+
+CODE_OK = 0
+CODE_TOKEN_INVALID = 10400
+CODE_PARAM = 40000
+CODE_QPS = 40001
+CODE_INTERNAL = 50000
+CODE_INTERNAL_2 = 51000
+
+API_PREFIX = "/open/v1/"
+DEFAULT_FAIL_MSG = "audio decode failed"
+#: How often (real seconds) the background ticker looks for jobs whose callback is due.
+CALLBACK_TICK_S = 0.05
+CALLBACK_TIMEOUT_S = 10.0
+#: Per-second arrival counts older than this many seconds are dropped (a long demo run).
+PER_SECOND_KEEP = 86_400
+
+FAULT_KEYS = ("fault_50000", "fault_51000", "fault_html", "slow_rate", "slow_seconds")
+JOB_FIELDS = (
+    "id",
+    "queue_s",
+    "run_s",
+    "outcome",
+    "msg",
+    "progress_points",
+    "create_time",
+    "callback",
+)
+
+BAD_GATEWAY_HTML = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@dataclass
+class SimConfig:
+    """Simulator settings; fault rates are probabilities (0..1) per detail/list call."""
+
+    app_id: str = "demo-app"
+    secret_key: str = "demo-secret"
+    #: Arrivals allowed per calendar second of the simulator clock; <= 0 means unlimited.
+    qps: int = 10
+    token_ttl: float = 86400
+    fault_50000: float = 0.0
+    fault_51000: float = 0.0
+    fault_html: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 3.0
+    seed: int | None = None
+    default_queue_s: float = 3.0
+    default_run_s: float = 10.0
+
+
+# --------------------------------------------------------------------------- envelope helpers
+
+
+def envelope(code: int, msg: str, data: Any = None) -> dict[str, Any]:
+    """The vendor's answer shape; every answer carries a fresh trace id like the real one."""
+    return {"trace_id": secrets.token_hex(16), "code": code, "msg": msg, "data": data}
+
+
+def _json_response(body: Mapping[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(dict(body), status=status)
+
+
+def _bad_gateway() -> web.Response:
+    """What a failing gateway in front of the API returns: HTML, not JSON."""
+    return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
+
+
+# --------------------------------------------------------------------------- token store
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also accepts non-ASCII input (str compare_digest won't)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class TokenStore:
+    """One valid access token per app: issuing a new token revokes the previous one."""
+
+    def __init__(self) -> None:
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self.issued = 0
+
+    def issue(self, now: float, ttl: float) -> tuple[str, int]:
+        """A new token and its expiry as a UNIX timestamp (what ``expire_in`` carries)."""
+        self._token = secrets.token_hex(16)
+        self._expires_at = now + ttl
+        self.issued += 1
+        return self._token, int(self._expires_at)
+
+    def valid(self, token: str | None, now: float) -> bool:
+        if not token or self._token is None or now >= self._expires_at:
+            return False
+        return _same(token, self._token)
+
+    def revoke(self) -> None:
+        self._token = None
+
+
+# --------------------------------------------------------------------------- QPS counter
+
+
+class QpsCounter:
+    """Arrivals per calendar second (``int(clock())``); an arrival beyond ``qps`` is rejected.
+
+    Rejected arrivals still count: that is how the real limiter behaves, and what a client
+    that hammers the API after a 40001 should see reflected in the stats.
+    """
+
+    def __init__(self) -> None:
+        self.per_second: dict[int, int] = {}
+        self.total = 0
+        self.max_per_second = 0
+
+    def arrive(self, now: float) -> int:
+        """Record one arrival and return its 1-based index within its second."""
+        sec = int(now)
+        n = self.per_second.get(sec, 0) + 1
+        self.per_second[sec] = n
+        self.total += 1
+        self.max_per_second = max(self.max_per_second, n)
+        if len(self.per_second) > PER_SECOND_KEEP:
+            for old in sorted(self.per_second)[: len(self.per_second) - PER_SECOND_KEEP]:
+                del self.per_second[old]
+        return n
+
+    def reset(self) -> None:
+        self.per_second.clear()
+        self.total = 0
+        self.max_per_second = 0
+
+
+# --------------------------------------------------------------------------- the simulator
+
+
+class VendorSimulator:
+    """The vendor's state (token, jobs, counters) plus an aiohttp app that serves it.
+
+    Thread-safe: tests call ``add_job``/``stats``/``set_faults`` from their own thread while
+    the app runs on a :class:`~notifier.service.http_server.ServerThread` loop.
+    """
+
+    def __init__(
+        self, config: SimConfig | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = dataclasses.replace(config) if config is not None else SimConfig()
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._rng = random.Random(self.config.seed)
+        self._tokens = TokenStore()
+        self._qps = QpsCounter()
+        self._jobs: dict[str, SimJob] = {}
+        self._seq = 0
+        self._codes: dict[int, int] = {}
+        self._http_errors = 0
+        self._by_path: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------------- Python API
+
+    def add_job(
+        self,
+        job_id: str | None = None,
+        *,
+        queue_s: float | None = None,
+        run_s: float | None = None,
+        outcome: int = 20,
+        msg: str | None = None,
+        progress_points: Sequence[Sequence[float]] | None = None,
+        create_time: int | None = None,
+        callback: str | None = None,
+    ) -> str:
+        """Create a job now (simulator clock) and return its id (32 hex chars unless given)."""
+        if job_id is None:
+            job_id = secrets.token_hex(16)
+        elif not isinstance(job_id, str) or not job_id:
+            raise SimInputError(f"id must be a non-empty string, got {job_id!r}")
+        q = self.config.default_queue_s if queue_s is None else number("queue_s", queue_s)
+        r = self.config.default_run_s if run_s is None else number("run_s", run_s)
+        status = outcome_of(outcome)
+        if msg is not None and not isinstance(msg, str):
+            raise SimInputError(f"msg must be a string, got {type(msg).__name__}")
+        points = None if progress_points is None else progress_points_of(progress_points)
+        if create_time is not None and (
+            isinstance(create_time, bool) or not isinstance(create_time, int)
+        ):
+            raise SimInputError(f"create_time must be an integer, got {create_time!r}")
+        cb = None if callback is None else callback_url_of(callback)
+        with self._lock:
+            if job_id in self._jobs:
+                raise SimInputError(f"job {job_id!r} already exists")
+            now = self.clock()
+            self._seq += 1
+            self._jobs[job_id] = SimJob(
+                id=job_id,
+                created_at=now,
+                queue_s=q,
+                run_s=r,
+                outcome=status,
+                msg=msg if msg is not None else DEFAULT_FAIL_MSG,
+                progress_points=points,
+                create_time=int(now) if create_time is None else create_time,
+                callback=cb,
+                seq=self._seq,
+            )
+        return job_id
+
+    def add_job_from_mapping(self, spec: Mapping[str, Any]) -> str:
+        """``add_job`` from a JSON/YAML object (admin endpoint, ``simulate`` job lists)."""
+        if not isinstance(spec, Mapping):
+            raise SimInputError(f"a job must be an object, got {type(spec).__name__}")
+        unknown = sorted(set(spec) - set(JOB_FIELDS))
+        if unknown:
+            raise SimInputError(f"unknown job field(s) {unknown}; allowed: {list(JOB_FIELDS)}")
+        kwargs = {k: v for k, v in spec.items() if k != "id"}
+        return self.add_job(spec.get("id"), **kwargs)
+
+    def revoke_token(self) -> None:
+        """Invalidate the current token, as a reissue elsewhere would (tests token refresh)."""
+        with self._lock:
+            self._tokens.revoke()
+
+    def set_faults(self, **rates: float) -> None:
+        """Change fault rates at runtime (``fault_50000``, ``fault_html``, ``slow_seconds``…)."""
+        unknown = sorted(set(rates) - set(FAULT_KEYS))
+        if unknown:
+            raise SimInputError(f"unknown fault setting(s) {unknown}; allowed: {list(FAULT_KEYS)}")
+        checked: dict[str, float] = {}
+        for key, value in rates.items():
+            checked[key] = number(key, value)
+            if key != "slow_seconds" and checked[key] > 1:
+                raise SimInputError(f"{key} is a probability and must be <= 1, got {value!r}")
+        with self._lock:
+            for key, value in checked.items():
+                setattr(self.config, key, value)
+
+    def faults(self) -> dict[str, float]:
+        with self._lock:
+            return {key: float(getattr(self.config, key)) for key in FAULT_KEYS}
+
+    def reset_stats(self) -> None:
+        """Zero the request counters (and per-job ``detail_calls``); job timelines stay."""
+        with self._lock:
+            self._qps.reset()
+            self._codes.clear()
+            self._http_errors = 0
+            self._by_path.clear()
+            self._tokens.issued = 0
+            for job in self._jobs.values():
+                job.detail_calls = 0
+
+    def stats(self) -> dict[str, Any]:
+        """JSON-able counters, all on the simulator clock."""
+        with self._lock:
+            now = self.clock()
+            return {
+                "now": now,
+                "qps": self.config.qps,
+                "calls": self._qps.total,
+                "per_second": {str(s): n for s, n in sorted(self._qps.per_second.items())},
+                "max_per_second": self._qps.max_per_second,
+                "codes": {str(c): n for c, n in sorted(self._codes.items())},
+                "http_errors": self._http_errors,
+                "tokens_issued": self._tokens.issued,
+                "by_path": dict(sorted(self._by_path.items())),
+                "jobs": {job.id: self._job_stats(job, now) for job in self._jobs.values()},
+            }
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job's current detail plus its timeline, newest first (admin view)."""
+        with self._lock:
+            now = self.clock()
+            return [
+                {**job.detail(now), **self._job_stats(job, now)} for job in self._newest_first()
+            ]
+
+    async def fire_due_callbacks(self) -> list[str]:
+        """Start the callback POST of every terminal job that has one not yet sent.
+
+        The background ticker calls this; tests may call it on the server loop to make the
+        "not yet / only once" checks deterministic. Returns the ids dispatched now.
+        """
+        due: list[tuple[str, dict[str, Any]]] = []
+        with self._lock:
+            now = self.clock()
+            for job in self._jobs.values():
+                if job.callback is None or job.callback_sent_at is not None:
+                    continue
+                if job.state(now)[0] in TERMINAL_EVENT:
+                    job.callback_sent_at = now
+                    due.append((job.id, envelope(CODE_OK, "success", job.detail(now))))
+        loop = asyncio.get_running_loop()
+        for job_id, body in due:
+            task = loop.create_task(self._post_callback(job_id, body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return [job_id for job_id, _ in due]
+
+    # ----------------------------------------------------------------- bookkeeping
+
+    @staticmethod
+    def _job_stats(job: SimJob, now: float) -> dict[str, Any]:
+        return {
+            "status_now": job.state(now)[0],
+            "created_at": job.created_at,
+            "completed_at": job.completed_at,
+            "first_terminal_seen_at": job.first_terminal_seen_at,
+            "detail_calls": job.detail_calls,
+            "outcome": job.outcome,
+            "callback_sent_at": job.callback_sent_at,
+            "callback_result": job.callback_result,
+        }
+
+    def _newest_first(self) -> list[SimJob]:
+        return sorted(self._jobs.values(), key=lambda j: (j.created_at, j.seq), reverse=True)
+
+    def _reply(self, code: int, msg: str, data: Any = None) -> web.Response:
+        with self._lock:
+            self._codes[code] = self._codes.get(code, 0) + 1
+        return _json_response(envelope(code, msg, data))
+
+    def _http_error(self) -> None:
+        with self._lock:
+            self._http_errors += 1
+
+    def _arrive(self, path: str) -> int:
+        with self._lock:
+            self._by_path[path] = self._by_path.get(path, 0) + 1
+            return self._qps.arrive(self.clock())
+
+    def _token_ok(self, request: web.Request) -> bool:
+        with self._lock:
+            return self._tokens.valid(request.headers.get("access_token"), self.clock())
+
+    async def _post_callback(self, job_id: str, body: dict[str, Any]) -> None:
+        """POST the detail envelope once, unsigned, no retries; failures are only recorded."""
+        with self._lock:
+            url = self._jobs[job_id].callback
+        assert url is not None
+        try:
+            timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT_S)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(url, json=body, allow_redirects=False) as resp,
+            ):
+                result = f"http {resp.status}"
+        except Exception as exc:  # the vendor ignores callback failures, so do we
+            result = f"error {type(exc).__name__}"
+        log.debug("simulator callback for job %s: %s", job_id, result)
+        with self._lock:
+            self._jobs[job_id].callback_result = result
+
+    # ----------------------------------------------------------------- fault injection
+
+    async def _fault(self) -> web.Response | None:
+        """Maybe delay, then maybe answer with an injected fault instead of the real answer.
+
+        Four draws per call whatever the rates, so a seeded run is reproducible even when
+        rates change between runs.
+        """
+        with self._lock:
+            cfg = self.config
+            slow, html, f50, f51 = (self._rng.random() for _ in range(4))
+            delay = cfg.slow_seconds if slow < cfg.slow_rate else 0.0
+            if html < cfg.fault_html:
+                kind = "html"
+            elif f50 < cfg.fault_50000:
+                kind = "50000"
+            elif f51 < cfg.fault_51000:
+                kind = "51000"
+            else:
+                kind = ""
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if kind == "html":
+            self._http_error()
+            return _bad_gateway()
+        if kind == "50000":
+            return self._reply(CODE_INTERNAL, "internal server error")
+        if kind == "51000":
+            return self._reply(CODE_INTERNAL_2, "service busy, please retry later")
+        return None
+
+    # ----------------------------------------------------------------- vendor handlers
+
+    async def _handle_token(self, request: web.Request) -> web.Response:
+        try:
+            body = await _read_object(request)
+        except SimInputError as exc:
+            return self._reply(CODE_PARAM, str(exc))
+        app_id, secret = body.get("app_id"), body.get("secret_key")
+        if not isinstance(app_id, str) or not app_id:
+            return self._reply(CODE_PARAM, "app_id is required")
+        if not isinstance(secret, str) or not secret:
+            return self._reply(CODE_PARAM, "secret_key is required")
+        if not _same(app_id, self.config.app_id):
+            return self._reply(CODE_PARAM, "app_id not found")
+        if not _same(secret, self.config.secret_key):
+            return self._reply(CODE_PARAM, "secret_key is incorrect")
+        with self._lock:
+            token, expire_in = self._tokens.issue(self.clock(), self.config.token_ttl)
+        return self._reply(CODE_OK, "success", {"access_token": token, "expire_in": expire_in})
+
+    async def _handle_detail(self, request: web.Request) -> web.Response:
+        faulted = await self._fault()
+        if faulted is not None:
+            return faulted
+        if not self._token_ok(request):
+            return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
+        job_id = request.query.get("id", "")
+        if not job_id:
+            return self._reply(CODE_PARAM, "param id is required")
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                data = None
+            else:
+                now = self.clock()
+                data = job.detail(now)
+                job.detail_calls += 1
+                if data["status"] in TERMINAL_EVENT and job.first_terminal_seen_at is None:
+                    job.first_terminal_seen_at = now
+        if data is None:
+            return self._reply(CODE_PARAM, "record not found")
+        return self._reply(CODE_OK, "success", data)
+
+    async def _handle_list(self, request: web.Request) -> web.Response:
+        faulted = await self._fault()
+        if faulted is not None:
+            return faulted
+        if not self._token_ok(request):
+            return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
+        try:
+            body = await _read_object(request, allow_empty=True)
+            page = positive_int("page", body.get("page"), 1)
+            size = positive_int("page_size", body.get("page_size"), 10, maximum=100)
+        except SimInputError as exc:
+            return self._reply(CODE_PARAM, str(exc))
+        with self._lock:
+            now = self.clock()
+            jobs = self._newest_first()
+            chunk = [job.detail(now) for job in jobs[(page - 1) * size : page * size]]
+        total = len(jobs)
+        page_info = {
+            "page": page,
+            "size": size,
+            "total_count": total,
+            "total_page": math.ceil(total / size),
+        }
+        return self._reply(CODE_OK, "success", {"list": chunk, "page_info": page_info})
+
+    async def _handle_create(self, request: web.Request) -> web.Response:
+        if not self._token_ok(request):
+            return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
+        try:
+            body = await _read_object(request)
+            hints = body.get("_sim") or {}
+            if not isinstance(hints, dict):
+                raise SimInputError("_sim must be an object")
+            unknown = sorted(set(hints) - {"queue_s", "run_s", "outcome", "msg", "progress_points"})
+            if unknown:
+                raise SimInputError(f"unknown _sim hint(s) {unknown}")
+            callback = body.get("callback")
+            job_id = self.add_job(
+                queue_s=hints.get("queue_s"),
+                run_s=hints.get("run_s"),
+                outcome=hints.get("outcome", STATUS_SUCCESS),
+                msg=hints.get("msg"),
+                progress_points=hints.get("progress_points"),
+                callback=callback if callback else None,
+            )
+        except SimInputError as exc:
+            return self._reply(CODE_PARAM, str(exc))
+        return self._reply(CODE_OK, "success", job_id)
+
+    # ----------------------------------------------------------------- admin handlers
+
+    async def _admin_add_jobs(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            specs = body if isinstance(body, list) else [body]
+            ids = [self.add_job_from_mapping(spec) for spec in specs]
+        except (SimInputError, ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"ids": ids})
+
+    async def _admin_list_jobs(self, request: web.Request) -> web.Response:
+        return web.json_response({"jobs": self.jobs()})
+
+    async def _admin_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _admin_faults(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise SimInputError("faults must be a JSON object of rates")
+            self.set_faults(**body)
+        except (SimInputError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(self.faults())
+
+    async def _admin_revoke(self, request: web.Request) -> web.Response:
+        self.revoke_token()
+        return web.json_response({"revoked": True})
+
+    async def _admin_reset_stats(self, request: web.Request) -> web.Response:
+        self.reset_stats()
+        return web.json_response({"reset": True})
+
+    # ----------------------------------------------------------------- the app
+
+    def make_app(self) -> web.Application:
+        """A fresh aiohttp app over this simulator's state (one per server is fine)."""
+
+        @web.middleware
+        async def vendor_gate(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            # Every /open/v1/ arrival counts toward the second's QPS, even ones answered 40001.
+            if not request.path.startswith(API_PREFIX):
+                return await handler(request)
+            index = self._arrive(request.path)
+            routed = request.match_info.http_exception is None
+            qps = self.config.qps
+            if routed and 0 < qps < index:
+                return self._reply(CODE_QPS, "request too frequent, please retry later")
+            try:
+                return await handler(request)
+            except web.HTTPException as exc:
+                if exc.status >= 400:
+                    self._http_error()
+                raise
+
+        async def callback_ticker(app: web.Application) -> AsyncIterator[None]:
+            async def tick() -> None:
+                while True:
+                    try:
+                        await self.fire_due_callbacks()
+                    except Exception:  # keep ticking; a bad job must not stop callbacks
+                        log.exception("simulator callback ticker failed")
+                    await asyncio.sleep(CALLBACK_TICK_S)
+
+            ticker = asyncio.get_running_loop().create_task(tick())
+            yield
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            loop = asyncio.get_running_loop()
+            pending = [t for t in self._tasks if t.get_loop() is loop]
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+                for task in pending:
+                    task.cancel()
+
+        app = web.Application(middlewares=[vendor_gate])
+        app.cleanup_ctx.append(callback_ticker)
+        app.router.add_post("/open/v1/access_token", self._handle_token)
+        app.router.add_get("/open/v1/video_lip_sync/detail", self._handle_detail)
+        app.router.add_post("/open/v1/video_lip_sync/list", self._handle_list)
+        app.router.add_post("/open/v1/video_lip_sync/create", self._handle_create)
+        app.router.add_post("/_sim/jobs", self._admin_add_jobs)
+        app.router.add_get("/_sim/jobs", self._admin_list_jobs)
+        app.router.add_get("/_sim/stats", self._admin_stats)
+        app.router.add_post("/_sim/faults", self._admin_faults)
+        app.router.add_post("/_sim/revoke_token", self._admin_revoke)
+        app.router.add_post("/_sim/reset_stats", self._admin_reset_stats)
+        return app
+
+
+async def _read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object; the vendor answers 40000 for anything else."""
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise SimInputError("request body must be a JSON object")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise SimInputError("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise SimInputError("request body must be a JSON object")
+    return body
+
+
+# --------------------------------------------------------------------------- CLI entry point
+
+
+def run_simulator(
+    host: str, port: int, config: SimConfig, jobs: list[dict[str, Any]] | None = None
+) -> None:
+    """Serve the simulator until SIGINT/SIGTERM (``chanjing-notifier simulate``)."""
+    sim = VendorSimulator(config)
+    for spec in jobs or []:
+        job_id = sim.add_job_from_mapping(spec)
+        print(f"job {job_id}", flush=True)
+
+    async def main() -> None:
+        server = AppServer(sim.make_app(), host, port)
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+        print(
+            f"simulator listening on http://{host}:{server.port} "
+            f"(app_id={config.app_id}, qps={config.qps})",
+            flush=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await server.stop()
+
+    asyncio.run(main())

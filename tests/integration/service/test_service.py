@@ -1,0 +1,206 @@
+"""Service behaviour: sd_notify protocol, reload signalling, /metrics and /healthz."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from notifier.tools.receiver import Receiver
+from tests.conftest import ReceiverServer, Simulator, Workspace
+
+pytestmark = pytest.mark.slow
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET; records every message."""
+
+    def __init__(self, path: str) -> None:
+        self.address = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        bind_to = "\0" + path[1:] if path.startswith("@") else path
+        self.sock.bind(bind_to)
+        self.messages: list[tuple[float, str]] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                return
+            with self._cond:
+                self.messages.append((time.monotonic(), data.decode()))
+                self._cond.notify_all()
+
+    def lines(self) -> list[tuple[float, str]]:
+        with self._cond:
+            return [(t, line) for t, m in self.messages for line in m.splitlines()]
+
+    def wait_for(self, predicate: object, timeout: float) -> bool:
+        assert callable(predicate)
+        with self._cond:
+            return bool(self._cond.wait_for(lambda: predicate(self), timeout))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(params=["path", "abstract"])
+def notify_socket(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifySocket]:
+    if request.param == "path":
+        address = str(tmp_path / "notify.sock")
+    else:
+        address = f"@chanjing-test-{time.monotonic_ns()}"
+    ns = NotifySocket(address)
+    yield ns
+    ns.close()
+
+
+def count(ns: NotifySocket, line: str, since: float = 0.0) -> int:
+    return sum(1 for t, entry in ns.lines() if entry == line and t >= since)
+
+
+def test_sd_notify_ready_watchdog_reload_stopping(
+    workspace: Workspace,
+    simulator: Simulator,
+    receiver: ReceiverServer,
+    notify_socket: NotifySocket,
+) -> None:
+    workspace.env.update(NOTIFY_SOCKET=notify_socket.address, WATCHDOG_USEC="1000000")
+    daemon = workspace.start()
+    assert notify_socket.wait_for(lambda ns: count(ns, "READY=1") >= 1, timeout=20), daemon.output
+    ready_at = next(t for t, line in notify_socket.lines() if line == "READY=1")
+    assert any(line.startswith("STATUS=watching") for _, line in notify_socket.lines())
+    # Pings every half WATCHDOG_USEC: at least 3 within 4 s after READY (a lower bound).
+    assert notify_socket.wait_for(
+        lambda ns: count(ns, "WATCHDOG=1", since=ready_at) >= 3, timeout=10
+    )
+
+    job = simulator.sim.add_job("sdreload1", queue_s=0.1, run_s=0.2, outcome=20)
+    workspace.write_watch([job])
+    daemon.popen.send_signal(signal.SIGHUP)
+    assert notify_socket.wait_for(
+        lambda ns: any(line == "RELOADING=1" for _, line in ns.lines()), timeout=10
+    )
+    lines = [line for _, line in notify_socket.lines()]
+    reload_at = lines.index("RELOADING=1")
+    assert lines[reload_at + 1].startswith("MONOTONIC_USEC=")
+    assert notify_socket.wait_for(
+        lambda ns: "READY=1" in [line for _, line in ns.lines()][reload_at:], timeout=10
+    )
+    assert receiver.receiver.wait_for_blocking(
+        lambda r: any(x.payload["data"]["id"] == job for x in r.accepted("/ops")), timeout=30
+    )
+    assert daemon.stop() == 0
+    assert "STOPPING=1" in [line for _, line in notify_socket.lines()]
+
+
+def test_silent_without_notify_socket(workspace: Workspace) -> None:
+    daemon = workspace.start()
+    daemon.wait_ready()
+    assert daemon.stop() == 0  # no socket, no error
+
+
+def test_metrics_and_healthz(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    workspace.write_config()
+    # Long enough to be seen running first: that is what detection latency is measured from.
+    job = simulator.sim.add_job("metrics01", queue_s=0.5, run_s=3, outcome=20)
+    workspace.cli("watch", "add", job)
+    daemon = workspace.start()
+    daemon.wait_ready()
+
+    def delivered(r: Receiver) -> bool:
+        return len(r.accepted("/ops")) == 1 and len(r.accepted("/analytics")) == 1
+
+    assert receiver.receiver.wait_for_blocking(delivered, timeout=30)
+    assert daemon.wait_for_log(lambda r: r.get("event") == "metrics listening", timeout=5)
+    base = f"http://127.0.0.1:{port}"
+    health = httpx.get(f"{base}/healthz", timeout=5)
+    assert health.status_code == 200 and health.text.strip() == "ok"
+    # The store records a delivery just after the receiver answered: wait for that.
+    for endpoint in ("ops", "analytics"):
+        assert daemon.wait_for_log(
+            lambda r, e=endpoint: r.get("event") == "delivered" and r.get("endpoint") == e, 10
+        )
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    for needle in (
+        'chanjing_vendor_calls_total{endpoint="detail",result="0"}',
+        'chanjing_vendor_calls_total{endpoint="access_token",result="0"} 1.0',
+        "chanjing_vendor_latency_seconds_bucket",
+        "chanjing_vendor_throttled_total 0.0",
+        'chanjing_watches{state="succeeded"} 1.0',
+        'chanjing_deliveries{endpoint="ops",state="delivered"} 1.0',
+        'chanjing_delivery_attempts_total{endpoint="ops",outcome="ok"} 1.0',
+        "chanjing_delivery_latency_seconds_bucket",
+        "chanjing_detection_latency_seconds_count",
+        "chanjing_token_refreshes_total 1.0",
+        "chanjing_budget_in_use",
+    ):
+        assert needle in text, needle
+    assert daemon.stop() == 0
+
+
+def test_reload_applies_new_endpoints_and_keeps_state(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    first = simulator.sim.add_job("reloadep1", queue_s=0.1, run_s=0.2, outcome=20)
+    workspace.cli("watch", "add", first)
+    daemon = workspace.start()
+    daemon.wait_ready()
+    rec = receiver.receiver
+    assert rec.wait_for_blocking(lambda r: len(r.accepted("/ops")) == 1, timeout=30)
+
+    workspace.config["endpoints"] = [
+        *workspace.config["endpoints"],
+        {
+            "name": "late",
+            "type": "webhook",
+            "url": f"{receiver.url}/late",
+            "secret": "${OPS_SECRET}",
+            "events": ["lip_sync.succeeded"],
+        },
+    ]
+    workspace.config["log"] = {"level": "debug"}
+    workspace.write_config()
+    daemon.popen.send_signal(signal.SIGHUP)
+    assert daemon.wait_for_log(lambda r: r.get("event") == "reloaded", timeout=10)
+    second = simulator.sim.add_job("reloadep2", queue_s=0.5, run_s=2, outcome=20)
+    workspace.cli("watch", "add", second)
+    assert rec.wait_for_blocking(lambda r: len(r.accepted("/late")) == 1, timeout=30)
+    assert rec.accepted("/late")[0].payload["data"]["id"] == second
+    assert daemon.stop() == 0
+    # The old event was not re-sent to the new endpoint, nor to the old ones.
+    assert [r.payload["data"]["id"] for r in rec.accepted("/ops")] == [first, second]
+    assert any(r.get("level") == "debug" for r in daemon.records())  # log level applied
+
+
+def test_demo_runs_offline_and_exits_zero() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "notifier", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo OK" in result.stdout
+    assert "ops (webhook)          8/8 received" in result.stdout
+    assert "signature failures     0" in result.stdout
