@@ -210,8 +210,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     config, path = _load(args)
     logs.configure(config.log.level)
     from notifier.service.daemon import run_daemon
+    from notifier.service.instance_lock import AlreadyRunning
 
-    return run_daemon(config, path)
+    try:
+        return run_daemon(config, path)
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -68,7 +68,12 @@ class _StdlibBridge(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            get_logger(library=record.name).log(record.levelno, record.getMessage())
+            extra: dict[str, Any] = {}
+            if record.exc_info and record.exc_info[0] is not None:
+                # asyncio's "Exception in callback" and APScheduler's job errors carry the
+                # cause only here: keep its type and traceback (format_exc_info renders it).
+                extra["exc_info"] = record.exc_info
+            get_logger(library=record.name).log(record.levelno, record.getMessage(), **extra)
         except Exception:
             self.handleError(record)
 

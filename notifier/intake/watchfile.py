@@ -223,7 +223,9 @@ class WatchFile:
         except WatchFileError as exc:
             self._error_digest = digest
             return {"error": str(exc), "kept_previous": self._digest is not None}
+        # Remember the content only once the store has it: a sync that fails (a state file
+        # that cannot be written) is tried again at the next poll, not taken as done.
+        added, updated, removed = store.sync_file_watches(specs)
         self._digest = digest
         self._error_digest = None
-        added, updated, removed = store.sync_file_watches(specs)
         return {"added": added, "updated": updated, "removed": removed, "total": len(specs)}

@@ -8,6 +8,7 @@ far cheaper; jobs it covers are left out of detail polling while it keeps coveri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from notifier.polling.vendor import (
     VendorClient,
     VendorError,
 )
-from notifier.store import Store, WatchRow
+from notifier.store import Store, StoreUnavailable, WatchRow
 
 log = get_logger(component="poller")
 
@@ -90,7 +91,7 @@ class Poller:
             busy = busy | {w.job_id for w in chosen}
             chosen += self.store.early_watches(now, want - len(chosen), busy)
         for watch in chosen:
-            task = asyncio.create_task(self._poll(watch), name=f"poll {watch.job_id}")
+            task = asyncio.create_task(self._poll_quietly(watch), name=f"poll {watch.job_id}")
             self._in_flight[watch.job_id] = task
             task.add_done_callback(self._forget)
 
@@ -98,6 +99,12 @@ class Poller:
         job_id = task.get_name().removeprefix("poll ")
         if self._in_flight.get(job_id) is task:
             del self._in_flight[job_id]
+
+    async def _poll_quietly(self, watch: WatchRow) -> None:
+        """A poll whose outcome cannot be stored changes nothing: the watch stays due, and
+        the daemon reports the state file's trouble (once, not per poll)."""
+        with contextlib.suppress(StoreUnavailable):
+            await self._poll(watch)
 
     async def _poll(self, watch: WatchRow) -> None:
         job_log = log.bind(job_id=watch.job_id)
@@ -126,7 +133,7 @@ class Poller:
                 errors=watch.errors + 1,
             )
             return
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, StoreUnavailable):
             raise
         except Exception as exc:  # a bug must not stop the other jobs
             self._retry_later(watch, f"internal error: {type(exc).__name__}")
@@ -134,6 +141,8 @@ class Poller:
             return
         try:
             self.observe(watch, detail)
+        except StoreUnavailable:
+            raise
         except Exception:
             job_log.exception("could not record the poll; will retry")
 
@@ -253,6 +262,8 @@ class Poller:
                 continue  # its detail poll is on its way; let that one record it
             try:
                 self.observe(watch, by_id[watch.job_id], not_before=covered_until)
+            except StoreUnavailable:
+                raise  # the rest of the page cannot be recorded either
             except Exception:
                 log.exception("could not record a swept job", job_id=watch.job_id)
         return len(watches)

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from notifier.log import redactor
 from notifier.models import JobDetail
 from notifier.polling.ratelimit import RateLimiter
 from notifier.store import Store
@@ -215,11 +216,15 @@ class VendorClient:
                 return self._token[0]
             cached = self._store.get_token(self._account)
             if cached and cached[1] - TOKEN_REFRESH_MARGIN > now:
+                redactor.add([cached[0]])
                 self._token = cached
                 return cached[0]
-            self._token = await self._fetch_token()
-            self._store.save_token(self._account, *self._token)
-            return self._token[0]
+            fresh = await self._fetch_token()
+            # Masked in every log line from the moment it exists, whatever logs it.
+            redactor.add([fresh[0]])
+            self._token = fresh
+            self._store.save_token(self._account, *fresh)
+            return fresh[0]
 
     async def _forget_token(self, token: str) -> None:
         async with self._token_lock:

@@ -7,6 +7,7 @@ and acts, so a restart (or a crash) resumes exactly where the last one stopped.
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier import __version__
 from notifier import log as logs
@@ -29,9 +31,10 @@ from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
+from notifier.service.instance_lock import InstanceLock
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
-from notifier.store import Store
+from notifier.store import BUSY_CAUSE, Store, StoreUnavailable
 
 log = logs.get_logger(component="daemon")
 
@@ -47,6 +50,20 @@ STATUS_TICK = 5.0
 HEALTH_STALE_AFTER = 5.0
 #: A vendor client replaced by a reload is closed once its last calls surely ended.
 OLD_CLIENT_CLOSE_DELAY = 30.0
+#: How long a write on the event loop waits for another writer's lock before it is retried
+#: later: a tick must not stall behind a big `watch add` or another program's transaction.
+STORE_BUSY_TIMEOUT = 0.05
+#: While the state cannot be written: probe it this often, and say so this rarely.
+STORE_PROBE_EVERY = 1.0
+STORE_REPORT_EVERY = 60.0
+#: Another writer's lock is routine for a moment; it is reported once it lasted this long.
+STORE_LOCK_PATIENCE = 5.0
+#: A change of the wall clock against the monotonic clock by more than this between two
+#: looks (a second apart) is a step (someone set the clock, a VM resumed), not NTP slewing.
+CLOCK_STEP = 2.0
+CLOCK_CHECK_EVERY = 1.0
+#: Jobs that write to the state: they pause while it cannot be written.
+WRITING_JOBS = frozenset({"poll", "queue", "watch_file", "dispatch", "housekeeping", "sweep"})
 
 
 def polling_settings(config: Config) -> PollingSettings:
@@ -93,7 +110,9 @@ class Daemon:
         self.metrics = Metrics()
         self.metrics_server: AppServer | None = None
         self.last_tick = time.monotonic()
-        self.store = Store(config.state.path)
+        self.store = Store(config.state.path, busy_timeout=STORE_BUSY_TIMEOUT)
+        self.store_outage = StoreOutage(self.store)
+        self.clock_watch = ClockWatch()
         self.limiter = RateLimiter(config.chanjing.qps)
         self.vendor = self._make_vendor(config)
         self._senders: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]] = {}
@@ -221,15 +240,59 @@ class Daemon:
                 await self.poller.tick()
 
     async def _housekeeping(self) -> None:
+        # A forward step not yet noticed would make every watch look older than it is.
+        self._check_clock()
         await self.poller.expire()
 
+    def _watch_clock(self) -> None:
+        """Every second on the loop's own (monotonic) timer: APScheduler's jobs are on the
+        wall clock, so this one must not be."""
+        self._check_clock()
+        if not self._stop.is_set():
+            asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self._watch_clock)
+
+    def _check_clock(self) -> None:
+        step = self.clock_watch.step()
+        if step is None:
+            return
+        log.warning(
+            "system clock stepped; pending polls, deliveries and expiries move with it",
+            step_seconds=round(step, 3),
+        )
+        # APScheduler would otherwise wait out a backward step before any tick runs again.
+        now = datetime.now().astimezone()
+        for job in self.scheduler.get_jobs():
+            job.modify(next_run_time=now)
+        self.clock_watch.pending += step
+        self._shift_schedule()
+
+    def _shift_schedule(self) -> None:
+        """Stored times are wall-clock: move what is scheduled by the step, so a minute's
+        wait stays a minute (tried again on the next look if the state cannot be written)."""
+        if not self.clock_watch.pending:
+            return
+        try:
+            self.store.shift_schedule(self.clock_watch.pending)
+        except StoreUnavailable:
+            self.store_outage.check()
+            asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self._shift_schedule)
+            return
+        self.clock_watch.pending = 0.0
+
     async def _poll_tick(self) -> None:
-        self.last_tick = time.monotonic()
         await self.poller.tick()
+
+    async def _heartbeat(self) -> None:
+        # Its own job, so a store outage that pauses polling is not read as a stalled loop.
+        self.last_tick = time.monotonic()
 
     def status_text(self) -> str:
         active, pending = self.store.live_counts()
-        return f"watching {active} job(s), {pending} delivery(ies) pending"
+        text = f"watching {active} job(s), {pending} delivery(ies) pending"
+        cause = self.store_outage.cause
+        if cause is not None:
+            return f"PAUSED: cannot write {self.store.path}: {cause}; {text}"
+        return text
 
     async def _status(self) -> None:
         self.sd.status(self.status_text())
@@ -242,19 +305,24 @@ class Daemon:
         stale = time.monotonic() - self.last_tick
         if stale > HEALTH_STALE_AFTER:
             return False, f"scheduler stalled: no tick for {stale:.1f}s"
-        if not self.store.writable():
-            return False, "state database is not writable"
+        if self.store_outage.cause is None and not self.store.writable():
+            self.store_outage.check()
+        cause = self.store_outage.cause
+        if cause is not None:
+            return False, f"state database {self.store.path} cannot be written: {cause}"
         return True, "ok"
 
     def _snapshot(self) -> dict[str, Any]:
-        """Numbers for a scrape. Runs on a worker thread (counting a long history takes a
-        while), so it reads through a connection of its own."""
+        """Stored numbers for a scrape. Runs on a worker thread (counting a long history takes
+        a while), so it reads through a connection of its own and touches nothing else."""
         with Store(self.store.path) as reader:
             watches = reader.watch_counts()
             deliveries = reader.delivery_counts_by_endpoint()
+        return {"watches": watches, "deliveries": deliveries}
+
+    def _live_numbers(self) -> dict[str, Any]:
+        """What the event loop owns, read on the loop before a scrape renders."""
         return {
-            "watches": watches,
-            "deliveries": deliveries,
             "budget_in_use": self.limiter.in_use(),
             "qps": self.limiter.qps,
             "polls_in_flight": self.poller.in_flight,
@@ -287,11 +355,17 @@ class Daemon:
     def _guarded(self, name: str, job: Callable[[], Any]) -> Callable[[], Any]:
         """A scheduled job that logs its failures instead of losing them in APScheduler."""
 
+        writes = name in WRITING_JOBS
+
         async def run() -> None:
+            if writes and not self.store_outage.check():
+                return  # its results could not be recorded: wait for the store
             try:
                 await job()
             except asyncio.CancelledError:
                 return  # stopping: the job is cut short, nothing to report
+            except StoreUnavailable:
+                self.store_outage.check()
             except Exception:
                 log.exception("scheduled job failed; it runs again at its next tick", job=name)
 
@@ -301,6 +375,7 @@ class Daemon:
     def _schedule(self) -> None:
         now = datetime.now().astimezone()
         jobs: list[tuple[str, Callable[[], Any], float]] = [
+            ("heartbeat", self._heartbeat, POLL_TICK),
             ("poll", self._poll_tick, POLL_TICK),
             ("queue", self._take_queue, QUEUE_TICK),
             ("watch_file", self._check_watch_file, WATCH_FILE_TICK),
@@ -314,8 +389,7 @@ class Daemon:
         for name, job, seconds in jobs:
             self.scheduler.add_job(
                 self._guarded(name, job),
-                "interval",
-                seconds=seconds,
+                SteadyInterval(seconds=seconds),
                 id=name,
                 max_instances=1,
                 coalesce=True,
@@ -350,9 +424,14 @@ class Daemon:
         old = self.config
         if new.state.path != old.state.path:
             log.warning(
-                "state.path changed; restart the daemon to use the new file",
+                "state.path changed; the running daemon keeps its file until a restart",
                 running=str(old.state.path),
+                configured=str(new.state.path),
+                hint="restart the daemon; until then CLI commands read the configured file, "
+                "not the running one",
             )
+            # Everything below (and the `reloaded` line) reports what really runs.
+            new = new.model_copy(update={"state": old.state})
         logs.redactor.add(new.secrets())
         logs.configure(new.log.level)
         self.config = new
@@ -366,7 +445,7 @@ class Daemon:
         self.poller.list_sweep = new.polling.list_sweep
         if new.polling.min_interval != old.polling.min_interval:
             self.scheduler.reschedule_job(
-                "sweep", trigger="interval", seconds=new.polling.min_interval
+                "sweep", trigger=SteadyInterval(seconds=new.polling.min_interval)
             )
         self.poller.subscriptions = subscriptions(new)
         before = self._senders
@@ -393,10 +472,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-        self.metrics.watch_state(self._snapshot)
+        self.metrics.watch_state(self._snapshot, self._live_numbers)
         await self._apply_metrics(self.config)
         self._schedule()
         self.scheduler.start()
+        self._watch_clock()
         active, pending = self.store.live_counts()
         log.info("ready", watching=active, deliveries_pending=pending)
         self.sd.ready(self.status_text())
@@ -421,13 +501,113 @@ class Daemon:
 
 
 def run_daemon(config: Config, config_path: str | None) -> int:
-    """Run until SIGTERM/SIGINT; the exit code for the CLI."""
+    """Run until SIGTERM/SIGINT; the exit code for the CLI. Raises AlreadyRunning when
+    another daemon holds the state file."""
 
     async def main() -> int:
         daemon = Daemon(config, config_path)
         return await daemon.run()
 
-    return asyncio.run(main())
+    config.state.path.parent.mkdir(parents=True, exist_ok=True)
+    with InstanceLock(config.state.path):
+        return asyncio.run(main())
 
 
-__all__ = ["Daemon", "run_daemon"]
+class SteadyInterval(IntervalTrigger):  # type: ignore[misc]  # untyped library
+    """An interval trigger that skips, rather than walks, the runs a forward clock step missed.
+
+    APScheduler 3 lists every missed run time before coalescing them: after a two-day step, a
+    0.2 s job has 864,000, and the loop spends minutes computing them (seen: the daemon froze).
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        following: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        behind = following is not None and following < now - self.interval
+        return now if previous_fire_time is not None and behind else following
+
+
+class ClockWatch:
+    """Notices steps of the system clock: the wall clock moving against the monotonic one."""
+
+    def __init__(self) -> None:
+        self._offset = time.time() - time.monotonic()
+        #: A step the stored schedule has not been moved by yet.
+        self.pending = 0.0
+
+    def step(self) -> float | None:
+        offset = time.time() - time.monotonic()
+        step = offset - self._offset
+        self._offset = offset
+        return step if abs(step) > CLOCK_STEP else None
+
+
+class StoreOutage:
+    """Whether the state can be written, and what the operator is told while it cannot.
+
+    While writes fail (disk full, read-only, another writer's lock), polling and delivery
+    pause: their results could not be recorded, so every call and POST would be repeated
+    later. The store is probed once a second; the error is logged once, then at most once a
+    minute, naming the file and the cause; the first successful probe resumes everything.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.cause: str | None = None
+        self._since = 0.0
+        self._probed_at = -math.inf
+        self._reported_at: float | None = None
+
+    def check(self) -> bool:
+        """True when the state can be written (as far as is known, probing at most once a
+        second while it could not)."""
+        failure = self.store.write_failure
+        if failure is None:
+            self._resumed()
+            return True
+        now = time.monotonic()
+        if self.cause is None:
+            self._since = failure[0]
+        self.cause = failure[1]
+        if now - self._probed_at >= STORE_PROBE_EVERY:
+            self._probed_at = now
+            if self.store.writable():
+                self._resumed()
+                return True
+            self.cause = self.store.write_failure[1] if self.store.write_failure else self.cause
+        self._report(now)
+        return False
+
+    def _report(self, now: float) -> None:
+        lasted = now - self._since
+        if self.cause == BUSY_CAUSE and lasted < STORE_LOCK_PATIENCE:
+            return  # a moment behind another writer is routine
+        if self._reported_at is not None and now - self._reported_at < STORE_REPORT_EVERY:
+            return
+        self._reported_at = now
+        log.error(
+            "state database cannot be written; polling and delivery are paused until it can",
+            file=str(self.store.path),
+            cause=self.cause,
+            for_seconds=round(lasted, 1),
+            hint="free disk space, fix permissions or stop the other writer; "
+            "the daemon resumes by itself",
+        )
+
+    def _resumed(self) -> None:
+        if self.cause is None:
+            return
+        lasted = time.monotonic() - self._since
+        if self._reported_at is not None:
+            log.warning(
+                "state database writable again; polling and delivery resumed",
+                file=str(self.store.path),
+                paused_seconds=round(lasted, 1),
+            )
+        self.cause = None
+        self._reported_at = None
+        self._probed_at = -math.inf
+
+
+__all__ = ["ClockWatch", "Daemon", "StoreOutage", "run_daemon"]

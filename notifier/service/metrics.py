@@ -30,11 +30,12 @@ DETECTION_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120, 300, 600)
 class _StateCollector(Collector):
     """Gauges computed on scrape from a callback returning the daemon's live numbers."""
 
-    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, snapshot: Callable[[], dict[str, Any]], metrics: Metrics) -> None:
         self._snapshot = snapshot
+        self._metrics = metrics
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        snap = self._snapshot()
+        snap = {**self._snapshot(), **self._metrics.live_values}
         watches = GaugeMetricFamily("chanjing_watches", "Watches by state.", labels=["state"])
         for state, count in snap["watches"].items():
             watches.add_metric([state], count)
@@ -65,6 +66,8 @@ class _StateCollector(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._live: Callable[[], dict[str, Any]] = dict
+        self.live_values: dict[str, Any] = {}
         r = self.registry
         self.vendor_calls = Counter(
             "chanjing_vendor_calls",
@@ -107,8 +110,17 @@ class Metrics:
             registry=r,
         )
 
-    def watch_state(self, snapshot: Callable[[], dict[str, Any]]) -> None:
-        self.registry.register(_StateCollector(snapshot))
+    def watch_state(
+        self, snapshot: Callable[[], dict[str, Any]], live: Callable[[], dict[str, Any]]
+    ) -> None:
+        """``snapshot`` reads the store and runs on the scrape's worker thread; ``live`` reads
+        what the event loop owns (the limiter, the poller) and runs on the loop, before."""
+        self._live = live
+        self.registry.register(_StateCollector(snapshot, self))
+
+    def refresh_live(self) -> None:
+        """On the event loop: copy the loop's numbers for the next render."""
+        self.live_values = self._live()
 
     # -- observers ------------------------------------------------------------------------
 
@@ -140,6 +152,8 @@ def make_app(metrics: Metrics, healthy: Callable[[], tuple[bool, str]]) -> web.A
 
     async def metrics_handler(_request: web.Request) -> web.Response:
         # Off the event loop: counting a long history must not stall polling and delivery.
+        # What the loop owns is copied here first: the render thread must not walk it.
+        metrics.refresh_live()
         body = await asyncio.to_thread(metrics.render)
         return web.Response(body=body, headers={"content-type": CONTENT_TYPE})
 

@@ -1,12 +1,23 @@
 """The state: the only package that speaks SQL. Today one backend, SQLite (``sqlite.py``)."""
 
 from notifier.store.sqlite import (
+    BUSY_CAUSE,
     SCHEMA_VERSION,
     DueDelivery,
     IntakeResult,
     Store,
     StoreError,
+    StoreUnavailable,
     WatchRow,
 )
 
-__all__ = ["SCHEMA_VERSION", "DueDelivery", "IntakeResult", "Store", "StoreError", "WatchRow"]
+__all__ = [
+    "BUSY_CAUSE",
+    "SCHEMA_VERSION",
+    "DueDelivery",
+    "IntakeResult",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "WatchRow",
+]

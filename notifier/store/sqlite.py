@@ -7,6 +7,7 @@ every write is a short transaction, so they never hold each other up for long.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -45,10 +46,61 @@ def _migrations() -> list[tuple[int, str]]:
 
 Q = _load_queries()
 SCHEMA_VERSION = _migrations()[-1][0]
+#: After a failed write, later writes fail at once for this long (``writable`` still probes).
+FAIL_FAST_FOR = 1.0
 
 
 class StoreError(Exception):
     """The state file cannot be opened or is from a newer version."""
+
+
+class StoreUnavailable(StoreError):
+    """A write to the state file failed for a reason outside this program (disk full, read-only,
+    locked by another writer, I/O error). Nothing was written; the caller tries again later."""
+
+    def __init__(self, path: Path, cause: str, detail: str) -> None:
+        self.path = path
+        self.cause = cause
+        super().__init__(f"{path}: cannot write the state database: {cause} ({detail})")
+
+
+#: SQLite's error names → what an operator should read.
+_CAUSES = {
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "the file or its directory is read-only",
+    "SQLITE_READONLY_DIRECTORY": "the file or its directory is read-only",
+    "SQLITE_READONLY_RECOVERY": "the file or its directory is read-only",
+    "SQLITE_READONLY_CANTLOCK": "the file or its directory is read-only",
+    "SQLITE_READONLY_DBMOVED": "the file was moved or deleted while open",
+    "SQLITE_BUSY": "another process holds a write lock on it",
+    "SQLITE_LOCKED": "another process holds a write lock on it",
+    "SQLITE_CANTOPEN": "it cannot be opened (directory missing or not accessible)",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_IOERR": "an I/O error",
+}
+
+
+#: The cause :func:`classify` gives for another writer's lock.
+BUSY_CAUSE = _CAUSES["SQLITE_BUSY"]
+
+
+def classify(exc: sqlite3.Error) -> str | None:
+    """An operator's reading of a SQLite error (disk full, read-only, locked, I/O error), or
+    None for an error that is not about the file (a bug in a statement)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    for prefix, cause in _CAUSES.items():
+        if name == prefix or name.startswith(prefix + "_"):
+            return cause
+    text = str(exc).lower()
+    if "full" in text:
+        return _CAUSES["SQLITE_FULL"]
+    if "readonly" in text or "read-only" in text:
+        return _CAUSES["SQLITE_READONLY"]
+    if "locked" in text or "busy" in text:
+        return _CAUSES["SQLITE_BUSY"]
+    if "i/o" in text or "disk" in text:
+        return _CAUSES["SQLITE_IOERR"]
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,10 +195,20 @@ def _watch_row(row: sqlite3.Row) -> WatchRow:
 class Store:
     """A connection to the state file. Not thread-safe: one per thread or process."""
 
-    def __init__(self, path: str | os.PathLike[str], *, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Any = time.time,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        """``busy_timeout``: how long a write waits for another writer's lock. CLI commands
+        wait; the daemon's event loop must not (it passes a short one and retries later)."""
         self.path = Path(path)
         self._clock = clock
         self._depth = 0
+        #: The last write failure (monotonic time, cause), None once a write succeeded again.
+        self.write_failure: tuple[float, str] | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
@@ -163,6 +225,7 @@ class Store:
             # 32 MB of page cache: the active watches' indexes stay in memory at 100k.
             self._db.execute("PRAGMA cache_size = -32000")
             self._migrate()
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open state database: {exc}") from exc
 
@@ -194,8 +257,13 @@ class Store:
                 self._db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction."""
+    def transaction(self, *, probe: bool = False) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction.
+
+        A write that fails for a reason outside this program (disk full, read-only, locked)
+        raises :class:`StoreUnavailable` and leaves no transaction open, even when it is the
+        COMMIT that failed; ``write_failure`` remembers it until a write succeeds again.
+        """
         if self._depth:
             self._depth += 1
             try:
@@ -203,16 +271,47 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        if not probe:
+            self._check_failing()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._raise_unavailable(exc)
+            raise
         self._depth = 1
         try:
             yield
-        except BaseException:
+            self._db.execute("COMMIT")
+        except BaseException as exc:
             self._depth = 0
-            self._db.execute("ROLLBACK")
+            self._rollback()
+            if isinstance(exc, sqlite3.OperationalError):
+                self._raise_unavailable(exc)
             raise
         self._depth = 0
-        self._db.execute("COMMIT")
+        self.write_failure = None
+
+    def _rollback(self) -> None:
+        """Roll back whatever is open; after a failed COMMIT SQLite may already have."""
+        if self._db.in_transaction:
+            # Nothing left to undo if it fails: the next BEGIN starts clean.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _raise_unavailable(self, exc: sqlite3.Error) -> None:
+        """StoreUnavailable for a fault outside this program; an error that is not about
+        the file (a bug in a statement) is left to propagate as it is."""
+        cause = classify(exc)
+        if cause is not None:
+            self.write_failure = (time.monotonic(), cause)
+            raise StoreUnavailable(self.path, cause, str(exc)) from exc
+
+    def _check_failing(self) -> None:
+        """While writes fail, fail fast instead of waiting on every write (a tick makes
+        many); :meth:`writable` probes for real."""
+        failure = self.write_failure
+        if failure is not None and time.monotonic() - failure[0] < FAIL_FAST_FOR:
+            raise StoreUnavailable(self.path, failure[1], "an earlier write failed")
 
     def _one(self, name: str, *args: Any) -> Any:
         row = self._db.execute(Q[name], args).fetchone()
@@ -222,12 +321,16 @@ class Store:
         return float(self._clock())
 
     def writable(self) -> bool:
-        """A cheap write probe for health checks."""
+        """A write probe for health checks and for resuming after a failure.
+
+        It really writes (a page of its own table), so a full disk is noticed as such: an
+        empty transaction would commit without touching the file.
+        """
         try:
-            with self.transaction():
-                self._db.execute("PRAGMA user_version")
+            with self.transaction(probe=True):
+                self._db.execute(Q["probe_write"], (self.now(),))
             return True
-        except sqlite3.Error:
+        except StoreUnavailable:
             return False
 
     # -- watches --------------------------------------------------------------------------
@@ -445,6 +548,13 @@ class Store:
                 Q["expire_watches"], {"now": now, "cutoff": now - give_up_after}
             )
         return cursor.rowcount
+
+    def shift_schedule(self, delta: float) -> None:
+        """Move every pending poll, delivery and expiry by ``delta`` seconds: the system
+        clock stepped, and what was due in a minute is still due in a minute."""
+        with self.transaction():
+            self._db.execute(Q["shift_watch_schedule"], {"delta": delta})
+            self._db.execute(Q["shift_delivery_schedule"], {"delta": delta})
 
     def list_watches(self, state: str | None = None) -> list[dict[str, Any]]:
         if state is None:

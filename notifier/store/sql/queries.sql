@@ -171,3 +171,14 @@ ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
 
 -- name: drop_token
 DELETE FROM vendor_token WHERE account = ? AND access_token = ?;
+
+-- name: probe_write
+INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at;
+
+-- name: shift_watch_schedule
+UPDATE watches SET added_at = added_at + :delta, next_poll_at = next_poll_at + :delta,
+    poll_key = poll_key + :delta
+WHERE state = 'active';
+
+-- name: shift_delivery_schedule
+UPDATE deliveries SET next_attempt_at = next_attempt_at + :delta WHERE state = 'pending';

@@ -1,0 +1,33 @@
+"""An access token is masked in logs from the moment it arrives (issue 8, defect 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from notifier import log as logs
+from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.vendor import VendorClient
+from notifier.store import Store
+from tests.conftest import SECRET_KEY, Simulator
+
+
+async def test_fetched_and_cached_tokens_are_redacted(simulator: Simulator, tmp_path: Path) -> None:
+    logs.redactor.replace([])
+    store = Store(tmp_path / "state.db")
+    client = VendorClient(
+        base_url=simulator.url,
+        app_id="test-app",
+        secret_key=SECRET_KEY,
+        limiter=RateLimiter(10),
+        store=store,
+    )
+    token = await client.token()
+    await client.aclose()
+    assert logs.redactor.scrub(f"header access_token: {token}") == "header access_token: ***"
+
+    # A new process (a restart, a CLI command) that finds the token in the store masks it too.
+    logs.redactor.replace([])
+    again = client_for(simulator, store)
+    assert await again.token() == token
+    await again.aclose()
+    assert token not in logs.redactor.scrub(f"{token}")

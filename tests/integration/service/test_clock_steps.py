@@ -1,0 +1,70 @@
+"""The daemon when the system clock steps (issue 8, defect 11): a step back must not stall
+polling, a step forward must not expire what is still running.
+
+The daemon runs under libfaketime, which shifts the wall clock the process sees (and leaves its
+monotonic clock alone) by an offset read from a file at every call; the tests change the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ReceiverServer, Simulator, Workspace
+from tests.fault_fs import wait_until
+
+pytestmark = pytest.mark.slow
+
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))), None)
+STEPPED = "system clock stepped; pending polls, deliveries and expiries move with it"
+
+
+@pytest.fixture
+def clock_file(workspace: Workspace, tmp_path: Path) -> Iterator[Path]:
+    if LIBFAKETIME is None:
+        pytest.skip("libfaketime missing: install Debian's libfaketime (.ci/run does)")
+    offset = tmp_path / "faketime"
+    offset.write_text("+0\n")
+    workspace.env.update(
+        LD_PRELOAD=str(LIBFAKETIME),
+        FAKETIME_TIMESTAMP_FILE=str(offset),
+        FAKETIME_NO_CACHE="1",
+        FAKETIME_DONT_FAKE_MONOTONIC="1",
+    )
+    yield offset
+
+
+def _delivered(receiver: ReceiverServer, job: str) -> bool:
+    return receiver.receiver.wait_for_blocking(
+        lambda r: any(x.payload["data"]["id"] == job for x in r.accepted("/ops")), timeout=30
+    )
+
+
+@pytest.mark.parametrize("step", ["-3600", "+172800"], ids=["back-1h", "forward-2d"])
+def test_a_clock_step_neither_stalls_nor_expires(
+    workspace: Workspace,
+    simulator: Simulator,
+    receiver: ReceiverServer,
+    clock_file: Path,
+    step: str,
+) -> None:
+    # The simulator keeps real time: only the daemon's clock steps.
+    job = simulator.sim.add_job("clockstep1", queue_s=0.5, run_s=4.0, outcome=20)
+    workspace.cli("watch", "add", job)
+    daemon = workspace.start()
+    daemon.wait_ready()
+    # Step once the daemon has seen the job running, so a poll is scheduled when it steps.
+    assert wait_until(lambda: simulator.sim.stats()["jobs"][job]["detail_calls"] > 0, 20)
+    clock_file.write_text(f"{step}\n")
+    assert daemon.wait_for_log(lambda r: r.get("event") == STEPPED, timeout=10), daemon.output
+    assert _delivered(receiver, job), daemon.output
+    (watch,) = workspace.cli_json("watch", "list")
+    assert watch["state"] == "succeeded"
+    assert not [r for r in daemon.records() if r.get("event") == "watches expired"]
+    assert daemon.stop() == 0
+    assert not [r for r in daemon.records() if r.get("level") == "error"], json.dumps(
+        daemon.records(), indent=1
+    )
