@@ -11,16 +11,20 @@ from notifier.store import Store
 from tests.conftest import SECRET_KEY, Simulator
 
 
-async def test_fetched_and_cached_tokens_are_redacted(simulator: Simulator, tmp_path: Path) -> None:
-    logs.redactor.replace([])
-    store = Store(tmp_path / "state.db")
-    client = VendorClient(
+def client_for(simulator: Simulator, store: Store) -> VendorClient:
+    return VendorClient(
         base_url=simulator.url,
         app_id="test-app",
         secret_key=SECRET_KEY,
         limiter=RateLimiter(10),
         store=store,
     )
+
+
+async def test_fetched_and_cached_tokens_are_redacted(simulator: Simulator, tmp_path: Path) -> None:
+    logs.redactor.replace([])
+    store = Store(tmp_path / "state.db")
+    client = client_for(simulator, store)
     token = await client.token()
     await client.aclose()
     assert logs.redactor.scrub(f"header access_token: {token}") == "header access_token: ***"
