@@ -520,8 +520,11 @@ class BenchRun:
         log_level: str = "warning",
         credentials: Credentials | None = None,
         ready_timeout: float = 60.0,
+        state_dir: Path | None = None,
     ) -> None:
         self.run_dir = run_dir
+        #: Where the state file lives (a fault benchmark puts it on a small filesystem).
+        self.state_dir = state_dir or run_dir
         self.qps = qps
         self.endpoints = list(endpoints)
         self.credentials = credentials or Credentials.generate()
@@ -543,7 +546,7 @@ class BenchRun:
 
     @property
     def state_path(self) -> Path:
-        return self.run_dir / "state.db"
+        return self.state_dir / "state.db"
 
     @property
     def log_path(self) -> Path:
@@ -582,6 +585,8 @@ class BenchRun:
         for name in ("state.db", "state.db-wal", "state.db-shm", "config.yaml", "daemon.log"):
             with contextlib.suppress(FileNotFoundError):
                 (self.run_dir / name).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / name).unlink()
 
     def start(self) -> BenchRun:
         self._clean()
@@ -613,6 +618,16 @@ class BenchRun:
     def stop_daemon(self) -> int | None:
         """Stop the daemon gracefully now (servers stay up for reading stats)."""
         return None if self._daemon is None else self._daemon.stop()
+
+    def restart_daemon(self, log_name: str = "daemon-2.log") -> Daemon:
+        """A new daemon process on the same config and state (after :meth:`stop_daemon`)."""
+        if self._daemon is not None:
+            self._daemon.close()
+        self._daemon = Daemon(
+            self.config_path, daemon_env(self.credentials), self.run_dir / log_name
+        ).start()
+        self._daemon.wait_ready(self._ready_timeout)
+        return self._daemon
 
     def close(self) -> None:
         try:

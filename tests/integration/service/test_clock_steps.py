@@ -60,6 +60,14 @@ def test_a_clock_step_neither_stalls_nor_expires(
     assert wait_until(lambda: simulator.sim.stats()["jobs"][job]["detail_calls"] > 0, 20)
     clock_file.write_text(f"{step}\n")
     assert daemon.wait_for_log(lambda r: r.get("event") == STEPPED, timeout=10), daemon.output
+    # NTP sets it right again: receivers reject signatures an hour off (replay protection),
+    # and a stall or an expiry from the first step would not be undone by this one.
+    clock_file.write_text("+0\n")
+    back = -float(step)
+    assert daemon.wait_for_log(
+        lambda r: r.get("event") == STEPPED and abs(float(r["step_seconds"]) - back) < 60,
+        timeout=10,
+    ), daemon.output
     assert _delivered(receiver, job), daemon.output
     (watch,) = workspace.cli_json("watch", "list")
     assert watch["state"] == "succeeded"
