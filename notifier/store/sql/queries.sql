@@ -157,8 +157,17 @@ SELECT e.event_id, e.job_id, e.type, e.created_at, e.body, e.last_seen_running_a
 FROM events e LEFT JOIN watches w ON w.job_id = e.job_id WHERE e.event_id = ?;
 
 -- name: pending_endpoints
-SELECT DISTINCT endpoint FROM deliveries INDEXED BY deliveries_state_endpoint
-WHERE state = 'pending';
+-- The distinct endpoints of pending rows by one index seek each (runs every dispatch tick;
+-- DISTINCT would walk every pending row).
+WITH RECURSIVE eps (endpoint) AS (
+    SELECT MIN(endpoint) FROM deliveries INDEXED BY deliveries_state_endpoint
+    WHERE state = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(endpoint) FROM deliveries INDEXED BY deliveries_state_endpoint
+            WHERE state = 'pending' AND endpoint > eps.endpoint)
+    FROM eps WHERE eps.endpoint IS NOT NULL
+)
+SELECT endpoint FROM eps WHERE endpoint IS NOT NULL;
 
 -- name: park_endpoint
 -- Pending deliveries of an endpoint the daemon does not run: dead, replayable, and revived
