@@ -53,6 +53,7 @@ class Dispatcher:
         self._retiring: set[asyncio.Task[None]] = set()
         self._kick_pending = False
         self._closing = False
+        self._park_failing = False
         self._write_retry = write_retry
         #: Endpoints a reload removed: their stray deliveries are "endpoint removed".
         self._removed: set[str] = set()
@@ -100,8 +101,11 @@ class Dispatcher:
         try:
             parked = self.store.park_unconfigured(self._lanes, self._removed)
         except DB_ERRORS as exc:
-            log.error("cannot park deliveries of unconfigured endpoints", error=str(exc))
+            if not self._park_failing:  # once, not every tick
+                log.error("cannot park deliveries of unconfigured endpoints", error=str(exc))
+            self._park_failing = True
             return
+        self._park_failing = False
         for endpoint, count in parked.items():
             log.warning(
                 "deliveries parked: the endpoint is not configured",
