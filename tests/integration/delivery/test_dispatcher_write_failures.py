@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from structlog.testing import capture_logs
 
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.senders import WebhookSender
@@ -42,13 +43,16 @@ async def test_unwritable_result_is_held_not_resent(
             sender = WebhookSender(client, f"{receiver.url}/ops", [OPS_SECRET], 3.0)
             dispatcher = Dispatcher(store, {"ops": (sender, 4)}, [1.0], clock=clock)
             store._db.execute("PRAGMA query_only = ON")  # the disk is full from here on
-            await dispatcher.tick()
-            # Either the write is retried a few times, or (the defect) the receiver is
-            # flooded with the same delivery.
-            await until(
-                lambda: getattr(dispatcher, "write_retries", 0) >= 2 or len(rec.all()) >= 10,
-                timeout=15,
-            )
+            with capture_logs() as logs:
+                await dispatcher.tick()
+                # Either the write is retried a few times, or (the defect) the receiver is
+                # flooded with the same delivery.
+                await until(
+                    lambda: getattr(dispatcher, "write_retries", 0) >= 2 or len(rec.all()) >= 10,
+                    timeout=15,
+                )
+            said = [e for e in logs if e["event"].startswith("cannot record delivery results")]
+            assert len(said) == 1 and said[0]["log_level"] == "error", logs
             assert len(rec.all("/ops")) == 1, f"resent {len(rec.all('/ops'))} times"
             assert dispatcher.unrecorded == 1
             # Blocked in its lane: a tick does not pick it again.
