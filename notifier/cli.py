@@ -253,10 +253,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 )
             endpoints = tuple(dict.fromkeys(args.endpoint))
         specs = [WatchSpec(job_id, labels, endpoints) for job_id in dict.fromkeys(args.ids)]
-        with _open_store(config) as store:
+        with _open_store(config) as store, store.transaction():
             store.enqueue(specs)
-            # Take the queue at once (the daemon would within a second): `watch list`
-            # right after shows the new rows either way.
+            # Take the queue at once, in the same transaction: `watch list` right after
+            # shows the new rows, and a running daemon that has not loaded an endpoint named
+            # here (config edited, no reload yet) never sees the row to reject it. Its
+            # deliveries wait, parked, until the daemon runs that endpoint.
             result = take_queue(store, config.endpoint_names())
         print(
             f"watching {len(specs)} job(s): {result.added} new, "
