@@ -18,6 +18,7 @@ import yaml
 from notifier import __version__
 from notifier import log as logs
 from notifier.config import Config, ConfigError, load_config
+from notifier.delivery.transition import route
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFileError, load_watch_file
 from notifier.models import DeliveryState, WatchSpec, WatchState, job_id_problem, labels_problem
@@ -90,7 +91,11 @@ def _build_parser() -> argparse.ArgumentParser:
     dlist = dsub.add_parser("list", help="deliveries with attempts, state and last error")
     dlist.add_argument("--json", action="store_true", help="print a JSON array")
     dlist.add_argument("--state", choices=[s.value for s in DeliveryState], help="only this state")
-    replay = dsub.add_parser("replay", help="send events again (all their endpoints)")
+    replay = dsub.add_parser(
+        "replay",
+        help="send events again (all their endpoints; missing deliveries are created "
+        "from the current routing)",
+    )
     replay.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
     replay.add_argument("--dead", action="store_true", help="replay every dead delivery")
 
@@ -253,10 +258,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 )
             endpoints = tuple(dict.fromkeys(args.endpoint))
         specs = [WatchSpec(job_id, labels, endpoints) for job_id in dict.fromkeys(args.ids)]
-        with _open_store(config) as store:
+        with _open_store(config) as store, store.transaction():
             store.enqueue(specs)
-            # Take the queue at once (the daemon would within a second): `watch list`
-            # right after shows the new rows either way.
+            # Take the queue at once, in the same transaction: `watch list` right after
+            # shows the new rows, and a running daemon that has not loaded an endpoint named
+            # here (config edited, no reload yet) never sees the row to reject it. Its
+            # deliveries wait, parked, until the daemon runs that endpoint.
             result = take_queue(store, config.endpoint_names())
         print(
             f"watching {len(specs)} job(s): {result.added} new, "
@@ -327,14 +334,25 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
             if args.dead:
                 print(f"replaying {store.replay_dead()} dead delivery(ies)")
                 return EXIT_OK
-            counts = store.replay(args.event_ids)
+            subs = [(ep.name, list(ep.events)) for ep in config.endpoints]
+
+            def routing(event_type: str, watch_endpoints: tuple[str, ...] | None) -> list[str]:
+                # An event whose routing found no endpoint gets its deliveries now; one
+                # for an endpoint the daemon does not run yet is parked until it does.
+                return route(event_type, watch_endpoints, subs)
+
+            counts = store.replay(args.event_ids, routing)
         missing = [event_id for event_id, n in counts.items() if n == 0]
         print(
             f"replaying {sum(counts.values())} delivery(ies) of "
             f"{len(counts) - len(missing)} event(s)"
         )
         for event_id in missing:
-            print(f"no deliveries for event {event_id}", file=sys.stderr)
+            print(
+                f"no deliveries for event {event_id} (unknown event, or no configured "
+                "endpoint takes it)",
+                file=sys.stderr,
+            )
         return EXIT_FAILURE if missing else EXIT_OK
     raise UsageError("deliveries: choose list or replay")
 

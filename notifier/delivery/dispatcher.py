@@ -14,13 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifier._tasks import settle
-from notifier.delivery.retry import next_attempt_delay
+from notifier.delivery.retry import plan_retry
 from notifier.delivery.senders import Sender
 from notifier.log import get_logger
 from notifier.models import SendResult
-from notifier.store import DueDelivery, Store
+from notifier.store import DB_ERRORS, DueDelivery, Store
 
 log = get_logger(component="dispatcher")
+
+#: A result that cannot be written is written again after this, doubling up to the max.
+WRITE_RETRY_FIRST = 0.5
+WRITE_RETRY_MAX = 10.0
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Dispatcher:
         *,
         clock: Callable[[], float] = time.time,
         observer: Callable[[str, DueDelivery, SendResult, float], None] | None = None,
+        write_retry: tuple[float, float] = (WRITE_RETRY_FIRST, WRITE_RETRY_MAX),
     ) -> None:
         self.store = store
         self._clock = clock
@@ -47,12 +52,26 @@ class Dispatcher:
         self._lanes: dict[str, Lane] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._kick_pending = False
+        self._closing = False
+        self._park_failing = False
+        self._write_retry = write_retry
+        #: Endpoints a reload removed: their stray deliveries are "endpoint removed".
+        self._removed: set[str] = set()
+        #: Attempts whose result is held in memory because the store refused the write.
+        self.unrecorded = 0
+        #: Writes of held results tried again (and failed) so far.
+        self.write_retries = 0
         self.retry_schedule: list[float] = []
         self.observer = observer
         self.configure(lanes, retry_schedule)
 
     def configure(self, lanes: Mapping[str, tuple[Sender, int]], schedule: Sequence[float]) -> None:
-        """(Re)build the lanes; attempts in flight finish undisturbed and are not repeated."""
+        """(Re)build the lanes; attempts in flight finish undisturbed and are not repeated.
+
+        Deliveries of an endpoint that is gone are parked (dead, "endpoint removed"), and
+        parked ones whose endpoint is back become pending: nothing waits for a lane that
+        does not exist.
+        """
         old = self._lanes
         self._retiring = {task for task in self._retiring if not task.done()}
         for name, lane in old.items():
@@ -64,6 +83,39 @@ class Dispatcher:
             for name, (sender, concurrency) in lanes.items()
         }
         self.retry_schedule = list(schedule)
+        self._removed = (self._removed | set(old)) - set(lanes)
+        try:
+            revived = self.store.revive_endpoints(self._lanes)
+        except DB_ERRORS as exc:
+            log.error("cannot revive parked deliveries", error=str(exc))
+            revived = {}
+        for endpoint, count in revived.items():
+            log.info(
+                "endpoint configured again; its parked deliveries are pending",
+                endpoint=endpoint,
+                deliveries=count,
+            )
+        self._park()
+
+    def _park(self) -> None:
+        try:
+            parked = self.store.park_unconfigured(self._lanes, self._removed)
+        except DB_ERRORS as exc:
+            if not self._park_failing:  # once, not every tick
+                log.error("cannot park deliveries of unconfigured endpoints", error=str(exc))
+            self._park_failing = True
+            return
+        self._park_failing = False
+        for endpoint, count in parked.items():
+            log.warning(
+                "deliveries parked: the endpoint is not configured",
+                endpoint=endpoint,
+                deliveries=count,
+                reason="endpoint removed"
+                if endpoint in self._removed
+                else "endpoint not configured",
+                hint="they are sent when the endpoint is configured again (reload)",
+            )
 
     @property
     def in_flight(self) -> int:
@@ -71,16 +123,24 @@ class Dispatcher:
 
     def kick(self) -> None:
         """Look for due work soon (new events, a freed slot) instead of at the next tick."""
-        if self._kick_pending:
+        if self._kick_pending or self._closing:
             return
         self._kick_pending = True
         asyncio.get_running_loop().call_soon(self._kicked)
 
     def _kicked(self) -> None:
         self._kick_pending = False
-        self._fill()
+        if self._closing:
+            return  # stopping: the store may be closed already
+        try:
+            self._fill()
+        except DB_ERRORS as exc:
+            log.warning("cannot read due deliveries; next tick tries again", error=str(exc))
 
     async def tick(self) -> None:
+        if self._closing:
+            return
+        self._park()
         self._fill()
 
     def _fill(self) -> None:
@@ -102,6 +162,7 @@ class Dispatcher:
             attempt=attempt,
         )
         started = time.monotonic()
+        started_at = self._clock()
         try:
             try:
                 result = await lane.sender.send(due.event)
@@ -111,22 +172,80 @@ class Dispatcher:
                 entry_log.exception("sender crashed")
                 result = SendResult(ok=False, error=f"internal error: {type(exc).__name__}")
             elapsed = time.monotonic() - started
-            self._record(due, result, attempt, entry_log)
             if self.observer is not None:
                 self.observer(lane.name, due, result, elapsed)
+            try:
+                self._record(due, result, attempt, started_at, entry_log)
+            except DB_ERRORS as exc:
+                # The row is still due: dropping it now would send it again at once, in a
+                # loop. Hold the result and keep the delivery in its lane until it is written.
+                await self._record_later(due, result, attempt, started_at, entry_log, exc)
         finally:
             lane.in_flight.pop(due.id, None)
-            self.kick()
+            if not self._closing:
+                self.kick()
 
-    def _record(self, due: DueDelivery, result: SendResult, attempt: int, bound: Any) -> None:
+    async def _record_later(
+        self,
+        due: DueDelivery,
+        result: SendResult,
+        attempt: int,
+        started_at: float,
+        bound: Any,
+        exc: BaseException,
+    ) -> None:
+        if not self.unrecorded:
+            log.error(
+                "cannot record delivery results; holding them and retrying the write "
+                "(their deliveries are not sent again meanwhile)",
+                error=str(exc) or type(exc).__name__,
+            )
+        self.unrecorded += 1
+        delay, longest = self._write_retry
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    self._record(due, result, attempt, started_at, bound)
+                    break
+                except DB_ERRORS:
+                    self.write_retries += 1
+                    delay = min(delay * 2, longest)
+        except asyncio.CancelledError:
+            bound.warning("stopping with a result not recorded; the delivery is sent again later")
+            raise
+        finally:
+            self.unrecorded -= 1
+        if not self.unrecorded:
+            log.info("delivery results recorded again")
+
+    def _record(
+        self, due: DueDelivery, result: SendResult, attempt: int, started_at: float, bound: Any
+    ) -> None:
         if result.ok:
-            self.store.delivery_succeeded(due.id, result.status)
-            bound.info("delivered", status=result.status)
+            if self.store.delivery_succeeded(
+                due.id, result.status, generation=due.generation, started=started_at
+            ):
+                bound.info("delivered", status=result.status)
+            else:
+                self._superseded(bound, result)
             return
-        delay = next_attempt_delay(attempt, result, self.retry_schedule, self._rng.random())
+        first = started_at if due.first_attempt_at is None else due.first_attempt_at
+        retry = plan_retry(
+            attempt,
+            result,
+            self.retry_schedule,
+            self._rng.random(),
+            deferred=due.deferred,
+            elapsed=self._clock() - first,
+        )
         error = result.error or (f"HTTP {result.status}" if result.status else "failed")
-        if delay is None:
-            self.store.delivery_failed(due.id, result.status, error, None)
+        if retry is None:
+            if not self.store.delivery_failed(
+                due.id, result.status, error, None, generation=due.generation, started=started_at
+            ):
+                self._superseded(bound, result)
+                return
             bound.error(
                 "delivery dead",
                 status=result.status,
@@ -135,15 +254,38 @@ class Dispatcher:
                 hint="fix the endpoint, then `chanjing-notifier deliveries replay --dead`",
             )
             return
-        self.store.delivery_failed(due.id, result.status, error, self._clock() + delay)
+        if not self.store.delivery_failed(
+            due.id,
+            result.status,
+            error,
+            self._clock() + retry.delay,
+            generation=due.generation,
+            deferred=retry.deferred,
+            started=started_at,
+        ):
+            self._superseded(bound, result)
+            return
         bound.warning(
             "delivery failed; will retry",
             status=result.status,
             error=error,
-            retry_in=round(delay, 1),
+            retry_in=round(retry.delay, 1),
+            retry_after=retry.deferred or None,
+        )
+
+    @staticmethod
+    def _superseded(bound: Any, result: SendResult) -> None:
+        bound.info(
+            "attempt result not recorded: the delivery was replayed or parked meanwhile",
+            ok=result.ok,
+            status=result.status,
         )
 
     async def drain(self, grace: float) -> None:
-        """Give attempts in flight up to ``grace`` seconds, then cancel them (they stay due)."""
+        """Give attempts in flight up to ``grace`` seconds, then cancel them (they stay due).
+
+        No new attempt starts and no kick runs from here on: the store is closed next.
+        """
+        self._closing = True
         tasks = [t for lane in self._lanes.values() for t in lane.in_flight.values()]
         await settle([*tasks, *self._retiring], grace)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from notifier.models import SendResult
 
@@ -10,19 +11,63 @@ from notifier.models import SendResult
 MAX_RETRY_AFTER = 86400.0
 
 
-def next_attempt_delay(
-    attempts: int, result: SendResult, schedule: Sequence[float], jitter: float = 0.5
-) -> float | None:
-    """Seconds until the next attempt after ``attempts`` failed ones, or None: dead.
+@dataclass(frozen=True)
+class Retry:
+    """When to try again, and whether this retry follows Retry-After without using a step."""
 
-    The n-th retry waits ``schedule[n-1]`` (±10% by ``jitter`` in [0, 1), so a receiver that
-    comes back is not hit by every retry at once); a receiver's ``Retry-After`` replaces the
-    step, because it knows best when it can take the request.
+    delay: float
+    deferred: bool = False
+
+
+def plan_retry(
+    attempts: int,
+    result: SendResult,
+    schedule: Sequence[float],
+    jitter: float = 0.5,
+    *,
+    deferred: int = 0,
+    elapsed: float = 0.0,
+) -> Retry | None:
+    """The retry after ``attempts`` failed attempts (this one included), or None: dead.
+
+    The n-th counted retry waits ``schedule[n-1]`` (±10% by ``jitter`` in [0, 1), so a
+    receiver that comes back is not hit by every retry at once). A receiver's
+    ``Retry-After`` knows best when it can take the request (a deploy, a rate limit): its
+    wait replaces the step and uses up no step, as long as the retry happens within
+    ``sum(schedule)`` of the first attempt (``elapsed`` ago); a longer wait counts as a
+    step. ``deferred`` attempts so far used no step; once such a delivery is older than
+    ``sum(schedule)`` it is dead, so a receiver that always answers Retry-After cannot keep
+    it alive forever.
     """
     if result.ok:
         raise ValueError("a successful attempt has no retry")
-    if result.permanent or attempts > len(schedule):
+    if result.permanent:
         return None
+    total = sum(schedule)
+    if deferred and elapsed >= total:
+        return None
+    wait = None
     if result.retry_after is not None:
-        return min(max(result.retry_after, 0.0), MAX_RETRY_AFTER)
-    return schedule[attempts - 1] * (0.9 + 0.2 * jitter)
+        wait = min(max(result.retry_after, 0.0), MAX_RETRY_AFTER)
+        if elapsed + wait <= total:
+            return Retry(wait, deferred=True)
+    steps = attempts - deferred
+    if steps > len(schedule):
+        return None
+    if wait is not None:
+        return Retry(wait)
+    return Retry(schedule[steps - 1] * (0.9 + 0.2 * jitter))
+
+
+def next_attempt_delay(
+    attempts: int,
+    result: SendResult,
+    schedule: Sequence[float],
+    jitter: float = 0.5,
+    *,
+    deferred: int = 0,
+    elapsed: float = 0.0,
+) -> float | None:
+    """Seconds until the next attempt (see :func:`plan_retry`), or None: dead."""
+    retry = plan_retry(attempts, result, schedule, jitter, deferred=deferred, elapsed=elapsed)
+    return None if retry is None else retry.delay

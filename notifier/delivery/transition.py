@@ -46,13 +46,19 @@ def route(
     """Endpoint names that get this event.
 
     A watch that names endpoints notifies exactly those (that subscribe to the type);
-    otherwise every endpoint whose ``events`` include it.
+    otherwise every endpoint whose ``events`` include it. A named endpoint that is not in
+    ``subscriptions`` at all (not configured in the running daemon, e.g. added to the file
+    but not reloaded yet) is kept: its delivery is parked until the endpoint exists.
     """
     chosen = []
+    known = set()
     for name, events in subscriptions:
+        known.add(name)
         if event_type not in events:
             continue
         if watch_endpoints is not None and name not in watch_endpoints:
             continue
         chosen.append(name)
+    if watch_endpoints is not None:
+        chosen += [name for name in dict.fromkeys(watch_endpoints) if name not in known]
     return chosen

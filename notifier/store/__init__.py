@@ -2,6 +2,9 @@
 
 from notifier.store.sqlite import (
     BUSY_CAUSE,
+    DB_ERRORS,
+    ENDPOINT_NOT_CONFIGURED,
+    ENDPOINT_REMOVED,
     SCHEMA_VERSION,
     DueDelivery,
     IntakeResult,
@@ -13,6 +16,9 @@ from notifier.store.sqlite import (
 
 __all__ = [
     "BUSY_CAUSE",
+    "DB_ERRORS",
+    "ENDPOINT_NOT_CONFIGURED",
+    "ENDPOINT_REMOVED",
     "SCHEMA_VERSION",
     "DueDelivery",
     "IntakeResult",

@@ -13,7 +13,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -62,6 +62,12 @@ class StoreUnavailable(StoreError):
         self.path = path
         self.cause = cause
         super().__init__(f"{path}: cannot write the state database: {cause} ({detail})")
+
+
+#: What a read or write of the state may raise at run time: disk full, I/O error, "database
+#: is locked" after the busy timeout (as StoreUnavailable, or raw from a read). Callers that
+#: must survive it catch these.
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError, StoreError)
 
 
 #: SQLite's error names → what an operator should read.
@@ -145,6 +151,16 @@ class DueDelivery:
     id: int
     attempts: int
     event: Event
+    #: Which reset of the row this is; a result is written only to the same generation.
+    generation: int | None = None
+    #: Failed attempts so far that followed a Retry-After (they use up no retry step).
+    deferred: int = 0
+    first_attempt_at: float | None = None
+
+
+#: ``last_error`` of deliveries parked because the daemon does not run their endpoint.
+ENDPOINT_REMOVED = "endpoint removed"
+ENDPOINT_NOT_CONFIGURED = "endpoint not configured"
 
 
 @dataclass(frozen=True)
@@ -595,42 +611,95 @@ class Store:
                 row["id"],
                 row["attempts"],
                 _event(row),
+                row["generation"],
+                row["deferred"],
+                row["first_attempt_at"],
             )
             for row in rows
             if row["id"] not in exclude
         ]
         return due[:limit]
 
-    def delivery_succeeded(self, delivery_id: int, status: int | None) -> None:
+    def delivery_succeeded(
+        self,
+        delivery_id: int,
+        status: int | None,
+        *,
+        generation: int | None = None,
+        started: float | None = None,
+    ) -> bool:
+        """Record a successful attempt; False when the row was reset meanwhile (replay)."""
+        now = self.now()
         with self.transaction():
-            self._db.execute(
-                Q["delivery_succeeded"], {"id": delivery_id, "now": self.now(), "status": status}
+            cursor = self._db.execute(
+                Q["delivery_succeeded"],
+                {
+                    "id": delivery_id,
+                    "now": now,
+                    "status": status,
+                    "generation": generation,
+                    "started": now if started is None else started,
+                },
             )
+        return cursor.rowcount > 0
 
     def delivery_failed(
-        self, delivery_id: int, status: int | None, error: str, next_attempt_at: float | None
-    ) -> None:
-        """Record a failed attempt; ``next_attempt_at=None`` makes the delivery dead."""
+        self,
+        delivery_id: int,
+        status: int | None,
+        error: str,
+        next_attempt_at: float | None,
+        *,
+        generation: int | None = None,
+        deferred: bool = False,
+        started: float | None = None,
+    ) -> bool:
+        """Record a failed attempt; ``next_attempt_at=None`` makes the delivery dead.
+
+        False when the row was reset (replay) or parked (endpoint removed) meanwhile: the
+        reset wins. ``deferred``: the retry follows the receiver's Retry-After.
+        """
         state = DeliveryState.PENDING if next_attempt_at is not None else DeliveryState.DEAD
+        now = self.now()
         with self.transaction():
-            self._db.execute(
+            cursor = self._db.execute(
                 Q["delivery_failed"],
                 {
                     "id": delivery_id,
                     "state": state.value,
-                    "now": self.now(),
+                    "now": now,
                     "status": status,
                     "error": error,
                     "next_attempt_at": next_attempt_at,
+                    "generation": generation,
+                    "deferred": int(deferred),
+                    "started": now if started is None else started,
                 },
             )
+        return cursor.rowcount > 0
 
-    def replay(self, event_ids: Iterable[str]) -> dict[str, int]:
-        """Queue every delivery of these events again, from the first retry step."""
+    def replay(
+        self,
+        event_ids: Iterable[str],
+        route: Callable[[str, tuple[str, ...] | None], Sequence[str]] | None = None,
+    ) -> dict[str, int]:
+        """Queue every delivery of these events again, from the first retry step.
+
+        ``route(event_type, watch_endpoints)`` names the endpoints the event goes to now;
+        their missing deliveries are created (an event whose routing found no endpoint has
+        none). Returns the number of deliveries queued per event.
+        """
         now = self.now()
         result = {}
         with self.transaction():
             for event_id in event_ids:
+                row = self._db.execute(Q["get_event"], (event_id,)).fetchone()
+                if row is not None and route is not None:
+                    named = row["watch_endpoints"]
+                    watch_endpoints = None if named is None else tuple(json.loads(named))
+                    for endpoint in route(row["type"], watch_endpoints):
+                        self._db.execute(Q["insert_delivery"], (event_id, endpoint, now, now))
+                # Counts the rows just created too.
                 result[event_id] = self._db.execute(
                     Q["replay_event"], {"event_id": event_id, "now": now}
                 ).rowcount
@@ -639,6 +708,44 @@ class Store:
     def replay_dead(self) -> int:
         with self.transaction():
             return int(self._db.execute(Q["replay_dead"], {"now": self.now()}).rowcount)
+
+    def park_unconfigured(
+        self, configured: Collection[str], removed: Collection[str] = ()
+    ) -> dict[str, int]:
+        """Pending deliveries of endpoints not in ``configured`` become dead, with the reason
+        "endpoint removed" (for names in ``removed``) or "endpoint not configured".
+
+        Returns {endpoint: rows parked}. A read first: nothing is written when all is well.
+        """
+        stray = [
+            row[0] for row in self._db.execute(Q["pending_endpoints"]) if row[0] not in configured
+        ]
+        parked: dict[str, int] = {}
+        if not stray:
+            return parked
+        with self.transaction():
+            for endpoint in stray:
+                reason = ENDPOINT_REMOVED if endpoint in removed else ENDPOINT_NOT_CONFIGURED
+                count = self._db.execute(
+                    Q["park_endpoint"], {"endpoint": endpoint, "reason": reason}
+                ).rowcount
+                if count:
+                    parked[endpoint] = count
+        return parked
+
+    def revive_endpoints(self, configured: Iterable[str]) -> dict[str, int]:
+        """Deliveries parked for want of their endpoint, which is configured again: pending
+        from the first step. Returns {endpoint: rows revived}."""
+        now = self.now()
+        revived: dict[str, int] = {}
+        with self.transaction():
+            for endpoint in configured:
+                count = self._db.execute(
+                    Q["revive_endpoint"], {"endpoint": endpoint, "now": now}
+                ).rowcount
+                if count:
+                    revived[endpoint] = count
+        return revived
 
     def list_deliveries(self, state: str | None = None) -> list[dict[str, Any]]:
         if state is None:

@@ -121,29 +121,65 @@ ON CONFLICT DO NOTHING;
 SELECT event_id, job_id, type, created_at FROM events ORDER BY created_at, event_id;
 
 -- name: due_deliveries
-SELECT d.id, d.attempts, e.event_id, e.job_id, e.type, e.created_at, e.body,
-       e.last_seen_running_at
+SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
+       e.type, e.created_at, e.body, e.last_seen_running_at
 FROM deliveries d INDEXED BY deliveries_due JOIN events e ON e.event_id = d.event_id
 WHERE d.state = 'pending' AND d.endpoint = ? AND d.next_attempt_at <= ?
 ORDER BY d.next_attempt_at LIMIT ?;
 
 -- name: delivery_succeeded
+-- A row reset since the attempt started (other generation) is left as the reset made it.
 UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt_at = :now,
-    last_status = :status, last_error = NULL, delivered_at = :now, next_attempt_at = NULL
-WHERE id = :id;
+    last_status = :status, last_error = NULL, delivered_at = :now, next_attempt_at = NULL,
+    first_attempt_at = COALESCE(first_attempt_at, :started)
+WHERE id = :id AND (:generation IS NULL OR generation = :generation);
 
 -- name: delivery_failed
+-- Only a pending row takes a failure: one parked meanwhile (endpoint removed) stays parked.
 UPDATE deliveries SET state = :state, attempts = attempts + 1, last_attempt_at = :now,
-    last_status = :status, last_error = :error, next_attempt_at = :next_attempt_at
-WHERE id = :id;
+    last_status = :status, last_error = :error, next_attempt_at = :next_attempt_at,
+    deferred = deferred + :deferred, first_attempt_at = COALESCE(first_attempt_at, :started)
+WHERE id = :id AND state = 'pending' AND (:generation IS NULL OR generation = :generation);
 
 -- name: replay_event
-UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :now, delivered_at = NULL
+UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
+    next_attempt_at = :now, delivered_at = NULL, generation = generation + 1
 WHERE event_id = :event_id;
 
 -- name: replay_dead
-UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :now
+UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
+    next_attempt_at = :now, generation = generation + 1
 WHERE state = 'dead';
+
+-- name: get_event
+SELECT e.event_id, e.job_id, e.type, e.created_at, e.body, e.last_seen_running_at,
+       w.endpoints AS watch_endpoints
+FROM events e LEFT JOIN watches w ON w.job_id = e.job_id WHERE e.event_id = ?;
+
+-- name: pending_endpoints
+-- The distinct endpoints of pending rows by one index seek each (runs every dispatch tick;
+-- DISTINCT would walk every pending row).
+WITH RECURSIVE eps (endpoint) AS (
+    SELECT MIN(endpoint) FROM deliveries INDEXED BY deliveries_state_endpoint
+    WHERE state = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(endpoint) FROM deliveries INDEXED BY deliveries_state_endpoint
+            WHERE state = 'pending' AND endpoint > eps.endpoint)
+    FROM eps WHERE eps.endpoint IS NOT NULL
+)
+SELECT endpoint FROM eps WHERE endpoint IS NOT NULL;
+
+-- name: park_endpoint
+-- Pending deliveries of an endpoint the daemon does not run: dead, replayable, and revived
+-- by `revive_endpoint` when it is configured again.
+UPDATE deliveries SET state = 'dead', last_error = :reason, next_attempt_at = NULL
+WHERE state = 'pending' AND endpoint = :endpoint;
+
+-- name: revive_endpoint
+UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
+    next_attempt_at = :now, last_error = NULL, generation = generation + 1
+WHERE state = 'dead' AND endpoint = :endpoint
+  AND last_error IN ('endpoint removed', 'endpoint not configured');
 
 -- name: list_deliveries
 SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,

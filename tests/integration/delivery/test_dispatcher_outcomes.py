@@ -1,0 +1,194 @@
+"""The real dispatcher, store (a SQLite file) and senders against the real receiver over
+loopback HTTP: how each kind of answer ends a delivery, Retry-After, and replays that race
+an attempt in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from notifier.delivery.dispatcher import Dispatcher
+from notifier.delivery.senders import Sender, SlackSender, WebhookSender
+from notifier.delivery.transition import build_event
+from notifier.models import Event, JobDetail, SendResult, WatchSpec
+from notifier.store import Store
+from tests.conftest import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
+
+SCHEDULE = [0.2, 0.4]
+
+
+def finished(job_id: str, clock: FakeClock) -> tuple[JobDetail, Event]:
+    detail = JobDetail(job_id, 20, 100, "success", "https://v/1.mp4", "", 1000, 1_738_636_800)
+    return detail, build_event(detail, {}, clock.now)
+
+
+class Rig:
+    """One event queued for one endpoint, and a dispatcher that sends it."""
+
+    def __init__(self, tmp_path: Path, clock: FakeClock, client: httpx.AsyncClient) -> None:
+        self.clock = clock
+        self.client = client
+        self.store = Store(tmp_path / "state.db", clock=clock)
+        # What a CLI command sees: another connection to the same file.
+        self.other = Store(tmp_path / "state.db", clock=clock)
+        self.dispatcher: Dispatcher | None = None
+
+    def queue(self, endpoint: str, job_id: str = "job-1") -> Event:
+        detail, event = finished(job_id, self.clock)
+        self.store.add_watches([WatchSpec(job_id)], "queue")
+        assert self.store.record_terminal(detail, event, [endpoint])
+        return event
+
+    def start(self, endpoint: str, sender: Sender, schedule: list[float] = SCHEDULE) -> Dispatcher:
+        self.dispatcher = Dispatcher(
+            self.store, {endpoint: (sender, 2)}, schedule, clock=self.clock
+        )
+        return self.dispatcher
+
+    def row(self) -> dict[str, Any]:
+        (only,) = self.other.list_deliveries()
+        return only
+
+    def close(self) -> None:
+        self.store.close()
+        self.other.close()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with httpx.AsyncClient() as client:
+        r = Rig(tmp_path, FakeClock(), client)
+        yield r
+        if r.dispatcher is not None:
+            await r.dispatcher.drain(1.0)
+        r.close()
+
+
+async def attempts_done(timeout: float = 15.0) -> None:
+    """Wait until no delivery attempt is running (the kicks they cause included)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            await asyncio.sleep(0)  # let a pending kick start its attempts
+            tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("deliver ")]
+            if not tasks:
+                return
+            await asyncio.wait(tasks)
+
+
+async def run_until_settled(rig: Rig, done: Callable[[dict[str, Any]], bool], steps: int) -> None:
+    """Tick, let the attempts end, move the clock past any retry; until ``done(row)``."""
+    assert rig.dispatcher is not None
+    for _ in range(steps):
+        await rig.dispatcher.tick()
+        await attempts_done()
+        if done(rig.row()):
+            return
+        rig.clock.advance(5)
+    raise AssertionError(f"not settled: {rig.row()}")
+
+
+def webhook(rig: Rig, receiver: ReceiverServer) -> WebhookSender:
+    return WebhookSender(rig.client, f"{receiver.url}/ops", [OPS_SECRET], 3.0)
+
+
+async def test_schedule_exhausted_is_dead_after_every_step(
+    rig: Rig, receiver: ReceiverServer
+) -> None:
+    receiver.receiver.script("/ops", [500] * 10)
+    rig.queue("ops")
+    rig.start("ops", webhook(rig, receiver))
+    await run_until_settled(rig, lambda r: r["state"] != "pending", steps=10)
+    row = rig.row()
+    assert row["state"] == "dead" and row["attempts"] == len(SCHEDULE) + 1
+    assert row["last_status"] == 500 and row["last_error"] == "HTTP 500"
+    assert len(receiver.receiver.all("/ops")) == len(SCHEDULE) + 1
+
+
+async def test_410_gone_is_dead_at_once(rig: Rig, receiver: ReceiverServer) -> None:
+    receiver.receiver.script("/ops", [410])
+    rig.queue("ops")
+    rig.start("ops", webhook(rig, receiver))
+    await run_until_settled(rig, lambda r: r["state"] != "pending", steps=3)
+    row = rig.row()
+    assert (row["state"], row["attempts"], row["last_status"]) == ("dead", 1, 410)
+
+
+async def test_slack_4xx_is_dead_at_once(rig: Rig, receiver: ReceiverServer) -> None:
+    receiver.receiver.script(SLACK_PATH, [404])
+    rig.queue("team")
+    rig.start("team", SlackSender(rig.client, f"{receiver.url}{SLACK_PATH}", 3.0))
+    await run_until_settled(rig, lambda r: r["state"] != "pending", steps=3)
+    row = rig.row()
+    assert (row["state"], row["attempts"], row["last_status"]) == ("dead", 1, 404)
+    assert len(receiver.receiver.all(SLACK_PATH)) == 1
+
+
+class CrashingSender:
+    """A sender with a bug: no server can make the real ones raise."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, event: Event) -> SendResult:
+        self.calls += 1
+        raise RuntimeError("bug")
+
+
+async def test_a_crashing_sender_is_a_failed_attempt(rig: Rig) -> None:
+    rig.queue("ops")
+    sender = CrashingSender()
+    dispatcher = rig.start("ops", sender)
+    await dispatcher.tick()
+    await attempts_done()
+    row = rig.row()
+    assert row["state"] == "pending" and row["attempts"] == 1
+    assert row["last_error"] == "internal error: RuntimeError"
+    assert row["next_attempt_at"] > rig.clock.now  # on the schedule, not at once
+    assert sender.calls == 1
+    await run_until_settled(rig, lambda r: r["state"] != "pending", steps=10)
+    assert rig.row()["state"] == "dead" and sender.calls == len(SCHEDULE) + 1
+
+
+async def test_retry_after_steps_do_not_use_up_the_schedule(
+    rig: Rig, receiver: ReceiverServer
+) -> None:
+    """A receiver that is deploying answers 503 Retry-After for longer than the schedule has
+    steps: the delivery waits as asked and is delivered, with every POST counted."""
+    receiver.receiver.script("/ops", [(503, {"Retry-After": "0"})] * 6)
+    rig.queue("ops")
+    rig.start("ops", webhook(rig, receiver))
+    await run_until_settled(rig, lambda r: r["state"] != "pending", steps=3)
+    row = rig.row()
+    assert row["state"] == "delivered", row
+    assert row["attempts"] == 7 == len(receiver.receiver.all("/ops"))
+
+
+async def test_replay_during_the_last_attempt_is_not_overwritten(
+    rig: Rig, receiver: ReceiverServer
+) -> None:
+    """`deliveries replay` while the attempt that makes the delivery dead is in flight:
+    the replay wins, and the delivery is sent again."""
+    rec = receiver.receiver
+    rec.script("/ops", [500, 500])
+    event = rig.queue("ops")
+    dispatcher = rig.start("ops", webhook(rig, receiver), schedule=[0.2])
+    await dispatcher.tick()
+    await attempts_done()
+    assert rig.row()["attempts"] == 1 and rig.row()["state"] == "pending"
+
+    rec.set_delay("/ops", 0.5)
+    rig.clock.advance(5)
+    await dispatcher.tick()
+    assert await rec.wait_for(lambda r: len(r.all("/ops")) == 2, timeout=10)
+    # The last step is in flight; the operator replays the event meanwhile.
+    assert rig.other.replay([event.event_id]) == {event.event_id: 1}
+    rec.set_delay("/ops", 0)
+    await attempts_done()
+    row = rig.row()
+    assert row["state"] == "delivered", row
+    assert len(rec.all("/ops")) == 3 and rec.all("/ops")[-1].accepted
