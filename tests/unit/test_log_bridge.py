@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-
-import pytest
+import sys
 
 from notifier import log as logs
 
 
-def test_stdlib_errors_keep_type_and_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    logs.configure("info", json_lines=True)
+def test_stdlib_errors_keep_type_and_traceback() -> None:
+    real, sys.stderr = sys.stderr, io.StringIO()
     try:
-        1 / 0  # noqa: B018
-    except ZeroDivisionError:
-        logging.getLogger("asyncio").error("Exception in callback Foo._kicked()", exc_info=True)
-    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        logs.configure("info", json_lines=True)  # binds the logger to this stderr
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            logging.getLogger("asyncio").error("Exception in callback Foo._kicked()", exc_info=True)
+        output = sys.stderr.getvalue()
+    finally:
+        sys.stderr = real
+        logs.configure("info", json_lines=True)  # later tests log to the real stderr again
+    line = json.loads(output.strip().splitlines()[-1])
     assert line["event"] == "Exception in callback Foo._kicked()"
     assert line["library"] == "asyncio"
     assert "ZeroDivisionError" in line["exception"]
