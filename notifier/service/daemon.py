@@ -326,6 +326,8 @@ class Daemon:
             "budget_in_use": self.limiter.in_use(),
             "qps": self.limiter.qps,
             "polls_in_flight": self.poller.in_flight,
+            "results_unrecorded": self.dispatcher.unrecorded,
+            "state_writable": 0 if self.store_outage.cause else 1,
         }
 
     async def _apply_metrics(self, config: Config) -> None:

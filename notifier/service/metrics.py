@@ -61,6 +61,16 @@ class _StateCollector(Collector):
             "Polls waiting for the budget or in flight.",
             value=snap["polls_in_flight"],
         )
+        yield GaugeMetricFamily(
+            "chanjing_state_writable",
+            "1 while the state file can be written; 0 while polling and delivery are paused.",
+            value=snap["state_writable"],
+        )
+        yield GaugeMetricFamily(
+            "chanjing_delivery_results_unrecorded",
+            "Delivery results held in memory because the state could not be written.",
+            value=snap["results_unrecorded"],
+        )
 
 
 class Metrics:

@@ -67,6 +67,8 @@ def test_full_disk_pauses_reports_once_and_resumes(
     assert line["file"] == str(disk.path / "state.db")
     health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     assert health.status_code == 503 and "the disk is full" in health.text
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert "chanjing_state_writable 0.0" in metrics
     assert notify.wait_for(
         lambda ns: any(ln.startswith("STATUS=PAUSED: cannot write") for _, ln in ns.lines()),
         timeout=10,
