@@ -258,6 +258,7 @@ class Daemon:
             "budget_in_use": self.limiter.in_use(),
             "qps": self.limiter.qps,
             "polls_in_flight": self.poller.in_flight,
+            "sweep": self.poller.sweep_state(),
         }
 
     async def _apply_metrics(self, config: Config) -> None:

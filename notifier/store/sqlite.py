@@ -439,12 +439,38 @@ class Store:
             )
 
     def expire_watches(self, give_up_after: float) -> int:
+        """Expire watches past ``give_up_after`` whose last answer, that late, said not
+        finished; make the others due, so they get that last look first (a daemon that was
+        down for longer must still report what finished meanwhile). Returns how many expired.
+        """
+        now = self.now()
+        args = {"now": now, "cutoff": now - give_up_after, "give_up_after": give_up_after}
+        with self.transaction():
+            expired = self._db.execute(Q["expire_watches"], args).rowcount
+            self._db.execute(Q["due_for_last_look"], args)
+        return int(expired)
+
+    def record_rejection(
+        self, job_id: str, vendor_msg: str, retry_at: float, window: float
+    ) -> tuple[int, float, str] | None:
+        """A 40000 for this job id: count it and say so in the watch's msg. The next look is
+        at ``retry_at`` after the first rejection, then no sooner than ``window`` after the
+        first one. Returns
+        (rejections since the last good answer, when the first came, that msg), None if the
+        watch is not active."""
         now = self.now()
         with self.transaction():
-            cursor = self._db.execute(
-                Q["expire_watches"], {"now": now, "cutoff": now - give_up_after}
-            )
-        return cursor.rowcount
+            row = self._db.execute(
+                Q["record_rejection"],
+                {"job_id": job_id, "now": now, "retry_at": retry_at, "window": window},
+            ).fetchone()
+            if row is None:
+                return None
+            count, first = int(row[0]), float(row[1])
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first))
+            msg = f"vendor rejected the id {count}x since {since}: {vendor_msg}"
+            self._db.execute(Q["note_rejection"], {"job_id": job_id, "msg": msg})
+        return count, first, msg
 
     def list_watches(self, state: str | None = None) -> list[dict[str, Any]]:
         if state is None:

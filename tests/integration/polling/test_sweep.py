@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 
 from notifier.models import WatchSpec
 from notifier.polling.policy import PollingSettings
-from notifier.polling.poller import SWEEP_RETRY_AFTER, Poller
+from notifier.polling.poller import SWEEP_RETRY_FIRST, Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
@@ -360,10 +360,10 @@ async def test_a_broken_list_endpoint_pauses_sweeps_but_not_detail_polls(
         assert r.poller.sweeps == 0
         assert all(r.row(j).polls == 0 for j in jobs)
 
-        # Sweeping is paused: the next sweeps (one a min_interval later, as scheduled)
-        # make no list call…
+        # Sweeping is paused: the next sweep (before the first backoff step) makes no list
+        # call…
         await r.poller.sweep()
-        r.clock.advance(MIN_INTERVAL)
+        r.clock.advance(SWEEP_RETRY_FIRST / 2)
         await r.poller.sweep()
         assert front.list_calls == 1
 
@@ -378,7 +378,7 @@ async def test_a_broken_list_endpoint_pauses_sweeps_but_not_detail_polls(
             assert (row.status, row.progress) == (10, vendor[job_id]["progress"])
 
         # After the pause, sweeps try again.
-        r.clock.advance(SWEEP_RETRY_AFTER)
+        r.clock.advance(SWEEP_RETRY_FIRST)
         await r.poller.sweep()
         assert front.list_calls == 2
 
