@@ -204,6 +204,17 @@ class Poller:
                 deadline = max(deadline, min(not_before, now + self.settings.max_interval))
                 earliest = min(earliest, watch.next_poll_at)
             self.store.record_poll(detail, earliest, deadline, plan.memory)
+            if now - watch.added_at >= self.settings.give_up_after:
+                # Its last look (expire() made it due) says it is still not finished.
+                if self.store.expire_watch(watch.job_id):
+                    log.warning(
+                        "watch expired",
+                        job_id=watch.job_id,
+                        status=detail.status,
+                        give_up_after=self.settings.give_up_after,
+                        hint="no longer polled; see `watch list --state expired`",
+                    )
+                return
             if detail.status != watch.status or detail.progress != watch.progress:
                 log.debug(
                     "job progress",

@@ -450,6 +450,12 @@ class Store:
             self._db.execute(Q["due_for_last_look"], args)
         return int(expired)
 
+    def expire_watch(self, job_id: str) -> bool:
+        """Expire one watch (its last look said not finished); False if it was not active."""
+        with self.transaction():
+            cursor = self._db.execute(Q["expire_watch"], {"job_id": job_id, "now": self.now()})
+        return bool(cursor.rowcount)
+
     def record_rejection(
         self, job_id: str, vendor_msg: str, retry_at: float, window: float
     ) -> tuple[int, float, str] | None:

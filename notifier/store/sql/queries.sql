@@ -91,6 +91,11 @@ WHERE job_id IN (
       AND answered_at >= added_at + :give_up_after
 );
 
+-- name: expire_watch
+UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
+    last_error = 'not terminal after give_up_after; no longer polled'
+WHERE job_id = :job_id AND state = 'active';
+
 -- name: due_for_last_look
 UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)
 WHERE job_id IN (
