@@ -22,6 +22,7 @@ from notifier.polling.policy import PollingSettings, plan_after_poll, retry_dela
 from notifier.polling.ratelimit import LimiterClosed, RateLimiter
 from notifier.polling.vendor import (
     CredentialsRejected,
+    ListPage,
     ParameterRejected,
     UnknownJob,
     VendorClient,
@@ -41,8 +42,12 @@ MIN_PAGE_SIZE = 10
 #: After this long without a 40000 or a capped page, try pages twice as large (up to
 #: PAGE_SIZE): one odd answer must not shrink sweeps for good.
 PAGE_GROW_AFTER = 300.0
-#: A sweep may spend at most this share of the budget of one sweep interval.
+#: A sweep may spend at most this share of the budget of one sweep interval…
 SWEEP_BUDGET_SHARE = 0.5
+#: …or up to this share while its pages keep holding watched jobs (at least
+#: PRODUCTIVE_SHARE of a page): such a call sees many jobs, a detail call one.
+SWEEP_BUDGET_SHARE_PRODUCTIVE = 0.8
+PRODUCTIVE_SHARE = 0.1
 #: After a failed list call, sweeps wait this long, doubling with each failure in a row up to
 #: SWEEP_RETRY_MAX (detail polls carry on meanwhile); a sweep that works resets it.
 SWEEP_RETRY_FIRST = 2.0
@@ -84,6 +89,12 @@ class Poller:
         #: Where the next sweep starts when the last one ran out of budget before reaching
         #: every watched job (a busy account): sweeps take turns over the pages.
         self._resume_page = 1
+        #: Leading pages that held only jobs newer than any watched one (other
+        #: applications' jobs on a busy account): a round of sweeps starts after them.
+        self._skip_pages = 0
+        #: Pages the last complete round read, and pages read so far in this one.
+        self._round_pages = 0
+        self._round_read = 0
         self.page_size = PAGE_SIZE
         self.sweeps = 0
         #: Sweeps by result: ok (every page it needed), partial (out of budget: the next one
@@ -254,58 +265,116 @@ class Poller:
             return
         self._grow_page_size()
         interval = self.settings.min_interval
-        max_pages = max(1, int(self.limiter.qps * interval * SWEEP_BUDGET_SHARE))
+        budget = self.limiter.qps * interval
+        max_pages = max(1, int(budget * SWEEP_BUDGET_SHARE))
+        max_productive = max(max_pages, int(budget * SWEEP_BUDGET_SHARE_PRODUCTIVE))
+        productive = False
         oldest = self.store.oldest_active_create_time()
+        newest = self.store.newest_active_create_time()
         # Until the next sweep, detail polls of the jobs this one saw are not due (they may
         # still use spare budget).
         covered_until = self._clock() + 2 * interval
         seen = 0
-        page = self._resume_page
-        read = 0
-        while True:
-            if read >= max_pages:
-                self._sweep_done("partial", resume=page)
-                return
-            try:
-                answer = await self.vendor.list_page(page, self.page_size)
-            except LimiterClosed:
-                return
-            except ParameterRejected as exc:
-                self._page_size_since = self._clock()
-                if self.page_size > MIN_PAGE_SIZE:
-                    self.page_size = max(MIN_PAGE_SIZE, self.page_size // 2)
-                    log.info(
-                        "vendor refused the page size; asking for less",
-                        page_size=self.page_size,
-                        error=str(exc),
-                    )
-                    self.sweep_results["refused"] += 1
-                    self._resume_page = 1  # page numbers of the old size mean nothing now
-                    return  # next sweep uses the smaller pages
-                self._sweep_failed(exc, page)
-                return
-            except VendorError as exc:
-                self._sweep_failed(exc, page)
-                return
-            read += 1
-            if answer.received and answer.received < self.page_size and page < answer.pages:
-                # A full page came back short: the vendor caps the page size; follow it.
-                # Items that did not parse still count: they say nothing about the cap.
-                self.page_size = max(MIN_PAGE_SIZE, answer.received)
-                self._page_size_since = self._clock()
-                log.info("vendor caps the list page size", page_size=self.page_size)
-            seen += self._observe_page(answer.details, covered_until)
-            # create_time 0 means the vendor did not say: it cannot tell us where we are.
-            stamps = [d.create_time for d in answer.details if d.create_time > 0]
-            if (
-                not answer.received
-                or page >= answer.pages
-                or seen >= active
-                or (oldest is not None and stamps and min(stamps) < oldest)
-            ):
-                self._sweep_done("ok", resume=1)
-                return
-            page += 1
+        new_round = self._resume_page <= 1
+        if new_round:
+            self._round_read = 0
+        page = first = self._skip_pages + 1 if new_round else self._resume_page
+        fetches: dict[int, tuple[int, asyncio.Task[ListPage]]] = {}
+        started = 0
+
+        def fetch(n: int) -> None:
+            nonlocal started
+            if n not in fetches and started < (max_productive if productive else max_pages):
+                started += 1
+                call = self.vendor.list_page(n, self.page_size)
+                fetches[n] = (self.page_size, asyncio.create_task(call, name=f"list {n}"))
+
+        try:
+            fetch(page)
+            while True:
+                entry = fetches.pop(page, None)
+                if entry is None:
+                    self._sweep_done("partial", resume=page)
+                    return
+                if self._round_read + 1 < self._round_pages:
+                    # The last round needed the next page too: ask for it now, so list calls
+                    # go back to back at the limiter instead of taking turns with detail polls.
+                    fetch(page + 1)
+                size, task = entry
+                try:
+                    answer = await task
+                except LimiterClosed:
+                    return
+                except VendorError as exc:
+                    self._list_failed(exc, page)
+                    return
+                if size != self.page_size:
+                    fetch(page)  # asked for before the page size changed: ask again
+                    continue
+                self._round_read += 1
+                if answer.received and answer.received < size and page < answer.pages:
+                    # A full page came back short: the vendor caps the page size; follow it.
+                    # Items that did not parse still count: they say nothing about the cap.
+                    self.page_size = max(MIN_PAGE_SIZE, answer.received)
+                    self._page_size_since = self._clock()
+                    log.info("vendor caps the list page size", page_size=self.page_size)
+                watched = self._observe_page(answer.details, covered_until)
+                seen += watched
+                productive = watched >= max(1, PRODUCTIVE_SHARE * self.page_size)
+                # create_time 0 means the vendor did not say: it cannot tell us where we are.
+                stamps = [d.create_time for d in answer.details if d.create_time > 0]
+                if new_round:
+                    self._note_leading_page(page, first, stamps, newest)
+                if (
+                    not answer.received
+                    or page >= answer.pages
+                    or seen >= active
+                    or (oldest is not None and stamps and min(stamps) < oldest)
+                ):
+                    self._round_pages = self._round_read
+                    self._sweep_done("ok", resume=1)
+                    return
+                page += 1
+                fetch(page)
+        finally:
+            for _size, task in fetches.values():
+                task.cancel()
+            await asyncio.gather(
+                *(task for _size, task in fetches.values()), return_exceptions=True
+            )
+
+    def _list_failed(self, exc: VendorError, page: int) -> None:
+        if isinstance(exc, ParameterRejected) and self.page_size > MIN_PAGE_SIZE:
+            self._page_size_since = self._clock()
+            self.page_size = max(MIN_PAGE_SIZE, self.page_size // 2)
+            log.info(
+                "vendor refused the page size; asking for less",
+                page_size=self.page_size,
+                error=str(exc),
+            )
+            self.sweep_results["refused"] += 1
+            self._resume_page = 1  # page numbers of the old size mean nothing now
+            return  # the next sweep uses the smaller pages
+        self._sweep_failed(exc, page)
+
+    def _note_leading_page(
+        self, page: int, first: int, stamps: list[int], newest: int | None
+    ) -> None:
+        """Learn how many leading pages hold only jobs newer than every watched one.
+
+        Called for each page a round reads, in order from its first. Pages of only newer
+        jobs from the start move the next round's start past them. A round whose first
+        page already holds none newer may have started too deep (jobs deleted, watches
+        added): the next one starts a page earlier.
+        """
+        if newest is None or not stamps:
+            if page == first:
+                self._skip_pages = 0
+        elif min(stamps) > newest:
+            if page == first or self._skip_pages == page - 1:
+                self._skip_pages = page
+        elif page == first and first > 1 and max(stamps) <= newest:
+            self._skip_pages = first - 2
 
     def _sweep_done(self, result: str, *, resume: int) -> None:
         self._resume_page = resume
@@ -348,16 +417,26 @@ class Poller:
     def _observe_page(self, details: Sequence[JobDetail], covered_until: float) -> int:
         by_id = {d.id: d for d in details}
         watches = self.store.active_watches_among(list(by_id))
-        for watch in watches:
-            if watch.job_id in self._in_flight:
-                continue  # its detail poll is on its way; let that one record it
-            detail = by_id[watch.job_id]
-            if _behind(watch, detail):
-                continue  # a list answer older than what a detail poll said: nothing new
-            try:
-                self.observe(watch, detail, not_before=covered_until)
-            except Exception:
-                log.exception("could not record a swept job", job_id=watch.job_id)
+        try:
+            # One commit for the page, not one per job: a sweep must fit its interval.
+            with self.store.transaction():
+                for watch in watches:
+                    polling = self._in_flight.get(watch.job_id)
+                    if polling is not None:
+                        if not by_id[watch.job_id].terminal:
+                            continue  # its detail poll is on its way; let that one record it
+                        # Finished: say so now, not when that poll's turn comes (it may wait
+                        # behind list calls), and spare its budget.
+                        polling.cancel()
+                    detail = by_id[watch.job_id]
+                    if _behind(watch, detail):
+                        continue  # a list answer older than a detail poll's: nothing new
+                    try:
+                        self.observe(watch, detail, not_before=covered_until)
+                    except Exception:
+                        log.exception("could not record a swept job", job_id=watch.job_id)
+        except Exception:
+            log.exception("could not record a swept page")
         return len(watches)
 
     async def expire(self) -> None:

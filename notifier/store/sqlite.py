@@ -346,6 +346,10 @@ class Store:
         value = self._one("oldest_active_create_time")
         return None if value is None else int(value)
 
+    def newest_active_create_time(self) -> int | None:
+        value = self._one("newest_active_create_time")
+        return None if value is None else int(value)
+
     def get_watch(self, job_id: str) -> WatchRow | None:
         row = self._db.execute(Q["get_watch"], (job_id,)).fetchone()
         return None if row is None else _watch_row(row)

@@ -55,6 +55,10 @@ FROM watches WHERE state = 'active' AND job_id IN (SELECT value FROM json_each(?
 SELECT MIN(create_time) FROM watches INDEXED BY watches_active_created
 WHERE state = 'active' AND create_time > 0;
 
+-- name: newest_active_create_time
+SELECT MAX(create_time) FROM watches INDEXED BY watches_active_created
+WHERE state = 'active' AND create_time > 0;
+
 -- name: get_watch
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
