@@ -92,9 +92,8 @@ class Poller:
         #: Leading pages that held only jobs newer than any watched one (other
         #: applications' jobs on a busy account): a round of sweeps starts after them.
         self._skip_pages = 0
-        #: Pages the last complete round read, and pages read so far in this one.
+        #: Pages the last complete round read after the leading ones.
         self._round_pages = 0
-        self._round_read = 0
         self.page_size = PAGE_SIZE
         self.sweeps = 0
         #: Sweeps by result: ok (every page it needed), partial (out of budget: the next one
@@ -276,8 +275,6 @@ class Poller:
         covered_until = self._clock() + 2 * interval
         seen = 0
         new_round = self._resume_page <= 1
-        if new_round:
-            self._round_read = 0
         page = first = self._skip_pages + 1 if new_round else self._resume_page
         fetches: dict[int, tuple[int, asyncio.Task[ListPage]]] = {}
         started = 0
@@ -296,7 +293,7 @@ class Poller:
                 if entry is None:
                     self._sweep_done("partial", resume=page)
                     return
-                if self._round_read + 1 < self._round_pages:
+                if page + 1 <= self._skip_pages + self._round_pages:
                     # The last round needed the next page too: ask for it now, so list calls
                     # go back to back at the limiter instead of taking turns with detail polls.
                     fetch(page + 1)
@@ -311,7 +308,6 @@ class Poller:
                 if size != self.page_size:
                     fetch(page)  # asked for before the page size changed: ask again
                     continue
-                self._round_read += 1
                 if answer.received and answer.received < size and page < answer.pages:
                     # A full page came back short: the vendor caps the page size; follow it.
                     # Items that did not parse still count: they say nothing about the cap.
@@ -331,7 +327,8 @@ class Poller:
                     or seen >= active
                     or (oldest is not None and stamps and min(stamps) < oldest)
                 ):
-                    self._round_pages = self._round_read
+                    # What the next round, starting after the leading pages, will need.
+                    self._round_pages = page - self._skip_pages
                     self._sweep_done("ok", resume=1)
                     return
                 page += 1
@@ -364,8 +361,8 @@ class Poller:
 
         Called for each page a round reads, in order from its first. Pages of only newer
         jobs from the start move the next round's start past them. A round whose first
-        page already holds none newer may have started too deep (jobs deleted, watches
-        added): the next one starts a page earlier.
+        page holds nothing as new as the newest watched job started too deep (jobs
+        deleted, watches added): the next one starts a page earlier.
         """
         if newest is None or not stamps:
             if page == first:
@@ -373,7 +370,7 @@ class Poller:
         elif min(stamps) > newest:
             if page == first or self._skip_pages == page - 1:
                 self._skip_pages = page
-        elif page == first and first > 1 and max(stamps) <= newest:
+        elif page == first and first > 1 and max(stamps) < newest:
             self._skip_pages = first - 2
 
     def _sweep_done(self, result: str, *, resume: int) -> None:
