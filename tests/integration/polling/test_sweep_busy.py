@@ -108,3 +108,25 @@ async def test_a_swept_completion_is_recorded_while_a_detail_poll_waits(
         assert r.poller.in_flight == 0
         front.release.set()
         assert len(r.store.list_deliveries()) == 1
+
+
+async def test_a_lagging_list_does_not_set_a_job_back(tmp_path: Path) -> None:
+    async with rig(tmp_path) as (r, _):
+        r.sim.set_faults(list_lag_s=5)
+        job = r.sim.add_job("j", queue_s=0, run_s=100)
+        r.clock.advance(20)
+        r.watch([job])
+        await r.poller.tick()
+        await finish_polls()
+        polled = r.row(job)
+        assert (polled.status, polled.progress) == (10, 21)
+
+        await r.poller.sweep()  # the list shows it as 5 s ago: 16 %
+
+        row = r.row(job)
+        assert (row.status, row.progress, row.polls) == (10, 21, 1)
+        assert r.calls(LIST_PATH) == 1
+
+        r.clock.advance(10)  # now the list shows 26 %: news
+        await r.poller.sweep()
+        assert (r.row(job).progress, r.row(job).polls) == (26, 2)
