@@ -13,21 +13,23 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from notifier._tasks import settle
 from notifier.delivery.transition import build_event, route
 from notifier.log import get_logger
-from notifier.models import JobDetail
+from notifier.models import STATUS_GENERATING, STATUS_QUEUED, JobDetail
 from notifier.polling.policy import PollingSettings, plan_after_poll, retry_delay
 from notifier.polling.ratelimit import LimiterClosed, RateLimiter
 from notifier.polling.vendor import (
     CredentialsRejected,
+    ListPage,
     ParameterRejected,
     UnknownJob,
     VendorClient,
     VendorError,
 )
-from notifier.store import Store, StoreUnavailable, WatchRow
+from notifier.store import DB_ERRORS, Store, StoreUnavailable, WatchRow
 
 log = get_logger(component="poller")
 
@@ -38,10 +40,25 @@ LOOKAHEAD_SECONDS = 1.0
 #: smaller pages, down to MIN_PAGE_SIZE.
 PAGE_SIZE = 100
 MIN_PAGE_SIZE = 10
-#: A sweep may spend at most this share of the budget of one sweep interval.
+#: After this long without a 40000 or a capped page, try pages twice as large (up to
+#: PAGE_SIZE): one odd answer must not shrink sweeps for good.
+PAGE_GROW_AFTER = 300.0
+#: A sweep may spend at most this share of the budget of one sweep interval…
 SWEEP_BUDGET_SHARE = 0.5
-#: After a failed sweep, wait this long before sweeping again (detail polls carry on).
-SWEEP_RETRY_AFTER = 60.0
+#: …or up to this share while its pages keep holding watched jobs (at least
+#: PRODUCTIVE_SHARE of a page): such a call sees many jobs, a detail call one.
+SWEEP_BUDGET_SHARE_PRODUCTIVE = 0.8
+PRODUCTIVE_SHARE = 0.1
+#: After a failed list call, sweeps wait this long, doubling with each failure in a row up to
+#: SWEEP_RETRY_MAX (detail polls carry on meanwhile); a sweep that works resets it.
+SWEEP_RETRY_FIRST = 2.0
+SWEEP_RETRY_MAX = 60.0
+#: A 40000 for a job id fails its watch only after this many, spread over at least
+#: REJECT_WINDOW seconds (a vendor may not know a job for a moment after creating it).
+REJECT_LIMIT = 3
+REJECT_WINDOW = 120.0
+#: The second look at a rejected id comes this soon; the third REJECT_WINDOW after the first.
+REJECT_RETRY = 5.0
 
 
 class Poller:
@@ -68,8 +85,21 @@ class Poller:
         self._rng = random.Random()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._sweep_paused_until = 0.0
+        self._sweep_failures = 0
+        self._page_size_since = clock()
+        #: Where the next sweep starts when the last one ran out of budget before reaching
+        #: every watched job (a busy account): sweeps take turns over the pages.
+        self._resume_page = 1
+        #: Leading pages that held only jobs newer than any watched one (other
+        #: applications' jobs on a busy account): a round of sweeps starts after them.
+        self._skip_pages = 0
+        #: Pages the last complete round read after the leading ones.
+        self._round_pages = 0
         self.page_size = PAGE_SIZE
         self.sweeps = 0
+        #: Sweeps by result: ok (every page it needed), partial (out of budget: the next one
+        #: resumes), refused (page size rejected), failed (list call failed).
+        self.sweep_results: dict[str, int] = {"ok": 0, "partial": 0, "refused": 0, "failed": 0}
         self.events = 0
 
     @property
@@ -113,8 +143,7 @@ class Poller:
         except LimiterClosed:
             return  # shutting down before the call went out: nothing happened
         except UnknownJob as exc:
-            self.store.fail_watch(watch.job_id, f"vendor rejected the id: {exc}")
-            job_log.error("vendor does not know this job; no longer polled", vendor_msg=str(exc))
+            self._rejected(watch, str(exc))
             return
         except CredentialsRejected as exc:
             self._retry_later(watch, str(exc))
@@ -146,6 +175,30 @@ class Poller:
         except Exception:
             job_log.exception("could not record the poll; will retry")
 
+    def _rejected(self, watch: WatchRow, vendor_msg: str) -> None:
+        """A 40000 for the id: fail the watch only once it keeps coming over minutes."""
+        now = self._clock()
+        seen = self.store.record_rejection(
+            watch.job_id, vendor_msg, now + REJECT_RETRY, REJECT_WINDOW
+        )
+        if seen is None:
+            return
+        count, first, note = seen
+        job_log = log.bind(job_id=watch.job_id)
+        if count >= REJECT_LIMIT and now - first >= REJECT_WINDOW:
+            self.store.fail_watch(watch.job_id, note)
+            job_log.error(
+                "vendor does not know this job; no longer polled",
+                vendor_msg=vendor_msg,
+                rejections=count,
+            )
+            return
+        job_log.warning(
+            "vendor rejected the job id; will ask again",
+            vendor_msg=vendor_msg,
+            rejections=count,
+        )
+
     def _retry_later(self, watch: WatchRow, error: str) -> float:
         delay = retry_delay(watch.errors + 1, self.settings, self._rng.random())
         self.store.record_poll_error(watch.job_id, error, self._clock() + delay)
@@ -170,6 +223,17 @@ class Poller:
                 deadline = max(deadline, min(not_before, now + self.settings.max_interval))
                 earliest = min(earliest, watch.next_poll_at)
             self.store.record_poll(detail, earliest, deadline, plan.memory)
+            if now - watch.added_at >= self.settings.give_up_after:
+                # Its last look (expire() made it due) says it is still not finished.
+                if self.store.expire_watch(watch.job_id):
+                    log.warning(
+                        "watch expired",
+                        job_id=watch.job_id,
+                        status=detail.status,
+                        give_up_after=self.settings.give_up_after,
+                        hint="no longer polled; see `watch list --state expired`",
+                    )
+                return
             if detail.status != watch.status or detail.progress != watch.progress:
                 log.debug(
                     "job progress",
@@ -197,78 +261,197 @@ class Poller:
 
     async def sweep(self) -> None:
         """Every ``min_interval``: note the load (for the policy's round-robin cap), then
-        look at the newest jobs page by page, stopping once past the oldest watched one."""
+        look at the newest jobs page by page, stopping once past the oldest watched one.
+
+        A sweep that runs out of budget first (an account busy with other jobs) leaves the
+        next one to start where it stopped, so consecutive sweeps reach every watched job.
+        """
         active, _pending = self.store.live_counts()
         fair = max(self.settings.min_interval, active / max(self.limiter.qps, 1))
         self.settings = replace(self.settings, fair_interval=fair)
         if not active or not self.list_sweep or self._clock() < self._sweep_paused_until:
             return
+        self._grow_page_size()
         interval = self.settings.min_interval
-        max_pages = max(1, int(self.limiter.qps * interval * SWEEP_BUDGET_SHARE))
+        budget = self.limiter.qps * interval
+        max_pages = max(1, int(budget * SWEEP_BUDGET_SHARE))
+        max_productive = max(max_pages, int(budget * SWEEP_BUDGET_SHARE_PRODUCTIVE))
+        productive = False
         oldest = self.store.oldest_active_create_time()
+        newest = self.store.newest_active_create_time()
         # Until the next sweep, detail polls of the jobs this one saw are not due (they may
         # still use spare budget).
         covered_until = self._clock() + 2 * interval
         seen = 0
-        page = 1
-        while page <= max_pages:
-            try:
-                details, pages = await self.vendor.list_page(page, self.page_size)
-            except LimiterClosed:
-                return
-            except ParameterRejected as exc:
-                if self.page_size > MIN_PAGE_SIZE:
-                    self.page_size = max(MIN_PAGE_SIZE, self.page_size // 2)
-                    log.info(
-                        "vendor refused the page size; asking for less",
-                        page_size=self.page_size,
-                        error=str(exc),
-                    )
-                    return  # next sweep uses the smaller pages
-                self._pause_sweeps(exc)
-                return
-            except (VendorError, UnknownJob) as exc:
-                self._pause_sweeps(exc)
-                return
-            if details and len(details) < self.page_size and page < pages:
-                # A full page came back short: the vendor caps the page size; follow it.
-                self.page_size = max(MIN_PAGE_SIZE, len(details))
-            seen += self._observe_page(details, covered_until)
-            # create_time 0 means the vendor did not say: it cannot tell us where we are.
-            stamps = [d.create_time for d in details if d.create_time > 0]
-            if (
-                not details
-                or page >= pages
-                or seen >= active
-                or (oldest is not None and stamps and min(stamps) < oldest)
-            ):
-                break
-            page += 1
-        self.sweeps += 1
+        new_round = self._resume_page <= 1
+        page = first = self._skip_pages + 1 if new_round else self._resume_page
+        fetches: dict[int, tuple[int, asyncio.Task[ListPage]]] = {}
+        started = 0
 
-    def _pause_sweeps(self, exc: Exception) -> None:
-        self._sweep_paused_until = self._clock() + SWEEP_RETRY_AFTER
+        def fetch(n: int) -> None:
+            nonlocal started
+            if n not in fetches and started < (max_productive if productive else max_pages):
+                started += 1
+                call = self.vendor.list_page(n, self.page_size)
+                fetches[n] = (self.page_size, asyncio.create_task(call, name=f"list {n}"))
+
+        try:
+            fetch(page)
+            while True:
+                entry = fetches.pop(page, None)
+                if entry is None:
+                    self._sweep_done("partial", resume=page)
+                    return
+                if page + 1 <= self._skip_pages + self._round_pages:
+                    # The last round needed the next page too: ask for it now, so list calls
+                    # go back to back at the limiter instead of taking turns with detail polls.
+                    fetch(page + 1)
+                size, task = entry
+                try:
+                    answer = await task
+                except LimiterClosed:
+                    return
+                except VendorError as exc:
+                    self._list_failed(exc, page)
+                    return
+                if size != self.page_size:
+                    fetch(page)  # asked for before the page size changed: ask again
+                    continue
+                if answer.received and answer.received < size and page < answer.pages:
+                    # A full page came back short: the vendor caps the page size; follow it.
+                    # Items that did not parse still count: they say nothing about the cap.
+                    self.page_size = max(MIN_PAGE_SIZE, answer.received)
+                    self._page_size_since = self._clock()
+                    log.info("vendor caps the list page size", page_size=self.page_size)
+                watched = self._observe_page(answer.details, covered_until)
+                seen += watched
+                productive = watched >= max(1, PRODUCTIVE_SHARE * self.page_size)
+                # create_time 0 means the vendor did not say: it cannot tell us where we are.
+                stamps = [d.create_time for d in answer.details if d.create_time > 0]
+                if new_round:
+                    self._note_leading_page(page, first, stamps, newest)
+                if (
+                    not answer.received
+                    or page >= answer.pages
+                    or seen >= active
+                    or (oldest is not None and stamps and min(stamps) < oldest)
+                ):
+                    # What the next round, starting after the leading pages, will need.
+                    self._round_pages = page - self._skip_pages
+                    self._sweep_done("ok", resume=1)
+                    return
+                page += 1
+                fetch(page)
+        finally:
+            for _size, task in fetches.values():
+                task.cancel()
+            await asyncio.gather(
+                *(task for _size, task in fetches.values()), return_exceptions=True
+            )
+
+    def _list_failed(self, exc: VendorError, page: int) -> None:
+        if isinstance(exc, ParameterRejected) and self.page_size > MIN_PAGE_SIZE:
+            self._page_size_since = self._clock()
+            self.page_size = max(MIN_PAGE_SIZE, self.page_size // 2)
+            log.info(
+                "vendor refused the page size; asking for less",
+                page_size=self.page_size,
+                error=str(exc),
+            )
+            self.sweep_results["refused"] += 1
+            self._resume_page = 1  # page numbers of the old size mean nothing now
+            return  # the next sweep uses the smaller pages
+        self._sweep_failed(exc, page)
+
+    def _note_leading_page(
+        self, page: int, first: int, stamps: list[int], newest: int | None
+    ) -> None:
+        """Learn how many leading pages hold only jobs newer than every watched one.
+
+        Called for each page a round reads, in order from its first. Pages of only newer
+        jobs from the start move the next round's start past them. A round whose first
+        page holds nothing as new as the newest watched job started too deep (jobs
+        deleted, watches added): the next one starts a page earlier.
+        """
+        if newest is None or not stamps:
+            if page == first:
+                self._skip_pages = 0
+        elif min(stamps) > newest:
+            if page == first or self._skip_pages == page - 1:
+                self._skip_pages = page
+        elif page == first and first > 1 and max(stamps) < newest:
+            self._skip_pages = first - 2
+
+    def _sweep_done(self, result: str, *, resume: int) -> None:
+        self._resume_page = resume
+        self._sweep_failures = 0
+        self.sweeps += 1
+        self.sweep_results[result] += 1
+
+    def _grow_page_size(self) -> None:
+        now = self._clock()
+        if self.page_size < PAGE_SIZE and now - self._page_size_since >= PAGE_GROW_AFTER:
+            self.page_size = min(PAGE_SIZE, self.page_size * 2)
+            self._page_size_since = now
+            self._resume_page = 1
+            log.info("trying larger list pages", page_size=self.page_size)
+
+    def _sweep_failed(self, exc: Exception, page: int) -> None:
+        self._sweep_failures += 1
+        wait = min(SWEEP_RETRY_MAX, SWEEP_RETRY_FIRST * 2.0 ** (self._sweep_failures - 1))
+        self._sweep_paused_until = self._clock() + wait
+        self._resume_page = page
+        self.sweep_results["failed"] += 1
         log.warning(
             "list sweep failed; detail polls carry on",
             error=str(exc),
-            retry_in=SWEEP_RETRY_AFTER,
+            retry_in=wait,
+            failures=self._sweep_failures,
         )
+
+    def sweep_state(self) -> dict[str, Any]:
+        """For /metrics: page size, whether sweeps are paused and for how long, results."""
+        retry_in = max(0.0, self._sweep_paused_until - self._clock()) if self.list_sweep else 0.0
+        return {
+            "enabled": self.list_sweep,
+            "page_size": self.page_size,
+            "paused": retry_in > 0,
+            "retry_in": retry_in,
+            "results": dict(self.sweep_results),
+        }
 
     def _observe_page(self, details: Sequence[JobDetail], covered_until: float) -> int:
         by_id = {d.id: d for d in details}
         watches = self.store.active_watches_among(list(by_id))
-        for watch in watches:
-            if watch.job_id in self._in_flight:
-                continue  # its detail poll is on its way; let that one record it
-            try:
-                self.observe(watch, by_id[watch.job_id], not_before=covered_until)
-            except StoreUnavailable:
-                raise  # the rest of the page cannot be recorded either
-            except Exception:
-                log.exception("could not record a swept job", job_id=watch.job_id)
+        try:
+            # One commit for the page, not one per job: a sweep must fit its interval.
+            with self.store.transaction():
+                for watch in watches:
+                    polling = self._in_flight.get(watch.job_id)
+                    if polling is not None:
+                        if not by_id[watch.job_id].terminal:
+                            continue  # its detail poll is on its way; let that one record it
+                        # Finished: say so now, not when that poll's turn comes (it may wait
+                        # behind list calls), and spare its budget.
+                        polling.cancel()
+                    detail = by_id[watch.job_id]
+                    if _behind(watch, detail):
+                        continue  # a list answer older than a detail poll's: nothing new
+                    try:
+                        self.observe(watch, detail, not_before=covered_until)
+                    except DB_ERRORS:
+                        raise  # the rest of the page cannot be recorded either
+                    except Exception:
+                        log.exception("could not record a swept job", job_id=watch.job_id)
+        except DB_ERRORS:
+            raise  # the daemon pauses and reports the state file's trouble
+        except Exception:
+            log.exception("could not record a swept page")
         return len(watches)
 
     async def expire(self) -> None:
+        """Watches past ``give_up_after`` get one more look (they are made due) and expire
+        only once an answer that late says they are still not finished."""
         expired = self.store.expire_watches(self.settings.give_up_after)
         if expired:
             log.warning(
@@ -282,3 +465,13 @@ class Poller:
         """Let polls already sent finish for up to ``grace`` seconds; cancel the rest."""
         self.limiter.close()
         await settle(list(self._in_flight.values()), grace)
+
+
+def _behind(watch: WatchRow, detail: JobDetail) -> bool:
+    """The list answer shows the job earlier in its run than we last saw it (the vendor's
+    list can lag behind its detail answers): recording it would set the plan back."""
+    if detail.terminal or watch.status is None:
+        return False
+    if watch.status == STATUS_GENERATING and detail.status == STATUS_QUEUED:
+        return True
+    return detail.status == watch.status and detail.progress < (watch.progress or 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -32,6 +33,16 @@ CODE_INTERNAL = (50000, 51000)
 #: Refresh this long before the vendor's expiry, so no call races the deadline.
 TOKEN_REFRESH_MARGIN = 300.0
 KNOWN_STATUSES = frozenset({0, 10, 20, 30})
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One list answer: the jobs we could read, the page count, and how many items came
+    back at all (a page size cap shows in ``received``, whatever we could parse)."""
+
+    details: list[JobDetail]
+    pages: int
+    received: int
 
 
 class VendorError(Exception):
@@ -250,7 +261,7 @@ class VendorClient:
             return code, msg, data
         raise AssertionError("unreachable")
 
-    async def list_page(self, page: int, page_size: int) -> tuple[list[JobDetail], int]:
+    async def list_page(self, page: int, page_size: int) -> ListPage:
         """One page of the account's jobs, newest first, and the number of pages.
 
         Items that cannot be parsed are skipped: one odd job must not hide the others.
@@ -266,7 +277,8 @@ class VendorClient:
         if not isinstance(data, Mapping) or not isinstance(data.get("list"), list):
             raise VendorError("list answer has no data.list array")
         details = []
-        for item in data["list"]:
+        items = data["list"]
+        for item in items:
             if isinstance(item, Mapping) and isinstance(item.get("id"), str):
                 try:
                     details.append(parse_detail(item["id"], item))
@@ -275,7 +287,7 @@ class VendorClient:
         info = data.get("page_info")
         total = info.get("total_page") if isinstance(info, Mapping) else None
         pages = total if isinstance(total, int) and not isinstance(total, bool) else page
-        return details, max(pages, 0)
+        return ListPage(details, max(pages, 0), len(items))
 
     async def detail(self, job_id: str) -> JobDetail:
         """The job's current state. UnknownJob for a rejected id, VendorError otherwise."""

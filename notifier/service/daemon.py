@@ -328,6 +328,7 @@ class Daemon:
             "polls_in_flight": self.poller.in_flight,
             "results_unrecorded": self.dispatcher.unrecorded,
             "state_writable": 0 if self.store_outage.cause else 1,
+            "sweep": self.poller.sweep_state(),
         }
 
     async def _apply_metrics(self, config: Config) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from notifier.models import SendResult
@@ -34,7 +34,7 @@ class _StateCollector(Collector):
         self._snapshot = snapshot
         self._metrics = metrics
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         snap = {**self._snapshot(), **self._metrics.live_values}
         watches = GaugeMetricFamily("chanjing_watches", "Watches by state.", labels=["state"])
         for state, count in snap["watches"].items():
@@ -71,6 +71,35 @@ class _StateCollector(Collector):
             "Delivery results held in memory because the state could not be written.",
             value=snap["results_unrecorded"],
         )
+        sweep = snap.get("sweep")
+        if sweep is not None:
+            yield from _sweep_metrics(sweep)
+
+
+def _sweep_metrics(sweep: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """The list sweep's state, read from the poller (``Poller.sweep_state``)."""
+    yield GaugeMetricFamily(
+        "chanjing_sweep_page_size", "Jobs asked for per list call.", value=sweep["page_size"]
+    )
+    yield GaugeMetricFamily(
+        "chanjing_sweep_paused",
+        "1 while list sweeps wait after a failed list call (detail polls carry on).",
+        value=1 if sweep["paused"] else 0,
+    )
+    yield GaugeMetricFamily(
+        "chanjing_sweep_retry_in_seconds",
+        "Seconds until the next list sweep is tried after failures (0: not paused).",
+        value=sweep["retry_in"],
+    )
+    sweeps = CounterMetricFamily(
+        "chanjing_sweeps",
+        "List sweeps by result: ok, partial (out of budget; the next resumes), refused "
+        "(page size rejected), failed.",
+        labels=["result"],
+    )
+    for result, count in sweep["results"].items():
+        sweeps.add_metric([result], count)
+    yield sweeps
 
 
 class Metrics:

@@ -1,18 +1,15 @@
-"""The state: the only package that speaks SQL. Today one backend, SQLite (``sqlite.py``)."""
+"""The state: the only package that speaks SQL. Today one backend, SQLite (``sqlite.py``);
+``rows`` holds what it hands out, ``errors`` what goes wrong with the file."""
 
-from notifier.store.sqlite import (
-    BUSY_CAUSE,
-    DB_ERRORS,
+from notifier.store.errors import BUSY_CAUSE, DB_ERRORS, StoreError, StoreUnavailable
+from notifier.store.rows import (
     ENDPOINT_NOT_CONFIGURED,
     ENDPOINT_REMOVED,
-    SCHEMA_VERSION,
     DueDelivery,
     IntakeResult,
-    Store,
-    StoreError,
-    StoreUnavailable,
     WatchRow,
 )
+from notifier.store.sqlite import SCHEMA_VERSION, Store
 
 __all__ = [
     "BUSY_CAUSE",

@@ -15,12 +15,26 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
+from notifier.store.errors import (
+    StoreError,
+    StoreUnavailable,
+    classify,
+)
+from notifier.store.rows import (
+    ENDPOINT_NOT_CONFIGURED,
+    ENDPOINT_REMOVED,
+    DueDelivery,
+    IntakeResult,
+    WatchRow,
+    dump_endpoints,
+    event_from_row,
+    watch_from_row,
+)
 
 _SQL_DIR = resources.files("notifier.store") / "sql"
 _MIGRATION_RE = re.compile(r"^migration_(\d{3})\.sql$")
@@ -48,164 +62,6 @@ Q = _load_queries()
 SCHEMA_VERSION = _migrations()[-1][0]
 #: After a failed write, later writes fail at once for this long (``writable`` still probes).
 FAIL_FAST_FOR = 1.0
-
-
-class StoreError(Exception):
-    """The state file cannot be opened or is from a newer version."""
-
-
-class StoreUnavailable(StoreError):
-    """A write to the state file failed for a reason outside this program (disk full, read-only,
-    locked by another writer, I/O error). Nothing was written; the caller tries again later."""
-
-    def __init__(self, path: Path, cause: str, detail: str) -> None:
-        self.path = path
-        self.cause = cause
-        super().__init__(f"{path}: cannot write the state database: {cause} ({detail})")
-
-
-#: What a read or write of the state may raise at run time: disk full, I/O error, "database
-#: is locked" after the busy timeout (as StoreUnavailable, or raw from a read). Callers that
-#: must survive it catch these.
-DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError, StoreError)
-
-
-#: SQLite's error names → what an operator should read.
-_CAUSES = {
-    "SQLITE_FULL": "the disk is full",
-    "SQLITE_READONLY": "the file or its directory is read-only",
-    "SQLITE_READONLY_DIRECTORY": "the file or its directory is read-only",
-    "SQLITE_READONLY_RECOVERY": "the file or its directory is read-only",
-    "SQLITE_READONLY_CANTLOCK": "the file or its directory is read-only",
-    "SQLITE_READONLY_DBMOVED": "the file was moved or deleted while open",
-    "SQLITE_BUSY": "another process holds a write lock on it",
-    "SQLITE_LOCKED": "another process holds a write lock on it",
-    "SQLITE_CANTOPEN": "it cannot be opened (directory missing or not accessible)",
-    "SQLITE_PERM": "permission denied",
-    "SQLITE_IOERR": "an I/O error",
-}
-
-
-#: The cause :func:`classify` gives for another writer's lock.
-BUSY_CAUSE = _CAUSES["SQLITE_BUSY"]
-
-
-def classify(exc: sqlite3.Error) -> str | None:
-    """An operator's reading of a SQLite error (disk full, read-only, locked, I/O error), or
-    None for an error that is not about the file (a bug in a statement)."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    for prefix, cause in _CAUSES.items():
-        if name == prefix or name.startswith(prefix + "_"):
-            return cause
-    text = str(exc).lower()
-    if "full" in text:
-        return _CAUSES["SQLITE_FULL"]
-    if "readonly" in text or "read-only" in text:
-        return _CAUSES["SQLITE_READONLY"]
-    if "locked" in text or "busy" in text:
-        return _CAUSES["SQLITE_BUSY"]
-    if "i/o" in text or "disk" in text:
-        return _CAUSES["SQLITE_IOERR"]
-    return None
-
-
-@dataclass(frozen=True)
-class WatchRow:
-    """What the poller needs to know about one active watch."""
-
-    job_id: str
-    labels: dict[str, str]
-    endpoints: tuple[str, ...] | None
-    status: int | None
-    progress: int | None
-    create_time: int | None
-    added_at: float
-    last_poll_at: float | None
-    next_poll_at: float
-    polls: int
-    errors: int
-    poll_key: float
-    first_running_at: float | None
-    first_running_progress: int | None
-    last_queued_at: float | None
-    misses: int
-    predicted_at: float | None
-
-    def memory(self) -> JobMemory:
-        """What the polling policy remembers of this job."""
-        return JobMemory(
-            added_at=self.added_at,
-            create_time=self.create_time,
-            last_poll_at=self.last_poll_at,
-            last_progress=self.progress,
-            first_running_at=self.first_running_at,
-            first_running_progress=self.first_running_progress,
-            last_queued_at=self.last_queued_at,
-            misses=self.misses,
-            predicted_at=self.predicted_at,
-        )
-
-
-@dataclass(frozen=True)
-class DueDelivery:
-    id: int
-    attempts: int
-    event: Event
-    #: Which reset of the row this is; a result is written only to the same generation.
-    generation: int | None = None
-    #: Failed attempts so far that followed a Retry-After (they use up no retry step).
-    deferred: int = 0
-    first_attempt_at: float | None = None
-
-
-#: ``last_error`` of deliveries parked because the daemon does not run their endpoint.
-ENDPOINT_REMOVED = "endpoint removed"
-ENDPOINT_NOT_CONFIGURED = "endpoint not configured"
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    added: int
-    updated: int
-    rejected: list[tuple[int, str]]
-
-
-def _dump_endpoints(endpoints: Sequence[str] | None) -> str | None:
-    return None if endpoints is None else json.dumps(list(endpoints))
-
-
-def _event(row: sqlite3.Row) -> Event:
-    return Event(
-        row["event_id"],
-        row["job_id"],
-        row["type"],
-        row["created_at"],
-        row["body"],
-        row["last_seen_running_at"],
-    )
-
-
-def _watch_row(row: sqlite3.Row) -> WatchRow:
-    endpoints = row["endpoints"]
-    return WatchRow(
-        job_id=row["job_id"],
-        labels=json.loads(row["labels"]),
-        endpoints=None if endpoints is None else tuple(json.loads(endpoints)),
-        status=row["status"],
-        progress=row["progress"],
-        create_time=row["create_time"],
-        added_at=row["added_at"],
-        last_poll_at=row["last_poll_at"],
-        next_poll_at=row["next_poll_at"],
-        polls=row["polls"],
-        errors=row["errors"],
-        poll_key=row["poll_key"],
-        first_running_at=row["first_running_at"],
-        first_running_progress=row["first_running_progress"],
-        last_queued_at=row["last_queued_at"],
-        misses=row["misses"],
-        predicted_at=row["predicted_at"],
-    )
 
 
 class Store:
@@ -367,7 +223,7 @@ class Store:
                         "job_id": spec.job_id,
                         "source": source,
                         "labels": json.dumps(spec.labels, sort_keys=True),
-                        "endpoints": _dump_endpoints(spec.endpoints),
+                        "endpoints": dump_endpoints(spec.endpoints),
                         "now": now,
                     },
                 )
@@ -407,7 +263,7 @@ class Store:
                     (
                         spec.job_id,
                         json.dumps(spec.labels, sort_keys=True),
-                        _dump_endpoints(spec.endpoints),
+                        dump_endpoints(spec.endpoints),
                         now,
                     ),
                 )
@@ -454,20 +310,24 @@ class Store:
         self, query: str, now: float, limit: int, exclude: frozenset[str]
     ) -> list[WatchRow]:
         rows = self._db.execute(Q[query], (now, limit + len(exclude))).fetchall()
-        found = [_watch_row(row) for row in rows if row["job_id"] not in exclude]
+        found = [watch_from_row(row) for row in rows if row["job_id"] not in exclude]
         return found[:limit]
 
     def active_watches_among(self, job_ids: Sequence[str]) -> list[WatchRow]:
         rows = self._db.execute(Q["active_watches_among"], (json.dumps(list(job_ids)),))
-        return [_watch_row(row) for row in rows]
+        return [watch_from_row(row) for row in rows]
 
     def oldest_active_create_time(self) -> int | None:
         value = self._one("oldest_active_create_time")
         return None if value is None else int(value)
 
+    def newest_active_create_time(self) -> int | None:
+        value = self._one("newest_active_create_time")
+        return None if value is None else int(value)
+
     def get_watch(self, job_id: str) -> WatchRow | None:
         row = self._db.execute(Q["get_watch"], (job_id,)).fetchone()
-        return None if row is None else _watch_row(row)
+        return None if row is None else watch_from_row(row)
 
     def record_poll(
         self, detail: JobDetail, earliest: float, deadline: float, memory: JobMemory
@@ -558,12 +418,44 @@ class Store:
             )
 
     def expire_watches(self, give_up_after: float) -> int:
+        """Expire watches past ``give_up_after`` whose last answer, that late, said not
+        finished; make the others due, so they get that last look first (a daemon that was
+        down for longer must still report what finished meanwhile). Returns how many expired.
+        """
+        now = self.now()
+        args = {"now": now, "cutoff": now - give_up_after, "give_up_after": give_up_after}
+        with self.transaction():
+            expired = self._db.execute(Q["expire_watches"], args).rowcount
+            self._db.execute(Q["due_for_last_look"], args)
+        return int(expired)
+
+    def expire_watch(self, job_id: str) -> bool:
+        """Expire one watch (its last look said not finished); False if it was not active."""
+        with self.transaction():
+            cursor = self._db.execute(Q["expire_watch"], {"job_id": job_id, "now": self.now()})
+        return bool(cursor.rowcount)
+
+    def record_rejection(
+        self, job_id: str, vendor_msg: str, retry_at: float, window: float
+    ) -> tuple[int, float, str] | None:
+        """A 40000 for this job id: count it and say so in the watch's msg. The next look is
+        at ``retry_at`` after the first rejection, then no sooner than ``window`` after the
+        first one. Returns
+        (rejections since the last good answer, when the first came, that msg), None if the
+        watch is not active."""
         now = self.now()
         with self.transaction():
-            cursor = self._db.execute(
-                Q["expire_watches"], {"now": now, "cutoff": now - give_up_after}
-            )
-        return cursor.rowcount
+            row = self._db.execute(
+                Q["record_rejection"],
+                {"job_id": job_id, "now": now, "retry_at": retry_at, "window": window},
+            ).fetchone()
+            if row is None:
+                return None
+            count, first = int(row[0]), float(row[1])
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first))
+            msg = f"vendor rejected the id {count}x since {since}: {vendor_msg}"
+            self._db.execute(Q["note_rejection"], {"job_id": job_id, "msg": msg})
+        return count, first, msg
 
     def shift_schedule(self, delta: float) -> None:
         """Move every pending poll, delivery and expiry by ``delta`` seconds: the system
@@ -610,7 +502,7 @@ class Store:
             DueDelivery(
                 row["id"],
                 row["attempts"],
-                _event(row),
+                event_from_row(row),
                 row["generation"],
                 row["deferred"],
                 row["first_attempt_at"],

@@ -79,6 +79,12 @@ class SimJob:
     create_time: int
     callback: str | None
     seq: int
+    #: The vendor answers 40000 ("record not found") to its first ``reject_first_calls``
+    #: detail calls, and to every call in its first ``reject_for_s`` seconds (and leaves it
+    #: out of list answers meanwhile): a vendor that does not know a job for a moment.
+    reject_first_calls: int = 0
+    reject_for_s: float = 0.0
+    rejected_calls: int = 0
     first_terminal_seen_at: float | None = None
     detail_calls: int = 0
     callback_sent_at: float | None = None
@@ -91,6 +97,17 @@ class SimJob:
     @property
     def completed_at(self) -> float:
         return self.created_at + self.queue_s + self.run_s
+
+    def unknown(self, now: float) -> bool:
+        """Whether the vendor does not (yet) admit to this job at ``now``."""
+        return now - self.created_at < self.reject_for_s
+
+    def reject_detail(self, now: float) -> bool:
+        """Whether this detail call gets 40000; counts the rejection."""
+        if self.unknown(now) or self.rejected_calls < self.reject_first_calls:
+            self.rejected_calls += 1
+            return True
+        return False
 
     def state(self, now: float) -> tuple[int, int]:
         return status_at(

@@ -66,7 +66,18 @@ CALLBACK_TIMEOUT_S = 10.0
 #: Per-second arrival counts older than this many seconds are dropped (a long demo run).
 PER_SECOND_KEEP = 86_400
 
-FAULT_KEYS = ("fault_50000", "fault_51000", "fault_html", "slow_rate", "slow_seconds")
+FAULT_KEYS = (
+    "fault_50000",
+    "fault_51000",
+    "fault_html",
+    "slow_rate",
+    "slow_seconds",
+    "list_page_cap",
+    "list_lag_s",
+    "noise_rate",
+)
+#: Fault settings that are not probabilities.
+NON_RATE_KEYS = frozenset({"slow_seconds", "list_page_cap", "list_lag_s", "noise_rate"})
 JOB_FIELDS = (
     "id",
     "queue_s",
@@ -76,6 +87,8 @@ JOB_FIELDS = (
     "progress_points",
     "create_time",
     "callback",
+    "reject_first_calls",
+    "reject_for_s",
 )
 
 BAD_GATEWAY_HTML = (
@@ -102,6 +115,13 @@ class SimConfig:
     seed: int | None = None
     default_queue_s: float = 3.0
     default_run_s: float = 10.0
+    #: A busy account. Largest page_size the list call honours (0: the documented 100);
+    #: larger requests get this many per page, as a capping vendor does.
+    list_page_cap: int = 0
+    #: List answers show the account as it was this many seconds ago (detail is current).
+    list_lag_s: float = 0.0
+    #: Jobs per second created by "other applications" on the account (never watched).
+    noise_rate: float = 0.0
 
 
 # --------------------------------------------------------------------------- envelope helpers
@@ -211,6 +231,8 @@ class VendorSimulator:
         self._http_errors = 0
         self._by_path: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._noise_since: float | None = None
+        self._noise_made = 0
 
     # ----------------------------------------------------------------- Python API
 
@@ -225,6 +247,8 @@ class VendorSimulator:
         progress_points: Sequence[Sequence[float]] | None = None,
         create_time: int | None = None,
         callback: str | None = None,
+        reject_first_calls: int = 0,
+        reject_for_s: float = 0.0,
     ) -> str:
         """Create a job now (simulator clock) and return its id (32 hex chars unless given)."""
         if job_id is None:
@@ -242,6 +266,8 @@ class VendorSimulator:
         ):
             raise SimInputError(f"create_time must be an integer, got {create_time!r}")
         cb = None if callback is None else callback_url_of(callback)
+        rejects = int(number("reject_first_calls", reject_first_calls))
+        reject_s = number("reject_for_s", reject_for_s)
         with self._lock:
             if job_id in self._jobs:
                 raise SimInputError(f"job {job_id!r} already exists")
@@ -258,6 +284,8 @@ class VendorSimulator:
                 create_time=int(now) if create_time is None else create_time,
                 callback=cb,
                 seq=self._seq,
+                reject_first_calls=rejects,
+                reject_for_s=reject_s,
             )
         return job_id
 
@@ -284,11 +312,17 @@ class VendorSimulator:
         checked: dict[str, float] = {}
         for key, value in rates.items():
             checked[key] = number(key, value)
-            if key != "slow_seconds" and checked[key] > 1:
+            if key not in NON_RATE_KEYS and checked[key] > 1:
                 raise SimInputError(f"{key} is a probability and must be <= 1, got {value!r}")
+        if "list_page_cap" in checked:
+            checked["list_page_cap"] = int(checked["list_page_cap"])
         with self._lock:
+            now = self.clock()
+            self._make_noise(now)  # what the old rate made so far
             for key, value in checked.items():
                 setattr(self.config, key, value)
+            if "noise_rate" in checked:
+                self._noise_since, self._noise_made = now, 0  # the new rate counts from now
 
     def faults(self) -> dict[str, float]:
         with self._lock:
@@ -353,6 +387,34 @@ class VendorSimulator:
         return [job_id for job_id, _ in due]
 
     # ----------------------------------------------------------------- bookkeeping
+
+    def _make_noise(self, now: float) -> None:
+        """Create the jobs "other applications" made since the last call, each at its own
+        time on the simulator clock (no background task: any request catches up)."""
+        rate = self.config.noise_rate
+        if rate <= 0:
+            return
+        if self._noise_since is None:  # the rate came with the config: count from now
+            self._noise_since, self._noise_made = now, 0
+            return
+        due = int((now - self._noise_since) * rate)
+        for n in range(self._noise_made, due):
+            at = self._noise_since + (n + 1) / rate
+            self._seq += 1
+            job_id = f"noise-{self._seq:07d}"
+            self._jobs[job_id] = SimJob(
+                id=job_id,
+                created_at=at,
+                queue_s=self.config.default_queue_s,
+                run_s=self.config.default_run_s,
+                outcome=STATUS_SUCCESS,
+                msg=DEFAULT_FAIL_MSG,
+                progress_points=None,
+                create_time=int(at),
+                callback=None,
+                seq=self._seq,
+            )
+        self._noise_made = max(self._noise_made, due)
 
     @staticmethod
     def _job_stats(job: SimJob, now: float) -> dict[str, Any]:
@@ -467,11 +529,12 @@ class VendorSimulator:
         if not job_id:
             return self._reply(CODE_PARAM, "param id is required")
         with self._lock:
+            now = self.clock()
+            self._make_noise(now)
             job = self._jobs.get(job_id)
-            if job is None:
+            if job is None or job.reject_detail(now):
                 data = None
             else:
-                now = self.clock()
                 data = job.detail(now)
                 job.detail_calls += 1
                 if data["status"] in TERMINAL_EVENT and job.first_terminal_seen_at is None:
@@ -494,8 +557,13 @@ class VendorSimulator:
             return self._reply(CODE_PARAM, str(exc))
         with self._lock:
             now = self.clock()
-            jobs = self._newest_first()
-            chunk = [job.detail(now) for job in jobs[(page - 1) * size : page * size]]
+            self._make_noise(now)
+            cap = self.config.list_page_cap
+            size = min(size, cap) if cap > 0 else size
+            # A lagging list shows the account as it was list_lag_s ago.
+            then = now - self.config.list_lag_s
+            jobs = [j for j in self._newest_first() if j.created_at <= then and not j.unknown(now)]
+            chunk = [job.detail(then) for job in jobs[(page - 1) * size : page * size]]
         total = len(jobs)
         page_info = {
             "page": page,

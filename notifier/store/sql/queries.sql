@@ -55,6 +55,10 @@ FROM watches WHERE state = 'active' AND job_id IN (SELECT value FROM json_each(?
 SELECT MIN(create_time) FROM watches INDEXED BY watches_active_created
 WHERE state = 'active' AND create_time > 0;
 
+-- name: newest_active_create_time
+SELECT MAX(create_time) FROM watches INDEXED BY watches_active_created
+WHERE state = 'active' AND create_time > 0;
+
 -- name: get_watch
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
@@ -66,7 +70,8 @@ UPDATE watches SET status = :status, progress = :progress, msg = :msg, create_ti
     last_poll_at = :now, next_poll_at = :next_poll_at, poll_key = :poll_key, polls = polls + 1,
     errors = 0, last_error = NULL, first_running_at = :first_running_at,
     first_running_progress = :first_running_progress, last_queued_at = :last_queued_at,
-    misses = :misses, predicted_at = :predicted_at
+    misses = :misses, predicted_at = :predicted_at, answered_at = :now, rejections = 0,
+    first_rejected_at = NULL
 WHERE job_id = :job_id AND state = 'active';
 
 -- name: record_poll_error
@@ -87,16 +92,45 @@ UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, fini
 WHERE job_id IN (
     SELECT job_id FROM watches INDEXED BY watches_active_added
     WHERE state = 'active' AND added_at <= :cutoff
+      AND answered_at >= added_at + :give_up_after
 );
+
+-- name: expire_watch
+UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
+    last_error = 'not terminal after give_up_after; no longer polled'
+WHERE job_id = :job_id AND state = 'active';
+
+-- name: due_for_last_look
+UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)
+WHERE job_id IN (
+    SELECT job_id FROM watches INDEXED BY watches_active_added
+    WHERE state = 'active' AND added_at <= :cutoff
+      AND (answered_at IS NULL OR answered_at < added_at + :give_up_after)
+      AND poll_key > :now
+);
+
+-- name: record_rejection
+-- The second look soon (:retry_at), later ones no sooner than :window after the first.
+UPDATE watches SET last_poll_at = :now,
+    next_poll_at = CASE WHEN rejections = 0 THEN :retry_at
+                        ELSE MAX(:retry_at, first_rejected_at + :window) END,
+    poll_key = CASE WHEN rejections = 0 THEN :retry_at
+                    ELSE MAX(:retry_at, first_rejected_at + :window) END,
+    rejections = rejections + 1, first_rejected_at = COALESCE(first_rejected_at, :now)
+WHERE job_id = :job_id AND state = 'active'
+RETURNING rejections, first_rejected_at;
+
+-- name: note_rejection
+UPDATE watches SET msg = :msg, last_error = :msg WHERE job_id = :job_id AND state = 'active';
 
 -- name: list_watches
 SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
-       next_poll_at, polls, errors, last_error, finished_at
+       next_poll_at, polls, errors, last_error, finished_at, rejections
 FROM watches ORDER BY added_at, job_id;
 
 -- name: list_watches_in_state
 SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
-       next_poll_at, polls, errors, last_error, finished_at
+       next_poll_at, polls, errors, last_error, finished_at, rejections
 FROM watches WHERE state = ? ORDER BY added_at, job_id;
 
 -- name: count_active

@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 
 from notifier.models import WatchSpec
 from notifier.polling.policy import PollingSettings
-from notifier.polling.poller import SWEEP_RETRY_AFTER, Poller
+from notifier.polling.poller import SWEEP_RETRY_FIRST, Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
@@ -304,18 +304,20 @@ async def test_sweep_stops_paging_once_past_the_oldest_watched_job(tmp_path: Pat
 
 
 async def test_sweep_spends_at_most_half_a_sweep_interval_of_budget(tmp_path: Path) -> None:
-    # qps 4, min_interval 1 s: half of 4 calls → at most 2 list calls per sweep.
+    # qps 4, min_interval 1 s: half of 4 calls → at most 2 list calls per sweep, or 3 (80 %)
+    # while every page is full of watched jobs (one such call sees 100 jobs, a detail call 1).
     async with rig(tmp_path, qps=4) as (r, _):
         jobs = add_jobs(r.sim, "j", 350, queue_s=0, run_s=100)
+        r.sim.add_job("unwatched", queue_s=0, run_s=100)
         r.clock.advance(5)
         r.watch(jobs)
 
         await r.poller.sweep()
 
-        assert r.calls(LIST_PATH) == 2
+        assert r.calls(LIST_PATH) == 3
         assert r.calls(DETAIL_PATH) == 0
         now = r.clock()
-        newest, rest = set(jobs[150:]), set(jobs[:150])  # the list is newest first
+        newest, rest = set(jobs[51:]), set(jobs[:51])  # the list is newest first
         assert all(r.row(j).polls == 1 for j in newest)
         for job_id in rest:
             row = r.row(job_id)
@@ -330,6 +332,16 @@ async def test_sweep_spends_at_most_half_a_sweep_interval_of_budget(tmp_path: Pa
         assert len(polled) == 4  # one second of budget
         assert polled <= rest
         assert all(r.row(j).polls == 1 for j in polled)
+
+    # Pages that hold few watched jobs stop at half the budget.
+    async with rig(tmp_path / "sparse", qps=4) as (r, _):
+        add_jobs(r.sim, "other", 350, queue_s=0, run_s=100)
+        (watched,) = add_jobs(r.sim, "w", 1, queue_s=0, run_s=100)
+        add_jobs(r.sim, "newer", 350, queue_s=0, run_s=100)
+        r.clock.advance(5)
+        r.watch([watched])
+        await r.poller.sweep()
+        assert r.calls(LIST_PATH) == 2
 
 
 # --------------------------------------------------------------------------- failures
@@ -360,10 +372,10 @@ async def test_a_broken_list_endpoint_pauses_sweeps_but_not_detail_polls(
         assert r.poller.sweeps == 0
         assert all(r.row(j).polls == 0 for j in jobs)
 
-        # Sweeping is paused: the next sweeps (one a min_interval later, as scheduled)
-        # make no list call…
+        # Sweeping is paused: the next sweep (before the first backoff step) makes no list
+        # call…
         await r.poller.sweep()
-        r.clock.advance(MIN_INTERVAL)
+        r.clock.advance(SWEEP_RETRY_FIRST / 2)
         await r.poller.sweep()
         assert front.list_calls == 1
 
@@ -378,7 +390,7 @@ async def test_a_broken_list_endpoint_pauses_sweeps_but_not_detail_polls(
             assert (row.status, row.progress) == (10, vendor[job_id]["progress"])
 
         # After the pause, sweeps try again.
-        r.clock.advance(SWEEP_RETRY_AFTER)
+        r.clock.advance(SWEEP_RETRY_FIRST)
         await r.poller.sweep()
         assert front.list_calls == 2
 

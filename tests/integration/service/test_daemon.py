@@ -220,20 +220,26 @@ def test_invalid_queue_rows_are_kept_with_a_reason(
     assert len(errors) == 2
 
 
-def test_unknown_job_is_failed_not_polled_forever(
+def test_unknown_job_is_retried_and_reported_in_watch_list(
     workspace: Workspace, simulator: Simulator
 ) -> None:
+    # One 40000 does not fail the watch (the vendor may not know a new job for a moment);
+    # three over two minutes do (tests/integration/polling/test_rejected_ids.py).
     workspace.cli("watch", "add", "doesnotexist0001")
     daemon = workspace.start()
     daemon.wait_ready()
     assert daemon.wait_for_log(
-        lambda r: r.get("job_id") == "doesnotexist0001" and r.get("level") == "error",
+        lambda r: (
+            r.get("job_id") == "doesnotexist0001"
+            and r.get("event") == "vendor rejected the job id; will ask again"
+        ),
         timeout=20,
     ), daemon.output
     assert daemon.stop() == 0
     (watch,) = workspace.cli_json("watch", "list")
-    assert watch["state"] == "failed"
-    assert "vendor rejected the id" in watch["msg"]
+    assert watch["state"] == "active"
+    assert watch["msg"].startswith("vendor rejected the id ")
+    assert watch["rejections"] >= 1
     assert workspace.cli_json("events", "list") == []
 
 

@@ -136,6 +136,11 @@ def test_expire_and_unknown_job(store: Store, clock: FakeClock) -> None:
     store.add_watches([WatchSpec("new"), WatchSpec("bad")], "queue")
     store.fail_watch("bad", "vendor rejected the id: record not found")
     clock.now += 60
+    # Past give_up_after but never answered: made due for a last look, not expired.
+    assert store.expire_watches(100) == 0
+    old = store.get_watch("old")
+    assert old is not None and old.poll_key <= clock.now
+    store.record_poll(detail("old", 10, 40), clock.now + 1, clock.now + 1, JobMemory(0.0))
     assert store.expire_watches(100) == 1
     states = {w["job_id"]: w["state"] for w in store.list_watches()}
     assert states == {"old": "expired", "new": "active", "bad": "failed"}

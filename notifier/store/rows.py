@@ -1,0 +1,109 @@
+"""What the store hands out: rows as typed values, decoded from SQLite rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from notifier.models import Event, JobMemory
+
+
+@dataclass(frozen=True)
+class WatchRow:
+    """What the poller needs to know about one active watch."""
+
+    job_id: str
+    labels: dict[str, str]
+    endpoints: tuple[str, ...] | None
+    status: int | None
+    progress: int | None
+    create_time: int | None
+    added_at: float
+    last_poll_at: float | None
+    next_poll_at: float
+    polls: int
+    errors: int
+    poll_key: float
+    first_running_at: float | None
+    first_running_progress: int | None
+    last_queued_at: float | None
+    misses: int
+    predicted_at: float | None
+
+    def memory(self) -> JobMemory:
+        """What the polling policy remembers of this job."""
+        return JobMemory(
+            added_at=self.added_at,
+            create_time=self.create_time,
+            last_poll_at=self.last_poll_at,
+            last_progress=self.progress,
+            first_running_at=self.first_running_at,
+            first_running_progress=self.first_running_progress,
+            last_queued_at=self.last_queued_at,
+            misses=self.misses,
+            predicted_at=self.predicted_at,
+        )
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    id: int
+    attempts: int
+    event: Event
+    #: Which reset of the row this is; a result is written only to the same generation.
+    generation: int | None = None
+    #: Failed attempts so far that followed a Retry-After (they use up no retry step).
+    deferred: int = 0
+    first_attempt_at: float | None = None
+
+
+#: ``last_error`` of deliveries parked because the daemon does not run their endpoint.
+ENDPOINT_REMOVED = "endpoint removed"
+ENDPOINT_NOT_CONFIGURED = "endpoint not configured"
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    added: int
+    updated: int
+    rejected: list[tuple[int, str]]
+
+
+def dump_endpoints(endpoints: Sequence[str] | None) -> str | None:
+    return None if endpoints is None else json.dumps(list(endpoints))
+
+
+def event_from_row(row: sqlite3.Row) -> Event:
+    return Event(
+        row["event_id"],
+        row["job_id"],
+        row["type"],
+        row["created_at"],
+        row["body"],
+        row["last_seen_running_at"],
+    )
+
+
+def watch_from_row(row: sqlite3.Row) -> WatchRow:
+    endpoints = row["endpoints"]
+    return WatchRow(
+        job_id=row["job_id"],
+        labels=json.loads(row["labels"]),
+        endpoints=None if endpoints is None else tuple(json.loads(endpoints)),
+        status=row["status"],
+        progress=row["progress"],
+        create_time=row["create_time"],
+        added_at=row["added_at"],
+        last_poll_at=row["last_poll_at"],
+        next_poll_at=row["next_poll_at"],
+        polls=row["polls"],
+        errors=row["errors"],
+        poll_key=row["poll_key"],
+        first_running_at=row["first_running_at"],
+        first_running_progress=row["first_running_progress"],
+        last_queued_at=row["last_queued_at"],
+        misses=row["misses"],
+        predicted_at=row["predicted_at"],
+    )
