@@ -488,7 +488,7 @@ class Ticker:
         self.ticks += ticks
 
     def run_rare(self) -> None:
-        self._timed("expire_watches", self.state.store.expire_watches, GIVE_UP_AFTER_S)
+        self._timed("expire_watches", self.state.store.expirable_watches, GIVE_UP_AFTER_S)
         self._timed("metrics_snapshot", metrics_snapshot, self.state.store)
 
     def result(self) -> DecisionResult:

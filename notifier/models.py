@@ -15,7 +15,9 @@ LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 SUCCEEDED = "lip_sync.succeeded"
 FAILED = "lip_sync.failed"
-EVENT_TYPES = (SUCCEEDED, FAILED)
+#: The watch was given up after ``give_up_after`` without a terminal status.
+EXPIRED = "lip_sync.expired"
+EVENT_TYPES = (SUCCEEDED, FAILED, EXPIRED)
 
 STATUS_QUEUED = 0
 STATUS_GENERATING = 10

@@ -35,15 +35,15 @@ from notifier.config.fields import (
     webhook_secret,
 )
 from notifier.config.problems import KeyedProblems, Loc, kind, show
-from notifier.models import EVENT_TYPES, FAILED, SUCCEEDED
+from notifier.models import EVENT_TYPES, EXPIRED, FAILED, SUCCEEDED
 
 # --------------------------------------------------------------------------------------------
 # Models
 
 _MODEL = ConfigDict(extra="forbid", frozen=True)
-EventType = Literal["lip_sync.succeeded", "lip_sync.failed"]
-_ALL_EVENTS: list[EventType] = ["lip_sync.succeeded", "lip_sync.failed"]
-assert tuple(_ALL_EVENTS) == EVENT_TYPES == (SUCCEEDED, FAILED)
+EventType = Literal["lip_sync.succeeded", "lip_sync.failed", "lip_sync.expired"]
+_ALL_EVENTS: list[EventType] = ["lip_sync.succeeded", "lip_sync.failed", "lip_sync.expired"]
+assert tuple(_ALL_EVENTS) == EVENT_TYPES == (SUCCEEDED, FAILED, EXPIRED)
 
 
 def _events(value: object) -> list[str]:

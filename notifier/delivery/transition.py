@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from notifier.models import TERMINAL_EVENT, Event, JobDetail
+from notifier.models import EXPIRED, TERMINAL_EVENT, Event, JobDetail
 
 
 def new_event_id(now: float) -> str:
@@ -20,9 +20,12 @@ def build_event(
     labels: dict[str, str],
     now: float,
     last_seen_running_at: float | None = None,
+    *,
+    expired: bool = False,
 ) -> Event:
-    """The event for a terminal ``detail``; its body is what every endpoint receives."""
-    event_type = TERMINAL_EVENT[detail.status]
+    """The event for a terminal ``detail`` (or, ``expired``, for the last look at a job given
+    up unfinished); its body is what every endpoint receives."""
+    event_type = EXPIRED if expired else TERMINAL_EVENT[detail.status]
     body = {
         "type": event_type,
         "timestamp": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -222,18 +222,13 @@ class Poller:
             if not_before:
                 deadline = max(deadline, min(not_before, now + self.settings.max_interval))
                 earliest = min(earliest, watch.next_poll_at)
-            self.store.record_poll(detail, earliest, deadline, plan.memory)
             if now - watch.added_at >= self.settings.give_up_after:
                 # Its last look (expire() made it due) says it is still not finished.
-                if self.store.expire_watch(watch.job_id):
-                    log.warning(
-                        "watch expired",
-                        job_id=watch.job_id,
-                        status=detail.status,
-                        give_up_after=self.settings.give_up_after,
-                        hint="no longer polled; see `watch list --state expired`",
-                    )
+                with self.store.transaction():
+                    self.store.record_poll(detail, earliest, deadline, plan.memory)
+                    self._expire(watch, detail, now)
                 return
+            self.store.record_poll(detail, earliest, deadline, plan.memory)
             if detail.status != watch.status or detail.progress != watch.progress:
                 log.debug(
                     "job progress",
@@ -452,7 +447,20 @@ class Poller:
     async def expire(self) -> None:
         """Watches past ``give_up_after`` get one more look (they are made due) and expire
         only once an answer that late says they are still not finished."""
-        expired = self.store.expire_watches(self.settings.give_up_after)
+        now = self._clock()
+        expired = 0
+        for watch in self.store.expirable_watches(self.settings.give_up_after):
+            last = JobDetail(
+                id=watch.job_id,
+                status=watch.status or 0,
+                progress=watch.progress or 0,
+                msg="",
+                video_url="",
+                preview_url="",
+                duration=0,
+                create_time=watch.create_time or 0,
+            )
+            expired += self._expire(watch, last, now)
         if expired:
             log.warning(
                 "watches expired",
@@ -460,6 +468,26 @@ class Poller:
                 give_up_after=self.settings.give_up_after,
                 hint="they are no longer polled; see `watch list --state expired`",
             )
+
+    def _expire(self, watch: WatchRow, detail: JobDetail, now: float) -> bool:
+        """Give the watch up, with its ``lip_sync.expired`` event (what was last seen)."""
+        event = build_event(detail, watch.labels, now, watch.last_poll_at, expired=True)
+        endpoints = route(event.type, watch.endpoints, self.subscriptions)
+        if not self.store.expire_watch(watch.job_id, event, endpoints):
+            return False
+        self.events += 1
+        log.warning(
+            "watch expired",
+            job_id=watch.job_id,
+            event_id=event.event_id,
+            status=detail.status,
+            progress=detail.progress,
+            give_up_after=self.settings.give_up_after,
+            endpoints=endpoints,
+            hint="no longer polled; see `watch list --state expired`",
+        )
+        self._on_event()
+        return True
 
     async def drain(self, grace: float) -> None:
         """Let polls already sent finish for up to ``grace`` seconds; cancel the rest."""

@@ -382,21 +382,25 @@ class Store:
                     "error": None,
                 },
             )
-            inserted = self._db.execute(
-                Q["insert_event"],
-                (
-                    event.event_id,
-                    event.job_id,
-                    event.type,
-                    event.created_at,
-                    event.body,
-                    event.last_seen_running_at,
-                ),
-            ).rowcount
-            if not inserted:
-                return False
-            for endpoint in endpoints:
-                self._db.execute(Q["insert_delivery"], (event.event_id, endpoint, now, now))
+            return self._insert_event(event, endpoints, now)
+
+    def _insert_event(self, event: Event, endpoints: Sequence[str], now: float) -> bool:
+        """The event and one delivery per endpoint; False if the job had this event already."""
+        inserted = self._db.execute(
+            Q["insert_event"],
+            (
+                event.event_id,
+                event.job_id,
+                event.type,
+                event.created_at,
+                event.body,
+                event.last_seen_running_at,
+            ),
+        ).rowcount
+        if not inserted:
+            return False
+        for endpoint in endpoints:
+            self._db.execute(Q["insert_delivery"], (event.event_id, endpoint, now, now))
         return True
 
     def fail_watch(self, job_id: str, reason: str) -> None:
@@ -417,23 +421,27 @@ class Store:
                 },
             )
 
-    def expire_watches(self, give_up_after: float) -> int:
-        """Expire watches past ``give_up_after`` whose last answer, that late, said not
-        finished; make the others due, so they get that last look first (a daemon that was
-        down for longer must still report what finished meanwhile). Returns how many expired.
-        """
+    def expirable_watches(self, give_up_after: float) -> list[WatchRow]:
+        """Watches past ``give_up_after`` whose last answer, that late, said not finished (to
+        expire); the others past it are made due, so they get that last look first (a daemon
+        that was down for longer must still report what finished meanwhile)."""
         now = self.now()
         args = {"now": now, "cutoff": now - give_up_after, "give_up_after": give_up_after}
         with self.transaction():
-            expired = self._db.execute(Q["expire_watches"], args).rowcount
+            rows = self._db.execute(Q["expirable_watches"], args).fetchall()
             self._db.execute(Q["due_for_last_look"], args)
-        return int(expired)
+        return [watch_from_row(row) for row in rows]
 
-    def expire_watch(self, job_id: str) -> bool:
-        """Expire one watch (its last look said not finished); False if it was not active."""
+    def expire_watch(self, job_id: str, event: Event, endpoints: Sequence[str]) -> bool:
+        """Expire one watch (its last look said not finished), record its ``lip_sync.expired``
+        event and queue its deliveries: one transaction. False if it was not active."""
+        now = self.now()
         with self.transaction():
-            cursor = self._db.execute(Q["expire_watch"], {"job_id": job_id, "now": self.now()})
-        return bool(cursor.rowcount)
+            cursor = self._db.execute(Q["expire_watch"], {"job_id": job_id, "now": now})
+            if not cursor.rowcount:
+                return False
+            self._insert_event(event, endpoints, now)
+        return True
 
     def record_rejection(
         self, job_id: str, vendor_msg: str, retry_at: float, window: float

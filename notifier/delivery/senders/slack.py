@@ -20,7 +20,15 @@ from notifier.delivery.senders._http import (
     redirect_error,
     sanitize_text,
 )
-from notifier.models import FAILED, STATUS_FAILED, STATUS_SUCCESS, SUCCEEDED, Event, SendResult
+from notifier.models import (
+    EXPIRED,
+    FAILED,
+    STATUS_FAILED,
+    STATUS_SUCCESS,
+    SUCCEEDED,
+    Event,
+    SendResult,
+)
 
 # Block Kit limits (https://api.slack.com/reference/block-kit).
 HEADER_TEXT_MAX = 150
@@ -33,6 +41,7 @@ ALT_TEXT_MAX = 2000
 
 HEADER_SUCCEEDED = "✅ Lip-sync video ready"
 HEADER_FAILED = "❌ Lip-sync job failed"
+HEADER_EXPIRED = "⌛ Lip-sync job given up (still not finished)"
 
 _STATUS_TEXT = {0: "queued", 10: "generating", STATUS_SUCCESS: "succeeded", STATUS_FAILED: "failed"}
 
@@ -108,6 +117,8 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
         header = HEADER_SUCCEEDED
     elif event_type == FAILED or status == STATUS_FAILED:
         header = HEADER_FAILED
+    elif event_type == EXPIRED:
+        header = HEADER_EXPIRED
     else:
         header = f"🔔 Lip-sync job update ({event_type})"
 

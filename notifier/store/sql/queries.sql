@@ -86,14 +86,12 @@ UPDATE watches SET state = :state, status = :status, progress = :progress, msg =
     finished_at = :now, last_error = :error
 WHERE job_id = :job_id AND state = 'active';
 
--- name: expire_watches
-UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
-    last_error = 'not terminal after give_up_after; no longer polled'
-WHERE job_id IN (
-    SELECT job_id FROM watches INDEXED BY watches_active_added
-    WHERE state = 'active' AND added_at <= :cutoff
-      AND answered_at >= added_at + :give_up_after
-);
+-- name: expirable_watches
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
+FROM watches INDEXED BY watches_active_added
+WHERE state = 'active' AND added_at <= :cutoff AND answered_at >= added_at + :give_up_after;
 
 -- name: expire_watch
 UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,

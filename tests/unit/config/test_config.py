@@ -258,7 +258,7 @@ metrics: {listen: "[::1]:9464"}
     assert isinstance(team, SlackEndpoint)
     assert config.endpoint("nope") is None
     assert ops.secret_values() == [WHSEC]
-    assert ops.events == ["lip_sync.succeeded", "lip_sync.failed"]
+    assert ops.events == ["lip_sync.succeeded", "lip_sync.failed", "lip_sync.expired"]
     assert ops.wants("lip_sync.failed")
     assert team.events == ["lip_sync.failed"]
     assert not team.wants("lip_sync.succeeded")
@@ -517,7 +517,7 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         BASE + ENDPOINTS.replace("[lip_sync.failed]", "[lip_sync.done]"),
         None,
         "endpoints[1].events[0]: unknown event 'lip_sync.done' "
-        "(allowed: lip_sync.succeeded, lip_sync.failed)",
+        "(allowed: lip_sync.succeeded, lip_sync.failed, lip_sync.expired)",
     ),
     (
         "empty events",

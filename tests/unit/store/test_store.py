@@ -137,11 +137,16 @@ def test_expire_and_unknown_job(store: Store, clock: FakeClock) -> None:
     store.fail_watch("bad", "vendor rejected the id: record not found")
     clock.now += 60
     # Past give_up_after but never answered: made due for a last look, not expired.
-    assert store.expire_watches(100) == 0
+    assert store.expirable_watches(100) == []
     old = store.get_watch("old")
     assert old is not None and old.poll_key <= clock.now
     store.record_poll(detail("old", 10, 40), clock.now + 1, clock.now + 1, JobMemory(0.0))
-    assert store.expire_watches(100) == 1
+    (expirable,) = store.expirable_watches(100)
+    assert (expirable.job_id, expirable.progress) == ("old", 40)
+    given_up = event("old")
+    assert store.expire_watch("old", given_up, ["ops"])
+    assert not store.expire_watch("old", given_up, ["ops"])  # once
+    assert [d["event_id"] for d in store.list_deliveries()] == [given_up.event_id]
     states = {w["job_id"]: w["state"] for w in store.list_watches()}
     assert states == {"old": "expired", "new": "active", "bad": "failed"}
     assert store.list_watches("failed")[0]["msg"].startswith("vendor rejected")
