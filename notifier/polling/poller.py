@@ -473,7 +473,8 @@ class Poller:
         """Give the watch up, with its ``lip_sync.expired`` event (what was last seen)."""
         event = build_event(detail, watch.labels, now, watch.last_poll_at, expired=True)
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
-        if not self.store.expire_watch(watch.job_id, event, endpoints):
+        cutoff = now - self.settings.give_up_after
+        if not self.store.expire_watch(watch.job_id, event, endpoints, cutoff):
             return False
         self.events += 1
         log.warning(

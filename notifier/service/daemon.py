@@ -113,6 +113,7 @@ class Daemon:
         self.store = Store(config.state.path, busy_timeout=STORE_BUSY_TIMEOUT)
         self.store_outage = StoreOutage(self.store)
         self.clock_watch = ClockWatch()
+        self.scheduler = AsyncIOScheduler()
         self.limiter = RateLimiter(config.chanjing.qps)
         self.vendor = self._make_vendor(config)
         self._senders: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]] = {}
@@ -121,6 +122,7 @@ class Daemon:
             self._lanes(config),
             config.delivery.retry_schedule,
             observer=self.metrics.on_delivery,
+            clock=self.now,
         )
         self.poller = Poller(
             self.store,
@@ -130,9 +132,9 @@ class Daemon:
             subscriptions(config),
             list_sweep=config.polling.list_sweep,
             on_event=self.dispatcher.kick,
+            clock=self.now,
         )
         self.watch_file = WatchFile(config.watch.file)
-        self.scheduler = AsyncIOScheduler()
         self._stop = asyncio.Event()
 
     # -- construction from config ---------------------------------------------------------
@@ -250,6 +252,13 @@ class Daemon:
         self._check_clock()
         if not self._stop.is_set():
             asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self._watch_clock)
+
+    def now(self) -> float:
+        """Wall-clock time for the poller's and dispatcher's decisions, after a look for a
+        clock step: a step noticed only at the next second's look could meanwhile make a
+        watch look older (or younger) than it is."""
+        self._check_clock()
+        return time.time()
 
     def _check_clock(self) -> None:
         step = self.clock_watch.step()

@@ -432,12 +432,17 @@ class Store:
             self._db.execute(Q["due_for_last_look"], args)
         return [watch_from_row(row) for row in rows]
 
-    def expire_watch(self, job_id: str, event: Event, endpoints: Sequence[str]) -> bool:
-        """Expire one watch (its last look said not finished), record its ``lip_sync.expired``
-        event and queue its deliveries: one transaction. False if it was not active."""
+    def expire_watch(
+        self, job_id: str, event: Event, endpoints: Sequence[str], cutoff: float
+    ) -> bool:
+        """Expire one watch added by ``cutoff`` (its last look said not finished), record its
+        ``lip_sync.expired`` event and queue its deliveries: one transaction. False if it is
+        not active, or younger than that by the stored time (a clock step moved it)."""
         now = self.now()
         with self.transaction():
-            cursor = self._db.execute(Q["expire_watch"], {"job_id": job_id, "now": now})
+            cursor = self._db.execute(
+                Q["expire_watch"], {"job_id": job_id, "now": now, "cutoff": cutoff}
+            )
             if not cursor.rowcount:
                 return False
             self._insert_event(event, endpoints, now)

@@ -96,7 +96,7 @@ WHERE state = 'active' AND added_at <= :cutoff AND answered_at >= added_at + :gi
 -- name: expire_watch
 UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
     last_error = 'not terminal after give_up_after; no longer polled'
-WHERE job_id = :job_id AND state = 'active';
+WHERE job_id = :job_id AND state = 'active' AND added_at <= :cutoff;
 
 -- name: due_for_last_look
 UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)

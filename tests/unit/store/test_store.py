@@ -144,8 +144,9 @@ def test_expire_and_unknown_job(store: Store, clock: FakeClock) -> None:
     (expirable,) = store.expirable_watches(100)
     assert (expirable.job_id, expirable.progress) == ("old", 40)
     given_up = event("old")
-    assert store.expire_watch("old", given_up, ["ops"])
-    assert not store.expire_watch("old", given_up, ["ops"])  # once
+    assert not store.expire_watch("old", given_up, ["ops"], clock.now - 500)  # too young
+    assert store.expire_watch("old", given_up, ["ops"], clock.now - 100)
+    assert not store.expire_watch("old", given_up, ["ops"], clock.now - 100)  # once
     assert [d["event_id"] for d in store.list_deliveries()] == [given_up.event_id]
     states = {w["job_id"]: w["state"] for w in store.list_watches()}
     assert states == {"old": "expired", "new": "active", "bad": "failed"}
