@@ -9,7 +9,7 @@ import pytest
 from notifier.tools.receiver import Receiver
 from tests.conftest import ReceiverServer, Simulator, Workspace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 
 @pytest.mark.parametrize("list_sweep", [False, True], ids=["detail-only", "with-list-sweep"])

@@ -161,17 +161,38 @@ def test_faults_crash_and_restart_lose_nothing(
     assert stats["max_per_second"] <= 10
 
 
+def _between(records: list[dict[str, Any]], first: str, last: str) -> list[str]:
+    """Events logged after the last ``first`` record and before the ``last`` that follows."""
+    events = [str(r.get("event")) for r in records]
+    start = len(events) - 1 - events[::-1].index(first)
+    end = events.index(last, start)
+    return events[start + 1 : end]
+
+
 def test_reload_on_sighup_picks_up_new_watch_file_entry(
     workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
 ) -> None:
     daemon = workspace.start()
     daemon.wait_ready()
+    # The 2 s tick has read the (empty) file once; it logs again only when the file changes.
+    assert daemon.wait_for_log(lambda r: r.get("event") == "watch file loaded", timeout=10)
     job = simulator.sim.add_job("reload01", queue_s=0.1, run_s=0.3, outcome=20)
     workspace.write_watch([job])
     daemon.popen.send_signal(signal.SIGHUP)
     rec = receiver.receiver
     assert rec.wait_for_blocking(lambda r: job in _ids(r, "/ops"), timeout=30), daemon.output
     assert daemon.wait_for_log(lambda r: r.get("event") == "reloaded", timeout=10)
+    # A second SIGHUP with the file unchanged: only a forced re-read (SIGHUP's) logs it, the
+    # tick sees nothing new. So this fails if SIGHUP left the watch file to the tick.
+    loaded = sum(1 for r in daemon.records() if r.get("event") == "watch file loaded")
+    daemon.popen.send_signal(signal.SIGHUP)
+    assert daemon.wait_for_log(
+        lambda _r: sum(1 for x in daemon.records() if x.get("event") == "reloaded") == 2,
+        timeout=10,
+    ), daemon.output
+    assert "watch file loaded" in _between(daemon.records(), "reloading", "reloaded")
+    reread = [r for r in daemon.records() if r.get("event") == "watch file loaded"][loaded:]
+    assert [(r["added"], r["total"]) for r in reread] == [(0, 1)]
     assert daemon.stop() == 0
 
 
@@ -237,6 +258,7 @@ def test_unknown_job_is_failed_not_polled_forever(
     assert workspace.cli_json("events", "list") == []
 
 
+@pytest.mark.realtime
 def test_slow_endpoint_does_not_delay_others_and_stop_is_prompt(
     workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
 ) -> None:
