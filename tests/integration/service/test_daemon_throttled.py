@@ -43,10 +43,10 @@ def test_40001_from_the_vendor_slows_the_daemon_down_and_nothing_is_lost(
     workspace.write_config()
     daemon = workspace.start()
     daemon.wait_ready()
-    # Timelines start once the daemon is up: 12 jobs want ~40 polls a second at first.
+    # Timelines start once the daemon is up: 8 jobs want ~25 polls a second at first.
     jobs = [
-        simulator.sim.add_job(f"thr{i:03d}", queue_s=0.5, run_s=2 + i % 3, outcome=20)
-        for i in range(12)
+        simulator.sim.add_job(f"thr{i:03d}", queue_s=0.5, run_s=1.5 + i % 3, outcome=20)
+        for i in range(8)
     ]
     for job in jobs:
         workspace.enqueue_sql(job)
