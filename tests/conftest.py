@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,15 @@ import yaml
 from notifier.service.http_server import ServerThread
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
+
+#: Set by .ci/run for its pass with busy loops on every core: staying within the vendor
+#: budget must still hold, but *using* most of it needs CPU, so that part is not checked.
+CPU_LOADED = os.environ.get("CHANJING_TEST_CPU_LOADED") == "1"
+#: Set by .ci/run for its coverage pass: tracing slows the daemon and the simulator several
+#: fold, more than the limiter's 50 ms guard for the lag between taking a slot and the call
+#: arriving, so per-second budget counts are not checked there. CI checks them in its
+#: untraced `realtime` passes (every test that counts the budget is marked `realtime`).
+TRACED = os.environ.get("CHANJING_TEST_TRACED") == "1"
 
 #: Where fake clocks start: a quarter second into a calendar second.
 T0 = 1_700_000_000.25
@@ -42,6 +53,42 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class _VirtualTimeSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """Never blocks on a timeout: when nothing is ready, time jumps to the next timer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Small numbers keep float steps far below the loop's clock resolution (1 ns): a
+        # timer due "now" must compare as due.
+        self.now = 1000.0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None:
+            # Nothing scheduled and nothing ready: a deadlock. Block, and let pytest-timeout
+            # report it rather than inventing progress.
+            return list(super().select(None))
+        ready = list(super().select(0))
+        if not ready and timeout > 0:
+            self.now += timeout
+        return ready
+
+
+def run_virtual(
+    main: Callable[[Callable[[], float]], Coroutine[Any, Any, Any]],
+) -> Any:
+    """Run ``main(clock)`` on an event loop whose time is virtual: sleeps and timeouts pass
+    at once, in order, whatever the machine's load. ``clock`` is the loop's time, to give to
+    the code under test. Only for code that does no real I/O."""
+    selector = _VirtualTimeSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    loop.time = lambda: selector.now  # type: ignore[method-assign]
+    loop._clock_resolution = 1e-6  # type: ignore[attr-defined]
+    try:
+        return loop.run_until_complete(main(loop.time))
+    finally:
+        loop.close()
 
 
 @dataclass

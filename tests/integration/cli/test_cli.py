@@ -583,7 +583,9 @@ def test_empty_store_lists(env: Env) -> None:
     for state in ("pending", "delivered", "dead"):
         assert env.json("deliveries", "list", "--state", state) == []
     assert env.json("watch", "list") == []
-    assert env.ok("events", "list").out.strip()  # says something, even when empty
+    # Says so, rather than printing nothing (or a header over nothing).
+    for command in (("events", "list"), ("deliveries", "list"), ("watch", "list")):
+        assert env.ok(*command).out.strip() == "(none)", command
 
 
 def test_events_and_deliveries(env: Env) -> None:
@@ -620,14 +622,28 @@ def test_events_and_deliveries(env: Env) -> None:
     assert env.json("deliveries", "list", "--state", "pending") == []
 
     out = env.ok("deliveries", "replay", "--dead").out
-    assert "2" in out
+    assert out.strip() == "replaying 2 dead delivery(ies)"
     assert env.json("deliveries", "list", "--state", "dead") == []
     pending = env.json("deliveries", "list", "--state", "pending")
     assert sorted(r["id"] for r in pending) == sorted(delivery_ids)
 
-    # Replay by event id (also fine while pending) and a second --dead with nothing dead.
-    env.ok("deliveries", "replay", event_id)
-    assert "0" in env.ok("deliveries", "replay", "--dead").out
+    # Replay by event id: a delivered one goes back to pending, from the first attempt.
+    with Store(env.state_path) as store:
+        store.delivery_succeeded(delivery_ids[0], 200)
+    assert env.json("deliveries", "list", "--state", "delivered")[0]["id"] == delivery_ids[0]
+    out = env.ok("deliveries", "replay", event_id).out
+    assert out.strip() == "replaying 2 delivery(ies) of 1 event(s)"
+    again = env.json("deliveries", "list", "--state", "pending")
+    assert sorted(r["id"] for r in again) == sorted(delivery_ids)
+    assert {r["attempts"] for r in again} == {0}
+    assert env.json("deliveries", "list", "--state", "delivered") == []
+    # A second --dead with nothing dead.
+    assert env.ok("deliveries", "replay", "--dead").out.strip() == "replaying 0 dead delivery(ies)"
+    # An unknown event id is reported and fails.
+    missing = env.run("deliveries", "replay", "evt_nosuch")
+    assert missing.code == 1
+    assert "no deliveries for event evt_nosuch" in missing.err
+    assert missing.out.strip() == "replaying 0 delivery(ies) of 0 event(s)"
 
 
 def test_replay_usage_errors(env: Env) -> None:

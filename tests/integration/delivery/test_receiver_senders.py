@@ -199,7 +199,82 @@ async def test_connection_refused_is_a_failed_attempt(client: httpx.AsyncClient)
     assert_clean(result, SECRET_A, str(port))
 
 
+@pytest.mark.parametrize(
+    ("status", "ok", "permanent", "error"),
+    [
+        (200, True, False, None),
+        (299, True, False, None),
+        (301, False, False, "redirect 301 not followed"),
+        (400, False, False, "HTTP 400"),
+        (410, False, True, "HTTP 410 Gone"),
+        (503, False, False, "HTTP 503"),
+    ],
+)
+async def test_webhook_status_mapping(
+    receiver: Receiver,
+    server: ServerThread,
+    client: httpx.AsyncClient,
+    status: int,
+    ok: bool,
+    permanent: bool,
+    error: str | None,
+) -> None:
+    url = server.url + "/scripted"
+    receiver.script("/scripted", [(status, {"Location": url + "/elsewhere"}, url)])
+    result = await webhook(client, url, SECRET_A).send(make_event())
+    assert (result.ok, result.permanent, result.error, result.status) == (
+        ok,
+        permanent,
+        error,
+        status,
+    )
+    assert [r.status_returned for r in receiver.received] == [status]  # one request, no hops
+    if error is not None:
+        assert_clean(result, SECRET_A)
+
+
 # -- Slack ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "ok", "permanent", "error"),
+    [
+        (200, "ok", True, False, None),
+        (400, "invalid_payload", False, True, "HTTP 400: invalid_payload"),
+        (403, "invalid_token\n{url}", False, True, "HTTP 403: invalid_token <url>"),
+        (404, "", False, True, "HTTP 404"),
+        (429, "rate_limited", False, False, "HTTP 429 rate limited"),
+        (500, "internal", False, False, "HTTP 500"),
+        (302, "", False, False, "redirect 302 not followed"),
+    ],
+)
+async def test_slack_status_mapping(
+    receiver: Receiver,
+    server: ServerThread,
+    client: httpx.AsyncClient,
+    status: int,
+    body: str,
+    ok: bool,
+    permanent: bool,
+    error: str | None,
+) -> None:
+    url = server.url + "/slack"
+    headers = {"Retry-After": "3", "Location": url + "/elsewhere"}
+    receiver.script("/slack", [(status, headers, body.format(url=url))])
+    sender = SlackSender(client, url, timeout=5, min_spacing=0)
+    result = await sender.send(make_event())
+    assert (result.ok, result.permanent, result.error, result.status) == (
+        ok,
+        permanent,
+        error,
+        status,
+    )
+    if status in (429, 500):
+        assert result.retry_after == 3.0
+    (got,) = receiver.received
+    assert set(got.payload) == {"text", "blocks"}
+    if error is not None:
+        assert_clean(result)
 
 
 async def test_slack_pacing_on_receiver_clock(

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import socket
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -574,7 +575,55 @@ async def test_connection_refused_raises_vendor_error(harness: Harness) -> None:
     assert_clean(info.value, [SECRET_KEY])
 
 
+class RecordingLimiter(RateLimiter):
+    """The real limiter, noting when the client reported each 40001."""
+
+    def __init__(self, qps: int, *, cooldown: float) -> None:
+        super().__init__(qps, cooldown=cooldown)
+        self.throttled_at: list[float] = []
+
+    def throttle(self) -> None:
+        self.throttled_at.append(time.monotonic())
+        super().throttle()
+
+
 async def test_40001_pauses_everyone_and_the_call_succeeds_after(harness: Harness) -> None:
+    limiter = RecordingLimiter(2, cooldown=1.0)
+    arrivals: list[float] = []
+
+    async def others_waiting() -> None:
+        # Answer the first call only once the other three callers wait at the limiter (one
+        # sleeping towards its slot at +0.5 s, computed before the pause existed).
+        for _ in range(500):
+            if limiter.waiting >= 3:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the other callers never reached the limiter")
+
+    async def detail(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            await others_waiting()
+            return envelope(40001, "request too frequent, please retry later")
+        return envelope(0, "success", detail_data())
+
+    app = web.Application()
+    app.router.add_post("/open/v1/access_token", FakeVendor(lambda n: envelope(0)).handle_token)
+    app.router.add_get("/open/v1/video_lip_sync/detail", detail)
+    async with AppServer(app) as server:
+        client = harness.client(server.url, limiter=limiter)
+        results = await asyncio.gather(*(client.detail("job-1") for _ in range(4)))
+    assert results == [JobDetail(**detail_data())] * 4
+    (throttled_at,) = limiter.throttled_at
+    # Everyone, including the caller already sleeping towards its slot, waited out the pause.
+    later = [t for t in arrivals if t > throttled_at]
+    assert len(later) == 4  # the three others and the retry of the first
+    assert min(later) >= throttled_at + 1.0 - 0.01, [t - throttled_at for t in later]
+    assert limiter.calls == 6  # token, four details, one retry
+    assert limiter.rate < 2.0  # slowed down
+
+
+async def test_40001_is_retried_with_the_same_token(harness: Harness) -> None:
     def detail(n: int) -> web.Response:
         if n == 1:
             return envelope(40001, "request too frequent, please retry later")

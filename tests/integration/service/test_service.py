@@ -69,6 +69,7 @@ def count(ns: NotifySocket, line: str, since: float = 0.0) -> int:
     return sum(1 for t, entry in ns.lines() if entry == line and t >= since)
 
 
+@pytest.mark.realtime
 def test_sd_notify_ready_watchdog_reload_stopping(
     workspace: Workspace,
     simulator: Simulator,
@@ -85,8 +86,10 @@ def test_sd_notify_ready_watchdog_reload_stopping(
         lambda ns: count(ns, "WATCHDOG=1", since=ready_at) >= 3, timeout=10
     )
 
-    job = simulator.sim.add_job("sdreload1", queue_s=0.1, run_s=0.2, outcome=20)
-    workspace.write_watch([job])
+    # Reload with the watch file unchanged: the re-read in between RELOADING and READY can
+    # only be SIGHUP's (the 2 s tick logs a file only when it changed).
+    assert daemon.wait_for_log(lambda r: r.get("event") == "watch file loaded", timeout=10)
+    loaded = sum(1 for r in daemon.records() if r.get("event") == "watch file loaded")
     daemon.popen.send_signal(signal.SIGHUP)
     assert notify_socket.wait_for(
         lambda ns: any(line == "RELOADING=1" for _, line in ns.lines()), timeout=10
@@ -97,19 +100,28 @@ def test_sd_notify_ready_watchdog_reload_stopping(
     assert notify_socket.wait_for(
         lambda ns: "READY=1" in [line for _, line in ns.lines()][reload_at:], timeout=10
     )
-    assert receiver.receiver.wait_for_blocking(
-        lambda r: any(x.payload["data"]["id"] == job for x in r.accepted("/ops")), timeout=30
-    )
+    assert daemon.wait_for_log(lambda r: r.get("event") == "reloaded", timeout=10)
+    reread = [r for r in daemon.records() if r.get("event") == "watch file loaded"][loaded:]
+    assert len(reread) == 1, daemon.output
     assert daemon.stop() == 0
     assert "STOPPING=1" in [line for _, line in notify_socket.lines()]
 
 
 def test_silent_without_notify_socket(workspace: Workspace) -> None:
+    workspace.env.pop("NOTIFY_SOCKET", None)
+    workspace.env["WATCHDOG_USEC"] = "200000"  # asks for pings; with no socket they go nowhere
     daemon = workspace.start()
     daemon.wait_ready()
-    assert daemon.stop() == 0  # no socket, no error
+    daemon.popen.send_signal(signal.SIGHUP)  # RELOADING/READY: nowhere to send them either
+    assert daemon.wait_for_log(lambda r: r.get("event") == "reloaded", timeout=10)
+    assert daemon.stop() == 0
+    records = daemon.records()
+    assert [r for r in records if r.get("unparsed")] == [], daemon.output  # no tracebacks
+    assert [r for r in records if r.get("level") in ("warning", "error", "critical")] == []
+    assert [r["event"] for r in records][-1] == "stopped"
 
 
+@pytest.mark.realtime
 def test_metrics_and_healthz(
     workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
 ) -> None:
@@ -118,11 +130,13 @@ def test_metrics_and_healthz(
         port = s.getsockname()[1]
     workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
     workspace.write_config()
-    # Long enough to be seen running first: that is what detection latency is measured from.
-    job = simulator.sim.add_job("metrics01", queue_s=0.5, run_s=3, outcome=20)
-    workspace.cli("watch", "add", job)
     daemon = workspace.start()
     daemon.wait_ready()
+    # The job's timeline starts now, not before the daemon's start-up (however slow that
+    # was), and long enough to be seen running first: detection latency is measured from
+    # there. The queue table takes it without a CLI process in between.
+    job = simulator.sim.add_job("metrics01", queue_s=0.5, run_s=4, outcome=20)
+    workspace.enqueue_sql(job)
 
     def delivered(r: Receiver) -> bool:
         return len(r.accepted("/ops")) == 1 and len(r.accepted("/analytics")) == 1
@@ -147,7 +161,7 @@ def test_metrics_and_healthz(
         'chanjing_deliveries{endpoint="ops",state="delivered"} 1.0',
         'chanjing_delivery_attempts_total{endpoint="ops",outcome="ok"} 1.0',
         "chanjing_delivery_latency_seconds_bucket",
-        "chanjing_detection_latency_seconds_count",
+        'chanjing_detection_latency_seconds_count{endpoint="ops"} 1.0',
         "chanjing_token_refreshes_total 1.0",
         "chanjing_budget_in_use",
     ):

@@ -996,7 +996,14 @@ def test_junk_anywhere_gives_config_error(
     except ConfigError as exc:
         assert_clean(str(exc), "junk.yaml")
     else:
-        assert isinstance(config, Config)
+        # Every section forbids unknown keys: an added key is never accepted.
+        assert not add, (path, key)
+        # Accepted junk changed only the section it was put in.
+        original = parse_config(data, "junk.yaml", environ={})
+        if path:
+            for section in type(config).model_fields:
+                if section != path[0]:
+                    assert getattr(config, section) == getattr(original, section), section
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -1007,6 +1014,9 @@ def test_junk_file_gives_config_error(tmp_path: Path, junk: object) -> None:
         load_config(path, {})
     except ConfigError as exc:
         assert_clean(str(exc), str(path))
+    else:
+        # Junk keys are at most 8 characters: it can never spell chanjing.secret_key.
+        raise AssertionError(f"junk accepted as a config: {junk!r}")
 
 
 @given(text=st.text(max_size=30))

@@ -262,66 +262,13 @@ async def test_webhook_transport_errors_are_failed_attempts(exc: Exception, need
     assert URL not in result.error and SECRET not in result.error
 
 
-@pytest.mark.parametrize(
-    ("status", "ok", "permanent", "error"),
-    [
-        (200, True, False, None),
-        (299, True, False, None),
-        (301, False, False, "redirect 301 not followed"),
-        (400, False, False, "HTTP 400"),
-        (410, False, True, "HTTP 410 Gone"),
-        (503, False, False, "HTTP 503"),
-    ],
-)
-async def test_webhook_status_mapping(
-    status: int, ok: bool, permanent: bool, error: str | None
-) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, headers={"location": URL + "/x"}, text=URL)
-
-    async with _client(handler) as client:
-        result = await WebhookSender(client, URL, [SECRET], timeout=5).send(make_event())
-    assert (result.ok, result.permanent, result.error, result.status) == (
-        ok,
-        permanent,
-        error,
-        status,
-    )
-
-
 async def test_webhook_unsupported_scheme_is_permanent() -> None:
     async with httpx.AsyncClient() as client:
         result = await WebhookSender(client, "ftp://x.example/y", [], timeout=5).send(make_event())
     assert result.permanent and result.error == "unsupported URL scheme"
 
 
-# -- SlackSender with a mock transport --------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "ok", "permanent", "error"),
-    [
-        (200, "ok", True, False, None),
-        (400, "invalid_payload", False, True, "HTTP 400: invalid_payload"),
-        (403, "invalid_token\n" + URL, False, True, "HTTP 403: invalid_token <url>"),
-        (404, "", False, True, "HTTP 404"),
-        (429, "rate_limited", False, False, "HTTP 429 rate limited"),
-        (500, "internal", False, False, "HTTP 500"),
-        (302, "", False, False, "redirect 302 not followed"),
-    ],
-)
-async def test_slack_status_mapping(
-    status: int, body: str, ok: bool, permanent: bool, error: str | None
-) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert set(json.loads(request.content)) == {"text", "blocks"}
-        return httpx.Response(status, text=body, headers={"retry-after": "3"})
-
-    async with _client(handler) as client:
-        result = await SlackSender(client, URL, timeout=5, min_spacing=0).send(make_event())
-    assert (result.ok, result.permanent, result.error) == (ok, permanent, error)
-    if status in (429, 500):
-        assert result.retry_after == 3.0
+# -- SlackSender with a mock transport (status mapping: see the receiver tests) -----------------
 
 
 async def test_slack_error_text_is_short() -> None:

@@ -60,16 +60,17 @@ class Run:
 
 
 def follow(timeline: Timeline, done_at: float, policy: str = "adaptive") -> Run:
-    """Poll one job whenever the policy's plan says it is due; return what happened."""
+    """Poll one job whenever the policy's plan says it is due, until an answer is terminal
+    (succeeded or failed); return what happened."""
     settings = PollingSettings(1, 60, 86400, policy)
     memory = JobMemory(added_at=0.0, create_time=0)
     now, polls = 0.0, []
     for _ in range(500):
         status, progress = timeline(now)
         polls.append((now, status, progress))
-        if status == 20:
-            return Run(polls, now - done_at, memory)
         detail = JobDetail("j", status, progress, "", "", "", 0, 0)
+        if detail.terminal:
+            return Run(polls, now - done_at, memory)
         plan = plan_after_poll(memory, detail, now, settings)
         memory = plan.memory
         now = plan.deadline
@@ -123,8 +124,20 @@ def test_no_wait_beyond_a_round_robin_turn() -> None:
 
 
 def test_first_poll_already_terminal_needs_no_plan() -> None:
-    run = follow(linear(queue=0, run=0.1), done_at=0.1)
-    assert run.polls[-1][1] == 20
+    # Done before we ever looked: the first answer is terminal, so one poll and no plan.
+    run = follow(linear(queue=0, run=0), done_at=0)
+    assert run.polls == [(0.0, 20, 100)]
+    assert run.memory == JobMemory(added_at=0.0, create_time=0)
+
+
+def test_a_job_that_fails_while_queued_ends_the_polling() -> None:
+    def fails_at_10(t: float) -> tuple[int, int]:
+        return (30, 0) if t >= 10 else (0, 0)
+
+    run = follow(fails_at_10, done_at=10)
+    assert run.polls[-1][1] == 30
+    assert all(status == 0 for _, status, _ in run.polls[:-1])
+    assert 0 <= run.latency <= 10  # queued jobs are looked at rarely, but not never
 
 
 @given(
@@ -157,7 +170,11 @@ def test_prediction_misses_are_counted() -> None:
     memory = JobMemory(added_at=0.0, create_time=0, predicted_at=10.0)
     plan = adaptive(memory, JobDetail("j", 10, 50, "", "", "", 0, 0), 11.0, SETTINGS)
     assert plan.memory.misses == 1
-    assert round_robin(memory, JobDetail("j", 10, 50, "", "", "", 0, 0), 11.0, SETTINGS)
+    # Round-robin keeps no predictions, so it counts no misses: it polls again in min_interval.
+    rr = round_robin(memory, JobDetail("j", 10, 50, "", "", "", 0, 0), 11.0, SETTINGS)
+    assert rr.memory.misses == 0
+    assert (rr.earliest, rr.deadline) == (12.0, 12.0)
+    assert (rr.memory.last_poll_at, rr.memory.last_progress) == (11.0, 50)
 
 
 @pytest.mark.parametrize("errors", range(1, 12))

@@ -1,0 +1,291 @@
+"""/healthz going bad, scheduled jobs that raise, and what a reload changes (metrics listener,
+vendor client, sweep interval), with the real Daemon running in the test's event loop against
+the simulator and receiver on 127.0.0.1. /healthz under a locked state file runs the daemon
+as a process, since the lock blocks the daemon's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+import yaml
+from structlog.testing import capture_logs
+
+from notifier.config import load_config
+from notifier.models import WatchSpec
+from notifier.service import daemon as daemon_module
+from notifier.service.daemon import Daemon
+from notifier.service.http_server import ServerThread
+from notifier.tools.simulator import SimConfig, VendorSimulator
+from tests.conftest import (
+    SECRET_KEY,
+    ReceiverServer,
+    Simulator,
+    Workspace,
+    base_config,
+    daemon_env,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
+    """Let the daemon's loop run until ``predicate()`` holds (bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+class Running:
+    """A Daemon running in this loop, and its config file."""
+
+    def __init__(self, path: Path, config: dict[str, Any]) -> None:
+        self.path = path
+        self.config = config
+        self.write()
+        self.daemon = Daemon(load_config(str(path)), str(path))
+        self.task: asyncio.Task[int] | None = None
+
+    def write(self) -> None:
+        self.path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.daemon.run())
+        await until(lambda: self.daemon.scheduler.running)
+
+    async def reload(self) -> bool:
+        self.write()
+        return await self.daemon.reload()
+
+    async def stop(self) -> int:
+        assert self.task is not None
+        self.daemon.request_stop()
+        return await self.task
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """A reload re-configures logging for the whole process: undo it for the next tests."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path,
+    simulator: Simulator,
+    receiver: ReceiverServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Running]:
+    for name, value in daemon_env(receiver.url).items():
+        monkeypatch.setenv(name, value)
+    config = base_config(tmp_path, simulator.url, receiver.url)
+    config["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
+    (tmp_path / "watch.yaml").write_text("[]\n")
+    r = Running(tmp_path / "config.yaml", config)
+    yield r
+    if r.task is not None and not r.task.done():
+        await r.stop()
+
+
+def get(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=5)
+    except httpx.TransportError:
+        return None
+
+
+async def aget(url: str) -> httpx.Response | None:
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            return await client.get(url)
+    except httpx.TransportError:
+        return None
+
+
+async def test_healthz_fails_when_the_poll_tick_stalls_and_recovers(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_module, "HEALTH_STALE_AFTER", 0.5)
+    await running.start()
+    d = running.daemon
+    await until(lambda: d.metrics_server is not None)
+    assert d.metrics_server is not None
+    url = f"{d.metrics_server.url}/healthz"
+    ok = await aget(url)
+    assert ok is not None and (ok.status_code, ok.text.strip()) == (200, "ok")
+
+    # A poll tick that never returns (max_instances=1: no other tick starts meanwhile).
+    release = asyncio.Event()
+
+    async def stuck() -> None:
+        await release.wait()
+
+    monkeypatch.setattr(d.poller, "tick", stuck)
+    answers: list[httpx.Response] = []
+
+    async def stalled() -> bool:
+        answer = await aget(url)
+        if answer is not None and answer.status_code == 503:
+            answers.append(answer)
+        return bool(answers)
+
+    for _ in range(500):
+        if await stalled():
+            break
+        await asyncio.sleep(0.02)
+    assert answers, "healthz never reported the stall"
+    assert answers[0].text.startswith("scheduler stalled: no tick for")
+    monkeypatch.undo()  # the real tick again (and the 5 s threshold)
+    release.set()
+    await until(lambda: d.health() == (True, "ok"))
+    assert await running.stop() == 0
+
+
+async def test_a_scheduled_job_that_raises_is_logged_and_runs_again(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    async def broken() -> None:
+        calls.append(1)
+        raise RuntimeError("housekeeping bug")
+
+    monkeypatch.setattr(daemon_module, "HOUSEKEEPING_TICK", 0.1)
+    monkeypatch.setattr(running.daemon.poller, "expire", broken)
+    with capture_logs() as logs:
+        await running.start()
+        await until(lambda: len(calls) >= 3)
+        assert running.daemon.health() == (True, "ok")  # everything else carries on
+        assert await running.stop() == 0
+    failures = [e for e in logs if e["event"].startswith("scheduled job failed")]
+    assert len(failures) >= 3
+    assert {e["job"] for e in failures} == {"housekeeping"}
+    assert all(e["log_level"] == "error" and e.get("exc_info") for e in failures)
+
+
+async def test_reload_moves_stops_and_restarts_the_metrics_listener(running: Running) -> None:
+    await running.start()
+    d = running.daemon
+    await until(lambda: d.metrics_server is not None)
+    assert d.metrics_server is not None
+    first = d.metrics_server.url
+
+    moved = free_port()
+    running.config["metrics"] = {"listen": f"127.0.0.1:{moved}"}
+    assert await running.reload()
+    assert await aget(f"{first}/healthz") is None  # the old port is closed
+    answer = await aget(f"http://127.0.0.1:{moved}/healthz")
+    assert answer is not None and answer.status_code == 200
+
+    # A port someone else holds: logged, the daemon carries on without a listener.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        running.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
+        assert await running.reload()
+        assert d.metrics_server is None
+        assert await aget(f"http://127.0.0.1:{moved}/healthz") is None
+
+    running.config["metrics"] = {"listen": f"127.0.0.1:{moved}"}
+    assert await running.reload()
+    answer = await aget(f"http://127.0.0.1:{moved}/metrics")
+    assert answer is not None and "chanjing_budget_in_use" in answer.text
+
+    running.config.pop("metrics")
+    assert await running.reload()
+    assert d.metrics_server is None
+    assert await aget(f"http://127.0.0.1:{moved}/healthz") is None
+    assert await running.stop() == 0
+
+
+async def test_reload_with_new_base_url_and_credentials_uses_a_new_vendor_client(
+    running: Running, receiver: ReceiverServer
+) -> None:
+    # Another vendor account, on another address, with another secret.
+    other = VendorSimulator(SimConfig(app_id="other-app", secret_key="sk-other-123456", seed=3))
+    job = other.add_job("othervend1", queue_s=0.1, run_s=0.3, outcome=20)
+    with ServerThread(other.make_app) as server:
+        await running.start()
+        d = running.daemon
+        old_vendor = d.vendor
+        running.config["chanjing"] = {
+            **running.config["chanjing"],
+            "base_url": server.url,
+            "app_id": "other-app",
+            "secret_key": "sk-other-123456",
+        }
+        assert await running.reload()
+        assert d.vendor is not old_vendor and d.poller.vendor is d.vendor
+        d.store.add_watches([WatchSpec(job)], "queue")
+        await until(
+            lambda: job in {r.payload["data"]["id"] for r in receiver.receiver.accepted("/ops")}
+        )
+        assert other.stats()["tokens_issued"] == 1
+        assert "sk-other-123456" in d._secrets()  # redacted from logs from now on
+        assert await running.stop() == 0
+
+
+async def test_reload_with_new_min_interval_reschedules_the_sweep(running: Running) -> None:
+    running.config["polling"] = {**running.config["polling"], "list_sweep": True}
+    await running.start()
+    d = running.daemon
+    sweep = d.scheduler.get_job("sweep")
+    assert sweep.trigger.interval.total_seconds() == pytest.approx(0.3)
+    running.config["polling"] = {
+        **running.config["polling"],
+        "min_interval": "7s",
+        "max_interval": "30s",
+    }
+    assert await running.reload()
+    sweep = d.scheduler.get_job("sweep")
+    assert sweep.trigger.interval.total_seconds() == pytest.approx(7.0)
+    assert d.poller.settings.min_interval == 7.0
+    assert await running.stop() == 0
+
+
+def test_healthz_fails_while_the_state_file_is_locked(workspace: Workspace) -> None:
+    port = free_port()
+    workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    workspace.write_config()
+    daemon = workspace.start()
+    daemon.wait_ready()
+    url = f"http://127.0.0.1:{port}/healthz"
+    first = get(url)
+    assert first is not None and first.status_code == 200
+    # Another program holds the write lock longer than the daemon's 10 s busy timeout.
+    holder = sqlite3.connect(workspace.state_path, timeout=30, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        answer = httpx.get(url, timeout=60)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (answer.status_code, answer.text.strip()) == (503, "state database is not writable")
+    after = get(url)
+    assert after is not None and after.status_code == 200
+    assert daemon.stop() == 0
+    assert SECRET_KEY not in daemon.output

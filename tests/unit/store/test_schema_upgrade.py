@@ -1,0 +1,87 @@
+"""A state file written by schema 1 (the first release), with data in it, opened by today's
+Store: every row survives, the later columns get their defaults, and the daemon's queries
+work on the upgraded file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+from notifier.store import Store
+from notifier.store.sqlite import SCHEMA_VERSION
+
+NOW = 1_800_000_000.0
+
+
+def schema_1_file(path: Path) -> None:
+    script = resources.files("notifier.store").joinpath("sql/migration_001.sql").read_text()
+    with sqlite3.connect(path) as db:
+        db.executescript(script)
+        db.execute("PRAGMA user_version = 1")
+        db.executemany(
+            "INSERT INTO watches (job_id, source, labels, endpoints, state, status, progress,"
+            " create_time, added_at, last_poll_at, next_poll_at, polls)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("old-active", "queue", '{"customer": "acme"}', '["ops"]', "active", 10, 40,
+                 1_799_999_000, NOW - 100, NOW - 5, NOW - 1, 7),
+                ("old-done", "file", "{}", None, "succeeded", 20, 100,
+                 1_799_999_000, NOW - 200, NOW - 50, None, 9),
+            ],
+        )  # fmt: skip
+        body = json.dumps({"type": "lip_sync.succeeded", "data": {"id": "old-done"}})
+        db.execute(
+            "INSERT INTO events (event_id, job_id, type, created_at, body) VALUES (?, ?, ?, ?, ?)",
+            ("evt_old", "old-done", "lip_sync.succeeded", NOW - 50, body.encode()),
+        )
+        db.executemany(
+            "INSERT INTO deliveries (event_id, endpoint, state, attempts, created_at,"
+            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("evt_old", "ops", "pending", 2, NOW - 50, NOW - 1),
+                ("evt_old", "team", "dead", 5, NOW - 50, None),
+            ],
+        )
+        db.execute(
+            "INSERT INTO vendor_token VALUES (?, ?, ?, ?)",
+            ("http://vendor|app", "tok-old", NOW + 3600, NOW - 60),
+        )
+        db.execute(
+            "INSERT INTO watch_queue (job_id, labels, endpoints) VALUES (?, ?, ?)",
+            ("queued-1", '{"a": "b"}', '["ops"]'),
+        )
+
+
+def test_schema_1_file_with_rows_is_upgraded_without_losing_any(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    schema_1_file(path)
+
+    with Store(path, clock=lambda: NOW) as store:
+        watches = {w["job_id"]: w for w in store.list_watches()}
+        assert set(watches) == {"old-active", "old-done"}
+        assert watches["old-active"]["state"] == "active"
+        assert watches["old-active"]["progress"] == 40
+        assert watches["old-active"]["labels"] == {"customer": "acme"}
+        assert watches["old-done"]["state"] == "succeeded"
+        assert [e["event_id"] for e in store.list_events()] == ["evt_old"]
+        deliveries = {d["endpoint"]: d for d in store.list_deliveries()}
+        assert {k: (d["state"], d["attempts"]) for k, d in deliveries.items()} == {
+            "ops": ("pending", 2),
+            "team": ("dead", 5),
+        }
+        assert store.get_token("http://vendor|app") == ("tok-old", NOW + 3600)
+        assert store.live_counts() == (1, 1)
+        # Schema 3's poll order was filled in from the old next_poll_at: the active watch is
+        # due now, with its old counters and an empty policy memory.
+        (due,) = store.due_watches(NOW, 10)
+        assert due.job_id == "old-active"
+        assert due.memory().misses == 0 and due.memory().first_running_at is None
+        assert store.writable()
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("SELECT job_id FROM watch_queue").fetchall() == [("queued-1",)]
+        (seen,) = db.execute("SELECT last_seen_running_at FROM events").fetchone()
+        assert seen is None
