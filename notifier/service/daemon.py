@@ -34,7 +34,7 @@ from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
-from notifier.store import BUSY_CAUSE, Store, StoreUnavailable
+from notifier.store import BUSY_CAUSE, Store, StoreUnavailable, prepare_state_dir
 
 log = logs.get_logger(component="daemon")
 
@@ -510,7 +510,7 @@ def run_daemon(config: Config, config_path: str | None) -> int:
         daemon = Daemon(config, config_path)
         return await daemon.run()
 
-    config.state.path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_state_dir(config.state.path)  # only the default directory is created
     with InstanceLock(config.state.path):
         return asyncio.run(main())
 

@@ -1,5 +1,6 @@
 """The state: the only package that speaks SQL. Today one backend, SQLite (``sqlite.py``)."""
 
+from notifier.store.errors import StoreMissing, default_state_path, prepare_state_dir
 from notifier.store.sqlite import (
     BUSY_CAUSE,
     DB_ERRORS,
@@ -24,6 +25,9 @@ __all__ = [
     "IntakeResult",
     "Store",
     "StoreError",
+    "StoreMissing",
     "StoreUnavailable",
     "WatchRow",
+    "default_state_path",
+    "prepare_state_dir",
 ]

@@ -15,12 +15,39 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
+from notifier.store.errors import (
+    BUSY_CAUSE,
+    DB_ERRORS,
+    StoreError,
+    StoreMissing,
+    StoreUnavailable,
+    classify,
+)
+from notifier.store.rows import (
+    ENDPOINT_NOT_CONFIGURED,
+    ENDPOINT_REMOVED,
+    DueDelivery,
+    IntakeResult,
+    WatchRow,
+)
+
+__all__ = [
+    "BUSY_CAUSE",
+    "DB_ERRORS",
+    "ENDPOINT_NOT_CONFIGURED",
+    "ENDPOINT_REMOVED",
+    "DueDelivery",
+    "IntakeResult",
+    "StoreError",
+    "StoreMissing",
+    "StoreUnavailable",
+    "WatchRow",
+]
 
 _SQL_DIR = resources.files("notifier.store") / "sql"
 _MIGRATION_RE = re.compile(r"^migration_(\d{3})\.sql$")
@@ -48,126 +75,6 @@ Q = _load_queries()
 SCHEMA_VERSION = _migrations()[-1][0]
 #: After a failed write, later writes fail at once for this long (``writable`` still probes).
 FAIL_FAST_FOR = 1.0
-
-
-class StoreError(Exception):
-    """The state file cannot be opened or is from a newer version."""
-
-
-class StoreUnavailable(StoreError):
-    """A write to the state file failed for a reason outside this program (disk full, read-only,
-    locked by another writer, I/O error). Nothing was written; the caller tries again later."""
-
-    def __init__(self, path: Path, cause: str, detail: str) -> None:
-        self.path = path
-        self.cause = cause
-        super().__init__(f"{path}: cannot write the state database: {cause} ({detail})")
-
-
-#: What a read or write of the state may raise at run time: disk full, I/O error, "database
-#: is locked" after the busy timeout (as StoreUnavailable, or raw from a read). Callers that
-#: must survive it catch these.
-DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError, StoreError)
-
-
-#: SQLite's error names → what an operator should read.
-_CAUSES = {
-    "SQLITE_FULL": "the disk is full",
-    "SQLITE_READONLY": "the file or its directory is read-only",
-    "SQLITE_READONLY_DIRECTORY": "the file or its directory is read-only",
-    "SQLITE_READONLY_RECOVERY": "the file or its directory is read-only",
-    "SQLITE_READONLY_CANTLOCK": "the file or its directory is read-only",
-    "SQLITE_READONLY_DBMOVED": "the file was moved or deleted while open",
-    "SQLITE_BUSY": "another process holds a write lock on it",
-    "SQLITE_LOCKED": "another process holds a write lock on it",
-    "SQLITE_CANTOPEN": "it cannot be opened (directory missing or not accessible)",
-    "SQLITE_PERM": "permission denied",
-    "SQLITE_IOERR": "an I/O error",
-}
-
-
-#: The cause :func:`classify` gives for another writer's lock.
-BUSY_CAUSE = _CAUSES["SQLITE_BUSY"]
-
-
-def classify(exc: sqlite3.Error) -> str | None:
-    """An operator's reading of a SQLite error (disk full, read-only, locked, I/O error), or
-    None for an error that is not about the file (a bug in a statement)."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    for prefix, cause in _CAUSES.items():
-        if name == prefix or name.startswith(prefix + "_"):
-            return cause
-    text = str(exc).lower()
-    if "full" in text:
-        return _CAUSES["SQLITE_FULL"]
-    if "readonly" in text or "read-only" in text:
-        return _CAUSES["SQLITE_READONLY"]
-    if "locked" in text or "busy" in text:
-        return _CAUSES["SQLITE_BUSY"]
-    if "i/o" in text or "disk" in text:
-        return _CAUSES["SQLITE_IOERR"]
-    return None
-
-
-@dataclass(frozen=True)
-class WatchRow:
-    """What the poller needs to know about one active watch."""
-
-    job_id: str
-    labels: dict[str, str]
-    endpoints: tuple[str, ...] | None
-    status: int | None
-    progress: int | None
-    create_time: int | None
-    added_at: float
-    last_poll_at: float | None
-    next_poll_at: float
-    polls: int
-    errors: int
-    poll_key: float
-    first_running_at: float | None
-    first_running_progress: int | None
-    last_queued_at: float | None
-    misses: int
-    predicted_at: float | None
-
-    def memory(self) -> JobMemory:
-        """What the polling policy remembers of this job."""
-        return JobMemory(
-            added_at=self.added_at,
-            create_time=self.create_time,
-            last_poll_at=self.last_poll_at,
-            last_progress=self.progress,
-            first_running_at=self.first_running_at,
-            first_running_progress=self.first_running_progress,
-            last_queued_at=self.last_queued_at,
-            misses=self.misses,
-            predicted_at=self.predicted_at,
-        )
-
-
-@dataclass(frozen=True)
-class DueDelivery:
-    id: int
-    attempts: int
-    event: Event
-    #: Which reset of the row this is; a result is written only to the same generation.
-    generation: int | None = None
-    #: Failed attempts so far that followed a Retry-After (they use up no retry step).
-    deferred: int = 0
-    first_attempt_at: float | None = None
-
-
-#: ``last_error`` of deliveries parked because the daemon does not run their endpoint.
-ENDPOINT_REMOVED = "endpoint removed"
-ENDPOINT_NOT_CONFIGURED = "endpoint not configured"
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    added: int
-    updated: int
-    rejected: list[tuple[int, str]]
 
 
 def _dump_endpoints(endpoints: Sequence[str] | None) -> str | None:
@@ -217,16 +124,22 @@ class Store:
         *,
         clock: Any = time.time,
         busy_timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
         """``busy_timeout``: how long a write waits for another writer's lock. CLI commands
-        wait; the daemon's event loop must not (it passes a short one and retries later)."""
+        wait; the daemon's event loop must not (it passes a short one and retries later).
+        ``create=False``: a missing file raises :class:`StoreMissing` (read-only commands
+        must not leave a state behind where a mistyped path points)."""
         self.path = Path(path)
         self._clock = clock
         self._depth = 0
         #: The last write failure (monotonic time, cause), None once a write succeeded again.
         self.write_failure: tuple[float, str] | None = None
+        if not create and not self.path.exists():
+            raise StoreMissing(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
                 # Create it private before SQLite does: it holds the vendor token.
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -641,7 +554,30 @@ class Store:
                     "started": now if started is None else started,
                 },
             )
+            self._attempt(delivery_id, started, now, status, None, "delivered")
         return cursor.rowcount > 0
+
+    def _attempt(
+        self,
+        delivery_id: int,
+        started: float | None,
+        now: float,
+        status: int | None,
+        error: str | None,
+        outcome: str,
+    ) -> None:
+        """Keep the attempt in the history a replay does not reset (``deliveries show``)."""
+        self._db.execute(
+            Q["insert_attempt"],
+            {
+                "id": delivery_id,
+                "started": now if started is None else started,
+                "now": now,
+                "status": status,
+                "error": error,
+                "outcome": outcome,
+            },
+        )
 
     def delivery_failed(
         self,
@@ -676,18 +612,21 @@ class Store:
                     "started": now if started is None else started,
                 },
             )
+            self._attempt(delivery_id, started, now, status, error, state.value)
         return cursor.rowcount > 0
 
     def replay(
         self,
         event_ids: Iterable[str],
         route: Callable[[str, tuple[str, ...] | None], Sequence[str]] | None = None,
+        endpoint: str | None = None,
     ) -> dict[str, int]:
         """Queue every delivery of these events again, from the first retry step.
 
         ``route(event_type, watch_endpoints)`` names the endpoints the event goes to now;
         their missing deliveries are created (an event whose routing found no endpoint has
-        none). Returns the number of deliveries queued per event.
+        none). ``endpoint``: only the delivery to that endpoint. Returns the number of
+        deliveries queued per event. The attempt history is kept.
         """
         now = self.now()
         result = {}
@@ -697,12 +636,13 @@ class Store:
                 if row is not None and route is not None:
                     named = row["watch_endpoints"]
                     watch_endpoints = None if named is None else tuple(json.loads(named))
-                    for endpoint in route(row["type"], watch_endpoints):
-                        self._db.execute(Q["insert_delivery"], (event_id, endpoint, now, now))
+                    for name in route(row["type"], watch_endpoints):
+                        if endpoint is None or name == endpoint:
+                            self._db.execute(Q["insert_delivery"], (event_id, name, now, now))
                 # Counts the rows just created too.
-                result[event_id] = self._db.execute(
-                    Q["replay_event"], {"event_id": event_id, "now": now}
-                ).rowcount
+                args = {"event_id": event_id, "now": now, "endpoint": endpoint}
+                query = "replay_event" if endpoint is None else "replay_event_endpoint"
+                result[event_id] = self._db.execute(Q[query], args).rowcount
         return result
 
     def replay_dead(self) -> int:
@@ -763,6 +703,63 @@ class Store:
         counts = {state.value: 0 for state in DeliveryState}
         counts.update({row[0]: row[1] for row in self._db.execute(Q["delivery_counts"])})
         return counts
+
+    def event_history(self, event_id: str) -> dict[str, Any] | None:
+        """An event, its deliveries and every attempt of each (``deliveries show``)."""
+        row = self._db.execute(Q["event_summary"], (event_id,)).fetchone()
+        if row is None:
+            return None
+        event = dict(row)
+        event["body"] = json.loads(event["body"])
+        deliveries = [dict(d) for d in self._db.execute(Q["deliveries_of_event"], (event_id,))]
+        attempts = [dict(a) for a in self._db.execute(Q["attempts_of_event"], (event_id,))]
+        for delivery in deliveries:
+            delivery["history"] = [
+                {k: v for k, v in a.items() if k not in ("delivery_id", "endpoint")}
+                for a in attempts
+                if a["delivery_id"] == delivery["id"]
+            ]
+        event["deliveries"] = deliveries
+        return event
+
+    # -- operator listings ----------------------------------------------------------------
+
+    def list_filtered(
+        self,
+        what: str,
+        *,
+        state: str | None = None,
+        job: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first: ``what`` is watches, events or deliveries."""
+        args = {"state": state, "job": job, "since": since, "limit": -1 if limit is None else limit}
+        rows = [dict(r) for r in self._db.execute(Q[f"list_{what}_filtered"], args)]
+        for item in rows:
+            for key in ("labels", "endpoints"):
+                if isinstance(item.get(key), str):
+                    item[key] = json.loads(item[key])
+        return rows
+
+    def watch_summary(self, job_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(Q["watch_summary"], (job_id,)).fetchone()
+        if row is None:
+            return None
+        item = dict(row)
+        item["labels"] = json.loads(item["labels"])
+        item["endpoints"] = None if item["endpoints"] is None else json.loads(item["endpoints"])
+        return item
+
+    def reopen_watch(self, job_id: str) -> bool:
+        """An expired or failed watch is polled again, as if just added."""
+        with self.transaction():
+            args = {"job_id": job_id, "now": self.now()}
+            return self._db.execute(Q["reopen_watch"], args).rowcount > 0
+
+    def clear_rejected(self) -> int:
+        with self.transaction():
+            return int(self._db.execute(Q["queue_clear_rejected"]).rowcount)
 
     # -- vendor token ---------------------------------------------------------------------
 

@@ -1,0 +1,97 @@
+"""The store's errors, and an operator's reading of SQLite's."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+class StoreError(Exception):
+    """The state file cannot be opened or is from a newer version."""
+
+
+class StoreMissing(StoreError):
+    """The state file does not exist (and the caller asked not to create it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"{path}: no state file (the daemon creates it when it first runs)")
+
+
+def prepare_state_dir(path: Path) -> None:
+    """Create the state's directory only when it is the documented default: a missing
+    directory anywhere else is most likely a typo in ``state.path``, and starting on an
+    empty state there would silently forget every watch."""
+    parent = path.absolute().parent
+    if parent.is_dir():
+        return
+    if parent == default_state_path().parent:
+        parent.mkdir(parents=True, exist_ok=True)
+        return
+    raise StoreError(
+        f"{path}: directory {parent} does not exist (state.path mistyped?); create it first"
+    )
+
+
+def default_state_path() -> Path:
+    """The documented default ``state.path``."""
+    from notifier.config import StateConfig
+
+    default = StateConfig.model_fields["path"].default
+    assert isinstance(default, Path)
+    return default
+
+
+class StoreUnavailable(StoreError):
+    """A write to the state file failed for a reason outside this program (disk full, read-only,
+    locked by another writer, I/O error). Nothing was written; the caller tries again later."""
+
+    def __init__(self, path: Path, cause: str, detail: str) -> None:
+        self.path = path
+        self.cause = cause
+        super().__init__(f"{path}: cannot write the state database: {cause} ({detail})")
+
+
+#: What a read or write of the state may raise at run time: disk full, I/O error, "database
+#: is locked" after the busy timeout (as StoreUnavailable, or raw from a read). Callers that
+#: must survive it catch these.
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError, StoreError)
+
+
+#: SQLite's error names → what an operator should read.
+_CAUSES = {
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "the file or its directory is read-only",
+    "SQLITE_READONLY_DIRECTORY": "the file or its directory is read-only",
+    "SQLITE_READONLY_RECOVERY": "the file or its directory is read-only",
+    "SQLITE_READONLY_CANTLOCK": "the file or its directory is read-only",
+    "SQLITE_READONLY_DBMOVED": "the file was moved or deleted while open",
+    "SQLITE_BUSY": "another process holds a write lock on it",
+    "SQLITE_LOCKED": "another process holds a write lock on it",
+    "SQLITE_CANTOPEN": "it cannot be opened (directory missing or not accessible)",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_IOERR": "an I/O error",
+}
+
+
+#: The cause :func:`classify` gives for another writer's lock.
+BUSY_CAUSE = _CAUSES["SQLITE_BUSY"]
+
+
+def classify(exc: sqlite3.Error) -> str | None:
+    """An operator's reading of a SQLite error (disk full, read-only, locked, I/O error), or
+    None for an error that is not about the file (a bug in a statement)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    for prefix, cause in _CAUSES.items():
+        if name == prefix or name.startswith(prefix + "_"):
+            return cause
+    text = str(exc).lower()
+    if "full" in text:
+        return _CAUSES["SQLITE_FULL"]
+    if "readonly" in text or "read-only" in text:
+        return _CAUSES["SQLITE_READONLY"]
+    if "locked" in text or "busy" in text:
+        return _CAUSES["SQLITE_BUSY"]
+    if "i/o" in text or "disk" in text:
+        return _CAUSES["SQLITE_IOERR"]
+    return None
