@@ -10,6 +10,7 @@ import yaml
 
 from notifier import log as logs
 from notifier.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, load
+from notifier.config.fields import webhook_secret
 from notifier.intake.watchfile import WatchFileError, load_watch_file
 from notifier.models import job_id_problem
 from notifier.store import Store, StoreError, default_state_path
@@ -43,6 +44,13 @@ def _port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a TCP port (0-65535)")
     return value
+
+
+def _whsec(text: str) -> str:
+    try:
+        return webhook_secret(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -98,6 +106,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     rec.add_argument(
         "--secret",
         action="append",
+        type=_whsec,
         default=[],
         metavar="WHSEC",
         help="whsec_… secret to verify with (repeatable; none: accept unverified)",

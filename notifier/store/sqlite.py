@@ -612,7 +612,8 @@ class Store:
                     "started": now if started is None else started,
                 },
             )
-            self._attempt(delivery_id, started, now, status, error, state.value)
+            outcome = "failed" if next_attempt_at is not None else "dead"
+            self._attempt(delivery_id, started, now, status, error, outcome)
         return cursor.rowcount > 0
 
     def replay(
