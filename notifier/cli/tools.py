@@ -133,6 +133,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     config, path = load(args)
     watch_info = "no watch file configured"
     if config.watch.file is not None:
+        if not config.watch.file.exists():
+            raise UsageError(
+                f"{path}: watch.file: {config.watch.file}: file not found (create it: a YAML "
+                "list of job ids, [] for none; or leave watch.file out)"
+            )
         try:
             specs = load_watch_file(config.watch.file, config.endpoint_names())
         except WatchFileError as exc:

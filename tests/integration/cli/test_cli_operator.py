@@ -180,7 +180,11 @@ def test_read_only_commands_never_create_the_state(workspace: Workspace) -> None
 # ------------------------------------------------------------------- 5. the example config
 
 
-def test_the_shipped_example_passes_check(workspace: Workspace) -> None:
+def test_the_shipped_example_says_what_to_create_and_check_names_the_key(
+    workspace: Workspace,
+) -> None:
+    example = REPO / "config.example.yaml"
+    assert "echo '[]' > /etc/chanjing-notifier/watch.yaml" in example.read_text()
     env = dict(
         workspace.env,
         CHANJING_APP_ID="app",
@@ -188,7 +192,23 @@ def test_the_shipped_example_passes_check(workspace: Workspace) -> None:
         OPS_WEBHOOK_SECRET=workspace.env["OPS_SECRET"],
         SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T/B/x",
     )
-    result = cli(workspace, "-c", str(REPO / "config.example.yaml"), "check", env=env, config=False)
+    result = cli(workspace, "-c", str(example), "check", env=env, config=False)
+    if Path("/etc/chanjing-notifier/watch.yaml").exists():
+        assert result.returncode == 0, result.stderr
+        assert "state: /var/lib/chanjing-notifier/state.db" in result.stdout
+    else:
+        assert result.returncode == 2
+        assert (
+            "config.example.yaml: watch.file: /etc/chanjing-notifier/watch.yaml: file not found "
+            "(create it" in result.stderr
+        )
+    # With the watch file it names created (here: beside a copy), the example passes.
+    copy = workspace.tmp_path / "example.yaml"
+    (workspace.tmp_path / "w.yaml").write_text("[]\n")
+    copy.write_text(
+        example.read_text().replace("file: /etc/chanjing-notifier/watch.yaml", "file: w.yaml")
+    )
+    result = cli(workspace, "-c", str(copy), "check", env=env, config=False)
     assert result.returncode == 0, result.stderr
     assert "state: /var/lib/chanjing-notifier/state.db" in result.stdout
 
