@@ -222,7 +222,9 @@ class Workspace:
         import sqlite3
 
         if not self.state_path.exists():
-            self.cli("watch", "list")  # creates the state file with its schema
+            from notifier.store import Store
+
+            Store(self.state_path).close()  # the state file with its schema
         with sqlite3.connect(self.state_path) as db:
             db.execute("INSERT INTO watch_queue (job_id, labels) VALUES (?, ?)", (job_id, labels))
 

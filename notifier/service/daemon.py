@@ -34,7 +34,7 @@ from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
-from notifier.store import BUSY_CAUSE, Store, StoreUnavailable
+from notifier.store import BUSY_CAUSE, Store, StoreUnavailable, prepare_state_dir
 
 log = logs.get_logger(component="daemon")
 
@@ -291,10 +291,6 @@ class Daemon:
     async def _poll_tick(self) -> None:
         await self.poller.tick()
 
-    async def _heartbeat(self) -> None:
-        # Its own job, so a store outage that pauses polling is not read as a stalled loop.
-        self.last_tick = time.monotonic()
-
     def status_text(self) -> str:
         active, pending = self.store.live_counts()
         text = f"watching {active} job(s), {pending} delivery(ies) pending"
@@ -311,14 +307,14 @@ class Daemon:
         self.sd.watchdog()
 
     def health(self) -> tuple[bool, str]:
-        stale = time.monotonic() - self.last_tick
-        if stale > HEALTH_STALE_AFTER:
-            return False, f"scheduler stalled: no tick for {stale:.1f}s"
         if self.store_outage.cause is None and not self.store.writable():
             self.store_outage.check()
         cause = self.store_outage.cause
         if cause is not None:
             return False, f"state database {self.store.path} cannot be written: {cause}"
+        stale = time.monotonic() - self.last_tick
+        if stale > HEALTH_STALE_AFTER:
+            return False, f"scheduler stalled: no tick for {stale:.1f}s"
         return True, "ok"
 
     def _snapshot(self) -> dict[str, Any]:
@@ -370,6 +366,10 @@ class Daemon:
         writes = name in WRITING_JOBS
 
         async def run() -> None:
+            if name == "poll":
+                # /healthz: the poll tick runs (a paused one too: the store outage is
+                # reported as such, not as a stalled loop).
+                self.last_tick = time.monotonic()
             if writes and not self.store_outage.check():
                 return  # its results could not be recorded: wait for the store
             try:
@@ -387,7 +387,6 @@ class Daemon:
     def _schedule(self) -> None:
         now = datetime.now().astimezone()
         jobs: list[tuple[str, Callable[[], Any], float]] = [
-            ("heartbeat", self._heartbeat, POLL_TICK),
             ("poll", self._poll_tick, POLL_TICK),
             ("queue", self._take_queue, QUEUE_TICK),
             ("watch_file", self._check_watch_file, WATCH_FILE_TICK),
@@ -520,7 +519,7 @@ def run_daemon(config: Config, config_path: str | None) -> int:
         daemon = Daemon(config, config_path)
         return await daemon.run()
 
-    config.state.path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_state_dir(config.state.path)  # only the default directory is created
     with InstanceLock(config.state.path):
         return asyncio.run(main())
 

@@ -1,7 +1,15 @@
 """The state: the only package that speaks SQL. Today one backend, SQLite (``sqlite.py``);
 ``rows`` holds what it hands out, ``errors`` what goes wrong with the file."""
 
-from notifier.store.errors import BUSY_CAUSE, DB_ERRORS, StoreError, StoreUnavailable
+from notifier.store.errors import (
+    BUSY_CAUSE,
+    DB_ERRORS,
+    StoreError,
+    StoreMissing,
+    StoreUnavailable,
+    default_state_path,
+    prepare_state_dir,
+)
 from notifier.store.rows import (
     ENDPOINT_NOT_CONFIGURED,
     ENDPOINT_REMOVED,
@@ -21,6 +29,9 @@ __all__ = [
     "IntakeResult",
     "Store",
     "StoreError",
+    "StoreMissing",
     "StoreUnavailable",
     "WatchRow",
+    "default_state_path",
+    "prepare_state_dir",
 ]

@@ -10,6 +10,38 @@ class StoreError(Exception):
     """The state file cannot be opened or is from a newer version."""
 
 
+class StoreMissing(StoreError):
+    """The state file does not exist (and the caller asked not to create it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"{path}: no state file (the daemon creates it when it first runs)")
+
+
+def prepare_state_dir(path: Path) -> None:
+    """Create the state's directory only when it is the documented default: a missing
+    directory anywhere else is most likely a typo in ``state.path``, and starting on an
+    empty state there would silently forget every watch."""
+    parent = path.absolute().parent
+    if parent.is_dir():
+        return
+    if parent == default_state_path().parent:
+        parent.mkdir(parents=True, exist_ok=True)
+        return
+    raise StoreError(
+        f"{path}: directory {parent} does not exist (state.path mistyped?); create it first"
+    )
+
+
+def default_state_path() -> Path:
+    """The documented default ``state.path``."""
+    from notifier.config import StateConfig
+
+    default = StateConfig.model_fields["path"].default
+    assert isinstance(default, Path)
+    return default
+
+
 class StoreUnavailable(StoreError):
     """A write to the state file failed for a reason outside this program (disk full, read-only,
     locked by another writer, I/O error). Nothing was written; the caller tries again later."""

@@ -22,6 +22,7 @@ from typing import Any
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
 from notifier.store.errors import (
     StoreError,
+    StoreMissing,
     StoreUnavailable,
     classify,
 )
@@ -73,16 +74,22 @@ class Store:
         *,
         clock: Any = time.time,
         busy_timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
         """``busy_timeout``: how long a write waits for another writer's lock. CLI commands
-        wait; the daemon's event loop must not (it passes a short one and retries later)."""
+        wait; the daemon's event loop must not (it passes a short one and retries later).
+        ``create=False``: a missing file raises :class:`StoreMissing` (read-only commands
+        must not leave a state behind where a mistyped path points)."""
         self.path = Path(path)
         self._clock = clock
         self._depth = 0
         #: The last write failure (monotonic time, cause), None once a write succeeded again.
         self.write_failure: tuple[float, str] | None = None
+        if not create and not self.path.exists():
+            raise StoreMissing(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
                 # Create it private before SQLite does: it holds the vendor token.
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -546,7 +553,30 @@ class Store:
                     "started": now if started is None else started,
                 },
             )
+            self._attempt(delivery_id, started, now, status, None, "delivered")
         return cursor.rowcount > 0
+
+    def _attempt(
+        self,
+        delivery_id: int,
+        started: float | None,
+        now: float,
+        status: int | None,
+        error: str | None,
+        outcome: str,
+    ) -> None:
+        """Keep the attempt in the history a replay does not reset (``deliveries show``)."""
+        self._db.execute(
+            Q["insert_attempt"],
+            {
+                "id": delivery_id,
+                "started": now if started is None else started,
+                "now": now,
+                "status": status,
+                "error": error,
+                "outcome": outcome,
+            },
+        )
 
     def delivery_failed(
         self,
@@ -581,18 +611,22 @@ class Store:
                     "started": now if started is None else started,
                 },
             )
+            outcome = "failed" if next_attempt_at is not None else "dead"
+            self._attempt(delivery_id, started, now, status, error, outcome)
         return cursor.rowcount > 0
 
     def replay(
         self,
         event_ids: Iterable[str],
         route: Callable[[str, tuple[str, ...] | None], Sequence[str]] | None = None,
+        endpoint: str | None = None,
     ) -> dict[str, int]:
         """Queue every delivery of these events again, from the first retry step.
 
         ``route(event_type, watch_endpoints)`` names the endpoints the event goes to now;
         their missing deliveries are created (an event whose routing found no endpoint has
-        none). Returns the number of deliveries queued per event.
+        none). ``endpoint``: only the delivery to that endpoint. Returns the number of
+        deliveries queued per event. The attempt history is kept.
         """
         now = self.now()
         result = {}
@@ -602,12 +636,13 @@ class Store:
                 if row is not None and route is not None:
                     named = row["watch_endpoints"]
                     watch_endpoints = None if named is None else tuple(json.loads(named))
-                    for endpoint in route(row["type"], watch_endpoints):
-                        self._db.execute(Q["insert_delivery"], (event_id, endpoint, now, now))
+                    for name in route(row["type"], watch_endpoints):
+                        if endpoint is None or name == endpoint:
+                            self._db.execute(Q["insert_delivery"], (event_id, name, now, now))
                 # Counts the rows just created too.
-                result[event_id] = self._db.execute(
-                    Q["replay_event"], {"event_id": event_id, "now": now}
-                ).rowcount
+                args = {"event_id": event_id, "now": now, "endpoint": endpoint}
+                query = "replay_event" if endpoint is None else "replay_event_endpoint"
+                result[event_id] = self._db.execute(Q[query], args).rowcount
         return result
 
     def replay_dead(self) -> int:
@@ -668,6 +703,63 @@ class Store:
         counts = {state.value: 0 for state in DeliveryState}
         counts.update({row[0]: row[1] for row in self._db.execute(Q["delivery_counts"])})
         return counts
+
+    def event_history(self, event_id: str) -> dict[str, Any] | None:
+        """An event, its deliveries and every attempt of each (``deliveries show``)."""
+        row = self._db.execute(Q["event_summary"], (event_id,)).fetchone()
+        if row is None:
+            return None
+        event = dict(row)
+        event["body"] = json.loads(event["body"])
+        deliveries = [dict(d) for d in self._db.execute(Q["deliveries_of_event"], (event_id,))]
+        attempts = [dict(a) for a in self._db.execute(Q["attempts_of_event"], (event_id,))]
+        for delivery in deliveries:
+            delivery["history"] = [
+                {k: v for k, v in a.items() if k not in ("delivery_id", "endpoint")}
+                for a in attempts
+                if a["delivery_id"] == delivery["id"]
+            ]
+        event["deliveries"] = deliveries
+        return event
+
+    # -- operator listings ----------------------------------------------------------------
+
+    def list_filtered(
+        self,
+        what: str,
+        *,
+        state: str | None = None,
+        job: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first: ``what`` is watches, events or deliveries."""
+        args = {"state": state, "job": job, "since": since, "limit": -1 if limit is None else limit}
+        rows = [dict(r) for r in self._db.execute(Q[f"list_{what}_filtered"], args)]
+        for item in rows:
+            for key in ("labels", "endpoints"):
+                if isinstance(item.get(key), str):
+                    item[key] = json.loads(item[key])
+        return rows
+
+    def watch_summary(self, job_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(Q["watch_summary"], (job_id,)).fetchone()
+        if row is None:
+            return None
+        item = dict(row)
+        item["labels"] = json.loads(item["labels"])
+        item["endpoints"] = None if item["endpoints"] is None else json.loads(item["endpoints"])
+        return item
+
+    def reopen_watch(self, job_id: str) -> bool:
+        """An expired or failed watch is polled again, as if just added."""
+        with self.transaction():
+            args = {"job_id": job_id, "now": self.now()}
+            return self._db.execute(Q["reopen_watch"], args).rowcount > 0
+
+    def clear_rejected(self) -> int:
+        with self.transaction():
+            return int(self._db.execute(Q["queue_clear_rejected"]).rowcount)
 
     # -- vendor token ---------------------------------------------------------------------
 

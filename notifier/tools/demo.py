@@ -34,6 +34,8 @@ from notifier.tools.simulator import SimConfig, VendorSimulator
 
 DEADLINE = 120.0
 SLACK_PATH = "/slack/T000/B000/demo"
+#: Receiver path → the endpoint's name in the demo config: every view names endpoints alike.
+ENDPOINT_NAMES = {"/ops": "ops", "/analytics": "analytics", SLACK_PATH: "team"}
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class Demo:
             caption="✓ arrived with a verified signature (n: after n attempts)",
             expand=False,
         )
-        for column in ("job", "vendor", "progress", "watch", "ops", "analytics", "slack"):
+        for column in ("job", "vendor", "progress", "watch", *ENDPOINT_NAMES.values()):
             table.add_column(column)
         for job_id, _outcome in self.outcomes.items():
             v = vendor.get(job_id, {})
@@ -309,15 +311,17 @@ def _print_progress(console: Console, demo: Demo, seen: set[str]) -> None:
         seen.add(key)
         verdict = {True: "signature verified", False: "SIGNATURE FAILED", None: "slack message"}
         console.print(
-            f"callback {record.path.split('/')[1]:9} {demo.names.get(job_id, job_id):10} "
+            f"callback {ENDPOINT_NAMES.get(record.path, record.path):9} "
+            f"{demo.names.get(job_id, job_id):10} "
             f"attempt {record.attempt} → HTTP {record.status_returned} "
             f"({verdict[record.verified]})"
         )
 
 
 def run_demo() -> int:
-    console = Console()
     live = sys.stdout.isatty()
+    # Piped, lines are kept whole (rich would wrap them at 80 columns, mid-phrase).
+    console = Console(soft_wrap=not live)
     try:
         return asyncio.run(_run(console, live))
     except KeyboardInterrupt:

@@ -96,8 +96,15 @@ class Receiver:
         self,
         secrets: Mapping[str, Sequence[str]] | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        any_path: Sequence[str] | None = None,
+        on_request: Callable[[Received], None] | None = None,
     ) -> None:
+        """``any_path``: secrets for every path without its own (``chanjing-notifier
+        receive``); ``on_request`` sees each request as it is recorded."""
         self._verifiers = {path: _verifiers(s) for path, s in (secrets or {}).items()}
+        self._any_path = _verifiers(any_path) if any_path else None
+        self._on_request = on_request
         self._clock = clock
         self._cond = threading.Condition(threading.RLock())
         self.received: list[Received] = []
@@ -251,24 +258,25 @@ class Receiver:
                 status, extra, text = script[attempt - 1]
             else:
                 status, extra, text = 200, {}, None
-            self.received.append(
-                Received(
-                    path=path,
-                    webhook_id=webhook_id,
-                    timestamp=headers.get("webhook-timestamp"),
-                    signature=headers.get("webhook-signature"),
-                    verified=verified,
-                    body=body,
-                    payload=payload,
-                    received_at=self._clock(),
-                    attempt=attempt,
-                    status_returned=status,
-                    content_type=headers.get("content-type"),
-                )
+            record = Received(
+                path=path,
+                webhook_id=webhook_id,
+                timestamp=headers.get("webhook-timestamp"),
+                signature=headers.get("webhook-signature"),
+                verified=verified,
+                body=body,
+                payload=payload,
+                received_at=self._clock(),
+                attempt=attempt,
+                status_returned=status,
+                content_type=headers.get("content-type"),
             )
+            self.received.append(record)
             self._cond.notify_all()
             waiters = list(self._waiters)
         self._wake(waiters)
+        if self._on_request is not None:
+            self._on_request(record)
 
         if delay > 0:
             with contextlib.suppress(TimeoutError):
@@ -286,7 +294,7 @@ class Receiver:
         return response
 
     def _verify(self, path: str, body: bytes, headers: dict[str, str]) -> bool | None:
-        verifiers = self._verifiers.get(path)
+        verifiers = self._verifiers.get(path, self._any_path)
         if verifiers is None:
             return None
         for verifier in verifiers:
@@ -316,3 +324,60 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return f"status {status}"
+
+
+# --------------------------------------------------------------------------- CLI entry point
+
+
+def describe(record: Received) -> str:
+    """One line for a person watching callbacks arrive (``chanjing-notifier receive``)."""
+    when = time.strftime("%H:%M:%SZ", time.gmtime(record.received_at))
+    payload = record.payload if isinstance(record.payload, dict) else {}
+    data = payload.get("data")
+    data = data if isinstance(data, dict) else {}
+    kind = payload.get("type") or ("slack message" if "text" in payload else "request")
+    job = data.get("job_id") or data.get("id")
+    check = {True: "verified", False: "SIGNATURE INVALID (answered 400)", None: "not verified"}
+    parts = [when, record.path, str(kind)]
+    if job:
+        parts.append(f"job {job}")
+    if record.webhook_id:
+        parts.append(f"id {record.webhook_id}")
+    parts.append(check[record.verified])
+    return "  ".join(parts)
+
+
+def run_receiver(host: str, port: int, secrets: Sequence[str], *, as_json: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM, printing each request as it arrives."""
+    import signal
+    import sys
+
+    from notifier.service.http_server import AppServer
+
+    def show(record: Received) -> None:
+        if as_json:
+            print(json.dumps(record.as_json(), ensure_ascii=False), flush=True)
+            return
+        print(describe(record), flush=True)
+        if record.verified is not False and record.payload is not None:
+            print("  " + json.dumps(record.payload, ensure_ascii=False), flush=True)
+
+    receiver = Receiver(any_path=list(secrets) or None, on_request=show)
+
+    async def main() -> None:
+        server = AppServer(receiver.make_app(), host, port)
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        checked = "checking signatures" if secrets else "NOT checking signatures (no --secret)"
+        print(f"receiver listening on {server.url}/ (any path), {checked}", file=sys.stderr)
+        sys.stderr.flush()
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())

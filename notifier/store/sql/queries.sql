@@ -250,3 +250,59 @@ WHERE state = 'active';
 
 -- name: shift_delivery_schedule
 UPDATE deliveries SET next_attempt_at = next_attempt_at + :delta WHERE state = 'pending';
+
+-- name: insert_attempt
+INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status, error, outcome)
+SELECT id, generation, :started, :now - :started, :status, :error, :outcome
+FROM deliveries WHERE id = :id;
+
+-- name: attempts_of_event
+SELECT a.delivery_id, d.endpoint, a.generation, a.started_at, a.duration, a.status, a.error,
+       a.outcome
+FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.event_id = ? ORDER BY a.id;
+
+-- name: deliveries_of_event
+SELECT d.id, d.endpoint, d.state, d.attempts, d.generation, d.created_at, d.last_attempt_at,
+       d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+FROM deliveries d WHERE d.event_id = ? ORDER BY d.endpoint;
+
+-- name: event_summary
+SELECT event_id, job_id, type, created_at, body FROM events WHERE event_id = ?;
+
+-- name: replay_event_endpoint
+UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
+    next_attempt_at = :now, delivered_at = NULL, generation = generation + 1
+WHERE event_id = :event_id AND endpoint = :endpoint;
+
+-- name: watch_summary
+SELECT job_id, state, source, labels, endpoints, finished_at FROM watches WHERE job_id = ?;
+
+-- name: reopen_watch
+UPDATE watches SET state = 'active', added_at = :now, next_poll_at = :now, poll_key = :now,
+    finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL
+WHERE job_id = :job_id AND state IN ('expired', 'failed');
+
+-- name: list_watches_filtered
+SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
+       next_poll_at, polls, errors, last_error, finished_at, rejections
+FROM watches
+WHERE (:state IS NULL OR state = :state) AND (:job IS NULL OR job_id = :job)
+  AND (:since IS NULL OR added_at >= :since)
+ORDER BY added_at DESC, job_id DESC LIMIT :limit;
+
+-- name: list_events_filtered
+SELECT event_id, job_id, type, created_at FROM events
+WHERE (:job IS NULL OR job_id = :job) AND (:since IS NULL OR created_at >= :since)
+ORDER BY created_at DESC, event_id DESC LIMIT :limit;
+
+-- name: list_deliveries_filtered
+SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
+       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id
+WHERE (:state IS NULL OR d.state = :state) AND (:job IS NULL OR e.job_id = :job)
+  AND (:since IS NULL OR d.created_at >= :since)
+ORDER BY d.id DESC LIMIT :limit;
+
+-- name: queue_clear_rejected
+DELETE FROM watch_queue WHERE rejected IS NOT NULL;

@@ -135,6 +135,7 @@ def _example_config(tmp_path: Path, base_url: str) -> dict[str, Any]:
     assert config["chanjing"]["secret_key"] == "${CHANJING_SECRET_KEY}"
     config["chanjing"]["base_url"] = base_url
     config["state"]["path"] = str(tmp_path / "state" / "state.db")
+    (tmp_path / "state").mkdir(exist_ok=True)  # only the default directory is created
     config["watch"]["file"] = str(tmp_path / "watch.yaml")
     return config
 

@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from notifier.store import Store
 from tests.conftest import ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
@@ -15,7 +16,7 @@ def test_queue_rows_with_bad_or_unknown_endpoints_are_rejected_and_good_ones_rou
     workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
 ) -> None:
     job = simulator.sim.add_job("qendpoints1", queue_s=0.1, run_s=0.2, outcome=20)
-    workspace.cli("watch", "list")  # creates the state file with its schema
+    Store(workspace.state_path).close()  # the state file with its schema, as the daemon makes it
     rows = [
         (job, '["analytics"]'),  # only analytics, although ops takes every event
         ("qbadjson01", "not json"),

@@ -1,0 +1,258 @@
+"""``watch add | list | rm | rejected``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from notifier.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    NoState,
+    UsageError,
+    add_list_options,
+    list_limit,
+    load,
+    open_store,
+    parse_since,
+    print_list,
+    render,
+    show_time,
+)
+from notifier.config import Config
+from notifier.intake.queue import take_queue
+from notifier.models import EVENT_TYPES, WatchSpec, WatchState, job_id_problem, labels_problem
+from notifier.store import Store, StoreError, prepare_state_dir
+
+REOPENABLE = (WatchState.EXPIRED.value, WatchState.FAILED.value)
+#: `watch list` columns; SEEN counts every vendor answer about the job (detail polls and
+#: sightings in list sweeps alike).
+LIST_COLUMNS = [
+    "job_id",
+    "state",
+    "status",
+    "progress",
+    "endpoints",
+    "labels",
+    "seen",
+    "errors",
+    "last_poll_at",
+    "next_poll_at",
+    "note",
+]
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    watch = sub.add_parser("watch", help="add, list or remove watched jobs", parents=[common])
+    wsub = watch.add_subparsers(dest="action", metavar="ACTION", parser_class=type(watch))
+    add = wsub.add_parser(
+        "add", help="watch job ids (safe while the daemon runs)", parents=[common]
+    )
+    add.add_argument("ids", nargs="+", metavar="ID", help="Chanjing job id")
+    add.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="label passed through to callbacks (repeatable; merged into a known watch's)",
+    )
+    add.add_argument(
+        "--endpoint",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="notify only this endpoint (repeatable; default: all that match, or what a "
+        "known watch already has)",
+    )
+    add.add_argument(
+        "--reopen",
+        action="store_true",
+        help="watch an expired or failed id again (polled at once, give_up_after anew)",
+    )
+    lst = wsub.add_parser(
+        "list", help="watches, newest first, with their problems", parents=[common]
+    )
+    add_list_options(lst)
+    lst.add_argument("--state", choices=[s.value for s in WatchState], help="only this state")
+    rm = wsub.add_parser("rm", help="stop watching job ids", parents=[common])
+    rm.add_argument("ids", nargs="+", metavar="ID")
+    rej = wsub.add_parser(
+        "rejected", help="queue rows the daemon refused, with the reason", parents=[common]
+    )
+    rej.add_argument("--json", action="store_true", help="print a JSON array")
+    rej.add_argument("--clear", action="store_true", help="delete them (after showing them)")
+
+
+def _parse_labels(pairs: Sequence[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--label {pair!r}: use KEY=VALUE")
+        labels[key.strip()] = value
+    problem = labels_problem(labels)
+    if problem:
+        raise UsageError(f"--label: {problem}")
+    return labels
+
+
+def _unreachable(config: Config, endpoints: Sequence[str]) -> list[str]:
+    """Event types none of the named endpoints takes: such a job ending that way notifies
+    nobody."""
+    taken = {t for ep in config.endpoints if ep.name in endpoints for t in ep.events}
+    return [t for t in EVENT_TYPES if t not in taken]
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        return _add(args)
+    if args.action == "list":
+        return _list(args)
+    if args.action == "rm":
+        return _rm(args)
+    if args.action == "rejected":
+        return _rejected(args)
+    raise UsageError("watch: choose add, list, rm or rejected")
+
+
+def _add(args: argparse.Namespace) -> int:
+    config, _path = load(args, secrets=False)
+    for job_id in args.ids:
+        problem = job_id_problem(job_id)
+        if problem:
+            raise UsageError(problem)
+    labels = _parse_labels(args.label)
+    endpoints = None
+    if args.endpoint is not None:
+        unknown = [n for n in args.endpoint if n not in config.endpoint_names()]
+        if unknown:
+            configured = ", ".join(config.endpoint_names()) or "none"
+            raise UsageError(
+                f"--endpoint: unknown endpoint {', '.join(unknown)} (configured: {configured})"
+            )
+        endpoints = tuple(dict.fromkeys(args.endpoint))
+        missed = _unreachable(config, endpoints)
+        if missed:
+            print(
+                f"warning: {', '.join(endpoints)} take(s) no {' or '.join(missed)}: "
+                "such an outcome of these jobs notifies nobody",
+                file=sys.stderr,
+            )
+    ids = list(dict.fromkeys(args.ids))
+    prepare_state_dir(config.state.path)
+    lines: list[str] = []
+    with Store(config.state.path) as store, store.transaction():
+        specs = []
+        for job_id in ids:
+            known = store.watch_summary(job_id)
+            if known is None:
+                specs.append(WatchSpec(job_id, labels, endpoints))
+                continue
+            # Merge: labels given win, others stay; endpoints stay unless given.
+            merged = {**known["labels"], **labels}
+            keep = tuple(known["endpoints"]) if known["endpoints"] is not None else None
+            specs.append(WatchSpec(job_id, merged, endpoints if endpoints is not None else keep))
+            if known["state"] == WatchState.ACTIVE.value:
+                lines.append(f"{job_id}: already watched (labels merged)")
+            elif args.reopen and known["state"] in REOPENABLE:
+                store.reopen_watch(job_id)
+                lines.append(f"{job_id}: {known['state']}, watched again")
+            else:
+                hint = (
+                    "; --reopen watches it again"
+                    if known["state"] in REOPENABLE
+                    else " (one event per job)"
+                )
+                lines.append(
+                    f"{job_id}: not watched: {known['state']} since "
+                    f"{show_time(known['finished_at'])}{hint}"
+                )
+        store.enqueue(specs)
+        # Take the queue at once, in the same transaction: `watch list` right after
+        # shows the new rows, and a running daemon that has not loaded an endpoint named
+        # here (config edited, no reload yet) never sees the row to reject it. Its
+        # deliveries wait, parked, until the daemon runs that endpoint.
+        result = take_queue(store, config.endpoint_names())
+    finished = sum(1 for line in lines if ": not watched:" in line)
+    watched = len(ids) - finished
+    print(
+        f"watching {watched} job(s): {result.added} new, {watched - result.added} already known"
+        + (f"; {finished} finished (not watched)" if finished else "")
+    )
+    for line in lines:
+        print(line)
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    config, _path = load(args, secrets=False)
+    try:
+        with open_store(config) as store:
+            since = None if args.since is None else parse_since(args.since, store.now())
+            rows = store.list_filtered(
+                "watches", state=args.state, job=args.job, since=since, limit=list_limit(args)
+            )
+    except NoState as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        rows = []
+    for row in rows:
+        row["seen"] = row["polls"]
+        if not args.json:
+            row["endpoints"] = row["endpoints"] if row["endpoints"] is not None else "all"
+            row["note"] = row["last_error"] or row["msg"]
+    print_list(args, rows, LIST_COLUMNS)
+    return EXIT_OK
+
+
+def _rm(args: argparse.Namespace) -> int:
+    config, _path = load(args, secrets=False)
+    ids = list(dict.fromkeys(args.ids))
+    try:
+        store = open_store(config)
+    except NoState as exc:
+        raise StoreError(str(exc)) from None
+    with store:
+        known = {job_id: store.watch_summary(job_id) for job_id in ids}
+        removed = store.remove_watches(ids)
+    print(f"removed {removed} of {len(ids)} watch(es)")
+    from_file = [j for j, w in known.items() if w is not None and w["source"] == "file"]
+    if from_file:
+        where = config.watch.file or "the watch file"
+        print(
+            f"note: {', '.join(from_file)} come(s) from {where}: removed only until the "
+            "daemon re-reads it (SIGHUP or an edit); delete them from the file to stop "
+            "watching them for good",
+            file=sys.stderr,
+        )
+    missing = [job_id for job_id, w in known.items() if w is None]
+    for job_id in missing:
+        print(f"no watch for job {job_id}", file=sys.stderr)
+    return EXIT_FAILURE if missing else EXIT_OK
+
+
+def _rejected(args: argparse.Namespace) -> int:
+    config, _path = load(args, secrets=False)
+    try:
+        store = open_store(config)
+    except NoState as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        print(render([], [], args.json))
+        return EXIT_OK
+    with store:
+        rows = store.rejected_queue_rows()
+        cleared = store.clear_rejected() if args.clear else 0
+    for row in rows:
+        for key in ("labels", "endpoints"):
+            if args.json and isinstance(row[key], str):
+                # Shown as it was written when it is not JSON: that may be why it was refused.
+                with contextlib.suppress(ValueError):
+                    row[key] = json.loads(row[key])
+    columns = ["seq", "job_id", "labels", "endpoints", "enqueued_at", "rejected"]
+    print(render(rows, columns, args.json))
+    if args.clear:
+        print(f"cleared {cleared} rejected row(s)", file=sys.stderr)
+    return EXIT_OK

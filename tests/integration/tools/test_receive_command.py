@@ -1,0 +1,90 @@
+"""`chanjing-notifier receive`: the standalone verifying receiver, as a child process, fed
+real signed HTTP requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from tests.conftest import OPS_SECRET
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "notifier", "receive", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_receive_prints_each_verified_event_and_refuses_bad_signatures() -> None:
+    proc = _start("--port", "0", "--secret", OPS_SECRET)
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        banner = proc.stderr.readline()
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)/", banner)
+        assert match, banner
+        url = match.group(1)
+        body = json.dumps({"type": "lip_sync.succeeded", "data": {"id": "job-r1", "status": 20}})
+        now = datetime.now(UTC)
+        headers = {
+            "webhook-id": "evt_123",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(OPS_SECRET).sign("evt_123", now, body),
+            "content-type": "application/json",
+        }
+        good = httpx.post(f"{url}/hooks/chanjing", content=body, headers=headers)
+        assert good.status_code == 200
+        line = proc.stdout.readline()
+        assert "/hooks/chanjing" in line and "lip_sync.succeeded" in line
+        assert "job job-r1" in line and "id evt_123" in line and "verified" in line
+        assert json.loads(proc.stdout.readline()) == json.loads(body)
+
+        forged = dict(headers, **{"webhook-signature": "v1,AAAA"})
+        bad = httpx.post(f"{url}/x", content=body, headers=forged)
+        assert bad.status_code == 400
+        assert "SIGNATURE INVALID" in proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _finished(proc: subprocess.Popen[str]) -> str:
+    """Its stderr once it has exited; killed (and the test failed) if it keeps running."""
+    try:
+        return proc.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
+def test_receive_usage_errors_are_plain() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = _start("--port", str(port))
+        err = _finished(proc)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+    proc = _start("--port", "0", "--secret", "not-a-secret")
+    err = _finished(proc)
+    assert proc.returncode == 2
+    assert "--secret" in err and "Traceback" not in err
