@@ -157,6 +157,8 @@ class VendorClient:
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
         self.token_refreshes = 0
+        #: Why the vendor refuses our credentials, until a token is issued again (/healthz).
+        self.credentials_problem: str | None = None
         #: Called after every vendor answer with (endpoint, code or error label, seconds).
         self.observer: Callable[[str, str, float], None] | None = None
 
@@ -207,13 +209,15 @@ class VendorClient:
         )
         if code != CODE_OK:
             if code == CODE_BAD_PARAMETER:
-                raise CredentialsRejected(f"vendor rejected app_id/secret_key: {msg} (code {code})")
+                self.credentials_problem = f"vendor rejected app_id/secret_key: {msg} (code {code})"
+                raise CredentialsRejected(self.credentials_problem)
             raise VendorError(f"token request failed: {msg} (code {code})")
         if not isinstance(data, Mapping) or not isinstance(data.get("access_token"), str):
             raise VendorError("token answer has no access_token")
         token = str(data["access_token"])
         if not token:
             raise VendorError("token answer has an empty access_token")
+        self.credentials_problem = None
         self.token_refreshes += 1
         return token, _expiry(data.get("expire_in"), self._clock())
 

@@ -315,6 +315,11 @@ class Daemon:
         stale = time.monotonic() - self.last_tick
         if stale > HEALTH_STALE_AFTER:
             return False, f"scheduler stalled: no tick for {stale:.1f}s"
+        if self.vendor.credentials_problem is not None:
+            # Degraded, not dead: nothing can be polled until the operator fixes the config.
+            return False, (
+                f"{self.vendor.credentials_problem}; check chanjing.app_id / chanjing.secret_key"
+            )
         return True, "ok"
 
     def _snapshot(self) -> dict[str, Any]:
