@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from notifier.config.fields import (
+    Duration,
     PositiveDuration,
     as_event,
     as_path,
@@ -96,6 +97,9 @@ class StateConfig(BaseModel):
     model_config = _MODEL
 
     path: Annotated[Path, BeforeValidator(as_path)] = Path("/var/lib/chanjing-notifier/state.db")
+    #: Delivered and dead history, finished watches and rejected queue rows older than this
+    #: are forgotten; 0 keeps everything.
+    retention: Duration = 30 * 86400.0
 
 
 class WatchConfig(BaseModel):

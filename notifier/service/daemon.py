@@ -35,6 +35,7 @@ from notifier.service.instance_lock import InstanceLock
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
 from notifier.store import BUSY_CAUSE, Store, StoreUnavailable, prepare_state_dir
+from notifier.store.sqlite import PRUNE_BATCH
 
 log = logs.get_logger(component="daemon")
 
@@ -62,6 +63,8 @@ STORE_LOCK_PATIENCE = 5.0
 #: looks (a second apart) is a step (someone set the clock, a VM resumed), not NTP slewing.
 CLOCK_STEP = 2.0
 CLOCK_CHECK_EVERY = 1.0
+#: Retention prunes at most this many batches (of PRUNE_BATCH rows a kind) per housekeeping tick.
+PRUNE_BATCHES_PER_TICK = 10
 #: Jobs that write to the state: they pause while it cannot be written.
 WRITING_JOBS = frozenset({"poll", "queue", "watch_file", "dispatch", "housekeeping", "sweep"})
 
@@ -245,6 +248,23 @@ class Daemon:
         # A forward step not yet noticed would make every watch look older than it is.
         self._check_clock()
         await self.poller.expire()
+        await self._prune()
+
+    async def _prune(self) -> None:
+        """``state.retention``: a few batches per tick, yielding to the loop between them."""
+        retention = self.config.state.retention
+        if not retention:
+            return
+        pruned: dict[str, int] = {}
+        for _ in range(PRUNE_BATCHES_PER_TICK):
+            done = self.store.prune(time.time() - retention)
+            for kind, count in done.items():
+                pruned[kind] = pruned.get(kind, 0) + count
+            if max(done.values()) < PRUNE_BATCH:
+                break
+            await asyncio.sleep(0)
+        if any(pruned.values()):
+            log.info("pruned history older than state.retention", retention=retention, **pruned)
 
     def _watch_clock(self) -> None:
         """Every second on the loop's own (monotonic) timer: APScheduler's jobs are on the

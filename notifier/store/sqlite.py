@@ -63,6 +63,8 @@ Q = _load_queries()
 SCHEMA_VERSION = _migrations()[-1][0]
 #: After a failed write, later writes fail at once for this long (``writable`` still probes).
 FAIL_FAST_FOR = 1.0
+#: Rows of each kind that one prune forgets at most.
+PRUNE_BATCH = 500
 
 
 class Store:
@@ -483,6 +485,25 @@ class Store:
         with self.transaction():
             self._db.execute(Q["shift_watch_schedule"], {"delta": delta})
             self._db.execute(Q["shift_delivery_schedule"], {"delta": delta})
+
+    def prune(self, cutoff: float, batch: int = PRUNE_BATCH) -> dict[str, int]:
+        """Forget one batch of history older than ``cutoff`` (``state.retention``): events
+        whose deliveries are all settled (with their deliveries and attempts), finished
+        watches, rejected queue rows. Each kind in its own short transaction, so a long
+        history is pruned a little at every housekeeping tick without stalling anything."""
+        args = {"cutoff": cutoff, "batch": batch}
+        with self.transaction():
+            ids = [row[0] for row in self._db.execute(Q["old_settled_events"], args)]
+            if ids:
+                listed = json.dumps(ids)
+                self._db.execute(Q["prune_attempts"], {"ids": listed})
+                self._db.execute(Q["prune_deliveries"], {"ids": listed})
+                self._db.execute(Q["prune_events"], {"ids": listed})
+        with self.transaction():
+            watches = self._db.execute(Q["prune_watches"], args).rowcount
+        with self.transaction():
+            rejected = self._db.execute(Q["prune_rejected"], args).rowcount
+        return {"events": len(ids), "watches": int(watches), "rejected": int(rejected)}
 
     def list_watches(self, state: str | None = None) -> list[dict[str, Any]]:
         if state is None:

@@ -306,3 +306,30 @@ ORDER BY d.id DESC LIMIT :limit;
 
 -- name: queue_clear_rejected
 DELETE FROM watch_queue WHERE rejected IS NOT NULL;
+
+-- name: old_settled_events
+SELECT event_id FROM events INDEXED BY events_created
+WHERE created_at < :cutoff
+  AND NOT EXISTS (
+      SELECT 1 FROM deliveries WHERE deliveries.event_id = events.event_id AND state = 'pending')
+ORDER BY created_at LIMIT :batch;
+
+-- name: prune_attempts
+DELETE FROM delivery_attempts WHERE delivery_id IN (
+    SELECT id FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids)));
+
+-- name: prune_deliveries
+DELETE FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids));
+
+-- name: prune_events
+DELETE FROM events WHERE event_id IN (SELECT value FROM json_each(:ids));
+
+-- name: prune_watches
+DELETE FROM watches WHERE job_id IN (
+    SELECT job_id FROM watches INDEXED BY watches_finished
+    WHERE state != 'active' AND finished_at < :cutoff LIMIT :batch);
+
+-- name: prune_rejected
+DELETE FROM watch_queue WHERE seq IN (
+    SELECT seq FROM watch_queue WHERE rejected IS NOT NULL AND enqueued_at < :cutoff
+    LIMIT :batch);
