@@ -17,7 +17,8 @@ from notifier.store.rows import (
     IntakeResult,
     WatchRow,
 )
-from notifier.store.sqlite import SCHEMA_VERSION, Store
+from notifier.store.schema import SCHEMA_VERSION
+from notifier.store.sqlite import Store
 
 __all__ = [
     "BUSY_CAUSE",

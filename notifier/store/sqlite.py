@@ -10,12 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +34,8 @@ from notifier.store.rows import (
     event_from_row,
     watch_from_row,
 )
+from notifier.store.schema import SCHEMA_VERSION, Q, _migrations, _split_sql
 
-_SQL_DIR = resources.files("notifier.store") / "sql"
-_MIGRATION_RE = re.compile(r"^migration_(\d{3})\.sql$")
-
-
-def _load_queries() -> dict[str, str]:
-    text = (_SQL_DIR / "queries.sql").read_text(encoding="utf-8")
-    queries: dict[str, str] = {}
-    for chunk in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
-        name, _, body = chunk.partition("\n")
-        queries[name.strip()] = body.strip()
-    return queries
-
-
-def _migrations() -> list[tuple[int, str]]:
-    found = []
-    for entry in _SQL_DIR.iterdir():
-        match = _MIGRATION_RE.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-Q = _load_queries()
-SCHEMA_VERSION = _migrations()[-1][0]
 #: After a failed write, later writes fail at once for this long (``writable`` still probes).
 FAIL_FAST_FOR = 1.0
 #: Rows of each kind that one prune forgets at most.
@@ -795,9 +770,3 @@ class Store:
     def drop_token(self, account: str, token: str) -> None:
         with self.transaction():
             self._db.execute(Q["drop_token"], (account, token))
-
-
-def _split_sql(script: str) -> list[str]:
-    """Statements of a migration file (no semicolons inside literals in our files)."""
-    lines = [re.sub(r"--.*$", "", line) for line in script.splitlines()]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store
-from notifier.store.sqlite import _migrations, _split_sql
+from notifier.store.schema import _migrations, _split_sql
 from tests.conftest import FakeClock
 
 

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from notifier.store import Store
-from notifier.store.sqlite import SCHEMA_VERSION
+from notifier.store.schema import SCHEMA_VERSION
 
 NOW = 1_800_000_000.0
 

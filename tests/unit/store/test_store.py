@@ -179,7 +179,7 @@ def test_per_tick_queries_use_their_index_without_sorting(
 ) -> None:
     """Without statistics SQLite would pick the (state, ...) index and sort every active
     row: O(n) per tick. The queries pin their index; this keeps them O(log n)."""
-    from notifier.store.sqlite import Q
+    from notifier.store.schema import Q
 
     store.add_watches([WatchSpec(f"j{i}") for i in range(50)], "queue")
     db = sqlite3.connect(store.path)
