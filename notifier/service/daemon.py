@@ -166,7 +166,10 @@ class Daemon:
 
         def observe(endpoint: str, label: str, seconds: float) -> None:
             metrics.on_vendor_call(endpoint, label, seconds)
-            self.ops.on_vendor_call(endpoint, label, seconds)
+            try:
+                self.ops.on_vendor_call(endpoint, label, seconds)
+            except Exception:  # a vendor call must never fail for its alerting
+                log.exception("cannot process a vendor answer for operational events")
 
         client.observer = observe
         return client
