@@ -18,6 +18,20 @@ FAILED = "lip_sync.failed"
 #: The watch was given up after ``give_up_after`` without a terminal status.
 EXPIRED = "lip_sync.expired"
 EVENT_TYPES = (SUCCEEDED, FAILED, EXPIRED)
+#: Events about the daemon itself: only for endpoints that list them (not in the default).
+ENDPOINT_FAILING = "endpoint.failing"
+ENDPOINT_RECOVERED = "endpoint.recovered"
+DELIVERY_DEAD = "delivery.dead"
+VENDOR_FAILING = "vendor.failing"
+VENDOR_RECOVERED = "vendor.recovered"
+OPERATIONAL_EVENT_TYPES = (
+    ENDPOINT_FAILING,
+    ENDPOINT_RECOVERED,
+    DELIVERY_DEAD,
+    VENDOR_FAILING,
+    VENDOR_RECOVERED,
+)
+ALL_EVENT_TYPES = EVENT_TYPES + OPERATIONAL_EVENT_TYPES
 
 STATUS_QUEUED = 0
 STATUS_GENERATING = 10

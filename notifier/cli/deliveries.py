@@ -23,7 +23,7 @@ from notifier.cli.common import (
     show_time,
 )
 from notifier.delivery.transition import route
-from notifier.models import DeliveryState
+from notifier.models import OPERATIONAL_EVENT_TYPES, DeliveryState
 from notifier.store import StoreError
 
 DELIVERY_COLUMNS = [
@@ -160,7 +160,11 @@ def _replay(args: argparse.Namespace) -> int:
 
         def routing(event_type: str, watch_endpoints: tuple[str, ...] | None) -> list[str]:
             # An event whose routing found no endpoint gets its deliveries now; one
-            # for an endpoint the daemon does not run yet is parked until it does.
+            # for an endpoint the daemon does not run yet is parked until it does. An
+            # operational event keeps its recipients: routing it again could tell an
+            # endpoint about itself.
+            if event_type in OPERATIONAL_EVENT_TYPES:
+                return []
             return route(event_type, watch_endpoints, subs)
 
         counts = store.replay(args.event_ids, routing, endpoint=args.endpoint)

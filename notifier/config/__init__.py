@@ -13,6 +13,7 @@ from notifier.config.reader import read_yaml_file
 from notifier.config.sections import (
     DEFAULT_RETRY_SCHEDULE,
     ENDPOINT_TYPES,
+    AlertsConfig,
     ChanjingConfig,
     Config,
     DeliveryConfig,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_RETRY_SCHEDULE",
     "ENDPOINT_TYPES",
     "MAX_DURATION",
+    "AlertsConfig",
     "ChanjingConfig",
     "Config",
     "ConfigError",

@@ -20,7 +20,7 @@ from pydantic import (
 from standardwebhooks import Webhook
 
 from notifier.config.problems import kind, show
-from notifier.models import EVENT_TYPES
+from notifier.models import ALL_EVENT_TYPES
 
 # --------------------------------------------------------------------------------------------
 # Durations
@@ -246,9 +246,9 @@ def webhook_secret(value: object) -> str:
 
 
 def as_event(value: object) -> str:
-    if isinstance(value, str) and value in EVENT_TYPES:
+    if isinstance(value, str) and value in ALL_EVENT_TYPES:
         return value
-    raise ValueError(f"unknown event {show(value)} (allowed: {', '.join(EVENT_TYPES)})")
+    raise ValueError(f"unknown event {show(value)} (allowed: {', '.join(ALL_EVENT_TYPES)})")
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -36,22 +36,35 @@ from notifier.config.fields import (
     webhook_secret,
 )
 from notifier.config.problems import KeyedProblems, Loc, kind, show
-from notifier.models import EVENT_TYPES, EXPIRED, FAILED, SUCCEEDED
+from notifier.models import ALL_EVENT_TYPES, EVENT_TYPES, EXPIRED, FAILED, SUCCEEDED
 
 # --------------------------------------------------------------------------------------------
 # Models
 
 _MODEL = ConfigDict(extra="forbid", frozen=True)
-EventType = Literal["lip_sync.succeeded", "lip_sync.failed", "lip_sync.expired"]
+EventType = Literal[
+    "lip_sync.succeeded",
+    "lip_sync.failed",
+    "lip_sync.expired",
+    "endpoint.failing",
+    "endpoint.recovered",
+    "delivery.dead",
+    "vendor.failing",
+    "vendor.recovered",
+]
+#: The default ``events``: the job events only (operational events are opt-in).
 _ALL_EVENTS: list[EventType] = ["lip_sync.succeeded", "lip_sync.failed", "lip_sync.expired"]
 assert tuple(_ALL_EVENTS) == EVENT_TYPES == (SUCCEEDED, FAILED, EXPIRED)
+assert set(get_args(EventType)) == set(ALL_EVENT_TYPES)
 
 
 def _events(value: object) -> list[str]:
     if not isinstance(value, list | tuple):
-        raise ValueError(f"must be a list of events ({', '.join(EVENT_TYPES)}), got {kind(value)}")
+        raise ValueError(
+            f"must be a list of events ({', '.join(ALL_EVENT_TYPES)}), got {kind(value)}"
+        )
     if not value:
-        raise ValueError(f"must list at least one event ({', '.join(EVENT_TYPES)})")
+        raise ValueError(f"must list at least one event ({', '.join(ALL_EVENT_TYPES)})")
     problems: list[tuple[Loc, str]] = []
     events: list[str] = []
     for i, item in enumerate(value):
@@ -182,6 +195,20 @@ class DeliveryConfig(BaseModel):
     concurrency: Annotated[int, BeforeValidator(int_between(1, 256))] = 8
 
 
+class AlertsConfig(BaseModel):
+    """When the daemon tells subscribed endpoints about itself (operational events)."""
+
+    model_config = _MODEL
+
+    #: An endpoint is failing after this many failed attempts in a row (0: never by count).
+    endpoint_failing_after: Annotated[int, BeforeValidator(int_between(0, 1_000_000))] = 5
+    #: ... or when its attempts have failed for this long since its last success (0: never).
+    endpoint_failing_for: Duration = 600.0
+    #: The vendor is failing when its calls have failed for this long since the last
+    #: success (0: at the first failure); rejected credentials count at once.
+    vendor_failing_for: Duration = 120.0
+
+
 class _EndpointBase(BaseModel):
     model_config = _MODEL
 
@@ -296,7 +323,7 @@ class MetricsConfig(BaseModel):
         return host.strip("[]"), int(port)
 
 
-_SECTION_DEFAULTS = ("state", "watch", "polling", "delivery", "log", "metrics")
+_SECTION_DEFAULTS = ("state", "watch", "polling", "delivery", "alerts", "log", "metrics")
 
 
 class Config(BaseModel):
@@ -309,6 +336,7 @@ class Config(BaseModel):
     watch: WatchConfig = Field(default_factory=WatchConfig)
     polling: PollingConfig = Field(default_factory=PollingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     endpoints: list[Annotated[Endpoint, Field(discriminator="type")]] = Field(default_factory=list)
     log: LogConfig = Field(default_factory=LogConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -404,6 +432,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "watch": WatchConfig,
     "polling": PollingConfig,
     "delivery": DeliveryConfig,
+    "alerts": AlertsConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
 }

@@ -17,7 +17,7 @@ from notifier._tasks import settle
 from notifier.delivery.retry import plan_retry
 from notifier.delivery.senders import Sender
 from notifier.log import get_logger
-from notifier.models import SendResult
+from notifier.models import Event, SendResult
 from notifier.store import DB_ERRORS, DueDelivery, Store
 
 log = get_logger(component="dispatcher")
@@ -25,6 +25,11 @@ log = get_logger(component="dispatcher")
 #: A result that cannot be written is written again after this, doubling up to the max.
 WRITE_RETRY_FIRST = 0.5
 WRITE_RETRY_MAX = 10.0
+
+
+#: What a recorded attempt came to: ``delivered``, ``failed`` or ``dead``, and its error.
+Outcome = tuple[str, str | None]
+Reporter = Callable[[str, Event, str, str | None, int], None]
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Dispatcher:
         *,
         clock: Callable[[], float] = time.time,
         observer: Callable[[str, DueDelivery, SendResult, float], None] | None = None,
+        reporter: Reporter | None = None,
         write_retry: tuple[float, float] = (WRITE_RETRY_FIRST, WRITE_RETRY_MAX),
     ) -> None:
         self.store = store
@@ -63,6 +69,9 @@ class Dispatcher:
         self.write_retries = 0
         self.retry_schedule: list[float] = []
         self.observer = observer
+        #: Told each recorded result (operational events): endpoint, event, outcome
+        #: (delivered, failed, dead), error, attempts so far.
+        self.reporter = reporter
         self.configure(lanes, retry_schedule)
 
     def configure(self, lanes: Mapping[str, tuple[Sender, int]], schedule: Sequence[float]) -> None:
@@ -175,11 +184,14 @@ class Dispatcher:
             if self.observer is not None:
                 self.observer(lane.name, due, result, elapsed)
             try:
-                self._record(due, result, attempt, started_at, entry_log)
+                recorded = self._record(due, result, attempt, started_at, entry_log)
             except DB_ERRORS as exc:
                 # The row is still due: dropping it now would send it again at once, in a
                 # loop. Hold the result and keep the delivery in its lane until it is written.
-                await self._record_later(due, result, attempt, started_at, entry_log, exc)
+                recorded = await self._record_later(
+                    due, result, attempt, started_at, entry_log, exc
+                )
+            self._report(lane.name, due, recorded, attempt, entry_log)
         finally:
             lane.in_flight.pop(due.id, None)
             if not self._closing:
@@ -193,7 +205,7 @@ class Dispatcher:
         started_at: float,
         bound: Any,
         exc: BaseException,
-    ) -> None:
+    ) -> Outcome | None:
         if not self.unrecorded:
             log.error(
                 "cannot record delivery results; holding them and retrying the write "
@@ -206,7 +218,7 @@ class Dispatcher:
             while True:
                 await asyncio.sleep(delay)
                 try:
-                    self._record(due, result, attempt, started_at, bound)
+                    recorded = self._record(due, result, attempt, started_at, bound)
                     break
                 except DB_ERRORS:
                     self.write_retries += 1
@@ -218,18 +230,20 @@ class Dispatcher:
             self.unrecorded -= 1
         if not self.unrecorded:
             log.info("delivery results recorded again")
+        return recorded
 
     def _record(
         self, due: DueDelivery, result: SendResult, attempt: int, started_at: float, bound: Any
-    ) -> None:
+    ) -> Outcome | None:
+        """Write the result; what it came to, or None when a replay or park superseded it."""
         if result.ok:
             if self.store.delivery_succeeded(
                 due.id, result.status, generation=due.generation, started=started_at
             ):
                 bound.info("delivered", status=result.status)
-            else:
-                self._superseded(bound, result)
-            return
+                return ("delivered", None)
+            self._superseded(bound, result)
+            return None
         first = started_at if due.first_attempt_at is None else due.first_attempt_at
         retry = plan_retry(
             attempt,
@@ -245,7 +259,7 @@ class Dispatcher:
                 due.id, result.status, error, None, generation=due.generation, started=started_at
             ):
                 self._superseded(bound, result)
-                return
+                return None
             bound.error(
                 "delivery dead",
                 status=result.status,
@@ -253,7 +267,7 @@ class Dispatcher:
                 permanent=result.permanent,
                 hint="fix the endpoint, then `chanjing-notifier deliveries replay --dead`",
             )
-            return
+            return ("dead", error)
         if not self.store.delivery_failed(
             due.id,
             result.status,
@@ -264,7 +278,7 @@ class Dispatcher:
             started=started_at,
         ):
             self._superseded(bound, result)
-            return
+            return None
         bound.warning(
             "delivery failed; will retry",
             status=result.status,
@@ -272,6 +286,18 @@ class Dispatcher:
             retry_in=round(retry.delay, 1),
             retry_after=retry.deferred or None,
         )
+        return ("failed", error)
+
+    def _report(
+        self, endpoint: str, due: DueDelivery, recorded: Outcome | None, attempt: int, bound: Any
+    ) -> None:
+        """Tell the reporter a result that was recorded (not one a replay superseded)."""
+        if self.reporter is None or recorded is None:
+            return
+        try:
+            self.reporter(endpoint, due.event, recorded[0], recorded[1], attempt)
+        except Exception:  # a reporting bug must not undo a recorded result
+            bound.exception("cannot report the delivery result")
 
     @staticmethod
     def _superseded(bound: Any, result: SendResult) -> None:

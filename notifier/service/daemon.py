@@ -23,6 +23,7 @@ from notifier import __version__
 from notifier import log as logs
 from notifier.config import Config, ConfigError, SlackEndpoint, WebhookEndpoint, load_config
 from notifier.delivery.dispatcher import Dispatcher
+from notifier.delivery.operational import OperationalEvents, Thresholds
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
@@ -78,6 +79,11 @@ def subscriptions(config: Config) -> list[tuple[str, Sequence[str]]]:
     return [(ep.name, list(ep.events)) for ep in config.endpoints]
 
 
+def thresholds(config: Config) -> Thresholds:
+    a = config.alerts
+    return Thresholds(a.endpoint_failing_after, a.endpoint_failing_for, a.vendor_failing_for)
+
+
 def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
     """What the daemon runs with, for the start-up line: no secrets, no Slack URLs."""
     endpoints = []
@@ -120,13 +126,18 @@ class Daemon:
         self.limiter = RateLimiter(config.chanjing.qps)
         self.vendor = self._make_vendor(config)
         self._senders: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]] = {}
+        self.ops = OperationalEvents(
+            self.store, subscriptions(config), thresholds(config), clock=self.now
+        )
         self.dispatcher = Dispatcher(
             self.store,
             self._lanes(config),
             config.delivery.retry_schedule,
             observer=self.metrics.on_delivery,
+            reporter=self.ops.on_result,
             clock=self.now,
         )
+        self.ops.on_recorded = self.dispatcher.kick
         self.poller = Poller(
             self.store,
             self.vendor,
@@ -151,7 +162,16 @@ class Daemon:
             limiter=self.limiter,
             store=self.store,
         )
-        client.observer = self.metrics.on_vendor_call
+        metrics = self.metrics
+
+        def observe(endpoint: str, label: str, seconds: float) -> None:
+            metrics.on_vendor_call(endpoint, label, seconds)
+            try:
+                self.ops.on_vendor_call(endpoint, label, seconds)
+            except Exception:  # a vendor call must never fail for its alerting
+                log.exception("cannot process a vendor answer for operational events")
+
+        client.observer = observe
         return client
 
     @staticmethod
@@ -359,6 +379,11 @@ class Daemon:
             "results_unrecorded": self.dispatcher.unrecorded,
             "state_writable": 0 if self.store_outage.cause else 1,
             "sweep": self.poller.sweep_state(),
+            "endpoints_failing": {
+                name: int(name in self.ops.state.failing_endpoints())
+                for name in self.config.endpoint_names()
+            },
+            "vendor_failing": int(self.ops.state.vendor.failing),
         }
 
     async def _apply_metrics(self, config: Config) -> None:
@@ -484,6 +509,7 @@ class Daemon:
                 "sweep", trigger=SteadyInterval(seconds=new.polling.min_interval)
             )
         self.poller.subscriptions = subscriptions(new)
+        self.ops.configure(subscriptions(new), thresholds(new))
         before = self._senders
         self.dispatcher.configure(self._lanes(new), new.delivery.retry_schedule)
         self._retire_clients(before)

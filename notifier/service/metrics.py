@@ -71,6 +71,20 @@ class _StateCollector(Collector):
             "Delivery results held in memory because the state could not be written.",
             value=snap["results_unrecorded"],
         )
+        failing = GaugeMetricFamily(
+            "chanjing_endpoint_failing",
+            "1 while an endpoint's attempts keep failing (alerts thresholds); 0 otherwise.",
+            labels=["endpoint"],
+        )
+        for endpoint, value in snap.get("endpoints_failing", {}).items():
+            failing.add_metric([endpoint], value)
+        yield failing
+        yield GaugeMetricFamily(
+            "chanjing_vendor_failing",
+            "1 while vendor calls keep failing (alerts.vendor_failing_for) or the "
+            "credentials are rejected; 0 otherwise.",
+            value=snap.get("vendor_failing", 0),
+        )
         sweep = snap.get("sweep")
         if sweep is not None:
             yield from _sweep_metrics(sweep)

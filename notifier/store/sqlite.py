@@ -387,6 +387,11 @@ class Store:
             self._db.execute(Q["insert_delivery"], (event.event_id, endpoint, now, now))
         return True
 
+    def record_operational(self, event: Event, endpoints: Sequence[str]) -> None:
+        """An event about the daemon itself and its deliveries: one transaction."""
+        with self.transaction():
+            self._insert_event(event, endpoints, self.now())
+
     def fail_watch(self, job_id: str, reason: str) -> None:
         """Stop polling a job the vendor rejects (unknown id): no event, reason kept."""
         with self.transaction():

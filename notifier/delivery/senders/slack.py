@@ -23,6 +23,7 @@ from notifier.delivery.senders._http import (
 from notifier.models import (
     EXPIRED,
     FAILED,
+    OPERATIONAL_EVENT_TYPES,
     STATUS_FAILED,
     STATUS_SUCCESS,
     SUCCEEDED,
@@ -42,6 +43,14 @@ ALT_TEXT_MAX = 2000
 HEADER_SUCCEEDED = "✅ Lip-sync video ready"
 HEADER_FAILED = "❌ Lip-sync job failed"
 HEADER_EXPIRED = "⌛ Lip-sync job given up (still not finished)"
+#: Operational events (about the notifier itself, not a job).
+OPS_HEADERS = {
+    "endpoint.failing": "🚨 Notification endpoint failing",
+    "endpoint.recovered": "✅ Notification endpoint recovered",
+    "delivery.dead": "🪦 Notification given up (delivery dead)",
+    "vendor.failing": "🚨 Chanjing API failing",
+    "vendor.recovered": "✅ Chanjing API recovered",
+}
 
 _STATUS_TEXT = {0: "queued", 10: "generating", STATUS_SUCCESS: "succeeded", STATUS_FAILED: "failed"}
 
@@ -111,6 +120,8 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     event_type = payload.get("type")
     raw_data = payload.get("data")
     data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
+    if event_type in OPERATIONAL_EVENT_TYPES:
+        return _operational_message(str(event_type), data, payload.get("timestamp"))
     status = data.get("status")
     succeeded = event_type == SUCCEEDED or (event_type != FAILED and status == STATUS_SUCCESS)
     if succeeded:
@@ -193,6 +204,38 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
         text += f" ({duration})"
     if msg_text and not succeeded:
         text += f" — {_escape(msg_text)}"
+    return {"text": _truncate(text, TEXT_MAX), "blocks": blocks}
+
+
+def _operational_message(
+    event_type: str, data: Mapping[str, Any], timestamp: object
+) -> dict[str, Any]:
+    """An event about the notifier itself: its header and every data field, escaped."""
+    header = OPS_HEADERS.get(event_type, event_type)
+    fields = [
+        _field(key.replace("_", " ").capitalize(), _escape(value))
+        for key, value in data.items()
+        if value is not None and value != ""
+    ]
+    context = f"{_code(event_type)} at {_escape(timestamp or '?')}"
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _truncate(header, HEADER_TEXT_MAX)},
+        },
+        {"type": "section", "fields": fields[:MAX_FIELDS]},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": _truncate(context, TEXT_MAX)}],
+        },
+    ]
+    if not fields:
+        del blocks[1]  # Block Kit rejects a section without fields
+    subject = data.get("endpoint")
+    text = f"{header}: {_escape(subject)}" if subject else header
+    error = data.get("last_error") or data.get("error")
+    if error:
+        text += f" — {_escape(error)}"
     return {"text": _truncate(text, TEXT_MAX), "blocks": blocks}
 
 

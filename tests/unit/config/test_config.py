@@ -428,8 +428,8 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         "unknown top key",
         BASE + "colour: red\n",
         None,
-        "colour: unknown key (allowed: chanjing, state, watch, polling, delivery, endpoints, "
-        "log, metrics)",
+        "colour: unknown key (allowed: chanjing, state, watch, polling, delivery, alerts, "
+        "endpoints, log, metrics)",
     ),
     (
         "unknown nested key",
@@ -517,7 +517,8 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         BASE + ENDPOINTS.replace("[lip_sync.failed]", "[lip_sync.done]"),
         None,
         "endpoints[1].events[0]: unknown event 'lip_sync.done' "
-        "(allowed: lip_sync.succeeded, lip_sync.failed, lip_sync.expired)",
+        "(allowed: lip_sync.succeeded, lip_sync.failed, lip_sync.expired, endpoint.failing, "
+        "endpoint.recovered, delivery.dead, vendor.failing, vendor.recovered)",
     ),
     (
         "empty events",
