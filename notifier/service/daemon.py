@@ -119,9 +119,11 @@ class Daemon:
         self.metrics = Metrics()
         self.metrics_server: AppServer | None = None
         self.last_tick = time.monotonic()
-        self.store = Store(config.state.path, busy_timeout=STORE_BUSY_TIMEOUT)
-        self.store_outage = StoreOutage(self.store)
         self.clock_watch = ClockWatch()
+        # The store stamps rows through the step check too: a row written with a stepped
+        # clock before the next look would otherwise be moved by the step a second time.
+        self.store = Store(config.state.path, busy_timeout=STORE_BUSY_TIMEOUT, clock=self.now)
+        self.store_outage = StoreOutage(self.store)
         self.scheduler = AsyncIOScheduler()
         self.limiter = RateLimiter(config.chanjing.qps)
         self.vendor = self._make_vendor(config)
