@@ -88,8 +88,10 @@ class PgServer:
         port = _free_port()
         try:
             subprocess.run(
-                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-                + ["--no-sync", "-E", "UTF8", "--locale=C"],
+                [
+                    *(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"),
+                    *("--no-sync", "-E", "UTF8", "--locale=C"),
+                ],
                 user=user,
                 check=True,
                 capture_output=True,
@@ -100,8 +102,10 @@ class PgServer:
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
             )
             subprocess.run(
-                [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log")]
-                + ["-o", options, "-w", "-t", "60", "start"],
+                [
+                    *(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log")),
+                    *("-o", options, "-w", "-t", "60", "start"),
+                ],
                 user=user,
                 check=True,
                 capture_output=True,

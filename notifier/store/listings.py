@@ -1,0 +1,102 @@
+"""What operators read (``watch list``, ``deliveries show``, the metrics): read-only
+listings, shared by both backends through the named queries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from notifier.models import DeliveryState, WatchState
+
+
+class Listings:
+    """Read-only queries of :class:`~notifier.store.base.Store`, kept apart for size."""
+
+    def _run(self, name: str, args: Any = ()) -> Any:
+        raise NotImplementedError
+
+    def rejected_queue_rows(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._run("queue_rejected")]
+
+    def list_watches(self, state: str | None = None) -> list[dict[str, Any]]:
+        if state is None:
+            rows = self._run("list_watches")
+        else:
+            rows = self._run("list_watches_in_state", (state,))
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["labels"] = json.loads(item["labels"])
+            item["endpoints"] = None if item["endpoints"] is None else json.loads(item["endpoints"])
+            out.append(item)
+        return out
+
+    def watch_counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in WatchState}
+        counts.update({row[0]: row[1] for row in self._run("watch_counts")})
+        return counts
+
+    def list_events(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._run("list_events")]
+
+    def list_deliveries(self, state: str | None = None) -> list[dict[str, Any]]:
+        if state is None:
+            rows = self._run("list_deliveries")
+        else:
+            rows = self._run("list_deliveries_in_state", (state,))
+        return [dict(row) for row in rows]
+
+    def delivery_counts_by_endpoint(self) -> dict[tuple[str, str], int]:
+        """{(state, endpoint): count}, read from an index."""
+        rows = self._run("delivery_counts_by_endpoint")
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    def delivery_counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in DeliveryState}
+        counts.update({row[0]: row[1] for row in self._run("delivery_counts")})
+        return counts
+
+    def event_history(self, event_id: str) -> dict[str, Any] | None:
+        """An event, its deliveries and every attempt of each (``deliveries show``)."""
+        row = self._run("event_summary", (event_id,)).fetchone()
+        if row is None:
+            return None
+        event = dict(row)
+        event["body"] = json.loads(event["body"])
+        deliveries = [dict(d) for d in self._run("deliveries_of_event", (event_id,))]
+        attempts = [dict(a) for a in self._run("attempts_of_event", (event_id,))]
+        for delivery in deliveries:
+            delivery["history"] = [
+                {k: v for k, v in a.items() if k not in ("delivery_id", "endpoint")}
+                for a in attempts
+                if a["delivery_id"] == delivery["id"]
+            ]
+        event["deliveries"] = deliveries
+        return event
+
+    def list_filtered(
+        self,
+        what: str,
+        *,
+        state: str | None = None,
+        job: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first: ``what`` is watches, events or deliveries."""
+        args = {"state": state, "job": job, "since": since, "limit": -1 if limit is None else limit}
+        rows = [dict(r) for r in self._run(f"list_{what}_filtered", args)]
+        for item in rows:
+            for key in ("labels", "endpoints"):
+                if isinstance(item.get(key), str):
+                    item[key] = json.loads(item[key])
+        return rows
+
+    def watch_summary(self, job_id: str) -> dict[str, Any] | None:
+        row = self._run("watch_summary", (job_id,)).fetchone()
+        if row is None:
+            return None
+        item = dict(row)
+        item["labels"] = json.loads(item["labels"])
+        item["endpoints"] = None if item["endpoints"] is None else json.loads(item["endpoints"])
+        return item
