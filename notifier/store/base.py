@@ -130,11 +130,7 @@ class Store(Listings):
     def _migrate(self) -> None:
         with self._migration_guard():
             version = self._schema_version()
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.where}: schema version {version} is newer than this program's "
-                    f"({SCHEMA_VERSION}); upgrade chanjing-notifier"
-                )
+            self._refuse_newer(version)
             for number, script in self.dialect.migrations:
                 if number <= version:
                     continue
@@ -143,6 +139,13 @@ class Store(Listings):
                     for statement in _split_sql(script):
                         self._execute(statement)
                     self._set_schema_version(number)
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.where}: schema version {version} is newer than this program's "
+                f"({SCHEMA_VERSION}); upgrade chanjing-notifier"
+            )
 
     def _run(self, name: str, args: Any = ()) -> Any:
         """Run the named statement of this backend's ``queries.sql``."""

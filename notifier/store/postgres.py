@@ -23,7 +23,7 @@ from psycopg.pq import TransactionStatus
 
 from notifier.store.base import Store
 from notifier.store.errors import StoreError, StoreMissing, classify_pg
-from notifier.store.schema import Dialect, dialect
+from notifier.store.schema import SCHEMA_VERSION, Dialect, dialect
 
 #: Key of the advisory lock held while migrating: nodes starting at once migrate in turn.
 MIGRATION_LOCK = 0x6368616E6A696E67  # "chanjing"
@@ -177,6 +177,15 @@ class PostgresStore(Store):
         self._conn().execute(
             "INSERT INTO schema_version (version, applied_at) VALUES (%s, now())", (number,)
         )
+
+    def _migrate(self) -> None:
+        """Up to date already: a read, no lock and no write (a read-only standby opens)."""
+        if self._has_schema():
+            version = self._schema_version()
+            self._refuse_newer(version)
+            if version == SCHEMA_VERSION:
+                return
+        super()._migrate()
 
     @contextlib.contextmanager
     def _migration_guard(self) -> Iterator[None]:
