@@ -406,7 +406,7 @@ class Config(BaseModel):
         """Every secret string in the configuration (for log redaction), longest first."""
         found = [self.chanjing.secret_key.get_secret_value()]
         if self.state.url is not None:
-            found.extend([self.state.url, *_url_password(self.state.url)])
+            found.extend(_url_password(self.state.url))
         for endpoint in self.endpoints:
             if isinstance(endpoint, WebhookEndpoint):
                 found.extend(endpoint.secret_values())

@@ -79,15 +79,21 @@ class Store(Listings):
         wait; the daemon's event loop must not (it passes a short one and retries later).
         ``create=False``: a missing state raises :class:`StoreMissing` (read-only commands
         must not leave a state behind where a mistyped location points)."""
+        self._location = location
         self._clock = clock
         self._depth = 0
         self._busy_timeout = busy_timeout
         #: The last write failure (monotonic time, cause), None once a write succeeded again.
         self.write_failure: tuple[float, str] | None = None
+        self._open(location, create=create)
+
+    def _open(self, location: str | os.PathLike[str], *, create: bool) -> None:
+        """Connect (and migrate): the backend's part of opening."""
+        raise NotImplementedError
 
     def reopen(self) -> Store:
         """Another connection to the same state (for another thread)."""
-        raise NotImplementedError
+        return type(self)(self._location, clock=self._clock, busy_timeout=self._busy_timeout)
 
     def close(self) -> None:
         self._db.close()

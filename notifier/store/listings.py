@@ -4,9 +4,19 @@ listings, shared by both backends through the named queries."""
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 from notifier.models import DeliveryState, WatchState
+
+
+def _decoded(row: Any) -> dict[str, Any]:
+    """A row as a dict, its JSON columns (labels, endpoints) decoded."""
+    item = dict(row)
+    for key in ("labels", "endpoints"):
+        if isinstance(item.get(key), str):
+            item[key] = json.loads(item[key])
+    return item
 
 
 class Listings:
@@ -15,36 +25,32 @@ class Listings:
     def _run(self, name: str, args: Any = ()) -> Any:
         raise NotImplementedError
 
+    def _in_state(self, query: str, state: str | None) -> list[dict[str, Any]]:
+        """``query`` for every state, or ``{query}_in_state`` for one."""
+        if state is None:
+            return [_decoded(row) for row in self._run(query)]
+        return [_decoded(row) for row in self._run(f"{query}_in_state", (state,))]
+
+    def _counts(self, query: str, states: type[Enum]) -> dict[str, int]:
+        """{state: rows}, every state present."""
+        counts = {state.value: 0 for state in states}
+        counts.update({row[0]: row[1] for row in self._run(query)})
+        return counts
+
     def rejected_queue_rows(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._run("queue_rejected")]
 
     def list_watches(self, state: str | None = None) -> list[dict[str, Any]]:
-        if state is None:
-            rows = self._run("list_watches")
-        else:
-            rows = self._run("list_watches_in_state", (state,))
-        out = []
-        for row in rows:
-            item = dict(row)
-            item["labels"] = json.loads(item["labels"])
-            item["endpoints"] = None if item["endpoints"] is None else json.loads(item["endpoints"])
-            out.append(item)
-        return out
+        return self._in_state("list_watches", state)
 
     def watch_counts(self) -> dict[str, int]:
-        counts = {state.value: 0 for state in WatchState}
-        counts.update({row[0]: row[1] for row in self._run("watch_counts")})
-        return counts
+        return self._counts("watch_counts", WatchState)
 
     def list_events(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._run("list_events")]
 
     def list_deliveries(self, state: str | None = None) -> list[dict[str, Any]]:
-        if state is None:
-            rows = self._run("list_deliveries")
-        else:
-            rows = self._run("list_deliveries_in_state", (state,))
-        return [dict(row) for row in rows]
+        return self._in_state("list_deliveries", state)
 
     def delivery_counts_by_endpoint(self) -> dict[tuple[str, str], int]:
         """{(state, endpoint): count}, read from an index."""
@@ -52,9 +58,7 @@ class Listings:
         return {(row[0], row[1]): row[2] for row in rows}
 
     def delivery_counts(self) -> dict[str, int]:
-        counts = {state.value: 0 for state in DeliveryState}
-        counts.update({row[0]: row[1] for row in self._run("delivery_counts")})
-        return counts
+        return self._counts("delivery_counts", DeliveryState)
 
     def event_history(self, event_id: str) -> dict[str, Any] | None:
         """An event, its deliveries and every attempt of each (``deliveries show``)."""
@@ -85,18 +89,8 @@ class Listings:
     ) -> list[dict[str, Any]]:
         """Newest first: ``what`` is watches, events or deliveries."""
         args = {"state": state, "job": job, "since": since, "limit": -1 if limit is None else limit}
-        rows = [dict(r) for r in self._run(f"list_{what}_filtered", args)]
-        for item in rows:
-            for key in ("labels", "endpoints"):
-                if isinstance(item.get(key), str):
-                    item[key] = json.loads(item[key])
-        return rows
+        return [_decoded(row) for row in self._run(f"list_{what}_filtered", args)]
 
     def watch_summary(self, job_id: str) -> dict[str, Any] | None:
         row = self._run("watch_summary", (job_id,)).fetchone()
-        if row is None:
-            return None
-        item = dict(row)
-        item["labels"] = json.loads(item["labels"])
-        item["endpoints"] = None if item["endpoints"] is None else json.loads(item["endpoints"])
-        return item
+        return None if row is None else _decoded(row)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import time
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -78,15 +77,7 @@ class PostgresStore(Store):
     dialect: ClassVar[Dialect] = dialect("postgres")
     _FAULTS: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error,)
 
-    def __init__(
-        self,
-        location: str | os.PathLike[str],
-        *,
-        clock: Any = time.time,
-        busy_timeout: float = 10.0,
-        create: bool = True,
-    ) -> None:
-        super().__init__(location, clock=clock, busy_timeout=busy_timeout, create=create)
+    def _open(self, location: str | os.PathLike[str], *, create: bool) -> None:
         self.url = str(location)
         self.where, self._password = describe(self.url)
         self._db: psycopg.Connection[Any] | None = None
@@ -115,9 +106,6 @@ class PostgresStore(Store):
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
-
-    def reopen(self) -> PostgresStore:
-        return PostgresStore(self.url, clock=self._clock, busy_timeout=self._busy_timeout)
 
     def _has_schema(self) -> bool:
         row = self._conn().execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from notifier.store.base import FAIL_FAST_FOR, PRUNE_BATCH, Store
 from notifier.store.errors import StoreError, StoreMissing, classify
@@ -25,15 +24,7 @@ class SqliteStore(Store):
     dialect: ClassVar[Dialect] = dialect("sqlite")
     _FAULTS: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.OperationalError,)
 
-    def __init__(
-        self,
-        location: str | os.PathLike[str],
-        *,
-        clock: Any = time.time,
-        busy_timeout: float = 10.0,
-        create: bool = True,
-    ) -> None:
-        super().__init__(location, clock=clock, busy_timeout=busy_timeout, create=create)
+    def _open(self, location: str | os.PathLike[str], *, create: bool) -> None:
         self.path = Path(location)
         self.where = str(self.path)
         if not create and not self.path.exists():
@@ -55,12 +46,9 @@ class SqliteStore(Store):
             # 32 MB of page cache: the active watches' indexes stay in memory at 100k.
             self._db.execute("PRAGMA cache_size = -32000")
             self._migrate()
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open state database: {exc}") from exc
-
-    def reopen(self) -> SqliteStore:
-        return SqliteStore(self.path, clock=self._clock, busy_timeout=self._busy_timeout)
 
     def _begin(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")

@@ -9,11 +9,13 @@ import pytest
 from notifier.tools.receiver import Receiver
 from tests.conftest import ReceiverServer, Simulator, Workspace
 from tests.fault_fs import wait_until
+from tests.pg_server import PgServer
 
 pytestmark = pytest.mark.slow
 
 #: The throwaway server trusts every local login: any password opens it, and none may leak.
 PASSWORD = "pg-pass-7d1e0c5b9a"
+PAUSED = "state database cannot be written; polling and delivery are paused until it can"
 
 
 def with_password(url: str) -> str:
@@ -68,6 +70,53 @@ def test_daemon_and_cli_share_a_postgres_state(
     listed = workspace.cli("deliveries", "list").stdout
     assert first in listed and second in listed
     assert daemon.stop() == 0
-    ready = next(r for r in daemon.records() if r.get("event") == "ready")
-    assert PASSWORD not in daemon.output and PASSWORD not in str(ready)
-    assert pg_url in daemon.output  # the state is named, without the password
+    assert PASSWORD not in daemon.output
+    # The state is named without its password (and not masked whole as a secret).
+    starting = next(r for r in daemon.records() if r.get("event") == "starting")
+    assert starting["state"] == pg_url
+
+
+def test_the_daemon_pauses_while_the_database_is_unreachable_and_resumes(
+    workspace: Workspace,
+    simulator: Simulator,
+    receiver: ReceiverServer,
+    pg_server: PgServer,
+    pg_url: str,
+) -> None:
+    """The server drops the daemon's connection and refuses new ones for a while (a restart,
+    a failover): the daemon names the outage, and once connections are allowed again its
+    next probe opens a new one and it carries on by itself."""
+    workspace.config["state"] = {"url": pg_url}
+    workspace.write_config()
+    daemon = workspace.start()
+    daemon.wait_ready()
+    # Named in the log (a URL without password is no secret to mask).
+    starting = next(r for r in daemon.records() if r.get("event") == "starting")
+    assert starting["state"] == pg_url
+    name = pg_url.rpartition("/")[2]
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        dropped = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        ).fetchone()
+        assert dropped is not None and dropped[0] >= 1
+
+        def logged(event: str) -> bool:
+            return daemon.wait_for_log(lambda r: r.get("event") == event, timeout=20)
+
+        assert logged(PAUSED), daemon.output
+        outage = next(r for r in daemon.records() if r.get("event") == PAUSED)
+        assert outage["cause"] == "the database server is unreachable"
+        assert outage["file"] == pg_url
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert logged("state database writable again; polling and delivery resumed"), daemon.output
+
+    job = simulator.sim.add_job("after-outage", queue_s=0.1, run_s=0.3, outcome=20)
+    workspace.cli("watch", "add", job)
+
+    def delivered(r: Receiver) -> bool:
+        return job in {p.payload["data"]["id"] for p in r.accepted("/ops")}
+
+    assert receiver.receiver.wait_for_blocking(delivered, timeout=60), receiver.receiver.summary()
+    assert daemon.stop() == 0
