@@ -3,6 +3,8 @@ and the CLI reads and writes the same database (issue 10)."""
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
@@ -33,8 +35,8 @@ def test_daemon_and_cli_share_a_postgres_state(
     empty = workspace.cli("watch", "list", "--json")
     assert empty.stdout.strip() == "[]"
     assert f"{pg_url}: no state tables in this database" in empty.stderr
-    checked = workspace.cli("check")
-    assert f"state: {pg_url} (no tables yet" in checked.stdout
+    checked = workspace.cli("check")  # names the database, without connecting to it
+    assert f"state: {pg_url} (PostgreSQL; not contacted by check" in checked.stdout
 
     first = simulator.sim.add_job("pgjob1", queue_s=0.2, run_s=0.4, outcome=20)
     second = simulator.sim.add_job("pgjob2", queue_s=0.2, run_s=0.4, outcome=20)
@@ -71,6 +73,17 @@ def test_daemon_and_cli_share_a_postgres_state(
     assert first in listed and second in listed
     assert daemon.stop() == 0
     assert PASSWORD not in daemon.output
+
+    # The other commands on the same database, the daemon stopped.
+    events = workspace.cli_json("events", "list")
+    assert {e["job_id"] for e in events} == {first, second}
+    event_id = next(e["event_id"] for e in events if e["job_id"] == first)
+    shown = json.loads(workspace.cli("deliveries", "show", event_id, "--json").stdout)
+    assert [len(d["history"]) for d in shown["deliveries"]] == [1, 1]
+    workspace.cli("deliveries", "replay", event_id, "--endpoint", "ops")
+    assert len(workspace.cli_json("deliveries", "list", "--state", "pending")) == 1
+    workspace.cli("watch", "rm", second)
+    assert [w["job_id"] for w in workspace.cli_json("watch", "list")] == [first]
     # The state is named without its password (and not masked whole as a secret).
     starting = next(r for r in daemon.records() if r.get("event") == "starting")
     assert starting["state"] == pg_url

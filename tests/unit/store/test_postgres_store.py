@@ -181,3 +181,20 @@ def test_the_password_is_never_in_a_message(pg_server: PgServer, pg_url: str) ->
     message = str(refused.value)
     assert PASSWORD not in message
     assert message.startswith("postgresql://someone@127.0.0.1:1/state: cannot open")
+
+
+def test_a_failed_commit_leaves_no_transaction_open(
+    pg_url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A constraint checked at COMMIT (deferred) fails the COMMIT itself: the store must
+    be out of the transaction afterwards, and the next write must work."""
+    store = Store(pg_url)
+    admin.execute(
+        "CREATE TABLE tagged (job_id TEXT REFERENCES watches (job_id) "
+        "DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), store.transaction():
+        store._db.execute("INSERT INTO tagged VALUES ('missing')")
+    assert not store._in_transaction() and store.write_failure is None
+    store.add_watches([WatchSpec("a")], "queue")
+    assert [w["job_id"] for w in store.list_watches()] == ["a"]
