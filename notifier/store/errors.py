@@ -18,9 +18,13 @@ class StoreMissing(StoreError):
     """The state does not exist (and the caller asked not to create it): no SQLite file, or
     a PostgreSQL database without our tables."""
 
-    def __init__(self, where: str | Path, what: str = "no state file") -> None:
+    def __init__(
+        self,
+        where: str | Path,
+        what: str = "no state file (the daemon creates it when it first runs)",
+    ) -> None:
         self.where = str(where)
-        super().__init__(f"{where}: {what} (the daemon creates it when it first runs)")
+        super().__init__(f"{where}: {what}")
 
 
 def prepare_state_dir(path: Path) -> None:

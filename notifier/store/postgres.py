@@ -84,7 +84,10 @@ class PostgresStore(Store):
         try:
             self._connect()
             if not create and not self._has_schema():
-                raise StoreMissing(self.where, "no state tables in this database")
+                raise StoreMissing(
+                    self.where,
+                    "no state tables in this database (the daemon creates them when it first runs)",
+                )
             self._migrate()
         except psycopg.Error as exc:
             self.close()
@@ -97,7 +100,19 @@ class PostgresStore(Store):
 
     def _connect(self) -> None:
         self._db = psycopg.connect(
-            self.url, autocommit=True, row_factory=_row_factory, connect_timeout=CONNECT_TIMEOUT
+            self.url,
+            autocommit=True,
+            row_factory=_row_factory,
+            application_name="chanjing-notifier",
+            connect_timeout=CONNECT_TIMEOUT,
+            # A server gone without a word (power cut, dropped route) must not hold a call
+            # on the daemon's loop until TCP gives up (minutes): unacknowledged data and a
+            # silent idle connection both fail within seconds.
+            tcp_user_timeout=CONNECT_TIMEOUT * 1000,
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=2,
+            keepalives_count=3,
         )
         # lock_timeout 0 would mean "wait forever": the daemon's loop must never.
         millis = max(1, int(self._busy_timeout * 1000))
@@ -118,11 +133,12 @@ class PostgresStore(Store):
     # -- what the shared behaviour needs ---------------------------------------------------
 
     def _execute(self, sql: str, args: Any = ()) -> Any:
+        params = args or None  # none: a literal % stays itself
         if self._depth:
-            return self._conn().execute(sql, args)
+            return self._conn().execute(sql, params)
         self._ensure_connected()
         try:
-            return self._conn().execute(sql, args)
+            return self._conn().execute(sql, params)
         except psycopg.Error as exc:
             self._raise_unavailable(exc)
             raise
