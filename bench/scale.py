@@ -33,7 +33,7 @@ Three measurements, each next to a baseline taken in the same run:
 Set-up, not measured: the first 20k finished rows go through ``Store.add_watches`` +
 ``Store.record_terminal`` (their rate is reported: the Store API would need about two minutes
 for 1M); the rest are inserted with plain SQL into the same tables and columns
-(``notifier/store/sql``), in one connection.
+(``notifier/store/sql/sqlite``), in one connection.
 
 Run ``python -m bench.scale`` (about 2.5 min; ``--quick`` for a ~1 min run with 200k
 finished rows and shorter windows; ``--help`` for options). Prints tables and PASS/FAIL

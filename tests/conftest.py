@@ -20,8 +20,10 @@ import pytest
 import yaml
 
 from notifier.service.http_server import ServerThread
+from notifier.store import Store
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
+from tests.pg_server import PgServer, PgUnavailable
 
 #: Set by .ci/run for its pass with busy loops on every core: staying within the vendor
 #: budget must still hold, but *using* most of it needs CPU, so that part is not checked.
@@ -93,6 +95,57 @@ def run_virtual(
         return loop.run_until_complete(main(loop.time))
     finally:
         loop.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL for the session, started only when a test asks for it
+    (``CHANJING_NOTIFIER_TEST_PG`` names an existing server instead)."""
+    try:
+        with PgServer.start() as server:
+            yield server
+    except PgUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database for this test; dropped afterwards (open connections too)."""
+    url = pg_server.database()
+    yield url
+    pg_server.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store's behaviour tests run on both backends."""
+    return str(request.param)
+
+
+@pytest.fixture
+def state_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a test's state lives: a fresh SQLite file or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        return str(tmp_path / "state.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+StoreFactory = Callable[..., Store]
+
+
+@pytest.fixture
+def make_store(state_location: str) -> Iterator[StoreFactory]:
+    """Opens stores on this test's state (each call a new connection); closes them after."""
+    opened: list[Store] = []
+
+    def make(**kwargs: Any) -> Store:
+        store = Store(state_location, **kwargs)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
 
 
 @dataclass

@@ -89,8 +89,8 @@ class PgServer:
         try:
             subprocess.run(
                 [
-                    *(str(bindir / "initdb"), "-D", str(data), "-U", "postgres"),
-                    *("--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"),
+                    *(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"),
+                    *("--no-sync", "-E", "UTF8", "--locale=C"),
                 ],
                 user=user,
                 check=True,

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from notifier.config import Config, ConfigError, parse_config, parse_duration, read_yaml_file
-from notifier.store import Store, StoreError, StoreMissing, default_state_path
+from notifier.store import (
+    Store,
+    StoreError,
+    StoreMissing,
+    default_state_path,
+    prepare_state_dir,
+)
+from notifier.store import open_store as open_state
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CONFIG_ENV = "CHANJING_NOTIFIER_CONFIG"
@@ -90,21 +97,30 @@ def load(args: argparse.Namespace, *, secrets: bool = True) -> tuple[Config, str
 def open_store(config: Config) -> Store:
     """The existing state; read-only commands never create one (a mistyped path would
     otherwise leave an empty state behind and show nothing without a word)."""
-    path = config.state.path
-    parent = path.absolute().parent
-    if not parent.is_dir() and parent != default_state_path().parent:
-        raise StoreError(
-            f"{path}: directory {parent} does not exist or is not a directory "
-            "(state.path mistyped?)"
-        )
+    if config.state.url is None:
+        path = config.state.path
+        parent = path.absolute().parent
+        if not parent.is_dir() and parent != default_state_path().parent:
+            raise StoreError(
+                f"{path}: directory {parent} does not exist or is not a directory "
+                "(state.path mistyped?)"
+            )
     try:
-        return Store(path, create=False)
+        return open_state(config.state, create=False)
     except StoreMissing as exc:
         raise NoState(str(exc)) from None
 
 
+def open_writable(config: Config) -> Store:
+    """The state for a command that writes, created if need be (only the default
+    directory of a state file is created)."""
+    if config.state.url is None:
+        prepare_state_dir(config.state.path)
+    return open_state(config.state)
+
+
 class NoState(Exception):
-    """The state file does not exist yet: nothing to show."""
+    """The state does not exist yet (no file, or no tables in the database): nothing to show."""
 
 
 # -- time -------------------------------------------------------------------------------------

@@ -10,10 +10,16 @@ import yaml
 
 from notifier import log as logs
 from notifier.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, load
+from notifier.config import StateConfig
 from notifier.config.fields import webhook_secret
 from notifier.intake.watchfile import WatchFileError, load_watch_file
 from notifier.models import job_id_problem
-from notifier.store import Store, StoreError, default_state_path
+from notifier.store import (
+    Store,
+    StoreError,
+    default_state_path,
+    describe_state,
+)
 
 SIM_PORT, SIM_APP_ID, SIM_SECRET = 8700, "demo-app", "demo-secret"
 RECEIVE_PORT = 8800
@@ -145,7 +151,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "\n".join(f"{path}: watch.file: {line}" for line in exc.problems)
             ) from None
         watch_info = f"watch file {config.watch.file}: {len(specs)} job(s)"
-    state = _state_info(path, config.state.path)
+    state = _state_info(path, config.state)
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     names = ", ".join(f"{ep.name} ({ep.type})" for ep in config.endpoints) or "none"
@@ -154,9 +160,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _state_info(path: str, state: Any) -> str:
+def _state_info(path: str, config: StateConfig) -> str:
     """Where the state is and whether it exists; a missing directory other than the
     default one is a mistake to report now, not an empty state to start on later."""
+    if config.url is not None:
+        return _database_info(config)
+    state = config.path
     if state.exists():
         try:
             with Store(state, create=False) as store:
@@ -170,6 +179,12 @@ def _state_info(path: str, state: Any) -> str:
     raise UsageError(
         f"{path}: state.path: directory {parent} does not exist (mistyped? create it first)"
     )
+
+
+def _database_info(config: StateConfig) -> str:
+    """A PostgreSQL state, named: ``check`` touches no network, the database included."""
+    where = describe_state(config)
+    return f"{where} (PostgreSQL; not contacted by check: `run` creates its tables)"
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from notifier.cli.common import (
     list_limit,
     load,
     open_store,
+    open_writable,
     parse_since,
     print_list,
     render,
@@ -26,7 +27,7 @@ from notifier.cli.common import (
 from notifier.config import Config
 from notifier.intake.queue import take_queue
 from notifier.models import EVENT_TYPES, WatchSpec, WatchState, job_id_problem, labels_problem
-from notifier.store import Store, StoreError, prepare_state_dir
+from notifier.store import StoreError
 
 REOPENABLE = (WatchState.EXPIRED.value, WatchState.FAILED.value)
 #: `watch list` columns; SEEN counts every vendor answer about the job (detail polls and
@@ -143,9 +144,8 @@ def _add(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     ids = list(dict.fromkeys(args.ids))
-    prepare_state_dir(config.state.path)
     lines: list[str] = []
-    with Store(config.state.path) as store, store.transaction():
+    with open_writable(config) as store, store.transaction():
         specs = []
         for job_id in ids:
             known = store.watch_summary(job_id)

@@ -167,6 +167,18 @@ def secret_text(value: object) -> str:
     return _text(value, secret=True)
 
 
+def postgres_url(value: object) -> str:
+    """``state.url``: a PostgreSQL URL. Never echoed: it may carry a password."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a postgresql:// URL, got {kind(value)}")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("must be a postgresql://USER:PASS@HOST:PORT/DB URL")
+    if not parts.path.strip("/"):
+        raise ValueError("must name the database: postgresql://USER:PASS@HOST:PORT/DB")
+    return value.strip()
+
+
 def as_path(value: object) -> Path:
     if isinstance(value, PurePath):
         value = str(value)

@@ -66,6 +66,8 @@ def _model_at(loc: Loc, tag: str | None, raw: object) -> type[BaseModel] | None:
 
 
 def _is_secret(loc: Loc, tag: str | None) -> bool:
+    if loc[:2] == ("state", "url"):
+        return True  # it may carry the database password
     return any(p in ("secret", "secret_key") for p in loc) or (tag == "slack" and "url" in loc)
 
 

@@ -31,6 +31,7 @@ from notifier.config.fields import (
     parse_duration,
     plain_http_host,
     plain_text,
+    postgres_url,
     secret_http_url,
     secret_text,
     webhook_secret,
@@ -105,14 +106,29 @@ class ChanjingConfig(BaseModel):
 
 
 class StateConfig(BaseModel):
-    """Where the SQLite state database lives."""
+    """Where the state lives: a SQLite file (``path``) or a PostgreSQL database (``url``)."""
 
     model_config = _MODEL
 
     path: Annotated[Path, BeforeValidator(as_path)] = Path("/var/lib/chanjing-notifier/state.db")
+    #: ``postgresql://USER:PASS@HOST:PORT/DB``: the state in PostgreSQL, shared by several nodes.
+    url: Annotated[str | None, BeforeValidator(postgres_url)] = None
     #: Delivered and dead history, finished watches and rejected queue rows older than this
     #: are forgotten; 0 keeps everything.
     retention: Duration = 30 * 86400.0
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> StateConfig:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise KeyedProblems(
+                [((), "give state.path (SQLite) or state.url (PostgreSQL), not both")]
+            )
+        return self
+
+
+def _url_password(url: str) -> list[str]:
+    password = urlsplit(url).password
+    return [password] if password else []
 
 
 class WatchConfig(BaseModel):
@@ -389,6 +405,8 @@ class Config(BaseModel):
     def secrets(self) -> list[str]:
         """Every secret string in the configuration (for log redaction), longest first."""
         found = [self.chanjing.secret_key.get_secret_value()]
+        if self.state.url is not None:
+            found.extend(_url_password(self.state.url))
         for endpoint in self.endpoints:
             if isinstance(endpoint, WebhookEndpoint):
                 found.extend(endpoint.secret_values())

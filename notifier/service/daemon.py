@@ -35,8 +35,15 @@ from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
-from notifier.store import BUSY_CAUSE, Store, StoreUnavailable, prepare_state_dir
-from notifier.store.sqlite import PRUNE_BATCH
+from notifier.store import (
+    BUSY_CAUSE,
+    Store,
+    StoreUnavailable,
+    describe_state,
+    open_store,
+    prepare_state_dir,
+)
+from notifier.store.base import PRUNE_BATCH
 
 log = logs.get_logger(component="daemon")
 
@@ -99,7 +106,7 @@ def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
     return {
         "version": __version__,
         "config": config_path,
-        "state": str(config.state.path),
+        "state": describe_state(config.state),
         "watch_file": str(config.watch.file) if config.watch.file else None,
         "vendor": config.chanjing.base_url,
         "qps": config.chanjing.qps,
@@ -122,7 +129,7 @@ class Daemon:
         self.clock_watch = ClockWatch()
         # The store stamps rows through the step check too: a row written with a stepped
         # clock before the next look would otherwise be moved by the step a second time.
-        self.store = Store(config.state.path, busy_timeout=STORE_BUSY_TIMEOUT, clock=self.now)
+        self.store = open_store(config.state, busy_timeout=STORE_BUSY_TIMEOUT, clock=self.now)
         self.store_outage = StoreOutage(self.store)
         self.scheduler = AsyncIOScheduler()
         self.limiter = RateLimiter(config.chanjing.qps)
@@ -338,7 +345,7 @@ class Daemon:
         text = f"watching {active} job(s), {pending} delivery(ies) pending"
         cause = self.store_outage.cause
         if cause is not None:
-            return f"PAUSED: cannot write {self.store.path}: {cause}; {text}"
+            return f"PAUSED: cannot write {self.store.where}: {cause}; {text}"
         return text
 
     async def _status(self) -> None:
@@ -353,7 +360,7 @@ class Daemon:
             self.store_outage.check()
         cause = self.store_outage.cause
         if cause is not None:
-            return False, f"state database {self.store.path} cannot be written: {cause}"
+            return False, f"state database {self.store.where} cannot be written: {cause}"
         stale = time.monotonic() - self.last_tick
         if stale > HEALTH_STALE_AFTER:
             return False, f"scheduler stalled: no tick for {stale:.1f}s"
@@ -367,7 +374,7 @@ class Daemon:
     def _snapshot(self) -> dict[str, Any]:
         """Stored numbers for a scrape. Runs on a worker thread (counting a long history takes
         a while), so it reads through a connection of its own and touches nothing else."""
-        with Store(self.store.path) as reader:
+        with self.store.reopen() as reader:
             watches = reader.watch_counts()
             deliveries = reader.delivery_counts_by_endpoint()
         return {"watches": watches, "deliveries": deliveries}
@@ -485,12 +492,14 @@ class Daemon:
             await self._check_watch_file(force=True)
             return False
         old = self.config
-        if new.state.path != old.state.path:
+        if (new.state.url, new.state.path) != (old.state.url, old.state.path):
+            files = new.state.url is None and old.state.url is None
+            key = "state.path" if files else "state.url"
             log.warning(
-                "state.path changed; the running daemon keeps its file until a restart",
-                running=str(old.state.path),
-                configured=str(new.state.path),
-                hint="restart the daemon; until then CLI commands read the configured file, "
+                f"{key} changed; the running daemon keeps its state until a restart",
+                running=describe_state(old.state),
+                configured=describe_state(new.state),
+                hint="restart the daemon; until then CLI commands read the configured state, "
                 "not the running one",
             )
             # Everything below (and the `reloaded` line) reports what really runs.
@@ -572,6 +581,9 @@ def run_daemon(config: Config, config_path: str | None) -> int:
         daemon = Daemon(config, config_path)
         return await daemon.run()
 
+    if config.state.url is not None:
+        # Several nodes may share a PostgreSQL state: no file, no lock.
+        return asyncio.run(main())
     prepare_state_dir(config.state.path)  # only the default directory is created
     with InstanceLock(config.state.path):
         return asyncio.run(main())
@@ -652,7 +664,7 @@ class StoreOutage:
         self._reported_at = now
         log.error(
             "state database cannot be written; polling and delivery are paused until it can",
-            file=str(self.store.path),
+            file=str(self.store.where),
             cause=self.cause,
             for_seconds=round(lasted, 1),
             hint="free disk space, fix permissions or stop the other writer; "
@@ -666,7 +678,7 @@ class StoreOutage:
         if self._reported_at is not None:
             log.warning(
                 "state database writable again; polling and delivery resumed",
-                file=str(self.store.path),
+                file=str(self.store.where),
                 paused_seconds=round(lasted, 1),
             )
         self.cause = None

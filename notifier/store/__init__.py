@@ -1,6 +1,12 @@
-"""The state: the only package that speaks SQL. Today one backend, SQLite (``sqlite.py``);
-``rows`` holds what it hands out, ``errors`` what goes wrong with the file."""
+"""The state: the only package that speaks SQL. One behaviour (``base.Store``) on two
+backends: SQLite (``sqlite.py``, the embedded default) and PostgreSQL (``postgres.py``, for
+several nodes); ``rows`` holds what they hand out, ``errors`` what goes wrong."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from notifier.store.base import Store
 from notifier.store.errors import (
     BUSY_CAUSE,
     DB_ERRORS,
@@ -18,7 +24,25 @@ from notifier.store.rows import (
     WatchRow,
 )
 from notifier.store.schema import SCHEMA_VERSION
-from notifier.store.sqlite import Store
+
+if TYPE_CHECKING:
+    from notifier.config import StateConfig
+
+
+def open_store(state: StateConfig, **kwargs: Any) -> Store:
+    """The store ``state`` names: ``state.url`` (PostgreSQL) or ``state.path`` (SQLite).
+    ``kwargs``: ``clock``, ``busy_timeout``, ``create`` (see :class:`Store`)."""
+    return Store(state.url if state.url is not None else state.path, **kwargs)
+
+
+def describe_state(state: StateConfig) -> str:
+    """Where ``state`` points, for messages: the file, or the database without password."""
+    if state.url is None:
+        return str(state.path)
+    from notifier.store.postgres import describe
+
+    return describe(state.url)[0]
+
 
 __all__ = [
     "BUSY_CAUSE",
@@ -34,5 +58,7 @@ __all__ = [
     "StoreUnavailable",
     "WatchRow",
     "default_state_path",
+    "describe_state",
+    "open_store",
     "prepare_state_dir",
 ]

@@ -1,21 +1,30 @@
-"""What goes wrong with the state file, in an operator's words: disk full, read-only, locked."""
+"""What goes wrong with the state, in an operator's words: disk full, read-only, locked,
+the database server unreachable."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import psycopg
+from psycopg import errors as pg_errors
+
 
 class StoreError(Exception):
-    """The state file cannot be opened or is from a newer version."""
+    """The state cannot be opened or is from a newer version."""
 
 
 class StoreMissing(StoreError):
-    """The state file does not exist (and the caller asked not to create it)."""
+    """The state does not exist (and the caller asked not to create it): no SQLite file, or
+    a PostgreSQL database without our tables."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        super().__init__(f"{path}: no state file (the daemon creates it when it first runs)")
+    def __init__(
+        self,
+        where: str | Path,
+        what: str = "no state file (the daemon creates it when it first runs)",
+    ) -> None:
+        self.where = str(where)
+        super().__init__(f"{where}: {what}")
 
 
 def prepare_state_dir(path: Path) -> None:
@@ -43,19 +52,20 @@ def default_state_path() -> Path:
 
 
 class StoreUnavailable(StoreError):
-    """A write to the state file failed for a reason outside this program (disk full, read-only,
-    locked by another writer, I/O error). Nothing was written; the caller tries again later."""
+    """A write to the state failed for a reason outside this program (disk full, read-only,
+    locked by another writer, I/O error, server unreachable). Nothing was written; the caller
+    tries again later."""
 
-    def __init__(self, path: Path, cause: str, detail: str) -> None:
-        self.path = path
+    def __init__(self, where: str | Path, cause: str, detail: str) -> None:
+        self.where = str(where)
         self.cause = cause
-        super().__init__(f"{path}: cannot write the state database: {cause} ({detail})")
+        super().__init__(f"{where}: cannot write the state database: {cause} ({detail})")
 
 
 #: What a read or write of the state may raise at run time: disk full, I/O error, "database
-#: is locked" after the busy timeout (as StoreUnavailable, or raw from a read). Callers that
-#: must survive it catch these.
-DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError, StoreError)
+#: is locked" after the busy timeout, the server gone (as StoreUnavailable, or raw from a
+#: read). Callers that must survive it catch these.
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error, OSError, StoreError)
 
 
 #: SQLite's error names → what an operator should read.
@@ -94,4 +104,29 @@ def classify(exc: sqlite3.Error) -> str | None:
         return _CAUSES["SQLITE_BUSY"]
     if "i/o" in text or "disk" in text:
         return _CAUSES["SQLITE_IOERR"]
+    return None
+
+
+#: What PostgreSQL's errors mean to an operator; the first class that matches wins.
+UNREACHABLE_CAUSE = "the database server is unreachable"
+_PG_CAUSES: tuple[tuple[type[psycopg.Error], str], ...] = (
+    (pg_errors.DiskFull, _CAUSES["SQLITE_FULL"]),
+    (pg_errors.ReadOnlySqlTransaction, "the database is read-only (a standby?)"),
+    (pg_errors.LockNotAvailable, BUSY_CAUSE),
+    (pg_errors.SerializationFailure, BUSY_CAUSE),
+    (pg_errors.DeadlockDetected, BUSY_CAUSE),
+    (pg_errors.QueryCanceled, BUSY_CAUSE),
+    (pg_errors.InsufficientPrivilege, _CAUSES["SQLITE_PERM"]),
+    # Connection refused or lost, server shutting down or starting, too many connections.
+    (psycopg.OperationalError, UNREACHABLE_CAUSE),
+    (psycopg.InterfaceError, UNREACHABLE_CAUSE),
+)
+
+
+def classify_pg(exc: psycopg.Error) -> str | None:
+    """An operator's reading of a PostgreSQL error, or None for an error that is not about
+    the server (a bug in a statement)."""
+    for kind, cause in _PG_CAUSES:
+        if isinstance(exc, kind):
+            return cause
     return None

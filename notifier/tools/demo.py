@@ -266,7 +266,7 @@ async def _run(console: Console, live: bool) -> int:
         demo.enqueue_rest(daemon)
         console.print(
             f"vendor simulator {sim_server.url} · receiver {rec_server.url} · "
-            f"{len(JOBS)} jobs · state {config.state.path}"
+            f"{len(JOBS)} jobs · state {daemon.store.where}"
         )
         ok = False
         deadline = time.monotonic() + DEADLINE

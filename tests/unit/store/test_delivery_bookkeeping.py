@@ -12,7 +12,7 @@ from notifier.delivery.transition import route
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store
 from notifier.store.schema import Q, _migrations, _split_sql
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, StoreFactory
 
 SUBS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"]), ("team", ["lip_sync.failed"])]
 
@@ -23,8 +23,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Store:
-    return Store(tmp_path / "state.db", clock=clock)
+def store(make_store: StoreFactory, clock: FakeClock) -> Store:
+    return make_store(clock=clock)
 
 
 def finish(store: Store, job_id: str, status: int, endpoints: list[str]) -> Event:
@@ -129,7 +129,8 @@ def test_schema_3_state_upgrades_with_its_deliveries(tmp_path: Path) -> None:
         assert row[0] == 3 and row[1] == 1 and row[2] is not None
 
 
-def test_park_check_uses_its_index(store: Store) -> None:
+def test_park_check_uses_its_index(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
     plan = " | ".join(
         r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + Q["pending_endpoints"])
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store
 from notifier.store.schema import _migrations, _split_sql
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, StoreFactory
 
 
 def _finish(store: Store, job_id: str) -> Event:
@@ -20,9 +20,9 @@ def _finish(store: Store, job_id: str) -> Event:
     return event
 
 
-def test_attempts_survive_a_replay_of_one_endpoint(tmp_path: Path) -> None:
+def test_attempts_survive_a_replay_of_one_endpoint(make_store: StoreFactory) -> None:
     clock = FakeClock(1_800_000_000.0)
-    store = Store(tmp_path / "state.db", clock=clock)
+    store = make_store(clock=clock)
     event = _finish(store, "a")
     due = {d.event.event_id: d for d in store.due_deliveries("ops", clock(), 10)}
     ops = due[event.event_id]

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import Store
-from tests.conftest import T0, FakeClock
+from tests.conftest import T0, FakeClock, StoreFactory
 
 DAY = 86400.0
 
@@ -20,17 +17,16 @@ def finish(store: Store, job_id: str, status: int = 20) -> Event:
     return event
 
 
-def counts(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as db:
-        return {
-            table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            for table in ("events", "deliveries", "delivery_attempts", "watches", "watch_queue")
-        }
+def counts(store: Store) -> dict[str, int]:
+    return {
+        table: store._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        for table in ("events", "deliveries", "delivery_attempts", "watches", "watch_queue")
+    }
 
 
-def test_prune_forgets_only_old_settled_history(tmp_path: Path) -> None:
+def test_prune_forgets_only_old_settled_history(make_store: StoreFactory) -> None:
     clock = FakeClock(T0)
-    store = Store(tmp_path / "state.db", clock=clock)
+    store = make_store(clock=clock)
     # 40 days ago: one delivered, one dead, one still pending (kept: it is not settled).
     for name in ("olddone", "olddead", "oldpending"):
         finish(store, name)
@@ -44,11 +40,11 @@ def test_prune_forgets_only_old_settled_history(tmp_path: Path) -> None:
     finish(store, "recent")  # 1 day old at the prune
     clock.advance(DAY)
 
-    before = counts(store.path)
+    before = counts(store)
     pruned = store.prune(clock.now - 30 * DAY)
 
     assert pruned == {"events": 2, "watches": 3, "rejected": 1}
-    after = counts(store.path)
+    after = counts(store)
     assert after["events"] == before["events"] - 2
     assert after["deliveries"] == before["deliveries"] - 2
     assert after["delivery_attempts"] == before["delivery_attempts"] - 2
@@ -58,9 +54,9 @@ def test_prune_forgets_only_old_settled_history(tmp_path: Path) -> None:
     assert store.prune(clock.now - 30 * DAY) == {"events": 0, "watches": 0, "rejected": 0}
 
 
-def test_prune_works_in_batches(tmp_path: Path) -> None:
+def test_prune_works_in_batches(make_store: StoreFactory) -> None:
     clock = FakeClock(T0)
-    store = Store(tmp_path / "state.db", clock=clock)
+    store = make_store(clock=clock)
     for i in range(25):
         finish(store, f"job{i:02d}")
     for due in store.due_deliveries("ops", clock.now, 100):

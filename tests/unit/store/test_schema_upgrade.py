@@ -16,7 +16,7 @@ NOW = 1_800_000_000.0
 
 
 def schema_1_file(path: Path) -> None:
-    script = resources.files("notifier.store").joinpath("sql/migration_001.sql").read_text()
+    script = resources.files("notifier.store").joinpath("sql/sqlite/migration_001.sql").read_text()
     with sqlite3.connect(path) as db:
         db.executescript(script)
         db.execute("PRAGMA user_version = 1")

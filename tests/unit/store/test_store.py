@@ -9,7 +9,7 @@ import pytest
 
 from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store, StoreError
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, StoreFactory
 
 
 @pytest.fixture
@@ -18,7 +18,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Store:
+def store(make_store: StoreFactory, clock: FakeClock) -> Store:
+    return make_store(clock=clock)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, clock: FakeClock) -> Store:
     return Store(tmp_path / "sub" / "state.db", clock=clock)
 
 
@@ -30,9 +35,9 @@ def event(job_id: str, type_: str = "lip_sync.succeeded", event_id: str | None =
     return Event(event_id or f"evt_{job_id}_{type_}", job_id, type_, 1.0, b"{}")
 
 
-def test_file_is_private_and_schema_versioned(store: Store) -> None:
-    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    with sqlite3.connect(store.path) as db:
+def test_file_is_private_and_schema_versioned(sqlite_store: Store) -> None:
+    assert stat.S_IMODE(sqlite_store.path.stat().st_mode) == 0o600
+    with sqlite3.connect(sqlite_store.path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -153,9 +158,8 @@ def test_expire_and_unknown_job(store: Store, clock: FakeClock) -> None:
     assert store.list_watches("failed")[0]["msg"].startswith("vendor rejected")
 
 
-def test_token_cache_is_shared_and_dropped_only_if_current(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    a, b = Store(path), Store(path)
+def test_token_cache_is_shared_and_dropped_only_if_current(make_store: StoreFactory) -> None:
+    a, b = make_store(), make_store()
     a.save_token("acct", "t1", 2e9)
     assert b.get_token("acct") == ("t1", 2e9)
     b.save_token("acct", "t2", 2e9)
@@ -175,14 +179,14 @@ def test_token_cache_is_shared_and_dropped_only_if_current(tmp_path: Path) -> No
     ],
 )
 def test_per_tick_queries_use_their_index_without_sorting(
-    store: Store, name: str, args: tuple[object, ...], index: str
+    sqlite_store: Store, name: str, args: tuple[object, ...], index: str
 ) -> None:
     """Without statistics SQLite would pick the (state, ...) index and sort every active
     row: O(n) per tick. The queries pin their index; this keeps them O(log n)."""
     from notifier.store.schema import Q
 
-    store.add_watches([WatchSpec(f"j{i}") for i in range(50)], "queue")
-    db = sqlite3.connect(store.path)
+    sqlite_store.add_watches([WatchSpec(f"j{i}") for i in range(50)], "queue")
+    db = sqlite3.connect(sqlite_store.path)
     plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + Q[name], args))
     assert f"INDEX {index}" in plan, plan
     assert "TEMP B-TREE" not in plan and "SCAN watches" not in plan, plan

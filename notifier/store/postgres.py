@@ -1,0 +1,206 @@
+"""The PostgreSQL backend (psycopg 3): a database several daemons may share.
+
+One synchronous connection per :class:`PostgresStore`, in autocommit mode so that the shared
+:meth:`Store.transaction` brackets writes with its own BEGIN … COMMIT and a read outside one
+holds no snapshot open. A connection the server dropped (restart, failover, terminated
+backend) is opened again by the next call; until then calls raise :class:`StoreUnavailable`
+("the database server is unreachable") and the daemon pauses as for a full disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+
+from notifier.store.base import Store
+from notifier.store.errors import StoreError, StoreMissing, classify_pg
+from notifier.store.schema import SCHEMA_VERSION, Dialect, dialect
+
+#: Key of the advisory lock held while migrating: nodes starting at once migrate in turn.
+MIGRATION_LOCK = 0x6368616E6A696E67  # "chanjing"
+#: How long opening a connection may take before the server counts as unreachable.
+CONNECT_TIMEOUT = 5
+
+
+class PgRow(tuple[Any, ...]):
+    """A row read by index or by column name, and ``dict(row)``: like ``sqlite3.Row``."""
+
+    _index: ClassVar[dict[str, int]] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+@lru_cache(maxsize=512)
+def _row_class(names: tuple[str, ...]) -> type[PgRow]:
+    return type("PgRow", (PgRow,), {"_index": {n: i for i, n in enumerate(names)}})
+
+
+def _row_factory(cursor: Any) -> Any:
+    """psycopg's row factory: one row class per column list (cached), built from a tuple."""
+    description = cursor.description
+    if description is None:
+        return tuple
+    return _row_class(tuple(column.name for column in description))
+
+
+def describe(url: str) -> tuple[str, str | None]:
+    """``postgresql://user@host:port/db`` for messages, and the password to keep out of them."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        raise StoreError("state.url: not a valid postgresql:// URL") from None
+    user = params.get("user") or getpass.getuser()
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    name = params.get("dbname") or user
+    password = params.get("password")
+    return f"postgresql://{user}@{host}:{port}/{name}", str(password) if password else None
+
+
+class PostgresStore(Store):
+    """A connection to the state in a PostgreSQL database."""
+
+    dialect: ClassVar[Dialect] = dialect("postgres")
+    _FAULTS: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error,)
+
+    def _open(self, location: str | os.PathLike[str], *, create: bool) -> None:
+        self.url = str(location)
+        self.where, self._password = describe(self.url)
+        self._db: psycopg.Connection[Any] | None = None
+        try:
+            self._connect()
+            if not create and not self._has_schema():
+                raise StoreMissing(
+                    self.where,
+                    "no state tables in this database (the daemon creates them when it first runs)",
+                )
+            self._migrate()
+        except psycopg.Error as exc:
+            self.close()
+            raise StoreError(
+                f"{self.where}: cannot open state database: {self._detail(exc)}"
+            ) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> None:
+        self._db = psycopg.connect(
+            self.url,
+            autocommit=True,
+            row_factory=_row_factory,
+            application_name="chanjing-notifier",
+            connect_timeout=CONNECT_TIMEOUT,
+            # A server gone without a word (power cut, dropped route) must not hold a call
+            # on the daemon's loop until TCP gives up (minutes): unacknowledged data and a
+            # silent idle connection both fail within seconds.
+            tcp_user_timeout=CONNECT_TIMEOUT * 1000,
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=2,
+            keepalives_count=3,
+        )
+        # lock_timeout 0 would mean "wait forever": the daemon's loop must never.
+        millis = max(1, int(self._busy_timeout * 1000))
+        self._db.execute(f"SET lock_timeout = {millis}")
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    def _has_schema(self) -> bool:
+        row = self._conn().execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+        return bool(row and row[0])
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        assert self._db is not None
+        return self._db
+
+    # -- what the shared behaviour needs ---------------------------------------------------
+
+    def _execute(self, sql: str, args: Any = ()) -> Any:
+        params = args or None  # none: a literal % stays itself
+        if self._depth:
+            return self._conn().execute(sql, params)
+        self._ensure_connected()
+        try:
+            return self._conn().execute(sql, params)
+        except psycopg.Error as exc:
+            self._raise_unavailable(exc)
+            raise
+
+    def _ensure_connected(self) -> None:
+        """A connection the server dropped is opened anew (the server restarted)."""
+        conn = self._conn()
+        if not (conn.closed or conn.broken):
+            return
+        conn.close()
+        try:
+            self._connect()
+        except psycopg.Error as exc:
+            self._raise_unavailable(exc)
+            raise
+
+    def _begin(self) -> None:
+        self._ensure_connected()
+        self._conn().execute("BEGIN")
+
+    def _in_transaction(self) -> bool:
+        conn = self._conn()
+        status = conn.info.transaction_status
+        return not conn.closed and status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+    def _classify(self, exc: BaseException) -> str | None:
+        return classify_pg(exc) if isinstance(exc, psycopg.Error) else None
+
+    def _detail(self, exc: BaseException) -> str:
+        text = str(exc).strip()
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    def _schema_version(self) -> int:
+        row = self._conn().execute("SELECT max(version) FROM schema_version").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def _set_schema_version(self, number: int) -> None:
+        self._conn().execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (%s, now())", (number,)
+        )
+
+    def _migrate(self) -> None:
+        """Up to date already: a read, no lock and no write (a read-only standby opens)."""
+        if self._has_schema():
+            version = self._schema_version()
+            self._refuse_newer(version)
+            if version == SCHEMA_VERSION:
+                return
+        super()._migrate()
+
+    @contextlib.contextmanager
+    def _migration_guard(self) -> Iterator[None]:
+        with self.transaction():
+            conn = self._conn()
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            yield
+
+
+__all__ = ["PgRow", "PostgresStore"]

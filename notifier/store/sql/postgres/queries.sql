@@ -1,0 +1,337 @@
+-- Every statement the PostgreSQL store runs, by name: the same names and parameters as
+-- ../sqlite/queries.sql, in PostgreSQL's dialect (psycopg placeholders).
+
+-- name: upsert_watch
+INSERT INTO watches (job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
+VALUES (%(job_id)s, %(source)s, %(labels)s, %(endpoints)s, %(now)s, %(now)s, %(now)s)
+ON CONFLICT (job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
+WHERE watches.labels IS DISTINCT FROM excluded.labels OR watches.endpoints IS DISTINCT FROM excluded.endpoints;
+
+-- name: watch_exists
+SELECT 1 FROM watches WHERE job_id = %s;
+
+-- name: file_watch_ids
+SELECT job_id FROM watches WHERE source = 'file' AND state = 'active';
+
+-- name: delete_watch
+DELETE FROM watches WHERE job_id = %s;
+
+-- name: queue_rows
+SELECT seq, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT %s
+FOR UPDATE SKIP LOCKED;
+
+-- name: queue_delete
+DELETE FROM watch_queue WHERE seq = %s;
+
+-- name: queue_reject
+UPDATE watch_queue SET rejected = %s WHERE seq = %s;
+
+-- name: queue_insert
+INSERT INTO watch_queue (job_id, labels, endpoints, enqueued_at) VALUES (%s, %s, %s, %s);
+
+-- name: queue_rejected
+SELECT seq, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue
+WHERE rejected IS NOT NULL ORDER BY seq;
+
+-- name: due_watches
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
+FROM watches
+WHERE state = 'active' AND poll_key <= %s ORDER BY poll_key LIMIT %s;
+
+-- name: early_watches
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
+FROM watches
+WHERE state = 'active' AND next_poll_at <= %s ORDER BY next_poll_at LIMIT %s;
+
+-- name: active_watches_among
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
+FROM watches WHERE state = 'active' AND job_id IN (SELECT json_array_elements_text(%s::json));
+
+-- name: oldest_active_create_time
+SELECT MIN(create_time) FROM watches
+WHERE state = 'active' AND create_time > 0;
+
+-- name: newest_active_create_time
+SELECT MAX(create_time) FROM watches
+WHERE state = 'active' AND create_time > 0;
+
+-- name: get_watch
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
+FROM watches WHERE job_id = %s;
+
+-- name: record_poll
+UPDATE watches SET status = %(status)s, progress = %(progress)s, msg = %(msg)s, create_time = %(create_time)s,
+    last_poll_at = %(now)s, next_poll_at = %(next_poll_at)s, poll_key = %(poll_key)s, polls = polls + 1,
+    errors = 0, last_error = NULL, first_running_at = %(first_running_at)s,
+    first_running_progress = %(first_running_progress)s, last_queued_at = %(last_queued_at)s,
+    misses = %(misses)s, predicted_at = %(predicted_at)s, answered_at = %(now)s, rejections = 0,
+    first_rejected_at = NULL
+WHERE job_id = %(job_id)s AND state = 'active';
+
+-- name: record_poll_error
+UPDATE watches SET last_poll_at = %(now)s, next_poll_at = %(next_poll_at)s,
+    poll_key = %(next_poll_at)s, errors = errors + 1, last_error = %(error)s
+WHERE job_id = %(job_id)s AND state = 'active';
+
+-- name: finish_watch
+UPDATE watches SET state = %(state)s, status = %(status)s, progress = %(progress)s, msg = %(msg)s,
+    create_time = %(create_time)s, last_poll_at = %(now)s, next_poll_at = NULL, poll_key = NULL,
+    polls = polls + %(polled)s,
+    finished_at = %(now)s, last_error = %(error)s
+WHERE job_id = %(job_id)s AND state = 'active';
+
+-- name: expirable_watches
+SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
+       next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
+       last_queued_at, misses, predicted_at
+FROM watches
+WHERE state = 'active' AND added_at <= %(cutoff)s AND answered_at >= added_at + %(give_up_after)s;
+
+-- name: expire_watch
+UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = %(now)s,
+    last_error = 'not terminal after give_up_after; no longer polled'
+WHERE job_id = %(job_id)s AND state = 'active' AND added_at <= %(cutoff)s;
+
+-- name: due_for_last_look
+UPDATE watches SET next_poll_at = LEAST(next_poll_at, %(now)s), poll_key = LEAST(poll_key, %(now)s)
+WHERE job_id IN (
+    SELECT job_id FROM watches
+    WHERE state = 'active' AND added_at <= %(cutoff)s
+      AND (answered_at IS NULL OR answered_at < added_at + %(give_up_after)s)
+      AND poll_key > %(now)s
+);
+
+-- name: record_rejection
+-- The second look soon (retry_at), later ones no sooner than window after the first.
+UPDATE watches SET last_poll_at = %(now)s,
+    next_poll_at = CASE WHEN rejections = 0 THEN %(retry_at)s
+                        ELSE GREATEST(%(retry_at)s, first_rejected_at + %(window)s) END,
+    poll_key = CASE WHEN rejections = 0 THEN %(retry_at)s
+                    ELSE GREATEST(%(retry_at)s, first_rejected_at + %(window)s) END,
+    rejections = rejections + 1, first_rejected_at = COALESCE(first_rejected_at, %(now)s)
+WHERE job_id = %(job_id)s AND state = 'active'
+RETURNING rejections, first_rejected_at;
+
+-- name: note_rejection
+UPDATE watches SET msg = %(msg)s, last_error = %(msg)s WHERE job_id = %(job_id)s AND state = 'active';
+
+-- name: list_watches
+SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
+       next_poll_at, polls, errors, last_error, finished_at, rejections
+FROM watches ORDER BY added_at, job_id;
+
+-- name: list_watches_in_state
+SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
+       next_poll_at, polls, errors, last_error, finished_at, rejections
+FROM watches WHERE state = %s ORDER BY added_at, job_id;
+
+-- name: count_active
+SELECT COUNT(*) FROM watches WHERE state = 'active';
+
+-- name: count_pending_deliveries
+SELECT COUNT(*) FROM deliveries WHERE state = 'pending';
+
+-- name: watch_counts
+SELECT state, COUNT(*) FROM watches GROUP BY state;
+
+-- name: insert_event
+INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING;
+
+-- name: insert_delivery
+INSERT INTO deliveries (event_id, endpoint, created_at, next_attempt_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT DO NOTHING;
+
+-- name: list_events
+SELECT event_id, job_id, type, created_at FROM events ORDER BY created_at, event_id;
+
+-- name: due_deliveries
+SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
+       e.type, e.created_at, e.body, e.last_seen_running_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id
+WHERE d.state = 'pending' AND d.endpoint = %s AND d.next_attempt_at <= %s
+ORDER BY d.next_attempt_at LIMIT %s;
+
+-- name: delivery_succeeded
+-- A row reset since the attempt started (other generation) is left as the reset made it.
+UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt_at = %(now)s,
+    last_status = %(status)s, last_error = NULL, delivered_at = %(now)s, next_attempt_at = NULL,
+    first_attempt_at = COALESCE(first_attempt_at, %(started)s)
+WHERE id = %(id)s AND (%(generation)s::bigint IS NULL OR generation = %(generation)s);
+
+-- name: delivery_failed
+-- Only a pending row takes a failure: one parked meanwhile (endpoint removed) stays parked.
+UPDATE deliveries SET state = %(state)s, attempts = attempts + 1, last_attempt_at = %(now)s,
+    last_status = %(status)s, last_error = %(error)s, next_attempt_at = %(next_attempt_at)s,
+    deferred = deferred + %(deferred)s, first_attempt_at = COALESCE(first_attempt_at, %(started)s)
+WHERE id = %(id)s AND state = 'pending' AND (%(generation)s::bigint IS NULL OR generation = %(generation)s);
+
+-- name: replay_event
+UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
+    next_attempt_at = %(now)s, delivered_at = NULL, generation = generation + 1
+WHERE event_id = %(event_id)s;
+
+-- name: replay_dead
+UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
+    next_attempt_at = %(now)s, generation = generation + 1
+WHERE state = 'dead';
+
+-- name: get_event
+SELECT e.event_id, e.job_id, e.type, e.created_at, e.body, e.last_seen_running_at,
+       w.endpoints AS watch_endpoints
+FROM events e LEFT JOIN watches w ON w.job_id = e.job_id WHERE e.event_id = %s;
+
+-- name: pending_endpoints
+-- The distinct endpoints of pending rows by one index seek each (runs every dispatch tick;
+-- DISTINCT would walk every pending row).
+WITH RECURSIVE eps (endpoint) AS (
+    SELECT MIN(endpoint) FROM deliveries
+    WHERE state = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(endpoint) FROM deliveries
+            WHERE state = 'pending' AND endpoint > eps.endpoint)
+    FROM eps WHERE eps.endpoint IS NOT NULL
+)
+SELECT endpoint FROM eps WHERE endpoint IS NOT NULL;
+
+-- name: park_endpoint
+-- Pending deliveries of an endpoint the daemon does not run: dead, replayable, and revived
+-- by `revive_endpoint` when it is configured again.
+UPDATE deliveries SET state = 'dead', last_error = %(reason)s, next_attempt_at = NULL
+WHERE state = 'pending' AND endpoint = %(endpoint)s;
+
+-- name: revive_endpoint
+UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
+    next_attempt_at = %(now)s, last_error = NULL, generation = generation + 1
+WHERE state = 'dead' AND endpoint = %(endpoint)s
+  AND last_error IN ('endpoint removed', 'endpoint not configured');
+
+-- name: list_deliveries
+SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
+       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id ORDER BY d.id;
+
+-- name: list_deliveries_in_state
+SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
+       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id WHERE d.state = %s ORDER BY d.id;
+
+-- name: delivery_counts
+SELECT state, COUNT(*) FROM deliveries GROUP BY state;
+
+-- name: delivery_counts_by_endpoint
+SELECT state, endpoint, COUNT(*) FROM deliveries GROUP BY state, endpoint;
+
+-- name: get_token
+SELECT access_token, expire_at FROM vendor_token WHERE account = %s;
+
+-- name: save_token
+INSERT INTO vendor_token (account, access_token, expire_at, fetched_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
+    expire_at = excluded.expire_at, fetched_at = excluded.fetched_at;
+
+-- name: drop_token
+DELETE FROM vendor_token WHERE account = %s AND access_token = %s;
+
+-- name: probe_write
+INSERT INTO write_probe (id, at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET at = excluded.at;
+
+-- name: shift_watch_schedule
+UPDATE watches SET added_at = added_at + %(delta)s, next_poll_at = next_poll_at + %(delta)s,
+    poll_key = poll_key + %(delta)s
+WHERE state = 'active';
+
+-- name: shift_delivery_schedule
+UPDATE deliveries SET next_attempt_at = next_attempt_at + %(delta)s WHERE state = 'pending';
+
+-- name: insert_attempt
+INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status, error, outcome)
+SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer, %(error)s::text, %(outcome)s
+FROM deliveries WHERE id = %(id)s;
+
+-- name: attempts_of_event
+SELECT a.delivery_id, d.endpoint, a.generation, a.started_at, a.duration, a.status, a.error,
+       a.outcome
+FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.event_id = %s ORDER BY a.id;
+
+-- name: deliveries_of_event
+SELECT d.id, d.endpoint, d.state, d.attempts, d.generation, d.created_at, d.last_attempt_at,
+       d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+FROM deliveries d WHERE d.event_id = %s ORDER BY d.endpoint;
+
+-- name: event_summary
+SELECT event_id, job_id, type, created_at, body FROM events WHERE event_id = %s;
+
+-- name: replay_event_endpoint
+UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
+    next_attempt_at = %(now)s, delivered_at = NULL, generation = generation + 1
+WHERE event_id = %(event_id)s AND endpoint = %(endpoint)s;
+
+-- name: watch_summary
+SELECT job_id, state, source, labels, endpoints, finished_at FROM watches WHERE job_id = %s;
+
+-- name: reopen_watch
+UPDATE watches SET state = 'active', added_at = %(now)s, next_poll_at = %(now)s, poll_key = %(now)s,
+    finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL
+WHERE job_id = %(job_id)s AND state IN ('expired', 'failed');
+
+-- name: list_watches_filtered
+SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
+       next_poll_at, polls, errors, last_error, finished_at, rejections
+FROM watches
+WHERE (%(state)s::text IS NULL OR state = %(state)s) AND (%(job)s::text IS NULL OR job_id = %(job)s)
+  AND (%(since)s::double precision IS NULL OR added_at >= %(since)s)
+ORDER BY added_at DESC, job_id DESC LIMIT NULLIF(%(limit)s, -1);
+
+-- name: list_events_filtered
+SELECT event_id, job_id, type, created_at FROM events
+WHERE (%(job)s::text IS NULL OR job_id = %(job)s) AND (%(since)s::double precision IS NULL OR created_at >= %(since)s)
+ORDER BY created_at DESC, event_id DESC LIMIT NULLIF(%(limit)s, -1);
+
+-- name: list_deliveries_filtered
+SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
+       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id
+WHERE (%(state)s::text IS NULL OR d.state = %(state)s) AND (%(job)s::text IS NULL OR e.job_id = %(job)s)
+  AND (%(since)s::double precision IS NULL OR d.created_at >= %(since)s)
+ORDER BY d.id DESC LIMIT NULLIF(%(limit)s, -1);
+
+-- name: queue_clear_rejected
+DELETE FROM watch_queue WHERE rejected IS NOT NULL;
+
+-- name: old_settled_events
+SELECT event_id FROM events
+WHERE created_at < %(cutoff)s
+  AND NOT EXISTS (
+      SELECT 1 FROM deliveries WHERE deliveries.event_id = events.event_id AND state = 'pending')
+ORDER BY created_at LIMIT %(batch)s;
+
+-- name: prune_attempts
+DELETE FROM delivery_attempts WHERE delivery_id IN (
+    SELECT id FROM deliveries WHERE event_id IN (SELECT json_array_elements_text(%(ids)s::json)));
+
+-- name: prune_deliveries
+DELETE FROM deliveries WHERE event_id IN (SELECT json_array_elements_text(%(ids)s::json));
+
+-- name: prune_events
+DELETE FROM events WHERE event_id IN (SELECT json_array_elements_text(%(ids)s::json));
+
+-- name: prune_watches
+DELETE FROM watches WHERE job_id IN (
+    SELECT job_id FROM watches
+    WHERE state != 'active' AND finished_at < %(cutoff)s LIMIT %(batch)s);
+
+-- name: prune_rejected
+DELETE FROM watch_queue WHERE seq IN (
+    SELECT seq FROM watch_queue WHERE rejected IS NOT NULL AND enqueued_at < %(cutoff)s
+    LIMIT %(batch)s);

@@ -1,0 +1,135 @@
+"""The real daemon on a PostgreSQL state (``state.url``): the simulator's job is delivered,
+and the CLI reads and writes the same database (issue 10)."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from notifier.tools.receiver import Receiver
+from tests.conftest import ReceiverServer, Simulator, Workspace
+from tests.fault_fs import wait_until
+from tests.pg_server import PgServer
+
+pytestmark = pytest.mark.slow
+
+#: The throwaway server trusts every local login: any password opens it, and none may leak.
+PASSWORD = "pg-pass-7d1e0c5b9a"
+PAUSED = "state database cannot be written; polling and delivery are paused until it can"
+
+
+def with_password(url: str) -> str:
+    return url.replace("postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@")
+
+
+def test_daemon_and_cli_share_a_postgres_state(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer, pg_url: str
+) -> None:
+    workspace.config["state"] = {"url": "${STATE_URL}"}
+    workspace.env["STATE_URL"] = with_password(pg_url)
+    workspace.write_config()
+
+    # No tables yet: read-only commands say so and create nothing.
+    empty = workspace.cli("watch", "list", "--json")
+    assert empty.stdout.strip() == "[]"
+    assert f"{pg_url}: no state tables in this database" in empty.stderr
+    checked = workspace.cli("check")  # names the database, without connecting to it
+    assert f"state: {pg_url} (PostgreSQL; not contacted by check" in checked.stdout
+
+    first = simulator.sim.add_job("pgjob1", queue_s=0.2, run_s=0.4, outcome=20)
+    second = simulator.sim.add_job("pgjob2", queue_s=0.2, run_s=0.4, outcome=20)
+    workspace.cli("watch", "add", first, "--label", "via=cli")
+    daemon = workspace.start()
+    daemon.wait_ready()
+    # Another program queues a job with a plain INSERT, as it would into SQLite.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO watch_queue (job_id) VALUES (%s)", (second,))
+
+    rec = receiver.receiver
+
+    def delivered(r: Receiver) -> bool:
+        return {p.payload["data"]["id"] for p in r.accepted("/ops")} == {first, second}
+
+    assert rec.wait_for_blocking(delivered, timeout=60), rec.summary()
+    watches = {w["job_id"]: w for w in workspace.cli_json("watch", "list")}
+    assert watches[first]["state"] == watches[second]["state"] == "succeeded"
+    assert watches[first]["labels"] == {"via": "cli"} and watches[second]["source"] == "queue"
+
+    def settled() -> bool:
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT state FROM deliveries").fetchall()
+        return len(rows) == 4 and {row[0] for row in rows} == {"delivered"}
+
+    # Two jobs, each to ops and analytics (it takes successes); the result is written just
+    # after the receiver's answer.
+    assert wait_until(settled, timeout=30)
+    rows = workspace.cli_json("deliveries", "list")
+    assert {(d["job_id"], d["endpoint"], d["state"]) for d in rows} == {
+        (job, endpoint, "delivered") for job in (first, second) for endpoint in ("ops", "analytics")
+    }
+    listed = workspace.cli("deliveries", "list").stdout
+    assert first in listed and second in listed
+    assert daemon.stop() == 0
+    assert PASSWORD not in daemon.output
+
+    # The other commands on the same database, the daemon stopped.
+    events = workspace.cli_json("events", "list")
+    assert {e["job_id"] for e in events} == {first, second}
+    event_id = next(e["event_id"] for e in events if e["job_id"] == first)
+    shown = json.loads(workspace.cli("deliveries", "show", event_id, "--json").stdout)
+    assert [len(d["history"]) for d in shown["deliveries"]] == [1, 1]
+    workspace.cli("deliveries", "replay", event_id, "--endpoint", "ops")
+    assert len(workspace.cli_json("deliveries", "list", "--state", "pending")) == 1
+    workspace.cli("watch", "rm", second)
+    assert [w["job_id"] for w in workspace.cli_json("watch", "list")] == [first]
+    # The state is named without its password (and not masked whole as a secret).
+    starting = next(r for r in daemon.records() if r.get("event") == "starting")
+    assert starting["state"] == pg_url
+
+
+def test_the_daemon_pauses_while_the_database_is_unreachable_and_resumes(
+    workspace: Workspace,
+    simulator: Simulator,
+    receiver: ReceiverServer,
+    pg_server: PgServer,
+    pg_url: str,
+) -> None:
+    """The server drops the daemon's connection and refuses new ones for a while (a restart,
+    a failover): the daemon names the outage, and once connections are allowed again its
+    next probe opens a new one and it carries on by itself."""
+    workspace.config["state"] = {"url": pg_url}
+    workspace.write_config()
+    daemon = workspace.start()
+    daemon.wait_ready()
+    # Named in the log (a URL without password is no secret to mask).
+    starting = next(r for r in daemon.records() if r.get("event") == "starting")
+    assert starting["state"] == pg_url
+    name = pg_url.rpartition("/")[2]
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        dropped = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        ).fetchone()
+        assert dropped is not None and dropped[0] >= 1
+
+        def logged(event: str) -> bool:
+            return daemon.wait_for_log(lambda r: r.get("event") == event, timeout=20)
+
+        assert logged(PAUSED), daemon.output
+        outage = next(r for r in daemon.records() if r.get("event") == PAUSED)
+        assert outage["cause"] == "the database server is unreachable"
+        assert outage["file"] == pg_url
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert logged("state database writable again; polling and delivery resumed"), daemon.output
+
+    job = simulator.sim.add_job("after-outage", queue_s=0.1, run_s=0.3, outcome=20)
+    workspace.cli("watch", "add", job)
+
+    def delivered(r: Receiver) -> bool:
+        return job in {p.payload["data"]["id"] for p in r.accepted("/ops")}
+
+    assert receiver.receiver.wait_for_blocking(delivered, timeout=60), receiver.receiver.summary()
+    assert daemon.stop() == 0
