@@ -115,6 +115,8 @@ class LeaseKeeper:
         #: Why the last renewal failed, None after one that worked.
         self.problem: str | None = None
         self.changes = {"acquired": 0, "lost": 0, "released": 0}
+        #: Vendor calls held back at the gate (counted here: it outlives vendor clients).
+        self.withheld = 0
 
     @property
     def renew_every(self) -> float:
@@ -130,7 +132,8 @@ class LeaseKeeper:
     def check(self) -> None:
         """The gate: raises LeaseLost unless a call sent now is safe."""
         if not self.may_call():
-            raise LeaseLost(f"node {self.node} does not hold the vendor lease")
+            self.withheld += 1
+            raise LeaseLost(f"not sent: node {self.node} does not hold the vendor lease")
 
     # -- one look at the database ---------------------------------------------------------
 
@@ -263,6 +266,8 @@ class LeaseKeeper:
 
     def describe(self) -> str:
         """For /healthz and sd_notify's STATUS."""
+        if self._closed_at is not None:
+            return f"stopping ({self.node}): vendor lease handed over"
         if self.may_call():
             return f"vendor lease held by this node ({self.node})"
         if self.problem is not None:

@@ -149,8 +149,6 @@ class VendorClient:
         self._lease = lease
         # httpcore calls this as it is about to write a request: the last look at the lease.
         self._extensions = {"trace": self._last_look} if lease is not None else {}
-        #: Calls not sent because the lease was not held (with MARGIN left) at the last look.
-        self.withheld = 0
         self._secret_key = secret_key
         self._limiter = limiter
         self._store = store
@@ -183,9 +181,8 @@ class VendorClient:
         return self._lease is None or self._lease.may_call()
 
     def _check_lease(self) -> None:
-        if self._lease is not None and not self._lease.may_call():
-            self.withheld += 1
-            raise LeaseLost(f"not sent: node {self._lease.node} does not hold the vendor lease")
+        if self._lease is not None:
+            self._lease.check()
 
     async def _last_look(self, event: str, _info: dict[str, Any]) -> None:
         """Right before the request's first byte, after any wait for the limiter, a pooled

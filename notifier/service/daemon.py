@@ -128,7 +128,8 @@ class Daemon:
         self.metrics_server: AppServer | None = None
         self.last_tick = time.monotonic()
         self.store = Store(config.state.path, busy_timeout=STORE_BUSY_TIMEOUT)
-        # sole: run_daemon holds the state file's instance lock, so no other daemon can.
+        # sole: run_daemon holds the SQLite file's instance lock, so no other daemon can run
+        # on this state (a shared PostgreSQL state has no such proof: sole=False there).
         self.lease_store = Store(config.state.path, busy_timeout=LEASE_BUSY_TIMEOUT)
         self.lease = LeaseKeeper(
             self.lease_store,
@@ -407,7 +408,7 @@ class Daemon:
                 "held": int(self.lease.may_call()),
                 "seconds_left": self.lease.remaining(),
                 "changes": dict(self.lease.changes),
-                "withheld": self.vendor.withheld,
+                "withheld": self.lease.withheld,
             },
         }
 

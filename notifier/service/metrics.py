@@ -107,15 +107,13 @@ def _lease_metrics(lease: dict[str, Any]) -> Iterator[GaugeMetricFamily | Counte
         "Seconds until this node's vendor lease runs out unless renewed (0: not held).",
         value=lease["seconds_left"],
     )
-    changes = CounterMetricFamily(
+    yield _counts(
         "chanjing_lease_changes",
         "Vendor lease changes on this node: acquired, lost (taken by another node or not "
         "renewed in time), released (a clean stop).",
-        labels=["change"],
+        "change",
+        lease["changes"],
     )
-    for change, count in lease["changes"].items():
-        changes.add_metric([change], count)
-    yield changes
     yield CounterMetricFamily(
         "chanjing_vendor_calls_withheld",
         "Vendor calls not sent because the lease was not held (with its margin left) when "
@@ -139,15 +137,21 @@ def _sweep_metrics(sweep: dict[str, Any]) -> Iterator[GaugeMetricFamily | Counte
         "Seconds until the next list sweep is tried after failures (0: not paused).",
         value=sweep["retry_in"],
     )
-    sweeps = CounterMetricFamily(
+    yield _counts(
         "chanjing_sweeps",
         "List sweeps by result: ok, partial (out of budget; the next resumes), refused "
         "(page size rejected), failed.",
-        labels=["result"],
+        "result",
+        sweep["results"],
     )
-    for result, count in sweep["results"].items():
-        sweeps.add_metric([result], count)
-    yield sweeps
+
+
+def _counts(name: str, doc: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
+    """A counter with one label, from {label value: count}."""
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
 
 
 class Metrics:

@@ -784,8 +784,8 @@ class Store:
         """One UPSERT: ours for ``ttl`` s if free, expired or ours (``force``: in any case) ->
         (seconds left on the database's clock, holder before our tenure); None: held by another."""
         with self.transaction(probe=True):  # once a second at most: no need to fail fast
-            args = {"name": name, "owner": owner, "ttl": ttl}
-            rows = self._db.execute(Q["take_lease" if force else "acquire_lease"], args).fetchall()
+            args = {"name": name, "owner": owner, "ttl": ttl, "force": int(force)}
+            rows = self._db.execute(Q["acquire_lease"], args).fetchall()
         return (float(rows[0][0]), rows[0][1]) if rows else None
 
     def release_lease(self, name: str, owner: str, holdoff: float = 0.0) -> bool:

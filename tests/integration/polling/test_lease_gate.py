@@ -22,6 +22,7 @@ from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.conftest import SECRET_KEY, FakeClock
+from tests.unit.polling.test_lease_keeper import until
 from tests.unit.store.test_lease_store import EPS, pin_db_clock
 
 SETTINGS = PollingSettings(min_interval=1, max_interval=60, give_up_after=86400)
@@ -100,14 +101,6 @@ async def polls_done() -> None:
     await asyncio.gather(*(t for t in polls if t is not current))
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.005)
-
-
 async def test_no_call_leaves_once_the_lease_is_lost(
     make_node: Callable[..., Awaitable[Node]],
 ) -> None:
@@ -169,7 +162,7 @@ async def test_a_frozen_node_sends_nothing_before_it_has_asked_the_database(
     node.steady.advance(3600.0)  # frozen for an hour; thawed now
     await polls_done()
     assert node.calls(DETAIL_PATH) == 0
-    assert node.client.withheld == 4
+    assert node.keeper.withheld == 4
     for job in jobs:
         watch = node.watch(job)
         assert (watch["polls"], watch["errors"], watch["last_error"]) == (0, 0, None)
@@ -192,7 +185,7 @@ async def test_no_token_is_fetched_without_the_lease(
     with pytest.raises(LeaseLost):
         await node.client.detail("tokenjob1")  # never acquired
     assert node.sim.stats()["calls"] == 0
-    assert node.client.withheld == 1
+    assert node.keeper.withheld == 1
     await node.keeper.renew()
     await node.client.detail("tokenjob1")
     assert (node.calls(TOKEN_PATH), node.calls(DETAIL_PATH)) == (1, 1)

@@ -24,6 +24,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def check_endpoints(port: int, health: str, needles: tuple[str, ...]) -> None:
+    """/healthz answers 200 with ``health``; /metrics shows every needle."""
+    answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    assert (answer.status_code, answer.text.strip()) == (200, health)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for needle in needles:
+        assert needle in text, needle
+
+
 def index_of(events: list[str], prefix: str) -> int:
     return next(i for i, e in enumerate(events) if e.startswith(prefix))
 
@@ -55,22 +64,18 @@ def test_the_daemon_takes_reports_and_releases_the_lease(
     workspace.enqueue_sql(job)
     assert receiver.receiver.wait_for_blocking(lambda r: len(r.accepted("/ops")) == 1, timeout=30)
     assert daemon.wait_for_log(lambda r: r.get("event") == "metrics listening", timeout=5)
-    base = f"http://127.0.0.1:{port}"
-    health = httpx.get(f"{base}/healthz", timeout=5)
-    assert (health.status_code, health.text.strip()) == (
-        200,
+    check_endpoints(
+        port,
         "ok; vendor lease held by this node (node-e2e)",
+        (
+            'chanjing_lease_held{node="node-e2e"} 1.0',
+            'chanjing_lease_changes_total{change="acquired"} 1.0',
+            'chanjing_lease_changes_total{change="lost"} 0.0',
+            'chanjing_vendor_calls_total{endpoint="detail",node="node-e2e",result="0"}',
+            "chanjing_vendor_calls_withheld_total 0.0",
+            "chanjing_lease_seconds_left ",
+        ),
     )
-    text = httpx.get(f"{base}/metrics", timeout=5).text
-    for needle in (
-        'chanjing_lease_held{node="node-e2e"} 1.0',
-        'chanjing_lease_changes_total{change="acquired"} 1.0',
-        'chanjing_lease_changes_total{change="lost"} 0.0',
-        'chanjing_vendor_calls_total{endpoint="detail",node="node-e2e",result="0"}',
-        "chanjing_vendor_calls_withheld_total 0.0",
-        "chanjing_lease_seconds_left ",
-    ):
-        assert needle in text, needle
     assert notify.wait_for(
         lambda ns: any(
             line.startswith("STATUS=watching")
@@ -125,3 +130,62 @@ def test_a_restart_after_kill_9_takes_the_dead_daemons_lease_at_once(
     assert acquired["node"] == f"{socket.gethostname()}:{second.popen.pid}"
     assert acquired["previous_holder"] == dead_node
     assert second.stop() == 0
+
+
+def test_a_standby_delivers_and_takes_intake_but_calls_no_vendor(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    """Another node takes the lease while a delivery is still being retried: this daemon
+    stops calling the vendor, stays healthy, and goes on delivering and taking in watches."""
+    port = free_port()
+    workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    workspace.config["state"].update(node="node-a", lease="3s")
+    workspace.config["delivery"]["retry_schedule"] = ["1s"] * 8
+    workspace.write_config()
+    receiver.receiver.script("/ops", [503] * 6)  # accepted at the 7th attempt, ~6 s on
+    daemon = workspace.start()
+    daemon.wait_ready()
+    first = simulator.sim.add_job("standby01", queue_s=0.1, run_s=0.2, outcome=20)
+    workspace.enqueue_sql(first)
+    assert receiver.receiver.wait_for_blocking(lambda r: len(r.all("/ops")) >= 1, timeout=30)
+
+    # Node B takes the lease (as if this daemon's had run out; B writes the row).
+    with Store(workspace.state_path) as node_b, node_b.transaction():
+        node_b._db.execute("UPDATE leases SET owner = 'node-b', expires_at = expires_at + 3600")
+    assert daemon.wait_for_log(
+        lambda r: r.get("event", "").startswith("vendor lease lost"), timeout=10
+    )
+    lost_at = time.time()
+    (lost,) = [r for r in daemon.records() if r.get("event", "").startswith("vendor lease lost")]
+    assert (lost["node"], lost["previous_holder"], lost["holder"]) == ("node-a", "node-a", "node-b")
+    assert lost["level"] == "warning"
+    calls = simulator.sim.stats()["calls"]
+
+    # Intake still works on a standby; polling is the holder's.
+    second = simulator.sim.add_job("standby02", queue_s=0.1, run_s=0.2, outcome=20)
+    workspace.enqueue_sql(second)
+    # Deliveries still work on a standby.
+    assert receiver.receiver.wait_for_blocking(lambda r: len(r.accepted("/ops")) == 1, timeout=30)
+    (delivered,) = receiver.receiver.accepted("/ops")
+    assert delivered.received_at > lost_at and delivered.attempt == 7
+    watches = {w["job_id"]: w for w in workspace.cli_json("watch", "list")}
+    assert watches[second]["state"] == "active"
+    assert watches[second]["last_poll_at"] is None
+
+    check_endpoints(
+        port,
+        "ok; standby (node-a): vendor lease held by node-b",
+        (
+            'chanjing_lease_held{node="node-a"} 0.0',
+            'chanjing_lease_changes_total{change="lost"} 1.0',
+            "chanjing_lease_seconds_left 0.0",
+        ),
+    )
+    assert simulator.sim.stats()["calls"] == calls  # not one vendor call since
+
+    assert daemon.stop() == 0
+    # Not ours to release: node B keeps it.
+    with Store(workspace.state_path) as store:
+        holder = store.lease_holder("vendor")
+        assert holder is not None and holder[0] == "node-b"
+    assert not any(r.get("event", "").startswith("vendor lease released") for r in daemon.records())

@@ -3,7 +3,8 @@ with the database's own clock pinned to a FakeClock, so expiry is exact and inst
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,11 +37,17 @@ def db_clock() -> FakeClock:
     return FakeClock(1_800_000_000.0)
 
 
+def two_nodes(path: Path, db_clock: FakeClock, *clocks: Callable[[], float]) -> list[Store]:
+    """Two connections to one file (two nodes), on one pinned database clock."""
+    stores = [Store(path, clock=clock) for clock in clocks or (time.time, time.time)]
+    for store in stores:
+        pin_db_clock(store, db_clock)
+    return stores
+
+
 @pytest.fixture
 def nodes(tmp_path: Path, db_clock: FakeClock) -> Iterator[tuple[Store, Store]]:
-    a, b = Store(tmp_path / "state.db"), Store(tmp_path / "state.db")
-    for store in (a, b):
-        pin_db_clock(store, db_clock)
+    a, b = two_nodes(tmp_path / "state.db", db_clock)
     yield a, b
     a.close()
     b.close()
@@ -84,10 +91,7 @@ def test_expiry_is_on_the_database_clock_not_the_callers(
     tmp_path: Path, db_clock: FakeClock
 ) -> None:
     """Each Store has its own (here wildly different) clock; the lease ignores both."""
-    a = Store(tmp_path / "state.db", clock=lambda: 0.0)
-    b = Store(tmp_path / "state.db", clock=lambda: 4e9)
-    for store in (a, b):
-        pin_db_clock(store, db_clock)
+    a, b = two_nodes(tmp_path / "state.db", db_clock, lambda: 0.0, lambda: 4e9)
     assert a.acquire_lease("vendor", "A", 10.0) is not None
     assert b.acquire_lease("vendor", "B", 10.0) is None
     db_clock.advance(10.0 + EPS)
