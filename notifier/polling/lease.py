@@ -146,7 +146,9 @@ class LeaseKeeper:
             grant = await asyncio.to_thread(
                 self.store.acquire_lease, self.name, self.node, self.ttl, force=force
             )
-            holder = None if grant else await asyncio.to_thread(self.store.lease_holder, self.name)
+            if grant is None:
+                self.deadline = -math.inf  # another node holds it: ours is gone
+                holder = await asyncio.to_thread(self.store.lease_holder, self.name)
         except Exception as exc:  # the keeper must outlive any database trouble
             problem = f"{type(exc).__name__}: {exc}"
             if self.problem is None:
@@ -166,7 +168,6 @@ class LeaseKeeper:
             self.holder = self.node
             self._look(previous, reason="")
         else:
-            self.deadline = -math.inf  # another node holds it: ours is gone
             self.holder = holder[0] if holder else None
             self._look(None, reason="another node holds it")
 
