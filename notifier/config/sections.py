@@ -105,6 +105,30 @@ class ChanjingConfig(BaseModel):
         return url.rstrip("/")
 
 
+#: The shortest ``state.lease``: the vendor lease's MARGIN (2 s, notifier.polling.lease) plus a
+#: second in which the holder may call the vendor between renewals.
+MIN_LEASE = 3.0
+
+
+def _lease_duration(value: object) -> float:
+    seconds = parse_duration(value)  # type: ignore[arg-type]  # it rejects other types
+    if seconds < MIN_LEASE:
+        raise ValueError(
+            f"must be at least {format_duration(MIN_LEASE)} (the 2s safety margin before it "
+            f"expires plus time to call the vendor), got {show(value)}"
+        )
+    return seconds
+
+
+def _node_name(value: object) -> str | None:
+    if value is None:
+        return None
+    name = plain_text(value)
+    if len(name) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError("must be at most 200 printable characters")
+    return name
+
+
 class StateConfig(BaseModel):
     """Where the state lives: a SQLite file (``path``) or a PostgreSQL database (``url``)."""
 
@@ -116,6 +140,11 @@ class StateConfig(BaseModel):
     #: Delivered and dead history, finished watches and rejected queue rows older than this
     #: are forgotten; 0 keeps everything.
     retention: Duration = 30 * 86400.0
+    #: How long the vendor lease lasts unless renewed: a node that dies or freezes is replaced
+    #: by another one within this plus a second (see ``notifier.polling.lease``).
+    lease: Annotated[float, BeforeValidator(_lease_duration)] = 10.0
+    #: This daemon's name in the lease, logs and metrics; None: ``hostname:pid`` at start.
+    node: Annotated[str | None, BeforeValidator(_node_name)] = None
 
     @model_validator(mode="after")
     def _one_backend(self) -> StateConfig:

@@ -19,6 +19,7 @@ from notifier._tasks import settle
 from notifier.delivery.transition import build_event, route
 from notifier.log import get_logger
 from notifier.models import STATUS_GENERATING, STATUS_QUEUED, JobDetail
+from notifier.polling.lease import LeaseLost
 from notifier.polling.policy import PollingSettings, plan_after_poll, retry_delay
 from notifier.polling.ratelimit import LimiterClosed, RateLimiter
 from notifier.polling.vendor import (
@@ -112,8 +113,8 @@ class Poller:
         """Start polls: due ones first (most overdue first), then early ones if budget is
         spare, up to about a second of budget ahead."""
         want = max(1, int(self.limiter.qps * LOOKAHEAD_SECONDS)) - len(self._in_flight)
-        if want <= 0:
-            return
+        if want <= 0 or not self.vendor.may_call():
+            return  # a standby node: the vendor lease holder polls
         now = self._clock()
         busy = frozenset(self._in_flight)
         chosen = self.store.due_watches(now, want, busy)
@@ -140,8 +141,10 @@ class Poller:
         job_log = log.bind(job_id=watch.job_id)
         try:
             detail = await self.vendor.detail(watch.job_id)
-        except LimiterClosed:
-            return  # shutting down before the call went out: nothing happened
+        except (LimiterClosed, LeaseLost):
+            # Shutting down, or the vendor lease is gone, before the call went out: nothing
+            # happened, so nothing is recorded (the watch stays due for the lease holder).
+            return
         except UnknownJob as exc:
             self._rejected(watch, str(exc))
             return
@@ -266,6 +269,8 @@ class Poller:
         self.settings = replace(self.settings, fair_interval=fair)
         if not active or not self.list_sweep or self._clock() < self._sweep_paused_until:
             return
+        if not self.vendor.may_call():
+            return  # a standby node: the vendor lease holder sweeps
         self._grow_page_size()
         interval = self.settings.min_interval
         budget = self.limiter.qps * interval
@@ -304,8 +309,8 @@ class Poller:
                 size, task = entry
                 try:
                     answer = await task
-                except LimiterClosed:
-                    return
+                except (LimiterClosed, LeaseLost):
+                    return  # not sent: not a failure; the sweep keeps its place
                 except VendorError as exc:
                     self._list_failed(exc, page)
                     return

@@ -1,8 +1,9 @@
 """Chanjing's open API: the only module that knows its wire format.
 
 Every call goes through the shared :class:`~notifier.polling.ratelimit.RateLimiter`, token calls
-included. The access token is cached in the state store because issuing a new one revokes
-the old one: the daemon, a restarted daemon and CLI commands must all reuse it.
+included, and is sent only while this node holds the vendor lease (``notifier.polling.lease``).
+The access token is cached in the state store because issuing a new one revokes the old one:
+the daemon, a restarted daemon and CLI commands must all reuse it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 
 from notifier.log import redactor
 from notifier.models import JobDetail
+from notifier.polling.lease import LeaseKeeper, LeaseLost
 from notifier.polling.ratelimit import RateLimiter
 from notifier.store import Store
 
@@ -140,8 +142,13 @@ class VendorClient:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        lease: LeaseKeeper | None = None,
     ) -> None:
+        """``lease``: the gate of every call (None: this process is the only caller)."""
         self._app_id = app_id
+        self._lease = lease
+        # httpcore calls this as it is about to write a request: the last look at the lease.
+        self._extensions = {"trace": self._last_look} if lease is not None else {}
         self._secret_key = secret_key
         self._limiter = limiter
         self._store = store
@@ -169,18 +176,40 @@ class VendorClient:
         """Values that must never be logged (for the log redactor)."""
         return [self._secret_key] + ([self._token[0]] if self._token else [])
 
+    def may_call(self) -> bool:
+        """Whether a call may be sent now (this node holds the vendor lease)."""
+        return self._lease is None or self._lease.may_call()
+
+    def _check_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.check()
+
+    async def _last_look(self, event: str, _info: dict[str, Any]) -> None:
+        """Right before the request's first byte, after any wait for the limiter, a pooled
+        connection, connect and TLS: a node frozen or slow since its turn came sends nothing
+        once its lease is gone (LeaseLost aborts the request; httpx passes it through)."""
+        if event.endswith("send_request_headers.started"):
+            self._check_lease()
+
     async def _call(
         self, endpoint: str, method: str, path: str, *, priority: bool = False, **kwargs: Any
     ) -> Any:
-        """One budgeted call; retries 40001 after the shared pause. Returns (code, msg, data)."""
+        """One budgeted call; retries 40001 after the shared pause. Returns (code, msg, data).
+        LeaseLost when the lease is not held: nothing was sent, nothing is observed."""
         for _ in range(5):
+            self._check_lease()  # no turn at the limiter for a call that cannot go
             await self._limiter.acquire(priority=priority)
             started = time.monotonic()
-            label = "error"
+            label: str | None = "error"
             try:
-                response = await self._http.request(method, path, **kwargs)
+                response = await self._http.request(
+                    method, path, extensions=self._extensions, **kwargs
+                )
                 code, msg, data = parse_envelope(response)
                 label = str(code)
+            except LeaseLost:
+                label = None
+                raise
             except httpx.TimeoutException:
                 label = "timeout"
                 raise VendorError("timed out") from None
@@ -191,7 +220,7 @@ class VendorClient:
                 label = "bad_answer"
                 raise
             finally:
-                if self.observer is not None:
+                if self.observer is not None and label is not None:
                     self.observer(endpoint, label, time.monotonic() - started)
             if code == CODE_QPS:
                 self._limiter.throttle()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -27,6 +29,7 @@ from notifier.delivery.operational import OperationalEvents, Thresholds
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
+from notifier.polling.lease import LeaseKeeper
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
@@ -73,6 +76,9 @@ CLOCK_STEP = 2.0
 CLOCK_CHECK_EVERY = 1.0
 #: Retention prunes at most this many batches (of PRUNE_BATCH rows a kind) per housekeeping tick.
 PRUNE_BATCHES_PER_TICK = 10
+#: How long a lease renewal waits for another writer's lock (on the keeper's own thread and
+#: connection: it never stalls the loop, and a renewal that fails only lets the lease run down).
+LEASE_BUSY_TIMEOUT = 1.0
 #: Jobs that write to the state: they pause while it cannot be written.
 WRITING_JOBS = frozenset({"poll", "queue", "watch_file", "dispatch", "housekeeping", "sweep"})
 
@@ -110,6 +116,7 @@ def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
         "watch_file": str(config.watch.file) if config.watch.file else None,
         "vendor": config.chanjing.base_url,
         "qps": config.chanjing.qps,
+        "lease": config.state.lease,
         "min_interval": config.polling.min_interval,
         "max_interval": config.polling.max_interval,
         "give_up_after": config.polling.give_up_after,
@@ -123,7 +130,8 @@ class Daemon:
         self.config = config
         self.config_path = config_path
         self.sd = SdNotifier()
-        self.metrics = Metrics()
+        node = config.state.node or f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = Metrics(node)
         self.metrics_server: AppServer | None = None
         self.last_tick = time.monotonic()
         self.clock_watch = ClockWatch()
@@ -131,6 +139,14 @@ class Daemon:
         # clock before the next look would otherwise be moved by the step a second time.
         self.store = open_store(config.state, busy_timeout=STORE_BUSY_TIMEOUT, clock=self.now)
         self.store_outage = StoreOutage(self.store)
+        # The keeper renews from a worker thread, on a connection (and wall clock) of its own.
+        self.lease_store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
+        # sole: run_daemon holds a SQLite file's instance lock, so no other daemon can run on
+        # that state and a restart may take its dead predecessor's lease at once. A shared
+        # PostgreSQL state has no such proof: there a restarted node waits the lease out.
+        self.lease = LeaseKeeper(
+            self.lease_store, node, config.state.lease, sole=config.state.url is None
+        )
         self.scheduler = AsyncIOScheduler()
         self.limiter = RateLimiter(config.chanjing.qps)
         self.vendor = self._make_vendor(config)
@@ -170,6 +186,7 @@ class Daemon:
             secret_key=c.secret_key.get_secret_value(),
             limiter=self.limiter,
             store=self.store,
+            lease=self.lease,
         )
         metrics = self.metrics
 
@@ -342,7 +359,7 @@ class Daemon:
 
     def status_text(self) -> str:
         active, pending = self.store.live_counts()
-        text = f"watching {active} job(s), {pending} delivery(ies) pending"
+        text = f"watching {active} job(s), {pending} delivery(ies) pending; {self.lease.describe()}"
         cause = self.store_outage.cause
         if cause is not None:
             return f"PAUSED: cannot write {self.store.where}: {cause}; {text}"
@@ -369,7 +386,8 @@ class Daemon:
             return False, (
                 f"{self.vendor.credentials_problem}; check chanjing.app_id / chanjing.secret_key"
             )
-        return True, "ok"
+        # A standby is healthy: it delivers, and takes over when the holder goes.
+        return True, f"ok; {self.lease.describe()}"
 
     def _snapshot(self) -> dict[str, Any]:
         """Stored numbers for a scrape. Runs on a worker thread (counting a long history takes
@@ -393,6 +411,13 @@ class Daemon:
                 for name in self.config.endpoint_names()
             },
             "vendor_failing": int(self.ops.state.vendor.failing),
+            "lease": {
+                "node": self.lease.node,
+                "held": int(self.lease.may_call()),
+                "seconds_left": self.lease.remaining(),
+                "changes": dict(self.lease.changes),
+                "withheld": self.lease.withheld,
+            },
         }
 
     async def _apply_metrics(self, config: Config) -> None:
@@ -504,6 +529,15 @@ class Daemon:
             )
             # Everything below (and the `reloaded` line) reports what really runs.
             new = new.model_copy(update={"state": old.state})
+        if new.state.node != old.state.node:
+            log.warning(
+                "state.node changed; the running daemon keeps its name until a restart",
+                running=self.lease.node,
+                configured=new.state.node,
+            )
+            state = new.state.model_copy(update={"node": old.state.node})
+            new = new.model_copy(update={"state": state})
+        self.lease.ttl = new.state.lease  # from the next renewal on
         logs.redactor.add(new.secrets())
         logs.configure(new.log.level)
         self.config = new
@@ -539,7 +573,7 @@ class Daemon:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         logs.redactor.add(self._secrets())
-        log.info("starting", **config_summary(self.config, self.config_path))
+        log.info("starting", node=self.lease.node, **config_summary(self.config, self.config_path))
         for warning in self.config.warnings():
             log.warning(warning)
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
@@ -547,6 +581,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self.metrics.watch_state(self._snapshot, self._live_numbers)
         await self._apply_metrics(self.config)
+        # Before the first tick: a lone daemon polls from its first tick on.
+        await self.lease.start()
         self._schedule()
         self.scheduler.start()
         self._watch_clock()
@@ -560,14 +596,17 @@ class Daemon:
         started = time.monotonic()
         self.sd.stopping()
         log.info("stopping", grace=STOP_GRACE)
+        self.lease.close()  # no vendor call leaves from now on
         self.scheduler.shutdown(wait=False)
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await asyncio.gather(self.poller.drain(STOP_GRACE), self.dispatcher.drain(STOP_GRACE))
+        await self.lease.release()  # after the last calls: another node may take over
         await self.vendor.aclose()
         for _sender, client in self._senders.values():
             await client.aclose()
         self.store.close()
+        self.lease_store.close()
         self.sd.close()
         log.info("stopped", took=round(time.monotonic() - started, 2))
         return 0

@@ -88,6 +88,38 @@ class _StateCollector(Collector):
         sweep = snap.get("sweep")
         if sweep is not None:
             yield from _sweep_metrics(sweep)
+        lease = snap.get("lease")
+        if lease is not None:
+            yield from _lease_metrics(lease)
+
+
+def _lease_metrics(lease: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """The vendor lease, read from the keeper (``Daemon._live_numbers``)."""
+    held = GaugeMetricFamily(
+        "chanjing_lease_held",
+        "1 while this node holds the vendor lease (it alone calls the vendor); 0 on a standby.",
+        labels=["node"],
+    )
+    held.add_metric([lease["node"]], lease["held"])
+    yield held
+    yield GaugeMetricFamily(
+        "chanjing_lease_seconds_left",
+        "Seconds until this node's vendor lease runs out unless renewed (0: not held).",
+        value=lease["seconds_left"],
+    )
+    yield _counts(
+        "chanjing_lease_changes",
+        "Vendor lease changes on this node: acquired, lost (taken by another node or not "
+        "renewed in time), released (a clean stop).",
+        "change",
+        lease["changes"],
+    )
+    yield CounterMetricFamily(
+        "chanjing_vendor_calls_withheld",
+        "Vendor calls not sent because the lease was not held (with its margin left) when "
+        "they were about to go.",
+        value=lease["withheld"],
+    )
 
 
 def _sweep_metrics(sweep: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
@@ -105,27 +137,36 @@ def _sweep_metrics(sweep: dict[str, Any]) -> Iterator[GaugeMetricFamily | Counte
         "Seconds until the next list sweep is tried after failures (0: not paused).",
         value=sweep["retry_in"],
     )
-    sweeps = CounterMetricFamily(
+    yield _counts(
         "chanjing_sweeps",
         "List sweeps by result: ok, partial (out of budget; the next resumes), refused "
         "(page size rejected), failed.",
-        labels=["result"],
+        "result",
+        sweep["results"],
     )
-    for result, count in sweep["results"].items():
-        sweeps.add_metric([result], count)
-    yield sweeps
+
+
+def _counts(name: str, doc: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
+    """A counter with one label, from {label value: count}."""
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, node: str = "") -> None:
+        """``node``: this daemon's ``state.node``, a label of its vendor calls (only the
+        vendor lease holder calls; over several nodes, their sum is the account's use)."""
+        self.node = node
         self.registry = CollectorRegistry()
         self._live: Callable[[], dict[str, Any]] = dict
         self.live_values: dict[str, Any] = {}
         r = self.registry
         self.vendor_calls = Counter(
             "chanjing_vendor_calls",
-            "Vendor API calls by endpoint and result code (or error).",
-            ["endpoint", "result"],
+            "Vendor API calls by endpoint, result code (or error) and calling node.",
+            ["endpoint", "result", "node"],
             registry=r,
         )
         self.vendor_latency = Histogram(
@@ -178,7 +219,7 @@ class Metrics:
     # -- observers ------------------------------------------------------------------------
 
     def on_vendor_call(self, endpoint: str, result: str, seconds: float) -> None:
-        self.vendor_calls.labels(endpoint, result).inc()
+        self.vendor_calls.labels(endpoint, result, self.node).inc()
         self.vendor_latency.labels(endpoint).observe(seconds)
         if result == "40001":
             self.throttled.inc()

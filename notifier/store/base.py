@@ -727,3 +727,25 @@ class Store(Listings):
     def drop_token(self, account: str, token: str) -> None:
         with self.transaction():
             self._run("drop_token", (account, token))
+
+    # -- lease: which node calls the vendor; expiry on the database's clock ----------------
+
+    def acquire_lease(
+        self, name: str, owner: str, ttl: float, *, force: bool = False
+    ) -> tuple[float, str | None] | None:
+        """One UPSERT: ours for ``ttl`` s if free, expired or ours (``force``: in any case) ->
+        (seconds left on the database's clock, holder before our tenure); None: held by another."""
+        with self.transaction(probe=True):  # once a second at most: no need to fail fast
+            args = {"name": name, "owner": owner, "ttl": ttl, "force": int(force)}
+            rows = self._run("acquire_lease", args).fetchall()
+        return (float(rows[0][0]), rows[0][1]) if rows else None
+
+    def release_lease(self, name: str, owner: str, holdoff: float = 0.0) -> bool:
+        with self.transaction(probe=True):
+            args = {"name": name, "owner": owner, "holdoff": holdoff}
+            return bool(self._run("release_lease", args).fetchall())
+
+    def lease_holder(self, name: str) -> tuple[str, float] | None:
+        """(owner, seconds left on the database's clock), None when nobody holds it."""
+        row = self._run("lease_holder", {"name": name}).fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))

@@ -69,7 +69,8 @@ def test_40001_from_the_vendor_slows_the_daemon_down_and_nothing_is_lost(
     # ... and by call kind: whichever calls met the limit (detail or list, by timing), the
     # per-endpoint counts add up to the same total.
     by_endpoint = re.findall(
-        r'^chanjing_vendor_calls_total\{endpoint="[a-z_]+",result="40001"\} ([0-9.e+]+)$',
+        r'^chanjing_vendor_calls_total\{endpoint="[a-z_]+",node="[^"]+",result="40001"\} '
+        r"([0-9.e+]+)$",
         text,
         re.MULTILINE,
     )

@@ -129,6 +129,7 @@ def test_metrics_and_healthz(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    workspace.config["state"]["node"] = "node-a"
     workspace.write_config()
     daemon = workspace.start()
     daemon.wait_ready()
@@ -145,7 +146,8 @@ def test_metrics_and_healthz(
     assert daemon.wait_for_log(lambda r: r.get("event") == "metrics listening", timeout=5)
     base = f"http://127.0.0.1:{port}"
     health = httpx.get(f"{base}/healthz", timeout=5)
-    assert health.status_code == 200 and health.text.strip() == "ok"
+    assert health.status_code == 200
+    assert health.text.strip() == "ok; vendor lease held by this node (node-a)"
     # The store records a delivery just after the receiver answered: wait for that.
     for endpoint in ("ops", "analytics"):
         assert daemon.wait_for_log(
@@ -153,8 +155,9 @@ def test_metrics_and_healthz(
         )
     text = httpx.get(f"{base}/metrics", timeout=5).text
     for needle in (
-        'chanjing_vendor_calls_total{endpoint="detail",result="0"}',
-        'chanjing_vendor_calls_total{endpoint="access_token",result="0"} 1.0',
+        'chanjing_vendor_calls_total{endpoint="detail",node="node-a",result="0"}',
+        'chanjing_vendor_calls_total{endpoint="access_token",node="node-a",result="0"} 1.0',
+        'chanjing_lease_held{node="node-a"} 1.0',
         "chanjing_vendor_latency_seconds_bucket",
         "chanjing_vendor_throttled_total 0.0",
         'chanjing_watches{state="succeeded"} 1.0',

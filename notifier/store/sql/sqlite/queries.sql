@@ -333,3 +333,43 @@ DELETE FROM watches WHERE job_id IN (
 DELETE FROM watch_queue WHERE seq IN (
     SELECT seq FROM watch_queue WHERE rejected IS NOT NULL AND enqueued_at < :cutoff
     LIMIT :batch);
+
+-- -- lease ------------------------------------------------------------------------------------
+-- The database's clock is ONE expression per statement, in the `clock` CTE:
+--   SQLite:     (julianday('now') - 2440587.5) * 86400.0
+--   PostgreSQL: extract(epoch from clock_timestamp())
+
+-- name: acquire_lease
+-- Take the lease if it is free (no row, or expired on the database's clock) or already ours,
+-- or in any case with :force = 1 (a daemon that knows it is alone: SQLite's instance lock,
+-- so a restart after a crash does not wait out its own dead lease); no row comes back while
+-- another owner holds it. A renewal keeps acquired_at and previous_owner; a take (from
+-- someone else, or ours again after it lapsed) resets them.
+WITH clock (db_now) AS (SELECT (julianday('now') - 2440587.5) * 86400.0)
+INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at, previous_owner)
+SELECT :name, :owner, db_now + :ttl, db_now, db_now, NULL FROM clock WHERE true
+ON CONFLICT (name) DO UPDATE SET
+    owner = excluded.owner,
+    expires_at = excluded.expires_at,
+    renewed_at = excluded.renewed_at,
+    acquired_at = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > excluded.renewed_at
+                       THEN leases.acquired_at ELSE excluded.renewed_at END,
+    previous_owner = CASE WHEN leases.owner = excluded.owner
+                               AND leases.expires_at > excluded.renewed_at
+                          THEN leases.previous_owner ELSE leases.owner END
+WHERE :force = 1 OR leases.owner = excluded.owner OR leases.expires_at <= excluded.renewed_at
+RETURNING expires_at - renewed_at AS seconds_left, previous_owner;
+
+-- name: release_lease
+-- Let it expire :holdoff seconds from now, never later than it would have (the row stays: the
+-- next holder learns who held it before). RETURNING, as a cursor's rowcount does not count
+-- an UPDATE that starts WITH.
+WITH clock (db_now) AS (SELECT (julianday('now') - 2440587.5) * 86400.0)
+UPDATE leases SET expires_at = (SELECT db_now FROM clock) + :holdoff
+WHERE name = :name AND owner = :owner AND expires_at > (SELECT db_now FROM clock) + :holdoff
+RETURNING owner;
+
+-- name: lease_holder
+WITH clock (db_now) AS (SELECT (julianday('now') - 2440587.5) * 86400.0)
+SELECT owner, expires_at - db_now AS seconds_left FROM leases, clock
+WHERE name = :name AND expires_at > db_now;
