@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -136,6 +138,9 @@ class Daemon:
             observer=self.metrics.on_delivery,
             reporter=self.ops.on_result,
             clock=self.now,
+            # Until config `state.node` exists (ha-lease): unique per process.
+            node=f"{socket.gethostname()}:{os.getpid()}",
+            claim_observer=self.metrics.on_claims,
         )
         self.ops.on_recorded = self.dispatcher.kick
         self.poller = Poller(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
+from notifier.store.claims import DeliveryClaims
 from notifier.store.errors import (
     StoreError,
     StoreMissing,
@@ -42,7 +43,7 @@ FAIL_FAST_FOR = 1.0
 PRUNE_BATCH = 500
 
 
-class Store:
+class Store(DeliveryClaims):
     """A connection to the state file. Not thread-safe: one per thread or process."""
 
     def __init__(
@@ -540,6 +541,7 @@ class Store:
         *,
         generation: int | None = None,
         started: float | None = None,
+        claim: int | None = None,  # claims: see notifier/store/claims.py
     ) -> bool:
         """Record a successful attempt; False when the row was reset meanwhile (replay)."""
         now = self.now()
@@ -552,6 +554,7 @@ class Store:
                     "status": status,
                     "generation": generation,
                     "started": now if started is None else started,
+                    "claim": claim,
                 },
             )
             self._attempt(delivery_id, started, now, status, None, "delivered")
@@ -589,6 +592,7 @@ class Store:
         generation: int | None = None,
         deferred: bool = False,
         started: float | None = None,
+        claim: int | None = None,  # claims: see notifier/store/claims.py
     ) -> bool:
         """Record a failed attempt; ``next_attempt_at=None`` makes the delivery dead.
 
@@ -610,6 +614,7 @@ class Store:
                     "generation": generation,
                     "deferred": int(deferred),
                     "started": now if started is None else started,
+                    "claim": claim,
                 },
             )
             outcome = "failed" if next_attempt_at is not None else "dead"
