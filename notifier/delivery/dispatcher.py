@@ -315,7 +315,8 @@ class Dispatcher:
         started_at: float,
         bound: Any,
     ) -> Outcome | None:
-        """Write the result; what it came to, or None when a replay or park superseded it."""
+        """Write the result (only under this attempt's claim); what it came to, or None when
+        a replay or park superseded it, or the claim lapsed and another node took over."""
         if result.ok:
             if self.store.delivery_succeeded(
                 due.id,

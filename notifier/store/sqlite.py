@@ -31,8 +31,8 @@ from notifier.store.rows import (
     DueDelivery,
     IntakeResult,
     WatchRow,
+    due_from_row,
     dump_endpoints,
-    event_from_row,
     watch_from_row,
 )
 from notifier.store.schema import SCHEMA_VERSION, Q, _migrations, _split_sql
@@ -520,18 +520,7 @@ class Store(DeliveryClaims):
         rows = self._db.execute(
             Q["due_deliveries"], (endpoint, now, limit + len(exclude))
         ).fetchall()
-        due = [
-            DueDelivery(
-                row["id"],
-                row["attempts"],
-                event_from_row(row),
-                row["generation"],
-                row["deferred"],
-                row["first_attempt_at"],
-            )
-            for row in rows
-            if row["id"] not in exclude
-        ]
+        due = [due_from_row(row) for row in rows if row["id"] not in exclude]
         return due[:limit]
 
     def delivery_succeeded(

@@ -350,8 +350,9 @@ DELETE FROM watch_queue WHERE seq IN (
 --   db_now := (julianday('now') - 2440587.5) * 86400.0
 --   (PostgreSQL: extract(epoch from clock_timestamp()))
 -- Due rows of :endpoint that nobody holds, or whose claim lapsed, become :node's for :ttl
--- seconds; :exclude (JSON array) are this node's attempts in flight. The row selection is
--- the subquery, so PostgreSQL can lock it: add FOR UPDATE SKIP LOCKED after its LIMIT.
+-- seconds; :exclude (JSON array; PG: an array, `d.id <> ALL(...)`) are this node's attempts
+-- in flight. The row selection is the subquery, so PostgreSQL can lock it: add
+-- FOR UPDATE SKIP LOCKED after its LIMIT.
 UPDATE deliveries SET claimed_by = :node, claim_token = claim_token + 1,
     claim_expires = (julianday('now') - 2440587.5) * 86400.0 + :ttl
 WHERE id IN (

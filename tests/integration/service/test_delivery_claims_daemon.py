@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 
 import httpx
 import pytest
 
 from tests.conftest import ReceiverServer, Simulator, Workspace
+from tests.integration.service.test_store_faults import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -16,9 +18,7 @@ pytestmark = pytest.mark.slow
 def test_the_daemon_claims_under_its_node_name_and_counts_claims(
     workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
     workspace.write_config()
     rec = receiver.receiver
@@ -48,3 +48,39 @@ def test_the_daemon_claims_under_its_node_name_and_counts_claims(
     assert "# TYPE chanjing_delivery_results_superseded_total counter" in text
     assert "# TYPE chanjing_delivery_claims_expired_total counter" in text
     assert daemon.stop() == 0
+
+
+def test_a_killed_daemons_claims_return_when_they_lapse(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    """kill -9 during an attempt: the delivery is claimed by a dead node (the next daemon is
+    another node, by pid). It is sent again once that claim lapses on the database's clock,
+    not before; the deliveries that were not in flight go out at once."""
+    rec = receiver.receiver
+    rec.set_delay("/ops", 30.0)  # the attempt is in flight when the daemon is killed
+    first = workspace.start()
+    first.wait_ready()
+    job = simulator.sim.add_job("claims02", queue_s=0.1, run_s=0.2, outcome=20)
+    workspace.enqueue_sql(job)
+    assert rec.wait_for_blocking(lambda r: len(r.all("/ops")) == 1, timeout=30)
+    assert first.wait_for_log(
+        lambda r: r.get("event") == "delivered" and r.get("endpoint") == "analytics", timeout=30
+    )
+    first.kill9()
+    with sqlite3.connect(workspace.state_path) as db:
+        ((claimed_by, lapses_at),) = db.execute(
+            "SELECT claimed_by, claim_expires FROM deliveries WHERE endpoint = 'ops'"
+        ).fetchall()
+    assert claimed_by == f"{socket.gethostname()}:{first.popen.pid}"
+
+    rec.set_delay("/ops", 0)
+    second = workspace.start()
+    second.wait_ready()
+    assert rec.wait_for_blocking(lambda r: len(r.all("/ops")) == 2, timeout=30)
+    resent = rec.all("/ops")[1]
+    assert resent.received_at >= lapses_at - 0.01, (resent.received_at, lapses_at)
+    assert second.wait_for_log(
+        lambda r: r.get("event") == "delivered" and r.get("endpoint") == "ops", timeout=10
+    )
+    assert len(rec.all("/analytics")) == 1  # delivered before the kill: not again
+    assert second.stop() == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from notifier.models import Event, JobDetail, WatchSpec
-from notifier.store import Store
+from notifier.store import DueDelivery, Store
 from notifier.store.schema import Q
 from tests.conftest import FakeClock
 
@@ -46,6 +46,15 @@ def claims(store: Store) -> list[tuple[str | None, int]]:
     return [(row[0], row[1]) for row in rows]
 
 
+def taken_over(nodes: tuple[Store, Store], clock: FakeClock) -> tuple[DueDelivery, DueDelivery]:
+    """One delivery claimed by node A, whose claim lapses at once, then by node B: (A's, B's)."""
+    a, b = nodes
+    finish(a, "j1", ["ops"])
+    (lapsed,) = a.claim_due_deliveries("ops", "node-a", clock.now, 10, 0.0)
+    (taken,) = b.claim_due_deliveries("ops", "node-b", clock.now, 10, LONG)
+    return lapsed, taken
+
+
 def test_a_due_delivery_goes_to_one_node(nodes: tuple[Store, Store], clock: FakeClock) -> None:
     a, b = nodes
     event = finish(a, "j1", ["ops"])
@@ -70,10 +79,8 @@ def test_not_yet_due_is_not_claimed(nodes: tuple[Store, Store], clock: FakeClock
 def test_an_expired_claim_goes_to_the_other_node(
     nodes: tuple[Store, Store], clock: FakeClock
 ) -> None:
-    a, b = nodes
-    finish(a, "j1", ["ops"])
-    (lapsed,) = a.claim_due_deliveries("ops", "node-a", clock.now, 10, 0.0)
-    (taken,) = b.claim_due_deliveries("ops", "node-b", clock.now, 10, LONG)
+    a, _b = nodes
+    lapsed, taken = taken_over(nodes, clock)
     assert taken.id == lapsed.id and taken.claim == 2
     assert claims(a) == [("node-b", 2)]
     # A live claim is not taken back.
@@ -84,9 +91,7 @@ def test_the_losers_late_result_does_not_overwrite(
     nodes: tuple[Store, Store], clock: FakeClock
 ) -> None:
     a, b = nodes
-    finish(a, "j1", ["ops"])
-    (lost,) = a.claim_due_deliveries("ops", "node-a", clock.now, 10, 0.0)
-    (won,) = b.claim_due_deliveries("ops", "node-b", clock.now, 10, LONG)
+    lost, won = taken_over(nodes, clock)
     assert b.delivery_succeeded(won.id, 200, generation=won.generation, claim=won.claim)
     # Node A's attempt ends later, failed: the delivered row stays delivered.
     later = clock.now + 5
@@ -105,9 +110,7 @@ def test_the_loser_writing_first_is_refused_too(
 ) -> None:
     """Order does not matter: only the attempt holding the claim writes."""
     a, b = nodes
-    finish(a, "j1", ["ops"])
-    (lost,) = a.claim_due_deliveries("ops", "node-a", clock.now, 10, 0.0)
-    (won,) = b.claim_due_deliveries("ops", "node-b", clock.now, 10, LONG)
+    lost, won = taken_over(nodes, clock)
     assert not a.delivery_succeeded(lost.id, 200, generation=lost.generation, claim=lost.claim)
     assert b.delivery_failed(
         won.id, 503, "HTTP 503", clock.now + 1, generation=won.generation, claim=won.claim
