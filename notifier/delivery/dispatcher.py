@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,11 +59,16 @@ class Lane:
     sender: Sender
     concurrency: int
     in_flight: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    #: Lanes that send through this one's sender (one Slack URL for several endpoints).
+    shared_by: int = 1
 
     @property
     def longest_attempt(self) -> float:
+        """How long an attempt may take from its start: the sender's longest, times the
+        lanes sharing it (a Slack sender sends one message at a time, so an attempt may
+        first wait for the other lanes' one each)."""
         longest = getattr(self.sender, "longest_attempt", None)
-        return DEFAULT_LONGEST_ATTEMPT if longest is None else float(longest)
+        return (DEFAULT_LONGEST_ATTEMPT if longest is None else float(longest)) * self.shared_by
 
 
 class Dispatcher:
@@ -124,8 +130,15 @@ class Dispatcher:
             if name not in lanes:
                 self._retiring.update(lane.in_flight.values())
         # A lane that stays shares its in-flight map, so nothing is picked twice.
+        sharing = Counter(id(sender) for sender, _concurrency in lanes.values())
         self._lanes = {
-            name: Lane(name, sender, concurrency, old[name].in_flight if name in old else {})
+            name: Lane(
+                name,
+                sender,
+                concurrency,
+                old[name].in_flight if name in old else {},
+                sharing[id(sender)],
+            )
             for name, (sender, concurrency) in lanes.items()
         }
         self.retry_schedule = list(schedule)

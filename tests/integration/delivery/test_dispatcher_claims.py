@@ -17,10 +17,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from notifier.delivery.dispatcher import CLAIM_MARGIN, Dispatcher
-from notifier.delivery.senders import WebhookSender
+from notifier.delivery.senders import SlackSender, WebhookSender
 from notifier.models import Event, WatchSpec
 from notifier.store import Store
-from tests.conftest import OPS_SECRET, FakeClock, ReceiverServer
+from tests.conftest import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
 from tests.integration.delivery.test_dispatcher_outcomes import attempts_done, finished
 
 SCHEDULE = [0.2, 0.4]
@@ -244,3 +244,35 @@ async def test_two_nodes_deliver_every_event_once(
     assert len(ids) == len(set(ids)) == 40
     assert cluster.a.told("claimed") + cluster.b.told("claimed") == 40
     assert cluster.b.told("claimed") > 0  # B took a share while A's lanes were full
+
+
+async def test_a_claim_covers_the_wait_for_a_shared_slack_url(
+    tmp_path: Path, receiver: ReceiverServer
+) -> None:
+    """Two endpoints post to one Slack URL through one sender, one message at a time: an
+    attempt may first wait for the other endpoint's, so its claim covers both."""
+    clock = FakeClock()
+    with Store(tmp_path / "state.db", clock=clock) as store:
+        for job_id, endpoints in (("job-1", ["team", "alerts"]), ("job-2", ["ops"])):
+            detail, event = finished(job_id, clock)
+            store.add_watches([WatchSpec(job_id)], "queue")
+            assert store.record_terminal(detail, event, endpoints)
+        async with httpx.AsyncClient() as client:
+            slack = SlackSender(client, f"{receiver.url}{SLACK_PATH}", TIMEOUT, min_spacing=0.1)
+            webhook = WebhookSender(client, f"{receiver.url}/ops", [OPS_SECRET], TIMEOUT)
+            lanes = {"team": (slack, 1), "alerts": (slack, 1), "ops": (webhook, 4)}
+            dispatcher = Dispatcher(store, lanes, SCHEDULE, clock=clock)
+            await dispatcher.tick()
+            left = dict(
+                store._db.execute(
+                    "SELECT endpoint, claim_expires - (julianday('now') - 2440587.5) * 86400.0"
+                    " FROM deliveries"
+                ).fetchall()
+            )
+            shared = 2 * (0.1 + TIMEOUT) + CLAIM_MARGIN
+            assert left["team"] == pytest.approx(shared, abs=1)
+            assert left["alerts"] == pytest.approx(shared, abs=1)
+            assert left["ops"] == pytest.approx(TIMEOUT + CLAIM_MARGIN, abs=1)
+            await attempts_done()
+            assert {d["state"] for d in store.list_deliveries()} == {"delivered"}
+            await dispatcher.drain(1.0)
