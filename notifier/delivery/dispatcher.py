@@ -194,7 +194,7 @@ class Dispatcher:
         try:
             self._fill()
         except DB_ERRORS as exc:
-            log.warning("cannot read due deliveries; next tick tries again", error=str(exc))
+            log.warning("cannot claim due deliveries; the next tick tries again", error=str(exc))
 
     async def tick(self) -> None:
         if self._closing:
