@@ -2,13 +2,20 @@
 
 An endpoint's lane holds at most ``concurrency`` attempts in flight, and due work is picked
 per endpoint, so a slow or dead receiver fills only its own lane and never delays the others.
+
+Several nodes may deliver from one database: due work is *claimed* (for the longest attempt
+plus a margin, on the database's clock) before it is sent, so no delivery is in flight on two
+nodes at once; a result is written only while this attempt's claim still holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +32,25 @@ log = get_logger(component="dispatcher")
 #: A result that cannot be written is written again after this, doubling up to the max.
 WRITE_RETRY_FIRST = 0.5
 WRITE_RETRY_MAX = 10.0
+#: A claim outlasts the attempt's longest duration by this much: time to write the result,
+#: and to spare for the database's clock and ours running at slightly different rates.
+CLAIM_MARGIN = 5.0
+#: The longest attempt of a sender that does not say (``longest_attempt``).
+DEFAULT_LONGEST_ATTEMPT = 30.0
 
 
 #: What a recorded attempt came to: ``delivered``, ``failed`` or ``dead``, and its error.
 Outcome = tuple[str, str | None]
 Reporter = Callable[[str, Event, str, str | None, int], None]
+#: Told about claims: endpoint, what happened (``claimed``; ``expired``: too little time was
+#: left to start the attempt; ``claim_lost`` / ``reset``: a result was not written because
+#: another node took the delivery over, or a replay or park reset it), how many.
+ClaimObserver = Callable[[str, str, int], None]
+
+
+def default_node() -> str:
+    """The name this process claims deliveries under when none is configured."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -38,6 +59,16 @@ class Lane:
     sender: Sender
     concurrency: int
     in_flight: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    #: Lanes that send through this one's sender (one Slack URL for several endpoints).
+    shared_by: int = 1
+
+    @property
+    def longest_attempt(self) -> float:
+        """How long an attempt may take from its start: the sender's longest, times the
+        lanes sharing it (a Slack sender sends one message at a time, so an attempt may
+        first wait for the other lanes' one each)."""
+        longest = getattr(self.sender, "longest_attempt", None)
+        return (DEFAULT_LONGEST_ATTEMPT if longest is None else float(longest)) * self.shared_by
 
 
 class Dispatcher:
@@ -51,9 +82,21 @@ class Dispatcher:
         observer: Callable[[str, DueDelivery, SendResult, float], None] | None = None,
         reporter: Reporter | None = None,
         write_retry: tuple[float, float] = (WRITE_RETRY_FIRST, WRITE_RETRY_MAX),
+        node: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        claim_observer: ClaimObserver | None = None,
+        claim_margin: float = CLAIM_MARGIN,
     ) -> None:
+        """``node``: the name this process claims deliveries under (unique per process);
+        ``monotonic``: the clock claim deadlines are kept on."""
         self.store = store
         self._clock = clock
+        self.node = default_node() if node is None else node
+        self._monotonic = monotonic
+        self.claim_observer = claim_observer
+        self._claim_margin = claim_margin
+        #: Claims this node holds whose attempt has not settled them: {delivery id: token}.
+        self._claims: dict[int, int] = {}
         self._rng = random.Random()
         self._lanes: dict[str, Lane] = {}
         self._retiring: set[asyncio.Task[None]] = set()
@@ -87,8 +130,15 @@ class Dispatcher:
             if name not in lanes:
                 self._retiring.update(lane.in_flight.values())
         # A lane that stays shares its in-flight map, so nothing is picked twice.
+        sharing = Counter(id(sender) for sender, _concurrency in lanes.values())
         self._lanes = {
-            name: Lane(name, sender, concurrency, old[name].in_flight if name in old else {})
+            name: Lane(
+                name,
+                sender,
+                concurrency,
+                old[name].in_flight if name in old else {},
+                sharing[id(sender)],
+            )
             for name, (sender, concurrency) in lanes.items()
         }
         self.retry_schedule = list(schedule)
@@ -144,7 +194,7 @@ class Dispatcher:
         try:
             self._fill()
         except DB_ERRORS as exc:
-            log.warning("cannot read due deliveries; next tick tries again", error=str(exc))
+            log.warning("cannot claim due deliveries; the next tick tries again", error=str(exc))
 
     async def tick(self) -> None:
         if self._closing:
@@ -158,11 +208,30 @@ class Dispatcher:
             free = lane.concurrency - len(lane.in_flight)
             if free <= 0:
                 continue
-            for due in self.store.due_deliveries(lane.name, now, free, frozenset(lane.in_flight)):
-                task = asyncio.create_task(self._attempt(lane, due), name=f"deliver {due.id}")
+            longest = lane.longest_attempt
+            # Before the claim is sent: time the request spends on its way (or a freeze
+            # right after it) comes off the claim, never on top of it.
+            asked = self._monotonic()
+            claimed = self.store.claim_due_deliveries(
+                lane.name, self.node, now, free, longest + self._claim_margin, lane.in_flight
+            )
+            for due in claimed:
+                assert due.claim is not None and due.claim_left is not None
+                self._claims[due.id] = due.claim
+                task = asyncio.create_task(
+                    self._attempt(lane, due, asked + due.claim_left), name=f"deliver {due.id}"
+                )
                 lane.in_flight[due.id] = task
+            if claimed:
+                self._observe_claims(lane.name, "claimed", len(claimed))
 
-    async def _attempt(self, lane: Lane, due: DueDelivery) -> None:
+    def _observe_claims(self, endpoint: str, what: str, count: int = 1) -> None:
+        if self.claim_observer is not None:
+            self.claim_observer(endpoint, what, count)
+
+    async def _attempt(self, lane: Lane, due: DueDelivery, deadline: float) -> None:
+        """One attempt under the claim that lasts until ``deadline`` (this node's monotonic
+        clock); not started when the claim would lapse before the attempt could end."""
         attempt = due.attempts + 1
         entry_log = log.bind(
             endpoint=lane.name,
@@ -170,6 +239,22 @@ class Dispatcher:
             job_id=due.event.job_id,
             attempt=attempt,
         )
+        left = deadline - self._monotonic()
+        if left < lane.longest_attempt:
+            # Frozen (or stalled) since the claim: another node may hold the delivery now.
+            # Claim it again (at the next tick) rather than send on a claim that may lapse.
+            lane.in_flight.pop(due.id, None)
+            self._observe_claims(lane.name, "expired")
+            entry_log.info(
+                "claim too short to start the attempt; claiming the delivery again",
+                claim_left=round(left, 3),
+                longest_attempt=lane.longest_attempt,
+            )
+            try:
+                self._settle_claim(due)
+            except DB_ERRORS as exc:
+                entry_log.warning("cannot release the claim; it lapses", error=str(exc))
+            return
         started = time.monotonic()
         started_at = self._clock()
         try:
@@ -184,13 +269,14 @@ class Dispatcher:
             if self.observer is not None:
                 self.observer(lane.name, due, result, elapsed)
             try:
-                recorded = self._record(due, result, attempt, started_at, entry_log)
+                recorded = self._record(lane.name, due, result, attempt, started_at, entry_log)
             except DB_ERRORS as exc:
                 # The row is still due: dropping it now would send it again at once, in a
                 # loop. Hold the result and keep the delivery in its lane until it is written.
                 recorded = await self._record_later(
-                    due, result, attempt, started_at, entry_log, exc
+                    lane.name, due, result, attempt, started_at, entry_log, exc
                 )
+            self._claims.pop(due.id, None)
             self._report(lane.name, due, recorded, attempt, entry_log)
         finally:
             lane.in_flight.pop(due.id, None)
@@ -199,6 +285,7 @@ class Dispatcher:
 
     async def _record_later(
         self,
+        endpoint: str,
         due: DueDelivery,
         result: SendResult,
         attempt: int,
@@ -218,7 +305,7 @@ class Dispatcher:
             while True:
                 await asyncio.sleep(delay)
                 try:
-                    recorded = self._record(due, result, attempt, started_at, bound)
+                    recorded = self._record(endpoint, due, result, attempt, started_at, bound)
                     break
                 except DB_ERRORS:
                     self.write_retries += 1
@@ -233,16 +320,27 @@ class Dispatcher:
         return recorded
 
     def _record(
-        self, due: DueDelivery, result: SendResult, attempt: int, started_at: float, bound: Any
+        self,
+        endpoint: str,
+        due: DueDelivery,
+        result: SendResult,
+        attempt: int,
+        started_at: float,
+        bound: Any,
     ) -> Outcome | None:
-        """Write the result; what it came to, or None when a replay or park superseded it."""
+        """Write the result (only under this attempt's claim); what it came to, or None when
+        a replay or park superseded it, or the claim lapsed and another node took over."""
         if result.ok:
             if self.store.delivery_succeeded(
-                due.id, result.status, generation=due.generation, started=started_at
+                due.id,
+                result.status,
+                generation=due.generation,
+                started=started_at,
+                claim=due.claim,
             ):
                 bound.info("delivered", status=result.status)
                 return ("delivered", None)
-            self._superseded(bound, result)
+            self._superseded(endpoint, due, bound, result)
             return None
         first = started_at if due.first_attempt_at is None else due.first_attempt_at
         retry = plan_retry(
@@ -256,9 +354,15 @@ class Dispatcher:
         error = result.error or (f"HTTP {result.status}" if result.status else "failed")
         if retry is None:
             if not self.store.delivery_failed(
-                due.id, result.status, error, None, generation=due.generation, started=started_at
+                due.id,
+                result.status,
+                error,
+                None,
+                generation=due.generation,
+                started=started_at,
+                claim=due.claim,
             ):
-                self._superseded(bound, result)
+                self._superseded(endpoint, due, bound, result)
                 return None
             bound.error(
                 "delivery dead",
@@ -276,8 +380,9 @@ class Dispatcher:
             generation=due.generation,
             deferred=retry.deferred,
             started=started_at,
+            claim=due.claim,
         ):
-            self._superseded(bound, result)
+            self._superseded(endpoint, due, bound, result)
             return None
         bound.warning(
             "delivery failed; will retry",
@@ -299,10 +404,29 @@ class Dispatcher:
         except Exception:  # a reporting bug must not undo a recorded result
             bound.exception("cannot report the delivery result")
 
-    @staticmethod
-    def _superseded(bound: Any, result: SendResult) -> None:
+    def _settle_claim(self, due: DueDelivery) -> bool:
+        """Release this attempt's claim if it still holds; False when it was lost (it
+        lapsed and another node took the delivery over)."""
+        self._claims.pop(due.id, None)
+        if due.claim is None:
+            return True
+        return self.store.release_claims([(due.id, due.claim)]) > 0
+
+    def _superseded(self, endpoint: str, due: DueDelivery, bound: Any, result: SendResult) -> None:
+        """A result the store did not take. The claim is given up at once (a replay is
+        sent again now, not when the claim lapses)."""
+        if self._settle_claim(due):
+            self._observe_claims(endpoint, "reset")
+            bound.info(
+                "attempt result not recorded: the delivery was replayed or parked meanwhile",
+                ok=result.ok,
+                status=result.status,
+            )
+            return
+        self._observe_claims(endpoint, "claim_lost")
         bound.info(
-            "attempt result not recorded: the delivery was replayed or parked meanwhile",
+            "attempt result not recorded: the claim lapsed and another node took the "
+            "delivery over; its result stands",
             ok=result.ok,
             status=result.status,
         )
@@ -315,3 +439,21 @@ class Dispatcher:
         self._closing = True
         tasks = [t for lane in self._lanes.values() for t in lane.in_flight.values()]
         await settle([*tasks, *self._retiring], grace)
+        self.release_claims()
+
+    def release_claims(self) -> None:
+        """Give up the claims of attempts cut short, so another node takes them at once
+        (after a kill they return when they lapse)."""
+        if not self._claims:
+            return
+        held, self._claims = self._claims, {}
+        try:
+            released = self.store.release_claims(held.items())
+        except DB_ERRORS as exc:
+            log.warning(
+                "cannot release delivery claims; they lapse by themselves",
+                claims=len(held),
+                error=str(exc),
+            )
+            return
+        log.info("delivery claims released", claims=len(held), released=released)

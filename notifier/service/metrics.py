@@ -203,6 +203,26 @@ class Metrics:
             buckets=DETECTION_BUCKETS,
             registry=r,
         )
+        self.claims = Counter(
+            "chanjing_delivery_claims",
+            "Deliveries this node claimed for an attempt.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.claims_expired = Counter(
+            "chanjing_delivery_claims_expired",
+            "Claims with too little time left to start the attempt (the node stalled after "
+            "claiming): not sent, claimed again.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.results_superseded = Counter(
+            "chanjing_delivery_results_superseded",
+            "Attempt results not written: claim_lost (the claim lapsed and another node took "
+            "the delivery over) or reset (a replay or park came first).",
+            ["endpoint", "reason"],
+            registry=r,
+        )
 
     def watch_state(
         self, snapshot: Callable[[], dict[str, Any]], live: Callable[[], dict[str, Any]]
@@ -236,6 +256,14 @@ class Metrics:
         if due.attempts == 0 and seen is not None:
             started = time.time() - seconds
             self.detection_latency.labels(endpoint).observe(max(0.0, started - seen))
+
+    def on_claims(self, endpoint: str, what: str, count: int) -> None:
+        if what == "claimed":
+            self.claims.labels(endpoint).inc(count)
+        elif what == "expired":
+            self.claims_expired.labels(endpoint).inc(count)
+        else:
+            self.results_superseded.labels(endpoint, what).inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
+from notifier.store.claims import DeliveryClaims
 from notifier.store.errors import StoreError, StoreUnavailable
 from notifier.store.listings import Listings
 from notifier.store.rows import (
@@ -27,8 +28,8 @@ from notifier.store.rows import (
     DueDelivery,
     IntakeResult,
     WatchRow,
+    due_from_row,
     dump_endpoints,
-    event_from_row,
     watch_from_row,
 )
 from notifier.store.schema import SCHEMA_VERSION, Dialect, _split_sql
@@ -44,7 +45,7 @@ def is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-class Store(Listings):
+class Store(Listings, DeliveryClaims):
     """A connection to the state. Not thread-safe: one per thread or process.
 
     ``Store(location)`` opens the backend the location names: a file path is SQLite, a
@@ -539,18 +540,7 @@ class Store(Listings):
         self, endpoint: str, now: float, limit: int, exclude: frozenset[int] = frozenset()
     ) -> list[DueDelivery]:
         rows = self._run("due_deliveries", (endpoint, now, limit + len(exclude))).fetchall()
-        due = [
-            DueDelivery(
-                row["id"],
-                row["attempts"],
-                event_from_row(row),
-                row["generation"],
-                row["deferred"],
-                row["first_attempt_at"],
-            )
-            for row in rows
-            if row["id"] not in exclude
-        ]
+        due = [due_from_row(row) for row in rows if row["id"] not in exclude]
         return due[:limit]
 
     def delivery_succeeded(
@@ -560,6 +550,7 @@ class Store(Listings):
         *,
         generation: int | None = None,
         started: float | None = None,
+        claim: int | None = None,
     ) -> bool:
         """Record a successful attempt; False when the row was reset meanwhile (replay)."""
         now = self.now()
@@ -572,6 +563,7 @@ class Store(Listings):
                     "status": status,
                     "generation": generation,
                     "started": now if started is None else started,
+                    "claim": claim,
                 },
             )
             self._attempt(delivery_id, started, now, status, None, "delivered")
@@ -609,6 +601,7 @@ class Store(Listings):
         generation: int | None = None,
         deferred: bool = False,
         started: float | None = None,
+        claim: int | None = None,
     ) -> bool:
         """Record a failed attempt; ``next_attempt_at=None`` makes the delivery dead.
 
@@ -630,6 +623,7 @@ class Store(Listings):
                     "generation": generation,
                     "deferred": int(deferred),
                     "started": now if started is None else started,
+                    "claim": claim,
                 },
             )
             outcome = "failed" if next_attempt_at is not None else "dead"

@@ -57,6 +57,10 @@ class DueDelivery:
     #: Failed attempts so far that followed a Retry-After (they use up no retry step).
     deferred: int = 0
     first_attempt_at: float | None = None
+    #: The claim this node holds on the row (``claim_token``); None when not claimed.
+    claim: int | None = None
+    #: Seconds the claim had left when the database granted it (on the database's clock).
+    claim_left: float | None = None
 
 
 #: ``last_error`` of deliveries parked because the daemon does not run their endpoint.
@@ -83,6 +87,21 @@ def event_from_row(row: sqlite3.Row) -> Event:
         row["created_at"],
         row["body"],
         row["last_seen_running_at"],
+    )
+
+
+def due_from_row(
+    row: sqlite3.Row, claim: int | None = None, left: float | None = None
+) -> DueDelivery:
+    return DueDelivery(
+        row["id"],
+        row["attempts"],
+        event_from_row(row),
+        row["generation"],
+        row["deferred"],
+        row["first_attempt_at"],
+        claim,
+        left,
     )
 
 

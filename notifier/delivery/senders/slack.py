@@ -270,6 +270,13 @@ class SlackSender:
     def __repr__(self) -> str:  # the URL is a credential
         return f"SlackSender(timeout={self._timeout}, min_spacing={self._min_spacing})"
 
+    @property
+    def longest_attempt(self) -> float:
+        """How long one ``send`` may take (the pause after the previous message, then the
+        POST): a delivery's claim must outlast it. Waiting behind other endpoints that share
+        this URL is not included."""
+        return self._min_spacing + self._timeout
+
     async def send(self, event: Event) -> SendResult:
         try:
             message = build_slack_message(event.payload)

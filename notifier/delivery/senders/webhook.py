@@ -59,6 +59,11 @@ class WebhookSender:
     def __repr__(self) -> str:  # the URL may embed credentials: keep it out of reprs
         return f"WebhookSender(secrets={len(self._signers)}, timeout={self._timeout})"
 
+    @property
+    def longest_attempt(self) -> float:
+        """How long one ``send`` may take: a delivery's claim must outlast it."""
+        return self._timeout
+
     def headers_for(self, event: Event, attempt_time: float) -> dict[str, str]:
         """The headers of an attempt made at ``attempt_time`` (unix seconds)."""
         timestamp = int(attempt_time)

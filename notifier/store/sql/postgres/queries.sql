@@ -165,15 +165,19 @@ ORDER BY d.next_attempt_at LIMIT %s;
 -- A row reset since the attempt started (other generation) is left as the reset made it.
 UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt_at = %(now)s,
     last_status = %(status)s, last_error = NULL, delivered_at = %(now)s, next_attempt_at = NULL,
-    first_attempt_at = COALESCE(first_attempt_at, %(started)s)
-WHERE id = %(id)s AND (%(generation)s::bigint IS NULL OR generation = %(generation)s);
+    first_attempt_at = COALESCE(first_attempt_at, %(started)s),
+    claimed_by = NULL, claim_expires = NULL
+WHERE id = %(id)s AND (%(generation)s::bigint IS NULL OR generation = %(generation)s)
+  AND (%(claim)s::bigint IS NULL OR claim_token = %(claim)s);
 
 -- name: delivery_failed
 -- Only a pending row takes a failure: one parked meanwhile (endpoint removed) stays parked.
 UPDATE deliveries SET state = %(state)s, attempts = attempts + 1, last_attempt_at = %(now)s,
     last_status = %(status)s, last_error = %(error)s, next_attempt_at = %(next_attempt_at)s,
-    deferred = deferred + %(deferred)s, first_attempt_at = COALESCE(first_attempt_at, %(started)s)
-WHERE id = %(id)s AND state = 'pending' AND (%(generation)s::bigint IS NULL OR generation = %(generation)s);
+    deferred = deferred + %(deferred)s, first_attempt_at = COALESCE(first_attempt_at, %(started)s),
+    claimed_by = NULL, claim_expires = NULL
+WHERE id = %(id)s AND state = 'pending' AND (%(generation)s::bigint IS NULL OR generation = %(generation)s)
+  AND (%(claim)s::bigint IS NULL OR claim_token = %(claim)s);
 
 -- name: replay_event
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
@@ -300,7 +304,9 @@ ORDER BY created_at DESC, event_id DESC LIMIT NULLIF(%(limit)s, -1);
 
 -- name: list_deliveries_filtered
 SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
-       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at,
+       CASE WHEN d.claim_expires > extract(epoch from clock_timestamp())::double precision
+            THEN d.claimed_by END AS claimed_by
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE (%(state)s::text IS NULL OR d.state = %(state)s) AND (%(job)s::text IS NULL OR e.job_id = %(job)s)
   AND (%(since)s::double precision IS NULL OR d.created_at >= %(since)s)
@@ -375,3 +381,41 @@ RETURNING owner;
 WITH clock (db_now) AS (SELECT extract(epoch from clock_timestamp())::double precision)
 SELECT owner, expires_at - db_now AS seconds_left FROM leases, clock
 WHERE name = %(name)s AND expires_at > db_now;
+
+-- -- delivery claims ------------------------------------------------------------------------
+-- As in SQLite, with the database's clock as extract(epoch from clock_timestamp()); the rows
+-- are chosen with FOR UPDATE SKIP LOCKED, so two nodes claiming at once skip each other's
+-- rows instead of waiting (or claiming the same row twice).
+
+-- name: claim_due_deliveries
+WITH clock (db_now) AS (SELECT extract(epoch from clock_timestamp())::double precision)
+UPDATE deliveries SET claimed_by = %(node)s, claim_token = claim_token + 1,
+    claim_expires = (SELECT db_now FROM clock) + %(ttl)s
+WHERE id IN (
+    SELECT d.id FROM deliveries d
+    WHERE d.state = 'pending' AND d.endpoint = %(endpoint)s AND d.next_attempt_at <= %(now)s
+      AND (d.claim_expires IS NULL OR d.claim_expires <= (SELECT db_now FROM clock))
+      AND d.id NOT IN (SELECT json_array_elements_text(%(exclude)s::json)::bigint)
+    ORDER BY d.next_attempt_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, claim_token, claim_expires - (SELECT db_now FROM clock) AS claim_left;
+
+-- name: any_claimable
+SELECT 1 FROM deliveries d
+WHERE d.state = 'pending' AND d.endpoint = %(endpoint)s AND d.next_attempt_at <= %(now)s
+  AND (d.claim_expires IS NULL
+       OR d.claim_expires <= extract(epoch from clock_timestamp())::double precision)
+  AND d.id NOT IN (SELECT json_array_elements_text(%(exclude)s::json)::bigint)
+LIMIT 1;
+
+-- name: claimed_deliveries
+SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
+       e.type, e.created_at, e.body, e.last_seen_running_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id
+WHERE d.id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+ORDER BY d.next_attempt_at, d.id;
+
+-- name: release_claim
+UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL
+WHERE id = %(id)s AND claim_token = %(claim)s AND claimed_by IS NOT NULL;

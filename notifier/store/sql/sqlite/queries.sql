@@ -161,17 +161,23 @@ ORDER BY d.next_attempt_at LIMIT ?;
 
 -- name: delivery_succeeded
 -- A row reset since the attempt started (other generation) is left as the reset made it.
+-- claims: nor is a row another node claimed since (other claim_token); writing releases it.
 UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt_at = :now,
     last_status = :status, last_error = NULL, delivered_at = :now, next_attempt_at = NULL,
-    first_attempt_at = COALESCE(first_attempt_at, :started)
-WHERE id = :id AND (:generation IS NULL OR generation = :generation);
+    first_attempt_at = COALESCE(first_attempt_at, :started),
+    claimed_by = NULL, claim_expires = NULL
+WHERE id = :id AND (:generation IS NULL OR generation = :generation)
+  AND (:claim IS NULL OR claim_token = :claim);
 
 -- name: delivery_failed
 -- Only a pending row takes a failure: one parked meanwhile (endpoint removed) stays parked.
+-- claims: as delivery_succeeded.
 UPDATE deliveries SET state = :state, attempts = attempts + 1, last_attempt_at = :now,
     last_status = :status, last_error = :error, next_attempt_at = :next_attempt_at,
-    deferred = deferred + :deferred, first_attempt_at = COALESCE(first_attempt_at, :started)
-WHERE id = :id AND state = 'pending' AND (:generation IS NULL OR generation = :generation);
+    deferred = deferred + :deferred, first_attempt_at = COALESCE(first_attempt_at, :started),
+    claimed_by = NULL, claim_expires = NULL
+WHERE id = :id AND state = 'pending' AND (:generation IS NULL OR generation = :generation)
+  AND (:claim IS NULL OR claim_token = :claim);
 
 -- name: replay_event
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
@@ -297,8 +303,12 @@ WHERE (:job IS NULL OR job_id = :job) AND (:since IS NULL OR created_at >= :sinc
 ORDER BY created_at DESC, event_id DESC LIMIT :limit;
 
 -- name: list_deliveries_filtered
+-- claims: claimed_by (--json only) names the node while its claim is live (db_now: see
+-- claim_due_deliveries).
 SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
-       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at
+       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at,
+       CASE WHEN d.claim_expires > (julianday('now') - 2440587.5) * 86400.0
+            THEN d.claimed_by END AS claimed_by
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE (:state IS NULL OR d.state = :state) AND (:job IS NULL OR e.job_id = :job)
   AND (:since IS NULL OR d.created_at >= :since)
@@ -333,6 +343,48 @@ DELETE FROM watches WHERE job_id IN (
 DELETE FROM watch_queue WHERE seq IN (
     SELECT seq FROM watch_queue WHERE rejected IS NOT NULL AND enqueued_at < :cutoff
     LIMIT :batch);
+
+-- name: claim_due_deliveries
+-- -- delivery claims: several nodes deliver from one database; a due delivery is claimed
+-- before its attempt. Claim expiry is on the DATABASE's clock, always this one expression:
+--   db_now := (julianday('now') - 2440587.5) * 86400.0
+--   (PostgreSQL: extract(epoch from clock_timestamp()))
+-- Due rows of :endpoint that nobody holds, or whose claim lapsed, become :node's for :ttl
+-- seconds; :exclude (JSON array; PG: an array, `d.id <> ALL(...)`) are this node's attempts
+-- in flight. The row selection is the subquery, so PostgreSQL can lock it: add
+-- FOR UPDATE SKIP LOCKED after its LIMIT.
+UPDATE deliveries SET claimed_by = :node, claim_token = claim_token + 1,
+    claim_expires = (julianday('now') - 2440587.5) * 86400.0 + :ttl
+WHERE id IN (
+    SELECT d.id FROM deliveries d INDEXED BY deliveries_due
+    WHERE d.state = 'pending' AND d.endpoint = :endpoint AND d.next_attempt_at <= :now
+      AND (d.claim_expires IS NULL
+           OR d.claim_expires <= (julianday('now') - 2440587.5) * 86400.0)
+      AND d.id NOT IN (SELECT value FROM json_each(:exclude))
+    ORDER BY d.next_attempt_at LIMIT :limit
+)
+RETURNING id, claim_token, claim_expires - (julianday('now') - 2440587.5) * 86400.0 AS claim_left;
+
+-- name: any_claimable
+-- The claim's row selection as a read: a fill with nothing to claim takes no write lock.
+SELECT 1 FROM deliveries d INDEXED BY deliveries_due
+WHERE d.state = 'pending' AND d.endpoint = :endpoint AND d.next_attempt_at <= :now
+  AND (d.claim_expires IS NULL OR d.claim_expires <= (julianday('now') - 2440587.5) * 86400.0)
+  AND d.id NOT IN (SELECT value FROM json_each(:exclude))
+LIMIT 1;
+
+-- name: claimed_deliveries
+-- What the attempts of the rows just claimed (:ids, a JSON array) need, oldest due first.
+SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
+       e.type, e.created_at, e.body, e.last_seen_running_at
+FROM deliveries d JOIN events e ON e.event_id = d.event_id
+WHERE d.id IN (SELECT value FROM json_each(:ids))
+ORDER BY d.next_attempt_at, d.id;
+
+-- name: release_claim
+-- Only the claim it names: one that lapsed and was taken over belongs to the other node now.
+UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL
+WHERE id = :id AND claim_token = :claim AND claimed_by IS NOT NULL;
 
 -- -- lease ------------------------------------------------------------------------------------
 -- The database's clock is ONE expression per statement, in the `clock` CTE:
