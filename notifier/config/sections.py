@@ -143,7 +143,8 @@ class StateConfig(BaseModel):
     #: How long the vendor lease lasts unless renewed: a node that dies or freezes is replaced
     #: by another one within this plus a second (see ``notifier.polling.lease``).
     lease: Annotated[float, BeforeValidator(_lease_duration)] = 10.0
-    #: This daemon's name in the lease, logs and metrics; None: ``hostname:pid`` at start.
+    #: This daemon's name in the lease, claims, logs and metrics; None: ``hostname:pid`` at
+    #: start. Must differ between nodes sharing a database (``${HOSTNAME}`` in a shared config).
     node: Annotated[str | None, BeforeValidator(_node_name)] = None
 
     @model_validator(mode="after")

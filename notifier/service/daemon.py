@@ -161,8 +161,7 @@ class Daemon:
             observer=self.metrics.on_delivery,
             reporter=self.ops.on_result,
             clock=self.now,
-            # Until config `state.node` exists (ha-lease): unique per process.
-            node=f"{socket.gethostname()}:{os.getpid()}",
+            node=node,
             claim_observer=self.metrics.on_claims,
         )
         self.ops.on_recorded = self.dispatcher.kick
