@@ -359,7 +359,9 @@ class DaemonProcess:
             self._cond.wait_for(seen, timeout)
         return any(predicate(r) for r in self.records())
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        # Generous: a traced start-up on an oversubscribed machine takes tens of seconds;
+        # the bound is for a daemon that never becomes ready, not a speed check.
         if not self.wait_for_log(lambda r: r.get("event") == "ready", timeout):
             raise AssertionError(f"daemon not ready:\n{self.output}")
 
