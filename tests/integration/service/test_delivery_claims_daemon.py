@@ -20,9 +20,11 @@ def test_the_daemon_claims_under_its_node_name_and_counts_claims(
 ) -> None:
     port = free_port()
     workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    workspace.config["delivery"]["timeout"] = "120s"
     workspace.write_config()
     rec = receiver.receiver
-    rec.set_delay("/ops", 2.0)  # long enough to look at the claim while the POST waits
+    # The POST waits until the test has looked at the claim (set_delay 0 answers it).
+    rec.set_delay("/ops", 110.0)
     daemon = workspace.start()
     daemon.wait_ready()
     job = simulator.sim.add_job("claims01", queue_s=0.1, run_s=0.2, outcome=20)
