@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from notifier import __version__
-from notifier.cli import deliveries, tools, watch
+from notifier.cli import deliveries, state, tools, watch
 from notifier.cli.common import CONFIG_ENV, EXIT_OK, EXIT_USAGE, UsageError
 from notifier.store import StoreError
 
@@ -49,6 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tools.add_parsers(sub, common)
     watch.add_parsers(sub, common)
     deliveries.add_parsers(sub, common)
+    state.add_parsers(sub, common)
     return parser
 
 
@@ -58,6 +59,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "watch": watch.cmd_watch,
     "events": deliveries.cmd_events,
     "deliveries": deliveries.cmd_deliveries,
+    "state": state.cmd_state,
     "simulate": tools.cmd_simulate,
     "receive": tools.cmd_receive,
     "demo": tools.cmd_demo,

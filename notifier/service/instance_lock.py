@@ -17,6 +17,11 @@ from pathlib import Path
 class AlreadyRunning(Exception):
     """Another daemon holds the state file."""
 
+    def __init__(self, message: str, holder: int | None = None) -> None:
+        super().__init__(message)
+        #: The holder's pid, when it wrote one.
+        self.holder = holder
+
 
 def lock_path(state_path: Path) -> Path:
     return state_path.with_name(state_path.name + ".lock")
@@ -40,7 +45,8 @@ class InstanceLock:
             raise AlreadyRunning(
                 f"{self.state_path}: another daemon ({who}) is already running on this state "
                 f"file (it holds {self.path}); stop it first, or give this one its own "
-                "state.path"
+                "state.path",
+                holder,
             ) from None
         except BaseException:
             os.close(fd)

@@ -27,8 +27,8 @@ class Dialect:
         return self.migrations[-1][0]
 
 
-def _load_queries(name: str) -> dict[str, str]:
-    text = (_SQL_DIR / name / "queries.sql").read_text(encoding="utf-8")
+def _load_queries(name: str, file: str = "queries.sql") -> dict[str, str]:
+    text = (_SQL_DIR / name / file).read_text(encoding="utf-8")
     queries: dict[str, str] = {}
     for chunk in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
         query, _, body = chunk.partition("\n")
@@ -49,6 +49,12 @@ def _load_migrations(name: str) -> list[tuple[int, str]]:
 def dialect(name: str) -> Dialect:
     """``sqlite`` or ``postgres``, read once."""
     return Dialect(name, _load_queries(name), _load_migrations(name))
+
+
+@cache
+def named_queries(name: str, file: str) -> dict[str, str]:
+    """The statements of another file of ``sql/<name>/``, by name (``-- name:`` as above)."""
+    return _load_queries(name, file)
 
 
 def _migrations() -> list[tuple[int, str]]:
