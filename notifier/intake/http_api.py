@@ -100,8 +100,10 @@ class IntakeApi:
     def runner_options(self) -> dict[str, Any]:
         """For the AppRunner: a connection must deliver its request headers within
         ``client_timeout`` of opening (or of the last answer): aiohttp closes a connection
-        still waiting for a whole request when its keep-alive timer fires."""
-        return {"keepalive_timeout": self.client_timeout}
+        still waiting for a whole request when its keep-alive timer fires. After an answer
+        to a request whose body was not read (413, 408), the rest of the body is read and
+        dropped for as long again, then the connection is closed."""
+        return {"keepalive_timeout": self.client_timeout, "lingering_time": self.client_timeout}
 
     def app(self) -> web.Application:
         app = web.Application(

@@ -73,9 +73,14 @@ class ServerThread:
     """
 
     def __init__(
-        self, app_factory: Callable[[], web.Application], host: str = "127.0.0.1", port: int = 0
+        self,
+        app_factory: Callable[[], web.Application],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **runner_options: Any,
     ) -> None:
         self._app_factory = app_factory
+        self._runner_options = runner_options
         self._host = host
         self._port = port
         self._loop = asyncio.new_event_loop()
@@ -96,7 +101,7 @@ class ServerThread:
         self._thread.start()
 
         async def _start() -> AppServer:
-            server = AppServer(self._app_factory(), self._host, self._port)
+            server = AppServer(self._app_factory(), self._host, self._port, **self._runner_options)
             await server.start()
             return server
 
