@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -396,3 +397,14 @@ def test_events_paging_while_recording_has_no_gaps_or_repeats(
     assert len(seen) == len(set(seen)) == per_writer * writers
     stored = api.store.events_after(None, 1000) or []
     assert seen == [e["id"] for e in stored]
+
+
+def test_a_state_that_cannot_be_written_is_503_with_retry_after(api: Api) -> None:
+    # As the store leaves it after a failed write (disk full): later writes fail fast.
+    api.store.write_failure = (time.monotonic(), "the disk is full")
+    response = api.client().post("/v1/watches", json={"ids": ["job1"]})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {"error": "the state database is unavailable; try again"}
+    api.store.write_failure = None
+    assert api.client().post("/v1/watches", json={"ids": ["job1"]}).status_code == 202
