@@ -84,18 +84,30 @@ class IntakeApi:
         ]
         #: Routes served without a bearer token.
         self.public: set[str] = {"openapi"}
+        self._secret_paths: set[str] = set()
 
     def set_tokens(self, tokens: Sequence[str]) -> None:
         """Takes effect for the next request (reload)."""
         self._tokens = [_digest(t) for t in tokens]
 
     def add_route(
-        self, method: str, path: str, handler: Handler, name: str, *, public: bool
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        name: str,
+        *,
+        public: bool,
+        secret_path: bool = False,
     ) -> None:
-        """Another route on the same listener, its checks and its logs (before :meth:`app`)."""
+        """Another route on the same listener, with the same limits, logs and metrics
+        (before :meth:`app`). ``public``: no bearer token (the route checks its own secret);
+        ``secret_path``: its path carries a secret, so the log shows its template instead."""
         self._routes.append((method, path, handler, name))
         if public:
             self.public.add(name)
+        if secret_path:
+            self._secret_paths.add(name)
 
     def runner_options(self) -> dict[str, Any]:
         """For the AppRunner: a connection must deliver its request headers within
@@ -132,11 +144,11 @@ class IntakeApi:
             return response
         finally:
             seconds = time.monotonic() - started
-            _name, template = self._route(request)
+            name, template = self._route(request)
             log.info(
                 "intake request",
                 method=request.method,
-                path=request.path,
+                path=template if name in self._secret_paths else request.path,
                 status=status,
                 duration_ms=round(seconds * 1000, 1),
             )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from aiohttp import web
 
 from notifier.intake.http_api import MAX_BODY, MAX_IDS, IntakeApi
 from notifier.models import Event, JobDetail
@@ -408,3 +409,25 @@ def test_a_state_that_cannot_be_written_is_503_with_retry_after(api: Api) -> Non
     assert response.json() == {"error": "the state database is unavailable; try again"}
     api.store.write_failure = None
     assert api.client().post("/v1/watches", json={"ids": ["job1"]}).status_code == 202
+
+
+def test_another_route_joins_the_listener_with_its_own_secret(
+    make_store: StoreFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """How the vendor-callback path plugs in: public, its secret in the path, never logged."""
+    intake = IntakeApi(make_store(), [TOKEN_A], ENDPOINTS)
+    secret = "path-secret-9d8c7b6a5f4e"
+
+    async def hook(request: web.Request) -> web.Response:
+        found = request.match_info["token"] == secret
+        return web.json_response({}, status=200 if found else 404)
+
+    intake.add_route("POST", "/v1/hook/{token}", hook, "hook", public=True, secret_path=True)
+    with ServerThread(intake.app) as server:
+        assert httpx.post(f"{server.url}/v1/hook/{secret}").status_code == 200
+        assert httpx.post(f"{server.url}/v1/hook/wrong-secret-0000").status_code == 404
+        assert httpx.get(f"{server.url}/v1/events").status_code == 401  # still protected
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert text.count("/v1/hook/{token}") == 2
+    assert secret not in text and "wrong-secret-0000" not in text
