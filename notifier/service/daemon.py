@@ -123,6 +123,7 @@ def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
         "give_up_after": config.polling.give_up_after,
         "retry_steps": len(config.delivery.retry_schedule),
         "endpoints": endpoints,
+        "intake": config.intake.listen,
     }
 
 

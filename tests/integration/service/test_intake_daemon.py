@@ -12,6 +12,7 @@ import pytest
 
 from notifier.tools.receiver import Receiver
 from tests.conftest import ReceiverServer, Simulator, Workspace
+from tests.integration.service.test_health_and_reload import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -20,14 +21,8 @@ TOKEN_B = "intake-b-0a9b8c7d6e5f4a3b"
 TOKEN_C = "intake-c-1f2e3d4c5b6a7980"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _enable(ws: Workspace, tokens: list[str], port: int | None = None) -> str:
-    port = port or _free_port()
+    port = port or free_port()
     ws.env["INTAKE_TOKEN"] = TOKEN_A
     ws.config["intake"] = {
         "listen": f"127.0.0.1:{port}",
