@@ -158,10 +158,12 @@ def daemon_config(
     delivery: Mapping[str, Any] | None = None,
     log_level: str = "warning",
     app_id: str = APP_ID,
+    sections: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A daemon config (as a dict) pointing at the local simulator and receiver.
 
-    Secrets are ``${VAR}`` references, filled in from :func:`daemon_env`.
+    Secrets are ``${VAR}`` references, filled in from :func:`daemon_env`. ``sections``: more
+    top-level sections (e.g. ``intake``).
     """
     eps: list[dict[str, Any]] = []
     for ep in endpoints:
@@ -186,6 +188,7 @@ def daemon_config(
         "delivery": dict(delivery or {}),
         "endpoints": eps,
         "log": {"level": log_level},
+        **dict(sections or {}),
     }
 
 
@@ -521,6 +524,8 @@ class BenchRun:
         credentials: Credentials | None = None,
         ready_timeout: float = 60.0,
         state_dir: Path | None = None,
+        sections: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.run_dir = run_dir
         #: Where the state file lives (a fault benchmark puts it on a small filesystem).
@@ -533,6 +538,8 @@ class BenchRun:
         self._delivery = dict(delivery or {})
         self._log_level = log_level
         self._ready_timeout = ready_timeout
+        self._sections = dict(sections or {})
+        self._env = dict(env or {})
         self._servers: Servers | None = None
         self._daemon: Daemon | None = None
         self._intake: Intake | None = None
@@ -604,10 +611,12 @@ class BenchRun:
                 delivery=self._delivery,
                 log_level=self._log_level,
                 app_id=self.credentials.app_id,
+                sections=self._sections,
             )
             write_config(self.config_path, self.config)
             self._intake = Intake(self.state_path)
-            self._daemon = Daemon(self.config_path, daemon_env(self.credentials), self.log_path)
+            env = daemon_env(self.credentials, **self._env)
+            self._daemon = Daemon(self.config_path, env, self.log_path)
             self._daemon.start()
             self.startup_s = self._daemon.wait_ready(self._ready_timeout)
         except BaseException:
@@ -624,7 +633,7 @@ class BenchRun:
         if self._daemon is not None:
             self._daemon.close()
         self._daemon = Daemon(
-            self.config_path, daemon_env(self.credentials), self.run_dir / log_name
+            self.config_path, daemon_env(self.credentials, **self._env), self.run_dir / log_name
         ).start()
         self._daemon.wait_ready(self._ready_timeout)
         return self._daemon

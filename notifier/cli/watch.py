@@ -25,11 +25,16 @@ from notifier.cli.common import (
     show_time,
 )
 from notifier.config import Config
-from notifier.intake.queue import take_queue
-from notifier.models import EVENT_TYPES, WatchSpec, WatchState, job_id_problem, labels_problem
+from notifier.intake.adding import (
+    REOPENABLE,
+    add_watches,
+    endpoints_problem,
+    ids_problem,
+    watch_row,
+)
+from notifier.models import EVENT_TYPES, WatchState, labels_problem
 from notifier.store import StoreError
 
-REOPENABLE = (WatchState.EXPIRED.value, WatchState.FAILED.value)
 #: `watch list` columns; SEEN counts every vendor answer about the job (detail polls and
 #: sightings in list sweeps alike).
 LIST_COLUMNS = [
@@ -122,19 +127,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     config, _path = load(args, secrets=False)
-    for job_id in args.ids:
-        problem = job_id_problem(job_id)
-        if problem:
-            raise UsageError(problem)
+    problem = ids_problem(args.ids)
+    if problem:
+        raise UsageError(problem)
     labels = _parse_labels(args.label)
     endpoints = None
     if args.endpoint is not None:
-        unknown = [n for n in args.endpoint if n not in config.endpoint_names()]
-        if unknown:
-            configured = ", ".join(config.endpoint_names()) or "none"
-            raise UsageError(
-                f"--endpoint: unknown endpoint {', '.join(unknown)} (configured: {configured})"
-            )
+        problem = endpoints_problem(args.endpoint, config.endpoint_names())
+        if problem:
+            raise UsageError(f"--endpoint: {problem}")
         endpoints = tuple(dict.fromkeys(args.endpoint))
         missed = _unreachable(config, endpoints)
         if missed:
@@ -143,44 +144,31 @@ def _add(args: argparse.Namespace) -> int:
                 "such an outcome of these jobs notifies nobody",
                 file=sys.stderr,
             )
-    ids = list(dict.fromkeys(args.ids))
+    with open_writable(config) as store:
+        outcome = add_watches(
+            store, args.ids, labels, endpoints, config.endpoint_names(), reopen=args.reopen
+        )
     lines: list[str] = []
-    with open_writable(config) as store, store.transaction():
-        specs = []
-        for job_id in ids:
-            known = store.watch_summary(job_id)
-            if known is None:
-                specs.append(WatchSpec(job_id, labels, endpoints))
-                continue
-            # Merge: labels given win, others stay; endpoints stay unless given.
-            merged = {**known["labels"], **labels}
-            keep = tuple(known["endpoints"]) if known["endpoints"] is not None else None
-            specs.append(WatchSpec(job_id, merged, endpoints if endpoints is not None else keep))
-            if known["state"] == WatchState.ACTIVE.value:
-                lines.append(f"{job_id}: already watched (labels merged)")
-            elif args.reopen and known["state"] in REOPENABLE:
-                store.reopen_watch(job_id)
-                lines.append(f"{job_id}: {known['state']}, watched again")
-            else:
-                hint = (
-                    "; --reopen watches it again"
-                    if known["state"] in REOPENABLE
-                    else " (one event per job)"
-                )
-                lines.append(
-                    f"{job_id}: not watched: {known['state']} since "
-                    f"{show_time(known['finished_at'])}{hint}"
-                )
-        store.enqueue(specs)
-        # Take the queue at once, in the same transaction: `watch list` right after
-        # shows the new rows, and a running daemon that has not loaded an endpoint named
-        # here (config edited, no reload yet) never sees the row to reject it. Its
-        # deliveries wait, parked, until the daemon runs that endpoint.
-        result = take_queue(store, config.endpoint_names())
-    finished = sum(1 for line in lines if ": not watched:" in line)
-    watched = len(ids) - finished
+    for job_id in outcome.ids:
+        if job_id in outcome.known:
+            lines.append(f"{job_id}: already watched (labels merged)")
+        elif job_id in outcome.reopened:
+            lines.append(f"{job_id}: {outcome.reopened[job_id]}, watched again")
+        elif job_id in outcome.finished:
+            known = outcome.finished[job_id]
+            hint = (
+                "; --reopen watches it again"
+                if known["state"] in REOPENABLE
+                else " (one event per job)"
+            )
+            lines.append(
+                f"{job_id}: not watched: {known['state']} since "
+                f"{show_time(known['finished_at'])}{hint}"
+            )
+    finished = len(outcome.finished)
+    watched = outcome.watched
     print(
-        f"watching {watched} job(s): {result.added} new, {watched - result.added} already known"
+        f"watching {watched} job(s): {outcome.added} new, {watched - outcome.added} already known"
         + (f"; {finished} finished (not watched)" if finished else "")
     )
     for line in lines:
@@ -199,8 +187,7 @@ def _list(args: argparse.Namespace) -> int:
     except NoState as exc:
         print(f"note: {exc}", file=sys.stderr)
         rows = []
-    for row in rows:
-        row["seen"] = row["polls"]
+    for row in map(watch_row, rows):
         if not args.json:
             row["endpoints"] = row["endpoints"] if row["endpoints"] is not None else "all"
             row["note"] = row["last_error"] or row["msg"]

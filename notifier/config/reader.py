@@ -44,6 +44,29 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: ``${NAME}`` braces while YAML parses: ``tokens: [${TOKEN}]`` is a flow sequence, where
+#: YAML ends a plain scalar at ``{`` and ``}``. Same length, so error columns stay right.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_SHIELD_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?::-[^{}\n]*)?)\}")
+
+
+def _shield(text: str) -> str:
+    if _OPEN in text or _CLOSE in text:
+        return text  # not ours to map back: leave the file as it is
+    return _SHIELD_RE.sub(lambda m: f"${_OPEN}{m.group(1)}{_CLOSE}", text)
+
+
+def _restore(node: Any) -> Any:
+    """The parsed document with the braces :func:`_shield` hid put back."""
+    if isinstance(node, str):
+        return node.replace(_OPEN, "{").replace(_CLOSE, "}") if _OPEN in node else node
+    if isinstance(node, dict):
+        return {_restore(k): _restore(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_restore(item) for item in node]
+    return node
+
+
 def read_yaml_file(
     path: str | os.PathLike[str], error: type[ProblemsError] = ConfigError
 ) -> object:
@@ -68,7 +91,7 @@ def read_yaml_file(
     except UnicodeDecodeError as exc:
         fail(f"not valid UTF-8 text (bad byte at offset {exc.start})")
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        return _restore(yaml.load(_shield(text), Loader=_StrictLoader))  # a SafeLoader subclass
     except _DuplicateKeyError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

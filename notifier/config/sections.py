@@ -340,8 +340,8 @@ class LogConfig(BaseModel):
 _LISTEN_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
 
 
-class MetricsConfig(BaseModel):
-    """The optional Prometheus listener."""
+class _Listener(BaseModel):
+    """A section with an optional ``listen: host:port``."""
 
     model_config = _MODEL
 
@@ -369,7 +369,58 @@ class MetricsConfig(BaseModel):
         return host.strip("[]"), int(port)
 
 
-_SECTION_DEFAULTS = ("state", "watch", "polling", "delivery", "alerts", "log", "metrics")
+class MetricsConfig(_Listener):
+    """The optional Prometheus listener."""
+
+
+#: Bearer tokens: RFC 6750 ``token68`` characters, long enough to guess never (and to be
+#: masked in logs: the redactor ignores short strings).
+_TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/-]{16,256}=*")
+
+
+def _intake_token(value: object) -> str:
+    text = secret_text(value)
+    if not _TOKEN_RE.fullmatch(text):
+        # Never echoed: it is a secret.
+        raise ValueError(
+            "must be 16-256 characters of letters, digits and -._~+/ (e.g. openssl rand -hex 32)"
+        )
+    return text
+
+
+class IntakeConfig(_Listener):
+    """The optional HTTP intake API (``POST /v1/watches``…); off without ``listen``."""
+
+    #: Any of them is accepted (several: rotation without downtime).
+    tokens: list[Annotated[SecretStr, BeforeValidator(_intake_token)]] = Field(default_factory=list)
+    #: A client must send its request headers, and then its body, within this long.
+    client_timeout: PositiveDuration = 10.0
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _token_list(cls, value: object) -> object:
+        if value is None:
+            return []
+        if isinstance(value, str | SecretStr):
+            return [value]
+        if not isinstance(value, list):
+            raise ValueError(f"must be a list of tokens, got {kind(value)}")
+        return value
+
+    def token_values(self) -> list[str]:
+        return [t.get_secret_value() for t in self.tokens]
+
+
+_SECTION_DEFAULTS = (
+    "state",
+    "watch",
+    "polling",
+    "delivery",
+    "alerts",
+    "log",
+    "metrics",
+    "intake",
+)
 
 
 class Config(BaseModel):
@@ -386,6 +437,7 @@ class Config(BaseModel):
     endpoints: list[Annotated[Endpoint, Field(discriminator="type")]] = Field(default_factory=list)
     log: LogConfig = Field(default_factory=LogConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    intake: IntakeConfig = Field(default_factory=IntakeConfig)
 
     VENDOR_QPS_LIMIT: ClassVar[int] = 10
 
@@ -442,6 +494,7 @@ class Config(BaseModel):
                 found.extend(endpoint.secret_values())
             else:
                 found.append(endpoint.target_url())
+        found.extend(self.intake.token_values())
         unique = [s for s in dict.fromkeys(found) if s]
         return sorted(unique, key=len, reverse=True)
 
@@ -466,6 +519,8 @@ class Config(BaseModel):
             host = plain_http_host(endpoint.target_url())
             if host is not None:
                 out.append(f"endpoints[{i}].url: plain http to non-loopback host {host}; use https")
+        if self.intake.listen is not None and not self.intake.tokens:
+            out.append("intake.listen without intake.tokens: every /v1 request gets 401")
         if self.polling.give_up_after < self.polling.min_interval:
             out.append(
                 "polling.give_up_after: shorter than polling.min_interval; "
@@ -483,4 +538,5 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "alerts": AlertsConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
+    "intake": IntakeConfig,
 }

@@ -36,6 +36,7 @@ from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
+from notifier.service.intake_listener import IntakeListener, ListenError
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
 from notifier.store import (
@@ -122,6 +123,7 @@ def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
         "give_up_after": config.polling.give_up_after,
         "retry_steps": len(config.delivery.retry_schedule),
         "endpoints": endpoints,
+        "intake": config.intake.listen,
     }
 
 
@@ -176,6 +178,7 @@ class Daemon:
             clock=self.now,
         )
         self.watch_file = WatchFile(config.watch.file)
+        self.intake = IntakeListener(self.store, self.metrics.on_intake_request)
         self._stop = asyncio.Event()
 
     # -- construction from config ---------------------------------------------------------
@@ -562,6 +565,10 @@ class Daemon:
         self._retire_clients(before)
         self.watch_file.path = new.watch.file
         await self._apply_metrics(new)
+        try:
+            await self.intake.apply(new.intake, new.endpoint_names())
+        except ListenError as exc:
+            log.error("intake.listen: the new address is not used", error=str(exc))
         logs.redactor.replace(self._secrets() + old.secrets())
         await self._check_watch_file(force=True)
         for warning in new.warnings():
@@ -578,6 +585,14 @@ class Daemon:
         log.info("starting", node=self.lease.node, **config_summary(self.config, self.config_path))
         for warning in self.config.warnings():
             log.warning(warning)
+        try:
+            await self.intake.apply(self.config.intake, self.config.endpoint_names())
+        except ListenError as exc:
+            log.error("cannot start: intake.listen", error=str(exc))
+            await self.vendor.aclose()
+            self.store.close()
+            self.lease_store.close()
+            return 1
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
@@ -600,6 +615,7 @@ class Daemon:
         log.info("stopping", grace=STOP_GRACE)
         self.lease.close()  # no vendor call leaves from now on
         self.scheduler.shutdown(wait=False)
+        await self.intake.stop()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await asyncio.gather(self.poller.drain(STOP_GRACE), self.dispatcher.drain(STOP_GRACE))

@@ -20,8 +20,12 @@ T = TypeVar("T")
 class AppServer:
     """An aiohttp app bound to ``host:port`` (port 0 picks a free one) in the running loop."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: web.Application, host: str = "127.0.0.1", port: int = 0, **runner_options: Any
+    ) -> None:
+        """``runner_options``: for aiohttp's AppRunner (e.g. ``keepalive_timeout``)."""
         self.app = app
+        self._runner_options = runner_options
         self.host = host
         self._want_port = port
         #: The port asked for (0: any free one); ``port`` is the one bound.
@@ -34,10 +38,16 @@ class AppServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, **self._runner_options
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._want_port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self.stop()  # nothing half-started stays behind
+            raise
         server = site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
@@ -63,9 +73,14 @@ class ServerThread:
     """
 
     def __init__(
-        self, app_factory: Callable[[], web.Application], host: str = "127.0.0.1", port: int = 0
+        self,
+        app_factory: Callable[[], web.Application],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **runner_options: Any,
     ) -> None:
         self._app_factory = app_factory
+        self._runner_options = runner_options
         self._host = host
         self._port = port
         self._loop = asyncio.new_event_loop()
@@ -86,7 +101,7 @@ class ServerThread:
         self._thread.start()
 
         async def _start() -> AppServer:
-            server = AppServer(self._app_factory(), self._host, self._port)
+            server = AppServer(self._app_factory(), self._host, self._port, **self._runner_options)
             await server.start()
             return server
 

@@ -223,6 +223,19 @@ class Metrics:
             ["endpoint", "reason"],
             registry=r,
         )
+        self.intake_requests = Counter(
+            "chanjing_intake_requests",
+            "Requests to the intake API by method, route (its template) and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.intake_latency = Histogram(
+            "chanjing_intake_latency_seconds",
+            "Time to answer an intake API request.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def watch_state(
         self, snapshot: Callable[[], dict[str, Any]], live: Callable[[], dict[str, Any]]
@@ -264,6 +277,10 @@ class Metrics:
             self.claims_expired.labels(endpoint).inc(count)
         else:
             self.results_superseded.labels(endpoint, what).inc(count)
+
+    def on_intake_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.intake_requests.labels(method, route, str(status)).inc()
+        self.intake_latency.labels(route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -416,6 +416,7 @@ class Store(Listings, DeliveryClaims):
 
     def _insert_event(self, event: Event, endpoints: Sequence[str], now: float) -> bool:
         """The event and one delivery per endpoint; False if the job had this event already."""
+        self._run("lock_event_order")
         inserted = self._run(
             "insert_event",
             (

@@ -49,6 +49,19 @@ class Listings:
     def list_events(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._run("list_events")]
 
+    def events_after(self, after: str | None, limit: int) -> list[dict[str, Any]] | None:
+        """Up to ``limit`` events recorded after event ``after`` (from the first without), in
+        recorded order, each ``{"id", **body}``; None when ``after`` is not (or no longer:
+        retention) recorded, so a cursor never silently restarts from the beginning."""
+        seq = 0
+        if after is not None:
+            row = self._run("event_seq", (after,)).fetchone()
+            if row is None:
+                return None
+            seq = row[0]
+        rows = self._run("events_after", (seq, limit)).fetchall()
+        return [{"id": row["event_id"], **json.loads(bytes(row["body"]))} for row in rows]
+
     def list_deliveries(self, state: str | None = None) -> list[dict[str, Any]]:
         return self._in_state("list_deliveries", state)
 

@@ -142,9 +142,16 @@ SELECT COUNT(*) FROM deliveries WHERE state = 'pending';
 -- name: watch_counts
 SELECT state, COUNT(*) FROM watches GROUP BY state;
 
+-- name: lock_event_order
+-- Taken before an event is inserted, so events commit in the order of their seq.
+-- Held until COMMIT: a transaction that took seq N commits before any other takes N+1,
+-- so a reader paging by seq never sees N+1 while N is still to come (no gaps).
+SELECT pg_advisory_xact_lock(4707001);
+
 -- name: insert_event
-INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at)
-VALUES (%s, %s, %s, %s, %s, %s)
+-- seq: the recorded order (GET /v1/events); lock_event_order first.
+INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at, seq)
+VALUES (%s, %s, %s, %s, %s, %s, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))
 ON CONFLICT DO NOTHING;
 
 -- name: insert_delivery
@@ -419,3 +426,10 @@ ORDER BY d.next_attempt_at, d.id;
 -- name: release_claim
 UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL
 WHERE id = %(id)s AND claim_token = %(claim)s AND claimed_by IS NOT NULL;
+
+-- name: event_seq
+SELECT seq FROM events WHERE event_id = %s;
+
+-- name: events_after
+-- GET /v1/events: a page in recorded order, after a cursor's seq (0: from the first).
+SELECT seq, event_id, type, created_at, body FROM events WHERE seq > %s ORDER BY seq LIMIT %s;

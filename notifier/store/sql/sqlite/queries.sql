@@ -140,9 +140,15 @@ SELECT COUNT(*) FROM deliveries WHERE state = 'pending';
 -- name: watch_counts
 SELECT state, COUNT(*) FROM watches GROUP BY state;
 
+-- name: lock_event_order
+-- Taken before an event is inserted, so events commit in the order of their seq.
+-- SQLite has one writer at a time: the order of seq is the order of commits already.
+SELECT 1;
+
 -- name: insert_event
-INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at)
-VALUES (?, ?, ?, ?, ?, ?)
+-- seq: the recorded order (GET /v1/events); lock_event_order first.
+INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at, seq)
+VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))
 ON CONFLICT DO NOTHING;
 
 -- name: insert_delivery
@@ -425,3 +431,10 @@ RETURNING owner;
 WITH clock (db_now) AS (SELECT (julianday('now') - 2440587.5) * 86400.0)
 SELECT owner, expires_at - db_now AS seconds_left FROM leases, clock
 WHERE name = :name AND expires_at > db_now;
+
+-- name: event_seq
+SELECT seq FROM events WHERE event_id = ?;
+
+-- name: events_after
+-- GET /v1/events: a page in recorded order, after a cursor's seq (0: from the first).
+SELECT seq, event_id, type, created_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;

@@ -1,0 +1,323 @@
+"""The HTTP intake API (``intake.listen``): watches and the event log for other hosts.
+
+Every route needs ``Authorization: Bearer <one of intake.tokens>`` unless it was added as
+public (``/openapi.json``; the vendor-callback path brings its own secret): deny by default,
+so an unknown path without a token gets 401 too and nothing tells a scanner what exists.
+Handlers run on the daemon's event loop with the daemon's own store connection, as every
+other writer of the loop does: their short transactions never race the loop's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from notifier import log as logs
+from notifier.intake.adding import add_watches, endpoints_problem, find_watch, ids_problem
+from notifier.intake.openapi import openapi_document
+from notifier.models import job_id_problem, labels_problem
+from notifier.store import DB_ERRORS, Store
+
+log = logs.get_logger(component="intake")
+
+#: Bodies over this get 413 (before they are read, when Content-Length says so).
+MAX_BODY = 1024 * 1024
+#: Ids per POST /v1/watches: one request is one transaction on the daemon's loop; a bigger
+#: one would hold up polling (about 6 statements an id).
+MAX_IDS = 1000
+#: GET /v1/events page sizes.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+#: The keys of a POST /v1/watches body; others are errors (as unknown config keys are).
+WATCH_KEYS = ("ids", "labels", "endpoints", "reopen")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: (method, route template, status, seconds) of every answered request, for the metrics.
+Observer = Callable[[str, str, int, float], None]
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+class BadRequest(Exception):
+    """A 400 whose message names the problem."""
+
+
+def _digest(token: str) -> bytes:
+    # Compared as digests: equal lengths, so the comparison time says nothing about a token.
+    return hashlib.sha256(token.encode()).digest()
+
+
+class IntakeApi:
+    """The routes, their checks and their settings; :meth:`app` builds a fresh application
+    for each listener (a reload that moves the listener builds another)."""
+
+    def __init__(
+        self,
+        store: Store,
+        tokens: Sequence[str],
+        endpoint_names: Collection[str],
+        *,
+        client_timeout: float = 10.0,
+        observer: Observer | None = None,
+    ) -> None:
+        self.store = store
+        self.endpoint_names = list(endpoint_names)
+        self.client_timeout = client_timeout
+        self.observer = observer
+        self._tokens: list[bytes] = []
+        self.set_tokens(tokens)
+        self._routes: list[tuple[str, str, Handler, str]] = [
+            ("POST", "/v1/watches", self.post_watches, "watches_add"),
+            ("GET", "/v1/watches/{id}", self.get_watch, "watch_get"),
+            ("DELETE", "/v1/watches/{id}", self.delete_watch, "watch_delete"),
+            ("GET", "/v1/events", self.get_events, "events"),
+            ("GET", "/openapi.json", self.openapi, "openapi"),
+        ]
+        #: Routes served without a bearer token.
+        self.public: set[str] = {"openapi"}
+        self._secret_paths: set[str] = set()
+
+    def set_tokens(self, tokens: Sequence[str]) -> None:
+        """Takes effect for the next request (reload)."""
+        self._tokens = [_digest(t) for t in tokens]
+
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        name: str,
+        *,
+        public: bool,
+        secret_path: bool = False,
+    ) -> None:
+        """Another route on the same listener, with the same limits, logs and metrics
+        (before :meth:`app`). ``public``: no bearer token (the route checks its own secret);
+        ``secret_path``: its path carries a secret, so the log shows its template instead."""
+        self._routes.append((method, path, handler, name))
+        if public:
+            self.public.add(name)
+        if secret_path:
+            self._secret_paths.add(name)
+
+    def runner_options(self) -> dict[str, Any]:
+        """For the AppRunner: a connection must deliver its request headers within
+        ``client_timeout`` of opening (or of the last answer): aiohttp closes a connection
+        still waiting for a whole request when its keep-alive timer fires. After an answer
+        to a request whose body was not read (413, 408), the rest of the body is read and
+        dropped for as long again, then the connection is closed."""
+        return {"keepalive_timeout": self.client_timeout, "lingering_time": self.client_timeout}
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=MAX_BODY, middlewares=[self._logged, self._errors, self._auth]
+        )
+        for method, path, handler, name in self._routes:
+            app.router.add_route(method, path, handler, name=name)
+        return app
+
+    # -- middlewares ----------------------------------------------------------------------
+
+    @staticmethod
+    def _route(request: web.Request) -> tuple[str | None, str]:
+        route = request.match_info.route
+        resource = route.resource
+        return route.name, resource.canonical if resource is not None else "unmatched"
+
+    @web.middleware
+    async def _logged(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """One line per request: method, path (never the query, never a header), status."""
+        started = time.monotonic()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            seconds = time.monotonic() - started
+            name, template = self._route(request)
+            log.info(
+                "intake request",
+                method=request.method,
+                path=template if name in self._secret_paths else request.path,
+                status=status,
+                duration_ms=round(seconds * 1000, 1),
+            )
+            if self.observer is not None:
+                self.observer(request.method, template, status, seconds)
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every answer but a success is JSON ``{"error": "..."}``; nothing escapes as a 500
+        page with a traceback."""
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"request body over {MAX_BODY} bytes")
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
+            return _error(exc.status, exc.reason.lower(), **headers)
+        except TimeoutError:
+            response = _error(408, f"request not received within {self.client_timeout:g}s")
+            response.force_close()
+            return response
+        except DB_ERRORS as exc:
+            log.warning("intake request failed on the state", error=str(exc))
+            return _error(
+                503, "the state database is unavailable; try again", **{"Retry-After": "1"}
+            )
+        except Exception:
+            log.exception("intake request failed", method=request.method, path=request.path)
+            return _error(500, "internal error")
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        name, _template = self._route(request)
+        if name not in self.public and not self._authorized(request):
+            # Nothing more: not which part was wrong, not whether the path exists.
+            return _error(401, "unauthorized", **{"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    def _authorized(self, request: web.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        given = _digest(token.strip())
+        found = False
+        for known in self._tokens:  # every one, whichever matches
+            found |= hmac.compare_digest(given, known)
+        return found
+
+    # -- reading requests -----------------------------------------------------------------
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_BODY, actual_size=request.content_length
+            )
+        async with asyncio.timeout(self.client_timeout):
+            raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise BadRequest("body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequest(f"body must be a JSON object, got {_kind(body)}")
+        return body
+
+    @staticmethod
+    def _job_id(request: web.Request) -> str:
+        job_id = request.match_info["id"]
+        problem = job_id_problem(job_id)
+        if problem:
+            raise BadRequest(problem)
+        return job_id
+
+    # -- handlers -------------------------------------------------------------------------
+
+    async def post_watches(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        unknown = sorted(set(body) - set(WATCH_KEYS))
+        if unknown:
+            raise BadRequest(
+                f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(WATCH_KEYS)})"
+            )
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not ids:
+            raise BadRequest(f"ids: must be a non-empty array of job ids, got {_kind(ids)}")
+        if len(ids) > MAX_IDS:
+            raise BadRequest(f"ids: at most {MAX_IDS} per request, got {len(ids)}")
+        problem = ids_problem(ids)
+        if problem:
+            raise BadRequest(f"ids: {problem}")
+        labels = body.get("labels") or {}
+        problem = labels_problem(labels)
+        if problem:
+            raise BadRequest(f"labels: {problem}")
+        endpoints = body.get("endpoints")
+        if endpoints is not None:
+            if not isinstance(endpoints, list) or not all(isinstance(n, str) for n in endpoints):
+                raise BadRequest(
+                    f"endpoints: must be an array of endpoint names, got {_kind(endpoints)}"
+                )
+            problem = endpoints_problem(endpoints, self.endpoint_names)
+            if problem:
+                raise BadRequest(f"endpoints: {problem}")
+        reopen = body.get("reopen", False)
+        if not isinstance(reopen, bool):
+            raise BadRequest(f"reopen: must be true or false, got {_kind(reopen)}")
+        outcome = add_watches(
+            self.store,
+            ids,
+            {str(k): str(v) for k, v in labels.items()},
+            endpoints,
+            self.endpoint_names,
+            reopen=reopen,
+        )
+        # Counts only: the ids are the caller's business, and a batch would flood the log.
+        log.info(
+            "watches added over http",
+            ids=len(outcome.ids),
+            new=outcome.added,
+            finished=len(outcome.finished),
+        )
+        answer = {
+            "accepted": outcome.watched,
+            "new": outcome.added,
+            "finished": list(outcome.finished),
+        }
+        return web.json_response(answer, status=202)
+
+    async def get_watch(self, request: web.Request) -> web.Response:
+        job_id = self._job_id(request)
+        row = find_watch(self.store, job_id)
+        if row is None:
+            return _error(404, f"no watch for job {job_id}")
+        return web.json_response(row, dumps=_dumps)
+
+    async def delete_watch(self, request: web.Request) -> web.Response:
+        job_id = self._job_id(request)
+        if not self.store.remove_watches([job_id]):
+            return _error(404, f"no watch for job {job_id}")
+        return web.Response(status=204)
+
+    async def get_events(self, request: web.Request) -> web.Response:
+        after = request.query.get("after") or None
+        text = request.query.get("limit", str(DEFAULT_LIMIT))
+        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+            raise BadRequest(f"limit: must be a whole number from 1 to {MAX_LIMIT}, got {text!r}")
+        events = self.store.events_after(after, int(text))
+        if events is None:
+            return _error(
+                404,
+                f"unknown event {after}: never recorded, or pruned by retention; "
+                "page from the start without after",
+            )
+        following = events[-1]["id"] if events else after
+        return web.json_response({"events": events, "next": following}, dumps=_dumps)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document(MAX_IDS, MAX_LIMIT, DEFAULT_LIMIT))
+
+
+def _kind(value: object) -> str:
+    """A JSON value's type as a client would name it."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
