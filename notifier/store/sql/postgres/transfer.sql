@@ -30,7 +30,7 @@ COPY watches (job_id, source, labels, endpoints, state, status, progress, msg, c
     rejections, first_rejected_at, answered_at) FROM STDIN;
 
 -- name: copy_events
-COPY events (event_id, job_id, type, created_at, body, last_seen_running_at) FROM STDIN;
+COPY events (event_id, job_id, type, created_at, body, last_seen_running_at, seq) FROM STDIN;
 
 -- name: copy_deliveries
 COPY deliveries (id, event_id, endpoint, state, attempts, created_at, next_attempt_at,

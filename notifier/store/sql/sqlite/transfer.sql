@@ -25,8 +25,9 @@ FROM watches ORDER BY job_id;
 
 -- name: read_events
 -- CAST: a body is bytes (BYTEA) even if some program stored it as text.
-SELECT event_id, job_id, type, created_at, CAST(body AS BLOB) AS body, last_seen_running_at
-FROM events ORDER BY created_at, event_id;
+SELECT event_id, job_id, type, created_at, CAST(body AS BLOB) AS body, last_seen_running_at,
+       seq
+FROM events ORDER BY seq;
 
 -- name: read_deliveries
 -- A claim belongs to a daemon that is gone (the source's instance lock is ours): the copy
