@@ -22,10 +22,14 @@ from psycopg.pq import TransactionStatus
 
 from notifier.store.base import Store
 from notifier.store.errors import StoreError, StoreMissing, classify_pg
+from notifier.store.postgres_listen import ChangeFeed
 from notifier.store.schema import SCHEMA_VERSION, Dialect, dialect
 
 #: Key of the advisory lock held while migrating: nodes starting at once migrate in turn.
 MIGRATION_LOCK = 0x6368616E6A696E67  # "chanjing"
+#: Key of the session-level advisory lock held while a vendor token is fetched: one fetch
+#: at a time across nodes, since issuing a token revokes the one the others use.
+TOKEN_LOCK = 0x63686A2D746F6B6E  # "chj-tokn"
 #: How long opening a connection may take before the server counts as unreachable.
 CONNECT_TIMEOUT = 5
 
@@ -81,6 +85,7 @@ class PostgresStore(Store):
         self.url = str(location)
         self.where, self._password = describe(self.url)
         self._db: psycopg.Connection[Any] | None = None
+        self._token_locked = False
         try:
             self._connect()
             if not create and not self._has_schema():
@@ -120,7 +125,34 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         if self._db is not None:
+            self.release_token_lock()  # at once: the server would only as the session ends
             self._db.close()
+
+    def try_token_lock(self) -> bool:
+        """A session-level advisory lock on this store's connection: the server drops it with
+        the session, so a node that dies (or whose connection drops) mid-fetch frees it."""
+        if self._token_locked:
+            return False  # held through this store already (locks nest in one session)
+        row = self._execute("SELECT pg_try_advisory_lock(%s)", (TOKEN_LOCK,)).fetchone()
+        self._token_locked = bool(row and row[0])
+        return self._token_locked
+
+    def release_token_lock(self) -> None:
+        if not self._token_locked:
+            return
+        self._token_locked = False
+        conn = self._conn()
+        if conn.closed or conn.broken:
+            return  # the server dropped it with the session
+        with contextlib.suppress(psycopg.Error):  # if the session is gone, so is the lock
+            conn.execute("SELECT pg_advisory_unlock(%s)", (TOKEN_LOCK,))
+
+    def change_feed(self) -> ChangeFeed:
+        return ChangeFeed(self.url, self.where, self._password)
+
+    def session_id(self) -> int | None:
+        conn = self._conn()
+        return None if conn.closed or conn.broken else conn.info.backend_pid
 
     def _has_schema(self) -> bool:
         row = self._conn().execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
