@@ -14,7 +14,7 @@ import getpass
 import os
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -22,8 +22,10 @@ from psycopg.pq import TransactionStatus
 
 from notifier.store.base import Store
 from notifier.store.errors import StoreError, StoreMissing, classify_pg
-from notifier.store.postgres_listen import ChangeFeed
 from notifier.store.schema import SCHEMA_VERSION, Dialect, dialect
+
+if TYPE_CHECKING:
+    from notifier.store.postgres_listen import ChangeFeed
 
 #: Key of the advisory lock held while migrating: nodes starting at once migrate in turn.
 MIGRATION_LOCK = 0x6368616E6A696E67  # "chanjing"
@@ -32,6 +34,23 @@ MIGRATION_LOCK = 0x6368616E6A696E67  # "chanjing"
 TOKEN_LOCK = 0x63686A2D746F6B6E  # "chj-tokn"
 #: How long opening a connection may take before the server counts as unreachable.
 CONNECT_TIMEOUT = 5
+
+
+def connection_options(application_name: str) -> dict[str, Any]:
+    """How every connection of ours is opened (the store's, the listener's)."""
+    return {
+        "autocommit": True,
+        "application_name": application_name,
+        "connect_timeout": CONNECT_TIMEOUT,
+        # A server gone without a word (power cut, dropped route) must not hold a call on
+        # the daemon's loop until TCP gives up (minutes): unacknowledged data and a silent
+        # idle connection both fail within seconds.
+        "tcp_user_timeout": CONNECT_TIMEOUT * 1000,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+    }
 
 
 class PgRow(tuple[Any, ...]):
@@ -105,19 +124,7 @@ class PostgresStore(Store):
 
     def _connect(self) -> None:
         self._db = psycopg.connect(
-            self.url,
-            autocommit=True,
-            row_factory=_row_factory,
-            application_name="chanjing-notifier",
-            connect_timeout=CONNECT_TIMEOUT,
-            # A server gone without a word (power cut, dropped route) must not hold a call
-            # on the daemon's loop until TCP gives up (minutes): unacknowledged data and a
-            # silent idle connection both fail within seconds.
-            tcp_user_timeout=CONNECT_TIMEOUT * 1000,
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=2,
-            keepalives_count=3,
+            self.url, row_factory=_row_factory, **connection_options("chanjing-notifier")
         )
         # lock_timeout 0 would mean "wait forever": the daemon's loop must never.
         millis = max(1, int(self._busy_timeout * 1000))
@@ -148,6 +155,8 @@ class PostgresStore(Store):
             conn.execute("SELECT pg_advisory_unlock(%s)", (TOKEN_LOCK,))
 
     def change_feed(self) -> ChangeFeed:
+        from notifier.store.postgres_listen import ChangeFeed
+
         return ChangeFeed(self.url, self.where, self._password)
 
     def session_id(self) -> int | None:

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 import psycopg
 
 from notifier.store.errors import UNREACHABLE_CAUSE, StoreUnavailable, classify_pg
+from notifier.store.postgres import connection_options
 
 CHANNEL = "chanjing_notifier"
 #: The payloads the triggers send.
 KINDS = ("queue", "watch", "delivery")
-#: As the store's own connection (postgres.CONNECT_TIMEOUT): a server gone without a word
-#: is noticed within seconds by the keepalives, not by TCP after minutes.
-_CONNECT_TIMEOUT = 5
 
 
 @dataclass(frozen=True)
@@ -53,15 +51,7 @@ class ChangeFeed:
         """
         try:
             conn = await psycopg.AsyncConnection.connect(
-                self._url,
-                autocommit=True,
-                application_name="chanjing-notifier listen",
-                connect_timeout=_CONNECT_TIMEOUT,
-                tcp_user_timeout=_CONNECT_TIMEOUT * 1000,
-                keepalives=1,
-                keepalives_idle=10,
-                keepalives_interval=2,
-                keepalives_count=3,
+                self._url, **connection_options("chanjing-notifier listen")
             )
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
