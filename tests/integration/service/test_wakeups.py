@@ -6,16 +6,14 @@ against a real PostgreSQL server, the simulator and the receiver on 127.0.0.1.""
 from __future__ import annotations
 
 import asyncio
-import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import structlog
 import yaml
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -83,17 +81,6 @@ class Running:
         metrics.refresh_live()  # as a scrape does first
         value = metrics.registry.get_sample_value("chanjing_wakeups_total", {"kind": kind})
         return value or 0.0
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
