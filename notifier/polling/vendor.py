@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from notifier.log import redactor
+from notifier.log import get_logger, redactor
 from notifier.models import JobDetail
 from notifier.polling.lease import LeaseKeeper, LeaseLost
 from notifier.polling.ratelimit import RateLimiter
@@ -26,6 +26,8 @@ TOKEN_PATH = "/open/v1/access_token"
 DETAIL_PATH = "/open/v1/video_lip_sync/detail"
 LIST_PATH = "/open/v1/video_lip_sync/list"
 
+log = get_logger(component="vendor")
+
 CODE_OK = 0
 CODE_TOKEN_INVALID = 10400
 CODE_BAD_PARAMETER = 40000
@@ -34,6 +36,10 @@ CODE_INTERNAL = (50000, 51000)
 
 #: Refresh this long before the vendor's expiry, so no call races the deadline.
 TOKEN_REFRESH_MARGIN = 300.0
+#: While another process fetches a token: look at the store and its lock this often, and
+#: give up on a holder after this long (a fetch takes the call's timeout at most).
+TOKEN_LOCK_RETRY = 0.05
+TOKEN_LOCK_PATIENCE = 30.0
 KNOWN_STATUSES = frozenset({0, 10, 20, 30})
 
 
@@ -251,24 +257,58 @@ class VendorClient:
         return token, _expiry(data.get("expire_in"), self._clock())
 
     async def token(self) -> str:
-        """A valid token: from memory, else the store, else one fresh fetch (single-flight)."""
+        """A valid token: from memory, else the store, else one fresh fetch (single-flight
+        in this process by an asyncio lock, across processes by the store's token lock)."""
         if self._token and self._token[1] - TOKEN_REFRESH_MARGIN > self._clock():
             return self._token[0]
         async with self._token_lock:
-            now = self._clock()
-            if self._token and self._token[1] - TOKEN_REFRESH_MARGIN > now:
+            if self._token and self._token[1] - TOKEN_REFRESH_MARGIN > self._clock():
                 return self._token[0]
-            cached = self._store.get_token(self._account)
-            if cached and cached[1] - TOKEN_REFRESH_MARGIN > now:
-                redactor.add([cached[0]])
-                self._token = cached
-                return cached[0]
-            fresh = await self._fetch_token()
-            # Masked in every log line from the moment it exists, whatever logs it.
-            redactor.add([fresh[0]])
-            self._token = fresh
-            self._store.save_token(self._account, *fresh)
-            return fresh[0]
+            stored = self._stored_token()
+            if stored is None:
+                stored = await self._refresh_token()
+            self._token = stored
+            return stored[0]
+
+    def _stored_token(self) -> tuple[str, float] | None:
+        """The store's token if it is good for a while yet (another node's, or ours)."""
+        cached = self._store.get_token(self._account)
+        if cached is None or cached[1] - TOKEN_REFRESH_MARGIN <= self._clock():
+            return None
+        redactor.add([cached[0]])
+        return cached
+
+    async def _refresh_token(self) -> tuple[str, float]:
+        """Fetch and store a token under the store's token lock, unless whoever held the lock
+        meanwhile stored a good one: issuing a token revokes the others' (every node's).
+
+        The lock is tried without waiting, again every TOKEN_LOCK_RETRY on the loop. A holder
+        that never lets go (frozen mid-fetch) is given up on after TOKEN_LOCK_PATIENCE: a
+        fetch of ours then revokes only the token of a node that cannot use it."""
+        waited_until = time.monotonic() + TOKEN_LOCK_PATIENCE
+        while not self._store.try_token_lock():
+            await asyncio.sleep(TOKEN_LOCK_RETRY)
+            stored = self._stored_token()
+            if stored is not None:
+                return stored  # the holder's fetch: ours would revoke it
+            if time.monotonic() > waited_until:
+                log.warning(
+                    "another process holds the vendor token lock for too long; fetching anyway",
+                    waited=TOKEN_LOCK_PATIENCE,
+                )
+                return await self._fetch_and_save()
+        try:
+            stored = self._stored_token()  # another process may have just stored one
+            return stored if stored is not None else await self._fetch_and_save()
+        finally:
+            self._store.release_token_lock()
+
+    async def _fetch_and_save(self) -> tuple[str, float]:
+        fresh = await self._fetch_token()
+        # Masked in every log line from the moment it exists, whatever logs it.
+        redactor.add([fresh[0]])
+        self._store.save_token(self._account, *fresh)
+        return fresh
 
     async def _forget_token(self, token: str) -> None:
         async with self._token_lock:

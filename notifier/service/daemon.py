@@ -39,6 +39,7 @@ from notifier.service.instance_lock import InstanceLock
 from notifier.service.intake_listener import IntakeListener, ListenError
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
+from notifier.service.wakeups import Wakeups
 from notifier.store import (
     BUSY_CAUSE,
     Store,
@@ -81,7 +82,9 @@ PRUNE_BATCHES_PER_TICK = 10
 #: connection: it never stalls the loop, and a renewal that fails only lets the lease run down).
 LEASE_BUSY_TIMEOUT = 1.0
 #: Jobs that write to the state: they pause while it cannot be written.
-WRITING_JOBS = frozenset({"poll", "queue", "watch_file", "dispatch", "housekeeping", "sweep"})
+WRITING_JOBS = frozenset(
+    {"poll", "poll_wakeup", "queue", "watch_file", "dispatch", "housekeeping", "sweep"}
+)
 
 
 def polling_settings(config: Config) -> PollingSettings:
@@ -180,6 +183,7 @@ class Daemon:
         self.watch_file = WatchFile(config.watch.file)
         self.intake = IntakeListener(self.store, self.metrics.on_intake_request)
         self._stop = asyncio.Event()
+        self.wakeups: Wakeups | None = None
 
     # -- construction from config ---------------------------------------------------------
 
@@ -602,12 +606,28 @@ class Daemon:
         await self.lease.start()
         self._schedule()
         self.scheduler.start()
+        self._listen()
         self._watch_clock()
         active, pending = self.store.live_counts()
         log.info("ready", watching=active, deliveries_pending=pending)
         self.sd.ready(self.status_text())
         await self._stop.wait()
         return await self._shutdown()
+
+    def _listen(self) -> None:
+        """PostgreSQL: what other nodes and programs write runs its job at once."""
+        feed = self.store.change_feed()
+        if feed is None:
+            return
+        actions = {
+            "queue": self._guarded("queue", self._take_queue),
+            "watch": self._guarded("poll_wakeup", self.poller.tick),
+            "delivery": self.dispatcher.kick,
+        }
+        self.wakeups = Wakeups(
+            feed, actions, own=self.store.session_id, observer=self.metrics.on_wakeup
+        )
+        self.wakeups.start()
 
     async def _shutdown(self) -> int:
         started = time.monotonic()
@@ -616,6 +636,8 @@ class Daemon:
         self.lease.close()  # no vendor call leaves from now on
         self.scheduler.shutdown(wait=False)
         await self.intake.stop()
+        if self.wakeups is not None:
+            await self.wakeups.close()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await asyncio.gather(self.poller.drain(STOP_GRACE), self.dispatcher.drain(STOP_GRACE))

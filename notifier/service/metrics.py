@@ -237,6 +237,14 @@ class Metrics:
             registry=r,
         )
 
+        self.wakeups = Counter(
+            "chanjing_wakeups",
+            "Notifications from the database (PostgreSQL) that ran a job at once instead of "
+            "at its tick, by kind: queue, watch, delivery.",
+            ["kind"],
+            registry=r,
+        )
+
     def watch_state(
         self, snapshot: Callable[[], dict[str, Any]], live: Callable[[], dict[str, Any]]
     ) -> None:
@@ -269,6 +277,9 @@ class Metrics:
         if due.attempts == 0 and seen is not None:
             started = time.time() - seconds
             self.detection_latency.labels(endpoint).observe(max(0.0, started - seen))
+
+    def on_wakeup(self, kind: str) -> None:
+        self.wakeups.labels(kind).inc()
 
     def on_claims(self, endpoint: str, what: str, count: int) -> None:
         if what == "claimed":

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
 from notifier.store.claims import DeliveryClaims
@@ -33,6 +33,9 @@ from notifier.store.rows import (
     watch_from_row,
 )
 from notifier.store.schema import SCHEMA_VERSION, Dialect, _split_sql
+
+if TYPE_CHECKING:
+    from notifier.store.postgres_listen import ChangeFeed
 
 #: After a failed write, later writes fail at once for this long (``writable`` still probes).
 FAIL_FAST_FOR = 1.0
@@ -722,6 +725,26 @@ class Store(Listings, DeliveryClaims):
     def drop_token(self, account: str, token: str) -> None:
         with self.transaction():
             self._run("drop_token", (account, token))
+
+    def try_token_lock(self) -> bool:
+        """Take the cross-process lock around a token fetch, without waiting: False while
+        another process (or another holder on this connection) has it. Issuing a token
+        revokes the previous one, so whoever holds it re-reads the stored token first."""
+        raise NotImplementedError
+
+    def release_token_lock(self) -> None:
+        raise NotImplementedError
+
+    # -- wake-ups -------------------------------------------------------------------------
+
+    def change_feed(self) -> ChangeFeed | None:
+        """Notifications of what other sessions write (PostgreSQL); None for SQLite, whose
+        single daemon notices other programs' writes at its ticks."""
+        return None
+
+    def session_id(self) -> int | None:
+        """The database's id of this connection as notifications name it (None: no such)."""
+        return None
 
     # -- lease: which node calls the vendor; expiry on the database's clock ----------------
 

@@ -14,7 +14,7 @@ import getpass
 import os
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -24,10 +24,33 @@ from notifier.store.base import Store
 from notifier.store.errors import StoreError, StoreMissing, classify_pg
 from notifier.store.schema import SCHEMA_VERSION, Dialect, dialect
 
+if TYPE_CHECKING:
+    from notifier.store.postgres_listen import ChangeFeed
+
 #: Key of the advisory lock held while migrating: nodes starting at once migrate in turn.
 MIGRATION_LOCK = 0x6368616E6A696E67  # "chanjing"
+#: Key of the session-level advisory lock held while a vendor token is fetched: one fetch
+#: at a time across nodes, since issuing a token revokes the one the others use.
+TOKEN_LOCK = 0x63686A2D746F6B6E  # "chj-tokn"
 #: How long opening a connection may take before the server counts as unreachable.
 CONNECT_TIMEOUT = 5
+
+
+def connection_options(application_name: str) -> dict[str, Any]:
+    """How every connection of ours is opened (the store's, the listener's)."""
+    return {
+        "autocommit": True,
+        "application_name": application_name,
+        "connect_timeout": CONNECT_TIMEOUT,
+        # A server gone without a word (power cut, dropped route) must not hold a call on
+        # the daemon's loop until TCP gives up (minutes): unacknowledged data and a silent
+        # idle connection both fail within seconds.
+        "tcp_user_timeout": CONNECT_TIMEOUT * 1000,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+    }
 
 
 class PgRow(tuple[Any, ...]):
@@ -81,6 +104,7 @@ class PostgresStore(Store):
         self.url = str(location)
         self.where, self._password = describe(self.url)
         self._db: psycopg.Connection[Any] | None = None
+        self._token_locked = False
         try:
             self._connect()
             if not create and not self._has_schema():
@@ -100,19 +124,7 @@ class PostgresStore(Store):
 
     def _connect(self) -> None:
         self._db = psycopg.connect(
-            self.url,
-            autocommit=True,
-            row_factory=_row_factory,
-            application_name="chanjing-notifier",
-            connect_timeout=CONNECT_TIMEOUT,
-            # A server gone without a word (power cut, dropped route) must not hold a call
-            # on the daemon's loop until TCP gives up (minutes): unacknowledged data and a
-            # silent idle connection both fail within seconds.
-            tcp_user_timeout=CONNECT_TIMEOUT * 1000,
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=2,
-            keepalives_count=3,
+            self.url, row_factory=_row_factory, **connection_options("chanjing-notifier")
         )
         # lock_timeout 0 would mean "wait forever": the daemon's loop must never.
         millis = max(1, int(self._busy_timeout * 1000))
@@ -120,7 +132,36 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         if self._db is not None:
+            self.release_token_lock()  # at once: the server would only as the session ends
             self._db.close()
+
+    def try_token_lock(self) -> bool:
+        """A session-level advisory lock on this store's connection: the server drops it with
+        the session, so a node that dies (or whose connection drops) mid-fetch frees it."""
+        if self._token_locked:
+            return False  # held through this store already (locks nest in one session)
+        row = self._execute("SELECT pg_try_advisory_lock(%s)", (TOKEN_LOCK,)).fetchone()
+        self._token_locked = bool(row and row[0])
+        return self._token_locked
+
+    def release_token_lock(self) -> None:
+        if not self._token_locked:
+            return
+        self._token_locked = False
+        conn = self._conn()
+        if conn.closed or conn.broken:
+            return  # the server dropped it with the session
+        with contextlib.suppress(psycopg.Error):  # if the session is gone, so is the lock
+            conn.execute("SELECT pg_advisory_unlock(%s)", (TOKEN_LOCK,))
+
+    def change_feed(self) -> ChangeFeed:
+        from notifier.store.postgres_listen import ChangeFeed
+
+        return ChangeFeed(self.url, self.where, self._password)
+
+    def session_id(self) -> int | None:
+        conn = self._conn()
+        return None if conn.closed or conn.broken else conn.info.backend_pid
 
     def _has_schema(self) -> bool:
         row = self._conn().execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()

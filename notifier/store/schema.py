@@ -68,6 +68,20 @@ SCHEMA_VERSION = dialect("sqlite").version
 
 
 def _split_sql(script: str) -> list[str]:
-    """Statements of a migration file (no semicolons inside literals in our files)."""
+    """Statements of a migration file: split at semicolons, except inside a ``$$``-quoted
+    function body (PostgreSQL's triggers); no semicolons inside literals in our files."""
     lines = [re.sub(r"--.*$", "", line) for line in script.splitlines()]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+    statements: list[str] = []
+    current = ""
+    # Even pieces are outside a $$ body, odd ones inside it.
+    for index, piece in enumerate("\n".join(lines).split("$$")):
+        if index % 2:
+            current += f"$${piece}$$"
+            continue
+        first, *rest = piece.split(";")
+        current += first
+        for part in rest:
+            statements.append(current)
+            current = part
+    statements.append(current)
+    return [stmt.strip() for stmt in statements if stmt.strip()]

@@ -6,6 +6,7 @@ The daemon and CLI commands open the file side by side; the schema version is SQ
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 from pathlib import Path
@@ -17,6 +18,8 @@ from notifier.store.schema import Dialect, dialect
 
 __all__ = ["FAIL_FAST_FOR", "PRUNE_BATCH", "SqliteStore"]
 
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+
 
 class SqliteStore(Store):
     """A connection to the state file."""
@@ -27,6 +30,7 @@ class SqliteStore(Store):
     def _open(self, location: str | os.PathLike[str], *, create: bool) -> None:
         self.path = Path(location)
         self.where = str(self.path)
+        self._token_fd: int | None = None
         if not create and not self.path.exists():
             raise StoreMissing(self.where)
         try:
@@ -49,6 +53,38 @@ class SqliteStore(Store):
             self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open state database: {exc}") from exc
+
+    def close(self) -> None:
+        self.release_token_lock()
+        super().close()
+
+    def try_token_lock(self) -> bool:
+        """An ``flock`` on a file beside the state: every process that opens a SQLite file
+        runs on its host. The kernel drops it with the process (``kill -9`` included)."""
+        if self._token_fd is not None:
+            return False  # held through this store already
+        try:
+            fd = os.open(self.path.with_name(self.path.name + ".token-lock"), _LOCK_FLAGS, 0o600)
+        except OSError:
+            # No file can be made beside the state: then SQLite cannot write its WAL there
+            # either, and the in-process lock is all there is.
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except OSError:
+            os.close(fd)
+            return True  # a filesystem without locks: as above
+        self._token_fd = fd
+        return True
+
+    def release_token_lock(self) -> None:
+        fd = self._token_fd
+        if fd is not None:
+            self._token_fd = None
+            os.close(fd)  # closing the file releases the flock
 
     def _begin(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,3 @@
+-- Schema 11: nothing changes in SQLite. (In PostgreSQL, triggers NOTIFY the daemons of new
+-- queue rows, watches and pending deliveries; a SQLite file has a single daemon, which
+-- notices what other programs write at its next tick, within a second or two.)
