@@ -193,7 +193,7 @@ class ArrivalLog:
         here = transport.get_extra_info("sockname") if transport else None
         port = int(peer[1]) if peer else -1
         with self._lock:
-            if port not in self._owners:
+            if self._owners.get(port) is None:  # unknown yet, or not found last time
                 self._owners[port] = _socket_owner(port, int(here[1]) if here else -1, self._pids)
             self.arrivals.append((now, self._owners[port]))
 
