@@ -67,7 +67,7 @@ WAIT_S = 120.0
 
 
 @dataclass
-class Node:
+class Cluster:
     """A bench setup of servers, one state and the daemons on it (started in turn)."""
 
     work: Path
@@ -105,12 +105,12 @@ class Node:
 
 
 @contextlib.contextmanager
-def setup(work: Path, state: dict[str, Any]) -> Iterator[Node]:
+def setup(work: Path, state: dict[str, Any]) -> Iterator[Cluster]:
     credentials = Credentials.generate()
     arrivals = ArrivalLog()
     work.mkdir(parents=True, exist_ok=True)
     with Servers(credentials, [ENDPOINT], qps=QPS, seed=1, arrivals=arrivals) as servers:
-        node = Node(work, servers, arrivals, credentials, state)
+        node = Cluster(work, servers, arrivals, credentials, state)
         try:
             yield node
         finally:
@@ -118,7 +118,7 @@ def setup(work: Path, state: dict[str, Any]) -> Iterator[Node]:
                 daemon.close()
 
 
-def backlog(node: Node, location: str) -> None:
+def backlog(node: Cluster, location: str) -> None:
     """Open jobs that never finish, queued for the daemons."""
     jobs = [node.servers.sim.add_job(queue_s=5, run_s=3600) for _ in range(BACKLOG)]
     intake = Intake(location)  # a URL opens PostgreSQL
@@ -128,18 +128,18 @@ def backlog(node: Node, location: str) -> None:
         intake.close()
 
 
-def per_second(node: Node, since: float, until: float) -> list[int]:
+def per_second(node: Cluster, since: float, until: float) -> list[int]:
     """Vendor calls in each whole calendar second of [since, until) (simulator's count)."""
     counts = {int(s): n for s, n in node.servers.sim.stats()["per_second"].items()}
     return [counts.get(s, 0) for s in range(int(since) + 1, int(until))]
 
 
-def holder_of(node: Node, at: float) -> int | None:
+def holder_of(node: Cluster, at: float) -> int | None:
     """The process whose vendor call arrived at ``at``."""
     return next(who for t, who in node.arrivals.arrivals if t == at)
 
 
-def wait_calls(node: Node, pid: int | None, since: float, timeout: float = WAIT_S) -> float:
+def wait_calls(node: Cluster, pid: int | None, since: float, timeout: float = WAIT_S) -> float:
     """The first arrival of ``pid``'s (any node's) vendor calls at or after ``since``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
