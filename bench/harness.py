@@ -34,12 +34,13 @@ from types import TracebackType
 from typing import Any
 
 import yaml
+from aiohttp import web
 
 from notifier.models import WatchSpec
 from notifier.service.http_server import ServerThread
 from notifier.store import Store
 from notifier.tools.receiver import Received, Receiver
-from notifier.tools.simulator import SimConfig, VendorSimulator
+from notifier.tools.simulator import API_PREFIX, SimConfig, VendorSimulator
 
 #: Environment variables the config refers to, so no secret is written into a file.
 ENV_SECRET_KEY = "BENCH_CHANJING_SECRET_KEY"
@@ -95,6 +96,7 @@ class Servers:
         qps: int = 10,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        arrivals: ArrivalLog | None = None,
     ) -> None:
         self.sim = VendorSimulator(
             SimConfig(
@@ -111,7 +113,8 @@ class Servers:
         for ep in endpoints:
             if ep.delay_s > 0:
                 self.receiver.set_delay(ep.path, ep.delay_s)
-        self._sim_server = ServerThread(self.sim.make_app)
+        make_sim = self.sim.make_app if arrivals is None else arrivals.wrap(self.sim.make_app)
+        self._sim_server = ServerThread(make_sim)
         self._receiver_server = ServerThread(self.receiver.make_app)
 
     @property
@@ -142,6 +145,88 @@ class Servers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ArrivalLog:
+    """Each vendor call as it reaches the simulator: when (``time.time()``), and which of the
+    :meth:`watch`-ed processes sent it.
+
+    The simulator counts calls per second but not who made them; with several daemons on one
+    vendor account a benchmark needs the first call of a new lease holder, and a test the
+    calls of one node. The sender is found once per connection, from the client socket's
+    port in ``/proc/net/tcp`` and the processes' open sockets (Linux only; None when none of
+    the watched processes has that socket).
+    """
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, int | None]] = []
+        self._pids: list[int] = []
+        self._owners: dict[int, int | None] = {}
+        self._lock = threading.Lock()
+
+    def watch(self, pid: int) -> None:
+        with self._lock:
+            self._pids.append(pid)
+
+    def wrap(self, make_app: Callable[[], web.Application]) -> Callable[[], web.Application]:
+        """The simulator's app factory with this log in front of its own middleware."""
+
+        def make() -> web.Application:
+            app = make_app()
+
+            @web.middleware
+            async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+                if request.path.startswith(API_PREFIX):
+                    self._arrive(request)
+                response: web.StreamResponse = await handler(request)
+                return response
+
+            app.middlewares.insert(0, record)
+            return app
+
+        return make
+
+    def _arrive(self, request: web.Request) -> None:
+        now = time.time()
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport else None
+        here = transport.get_extra_info("sockname") if transport else None
+        port = int(peer[1]) if peer else -1
+        with self._lock:
+            if self._owners.get(port) is None:  # unknown yet, or not found last time
+                self._owners[port] = _socket_owner(port, int(here[1]) if here else -1, self._pids)
+            self.arrivals.append((now, self._owners[port]))
+
+    def times(self, pid: int | None = None, since: float = 0.0) -> list[float]:
+        """Arrival times from ``since`` on (of ``pid``'s calls only, if given)."""
+        with self._lock:
+            return [t for t, who in self.arrivals if t >= since and (pid is None or who == pid)]
+
+
+def _socket_owner(port: int, server_port: int, pids: Sequence[int]) -> int | None:
+    """The process among ``pids`` holding the loopback TCP socket from ``port`` to
+    ``server_port``."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, remote = fields[1], fields[2]
+                if (
+                    int(local.rsplit(":", 1)[1], 16) == port
+                    and int(remote.rsplit(":", 1)[1], 16) == server_port
+                ):
+                    inode = fields[9]
+    if inode is None:
+        return None
+    wanted = f"socket:[{inode}]"
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
+                        return pid
+    return None
 
 
 # --------------------------------------------------------------------------- config
@@ -433,13 +518,14 @@ class Daemon:
 
 
 class Intake:
-    """Writes watches into the daemon's SQLite queue through :meth:`Store.enqueue`.
+    """Writes watches into the daemon's queue through :meth:`Store.enqueue` (a state file, or
+    a ``postgresql://`` URL).
 
     The same path any other program takes; the daemon picks rows up within a second or so.
     Opening it before the daemon starts creates the state file with its schema.
     """
 
-    def __init__(self, state_path: Path) -> None:
+    def __init__(self, state_path: Path | str) -> None:
         self._store = Store(state_path)
 
     def watch(self, job_ids: Iterable[str], labels: Mapping[str, str] | None = None) -> int:
