@@ -34,7 +34,15 @@ def backend_pid(store: Store) -> int:
 
 def test_both_dialects_have_the_same_schema_version() -> None:
     assert dialect("postgres").version == dialect("sqlite").version == SCHEMA_VERSION
-    assert set(dialect("postgres").queries) == set(dialect("sqlite").queries)
+    # PostgreSQL answers every query name SQLite does, plus one-statement forms of a few
+    # transactions (the store uses them when the dialect has them).
+    extra = set(dialect("postgres").queries) - set(dialect("sqlite").queries)
+    assert set(dialect("sqlite").queries) <= set(dialect("postgres").queries)
+    assert extra == {
+        "claim_and_read_deliveries",
+        "delivery_succeeded_with_attempt",
+        "delivery_failed_with_attempt",
+    }
 
 
 def test_a_dropped_connection_is_opened_again_by_the_next_call(

@@ -433,3 +433,72 @@ SELECT seq FROM events WHERE event_id = %s;
 -- name: events_after
 -- GET /v1/events: a page in recorded order, after a cursor's seq (0: from the first).
 SELECT seq, event_id, type, created_at, body FROM events WHERE seq > %s ORDER BY seq LIMIT %s;
+
+-- -- one round trip where SQLite needs a transaction of several statements ------------------
+-- The store runs these instead of their several-statement forms when the dialect has them:
+-- one statement is atomic on its own (autocommit), and each saved round trip is time on the
+-- daemon's loop (measured: 9.4 statements per delivery before, 2 after).
+
+-- name: claim_and_read_deliveries
+-- claim_due_deliveries and claimed_deliveries in one: the claimed rows with their events.
+WITH clock (db_now) AS (SELECT extract(epoch from clock_timestamp())::double precision),
+claimed AS (
+    UPDATE deliveries SET claimed_by = %(node)s, claim_token = claim_token + 1,
+        claim_expires = (SELECT db_now FROM clock) + %(ttl)s
+    WHERE id IN (
+        SELECT d.id FROM deliveries d
+        WHERE d.state = 'pending' AND d.endpoint = %(endpoint)s AND d.next_attempt_at <= %(now)s
+          AND (d.claim_expires IS NULL OR d.claim_expires <= (SELECT db_now FROM clock))
+          AND d.id NOT IN (SELECT json_array_elements_text(%(exclude)s::json)::bigint)
+        ORDER BY d.next_attempt_at LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, attempts, generation, deferred, first_attempt_at, event_id, next_attempt_at,
+        claim_token, claim_expires - (SELECT db_now FROM clock) AS claim_left
+)
+SELECT c.id, c.attempts, c.generation, c.deferred, c.first_attempt_at, e.event_id, e.job_id,
+       e.type, e.created_at, e.body, e.last_seen_running_at, c.claim_token, c.claim_left
+FROM claimed c JOIN events e ON e.event_id = c.event_id
+ORDER BY c.next_attempt_at, c.id;
+
+-- name: delivery_succeeded_with_attempt
+-- delivery_succeeded and insert_attempt in one; the count of delivery rows updated. The
+-- attempt is kept even when the row was not updated (it was sent: replays keep history).
+WITH updated AS (
+    UPDATE deliveries SET state = 'delivered', attempts = attempts + 1,
+        last_attempt_at = %(now)s, last_status = %(status)s, last_error = NULL,
+        delivered_at = %(now)s, next_attempt_at = NULL,
+        first_attempt_at = COALESCE(first_attempt_at, %(started)s),
+        claimed_by = NULL, claim_expires = NULL
+    WHERE id = %(id)s AND (%(generation)s::bigint IS NULL OR generation = %(generation)s)
+      AND (%(claim)s::bigint IS NULL OR claim_token = %(claim)s)
+    RETURNING id
+), attempt AS (
+    INSERT INTO delivery_attempts
+        (delivery_id, generation, started_at, duration, status, error, outcome)
+    SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer,
+           %(error)s::text, %(outcome)s
+    FROM deliveries WHERE id = %(id)s
+)
+SELECT count(*) FROM updated;
+
+-- name: delivery_failed_with_attempt
+-- delivery_failed and insert_attempt in one (see delivery_succeeded_with_attempt).
+WITH updated AS (
+    UPDATE deliveries SET state = %(state)s, attempts = attempts + 1,
+        last_attempt_at = %(now)s, last_status = %(status)s, last_error = %(error)s,
+        next_attempt_at = %(next_attempt_at)s, deferred = deferred + %(deferred)s,
+        first_attempt_at = COALESCE(first_attempt_at, %(started)s),
+        claimed_by = NULL, claim_expires = NULL
+    WHERE id = %(id)s AND state = 'pending'
+      AND (%(generation)s::bigint IS NULL OR generation = %(generation)s)
+      AND (%(claim)s::bigint IS NULL OR claim_token = %(claim)s)
+    RETURNING id
+), attempt AS (
+    INSERT INTO delivery_attempts
+        (delivery_id, generation, started_at, duration, status, error, outcome)
+    SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer,
+           %(error)s::text, %(outcome)s
+    FROM deliveries WHERE id = %(id)s
+)
+SELECT count(*) FROM updated;
