@@ -4,6 +4,7 @@ with the reason."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +64,13 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         tick.wait(0.05)
     return True
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
+    """Let the daemon's loop run until ``predicate()`` holds (bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)

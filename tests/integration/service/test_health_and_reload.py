@@ -9,7 +9,7 @@ import asyncio
 import logging
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from tests.conftest import (
     base_config,
     daemon_env,
 )
-from tests.fault_fs import wait_until
+from tests.fault_fs import until, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -42,16 +42,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    """Let the daemon's loop run until ``predicate()`` holds (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 class Running:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,11 @@ from notifier.service.daemon import Daemon
 from notifier.service.wakeups import Wakeups
 from notifier.tools.receiver import Receiver
 from tests.conftest import ReceiverServer, Simulator, base_config, daemon_env
+from tests.fault_fs import until
 
 pytestmark = pytest.mark.slow
 
 HOUR = 3600.0
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    """Let the daemon's loop run until ``predicate()`` holds (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 class Running:
