@@ -5,6 +5,7 @@ never trusts the body, never leaks its token, and stays within the budget in a f
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -242,4 +243,37 @@ def test_a_callback_flood_stays_within_qps_and_ordinary_polling_goes_on(
     stats = simulator.sim.stats()
     assert stats["max_per_second"] <= 10, stats["per_second"]
     assert "40001" not in stats["codes"]
+    assert daemon.stop() == 0
+
+
+def test_reload_follows_the_token_and_the_defaults(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    url = _enable(workspace)
+    daemon = _ready(workspace)
+    new_token = "cb-new-1a2b3c4d5e6f7a8b9c0d"
+    port = url.rsplit(":", 1)[1]
+    workspace.config["intake"].update(
+        listen=f"127.0.0.1:{port}",
+        callback_token=new_token,
+        labels={"via": "reloaded"},
+        endpoints=["analytics"],
+    )
+    workspace.write_config()
+    daemon.popen.send_signal(signal.SIGHUP)
+    assert daemon.wait_for_log(lambda r: r.get("event") == "reloaded", timeout=10)
+    simulator.sim.add_job("reloadjob1", queue_s=0, run_s=0)
+    body = {"code": 0, "data": {"id": "reloadjob1"}}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        assert client.post(PREFIX + CALLBACK_TOKEN, json=body).status_code == 404
+        assert client.post(PREFIX + new_token, json=body).status_code == 202
+
+    def analytics(rec: Receiver) -> bool:
+        return bool(_events(rec, "reloadjob1", "/analytics"))
+
+    assert receiver.receiver.wait_for_blocking(analytics, timeout=20)
+    (delivered,) = receiver.receiver.accepted("/analytics")
+    assert delivered.payload["data"]["labels"] == {"via": "reloaded"}
+    assert not _events(receiver.receiver, "reloadjob1")  # not to ops: intake.endpoints
+    assert new_token not in daemon.output and CALLBACK_TOKEN not in daemon.output
     assert daemon.stop() == 0
