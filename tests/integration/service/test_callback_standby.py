@@ -63,7 +63,8 @@ async def test_a_standby_makes_the_watch_due_for_the_lease_holder(
     await standby.start()
     assert not standby.daemon.lease.may_call()
 
-    job = simulator.sim.add_job("standbyjob1", queue_s=3, run_s=1)
+    # Long enough to be seen unfinished first even on a loaded machine (the CLI is slow there).
+    job = simulator.sim.add_job("standbyjob1", queue_s=8, run_s=1)
     await holder.cli("watch", "add", job)
     # The new watch woke the holder's poller: one look, the job was not finished.
     await until(lambda: simulator.sim.stats()["jobs"][job]["detail_calls"] >= 1)
