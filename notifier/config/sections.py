@@ -37,7 +37,14 @@ from notifier.config.fields import (
     webhook_secret,
 )
 from notifier.config.problems import KeyedProblems, Loc, kind, show
-from notifier.models import ALL_EVENT_TYPES, EVENT_TYPES, EXPIRED, FAILED, SUCCEEDED
+from notifier.models import (
+    ALL_EVENT_TYPES,
+    EVENT_TYPES,
+    EXPIRED,
+    FAILED,
+    SUCCEEDED,
+    labels_problem,
+)
 
 # --------------------------------------------------------------------------------------------
 # Models
@@ -388,6 +395,20 @@ def _intake_token(value: object) -> str:
     return text
 
 
+def _optional_intake_token(value: object) -> str | None:
+    return None if value is None else _intake_token(value)
+
+
+def _callback_labels(value: object) -> object:
+    if value is None:
+        return {}
+    problem = labels_problem(value)
+    if problem:
+        raise ValueError(problem)
+    assert isinstance(value, dict)
+    return {str(k): str(v) for k, v in value.items()}
+
+
 class IntakeConfig(_Listener):
     """The optional HTTP intake API (``POST /v1/watches``…); off without ``listen``."""
 
@@ -407,8 +428,21 @@ class IntakeConfig(_Listener):
             raise ValueError(f"must be a list of tokens, got {kind(value)}")
         return value
 
+    #: Enables ``POST /v1/chanjing/callback/{callback_token}`` (the vendor's callback);
+    #: checked and kept secret like ``tokens``.
+    callback_token: Annotated[SecretStr | None, BeforeValidator(_optional_intake_token)] = None
+    #: Labels and endpoints (None: every subscribed one) of watches a callback creates.
+    labels: Annotated[dict[str, str], BeforeValidator(_callback_labels)] = Field(
+        default_factory=dict
+    )
+    endpoints: list[Annotated[str, BeforeValidator(endpoint_name)]] | None = None
+
     def token_values(self) -> list[str]:
         return [t.get_secret_value() for t in self.tokens]
+
+    def callback_secret(self) -> str | None:
+        token = self.callback_token
+        return token.get_secret_value() if token is not None else None
 
 
 _SECTION_DEFAULTS = (
@@ -474,6 +508,23 @@ class Config(BaseModel):
             raise KeyedProblems(problems)
         return endpoints
 
+    @model_validator(mode="after")
+    def _callback_endpoints(self) -> Config:
+        """``intake.endpoints`` as ``watch add --endpoint``: names of configured endpoints."""
+        wanted = self.intake.endpoints or []
+        names = self.endpoint_names()
+        problems: list[tuple[Loc, str]] = [
+            (
+                ("intake", "endpoints", i),
+                f"unknown endpoint {name!r} (configured: {', '.join(names) or 'none'})",
+            )
+            for i, name in enumerate(wanted)
+            if name not in names
+        ]
+        if problems:
+            raise KeyedProblems(problems)
+        return self
+
     def endpoint(self, name: str) -> Endpoint | None:
         """The endpoint called ``name``, or None."""
         for endpoint in self.endpoints:
@@ -495,6 +546,7 @@ class Config(BaseModel):
             else:
                 found.append(endpoint.target_url())
         found.extend(self.intake.token_values())
+        found.append(self.intake.callback_secret() or "")
         unique = [s for s in dict.fromkeys(found) if s]
         return sorted(unique, key=len, reverse=True)
 
@@ -519,8 +571,12 @@ class Config(BaseModel):
             host = plain_http_host(endpoint.target_url())
             if host is not None:
                 out.append(f"endpoints[{i}].url: plain http to non-loopback host {host}; use https")
-        if self.intake.listen is not None and not self.intake.tokens:
-            out.append("intake.listen without intake.tokens: every /v1 request gets 401")
+        intake = self.intake
+        if intake.listen is not None and not intake.tokens:
+            served = " but the vendor callback" if intake.callback_token is not None else ""
+            out.append(f"intake.listen without intake.tokens: every /v1 request{served} gets 401")
+        if intake.listen is None and intake.callback_token is not None:
+            out.append("intake.callback_token without intake.listen: no callback is received")
         if self.polling.give_up_after < self.polling.min_interval:
             out.append(
                 "polling.give_up_after: shorter than polling.min_interval; "

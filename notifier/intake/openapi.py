@@ -24,8 +24,8 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
             "title": "chanjing-notifier intake API",
             "version": __version__,
             "description": "Watch Chanjing lip-sync jobs from other hosts, and pull the events "
-            "the daemon recorded. Every path but this document needs a bearer token "
-            "(intake.tokens).",
+            "the daemon recorded. Every path but this document and the vendor callback "
+            "(which carries intake.callback_token) needs a bearer token (intake.tokens).",
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -121,6 +121,7 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
                     },
                 }
             },
+            "/v1/chanjing/callback/{callback_token}": _callback_path(),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -142,6 +143,51 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
                 "Unauthorized": {"description": "No valid bearer token"},
             },
             "schemas": _schemas(),
+        },
+    }
+
+
+def _callback_path() -> dict[str, Any]:
+    """The vendor's callback: its own secret in the path, no bearer token."""
+    envelope = {
+        "type": "object",
+        "description": "The vendor's detail envelope; only data.id is read (a top-level id "
+        "is taken too)",
+        "properties": {
+            "code": {"type": "integer"},
+            "msg": {"type": "string"},
+            "data": {"type": "object", "properties": {"id": _JOB_ID["schema"]}},
+        },
+    }
+    return {
+        "parameters": [
+            {
+                "name": "callback_token",
+                "in": "path",
+                "required": True,
+                "description": "intake.callback_token",
+                "schema": {"type": "string"},
+            }
+        ],
+        "post": {
+            "summary": "The vendor's completion callback: a hint to poll the job now",
+            "description": "Give this URL as `callback` when creating a job. The body is never "
+            "trusted: its id becomes a watch (if new, with intake.labels/intake.endpoints) "
+            "and is polled at once; the event is built from that poll. A wrong token gets "
+            "the 404 of an unknown path.",
+            "operationId": "vendorCallback",
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": envelope}},
+            },
+            "responses": {
+                "202": {"description": "Taken; the poll (if any) runs after the answer"},
+                "400": _ERROR,
+                "404": _ERROR,
+                "413": _ERROR,
+                "503": _ERROR,
+            },
         },
     }
 

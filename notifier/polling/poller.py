@@ -126,21 +126,39 @@ class Poller:
             self._in_flight[watch.job_id] = task
             task.add_done_callback(self._forget)
 
+    def polling(self, job_id: str) -> bool:
+        """Whether a detail poll of ``job_id`` is on its way."""
+        return job_id in self._in_flight
+
+    def poll_now(self, watch: WatchRow) -> bool:
+        """Poll ``watch`` at once, ahead of ordinary calls at the limiter (a vendor callback
+        said it may have finished). False when a poll of it is on its way already."""
+        if watch.job_id in self._in_flight:
+            return False
+        poll = self._poll_quietly(watch, priority=True)
+        task = asyncio.create_task(poll, name=f"poll {watch.job_id}")
+        self._in_flight[watch.job_id] = task
+        task.add_done_callback(self._forget)
+        return True
+
     def _forget(self, task: asyncio.Task[None]) -> None:
         job_id = task.get_name().removeprefix("poll ")
         if self._in_flight.get(job_id) is task:
             del self._in_flight[job_id]
 
-    async def _poll_quietly(self, watch: WatchRow) -> None:
+    async def _poll_quietly(self, watch: WatchRow, *, priority: bool = False) -> None:
         """A poll whose outcome cannot be stored changes nothing: the watch stays due, and
         the daemon reports the state file's trouble (once, not per poll)."""
         with contextlib.suppress(StoreUnavailable):
-            await self._poll(watch)
+            await self._poll(watch, priority=priority)
 
-    async def _poll(self, watch: WatchRow) -> None:
+    async def _poll(self, watch: WatchRow, *, priority: bool = False) -> None:
         job_log = log.bind(job_id=watch.job_id)
         try:
-            detail = await self.vendor.detail(watch.job_id)
+            if priority:
+                detail = await self.vendor.detail(watch.job_id, priority=True)
+            else:
+                detail = await self.vendor.detail(watch.job_id)
         except (LimiterClosed, LeaseLost):
             # Shutting down, or the vendor lease is gone, before the call went out: nothing
             # happened, so nothing is recorded (the watch stays due for the lease holder).

@@ -362,10 +362,11 @@ class VendorClient:
         pages = total if isinstance(total, int) and not isinstance(total, bool) else page
         return ListPage(details, max(pages, 0), len(items))
 
-    async def detail(self, job_id: str) -> JobDetail:
-        """The job's current state. UnknownJob for a rejected id, VendorError otherwise."""
+    async def detail(self, job_id: str, *, priority: bool = False) -> JobDetail:
+        """The job's current state. UnknownJob for a rejected id, VendorError otherwise.
+        ``priority``: ahead of ordinary calls at the limiter (a vendor callback's poll)."""
         code, msg, data = await self._authorized(
-            "detail", "GET", DETAIL_PATH, params={"id": job_id}
+            "detail", "GET", DETAIL_PATH, priority=priority, params={"id": job_id}
         )
         if code == CODE_OK:
             try:

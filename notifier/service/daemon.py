@@ -29,6 +29,7 @@ from notifier.delivery.operational import OperationalEvents, Thresholds
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
+from notifier.polling.fastpath import FastPath
 from notifier.polling.lease import LeaseKeeper
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
@@ -181,7 +182,12 @@ class Daemon:
             clock=self.now,
         )
         self.watch_file = WatchFile(config.watch.file)
-        self.intake = IntakeListener(self.store, self.metrics.on_intake_request)
+        self.intake = IntakeListener(
+            self.store,
+            self.metrics.on_intake_request,
+            poll_now=FastPath(self.poller).request,
+            callback_observer=self.metrics.on_callback,
+        )
         self._stop = asyncio.Event()
         self.wakeups: Wakeups | None = None
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from notifier import log as logs
 from notifier.config import IntakeConfig
+from notifier.intake.callback import CallbackObserver, PollNow, VendorCallback
 from notifier.intake.http_api import IntakeApi, Observer
 from notifier.service.http_server import AppServer
 from notifier.store import Store
@@ -21,8 +22,16 @@ class IntakeListener:
     """One :class:`IntakeApi` (its tokens and endpoint names follow reloads at once) and
     the server that runs it, restarted only when the address or the timeouts change."""
 
-    def __init__(self, store: Store, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        observer: Observer | None = None,
+        *,
+        poll_now: PollNow | None = None,
+        callback_observer: CallbackObserver | None = None,
+    ) -> None:
         self.api = IntakeApi(store, [], [], observer=observer)
+        self.callback = VendorCallback(self.api, poll_now, callback_observer)
         self.server: AppServer | None = None
         self._timeout: float | None = None
 
@@ -36,6 +45,7 @@ class IntakeListener:
         self.api.set_tokens(config.token_values())
         self.api.endpoint_names = list(endpoint_names)
         self.api.client_timeout = config.client_timeout
+        self.callback.configure(config.callback_secret(), config.labels, config.endpoints)
         address = config.address()
         server = self.server
         current = (server.host, server.requested_port) if server is not None else None

@@ -237,6 +237,14 @@ class Metrics:
             registry=r,
         )
 
+        self.callbacks = Counter(
+            "chanjing_callbacks",
+            "Vendor callbacks by result: polling, in_flight, due (over the fast share), "
+            "standby, finished, wrong_token, bad_body, error.",
+            ["result"],
+            registry=r,
+        )
+
         self.wakeups = Counter(
             "chanjing_wakeups",
             "Notifications from the database (PostgreSQL) that ran a job at once instead of "
@@ -288,6 +296,9 @@ class Metrics:
             self.claims_expired.labels(endpoint).inc(count)
         else:
             self.results_superseded.labels(endpoint, what).inc(count)
+
+    def on_callback(self, result: str) -> None:
+        self.callbacks.labels(result).inc()
 
     def on_intake_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.intake_requests.labels(method, route, str(status)).inc()

@@ -694,6 +694,14 @@ class Store(Listings, DeliveryClaims):
             args = {"job_id": job_id, "now": self.now()}
             return bool(self._run("reopen_watch", args).rowcount > 0)
 
+    def make_due(self, job_id: str) -> bool:
+        """Poll an active watch now rather than when planned (a vendor callback said it may
+        have finished). On PostgreSQL every node hears of it, so the one that holds the vendor
+        lease polls it at once. False when the watch is not active."""
+        with self.transaction():
+            args = {"job_id": job_id, "now": self.now()}
+            return bool(self._run("make_due", args).rowcount > 0)
+
     def clear_rejected(self) -> int:
         with self.transaction():
             return int(self._run("queue_clear_rejected").rowcount)

@@ -326,7 +326,9 @@ def test_openapi_is_public_and_lists_every_route(api: Api) -> None:
     assert doc["openapi"].startswith("3.")
     operations = {(path, method) for path, item in doc["paths"].items() for method in item}
     operations.discard(("/v1/watches/{id}", "parameters"))
+    operations.discard(("/v1/chanjing/callback/{callback_token}", "parameters"))
     assert operations == {
+        ("/v1/chanjing/callback/{callback_token}", "post"),
         ("/v1/watches", "post"),
         ("/v1/watches/{id}", "get"),
         ("/v1/watches/{id}", "delete"),

@@ -296,6 +296,15 @@ UPDATE watches SET state = 'active', added_at = %(now)s, next_poll_at = %(now)s,
     finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL
 WHERE job_id = %(job_id)s AND state IN ('expired', 'failed');
 
+-- name: make_due
+-- Other nodes hear of it: the vendor lease holder polls the watch at once.
+WITH moved AS (
+    UPDATE watches SET next_poll_at = LEAST(next_poll_at, %(now)s),
+        poll_key = LEAST(poll_key, %(now)s)
+    WHERE job_id = %(job_id)s AND state = 'active' RETURNING job_id
+)
+SELECT pg_notify('chanjing_notifier', 'watch') FROM moved;
+
 -- name: list_watches_filtered
 SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
        next_poll_at, polls, errors, last_error, finished_at, rejections

@@ -295,6 +295,10 @@ UPDATE watches SET state = 'active', added_at = :now, next_poll_at = :now, poll_
     finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL
 WHERE job_id = :job_id AND state IN ('expired', 'failed');
 
+-- name: make_due
+UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)
+WHERE job_id = :job_id AND state = 'active';
+
 -- name: list_watches_filtered
 SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
        next_poll_at, polls, errors, last_error, finished_at, rejections

@@ -1,0 +1,129 @@
+"""``POST /v1/chanjing/callback/{callback_token}``: the vendor's callback as a fast path.
+
+The vendor POSTs a job's detail envelope to the ``callback`` URL given at creation, once,
+unsigned, without retries. Anyone who learns the URL can forge one, so the body is only a
+hint: its id becomes a watch (if new, with ``intake.labels``/``intake.endpoints``) and the
+daemon's hook is asked to poll it now; the event comes from that poll's answer. The answer
+is 202 at once (the hook never waits for the vendor). A wrong token gets the 404 of any
+unknown path, after a comparison that takes as long whatever the token.
+
+This layer does not poll: the daemon wires ``poll_now`` (arrows point down).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from notifier import log as logs
+from notifier.intake.adding import add_watches
+from notifier.intake.http_api import BadRequest, IntakeApi
+from notifier.models import WatchState, job_id_problem
+
+log = logs.get_logger(component="intake")
+
+#: Any characters after the prefix: a token may hold "/".
+PATH = "/v1/chanjing/callback/{token:.+}"
+#: Asked to poll an active watch soon; returns what it did (a metrics label).
+PollNow = Callable[[str], str]
+#: Called with each callback's result (metrics).
+CallbackObserver = Callable[[str], None]
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def callback_job_id(body: Mapping[str, Any]) -> str:
+    """The job id of a callback body: the detail envelope's ``data.id`` (a bare ``id`` at
+    the top too, leniently). Nothing else in the body is read."""
+    data = body.get("data")
+    found = data.get("id") if isinstance(data, Mapping) else None
+    where = "data.id"
+    if found is None and "id" in body:
+        found, where = body["id"], "id"
+    if found is None:
+        raise BadRequest(
+            'no job id: expected the detail envelope {"code", "msg", "data": {"id": ...}}'
+        )
+    problem = job_id_problem(found)
+    if problem:
+        raise BadRequest(f"{where}: {problem}")
+    return str(found)
+
+
+class VendorCallback:
+    """The route's settings (they follow reloads) and its handler."""
+
+    def __init__(
+        self,
+        api: IntakeApi,
+        poll_now: PollNow | None = None,
+        observer: CallbackObserver | None = None,
+    ) -> None:
+        self.api = api
+        self.poll_now = poll_now
+        self.observer = observer
+        self._token: bytes | None = None
+        self.labels: dict[str, str] = {}
+        self.endpoints: list[str] | None = None
+        # Every method: a wrong token is a 404 whatever the method, as for a path that
+        # does not exist (a 405 would say it does).
+        api.add_route("*", PATH, self.handle, "chanjing_callback", public=True, secret_path=True)
+
+    def configure(
+        self, token: str | None, labels: Mapping[str, str], endpoints: Sequence[str] | None
+    ) -> None:
+        """``intake.callback_token`` (None: every callback gets 404), labels, endpoints."""
+        self._token = _digest(token) if token else None
+        self.labels = dict(labels)
+        self.endpoints = list(endpoints) if endpoints is not None else None
+
+    def _matches(self, given: str) -> bool:
+        known = self._token
+        # Compared as digests of equal length, also when no token is configured.
+        return hmac.compare_digest(_digest(given), known or b"") and known is not None
+
+    def _observe(self, result: str) -> None:
+        if self.observer is not None:
+            self.observer(result)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if not self._matches(request.match_info["token"]):
+            self._observe("wrong_token")
+            log.info("vendor callback", result="wrong_token")
+            raise web.HTTPNotFound()  # the answer of any unknown path
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+        try:
+            job_id = callback_job_id(await self.api._json_body(request))
+        except BadRequest as exc:
+            self._observe("bad_body")
+            log.info("vendor callback", result="bad_body", problem=str(exc))
+            raise
+        result, new = self._act(job_id)
+        self._observe(result)
+        log.info("vendor callback", job_id=job_id, result=result, new=new)
+        return web.json_response({"accepted": True}, status=202)
+
+    def _act(self, job_id: str) -> tuple[str, bool]:
+        """Watch the job if new, then ask for a poll. No await in here: callbacks for one id
+        that arrive together are handled one after the other, and make one poll."""
+        store = self.api.store
+        known = store.watch_summary(job_id)
+        new = known is None
+        if known is not None and known["state"] != WatchState.ACTIVE.value:
+            return "finished", False  # one event per job: a second callback changes nothing
+        if new:
+            add_watches(store, [job_id], self.labels, self.endpoints, self.api.endpoint_names)
+        if self.poll_now is None:
+            return ("due" if store.make_due(job_id) else "finished"), new
+        try:
+            return self.poll_now(job_id), new
+        except Exception:  # the watch exists: polling reaches it in its turn anyway
+            log.exception("vendor callback: cannot start the poll", job_id=job_id)
+            return "error", new
