@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
 from notifier.store.claims import DeliveryClaims
+from notifier.store.discovery import DiscoveryMarks
 from notifier.store.errors import StoreError, StoreUnavailable
 from notifier.store.listings import Listings
 from notifier.store.rows import (
@@ -48,7 +49,7 @@ def is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-class Store(Listings, DeliveryClaims):
+class Store(Listings, DeliveryClaims, DiscoveryMarks):
     """A connection to the state. Not thread-safe: one per thread or process.
 
     ``Store(location)`` opens the backend the location names: a file path is SQLite, a
@@ -150,6 +151,8 @@ class Store(Listings, DeliveryClaims):
                     for statement in _split_sql(script):
                         self._execute(statement)
                     self._set_schema_version(number)
+            if version < SCHEMA_VERSION:
+                self._note_created()
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -283,8 +286,11 @@ class Store(Listings, DeliveryClaims):
 
     def remove_watches(self, job_ids: Iterable[str]) -> int:
         removed = 0
+        now = self.now()
         with self.transaction():
             for job_id in job_ids:
+                # Discovery must not make a removed watch again.
+                self._run("tombstone_watch", {"job_id": job_id, "now": now})
                 removed += self._run("delete_watch", (job_id,)).rowcount
         return removed
 
