@@ -64,7 +64,8 @@ class Discoverer:
         self._round_top = max(stamps) if stamps else None
 
     def finish_round(self, floor: float) -> None:
-        """The round read down to ``floor``: everything up to its top has been seen."""
+        """The round read down to ``floor`` (or the list's end): everything up to its top
+        has been seen. Once a round: later calls of the same round do nothing."""
         top, self._round_top = self._round_top, None
         if top is not None and top > floor:
             self.store.advance_discovery(self.settings.since, float(top))

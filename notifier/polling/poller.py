@@ -354,6 +354,9 @@ class Poller:
                 )
                 # Past the covered mark: the jobs after it are older ones.
                 discovery_done = discovery is None or bool(stamps and min(stamps) < floor)
+                if discovery is not None and discovery_done:
+                    # Kept now, while the round may go on for older watched jobs.
+                    discovery.finish_round(floor)
                 if not answer.received or page >= answer.pages or (watches_done and discovery_done):
                     # What the next round, starting after the leading pages, will need.
                     self._round_pages = page - self._skip_pages
