@@ -11,6 +11,8 @@ again, and the store makes each one a watch once, whatever page it shows up on.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -55,8 +57,10 @@ class Discoverer:
         self._round_top: int | None = None
 
     def floor(self) -> float:
-        """The oldest create_time the current round must reach down to."""
-        return self.store.discovery_covered(self.settings.since)
+        """The oldest create_time the current round must reach down to. The vendor counts
+        whole seconds: a job of the second ``since`` falls in counts as new (better an
+        event for a job a moment older than none for a new one)."""
+        return float(math.floor(self.store.discovery_covered(self.settings.since)))
 
     def start_round(self, details: Sequence[JobDetail]) -> None:
         """The first page of a round: the mark may move up to its newest job at the end."""
