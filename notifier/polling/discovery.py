@@ -12,7 +12,6 @@ again, and the store makes each one a watch once, whatever page it shows up on.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 

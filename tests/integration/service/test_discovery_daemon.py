@@ -4,8 +4,10 @@ ones never; the vendor budget holds (counted on the simulator's arrival clock)."
 
 from __future__ import annotations
 
+import socket
 import time
 
+import httpx
 import pytest
 
 from notifier.store import Store
@@ -38,6 +40,10 @@ def test_new_jobs_are_delivered_and_since_start_survives_a_restart(
         "labels": LABELS,
         "endpoints": ["ops"],
     }
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
     workspace.write_config()
     daemon = workspace.start()
     daemon.wait_ready()
@@ -61,6 +67,9 @@ def test_new_jobs_are_delivered_and_since_start_survives_a_restart(
     listed = {w["job_id"]: w for w in workspace.cli_json("watch", "list")}
     assert set(listed) == {ok, bad}
     assert listed[ok]["labels"] == LABELS
+    assert daemon.wait_for_log(lambda r: r.get("event") == "metrics listening", timeout=5)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert "\nchanjing_discovered_total 2.0\n" in text, text
     assert daemon.stop() == 0
 
     # While it is down, a job comes and finishes; the restart finds it (its start is kept).
