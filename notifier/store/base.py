@@ -523,8 +523,9 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks):
     def prune(self, cutoff: float, batch: int = PRUNE_BATCH) -> dict[str, int]:
         """Forget one batch of history older than ``cutoff`` (``state.retention``): events
         whose deliveries are all settled (with their deliveries and attempts), finished
-        watches, rejected queue rows. Each kind in its own short transaction, so a long
-        history is pruned a little at every housekeeping tick without stalling anything."""
+        watches (and ids discovery must not make again), rejected queue rows. Each kind in
+        its own short transaction, so a long history is pruned a little at every
+        housekeeping tick without stalling anything."""
         args = {"cutoff": cutoff, "batch": batch}
         with self.transaction():
             ids = [row[0] for row in self._run("old_settled_events", args)]
@@ -535,6 +536,7 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks):
                 self._run("prune_events", {"ids": listed})
         with self.transaction():
             watches = self._run("prune_watches", args).rowcount
+            self._run("prune_discovered_before", args)
         with self.transaction():
             rejected = self._run("prune_rejected", args).rowcount
         return {"events": len(ids), "watches": int(watches), "rejected": int(rejected)}

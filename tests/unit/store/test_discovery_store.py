@@ -68,3 +68,14 @@ def test_the_covered_mark_belongs_to_its_since(make_store: StoreFactory) -> None
     assert again.discover({"old": 1500, "edge": 2000}, {}, None) == []
     rows = again._execute("SELECT job_id FROM discovered ORDER BY job_id").fetchall()
     assert [r[0] for r in rows] == ["edge", "new"]
+
+
+def test_retention_forgets_old_ids(make_store: StoreFactory) -> None:
+    clock = Clock(1_800_000_000.0)
+    store = make_store(clock=clock)
+    store.add_watches([WatchSpec("removed-long-ago")], "cli")
+    store.remove_watches(["removed-long-ago"])
+    store.discover({"found": 1_799_999_000}, {}, None)
+    clock.now += 40 * 86400
+    store.prune(clock.now - 30 * 86400)
+    assert store._execute("SELECT count(*) FROM discovered").fetchone()[0] == 0

@@ -529,3 +529,7 @@ ON CONFLICT (job_id) DO NOTHING;
 
 -- name: prune_discovered
 DELETE FROM discovered WHERE create_time < %s;
+
+-- name: prune_discovered_before
+-- Retention: a removed watch's row, kept even without discovery, goes with the history.
+DELETE FROM discovered WHERE at < %(cutoff)s;
