@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
 from notifier.store.claims import DeliveryClaims
-from notifier.store.discovery import DiscoveryMarks
+from notifier.store.discovery import CREATES_MARKS, DiscoveryMarks
 from notifier.store.errors import StoreError, StoreUnavailable
 from notifier.store.listings import Listings
 from notifier.store.rows import (
@@ -151,7 +151,12 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks):
                     for statement in _split_sql(script):
                         self._execute(statement)
                     self._set_schema_version(number)
-            if version < SCHEMA_VERSION:
+            if any(
+                CREATES_MARKS in script
+                for number, script in self.dialect.migrations
+                if number > version
+            ):
+                # The state began now (or, older, learns marks now): ``since: start``.
                 self._note_created()
 
     def _refuse_newer(self, version: int) -> None:

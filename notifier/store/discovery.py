@@ -11,6 +11,8 @@ from typing import Any
 
 from notifier.models import WatchSpec
 
+#: What the migration that adds marks says: the first mark is written when it is applied.
+CREATES_MARKS = "CREATE TABLE state_marks"
 #: The mark written once, when the state is first created (or first opened by a program
 #: that knows marks): ``since: start``.
 CREATED_AT = "created_at"
