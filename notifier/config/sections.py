@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
 from urllib.parse import urlsplit
@@ -168,12 +170,60 @@ def _url_password(url: str) -> list[str]:
     return [password] if password else []
 
 
+def _since(value: object) -> float | str:
+    """``start`` or an ISO-8601 time (one without an offset is UTC) as epoch seconds."""
+    if value == "start":
+        return "start"
+    when: object = value
+    if isinstance(value, date) and not isinstance(value, datetime):  # YAML: 2026-11-28
+        when = datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(value.strip())
+    if not isinstance(when, datetime):
+        raise ValueError(
+            f"must be start or an ISO-8601 time like 2026-11-28T09:00:00Z, got {show(value)}"
+        )
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _labels(value: object) -> object:
+    if value is None:
+        return {}
+    problem = labels_problem(value)
+    if problem:
+        raise ValueError(problem)
+    assert isinstance(value, dict)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+class DiscoverConfig(BaseModel):
+    """``watch.discover``: list sweeps make watches of new jobs by themselves."""
+
+    model_config = _MODEL
+
+    #: Epoch seconds, or "start" (when the state was first created).
+    since: Annotated[float | Literal["start"], BeforeValidator(_since)] = "start"
+    labels: Annotated[dict[str, str], BeforeValidator(_labels)] = Field(default_factory=dict)
+    #: None: every endpoint subscribed to the event (as a watch added without endpoints).
+    endpoints: list[Annotated[str, BeforeValidator(endpoint_name)]] | None = None
+
+
 class WatchConfig(BaseModel):
-    """The optional watch file."""
+    """The optional watch file, and discovery."""
 
     model_config = _MODEL
 
     file: Annotated[Path | None, BeforeValidator(optional_path)] = None
+    #: Off when absent.
+    discover: DiscoverConfig | None = None
+
+    @field_validator("discover", mode="before")
+    @classmethod
+    def _empty_discover(cls, value: object) -> object:
+        return {} if value is None else value
 
 
 class PollingConfig(BaseModel):
@@ -488,6 +538,25 @@ class Config(BaseModel):
                 data["endpoints"] = []
         return data
 
+    @model_validator(mode="after")
+    def _discover_endpoints(self) -> Config:
+        """Like ``watch add --endpoint``: only names of configured endpoints."""
+        discover = self.watch.discover
+        if discover is None or discover.endpoints is None:
+            return self
+        names = self.endpoint_names()
+        problems: list[tuple[Loc, str]] = [
+            (
+                ("watch", "discover", "endpoints", i),
+                f"unknown endpoint {name!r} (configured: {', '.join(names) or 'none'})",
+            )
+            for i, name in enumerate(discover.endpoints)
+            if name not in names
+        ]
+        if problems:
+            raise KeyedProblems(problems)
+        return self
+
     @field_validator("endpoints", mode="after")
     @classmethod
     def _unique_names(cls, endpoints: list[Endpoint]) -> list[Endpoint]:
@@ -577,6 +646,11 @@ class Config(BaseModel):
             out.append(f"intake.listen without intake.tokens: every /v1 request{served} gets 401")
         if intake.listen is None and intake.callback_token is not None:
             out.append("intake.callback_token without intake.listen: no callback is received")
+        if self.watch.discover is not None and not self.polling.list_sweep:
+            out.append(
+                "watch.discover with polling.list_sweep: false: nothing is discovered "
+                "(discovery reads the list sweeps)"
+            )
         if self.polling.give_up_after < self.polling.min_interval:
             out.append(
                 "polling.give_up_after: shorter than polling.min_interval; "

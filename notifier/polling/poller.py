@@ -19,6 +19,7 @@ from notifier._tasks import settle
 from notifier.delivery.transition import build_event, route
 from notifier.log import get_logger
 from notifier.models import STATUS_GENERATING, STATUS_QUEUED, JobDetail
+from notifier.polling.discovery import Discoverer
 from notifier.polling.lease import LeaseLost
 from notifier.polling.policy import PollingSettings, plan_after_poll, retry_delay
 from notifier.polling.ratelimit import LimiterClosed, RateLimiter
@@ -72,6 +73,7 @@ class Poller:
         subscriptions: Sequence[tuple[str, Sequence[str]]],
         *,
         list_sweep: bool = True,
+        discovery: Discoverer | None = None,
         on_event: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -81,6 +83,8 @@ class Poller:
         self.settings = settings
         self.subscriptions = list(subscriptions)
         self.list_sweep = list_sweep
+        #: ``watch.discover``: sweeps also make watches of new jobs (None: off).
+        self.discovery = discovery
         self._on_event = on_event
         self._clock = clock
         self._rng = random.Random()
@@ -277,7 +281,8 @@ class Poller:
 
     async def sweep(self) -> None:
         """Every ``min_interval``: note the load (for the policy's round-robin cap), then
-        look at the newest jobs page by page, stopping once past the oldest watched one.
+        look at the newest jobs page by page, stopping once past the oldest watched one
+        (and, with discovery, past the covered mark).
 
         A sweep that runs out of budget first (an account busy with other jobs) leaves the
         next one to start where it stopped, so consecutive sweeps reach every watched job.
@@ -285,7 +290,10 @@ class Poller:
         active, _pending = self.store.live_counts()
         fair = max(self.settings.min_interval, active / max(self.limiter.qps, 1))
         self.settings = replace(self.settings, fair_interval=fair)
-        if not active or not self.list_sweep or self._clock() < self._sweep_paused_until:
+        discovery = self.discovery
+        if not (active or discovery) or not self.list_sweep:
+            return
+        if self._clock() < self._sweep_paused_until:
             return
         if not self.vendor.may_call():
             return  # a standby node: the vendor lease holder sweeps
@@ -302,6 +310,12 @@ class Poller:
         covered_until = self._clock() + 2 * interval
         seen = 0
         new_round = self._resume_page <= 1
+        floor = 0.0
+        made: set[str] = set()  # watches this sweep made
+        if discovery is not None:
+            # The leading pages are where new jobs are: a round starts at the newest.
+            self._skip_pages = 0
+            floor = discovery.floor()
         page = first = self._skip_pages + 1 if new_round else self._resume_page
         fetches: dict[int, tuple[int, asyncio.Task[ListPage]]] = {}
         started = 0
@@ -341,26 +355,38 @@ class Poller:
                     self.page_size = max(MIN_PAGE_SIZE, answer.received)
                     self._page_size_since = self._clock()
                     log.info("vendor caps the list page size", page_size=self.page_size)
+                if discovery is not None:
+                    if new_round and page == 1:
+                        discovery.start_round(answer.details)
+                    made |= discovery.take(answer.details, floor)
                 watched = self._observe_page(answer.details, covered_until)
-                seen += watched
-                productive = watched >= max(1, PRODUCTIVE_SHARE * self.page_size)
+                # Watches made by this sweep were not counted in ``active``.
+                seen += len(watched - made)
+                productive = len(watched) >= max(1, PRODUCTIVE_SHARE * self.page_size)
                 # create_time 0 means the vendor did not say: it cannot tell us where we are.
                 stamps = [d.create_time for d in answer.details if d.create_time > 0]
-                if new_round:
+                if new_round and discovery is None:
                     self._note_leading_page(page, first, stamps, newest)
-                if (
-                    not answer.received
-                    or page >= answer.pages
-                    or seen >= active
-                    or (oldest is not None and stamps and min(stamps) < oldest)
-                ):
+                watches_done = seen >= active or (
+                    oldest is not None and stamps and min(stamps) < oldest
+                )
+                # Past the covered mark: the jobs after it are older ones.
+                discovery_done = discovery is None or bool(stamps and min(stamps) < floor)
+                if discovery is not None and discovery_done:
+                    # Kept now, while the round may go on for older watched jobs.
+                    discovery.finish_round(floor)
+                if not answer.received or page >= answer.pages or (watches_done and discovery_done):
                     # What the next round, starting after the leading pages, will need.
                     self._round_pages = page - self._skip_pages
+                    if discovery is not None:
+                        discovery.finish_round(floor)
                     self._sweep_done("ok", resume=1)
                     return
                 page += 1
                 fetch(page)
         finally:
+            if made:
+                log.info("discovered jobs", count=len(made), pages=started)
             for _size, task in fetches.values():
                 task.cancel()
             await asyncio.gather(
@@ -436,9 +462,12 @@ class Poller:
             "paused": retry_in > 0,
             "retry_in": retry_in,
             "results": dict(self.sweep_results),
+            "discovering": self.discovery is not None,
+            "discovered": self.discovery.discovered if self.discovery is not None else 0,
         }
 
-    def _observe_page(self, details: Sequence[JobDetail], covered_until: float) -> int:
+    def _observe_page(self, details: Sequence[JobDetail], covered_until: float) -> set[str]:
+        """Record what a list page says of watched jobs; the ids of those it held."""
         by_id = {d.id: d for d in details}
         watches = self.store.active_watches_among(list(by_id))
         try:
@@ -465,7 +494,7 @@ class Poller:
             raise  # the daemon pauses and reports the state file's trouble
         except Exception:
             log.exception("could not record a swept page")
-        return len(watches)
+        return {watch.job_id for watch in watches}
 
     async def expire(self) -> None:
         """Watches past ``give_up_after`` get one more look (they are made due) and expire

@@ -29,6 +29,7 @@ from notifier.delivery.operational import OperationalEvents, Thresholds
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
+from notifier.polling.discovery import Discoverer, settings_from
 from notifier.polling.fastpath import FastPath
 from notifier.polling.lease import LeaseKeeper
 from notifier.polling.policy import PollingSettings
@@ -128,6 +129,7 @@ def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
         "retry_steps": len(config.delivery.retry_schedule),
         "endpoints": endpoints,
         "intake": config.intake.listen,
+        "discover": config.watch.discover is not None,
     }
 
 
@@ -178,6 +180,7 @@ class Daemon:
             polling_settings(config),
             subscriptions(config),
             list_sweep=config.polling.list_sweep,
+            discovery=self._discoverer(config),
             on_event=self.dispatcher.kick,
             clock=self.now,
         )
@@ -192,6 +195,17 @@ class Daemon:
         self.wakeups: Wakeups | None = None
 
     # -- construction from config ---------------------------------------------------------
+
+    def _discoverer(self, config: Config) -> Discoverer | None:
+        """Discovery as configured; a reload keeps the count of watches it made."""
+        settings = settings_from(config, self.store)
+        if settings is None:
+            return None
+        running: Poller | None = getattr(self, "poller", None)
+        if running is not None and running.discovery is not None:
+            running.discovery.settings = settings
+            return running.discovery
+        return Discoverer(self.store, settings)
 
     def _make_vendor(self, config: Config) -> VendorClient:
         c = config.chanjing
@@ -564,6 +578,7 @@ class Daemon:
             self._close_later(old_vendor.aclose)
         self.poller.settings = polling_settings(new)
         self.poller.list_sweep = new.polling.list_sweep
+        self.poller.discovery = self._discoverer(new)
         if new.polling.min_interval != old.polling.min_interval:
             self.scheduler.reschedule_job(
                 "sweep", trigger=SteadyInterval(seconds=new.polling.min_interval)

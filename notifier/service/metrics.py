@@ -144,6 +144,11 @@ def _sweep_metrics(sweep: dict[str, Any]) -> Iterator[GaugeMetricFamily | Counte
         "result",
         sweep["results"],
     )
+    yield CounterMetricFamily(
+        "chanjing_discovered",
+        "Watches made by discovery (watch.discover) from list sweeps.",
+        value=sweep.get("discovered", 0),
+    )
 
 
 def _counts(name: str, doc: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:

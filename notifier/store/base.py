@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
 from notifier.store.claims import DeliveryClaims
+from notifier.store.discovery import CREATES_MARKS, DiscoveryMarks
 from notifier.store.errors import StoreError, StoreUnavailable
 from notifier.store.listings import Listings
 from notifier.store.rows import (
@@ -48,7 +49,7 @@ def is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-class Store(Listings, DeliveryClaims):
+class Store(Listings, DeliveryClaims, DiscoveryMarks):
     """A connection to the state. Not thread-safe: one per thread or process.
 
     ``Store(location)`` opens the backend the location names: a file path is SQLite, a
@@ -150,6 +151,13 @@ class Store(Listings, DeliveryClaims):
                     for statement in _split_sql(script):
                         self._execute(statement)
                     self._set_schema_version(number)
+            if any(
+                CREATES_MARKS in script
+                for number, script in self.dialect.migrations
+                if number > version
+            ):
+                # The state began now (or, older, learns marks now): ``since: start``.
+                self._note_created()
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -283,8 +291,11 @@ class Store(Listings, DeliveryClaims):
 
     def remove_watches(self, job_ids: Iterable[str]) -> int:
         removed = 0
+        now = self.now()
         with self.transaction():
             for job_id in job_ids:
+                # Discovery must not make a removed watch again.
+                self._run("tombstone_watch", {"job_id": job_id, "now": now})
                 removed += self._run("delete_watch", (job_id,)).rowcount
         return removed
 
@@ -517,8 +528,9 @@ class Store(Listings, DeliveryClaims):
     def prune(self, cutoff: float, batch: int = PRUNE_BATCH) -> dict[str, int]:
         """Forget one batch of history older than ``cutoff`` (``state.retention``): events
         whose deliveries are all settled (with their deliveries and attempts), finished
-        watches, rejected queue rows. Each kind in its own short transaction, so a long
-        history is pruned a little at every housekeeping tick without stalling anything."""
+        watches (and ids discovery must not make again), rejected queue rows. Each kind in
+        its own short transaction, so a long history is pruned a little at every
+        housekeeping tick without stalling anything."""
         args = {"cutoff": cutoff, "batch": batch}
         with self.transaction():
             ids = [row[0] for row in self._run("old_settled_events", args)]
@@ -529,6 +541,7 @@ class Store(Listings, DeliveryClaims):
                 self._run("prune_events", {"ids": listed})
         with self.transaction():
             watches = self._run("prune_watches", args).rowcount
+            self._run("prune_discovered_before", args)
         with self.transaction():
             rejected = self._run("prune_rejected", args).rowcount
         return {"events": len(ids), "watches": int(watches), "rejected": int(rejected)}

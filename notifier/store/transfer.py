@@ -25,9 +25,21 @@ from notifier.store.schema import SCHEMA_VERSION, named_queries
 from notifier.store.sqlite import SqliteStore
 
 #: What is copied, in this order (a row's references are copied before it).
-TABLES = ("watch_queue", "watches", "events", "deliveries", "delivery_attempts", "vendor_token")
-#: Tables whose rows make a target "not empty": a copy never merges two states.
-STATE_TABLES = TABLES[:-1]
+TABLES = (
+    "watch_queue",
+    "watches",
+    "events",
+    "deliveries",
+    "delivery_attempts",
+    "discovered",
+    "vendor_token",
+    "state_marks",
+)
+#: Tables whose rows make a target "not empty": a copy never merges two states (a new
+#: database holds its own token cache and marks: the source's replace them).
+STATE_TABLES = TABLES[:-2]
+#: Tables of a few rows, upserted rather than copied (the target may hold its own).
+UPSERTED = ("vendor_token", "state_marks")
 #: Tables of the schema left out on purpose, and why (a test holds every table to one list).
 NOT_COPIED = {
     "leases": "a lease names a daemon of the source, which is stopped: nobody holds it",
@@ -150,15 +162,15 @@ def _copy_table(
     writes: dict[str, str],
 ) -> int:
     """Stream one table: rows in batches from SQLite, COPY into PostgreSQL (some 30,000
-    rows a second on 2 busy cores; the token, a handful of rows, is upserted)."""
+    rows a second on 2 busy cores; the token and the marks, a handful of rows, are upserted)."""
     cursor = source._db.cursor()
     cursor.row_factory = None  # plain tuples, in the column order of the COPY
     cursor.execute(reads[f"read_{table}"])
     count = 0
     with target._conn().cursor() as out:
-        if table == "vendor_token":
+        if table in UPSERTED:
             rows = cursor.fetchall()
-            out.executemany(writes["copy_vendor_token"], rows)
+            out.executemany(writes[f"copy_{table}"], rows)
             return len(rows)
         with out.copy(writes[f"copy_{table}"]) as copy:
             while batch := cursor.fetchmany(BATCH):
@@ -174,7 +186,7 @@ def _check_counts(where: str, expected: dict[str, int], copied: dict[str, int]) 
         f"{table}: {expected[table]} read, {copied[table]} written"
         for table in TABLES
         if copied[table] != expected[table]
-        and not (table == "vendor_token" and copied[table] > expected[table])
+        and not (table in UPSERTED and copied[table] > expected[table])
     ]
     if wrong:
         raise StoreError(f"{where}: the copy does not add up, rolled back: " + "; ".join(wrong))

@@ -52,6 +52,10 @@ def rich_source(path: Path) -> Store:
     store.take_queue(lambda job, _l, _e: "rejected for the test" if " " in job else WatchSpec(job))
     store.enqueue([WatchSpec("queued-2")])
     store.save_token("http://vendor#app", "tok-1", TIMES[5])
+    # Discovery's marks, and a removed watch it must not make again.
+    store.advance_discovery(TIMES[0], TIMES[5])
+    store.add_watches([WatchSpec("job-removed")], "cli")
+    store.remove_watches(["job-removed"])
     with store.transaction():
         store._execute(
             "UPDATE watches SET labels = ?, progress = 55, create_time = 1764355200,"
@@ -122,7 +126,9 @@ def test_every_row_arrives_with_its_values_unchanged(tmp_path: Path, pg_url: str
             ("events", 1),
             ("deliveries", 2),
             ("delivery_attempts", 2),
+            ("discovered", 1),
             ("vendor_token", 1),
+            ("state_marks", 3),
         ]
         assert summary.rows == dict(seen)
         assert summary.as_dict()["queue"] == {"pending": 1, "rejected": 1}
@@ -154,6 +160,10 @@ def _event(event_id: str) -> Any:
     from notifier.models import Event
 
     return Event(event_id, "ops-node", "vendor.failing", TIMES[5], b"{}")
+
+
+#: A new database's counts: only the mark of when it was created.
+EMPTY = {**dict.fromkeys(TABLES, 0), "state_marks": 1}
 
 
 def target_counts(url: str) -> dict[str, int]:
@@ -195,7 +205,7 @@ def test_a_row_that_does_not_fit_leaves_the_target_as_it_was(
         assert named in message
         # The source is left as it was too, and usable at once.
         source.add_watches([WatchSpec("after")], "cli")
-    assert target_counts(pg_url) == dict.fromkeys(TABLES, 0)
+    assert target_counts(pg_url) == EMPTY
 
 
 def test_ctrl_c_midway_leaves_the_target_as_it_was(tmp_path: Path, pg_url: str) -> None:
@@ -206,7 +216,7 @@ def test_ctrl_c_midway_leaves_the_target_as_it_was(tmp_path: Path, pg_url: str) 
     with rich_source(tmp_path / "s.db") as source, Store(pg_url) as target:
         with pytest.raises(KeyboardInterrupt):
             copy_state(source, target, progress=interrupt)
-        assert target_counts(pg_url) == dict.fromkeys(TABLES, 0)
+        assert target_counts(pg_url) == EMPTY
         # Neither connection is left inside a transaction: a second run copies everything.
         assert copy_state(source, target).rows["deliveries"] == 2
 
@@ -239,7 +249,9 @@ def test_an_older_source_is_upgraded_and_copied(tmp_path: Path, pg_url: str) -> 
             "events": 1,
             "deliveries": 2,
             "delivery_attempts": 0,
+            "discovered": 0,
             "vendor_token": 1,
+            "state_marks": 1,
         }
         assert {w["job_id"]: w["state"] for w in target.list_watches()} == {
             "old-active": "active",

@@ -511,3 +511,34 @@ WITH updated AS (
     FROM deliveries WHERE id = %(id)s
 )
 SELECT count(*) FROM updated;
+
+-- name: get_mark
+SELECT value FROM state_marks WHERE name = %s;
+
+-- name: set_mark
+INSERT INTO state_marks (name, value) VALUES (%(name)s, %(value)s)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+
+-- name: add_mark
+INSERT INTO state_marks (name, value) VALUES (%(name)s, %(value)s) ON CONFLICT (name) DO NOTHING;
+
+-- name: discovered_among
+SELECT job_id FROM discovered WHERE job_id IN (SELECT json_array_elements_text(%s::json))
+UNION SELECT job_id FROM watches WHERE job_id IN (SELECT json_array_elements_text(%s::json));
+
+-- name: add_discovered
+INSERT INTO discovered (job_id, create_time, at) VALUES (%s, %s, %s)
+ON CONFLICT (job_id) DO NOTHING;
+
+-- name: tombstone_watch
+-- A removed watch is not made again by discovery.
+INSERT INTO discovered (job_id, create_time, at)
+SELECT job_id, coalesce(create_time, 0), %(now)s FROM watches WHERE job_id = %(job_id)s
+ON CONFLICT (job_id) DO NOTHING;
+
+-- name: prune_discovered
+DELETE FROM discovered WHERE create_time < %s;
+
+-- name: prune_discovered_before
+-- Retention: a removed watch's row, kept even without discovery, goes with the history.
+DELETE FROM discovered WHERE at < %(cutoff)s;

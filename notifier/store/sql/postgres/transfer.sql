@@ -8,17 +8,20 @@ SELECT (SELECT count(*) FROM watch_queue) AS watch_queue,
        (SELECT count(*) FROM events) AS events,
        (SELECT count(*) FROM deliveries) AS deliveries,
        (SELECT count(*) FROM delivery_attempts) AS delivery_attempts,
+       (SELECT count(*) FROM discovered) AS discovered,
        (SELECT count(*) FROM vendor_token) AS vendor_token,
+       (SELECT count(*) FROM state_marks) AS state_marks,
        (SELECT count(*) FROM watch_queue WHERE rejected IS NOT NULL) AS queue_rejected;
 
 -- name: lock_tables
 -- Nobody writes (or reads a half-copied state) until the copy commits; a daemon or producer
 -- that started meanwhile waits, then sees the whole state.
-LOCK TABLE watch_queue, watches, events, deliveries, delivery_attempts IN ACCESS EXCLUSIVE MODE;
+LOCK TABLE watch_queue, watches, events, deliveries, delivery_attempts, discovered,
+    state_marks IN ACCESS EXCLUSIVE MODE;
 
 -- name: empty_tables
 -- --replace: the target's state goes, inside the same transaction as the copy.
-TRUNCATE delivery_attempts, deliveries, events, watches, watch_queue;
+TRUNCATE delivery_attempts, deliveries, events, watches, watch_queue, discovered, state_marks;
 
 -- name: copy_watch_queue
 COPY watch_queue (seq, job_id, labels, endpoints, enqueued_at, rejected) FROM STDIN;
@@ -48,6 +51,14 @@ INSERT INTO vendor_token (account, access_token, expire_at, fetched_at) VALUES (
 ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
     expire_at = excluded.expire_at, fetched_at = excluded.fetched_at
 WHERE excluded.fetched_at > vendor_token.fetched_at;
+
+-- name: copy_discovered
+COPY discovered (job_id, create_time, at) FROM STDIN;
+
+-- name: copy_state_marks
+-- The source's marks win: its state began first, and discovery covered what it says.
+INSERT INTO state_marks (name, value) VALUES (%s, %s)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value;
 
 -- name: restart_identities
 -- New rows are numbered after the copied ones.

@@ -442,3 +442,34 @@ SELECT seq FROM events WHERE event_id = ?;
 -- name: events_after
 -- GET /v1/events: a page in recorded order, after a cursor's seq (0: from the first).
 SELECT seq, event_id, type, created_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
+
+-- name: get_mark
+SELECT value FROM state_marks WHERE name = ?;
+
+-- name: set_mark
+INSERT INTO state_marks (name, value) VALUES (:name, :value)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+
+-- name: add_mark
+INSERT INTO state_marks (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING;
+
+-- name: discovered_among
+SELECT job_id FROM discovered WHERE job_id IN (SELECT value FROM json_each(?))
+UNION SELECT job_id FROM watches WHERE job_id IN (SELECT value FROM json_each(?));
+
+-- name: add_discovered
+INSERT INTO discovered (job_id, create_time, at) VALUES (?, ?, ?)
+ON CONFLICT (job_id) DO NOTHING;
+
+-- name: tombstone_watch
+-- A removed watch is not made again by discovery.
+INSERT INTO discovered (job_id, create_time, at)
+SELECT job_id, coalesce(create_time, 0), :now FROM watches WHERE job_id = :job_id
+ON CONFLICT (job_id) DO NOTHING;
+
+-- name: prune_discovered
+DELETE FROM discovered WHERE create_time < ?;
+
+-- name: prune_discovered_before
+-- Retention: a removed watch's row, kept even without discovery, goes with the history.
+DELETE FROM discovered WHERE at < :cutoff;

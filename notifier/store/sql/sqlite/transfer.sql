@@ -10,7 +10,9 @@ SELECT (SELECT count(*) FROM watch_queue) AS watch_queue,
        (SELECT count(*) FROM events) AS events,
        (SELECT count(*) FROM deliveries) AS deliveries,
        (SELECT count(*) FROM delivery_attempts) AS delivery_attempts,
+       (SELECT count(*) FROM discovered) AS discovered,
        (SELECT count(*) FROM vendor_token) AS vendor_token,
+       (SELECT count(*) FROM state_marks) AS state_marks,
        (SELECT count(*) FROM watch_queue WHERE rejected IS NOT NULL) AS queue_rejected;
 
 -- name: read_watch_queue
@@ -43,3 +45,9 @@ FROM delivery_attempts ORDER BY id;
 
 -- name: read_vendor_token
 SELECT account, access_token, expire_at, fetched_at FROM vendor_token ORDER BY account;
+
+-- name: read_discovered
+SELECT job_id, create_time, at FROM discovered ORDER BY job_id;
+
+-- name: read_state_marks
+SELECT name, value FROM state_marks ORDER BY name;

@@ -1,0 +1,92 @@
+"""Discovery (``watch.discover``): the list sweep makes watches of new jobs by itself.
+
+A job is new when its ``create_time`` is at or after ``since`` and discovery never made a
+watch of it before (nor was it ever watched: a finished or removed watch is not made again).
+A round of sweeps starts at the newest page and reads down to the *covered mark*; once it
+gets there, every job from that mark up to the newest one the round saw first has been
+looked at, and the mark moves up to it (kept in the state, so a restart neither misses jobs
+nor scans the account again). The mark is inclusive: jobs of its very second are looked at
+again, and the store makes each one a watch once, whatever page it shows up on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from notifier.config import Config
+from notifier.log import get_logger
+from notifier.models import JobDetail, job_id_problem
+from notifier.store import Store
+
+log = get_logger(component="discovery")
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    #: Vendor seconds; jobs created before are never watched by discovery.
+    since: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: None: every endpoint subscribed to the event, as for a watch added without any.
+    endpoints: tuple[str, ...] | None = None
+
+
+def settings_from(config: Config, store: Store) -> DiscoverySettings | None:
+    """``watch.discover``, its ``since: start`` read from the state (when it began)."""
+    discover = config.watch.discover
+    if discover is None:
+        return None
+    since = discover.since
+    if since == "start":
+        since = store.state_created_at() or store.now()
+    endpoints = tuple(discover.endpoints) if discover.endpoints is not None else None
+    return DiscoverySettings(float(since), dict(discover.labels), endpoints)
+
+
+class Discoverer:
+    """Turns what list pages show into watches, and keeps the covered mark."""
+
+    def __init__(self, store: Store, settings: DiscoverySettings) -> None:
+        self.store = store
+        self.settings = settings
+        #: Watches made since the daemon started (``chanjing_discovered_total``).
+        self.discovered = 0
+        #: The newest create_time the current round saw on its first page.
+        self._round_top: int | None = None
+
+    def floor(self) -> float:
+        """The oldest create_time the current round must reach down to. The vendor counts
+        whole seconds: a job of the second ``since`` falls in counts as new (better an
+        event for a job a moment older than none for a new one)."""
+        return float(math.floor(self.store.discovery_covered(self.settings.since)))
+
+    def start_round(self, details: Sequence[JobDetail]) -> None:
+        """The first page of a round: the mark may move up to its newest job at the end."""
+        stamps = [d.create_time for d in details if d.create_time > 0]
+        self._round_top = max(stamps) if stamps else None
+
+    def finish_round(self, floor: float) -> None:
+        """The round read down to ``floor`` (or the list's end): everything up to its top
+        has been seen. Once a round: later calls of the same round do nothing."""
+        top, self._round_top = self._round_top, None
+        if top is not None and top > floor:
+            self.store.advance_discovery(self.settings.since, float(top))
+
+    def take(self, details: Sequence[JobDetail], floor: float) -> set[str]:
+        """Make watches of the page's new jobs; the ids made (the caller observes them from
+        the same answer, so a job that already finished makes its event now)."""
+        found: dict[str, int] = {}
+        for detail in details:
+            # create_time 0: the vendor did not say when, so it cannot be told new.
+            if detail.create_time <= 0 or detail.create_time < floor:
+                continue
+            if job_id_problem(detail.id):
+                log.debug("listed job id not watchable; skipped", job_id=detail.id)
+                continue
+            found[detail.id] = detail.create_time
+        made = self.store.discover(found, self.settings.labels, self.settings.endpoints)
+        for job_id in made:
+            log.debug("discovered job", job_id=job_id, create_time=found[job_id])
+        self.discovered += len(made)
+        return set(made)
