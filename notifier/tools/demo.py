@@ -1,8 +1,10 @@
 """`chanjing-notifier demo`: the whole product on embedded defaults, offline, in one process.
 
 A vendor simulator, a receiver that verifies every signature, a throw-away state file and
-the real daemon, all on 127.0.0.1. Eight jobs with mixed outcomes and timings; the live view
-shows them move and the callbacks arrive. Exit 0 when every expected callback arrived verified.
+the real daemon, all on 127.0.0.1. Eleven jobs with mixed outcomes and timings, reaching the
+daemon each way a job can: the watch file, the queue, the HTTP API, the vendor's callback and
+discovery. The live view shows them move and the callbacks arrive. Exit 0 when every expected
+callback arrived verified.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import contextlib
 import os
 import secrets
+import socket
 import sys
 import tempfile
 import time
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from rich.console import Console
 from rich.live import Live
@@ -45,6 +49,8 @@ class DemoJob:
     run_s: float
     outcome: int
     msg: str | None = None
+    #: How the job reaches the daemon: file, queue, api, callback or discovery.
+    via: str = "file"
 
 
 JOBS = [
@@ -52,11 +58,25 @@ JOBS = [
     DemoJob("intro-zh", 2.0, 9.0, 20),
     DemoJob("promo-30s", 1.5, 12.0, 20),
     DemoJob("lesson-01", 3.0, 5.0, 20),
-    DemoJob("lesson-02", 4.0, 8.0, 20),
-    DemoJob("no-credit", 1.0, 3.0, 30, "insufficient balance: please top up your account"),
-    DemoJob("bad-audio", 2.5, 4.0, 30, "audio decode failed"),
-    DemoJob("outro", 0.5, 14.0, 20),
+    DemoJob("lesson-02", 4.0, 8.0, 20, via="queue"),
+    DemoJob("no-credit", 1.0, 3.0, 30, "insufficient balance: please top up your account", "queue"),
+    DemoJob("bad-audio", 2.5, 4.0, 30, "audio decode failed", "queue"),
+    DemoJob("outro", 0.5, 14.0, 20, via="queue"),
+    DemoJob("api-upload", 1.0, 5.0, 20, via="api"),
+    DemoJob("cb-render", 1.0, 7.0, 20, via="callback"),
+    DemoJob("found-later", 0.5, 4.0, 20, via="discovery"),
 ]
+#: The view's wording for each way in.
+VIA_TEXT = {
+    "file": "watch file",
+    "queue": "queue",
+    "api": "HTTP API",
+    "callback": "vendor callback",
+    "discovery": "discovery",
+}
+#: Jobs created before the daemon's state (so discovery, ``since: start``, leaves them alone)
+#: are dated this much earlier on the vendor's side.
+OLD_JOB_AGE = 60
 
 STATUS_TEXT = {0: "queued", 10: "generating", 20: "succeeded", 30: "failed"}
 
@@ -110,7 +130,16 @@ class Demo:
         self.receiver.script("/analytics", [503])
         self.outcomes: dict[str, int] = {}
         self.names: dict[str, str] = {}
+        self.via: dict[str, str] = {}
+        self.intake_token = secrets.token_hex(16)
+        self.callback_token = secrets.token_hex(16)
+        self.intake_port = _free_port()
         self.started = time.monotonic()
+
+    @property
+    def callback_url(self) -> str:
+        """What a user gives the vendor as ``callback`` when creating a job."""
+        return f"http://127.0.0.1:{self.intake_port}/v1/chanjing/callback/{self.callback_token}"
 
     def write_config(self, sim_url: str, receiver_url: str) -> Path:
         env = {
@@ -119,6 +148,8 @@ class Demo:
             "DEMO_OPS_SECRET_NEW": self.ops_secrets[1],
             "DEMO_ANALYTICS_SECRET": self.analytics_secret,
             "DEMO_SLACK_URL": receiver_url + SLACK_PATH,
+            "DEMO_INTAKE_TOKEN": self.intake_token,
+            "DEMO_CALLBACK_TOKEN": self.callback_token,
         }
         os.environ.update(env)
         config = {
@@ -129,7 +160,17 @@ class Demo:
                 "qps": 10,
             },
             "state": {"path": str(self.workdir / "state.db")},
-            "watch": {"file": str(self.workdir / "watch.yaml")},
+            "watch": {
+                "file": str(self.workdir / "watch.yaml"),
+                # Jobs created from now on become watches by themselves.
+                "discover": {"since": "start", "labels": {"name": "found-later"}},
+            },
+            "intake": {
+                "listen": f"127.0.0.1:{self.intake_port}",
+                "tokens": ["${DEMO_INTAKE_TOKEN}"],
+                "callback_token": "${DEMO_CALLBACK_TOKEN}",
+                "labels": {"name": "cb-render"},
+            },
             "polling": {"min_interval": "1s", "max_interval": "10s", "give_up_after": "10m"},
             "delivery": {"timeout": "5s", "retry_schedule": ["1s", "2s", "5s"]},
             "log": {"level": "error"},
@@ -159,24 +200,55 @@ class Demo:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
+    def _add(self, job: DemoJob, **extra: Any) -> str:
+        job_id = self.sim.add_job(
+            queue_s=job.queue_s, run_s=job.run_s, outcome=job.outcome, msg=job.msg, **extra
+        )
+        self.outcomes[job_id] = job.outcome
+        self.names[job_id] = job.name
+        self.via[job_id] = job.via
+        return job_id
+
+    def ids_via(self, via: str) -> list[str]:
+        return [j for j, v in self.via.items() if v == via]
+
     def create_jobs(self) -> None:
+        """Every job but the one discovery is to find: dated before the daemon's state, so
+        discovery leaves them alone; the callback job carries the daemon's callback URL."""
+        old = int(time.time()) - OLD_JOB_AGE
         for job in JOBS:
-            job_id = self.sim.add_job(
-                queue_s=job.queue_s, run_s=job.run_s, outcome=job.outcome, msg=job.msg
-            )
-            self.outcomes[job_id] = job.outcome
-            self.names[job_id] = job.name
-        # Half through the watch file, half through the queue, as users would.
-        ids = list(self.outcomes)
+            if job.via == "callback":
+                self._add(job, create_time=old, callback=self.callback_url)
+            elif job.via != "discovery":
+                self._add(job, create_time=old)
         (self.workdir / "watch.yaml").write_text(
-            yaml.safe_dump([{"id": j, "labels": {"name": self.names[j]}} for j in ids[:4]])
+            yaml.safe_dump(
+                [{"id": j, "labels": {"name": self.names[j]}} for j in self.ids_via("file")]
+            )
         )
 
-    def enqueue_rest(self, daemon: Daemon) -> None:
+    def enqueue(self, daemon: Daemon) -> None:
         from notifier.models import WatchSpec
 
-        ids = list(self.outcomes)[4:]
+        ids = self.ids_via("queue")
         daemon.store.enqueue([WatchSpec(j, {"name": self.names[j]}) for j in ids])
+
+    async def post_to_api(self, url: str) -> None:
+        """As a backend on another host would: ``POST /v1/watches`` with a bearer token."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            for job_id in self.ids_via("api"):
+                response = await client.post(
+                    url + "/v1/watches",
+                    json={"ids": [job_id], "labels": {"name": self.names[job_id]}},
+                    headers={"Authorization": f"Bearer {self.intake_token}"},
+                )
+                response.raise_for_status()
+
+    def create_discovered(self) -> None:
+        """A job nobody registers: the daemon's list sweeps find it (created after its start)."""
+        for job in JOBS:
+            if job.via == "discovery":
+                self._add(job)
 
     def done(self) -> bool:
         got = _arrived(self.receiver, self.outcomes)
@@ -201,7 +273,7 @@ class Demo:
             caption="✓ arrived with a verified signature (n: after n attempts)",
             expand=False,
         )
-        for column in ("job", "vendor", "progress", "watch", *ENDPOINT_NAMES.values()):
+        for column in ("job", "via", "vendor", "progress", "watch", *ENDPOINT_NAMES.values()):
             table.add_column(column)
         for job_id, _outcome in self.outcomes.items():
             v = vendor.get(job_id, {})
@@ -220,6 +292,7 @@ class Demo:
                     cells.append("[dim]waiting[/dim]")
             table.add_row(
                 self.names[job_id],
+                VIA_TEXT[self.via[job_id]],
                 status,
                 f"{v.get('progress', 0)}%",
                 str(w.get("state", "not yet watched")),
@@ -227,9 +300,38 @@ class Demo:
             )
         return table
 
-    def summary(self, ok: bool) -> list[str]:
-        got = _arrived(self.receiver, self.outcomes)
+    def ways_in(self, daemon: Daemon) -> list[str]:
+        """How the jobs that no file or queue named reached the daemon."""
+        sources = {w["job_id"]: w["source"] for w in daemon.store.list_watches()}
+        jobs = self.sim.stats()["jobs"]
         lines = []
+        for job_id in self.ids_via("api"):
+            lines.append(f"  HTTP API               {self.names[job_id]}: POST /v1/watches → 202")
+        for job_id in self.ids_via("callback"):
+            job = jobs.get(job_id, {})
+            first = min(
+                (
+                    r.received_at
+                    for r in self.receiver.accepted("/ops")
+                    if _job_of(r.payload, [job_id]) == job_id
+                ),
+                default=None,
+            )
+            sent = job.get("callback_sent_at")
+            gap = f", webhook {first - sent:.2f} s later" if first and sent else ""
+            lines.append(
+                f"  vendor callback        {self.names[job_id]}: answered "
+                f"{job.get('callback_result') or 'not sent'}{gap}"
+            )
+        for job_id in self.ids_via("discovery"):
+            source = sources.get(job_id)
+            found = "found by a list sweep" if source == "discovery" else f"source {source}"
+            lines.append(f"  discovery              {self.names[job_id]}: {found}")
+        return lines
+
+    def summary(self, ok: bool, daemon: Daemon) -> list[str]:
+        got = _arrived(self.receiver, self.outcomes)
+        lines = self.ways_in(daemon)
         for path, want in expected_callbacks(self.outcomes).items():
             name = {"/ops": "ops (webhook)", "/analytics": "analytics (webhook)"}.get(
                 path, "team (slack)"
@@ -263,10 +365,13 @@ async def _run(console: Console, live: bool) -> int:
         logs.configure(config.log.level, json_lines=not live)
         daemon = Daemon(config, str(config_path))
         runner = asyncio.create_task(daemon.run())
-        demo.enqueue_rest(daemon)
+        demo.enqueue(daemon)
+        intake_url = await _listening(daemon, runner)
+        await demo.post_to_api(intake_url)
+        demo.create_discovered()
         console.print(
             f"vendor simulator {sim_server.url} · receiver {rec_server.url} · "
-            f"{len(JOBS)} jobs · state {daemon.store.where}"
+            f"intake {intake_url} · {len(JOBS)} jobs · state {daemon.store.where}"
         )
         ok = False
         deadline = time.monotonic() + DEADLINE
@@ -287,13 +392,32 @@ async def _run(console: Console, live: bool) -> int:
                 view.update(demo.table(daemon))
         if not live:
             _print_progress(console, demo, seen)
+        lines = demo.summary(ok, daemon)
         daemon.request_stop()
         await asyncio.wait_for(runner, 15)
         await rec_server.stop()
         await sim_server.stop()
-        for line in demo.summary(ok):
+        for line in lines:
             console.print(line)
         return 0 if ok else 1
+
+
+def _free_port() -> int:
+    """A port for the intake listener, known before the daemon starts: the callback URL
+    is given to the vendor when a job is created."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _listening(daemon: Daemon, runner: asyncio.Task[int]) -> str:
+    """The intake listener's URL once the daemon serves it."""
+    deadline = time.monotonic() + 30
+    while daemon.intake.url is None:
+        if runner.done() or time.monotonic() > deadline:
+            raise RuntimeError("the daemon did not start its intake listener")
+        await asyncio.sleep(0.05)
+    return daemon.intake.url
 
 
 def _print_progress(console: Console, demo: Demo, seen: set[str]) -> None:
@@ -302,7 +426,8 @@ def _print_progress(console: Console, demo: Demo, seen: set[str]) -> None:
         key = f"{job['id']}:{job['status']}"
         if job["id"] in demo.names and key not in seen:
             seen.add(key)
-            console.print(f"job {demo.names[job['id']]:10} {STATUS_TEXT.get(job['status'])}")
+            via = f" (via {VIA_TEXT[demo.via[job['id']]]})" if job["status"] == 0 else ""
+            console.print(f"job {demo.names[job['id']]:11} {STATUS_TEXT.get(job['status'])}{via}")
     for record in demo.receiver.all():
         job_id = _job_of(record.payload, demo.outcomes) or "?"
         key = f"{record.path}:{job_id}:{record.attempt}"

@@ -28,4 +28,10 @@ def test_piped_demo_keeps_lines_whole_and_names_endpoints_alike() -> None:
     assert " · receiver http://127.0.0.1:" in first and first.endswith("state.db")
     callbacks = [line for line in result.stdout.splitlines() if line.startswith("callback ")]
     assert {line.split()[1] for line in callbacks} == {"ops", "analytics", "team"}
-    assert any(line.strip().startswith("team (slack)") for line in result.stdout.splitlines())
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert any(line.startswith("team (slack)") for line in lines)
+    # One job reached the daemon through each of the API, the vendor callback and discovery.
+    assert "HTTP API               api-upload: POST /v1/watches → 202" in lines
+    (callback,) = [line for line in lines if line.startswith("vendor callback")]
+    assert "cb-render: answered http 202, webhook" in callback
+    assert "discovery              found-later: found by a list sweep" in lines
