@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import io
 import json
 import os
 import selectors
@@ -11,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,6 +247,50 @@ def secrets_for(receiver_url: str) -> list[str]:
     ]
 
 
+def run_cli(args: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``chanjing-notifier ARGS`` run in this process: ``notifier.cli.main`` with ``env`` as
+    the environment, stdout and stderr captured. A new interpreter costs about a second of
+    CPU in imports; tests about what a command does use this, tests about the process (exit
+    through the interpreter, signals, closed pipes, the console script) use
+    :func:`run_cli_process`."""
+    from notifier.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    # os.environ is swapped at the Python level only: putenv() while the simulator's and the
+    # receiver's threads run could race with C code reading the environment. A child with its
+    # output piped formats help for 80 columns; so does this, whatever the test's terminal.
+    saved = os.environ
+    os.environ = {"COLUMNS": "80", **env}  # type: ignore[assignment]  # noqa: B003
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's --help and --version
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.environ = saved  # noqa: B003
+    return subprocess.CompletedProcess(
+        ["chanjing-notifier", *args], code, out.getvalue(), err.getvalue()
+    )
+
+
+def run_cli_process(
+    args: Sequence[str], env: Mapping[str, str], **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """``python -m notifier ARGS`` as a child process (``kwargs`` go to ``subprocess.run``;
+    output captured unless ``stdout`` is given)."""
+    kwargs.setdefault("capture_output", "stdout" not in kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", *args],
+        env=dict(env),
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
 @dataclass
 class Workspace:
     """A config file, a watch file and the env to run the CLI and the daemon with."""
@@ -285,14 +331,13 @@ class Workspace:
         with sqlite3.connect(self.state_path) as db:
             db.execute("INSERT INTO watch_queue (job_id, labels) VALUES (?, ?)", (job_id, labels))
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "notifier", "-c", str(self.config_path), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    def cli(
+        self, *args: str, check: bool = True, child: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """``chanjing-notifier -c CONFIG ARGS`` in this process (see :func:`run_cli`), or
+        with ``child=True`` as a child ``python -m notifier``."""
+        argv = ["-c", str(self.config_path), *args]
+        result = run_cli_process(argv, self.env) if child else run_cli(argv, self.env)
         if check and result.returncode != 0:
             raise AssertionError(f"{args} exited {result.returncode}: {result.stderr}")
         return result
