@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier.cli.common import EXIT_OK, UsageError, load
-from notifier.polling.lease import LEASE_NAME
 from notifier.service.instance_lock import AlreadyRunning, InstanceLock
 from notifier.store import Store, StoreError
-from notifier.store.transfer import Summary, copy_state
+
+if TYPE_CHECKING:
+    from notifier.store.transfer import Summary
 
 #: Exit code after Ctrl-C, as the shell reports it.
 EXIT_INTERRUPTED = 130
@@ -67,6 +68,10 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace, source_path: Path, url: str) -> int:
+    # Imported here: the lease (structlog) and the copier (psycopg) are for this command only.
+    from notifier.polling.lease import LEASE_NAME
+    from notifier.store.transfer import copy_state
+
     # Opening upgrades an older schema in place, as any command of this version would, and
     # refuses a newer one; the target gets its tables as the daemon would create them.
     with Store(source_path, create=False) as source, Store(url) as target:

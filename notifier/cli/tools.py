@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 
-from notifier import log as logs
 from notifier.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, load
 from notifier.config import StateConfig
 from notifier.config.fields import webhook_secret
@@ -124,9 +123,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config, path = load(args)
-    logs.configure(config.log.level)
+    from notifier import log as logs
     from notifier.service.daemon import run_daemon
     from notifier.service.instance_lock import AlreadyRunning
+
+    logs.configure(config.log.level)
 
     try:
         return run_daemon(config, path)

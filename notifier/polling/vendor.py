@@ -9,6 +9,7 @@ the daemon, a restarted daemon and CLI commands must all reuse it.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -149,8 +150,11 @@ class VendorClient:
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
         lease: LeaseKeeper | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
-        """``lease``: the gate of every call (None: this process is the only caller)."""
+        """``lease``: the gate of every call (None: this process is the only caller).
+        ``verify``: the TLS context (httpx's default when True; a shared one saves loading
+        the CA bundle again for each client)."""
         self._app_id = app_id
         self._lease = lease
         # httpcore calls this as it is about to write a request: the last look at the lease.
@@ -166,6 +170,7 @@ class VendorClient:
             follow_redirects=False,
             transport=transport,
             headers={"user-agent": "chanjing-notifier"},
+            verify=verify,
         )
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from notifier.store.base import Store
 from notifier.store.errors import (
     BUSY_CAUSE,
-    DB_ERRORS,
     StoreError,
     StoreMissing,
     StoreUnavailable,
@@ -27,6 +26,16 @@ from notifier.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from notifier.config import StateConfig
+    from notifier.store.errors import DB_ERRORS
+else:
+
+    def __getattr__(name: str) -> object:
+        # DB_ERRORS names psycopg's error class: imported when first asked for (see errors).
+        if name == "DB_ERRORS":
+            from notifier.store import errors
+
+            return errors.DB_ERRORS
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(state: StateConfig, **kwargs: Any) -> Store:

@@ -66,10 +66,15 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks):
 
     def __new__(cls, location: str | os.PathLike[str], **kwargs: Any) -> Store:
         if cls is Store:
-            from notifier.store.postgres import PostgresStore
-            from notifier.store.sqlite import SqliteStore
+            # Only the backend in use is imported: psycopg alone costs ~0.2 s a process.
+            if is_url(location):
+                from notifier.store.postgres import PostgresStore
 
-            cls = PostgresStore if is_url(location) else SqliteStore
+                cls = PostgresStore
+            else:
+                from notifier.store.sqlite import SqliteStore
+
+                cls = SqliteStore
         return super().__new__(cls)
 
     def __init__(

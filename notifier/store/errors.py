@@ -3,11 +3,13 @@ the database server unreachable."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psycopg
-from psycopg import errors as pg_errors
+if TYPE_CHECKING:
+    import psycopg
 
 
 class StoreError(Exception):
@@ -62,10 +64,23 @@ class StoreUnavailable(StoreError):
         super().__init__(f"{where}: cannot write the state database: {cause} ({detail})")
 
 
-#: What a read or write of the state may raise at run time: disk full, I/O error, "database
-#: is locked" after the busy timeout, the server gone (as StoreUnavailable, or raw from a
-#: read). Callers that must survive it catch these.
-DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error, OSError, StoreError)
+if TYPE_CHECKING:
+    #: What a read or write of the state may raise at run time: disk full, I/O error,
+    #: "database is locked" after the busy timeout, the server gone (as StoreUnavailable, or
+    #: raw from a read). Callers that must survive it catch these.
+    DB_ERRORS: tuple[type[Exception], ...]
+else:
+
+    def __getattr__(name: str) -> object:
+        # psycopg costs ~0.2 s to import: only what names DB_ERRORS (the daemon) or opens a
+        # PostgreSQL state pays it, not every CLI command on a SQLite state.
+        if name == "DB_ERRORS":
+            import psycopg
+
+            value = (sqlite3.Error, psycopg.Error, OSError, StoreError)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: SQLite's error names → what an operator should read.
@@ -107,26 +122,33 @@ def classify(exc: sqlite3.Error) -> str | None:
     return None
 
 
-#: What PostgreSQL's errors mean to an operator; the first class that matches wins.
 UNREACHABLE_CAUSE = "the database server is unreachable"
-_PG_CAUSES: tuple[tuple[type[psycopg.Error], str], ...] = (
-    (pg_errors.DiskFull, _CAUSES["SQLITE_FULL"]),
-    (pg_errors.ReadOnlySqlTransaction, "the database is read-only (a standby?)"),
-    (pg_errors.LockNotAvailable, BUSY_CAUSE),
-    (pg_errors.SerializationFailure, BUSY_CAUSE),
-    (pg_errors.DeadlockDetected, BUSY_CAUSE),
-    (pg_errors.QueryCanceled, BUSY_CAUSE),
-    (pg_errors.InsufficientPrivilege, _CAUSES["SQLITE_PERM"]),
-    # Connection refused or lost, server shutting down or starting, too many connections.
-    (psycopg.OperationalError, UNREACHABLE_CAUSE),
-    (psycopg.InterfaceError, UNREACHABLE_CAUSE),
-)
+
+
+@functools.cache
+def _pg_causes() -> tuple[tuple[type[psycopg.Error], str], ...]:
+    """What PostgreSQL's errors mean to an operator; the first class that matches wins."""
+    import psycopg
+    from psycopg import errors as pg_errors
+
+    return (
+        (pg_errors.DiskFull, _CAUSES["SQLITE_FULL"]),
+        (pg_errors.ReadOnlySqlTransaction, "the database is read-only (a standby?)"),
+        (pg_errors.LockNotAvailable, BUSY_CAUSE),
+        (pg_errors.SerializationFailure, BUSY_CAUSE),
+        (pg_errors.DeadlockDetected, BUSY_CAUSE),
+        (pg_errors.QueryCanceled, BUSY_CAUSE),
+        (pg_errors.InsufficientPrivilege, _CAUSES["SQLITE_PERM"]),
+        # Connection refused or lost, server shutting down or starting, too many connections.
+        (psycopg.OperationalError, UNREACHABLE_CAUSE),
+        (psycopg.InterfaceError, UNREACHABLE_CAUSE),
+    )
 
 
 def classify_pg(exc: psycopg.Error) -> str | None:
     """An operator's reading of a PostgreSQL error, or None for an error that is not about
     the server (a bug in a statement)."""
-    for kind, cause in _PG_CAUSES:
+    for kind, cause in _pg_causes():
         if isinstance(exc, kind):
             return cause
     return None

@@ -7,7 +7,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -22,13 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def cli(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "notifier", "-c", str(ws.config_path), *args],
-        env=ws.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return ws.cli(*args, check=False)
 
 
 def show(ws: Workspace, event_id: str) -> dict[str, Any]:

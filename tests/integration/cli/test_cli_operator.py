@@ -1,5 +1,6 @@
 """Operating the CLI day to day (issue 9's rough edges), through the real entry point
-(``python -m notifier`` in a child process) on a real state file."""
+(``notifier.cli.main``; a child ``python -m notifier`` where the process is the point) on a
+real state file."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import yaml
 
 from notifier.models import JobDetail, WatchSpec
 from notifier.store import Store
-from tests.conftest import Workspace
+from tests.conftest import Workspace, run_cli, run_cli_process
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -26,15 +27,11 @@ REPO = Path(__file__).resolve().parents[3]
 def cli(
     ws: Workspace, *args: str, env: dict[str, str] | None = None, config: bool = True, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
+    """The command in this process; with ``kw`` (for ``subprocess.run``: a pipe as stdout) a
+    child ``python -m notifier``."""
     head = ["-c", str(ws.config_path)] if config else []
-    kw.setdefault("capture_output", "stdout" not in kw)
-    return subprocess.run(
-        [sys.executable, "-m", "notifier", *head, *args],
-        env=ws.env if env is None else env,
-        text=True,
-        timeout=60,
-        **kw,
-    )
+    argv, environ = [*head, *args], ws.env if env is None else env
+    return run_cli_process(argv, environ, **kw) if kw else run_cli(argv, environ)
 
 
 def seed(ws: Workspace, *job_ids: str, clock: float | None = None) -> None:

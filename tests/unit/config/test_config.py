@@ -925,7 +925,10 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=valid_configs())
 def test_generated_valid_configs_load(tmp_path: Path, data: dict[str, Any]) -> None:
     path = write(tmp_path, yaml.safe_dump(data, allow_unicode=True))
@@ -1007,7 +1010,10 @@ def test_junk_anywhere_gives_config_error(
                     assert getattr(config, section) == getattr(original, section), section
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(junk=JUNK)
 def test_junk_file_gives_config_error(tmp_path: Path, junk: object) -> None:
     path = write(tmp_path, yaml.safe_dump(junk, allow_unicode=True))
