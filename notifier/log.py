@@ -94,6 +94,12 @@ def _journal_priority(logger: Any, method: str, line: Any) -> Any:
     return f"<{_PRIORITY.get(method, 6)}>{line}"
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """Whatever ``sys.stderr`` is when a line is logged, not when logging was set up (a
+    test that captures stderr sees the lines whatever an earlier test configured)."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
     """Set up structlog for this process; safe to call again (e.g. on reload)."""
     if json_lines is None:
@@ -117,7 +123,7 @@ def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     # Libraries log through stdlib logging; their INFO lines can carry URLs (Slack URLs are
