@@ -1,12 +1,19 @@
 """The one budget every vendor call spends from.
 
 The vendor counts calls per calendar second *as they arrive*. We only control when we send,
-and arrival = send + a latency that varies, so a plain "N per second" limiter can still land
-N+1 calls in one vendor second. Two rules keep us under it with a margin while still
-sustaining ~95% of the budget:
+and arrival = send + a latency that varies (a busy event loop, a slow network), so a plain
+"N per second" limiter can still land N+1 calls in one vendor second. What we do know is that
+a call arrived between its admission and its answer. Hence two rules:
 
-* consecutive calls are at least ``1/rate`` apart (no bursts that latency could bunch up), and
-* no ``qps`` calls within any ``1 + guard`` seconds (a late straggler has ``guard`` to land).
+* consecutive calls are at least ``1/rate`` apart (no bursts), and
+* a call made through :meth:`call` counts against the budget from its admission until one
+  second after its answer came back (while it is in flight, for as long as that takes).
+  Then no ``qps + 1`` calls can arrive within one second, whatever the latency: take the
+  last-admitted of them, admitted at ``A < t + 1``; every other one arrived at ``>= t`` so
+  was answered after ``A - 1`` and still counted at ``A``. The cost is the round trip:
+  a backlog runs at ``qps / (1 + round trip)``, 95% of the budget at 50 ms.
+* a bare :meth:`acquire` (no answer to wait for) counts for ``1 + guard`` seconds from its
+  admission.
 
 A 40001 answer means we got it wrong anyway (clock skew, another client on the account):
 every caller pauses until a shared deadline, the rate drops, then it creeps back up.
@@ -18,9 +25,19 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _Admitted:
+    """One admitted call: when it went, and until when it counts against the budget
+    (infinite while its answer is awaited)."""
+
+    at: float
+    until: float = math.inf
 
 
 class LimiterClosed(Exception):
@@ -47,7 +64,9 @@ class RateLimiter:
         self._queue: list[tuple[int, int, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
         self._closed = asyncio.Event()
-        self._slots: deque[float] = deque()
+        self._slots: list[_Admitted] = []
+        #: Set when an answer comes back: a caller waiting for calls in flight looks again.
+        self._answered: asyncio.Event | None = None
         self._last_slot = -1e18
         self._paused_until = 0.0
         self._rate_at = clock()
@@ -61,8 +80,6 @@ class RateLimiter:
         """Apply a new budget (config reload) without forgetting recent calls."""
         self.rate = float(qps) if self.rate >= self.qps else min(self.rate, float(qps))
         self.qps = qps
-        while len(self._slots) > qps:
-            self._slots.popleft()
 
     def _current_rate(self, now: float) -> float:
         if self.rate < self.qps:
@@ -75,14 +92,36 @@ class RateLimiter:
         return self.rate
 
     def _next_slot(self, now: float) -> float:
+        """The earliest time the next call may go; infinite while ``qps`` calls count and
+        the earliest to stop counting is still in flight."""
         rate = self._current_rate(now)
         slot = max(now, self._last_slot + 1.0 / rate, self._paused_until)
-        window = 1.0 + self._guard
-        while self._slots and self._slots[0] <= slot - window:
-            self._slots.popleft()
+        self._slots = [a for a in self._slots if a.until > slot]
         if len(self._slots) >= self.qps:
-            slot = max(slot, self._slots[len(self._slots) - self.qps] + window)
+            ends = sorted(a.until for a in self._slots)
+            slot = max(slot, ends[len(ends) - self.qps])
         return slot
+
+    async def _wait_for_answer(self) -> None:
+        if self._answered is None:
+            self._answered = asyncio.Event()
+        waits = [
+            asyncio.ensure_future(self._answered.wait()),
+            asyncio.ensure_future(self._closed.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if self._closed.is_set():
+            raise LimiterClosed
+
+    def _finished(self, admitted: _Admitted) -> None:
+        admitted.until = self._clock() + 1.0
+        if self._answered is not None:
+            self._answered.set()
+            self._answered = None
 
     async def _take_turn(self, priority: int) -> None:
         if not self._busy and not self._queue:
@@ -110,28 +149,53 @@ class RateLimiter:
         self._busy = False
 
     async def acquire(self, *, priority: bool = False) -> None:
-        """Wait for this caller's slot. Callers are served in arrival order, except that
-        ``priority`` callers (token refreshes, list sweeps: calls others depend on) go
-        before every ordinary one still waiting."""
+        """Wait for this caller's slot; the call then counts for ``1 + guard`` seconds.
+        Callers are served in arrival order, except that ``priority`` callers (token
+        refreshes, list sweeps: calls others depend on) go before every ordinary one
+        still waiting."""
+        admitted = await self._admit(priority)
+        admitted.until = admitted.at + 1.0 + self._guard
+
+    @contextlib.asynccontextmanager
+    async def call(self, *, priority: bool = False) -> AsyncIterator[None]:
+        """``acquire``, then the block sends the call and reads its answer: the call counts
+        until one second after the block ends (see the module's docstring)."""
+        admitted = await self._admit(priority)
+        try:
+            yield
+        finally:
+            self._finished(admitted)
+
+    async def _admit(self, priority: bool) -> _Admitted:
         self.waiting += 1
         try:
             await self._take_turn(0 if priority else 1)
             try:
                 if self._closed.is_set():
                     raise LimiterClosed
-                now = self._clock()
-                slot = self._next_slot(now)
-                self._slots.append(slot)
-                self._last_slot = slot
+                slot = self._next_slot(self._clock())
+                while math.isinf(slot):
+                    await self._wait_for_answer()
+                    slot = self._next_slot(self._clock())
+                admitted = _Admitted(slot)
+                self._slots.append(admitted)
+                previous, self._last_slot = self._last_slot, slot
                 self.calls += 1
-                delay = slot - now
-                # Sleep holding the turn: the next caller's slot depends on this one.
-                await self._sleep(delay)
-                # A 40001 may have arrived while we slept; honour the pause.
-                while self._paused_until > self._clock():
-                    await self._sleep(self._paused_until - self._clock())
+                try:
+                    # Sleep holding the turn: the next caller's slot depends on this one.
+                    await self._sleep(slot - self._clock())
+                    # A 40001 may have arrived while we slept; honour the pause.
+                    while self._paused_until > self._clock():
+                        await self._sleep(self._paused_until - self._clock())
+                except BaseException:
+                    # Never sent (we still hold the turn: nobody went after it): forget it.
+                    self._slots.remove(admitted)
+                    self._last_slot = previous
+                    self.calls -= 1
+                    raise
                 # Record when we really go, which is what the next slot is spaced from.
-                self._slots[-1] = self._last_slot = max(slot, self._clock())
+                admitted.at = self._last_slot = max(slot, self._clock())
+                return admitted
             finally:
                 self._pass_turn()
         finally:
@@ -159,5 +223,5 @@ class RateLimiter:
     def in_use(self, horizon: float = 1.0) -> float:
         """Calls scheduled in the last ``horizon`` seconds, as a fraction of the budget."""
         now = self._clock()
-        recent = sum(1 for slot in self._slots if now - horizon < slot <= now)
+        recent = sum(1 for a in self._slots if now - horizon < a.at <= now)
         return recent / (self.qps * horizon)

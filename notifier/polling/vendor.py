@@ -209,13 +209,14 @@ class VendorClient:
         LeaseLost when the lease is not held: nothing was sent, nothing is observed."""
         for _ in range(5):
             self._check_lease()  # no turn at the limiter for a call that cannot go
-            await self._limiter.acquire(priority=priority)
             started = time.monotonic()
-            label: str | None = "error"
+            label: str | None = None  # None: not sent (closing, lease lost), not counted
             try:
-                response = await self._http.request(
-                    method, path, extensions=self._extensions, **kwargs
-                )
+                async with self._limiter.call(priority=priority):
+                    started, label = time.monotonic(), "error"
+                    response = await self._http.request(
+                        method, path, extensions=self._extensions, **kwargs
+                    )
                 code, msg, data = parse_envelope(response)
                 label = str(code)
             except LeaseLost:
