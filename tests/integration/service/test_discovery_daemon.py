@@ -4,6 +4,7 @@ ones never; the vendor budget holds (counted on the simulator's arrival clock)."
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 
@@ -88,3 +89,45 @@ def test_new_jobs_are_delivered_and_since_start_survives_a_restart(
     assert len(receiver.receiver.accepted("/ops")) == 3  # one event each
     stats = sim.stats()
     assert max(stats["per_second"].values()) <= 10, stats["per_second"]
+
+
+def test_sighup_turns_discovery_on_and_changes_its_labels(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    """Reload: discovery switched on finds a job that was already there (``since`` before
+    it); new labels apply to the jobs discovered after the reload."""
+    sim = simulator.sim
+    since = int(time.time()) - 2
+    daemon = workspace.start()
+    daemon.wait_ready()
+    first = sim.add_job("before-on", queue_s=0, run_s=0.3, outcome=20)
+
+    def reloads() -> int:
+        return sum(1 for r in daemon.records() if r.get("event") == "reloaded")
+
+    def reload(discover: dict[str, object]) -> None:
+        done = reloads()
+        workspace.config["watch"]["discover"] = discover
+        workspace.write_config()
+        daemon.popen.send_signal(signal.SIGHUP)
+        assert daemon.wait_for_log(lambda _r: reloads() > done, timeout=20)
+
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+    reload({"since": iso, "labels": {"round": "one"}, "endpoints": ["ops"]})
+
+    def arrived(job_id: str) -> bool:
+        return receiver.receiver.wait_for_blocking(
+            lambda rec: any(r.payload["data"]["id"] == job_id for r in rec.accepted("/ops")),
+            timeout=30,
+        )
+
+    assert arrived(first), receiver.receiver.summary()
+    reload({"since": iso, "labels": {"round": "two"}, "endpoints": ["ops"]})
+    second = sim.add_job("after-change", queue_s=0, run_s=0.3, outcome=30)
+    assert arrived(second), receiver.receiver.summary()
+    assert daemon.stop() == 0
+    got = delivered(receiver)
+    assert got == {
+        first: ("lip_sync.succeeded", {"round": "one"}),
+        second: ("lip_sync.failed", {"round": "two"}),
+    }
