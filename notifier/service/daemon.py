@@ -630,6 +630,7 @@ class Daemon:
         await self._apply_metrics(self.config)
         # Before the first tick: a lone daemon polls from its first tick on.
         await self.lease.start()
+        self._release_orphan_claims()
         self._schedule()
         self.scheduler.start()
         self._listen()
@@ -639,6 +640,20 @@ class Daemon:
         self.sd.ready(self.status_text())
         await self._stop.wait()
         return await self._shutdown()
+
+    def _release_orphan_claims(self) -> None:
+        """SQLite: this daemon holds the file's instance lock, so a claim in it is a dead
+        predecessor's (``kill -9`` mid-attempt): send those deliveries again now rather than
+        when the claims lapse. A shared PostgreSQL state waits them out (a claim may be a
+        live node's)."""
+        if self.config.state.url is not None:
+            return
+        try:
+            released = self.store.release_every_claim()
+        except StoreUnavailable:
+            return  # they lapse as on PostgreSQL; the outage is reported by the ticks
+        if released:
+            log.info("claims of a previous run released; those deliveries go again", count=released)
 
     def _listen(self) -> None:
         """PostgreSQL: what other nodes and programs write runs its job at once."""

@@ -76,6 +76,12 @@ class DeliveryClaims:
             rows = self._run("claimed_deliveries", {"ids": json.dumps(list(granted))})
             return [due_from_row(row, *granted[row["id"]]) for row in rows.fetchall()]
 
+    def release_every_claim(self) -> int:
+        """Only for a state no other daemon can use (a SQLite file under its instance lock):
+        a predecessor killed mid-attempt left claims that nobody will ever release."""
+        with self.transaction():
+            return int(self._run("release_every_claim").rowcount)
+
     def release_claims(self, claims: Iterable[tuple[int, int]]) -> int:
         """Give up claims, (delivery id, claim token) each, that still hold; how many did.
 

@@ -432,6 +432,10 @@ FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
 ORDER BY d.next_attempt_at, d.id;
 
+-- name: release_every_claim
+-- Same name as SQLite's; never used on a shared state (a claim may be a live node's).
+UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL WHERE claimed_by IS NOT NULL;
+
 -- name: release_claim
 UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL
 WHERE id = %(id)s AND claim_token = %(claim)s AND claimed_by IS NOT NULL;

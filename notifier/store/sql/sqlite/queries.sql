@@ -391,6 +391,11 @@ FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.id IN (SELECT value FROM json_each(:ids))
 ORDER BY d.next_attempt_at, d.id;
 
+-- name: release_every_claim
+-- A daemon that holds the SQLite file's instance lock is the only one: claims left in the
+-- file are a dead predecessor's.
+UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL WHERE claimed_by IS NOT NULL;
+
 -- name: release_claim
 -- Only the claim it names: one that lapsed and was taken over belongs to the other node now.
 UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL
