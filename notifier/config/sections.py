@@ -449,16 +449,6 @@ def _optional_intake_token(value: object) -> str | None:
     return None if value is None else _intake_token(value)
 
 
-def _callback_labels(value: object) -> object:
-    if value is None:
-        return {}
-    problem = labels_problem(value)
-    if problem:
-        raise ValueError(problem)
-    assert isinstance(value, dict)
-    return {str(k): str(v) for k, v in value.items()}
-
-
 class IntakeConfig(_Listener):
     """The optional HTTP intake API (``POST /v1/watches``…); off without ``listen``."""
 
@@ -482,9 +472,7 @@ class IntakeConfig(_Listener):
     #: checked and kept secret like ``tokens``.
     callback_token: Annotated[SecretStr | None, BeforeValidator(_optional_intake_token)] = None
     #: Labels and endpoints (None: every subscribed one) of watches a callback creates.
-    labels: Annotated[dict[str, str], BeforeValidator(_callback_labels)] = Field(
-        default_factory=dict
-    )
+    labels: Annotated[dict[str, str], BeforeValidator(_labels)] = Field(default_factory=dict)
     endpoints: list[Annotated[str, BeforeValidator(endpoint_name)]] | None = None
 
     def token_values(self) -> list[str]:
@@ -539,18 +527,22 @@ class Config(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _discover_endpoints(self) -> Config:
-        """Like ``watch add --endpoint``: only names of configured endpoints."""
-        discover = self.watch.discover
-        if discover is None or discover.endpoints is None:
-            return self
+    def _default_endpoints(self) -> Config:
+        """``watch.discover.endpoints`` and ``intake.endpoints``, like ``watch add
+        --endpoint``: only names of configured endpoints."""
         names = self.endpoint_names()
+        discover = self.watch.discover
+        given: list[tuple[Loc, list[str] | None]] = [
+            (("watch", "discover", "endpoints"), discover.endpoints if discover else None),
+            (("intake", "endpoints"), self.intake.endpoints),
+        ]
         problems: list[tuple[Loc, str]] = [
             (
-                ("watch", "discover", "endpoints", i),
+                (*where, i),
                 f"unknown endpoint {name!r} (configured: {', '.join(names) or 'none'})",
             )
-            for i, name in enumerate(discover.endpoints)
+            for where, wanted in given
+            for i, name in enumerate(wanted or [])
             if name not in names
         ]
         if problems:
@@ -576,23 +568,6 @@ class Config(BaseModel):
         if problems:
             raise KeyedProblems(problems)
         return endpoints
-
-    @model_validator(mode="after")
-    def _callback_endpoints(self) -> Config:
-        """``intake.endpoints`` as ``watch add --endpoint``: names of configured endpoints."""
-        wanted = self.intake.endpoints or []
-        names = self.endpoint_names()
-        problems: list[tuple[Loc, str]] = [
-            (
-                ("intake", "endpoints", i),
-                f"unknown endpoint {name!r} (configured: {', '.join(names) or 'none'})",
-            )
-            for i, name in enumerate(wanted)
-            if name not in names
-        ]
-        if problems:
-            raise KeyedProblems(problems)
-        return self
 
     def endpoint(self, name: str) -> Endpoint | None:
         """The endpoint called ``name``, or None."""
