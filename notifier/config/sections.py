@@ -29,6 +29,7 @@ from notifier.config.fields import (
     format_duration,
     http_url,
     int_between,
+    is_loopback_host,
     optional_path,
     parse_duration,
     plain_http_host,
@@ -449,6 +450,90 @@ def _optional_intake_token(value: object) -> str | None:
     return None if value is None else _intake_token(value)
 
 
+def _public_url(value: object) -> str | None:
+    if value is None:
+        return None
+    url = http_url(value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query string or fragment")
+    return url
+
+
+def _client_name(value: object) -> str:
+    try:
+        name = endpoint_name(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("endpoint name", "client name")) from None
+    if name == "account":
+        raise ValueError("'account' is the name of the account's own credentials; pick another")
+    return name
+
+
+class GatewayClient(BaseModel):
+    """An application's own credentials for the gateway (the vendor secret stays here)."""
+
+    model_config = _MODEL
+
+    name: Annotated[str, BeforeValidator(_client_name)]
+    app_id: Annotated[str, BeforeValidator(plain_text)]
+    secret_key: Annotated[SecretStr, BeforeValidator(secret_text)]
+
+
+def _share(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"must be a number from 0 to 1, got {show(value)}")
+    return float(value)
+
+
+class GatewayConfig(_Listener):
+    """The vendor-compatible gateway for the user's own applications; off without ``listen``."""
+
+    #: Beside the account's own app_id/secret_key, which is always accepted.
+    clients: list[GatewayClient] = Field(default_factory=list)
+    #: This node's gateway as other nodes reach it (a standby relays to the lease holder's);
+    #: None: ``http://`` + ``listen``.
+    advertise: Annotated[str | None, BeforeValidator(_public_url)] = None
+    #: Share of ``chanjing.qps`` that applications' calls may take ahead of the daemon's own
+    #: polls and sweeps; past it they wait in line with the polls.
+    share: Annotated[float, BeforeValidator(_share)] = 0.5
+    #: A call that would wait longer than this for the budget gets the vendor's 40001.
+    max_wait: PositiveDuration = 10.0
+    #: Labels and endpoints (None: every subscribed one) of watches a create makes, unless
+    #: its request names its own (``x-notifier-label`` / ``x-notifier-endpoint`` headers).
+    labels: Annotated[dict[str, str], BeforeValidator(_labels)] = Field(default_factory=dict)
+    endpoints: list[Annotated[str, BeforeValidator(endpoint_name)]] | None = None
+
+    @field_validator("clients")
+    @classmethod
+    def _unique_clients(cls, clients: list[GatewayClient]) -> list[GatewayClient]:
+        problems: list[tuple[Loc, str]] = []
+        names: set[str] = set()
+        app_ids: set[str] = set()
+        for i, client in enumerate(clients):
+            if client.name in names:
+                problems.append(((i, "name"), f"duplicate client name {client.name!r}"))
+            if client.app_id in app_ids:
+                problems.append(((i, "app_id"), "duplicate app_id"))
+            names.add(client.name)
+            app_ids.add(client.app_id)
+        if problems:
+            raise KeyedProblems(problems)
+        return clients
+
+    def advertised(self) -> str | None:
+        """Where other nodes reach this gateway; None when it is off."""
+        if self.advertise is not None:
+            return self.advertise
+        address = self.address()
+        if address is None:
+            return None
+        host = f"[{address[0]}]" if ":" in address[0] else address[0]
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{address[1]}"
+
+
 class IntakeConfig(_Listener):
     """The optional HTTP intake API (``POST /v1/watches``…); off without ``listen``."""
 
@@ -474,6 +559,16 @@ class IntakeConfig(_Listener):
     #: Labels and endpoints (None: every subscribed one) of watches a callback creates.
     labels: Annotated[dict[str, str], BeforeValidator(_labels)] = Field(default_factory=dict)
     endpoints: list[Annotated[str, BeforeValidator(endpoint_name)]] | None = None
+    #: Where the vendor reaches this listener (``https://notifier.example.com``): with
+    #: ``callback_token``, creates through the gateway that name no ``callback`` get ours.
+    public_url: Annotated[str | None, BeforeValidator(_public_url)] = None
+
+    def callback_url(self) -> str | None:
+        """The vendor callback route as the vendor reaches it, or None (not configured)."""
+        secret = self.callback_secret()
+        if self.public_url is None or secret is None:
+            return None
+        return f"{self.public_url}/v1/chanjing/callback/{secret}"
 
     def token_values(self) -> list[str]:
         return [t.get_secret_value() for t in self.tokens]
@@ -492,6 +587,7 @@ _SECTION_DEFAULTS = (
     "log",
     "metrics",
     "intake",
+    "gateway",
 )
 
 
@@ -510,6 +606,7 @@ class Config(BaseModel):
     log: LogConfig = Field(default_factory=LogConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     intake: IntakeConfig = Field(default_factory=IntakeConfig)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
     VENDOR_QPS_LIMIT: ClassVar[int] = 10
 
@@ -591,6 +688,7 @@ class Config(BaseModel):
                 found.append(endpoint.target_url())
         found.extend(self.intake.token_values())
         found.append(self.intake.callback_secret() or "")
+        found.extend(c.secret_key.get_secret_value() for c in self.gateway.clients)
         unique = [s for s in dict.fromkeys(found) if s]
         return sorted(unique, key=len, reverse=True)
 
@@ -621,6 +719,17 @@ class Config(BaseModel):
             out.append(f"intake.listen without intake.tokens: every /v1 request{served} gets 401")
         if intake.listen is None and intake.callback_token is not None:
             out.append("intake.callback_token without intake.listen: no callback is received")
+        if intake.public_url is not None and intake.callback_token is None:
+            out.append("intake.public_url without intake.callback_token: no callback is added")
+        gateway = self.gateway
+        if gateway.listen is None and gateway.clients:
+            out.append("gateway.clients without gateway.listen: the gateway is off")
+        address = gateway.address()
+        if address is not None and not is_loopback_host(address[0]):
+            out.append(
+                f"gateway.listen: {gateway.listen} is not loopback; anyone who reaches it with "
+                "valid credentials spends the account's budget (keep it on a private network)"
+            )
         if self.watch.discover is not None and not self.polling.list_sweep:
             out.append(
                 "watch.discover with polling.list_sweep: false: nothing is discovered "
@@ -644,4 +753,5 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "log": LogConfig,
     "metrics": MetricsConfig,
     "intake": IntakeConfig,
+    "gateway": GatewayConfig,
 }

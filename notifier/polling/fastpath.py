@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from notifier.polling.poller import Poller
+from notifier.polling.ratelimit import Share
 
 #: Share of ``qps`` that fast-path polls may use (per second, in a burst of as many).
 FAST_SHARE = 0.5
@@ -24,23 +25,7 @@ class FastPath:
 
     def __init__(self, poller: Poller, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.poller = poller
-        self._clock = clock
-        self._tokens: float | None = None  # full at first
-        self._filled_at = clock()
-
-    def _capacity(self) -> float:
-        return max(1.0, self.poller.limiter.qps * FAST_SHARE)
-
-    def _take(self) -> bool:
-        """A token bucket refilled at ``qps * FAST_SHARE`` a second (it follows reloads)."""
-        capacity = self._capacity()
-        now = self._clock()
-        tokens = capacity if self._tokens is None else self._tokens
-        tokens = min(capacity, tokens + (now - self._filled_at) * capacity)
-        self._filled_at = now
-        taken = tokens >= 1.0
-        self._tokens = tokens - 1.0 if taken else tokens
-        return taken
+        self._share = Share(poller.limiter, FAST_SHARE, clock=clock)
 
     def request(self, job_id: str) -> str:
         """Poll ``job_id`` (an active watch) soon. Returns what was done:
@@ -60,7 +45,7 @@ class FastPath:
         watch = store.get_watch(job_id)
         if summary is None or summary["state"] != "active" or watch is None:
             return "finished"
-        if not self._take():
+        if not self._share.take():
             return "due" if store.make_due(job_id) else "finished"
         poller.poll_now(watch)
         return "polling"

@@ -15,6 +15,11 @@ a call arrived between its admission and its answer. Hence two rules:
 * a bare :meth:`acquire` (no answer to wait for) counts for ``1 + guard`` seconds from its
   admission.
 
+Callers wait in line by :class:`Priority`, then by arrival: a token refresh first (every
+other call needs it), then an application's call through the gateway (someone is waiting on
+it), then list sweeps and a callback's poll, then ordinary polls. A lane that goes ahead of
+the polls is bounded by a :class:`Share` of the budget, so it cannot starve detection.
+
 A 40001 answer means we got it wrong anyway (clock skew, another client on the account):
 every caller pauses until a shared deadline, the rate drops, then it creeps back up.
 """
@@ -29,6 +34,48 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Priority(IntEnum):
+    """Order at the limiter (lower goes first); equal priorities go in arrival order."""
+
+    TOKEN = 0
+    INTERACTIVE = 1
+    URGENT = 2
+    ORDINARY = 3
+
+
+def _priority(value: bool | int) -> int:
+    """``True``/``False`` (older callers): urgent or ordinary."""
+    if isinstance(value, bool):
+        return Priority.URGENT if value else Priority.ORDINARY
+    return int(value)
+
+
+class Share:
+    """A token bucket of ``share`` of the limiter's ``qps`` per second (a burst of as many,
+    at least one): how many calls a lane may send ahead of the ordinary ones."""
+
+    def __init__(
+        self, limiter: RateLimiter, share: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limiter = limiter
+        self.share = share
+        self._clock = clock
+        self._tokens: float | None = None  # full at first
+        self._filled_at = clock()
+
+    def take(self) -> bool:
+        """One call's place in the lane, if there is one now (it follows reloads of qps)."""
+        capacity = max(1.0, self.limiter.qps * self.share) if self.share > 0 else 0.0
+        now = self._clock()
+        tokens = capacity if self._tokens is None else self._tokens
+        tokens = min(capacity, tokens + (now - self._filled_at) * capacity)
+        self._filled_at = now
+        taken = tokens >= 1.0
+        self._tokens = tokens - 1.0 if taken else tokens
+        return taken
 
 
 @dataclass
@@ -148,16 +195,15 @@ class RateLimiter:
                 return
         self._busy = False
 
-    async def acquire(self, *, priority: bool = False) -> None:
+    async def acquire(self, *, priority: bool | int = False) -> None:
         """Wait for this caller's slot; the call then counts for ``1 + guard`` seconds.
-        Callers are served in arrival order, except that ``priority`` callers (token
-        refreshes, list sweeps: calls others depend on) go before every ordinary one
-        still waiting."""
+        Callers are served by :class:`Priority`, then in arrival order (``True``: urgent,
+        ``False``: ordinary)."""
         admitted = await self._admit(priority)
         admitted.until = admitted.at + 1.0 + self._guard
 
     @contextlib.asynccontextmanager
-    async def call(self, *, priority: bool = False) -> AsyncIterator[None]:
+    async def call(self, *, priority: bool | int = False) -> AsyncIterator[None]:
         """``acquire``, then the block sends the call and reads its answer: the call counts
         until one second after the block ends (see the module's docstring)."""
         admitted = await self._admit(priority)
@@ -166,10 +212,10 @@ class RateLimiter:
         finally:
             self._finished(admitted)
 
-    async def _admit(self, priority: bool) -> _Admitted:
+    async def _admit(self, priority: bool | int) -> _Admitted:
         self.waiting += 1
         try:
-            await self._take_turn(0 if priority else 1)
+            await self._take_turn(_priority(priority))
             try:
                 if self._closed.is_set():
                     raise LimiterClosed

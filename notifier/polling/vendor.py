@@ -9,18 +9,20 @@ the daemon, a restarted daemon and CLI commands must all reuse it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
 from notifier.log import get_logger, redactor
 from notifier.models import JobDetail
 from notifier.polling.lease import LeaseKeeper, LeaseLost
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import Priority, RateLimiter
 from notifier.store import Store
 
 TOKEN_PATH = "/open/v1/access_token"
@@ -28,6 +30,8 @@ DETAIL_PATH = "/open/v1/video_lip_sync/detail"
 LIST_PATH = "/open/v1/video_lip_sync/list"
 
 log = get_logger(component="vendor")
+#: How long the current task's last call waited for its turn at the limiter.
+_waited: contextvars.ContextVar[float] = contextvars.ContextVar("waited", default=0.0)
 
 CODE_OK = 0
 CODE_TOKEN_INVALID = 10400
@@ -54,6 +58,21 @@ class ListPage:
     received: int
 
 
+class Answer(NamedTuple):
+    """A vendor answer: its envelope's code (None: not an envelope), msg and data, and the
+    response itself (the gateway hands it on as it came)."""
+
+    code: int | None
+    msg: str
+    data: Any
+    response: httpx.Response
+
+
+def envelope(code: int, msg: str, data: Any = None) -> dict[str, Any]:
+    """The vendor's answer shape, with a fresh trace id as every real answer has."""
+    return {"trace_id": secrets.token_hex(16), "code": code, "msg": msg, "data": data}
+
+
 class VendorError(Exception):
     """A call that did not give an answer we can use now; the caller retries later."""
 
@@ -64,6 +83,10 @@ class UnknownJob(Exception):
 
 class ParameterRejected(VendorError):
     """Code 40000 for a request of ours (not a job id): e.g. a page size the vendor caps."""
+
+
+class WaitedTooLong(VendorError):
+    """No turn at the limiter within the caller's bound: nothing was sent."""
 
 
 class CredentialsRejected(VendorError):
@@ -187,6 +210,15 @@ class VendorClient:
         """Values that must never be logged (for the log redactor)."""
         return [self._secret_key] + ([self._token[0]] if self._token else [])
 
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    @staticmethod
+    def last_wait() -> float:
+        """Seconds the calling task's last call waited for its turn at the limiter."""
+        return _waited.get()
+
     def may_call(self) -> bool:
         """Whether a call may be sent now (this node holds the vendor lease)."""
         return self._lease is None or self._lease.may_call()
@@ -202,50 +234,89 @@ class VendorClient:
         if event.endswith("send_request_headers.started"):
             self._check_lease()
 
-    async def _call(
-        self, endpoint: str, method: str, path: str, *, priority: bool = False, **kwargs: Any
-    ) -> Any:
-        """One budgeted call; retries 40001 after the shared pause. Returns (code, msg, data).
-        LeaseLost when the lease is not held: nothing was sent, nothing is observed."""
-        for _ in range(5):
-            self._check_lease()  # no turn at the limiter for a call that cannot go
-            started = time.monotonic()
-            label: str | None = None  # None: not sent (closing, lease lost), not counted
+    async def _exchange(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        priority: bool | int = False,
+        wait: float | None = None,
+        **kwargs: Any,
+    ) -> Answer:
+        """One budgeted request and its answer, read as an envelope where it is one.
+
+        ``wait``: give up (:class:`WaitedTooLong`, nothing sent) after this long at the
+        limiter. LeaseLost when the lease is not held: nothing was sent, nothing observed."""
+        self._check_lease()  # no turn at the limiter for a call that cannot go
+        started = time.monotonic()
+        label: str | None = None  # None: not sent (closing, lease lost), not counted
+        try:
             try:
-                async with self._limiter.call(priority=priority):
-                    started, label = time.monotonic(), "error"
-                    response = await self._http.request(
-                        method, path, extensions=self._extensions, **kwargs
-                    )
+                async with asyncio.timeout(wait) as scope:
+                    async with self._limiter.call(priority=priority):
+                        scope.reschedule(None)  # the wait is bounded, the call is not
+                        _waited.set(time.monotonic() - started)
+                        started, label = time.monotonic(), "error"
+                        response = await self._http.request(
+                            method, path, extensions=self._extensions, **kwargs
+                        )
+            except TimeoutError:
+                raise WaitedTooLong(f"no turn at the limiter within {wait:g}s") from None
+            try:
                 code, msg, data = parse_envelope(response)
-                label = str(code)
-            except LeaseLost:
-                label = None
-                raise
-            except httpx.TimeoutException:
-                label = "timeout"
-                raise VendorError("timed out") from None
-            except httpx.HTTPError as exc:
-                label = "http_error"
-                raise VendorError(f"connection failed: {type(exc).__name__}") from None
-            except VendorError:
+            except VendorError as exc:
                 label = "bad_answer"
-                raise
-            finally:
-                if self.observer is not None and label is not None:
-                    self.observer(endpoint, label, time.monotonic() - started)
-            if code == CODE_QPS:
-                self._limiter.throttle()
-                continue
-            return code, msg, data
-        raise VendorError("vendor keeps answering 40001 (over the QPS limit)")
+                return Answer(None, str(exc), None, response)
+            label = str(code)
+            return Answer(code, msg, data, response)
+        except LeaseLost:
+            label = None
+            raise
+        except httpx.TimeoutException:
+            label = "timeout"
+            raise VendorError("timed out") from None
+        except httpx.HTTPError as exc:
+            label = "http_error"
+            raise VendorError(f"connection failed: {type(exc).__name__}") from None
+        finally:
+            if self.observer is not None and label is not None:
+                self.observer(endpoint, label, time.monotonic() - started)
+
+    async def _call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        priority: bool | int = False,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> Answer:
+        """One budgeted call; retries 40001 after the shared pause. VendorError for an
+        answer that is not an envelope. ``deadline`` (monotonic): stop waiting for a turn
+        then (:class:`WaitedTooLong`); None: five tries."""
+        tries = 0
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            answer = await self._exchange(
+                endpoint, method, path, priority=priority, wait=wait, **kwargs
+            )
+            if answer.code is None:
+                raise VendorError(answer.msg)
+            if answer.code != CODE_QPS:
+                return answer
+            self._limiter.throttle()
+            tries += 1
+            if deadline is None and tries >= 5:
+                raise VendorError("vendor keeps answering 40001 (over the QPS limit)")
 
     async def _fetch_token(self) -> tuple[str, float]:
-        code, msg, data = await self._call(
+        code, msg, data, _ = await self._call(
             "access_token",
             "POST",
             TOKEN_PATH,
-            priority=True,
+            priority=Priority.TOKEN,
             json={"app_id": self._app_id, "secret_key": self._secret_key},
         )
         if code != CODE_OK:
@@ -322,23 +393,56 @@ class VendorClient:
                 self._token = None
             self._store.drop_token(self._account, token)
 
-    async def _authorized(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Any:
-        """A call with the access token; on 10400 refresh once and retry. Returns
-        (code, msg, data) for any other code."""
+    async def _authorized(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Answer:
+        """A call with the access token; on 10400 refresh once and retry. Returns the
+        answer for any other code."""
         headers = kwargs.pop("headers", {})
         for attempt in range(2):
             token = await self.token()
-            code, msg, data = await self._call(
+            answer = await self._call(
                 endpoint, method, path, headers={**headers, "access_token": token}, **kwargs
             )
-            if code == CODE_TOKEN_INVALID and attempt == 0:
+            if answer.code == CODE_TOKEN_INVALID and attempt == 0:
                 # Revoked or expired early (someone issued a new one): refresh once, retry.
                 await self._forget_token(token)
                 continue
-            if code == CODE_TOKEN_INVALID:
+            if answer.code == CODE_TOKEN_INVALID:
                 raise VendorError("access token rejected even after a refresh (code 10400)")
-            return code, msg, data
+            return answer
         raise AssertionError("unreachable")
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        content: bytes = b"",
+        content_type: str | None = None,
+        priority: int = Priority.INTERACTIVE,
+        wait: float = 10.0,
+    ) -> Answer:
+        """An application's call (the gateway's), sent as it came but with our token, under
+        the one budget. A 40001 is retried while ``wait`` lasts, a 10400 once after a
+        refresh; :class:`WaitedTooLong` when no turn came within ``wait``. The answer is
+        the vendor's as it came, envelope or not."""
+        deadline = time.monotonic() + wait
+        headers = {"content-type": content_type} if content_type else {}
+        target = f"{path}?{query}" if query else path
+        async with asyncio.timeout(wait):  # a token refresh waits within the same bound
+            try:
+                await self.token()
+            except TimeoutError:
+                raise WaitedTooLong(f"no vendor token within {wait:g}s") from None
+        return await self._authorized(
+            "forward",
+            method,
+            target,
+            priority=priority,
+            deadline=deadline,
+            headers=headers,
+            content=content,
+        )
 
     async def list_page(self, page: int, page_size: int) -> ListPage:
         """One page of the account's jobs, newest first, and the number of pages.
@@ -346,7 +450,7 @@ class VendorClient:
         Items that cannot be parsed are skipped: one odd job must not hide the others.
         """
         # Priority at the limiter: one list call stands for up to a page of detail calls.
-        code, msg, data = await self._authorized(
+        code, msg, data, _ = await self._authorized(
             "list", "POST", LIST_PATH, priority=True, json={"page": page, "page_size": page_size}
         )
         if code == CODE_BAD_PARAMETER:
@@ -371,7 +475,7 @@ class VendorClient:
     async def detail(self, job_id: str, *, priority: bool = False) -> JobDetail:
         """The job's current state. UnknownJob for a rejected id, VendorError otherwise.
         ``priority``: ahead of ordinary calls at the limiter (a vendor callback's poll)."""
-        code, msg, data = await self._authorized(
+        code, msg, data, _ = await self._authorized(
             "detail", "GET", DETAIL_PATH, priority=priority, params={"id": job_id}
         )
         if code == CODE_OK:

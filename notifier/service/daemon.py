@@ -28,8 +28,10 @@ from notifier.config import Config, ConfigError, SlackEndpoint, WebhookEndpoint,
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.operational import OperationalEvents, Thresholds
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
+from notifier.gateway.door import Gateway
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
+from notifier.models import JobDetail
 from notifier.polling.discovery import Discoverer, settings_from
 from notifier.polling.fastpath import FastPath
 from notifier.polling.lease import LeaseKeeper
@@ -37,6 +39,7 @@ from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
+from notifier.service.gateway_listener import GatewayListener
 from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
 from notifier.service.intake_listener import IntakeListener, ListenError
@@ -124,6 +127,7 @@ def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
         "retry_steps": len(config.delivery.retry_schedule),
         "endpoints": endpoints,
         "intake": config.intake.listen,
+        "gateway": config.gateway.listen,
         "discover": config.watch.discover is not None,
     }
 
@@ -186,6 +190,15 @@ class Daemon:
             poll_now=FastPath(self.poller).request,
             callback_observer=self.metrics.on_callback,
         )
+        self.lease.advertise = config.gateway.advertised()
+        self.gateway = Gateway(
+            self.store,
+            lambda: self.vendor,
+            observe=self._observe_forwarded,
+            holder=lambda: self.lease.holder_advertise,
+            clock=self.now,
+        )
+        self.gateway_listener = GatewayListener(self.gateway, self.metrics.on_gateway_call)
         self._stop = asyncio.Event()
         self.wakeups: Wakeups | None = None
 
@@ -296,9 +309,18 @@ class Daemon:
             OLD_CLIENT_CLOSE_DELAY, lambda: asyncio.ensure_future(close())
         )
 
+    def _observe_forwarded(self, detail: JobDetail) -> None:
+        """A detail answer the gateway forwarded for an active watch is that watch's poll."""
+        summary = self.store.watch_summary(detail.id)
+        watch = self.store.get_watch(detail.id) if summary is not None else None
+        if summary is not None and summary["state"] == "active" and watch is not None:
+            self.poller.observe(watch, detail)
+
     # -- scheduled jobs -------------------------------------------------------------------
 
     async def _take_queue(self) -> None:
+        if self.gateway.pending:
+            self.gateway.flush()
         result = take_queue(self.store, self.config.endpoint_names())
         if result.added or result.updated:
             log.info("watches taken from the queue", added=result.added, updated=result.updated)
@@ -445,6 +467,7 @@ class Daemon:
                 for name in self.config.endpoint_names()
             },
             "vendor_failing": int(self.ops.state.vendor.failing),
+            "gateway_pending": len(self.gateway.pending),
             "lease": {
                 "node": self.lease.node,
                 "held": int(self.lease.may_call()),
@@ -599,6 +622,11 @@ class Daemon:
             await self.intake.apply(new.intake, new.endpoint_names())
         except ListenError as exc:
             log.error("intake.listen: the new address is not used", error=str(exc))
+        self.lease.advertise = new.gateway.advertised()
+        try:
+            await self.gateway_listener.apply(new)
+        except ListenError as exc:
+            log.error("gateway.listen: the new address is not used", error=str(exc))
         logs.redactor.replace(self._secrets() + old.secrets())
         await self._check_watch_file(force=True)
         for warning in new.warnings():
@@ -617,8 +645,11 @@ class Daemon:
             log.warning(warning)
         try:
             await self.intake.apply(self.config.intake, self.config.endpoint_names())
+            await self.gateway_listener.apply(self.config)
         except ListenError as exc:
-            log.error("cannot start: intake.listen", error=str(exc))
+            log.error("cannot start: a listener's address", error=str(exc))
+            await self.intake.stop()
+            await self.gateway_listener.stop()
             await self.vendor.aclose()
             self.store.close()
             self.lease_store.close()
@@ -677,6 +708,7 @@ class Daemon:
         self.lease.close()  # no vendor call leaves from now on
         self.scheduler.shutdown(wait=False)
         await self.intake.stop()
+        await self.gateway_listener.stop()
         if self.wakeups is not None:
             await self.wakeups.close()
         if self.metrics_server is not None:

@@ -85,6 +85,12 @@ class _StateCollector(Collector):
             "credentials are rejected; 0 otherwise.",
             value=snap.get("vendor_failing", 0),
         )
+        yield GaugeMetricFamily(
+            "chanjing_gateway_creates_unwatched",
+            "Jobs created through the gateway whose watch could not be written yet (kept in "
+            "memory and written as soon as the state allows).",
+            value=snap.get("gateway_pending", 0),
+        )
         sweep = snap.get("sweep")
         if sweep is not None:
             yield from _sweep_metrics(sweep)
@@ -241,6 +247,29 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.gateway_calls = Counter(
+            "chanjing_gateway_calls",
+            "Applications' calls to the gateway by vendor path (other: any path not known) "
+            "and outcome: token, refused (no valid gateway token or credentials), absorbed "
+            "(answered from the last observation, no vendor call), forwarded, relayed (to the "
+            "lease holder), limited (answered 40001: no turn at the budget within "
+            "gateway.max_wait), failed, rejected (bad request).",
+            ["path", "outcome"],
+            registry=r,
+        )
+        self.gateway_latency = Histogram(
+            "chanjing_gateway_latency_seconds",
+            "Time to answer a gateway call, by outcome.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.gateway_waited = Histogram(
+            "chanjing_gateway_limiter_wait_seconds",
+            "Time a forwarded call waited for its turn at the vendor budget.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
         self.callbacks = Counter(
             "chanjing_callbacks",
@@ -308,6 +337,14 @@ class Metrics:
     def on_intake_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.intake_requests.labels(method, route, str(status)).inc()
         self.intake_latency.labels(route).observe(seconds)
+
+    def on_gateway_call(
+        self, path: str, outcome: str, status: int, seconds: float, waited: float | None
+    ) -> None:
+        self.gateway_calls.labels(path, outcome).inc()
+        self.gateway_latency.labels(outcome).observe(seconds)
+        if waited is not None:
+            self.gateway_waited.observe(waited)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -16,9 +16,10 @@ ALLOWED: dict[str, set[str]] = {
     "intake": {"store"},
     "delivery": {"store"},
     "polling": {"store", "delivery"},
-    "service": {"store", "intake", "polling", "delivery"},
-    "tools": {"store", "intake", "polling", "delivery", "service"},
-    "cli": {"store", "intake", "polling", "delivery", "service", "tools"},
+    "gateway": {"store", "intake", "polling", "delivery"},
+    "service": {"store", "intake", "polling", "delivery", "gateway"},
+    "tools": {"store", "intake", "polling", "delivery", "gateway", "service"},
+    "cli": {"store", "intake", "polling", "delivery", "gateway", "service", "tools"},
     "__main__": {"cli"},
 }
 

@@ -61,7 +61,7 @@ def at_once(*stores: Store, simulator: Simulator) -> list[str | BaseException]:
                 start.wait(10)
                 await vendor.token()
                 # A call with it (a revoked one is refreshed here, once).
-                code, _msg, _data = await vendor._authorized(
+                code, _msg, _data, _ = await vendor._authorized(
                     "detail", "GET", vendor_module.DETAIL_PATH
                 )
                 assert code != vendor_module.CODE_TOKEN_INVALID

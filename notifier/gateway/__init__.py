@@ -1,0 +1,1 @@
+"""The gateway: the account's one door for the user's own applications (``gateway.listen``)."""

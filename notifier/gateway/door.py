@@ -1,0 +1,448 @@
+"""What the gateway does with one application call: issue a token, absorb, forward or relay.
+
+The application believes it talks to the vendor, so every answer it can act on comes in the
+vendor's envelope (HTTP 200 + ``code``): 10400 for a token we do not accept (its SDK then
+fetches a new one from us), 40001 when the budget had no turn for it within
+``gateway.max_wait`` (it retries, as it would against the vendor). The vendor's own token
+never leaves this module's vendor client.
+
+* **Absorbed**: a detail call for a job we watch, answered from our last observation of it
+  when that is fresh (``polling.min_interval``) or final. No vendor call.
+* **Forwarded**: anything else under ``/open/v1/``, with our token, through the one limiter
+  (ahead of our own polls within ``gateway.share``), the answer handed back as it came. A
+  detail answer for a watched job counts as its poll; a lip-sync create becomes a watch.
+* **Relayed**: on a standby (no vendor lease) the call goes to the lease holder's gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+from notifier import log as logs
+from notifier.config import Config
+from notifier.gateway.tokens import ACCOUNT_CLIENT, Credentials, GatewayTokens
+from notifier.intake.adding import add_watches, endpoints_problem
+from notifier.models import JobDetail, job_id_problem, labels_problem
+from notifier.polling.lease import LeaseLost
+from notifier.polling.ratelimit import LimiterClosed, Priority, Share
+from notifier.polling.vendor import (
+    CODE_BAD_PARAMETER,
+    CODE_OK,
+    CODE_QPS,
+    CODE_TOKEN_INVALID,
+    DETAIL_PATH,
+    TOKEN_PATH,
+    VendorClient,
+    VendorError,
+    WaitedTooLong,
+    envelope,
+    parse_detail,
+)
+from notifier.store import DB_ERRORS, Store
+
+log = logs.get_logger(component="gateway")
+
+CREATE_PATH = "/open/v1/video_lip_sync/create"
+#: Paths we forward: the vendor's are lower-case words under /open/v1/. Nothing that could
+#: climb out of it (no dots, no percent-escapes, no empty segments).
+PATH_RE = re.compile(r"/open/v1/[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*")
+#: Request headers that carry a watch's labels and endpoints (``k=v`` / names, repeated or
+#: comma-separated); never forwarded.
+LABEL_HEADER = "x-notifier-label"
+ENDPOINT_HEADER = "x-notifier-endpoint"
+#: Marks a call one node relays to another: it is not relayed again.
+RELAYED_HEADER = "x-notifier-relayed"
+#: A standby waiting for a lease holder (a failover) looks again this often.
+HOLDER_RETRY = 0.2
+#: Paths named in metrics as they are; any other is "other" (no label per made-up path).
+KNOWN_PATHS = frozenset(
+    {
+        TOKEN_PATH,
+        DETAIL_PATH,
+        CREATE_PATH,
+        "/open/v1/video_lip_sync/list",
+        "/open/v1/common/create_upload_url",
+        "/open/v1/common/file_detail",
+    }
+)
+
+
+@dataclass
+class Reply:
+    """An answer for the application, and how it came about (for the log and metrics)."""
+
+    status: int
+    body: bytes
+    content_type: str
+    #: token, refused, absorbed, forwarded, relayed, limited, failed, rejected
+    outcome: str
+    code: int | None = None
+    client: str | None = None
+    #: Seconds the call waited for its turn at the limiter (forwarded calls).
+    waited: float | None = None
+
+
+def vendor_reply(code: int, msg: str, data: Any = None, *, outcome: str) -> Reply:
+    body = json.dumps(envelope(code, msg, data), ensure_ascii=True).encode()
+    return Reply(200, body, "application/json", outcome, code)
+
+
+def error_reply(status: int, message: str, *, outcome: str = "rejected") -> Reply:
+    """Not the vendor's envelope: a request no vendor call could serve (wrong path, size)."""
+    return Reply(status, json.dumps({"error": message}).encode(), "application/json", outcome)
+
+
+@dataclass(frozen=True)
+class Call:
+    """An application's request as the server read it."""
+
+    method: str
+    path: str
+    query: str
+    body: bytes
+    content_type: str | None
+    headers: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name)
+        return values[0] if values else None
+
+
+def _header_items(values: Sequence[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+class Gateway:
+    """The gateway's behaviour, apart from HTTP (``notifier.gateway.server`` serves it)."""
+
+    def __init__(
+        self,
+        store: Store,
+        vendor: Callable[[], VendorClient],
+        *,
+        observe: Callable[[JobDetail], None],
+        holder: Callable[[], str | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``vendor``: the daemon's current client (a reload may replace it); ``observe``:
+        record a forwarded detail answer as the watch's poll; ``holder``: the lease holder's
+        advertised gateway URL (None: nobody holds the lease)."""
+        self.store = store
+        self._vendor = vendor
+        self._observe = observe
+        self._holder = holder
+        self._clock = clock
+        self._tokens: GatewayTokens | None = None
+        self._credentials = Credentials([])
+        self._share: Share | None = None
+        self._relay = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        #: Ids a create returned while the state could not be written: watched once it can.
+        self.pending: dict[str, tuple[dict[str, str], list[str] | None]] = {}
+        self.max_wait = 10.0
+        self.min_interval = 5.0
+        self.labels: dict[str, str] = {}
+        self.endpoints: list[str] | None = None
+        self.endpoint_names: list[str] = []
+        self.callback_url: str | None = None
+        self.advertise: str | None = None
+
+    def configure(self, config: Config) -> None:
+        """Take the gateway's settings from ``config`` (at start and on every reload)."""
+        gateway = config.gateway
+        account = (ACCOUNT_CLIENT, config.chanjing.app_id, config.chanjing.secret_key)
+        entries = [(account[0], account[1], account[2].get_secret_value())]
+        entries += [(c.name, c.app_id, c.secret_key.get_secret_value()) for c in gateway.clients]
+        self._credentials = Credentials(entries)
+        vendor = self._vendor()
+        if self._share is None or self._share.limiter is not vendor.limiter:
+            self._share = Share(vendor.limiter, gateway.share)
+        self._share.share = gateway.share
+        self.max_wait = gateway.max_wait
+        self.min_interval = config.polling.min_interval
+        self.labels = dict(gateway.labels)
+        self.endpoints = list(gateway.endpoints) if gateway.endpoints is not None else None
+        self.endpoint_names = config.endpoint_names()
+        self.callback_url = config.intake.callback_url()
+        self.advertise = gateway.advertised()
+
+    def _token_keeper(self) -> GatewayTokens:
+        if self._tokens is None:
+            self._tokens = GatewayTokens(self.store.gateway_key(), clock=self._clock)
+        return self._tokens
+
+    async def aclose(self) -> None:
+        await self._relay.aclose()
+
+    # -- the request ----------------------------------------------------------------------
+
+    async def handle(self, call: Call) -> Reply:
+        if not PATH_RE.fullmatch(call.path):
+            return error_reply(404, "not found: the gateway serves the vendor's /open/v1/ API")
+        if call.path == TOKEN_PATH:
+            if call.method != "POST":
+                return error_reply(405, "method not allowed: POST /open/v1/access_token")
+            return self._issue(call)
+        if call.method not in ("GET", "POST"):
+            return error_reply(405, "method not allowed: the vendor's API takes GET and POST")
+        client = self._client(call)
+        if client is None:
+            return vendor_reply(
+                CODE_TOKEN_INVALID, "access token invalid or expired", outcome="refused"
+            )
+        reply = await self._serve(call, time.monotonic() + self.max_wait)
+        reply.client = client
+        return reply
+
+    def _issue(self, call: Call) -> Reply:
+        try:
+            body = json.loads(call.body)
+        except (ValueError, RecursionError):
+            body = None
+        if not isinstance(body, dict):
+            return vendor_reply(CODE_BAD_PARAMETER, "body must be a JSON object", outcome="refused")
+        app_id, secret = body.get("app_id"), body.get("secret_key")
+        if not isinstance(app_id, str) or not isinstance(secret, str) or not app_id or not secret:
+            return vendor_reply(
+                CODE_BAD_PARAMETER, "app_id and secret_key are required", outcome="refused"
+            )
+        client = self._credentials.match(app_id, secret)
+        if client is None:
+            # The same answer whichever part was wrong.
+            return vendor_reply(
+                CODE_BAD_PARAMETER, "app_id or secret_key is incorrect", outcome="refused"
+            )
+        token, expires = self._token_keeper().issue(client)
+        logs.redactor.add([token])
+        reply = vendor_reply(
+            CODE_OK, "success", {"access_token": token, "expire_in": expires}, outcome="token"
+        )
+        reply.client = client
+        return reply
+
+    def _client(self, call: Call) -> str | None:
+        token = call.header("access_token")
+        if not token:
+            return None
+        return self._token_keeper().client_of(token.strip(), self._credentials.names)
+
+    async def _serve(self, call: Call, deadline: float) -> Reply:
+        job_id = self._detail_id(call)
+        if job_id is not None:
+            absorbed = self._absorbed(job_id)
+            if absorbed is not None:
+                return absorbed
+        watch_to: tuple[dict[str, str], list[str] | None] | None = None
+        if call.path == CREATE_PATH and call.method == "POST":
+            try:
+                watch_to = self._watch_settings(call)
+            except ValueError as exc:
+                return error_reply(400, str(exc))
+        while True:
+            vendor = self._vendor()
+            if not vendor.may_call():
+                if call.header(RELAYED_HEADER) is None:
+                    holder = self._holder()
+                    if holder is not None and holder != self.advertise:
+                        return await self._relayed(holder, call, deadline)
+                if time.monotonic() >= deadline:
+                    return self._limited("no node holds the vendor lease")
+                await asyncio.sleep(HOLDER_RETRY)  # a failover: wait for a holder
+                continue
+            try:
+                return await self._forwarded(vendor, call, deadline, job_id, watch_to)
+            except LeaseLost:
+                continue  # lost just now: relay, or wait for the next holder
+
+    # -- absorbed -------------------------------------------------------------------------
+
+    @staticmethod
+    def _detail_id(call: Call) -> str | None:
+        if call.method != "GET" or call.path != DETAIL_PATH:
+            return None
+        ids = parse_qs(call.query).get("id", [])
+        return ids[0] if len(ids) == 1 and job_id_problem(ids[0]) is None else None
+
+    def _absorbed(self, job_id: str) -> Reply | None:
+        """Our last observation of a watched job, when it is what the vendor would say."""
+        try:
+            seen = self.store.last_observation(job_id)
+        except DB_ERRORS:
+            return None  # the vendor can still answer
+        if seen is None or seen.data is None or seen.observed_at is None:
+            return None
+        final = seen.state in ("succeeded", "failed")
+        if not final and self._clock() - seen.observed_at > self.min_interval:
+            return None
+        return vendor_reply(CODE_OK, "success", seen.data, outcome="absorbed")
+
+    # -- forwarded ------------------------------------------------------------------------
+
+    async def _forwarded(
+        self,
+        vendor: VendorClient,
+        call: Call,
+        deadline: float,
+        job_id: str | None,
+        watch_to: tuple[dict[str, str], list[str] | None] | None,
+    ) -> Reply:
+        assert self._share is not None
+        priority = Priority.INTERACTIVE if self._share.take() else Priority.ORDINARY
+        body = self._with_callback(call) if watch_to is not None else call.body
+        started = time.monotonic()
+        try:
+            answer = await vendor.forward(
+                call.method,
+                call.path,
+                query=call.query,
+                content=body,
+                content_type=call.content_type,
+                priority=priority,
+                wait=max(0.0, deadline - started),
+            )
+        except WaitedTooLong:
+            return self._limited("no turn at the vendor budget in time")
+        except LimiterClosed:
+            return error_reply(503, "the daemon is stopping; try again", outcome="failed")
+        except VendorError as exc:
+            reply = vendor_reply(
+                50000, f"gateway: the vendor did not answer ({exc})", outcome="failed"
+            )
+            reply.status = 502
+            return reply
+        response = answer.response
+        reply = Reply(
+            response.status_code,
+            response.content,
+            response.headers.get("content-type", "application/json"),
+            "forwarded",
+            answer.code,
+            waited=vendor.last_wait(),
+        )
+        if answer.code == CODE_OK:
+            if watch_to is not None:
+                self._watch_created(answer.data, *watch_to)
+            elif job_id is not None:
+                self._observed(job_id, answer.data)
+        return reply
+
+    def _limited(self, why: str) -> Reply:
+        log.warning("gateway call answered 40001", reason=why, max_wait=self.max_wait)
+        return vendor_reply(CODE_QPS, "request too frequent, please retry later", outcome="limited")
+
+    def _with_callback(self, call: Call) -> bytes:
+        """A create without ``callback`` gets ours (the fast path), when one is configured;
+        one the application gave is kept as it is."""
+        if self.callback_url is None:
+            return call.body
+        try:
+            body = json.loads(call.body)
+        except (ValueError, RecursionError):
+            return call.body  # the vendor answers it
+        if not isinstance(body, dict) or body.get("callback"):
+            return call.body
+        body["callback"] = self.callback_url
+        return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+    def _observed(self, job_id: str, data: object) -> None:
+        try:
+            detail = parse_detail(job_id, data)
+        except ValueError:
+            return  # the application gets it as it came; our poll will judge it
+        try:
+            self._observe(detail)
+        except DB_ERRORS:
+            return  # only an observation: the next poll makes it again
+        except Exception:
+            log.exception("could not record a forwarded detail answer", job_id=job_id)
+
+    # -- create → watch -------------------------------------------------------------------
+
+    def _watch_settings(self, call: Call) -> tuple[dict[str, str], list[str] | None]:
+        """Labels and endpoints from the request's headers (else ``gateway.labels`` /
+        ``gateway.endpoints``); ValueError names a bad one before anything is created."""
+        labels = dict(self.labels)
+        for item in _header_items(call.headers.get(LABEL_HEADER, ())):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"{LABEL_HEADER}: {item!r} is not key=value")
+            labels[key.strip()] = value.strip()
+        problem = labels_problem(labels)
+        if problem:
+            raise ValueError(f"{LABEL_HEADER}: {problem}")
+        named = _header_items(call.headers.get(ENDPOINT_HEADER, ()))
+        endpoints = named or self.endpoints
+        if endpoints is not None:
+            problem = endpoints_problem(endpoints, self.endpoint_names)
+            if problem:
+                raise ValueError(f"{ENDPOINT_HEADER}: {problem}")
+        return labels, endpoints
+
+    def _watch_created(
+        self, data: object, labels: dict[str, str], endpoints: list[str] | None
+    ) -> None:
+        job_id = data if isinstance(data, str) else None
+        if isinstance(data, Mapping):  # some kinds answer {"id": …}
+            job_id = data.get("id") if isinstance(data.get("id"), str) else None
+        if job_id is None or job_id_problem(job_id) is not None:
+            log.warning("a create through the gateway returned no usable job id; not watched")
+            return
+        self.pending[job_id] = (labels, endpoints)
+        self.flush()
+
+    def flush(self) -> int:
+        """Watch the ids creates returned while the state could not be written; how many
+        are still waiting. Called after each create and on the daemon's queue tick."""
+        for job_id, (labels, endpoints) in list(self.pending.items()):
+            try:
+                add_watches(self.store, [job_id], labels, endpoints, self.endpoint_names)
+            except DB_ERRORS as exc:
+                log.warning(
+                    "cannot watch a job created through the gateway yet; kept, trying again",
+                    job_id=job_id,
+                    error=str(exc),
+                    waiting=len(self.pending),
+                )
+                return len(self.pending)
+            del self.pending[job_id]
+            log.info("job created through the gateway is watched", job_id=job_id)
+        return 0
+
+    # -- relayed --------------------------------------------------------------------------
+
+    async def _relayed(self, holder: str, call: Call, deadline: float) -> Reply:
+        """The holder's gateway serves it (our token is valid there: the key is shared)."""
+        # access_token, labels, endpoints: the server passes on only those.
+        headers = {name: ", ".join(values) for name, values in call.headers.items()}
+        headers[RELAYED_HEADER] = "1"
+        if call.content_type:
+            headers["content-type"] = call.content_type
+        target = f"{holder}{call.path}" + (f"?{call.query}" if call.query else "")
+        try:
+            response = await self._relay.request(
+                call.method,
+                target,
+                content=call.body,
+                headers=headers,
+                timeout=max(1.0, deadline - time.monotonic()) + 30.0,
+            )
+        except httpx.HTTPError as exc:
+            log.warning("cannot relay to the lease holder's gateway", error=type(exc).__name__)
+            if time.monotonic() < deadline:
+                await asyncio.sleep(HOLDER_RETRY)
+                return await self._serve(call, deadline)
+            return self._limited("the lease holder's gateway cannot be reached")
+        return Reply(
+            response.status_code,
+            response.content,
+            response.headers.get("content-type", "application/json"),
+            "relayed",
+        )

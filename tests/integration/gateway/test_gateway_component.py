@@ -1,0 +1,247 @@
+"""The gateway's behaviour over real HTTP: an application's client → the gateway (its server,
+the real vendor client and limiter, a real store) → the vendor simulator; on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from notifier.config import Config, parse_config
+from notifier.gateway.door import Gateway
+from notifier.gateway.server import GatewayServer
+from notifier.models import JobDetail
+from notifier.polling.policy import PollingSettings
+from notifier.polling.poller import Poller
+from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.vendor import VendorClient
+from notifier.service.http_server import AppServer
+from notifier.store import Store
+from tests.conftest import SECRET_KEY, Simulator, StoreFactory, base_config, daemon_env
+
+CALLBACK_TOKEN = "cb-token-0123456789abcdef"
+CREATE = "/open/v1/video_lip_sync/create"
+DETAIL = "/open/v1/video_lip_sync/detail"
+
+
+@dataclass
+class Door:
+    gateway: Gateway
+    store: Store
+    vendor: VendorClient
+    http: httpx.AsyncClient
+    simulator: Simulator
+
+    def vendor_calls(self, path: str) -> int:
+        return int(self.simulator.sim.stats()["by_path"].get(path, 0))
+
+    async def token(self, app_id: str = "test-app", secret: str = SECRET_KEY) -> str:
+        answer = (
+            await self.http.post(
+                "/open/v1/access_token", json={"app_id": app_id, "secret_key": secret}
+            )
+        ).json()
+        assert answer["code"] == 0, answer
+        return str(answer["data"]["access_token"])
+
+
+def config_for(tmp_path: Path, simulator: Simulator, **gateway: Any) -> Config:
+    data = base_config(
+        tmp_path,
+        simulator.url,
+        "http://127.0.0.1:9",
+        gateway={
+            "listen": "127.0.0.1:0",
+            "clients": [{"name": "shop", "app_id": "shop-app", "secret_key": "shop-secret-1"}],
+            **gateway,
+        },
+        intake={"callback_token": CALLBACK_TOKEN, "public_url": "https://notifier.example.com"},
+    )
+    data["polling"]["min_interval"] = "5s"
+    return parse_config(data, environ=daemon_env("http://127.0.0.1:9"))
+
+
+@pytest.fixture
+async def door(
+    tmp_path: Path, simulator: Simulator, make_store: StoreFactory
+) -> AsyncIterator[Door]:
+    store = make_store()
+    limiter = RateLimiter(10)
+    vendor = VendorClient(
+        base_url=simulator.url,
+        app_id="test-app",
+        secret_key=SECRET_KEY,
+        limiter=limiter,
+        store=store,
+    )
+    poller = Poller(store, vendor, limiter, PollingSettings(5.0, 60.0, 3600.0), [])
+
+    def observe(detail: JobDetail) -> None:
+        watch = store.get_watch(detail.id)
+        assert watch is not None
+        poller.observe(watch, detail)
+
+    gateway = Gateway(store, lambda: vendor, observe=observe, holder=lambda: None)
+    gateway.configure(config_for(tmp_path, simulator))
+    server = AppServer(GatewayServer(gateway).app())
+    await server.start()
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        yield Door(gateway, store, vendor, http, simulator)
+    await server.stop()
+    await gateway.aclose()
+    await vendor.aclose()
+
+
+async def test_tokens_for_the_account_and_for_clients_wrong_ones_say_nothing(door: Door) -> None:
+    assert (await door.token()).startswith("gw1.")
+    assert (await door.token("shop-app", "shop-secret-1")).startswith("gw1.")
+    answers = [
+        (await door.http.post("/open/v1/access_token", json=body)).json()
+        for body in (
+            {"app_id": "test-app", "secret_key": "wrong"},
+            {"app_id": "nobody", "secret_key": SECRET_KEY},
+            {"app_id": "shop-app", "secret_key": SECRET_KEY},
+        )
+    ]
+    assert {(a["code"], a["msg"]) for a in answers} == {(40000, "app_id or secret_key is incorrect")}
+    # Issuing gateway tokens costs the vendor nothing and revokes nothing.
+    assert door.simulator.sim.stats()["tokens_issued"] == 0
+
+
+async def test_a_create_is_forwarded_with_our_token_and_callback_and_becomes_a_watch(
+    door: Door,
+) -> None:
+    token = await door.token("shop-app", "shop-secret-1")
+    response = await door.http.post(
+        CREATE,
+        json={"video_file_id": "v", "audio_file_id": "a", "_sim": {"run_s": 30}},
+        headers={
+            "access_token": token,
+            "x-notifier-label": "order=42, shop=eu",
+            "x-notifier-endpoint": "ops",
+        },
+    )
+    answer = response.json()
+    assert response.status_code == 200 and answer["code"] == 0, answer
+    job_id = answer["data"]
+    watch = door.store.watch_summary(job_id)
+    assert watch is not None and watch["state"] == "active"
+    assert watch["labels"] == {"order": "42", "shop": "eu"}
+    assert watch["endpoints"] == ["ops"]
+    assert door.simulator.sim._jobs[job_id].callback == (
+        f"https://notifier.example.com/v1/chanjing/callback/{CALLBACK_TOKEN}"
+    )
+    # A callback the application gave is kept as it is.
+    answer = (
+        await door.http.post(
+            CREATE,
+            json={"video_file_id": "v", "callback": "https://app.example.com/cb"},
+            headers={"access_token": token},
+        )
+    ).json()
+    assert door.simulator.sim._jobs[answer["data"]].callback == "https://app.example.com/cb"
+
+
+async def test_a_bad_label_header_is_refused_before_anything_is_created(door: Door) -> None:
+    token = await door.token()
+    for header in ({"x-notifier-label": "no-equals"}, {"x-notifier-endpoint": "nowhere"}):
+        response = await door.http.post(
+            CREATE, json={"video_file_id": "v"}, headers={"access_token": token, **header}
+        )
+        assert response.status_code == 400, response.text
+        assert list(header)[0] in response.json()["error"]
+    assert door.vendor_calls(CREATE) == 0
+
+
+async def test_a_watched_jobs_detail_is_absorbed_while_fresh_and_for_ever_once_final(
+    door: Door,
+) -> None:
+    token = await door.token()
+    running = door.simulator.sim.add_job(queue_s=0, run_s=3600)
+    done = door.simulator.sim.add_job(queue_s=0, run_s=0)
+    for job_id in (running, done):
+        created = await door.http.get(DETAIL, params={"id": job_id}, headers={"access_token": token})
+        assert created.json()["code"] == 0
+    # Not watched yet: both were forwarded.
+    assert door.vendor_calls(DETAIL) == 2
+    from notifier.intake.adding import add_watches
+
+    add_watches(door.store, [running, done], {}, None, [])
+    first = {}
+    for job_id in (running, done):  # forwarded: each counts as the watch's poll
+        first[job_id] = (
+            await door.http.get(DETAIL, params={"id": job_id}, headers={"access_token": token})
+        ).json()
+    assert door.vendor_calls(DETAIL) == 4
+    assert door.store.watch_summary(done)["state"] == "succeeded"
+    for job_id in (running, done):
+        again = (
+            await door.http.get(DETAIL, params={"id": job_id}, headers={"access_token": token})
+        ).json()
+        assert again["data"] == first[job_id]["data"]
+        assert again["trace_id"] != first[job_id]["trace_id"]
+    assert door.vendor_calls(DETAIL) == 4  # both absorbed
+    # Past min_interval the running one goes to the vendor again; the finished one never.
+    door.gateway.min_interval = 0.0
+    await asyncio.sleep(0.01)
+    for job_id in (running, done):
+        await door.http.get(DETAIL, params={"id": job_id}, headers={"access_token": token})
+    assert door.vendor_calls(DETAIL) == 5
+
+
+async def test_the_daemons_token_revoked_by_someone_else_is_refreshed_unseen(door: Door) -> None:
+    token = await door.token()
+    job_id = door.simulator.sim.add_job(queue_s=0, run_s=60)
+    for _ in range(3):
+        answer = (
+            await door.http.get(DETAIL, params={"id": job_id}, headers={"access_token": token})
+        ).json()
+        assert answer["code"] == 0, answer
+        door.simulator.sim.revoke_token()
+    assert door.simulator.sim.stats()["tokens_issued"] == 3
+
+
+async def test_no_valid_gateway_token_gets_10400_and_no_vendor_call(door: Door) -> None:
+    for headers in ({}, {"access_token": "gw1.abc.def"}, {"access_token": "vendor-token"}):
+        answer = (await door.http.get(DETAIL, params={"id": "x"}, headers=headers)).json()
+        assert answer["code"] == 10400
+    assert door.simulator.sim.stats()["calls"] == 0
+
+
+async def test_only_the_vendor_api_and_its_methods_and_sizes_pass(door: Door) -> None:
+    token = await door.token()
+    headers = {"access_token": token}
+    for path in ("/_sim/stats", "/open/v2/x", "/open/v1/%2e%2e/x", "/open/v1//x", "/"):
+        response = await door.http.get(path, headers=headers)
+        assert response.status_code == 404, path
+    assert (await door.http.delete(DETAIL, headers=headers)).status_code == 405
+    assert (await door.http.get("/open/v1/access_token")).status_code == 405
+    big = b"{" + b" " * (1024 * 1024) + b"}"
+    response = await door.http.post(CREATE, content=big, headers=headers)
+    assert response.status_code == 413
+    assert door.simulator.sim.stats()["calls"] == 0
+
+
+async def test_a_call_that_cannot_get_a_turn_in_time_gets_40001(
+    door: Door, tmp_path: Path
+) -> None:
+    door.gateway.configure(config_for(tmp_path, door.simulator, max_wait="300ms", share=0))
+    door.vendor.limiter.reconfigure(1)
+    token = await door.token()
+    job_id = door.simulator.sim.add_job(queue_s=0, run_s=600)
+    answers = await asyncio.gather(
+        *(
+            door.http.get(DETAIL, params={"id": job_id}, headers={"access_token": token})
+            for _ in range(6)
+        )
+    )
+    codes = sorted(a.json()["code"] for a in answers)
+    assert 40001 in codes and 0 in codes, codes
+    stats = door.simulator.sim.stats()
+    assert stats["max_per_second"] <= 1
+    assert "40001" not in stats["codes"]  # the vendor never had to say it
