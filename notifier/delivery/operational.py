@@ -38,6 +38,14 @@ VENDOR_FAILURE_LABELS = frozenset(
 #: The token call answering this code: the credentials were rejected.
 CREDENTIALS_REJECTED_LABEL = "40000"
 TOKEN_ENDPOINT = "access_token"
+#: Our vendor token revoked by another fetcher this many times within TOKEN_REVOCATION_WINDOW
+#: makes the vendor failing. One revocation is a program restarting or a CLI run elsewhere;
+#: three in ten minutes is a caller that keeps fetching (a second daemon fetches every few
+#: seconds), and each one costs a failed call, a token call, and that caller's next call.
+#: A window without revocations (and a successful call) is the recovery.
+TOKEN_REVOCATIONS_FAILING = 3
+TOKEN_REVOCATION_WINDOW = 600.0
+TOKEN_REVOKED_CAUSE = "token revoked repeatedly by another fetcher"
 #: Prefix of the ``job_id`` an operational event is stored under (one row per occurrence).
 SUBJECT_PREFIX = "ops:"
 
@@ -76,6 +84,11 @@ class OperationalState:
     thresholds: Thresholds = field(default_factory=Thresholds)
     endpoints: dict[str, _Health] = field(default_factory=dict)
     vendor: _Health = field(default_factory=_Health)
+    #: When our vendor token was revoked by another fetcher, within TOKEN_REVOCATION_WINDOW.
+    revocations: list[float] = field(default_factory=list)
+    #: The vendor is failing for revocations: the successful calls between them are no
+    #: recovery until a whole window passes without one.
+    vendor_revoked: bool = False
 
     def attempt(self, endpoint: str, ok: bool, error: str | None, now: float) -> list[OpsFact]:
         """An attempt's result, once recorded."""
@@ -144,7 +157,9 @@ class OperationalState:
         """A vendor answer (``VendorClient.observer``'s endpoint and label)."""
         health = self.vendor
         if label == "0":
-            self.vendor = _Health()
+            if self.vendor_revoked and now - self.revocations[-1] < TOKEN_REVOCATION_WINDOW:
+                return []
+            self.vendor, self.vendor_revoked = _Health(), False
             if not health.failing:
                 return []
             data = {"since": _iso(health.since), "last_error": health.last_error}
@@ -164,6 +179,30 @@ class OperationalState:
         if health.failing or not (rejected or past):
             return []
         health.failing = True
+        data = {"since": _iso(health.since), "error": health.last_error}
+        return [OpsFact(VENDOR_FAILING, {**data, "failures": health.failures})]
+
+    def token_revoked(self, now: float) -> list[OpsFact]:
+        """Another fetcher revoked our vendor token (``VendorClient.on_token_revoked``)."""
+        recent = [t for t in self.revocations if now - t < TOKEN_REVOCATION_WINDOW]
+        self.revocations = [*recent, now]
+        health = self.vendor
+        if self.vendor_revoked:
+            health.failures += 1
+            return []
+        if len(self.revocations) < TOKEN_REVOCATIONS_FAILING:
+            return []
+        self.vendor_revoked = True
+        health.last_error = (
+            f"{TOKEN_REVOKED_CAUSE} ({len(self.revocations)} times in "
+            f"{TOKEN_REVOCATION_WINDOW / 60:g} min): route other callers through the gateway "
+            "(gateway.listen) or run one daemon per account"
+        )
+        if health.failing:
+            return []  # already told (calls failing); recovery now waits for the window too
+        health.failing = True
+        health.failures = len(self.revocations)
+        health.since = self.revocations[0]
         data = {"since": _iso(health.since), "error": health.last_error}
         return [OpsFact(VENDOR_FAILING, {**data, "failures": health.failures})]
 
@@ -241,6 +280,10 @@ class OperationalEvents:
     def on_vendor_call(self, endpoint: str, label: str, _seconds: float) -> None:
         now = self._clock()
         self._record(self.state.vendor_call(endpoint, label, now), now)
+
+    def on_token_revoked(self) -> None:
+        now = self._clock()
+        self._record(self.state.token_revoked(now), now)
 
     def _record(self, facts: list[OpsFact], now: float) -> None:
         recorded = False

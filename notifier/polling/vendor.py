@@ -45,6 +45,15 @@ TOKEN_REFRESH_MARGIN = 300.0
 #: give up on a holder after this long (a fetch takes the call's timeout at most).
 TOKEN_LOCK_RETRY = 0.05
 TOKEN_LOCK_PATIENCE = 30.0
+#: A 10400 on a token with more than TOKEN_REFRESH_MARGIN left is not its expiry: the vendor
+#: keeps one live token per app_id, so another program fetched one and revoked ours.
+TOKEN_REVOKED_MESSAGE = (
+    "the vendor revoked our access token: another program fetched a token with this app_id"
+)
+TOKEN_REVOKED_HINT = (
+    "route your application through the gateway (gateway.listen) or run one daemon per "
+    "account; every token fetch revokes the previous one"
+)
 KNOWN_STATUSES = frozenset({0, 10, 20, 30})
 
 
@@ -198,6 +207,10 @@ class VendorClient:
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
         self.token_refreshes = 0
+        #: Our tokens revoked by another fetcher while good for a while yet (see _forget_token).
+        self.token_revocations = 0
+        #: Called once per such revocation (the daemon's metric and operational events).
+        self.on_token_revoked: Callable[[], None] | None = None
         #: Why the vendor refuses our credentials, until a token is issued again (/healthz).
         self.credentials_problem: str | None = None
         #: Called after every vendor answer with (endpoint, code or error label, seconds).
@@ -388,10 +401,35 @@ class VendorClient:
         return fresh
 
     async def _forget_token(self, token: str) -> None:
+        """Drop a token the vendor answered 10400 to. Only the first of the calls that got
+        10400 on it finds it still cached (the lock orders them): that one tells whether
+        someone else revoked it, so a revocation is reported once."""
         async with self._token_lock:
             if self._token and self._token[0] == token:
+                if self._revoked_by_another(*self._token):
+                    self._report_revocation(self._token[1])
                 self._token = None
             self._store.drop_token(self._account, token)
+
+    def _revoked_by_another(self, token: str, expire_at: float) -> bool:
+        """Not near its expiry, and not replaced in the store by a process sharing our state
+        (a node or CLI command fetching for its own reason, which reports it if it must)."""
+        if expire_at - TOKEN_REFRESH_MARGIN <= self._clock():
+            return False
+        stored = self._store.get_token(self._account)
+        return stored is None or stored[0] == token
+
+    def _report_revocation(self, expire_at: float) -> None:
+        """A warning naming cause and fix (never the token), the count, the daemon's hook."""
+        self.token_revocations += 1
+        log.warning(
+            TOKEN_REVOKED_MESSAGE,
+            hint=TOKEN_REVOKED_HINT,
+            token_seconds_left=round(expire_at - self._clock()),
+            revocations=self.token_revocations,
+        )
+        if self.on_token_revoked is not None:
+            self.on_token_revoked()
 
     async def _authorized(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Answer:
         """A call with the access token; on 10400 refresh once and retry. Returns the

@@ -235,7 +235,15 @@ class Daemon:
             except Exception:  # a vendor call must never fail for its alerting
                 log.exception("cannot process a vendor answer for operational events")
 
+        def revoked() -> None:
+            metrics.on_token_revoked()
+            try:
+                self.ops.on_token_revoked()
+            except Exception:  # as for observe: the call goes on whatever its alerting does
+                log.exception("cannot process a token revocation for operational events")
+
         client.observer = observe
+        client.on_token_revoked = revoked
         return client
 
     @staticmethod

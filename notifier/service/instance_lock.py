@@ -44,8 +44,9 @@ class InstanceLock:
             who = f"pid {holder}" if holder else "another process"
             raise AlreadyRunning(
                 f"{self.state_path}: another daemon ({who}) is already running on this state "
-                f"file (it holds {self.path}); stop it first, or give this one its own "
-                "state.path",
+                f"file (it holds {self.path}); stop it first; to run several daemons on one "
+                "vendor account share one state through PostgreSQL (state.url): two daemons "
+                "with their own states revoke each other's vendor token",
                 holder,
             ) from None
         except BaseException:

@@ -81,8 +81,8 @@ class _StateCollector(Collector):
         yield failing
         yield GaugeMetricFamily(
             "chanjing_vendor_failing",
-            "1 while vendor calls keep failing (alerts.vendor_failing_for) or the "
-            "credentials are rejected; 0 otherwise.",
+            "1 while vendor calls keep failing (alerts.vendor_failing_for), the "
+            "credentials are rejected or another fetcher keeps revoking our token; 0 otherwise.",
             value=snap.get("vendor_failing", 0),
         )
         yield GaugeMetricFamily(
@@ -192,6 +192,12 @@ class Metrics:
         )
         self.token_refreshes = Counter(
             "chanjing_token_refreshes", "Access tokens fetched from the vendor.", registry=r
+        )
+        self.token_revoked = Counter(
+            "chanjing_vendor_token_revoked",
+            "Our access token revoked by another fetcher with this app_id while good for a "
+            "while yet (another program or daemon on the account).",
+            registry=r,
         )
         self.attempts = Counter(
             "chanjing_delivery_attempts",
@@ -308,6 +314,9 @@ class Metrics:
             self.throttled.inc()
         if endpoint == "access_token" and result == "0":
             self.token_refreshes.inc()
+
+    def on_token_revoked(self) -> None:
+        self.token_revoked.inc()
 
     def on_delivery(
         self, endpoint: str, due: DueDelivery, result: SendResult, seconds: float

@@ -146,6 +146,9 @@ def test_a_second_daemon_on_the_same_state_refuses_to_start(
     assert str(workspace.state_path) in second.output
     assert f"pid {first.popen.pid}" in second.output
     assert "already running" in second.output
+    # The way out it suggests is not a second daemon on the account (issue 17).
+    assert "share one state through PostgreSQL (state.url)" in second.output
+    assert "its own state.path" not in second.output
     # CLI commands keep working beside the daemon.
     job = simulator.sim.add_job("beside01", queue_s=0.1, run_s=0.2, outcome=20)
     workspace.cli("watch", "add", job)

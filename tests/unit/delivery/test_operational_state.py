@@ -8,6 +8,9 @@ import pytest
 
 from notifier.config import ConfigError, parse_config
 from notifier.delivery.operational import (
+    TOKEN_REVOCATION_WINDOW,
+    TOKEN_REVOCATIONS_FAILING,
+    TOKEN_REVOKED_CAUSE,
     OperationalState,
     OpsFact,
     Thresholds,
@@ -107,6 +110,56 @@ def test_rejected_credentials_fail_the_vendor_at_once() -> None:
     assert "credentials rejected" in failing.data["error"]
     # A detail call answering 40000 is an unknown job, not a vendor failure.
     assert OperationalState().vendor_call("detail", "40000", T0) == []
+
+
+def _revoked_then_ok(state: OperationalState, now: float) -> list[OpsFact]:
+    """One revocation as the client reports it: the 10400, the hook, a new token, the call."""
+    facts = state.vendor_call("detail", "10400", now)
+    facts += state.token_revoked(now)
+    facts += state.vendor_call("access_token", "0", now)
+    return facts + state.vendor_call("detail", "0", now)
+
+
+def test_token_revocations_spread_wider_than_the_window_are_no_failure() -> None:
+    state = OperationalState()
+    spacing = TOKEN_REVOCATION_WINDOW / (TOKEN_REVOCATIONS_FAILING - 1)
+    for n in range(3 * TOKEN_REVOCATIONS_FAILING):
+        assert _revoked_then_ok(state, T0 + n * spacing) == []
+    assert not state.vendor.failing
+
+
+def test_repeated_token_revocations_fail_the_vendor_once_until_a_quiet_window() -> None:
+    state = OperationalState()
+    for n in range(TOKEN_REVOCATIONS_FAILING - 1):
+        assert _revoked_then_ok(state, T0 + n) == []
+    last = T0 + TOKEN_REVOCATIONS_FAILING - 1
+    (failing,) = _revoked_then_ok(state, last)
+    assert failing.type == "vendor.failing"
+    assert failing.data["error"].startswith(TOKEN_REVOKED_CAUSE)
+    assert failing.data["failures"] == TOKEN_REVOCATIONS_FAILING
+    assert failing.data["since"] == "2023-11-14T22:13:20Z"
+    # Successful calls within the window are no recovery; nor is a failure told again.
+    assert state.vendor_call("detail", "0", last + TOKEN_REVOCATION_WINDOW - 1) == []
+    assert state.vendor.failing
+    (recovered,) = state.vendor_call("detail", "0", last + TOKEN_REVOCATION_WINDOW)
+    assert recovered.type == "vendor.recovered"
+    assert recovered.data["last_error"].startswith(TOKEN_REVOKED_CAUSE)
+    assert not state.vendor.failing
+    # A new episode counts afresh.
+    assert _revoked_then_ok(state, last + TOKEN_REVOCATION_WINDOW + 1) == []
+
+
+def test_revocations_while_calls_already_fail_add_no_second_failing_event() -> None:
+    state = OperationalState(Thresholds(vendor_failing_for=120))
+    state.vendor_call("detail", "timeout", T0)
+    assert _types(state.vendor_call("detail", "timeout", T0 + 120)) == ["vendor.failing"]
+    for n in range(TOKEN_REVOCATIONS_FAILING):
+        assert state.token_revoked(T0 + 121 + n) == []
+    # The calls work again, but the revocations have not stopped: still failing.
+    assert state.vendor_call("detail", "0", T0 + 130) == []
+    assert _types(state.vendor_call("detail", "0", T0 + 124 + TOKEN_REVOCATION_WINDOW)) == [
+        "vendor.recovered"
+    ]
 
 
 def test_routing_skips_the_subject_and_non_subscribers() -> None:
