@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -101,6 +102,9 @@ class JobDetail:
     preview_url: str
     duration: int
     create_time: int
+    #: The ``data`` object as the vendor sent it (kept for the gateway, which answers in the
+    #: vendor's own words); not part of equality or the hash, and None when not parsed.
+    raw: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def terminal(self) -> bool:

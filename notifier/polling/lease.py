@@ -68,12 +68,20 @@ class LeaseStore(Protocol):
     """What the keeper needs of a state store (each backend has these)."""
 
     def acquire_lease(
-        self, name: str, owner: str, ttl: float, *, force: bool = False
+        self,
+        name: str,
+        owner: str,
+        ttl: float,
+        *,
+        force: bool = False,
+        advertise: str | None = None,
     ) -> tuple[float, str | None] | None: ...
 
     def release_lease(self, name: str, owner: str, holdoff: float = 0.0) -> bool: ...
 
     def lease_holder(self, name: str) -> tuple[str, float] | None: ...
+
+    def lease_advertise(self, name: str) -> str | None: ...
 
 
 class LeaseKeeper:
@@ -112,6 +120,13 @@ class LeaseKeeper:
         self.held = False
         #: The owner the database named at the last look (None: nobody, or not known).
         self.holder: str | None = None
+        #: Where this node's gateway is reachable, written with every take and renewal (set
+        #: it at any time, e.g. on reload: the next renewal publishes it).
+        self.advertise: str | None = None
+        #: The holder's advertise URL at the last look that worked (ours while we hold it;
+        #: None: nobody holds it, or the holder gave none): where a standby forwards to, read
+        #: here on the keeper's own thread so the event loop never waits for the database.
+        self.holder_advertise: str | None = None
         #: Why the last renewal failed, None after one that worked.
         self.problem: str | None = None
         self.changes = {"acquired": 0, "lost": 0, "released": 0}
@@ -142,13 +157,21 @@ class LeaseKeeper:
         Not concurrently with itself or :meth:`release` (one connection): :meth:`run` calls it."""
         sent = self._clock()
         force = self._sole and self.changes["acquired"] == 0
+        advertise = self.advertise
         try:
             grant = await asyncio.to_thread(
-                self.store.acquire_lease, self.name, self.node, self.ttl, force=force
+                self.store.acquire_lease,
+                self.name,
+                self.node,
+                self.ttl,
+                force=force,
+                advertise=advertise,
             )
             if grant is None:
                 self.deadline = -math.inf  # another node holds it: ours is gone
                 holder = await asyncio.to_thread(self.store.lease_holder, self.name)
+                # A takeover between the two reads is seen at the next look, a second on.
+                theirs = await asyncio.to_thread(self.store.lease_advertise, self.name)
         except Exception as exc:  # the keeper must outlive any database trouble
             problem = f"{type(exc).__name__}: {exc}"
             if self.problem is None:
@@ -166,9 +189,11 @@ class LeaseKeeper:
             left, previous = grant
             self.deadline = sent + left
             self.holder = self.node
+            self.holder_advertise = advertise
             self._look(previous, reason="")
         else:
             self.holder = holder[0] if holder else None
+            self.holder_advertise = theirs if holder else None
             self._look(None, reason="another node holds it")
 
     def _look(self, previous: str | None, reason: str) -> None:
@@ -258,6 +283,7 @@ class LeaseKeeper:
         finally:
             self.deadline = -math.inf
         if released:
+            self.holder_advertise = None  # ours no longer; who is next is not known yet
             self.changes["released"] += 1
             log.info(
                 "vendor lease released; another node may take it",

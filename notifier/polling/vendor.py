@@ -140,6 +140,7 @@ def parse_detail(job_id: str, data: object) -> JobDetail:
         preview_url=text("preview_url"),
         duration=max(0, integer("duration", 0)),
         create_time=max(0, integer("create_time", 0)),
+        raw=data,
     )
 
 

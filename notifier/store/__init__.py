@@ -20,6 +20,7 @@ from notifier.store.rows import (
     ENDPOINT_REMOVED,
     DueDelivery,
     IntakeResult,
+    Observation,
     WatchRow,
 )
 from notifier.store.schema import SCHEMA_VERSION
@@ -61,6 +62,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "DueDelivery",
     "IntakeResult",
+    "Observation",
     "Store",
     "StoreError",
     "StoreMissing",

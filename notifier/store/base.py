@@ -22,6 +22,7 @@ from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpe
 from notifier.store.claims import DeliveryClaims
 from notifier.store.discovery import CREATES_MARKS, DiscoveryMarks
 from notifier.store.errors import StoreError, StoreUnavailable
+from notifier.store.gateway import GatewayState
 from notifier.store.listings import Listings
 from notifier.store.rows import (
     ENDPOINT_NOT_CONFIGURED,
@@ -30,6 +31,7 @@ from notifier.store.rows import (
     IntakeResult,
     WatchRow,
     due_from_row,
+    dump_data,
     dump_endpoints,
     watch_from_row,
 )
@@ -49,7 +51,7 @@ def is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-class Store(Listings, DeliveryClaims, DiscoveryMarks):
+class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
     """A connection to the state. Not thread-safe: one per thread or process.
 
     ``Store(location)`` opens the backend the location names: a file path is SQLite, a
@@ -399,6 +401,7 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks):
                     "last_queued_at": memory.last_queued_at,
                     "misses": memory.misses,
                     "predicted_at": memory.predicted_at,
+                    "last_data": dump_data(detail.raw),
                 },
             )
 
@@ -429,6 +432,8 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks):
                     "now": now,
                     "polled": 1,
                     "error": None,
+                    "observed": 1,
+                    "last_data": dump_data(detail.raw),
                 },
             )
             return self._insert_event(event, endpoints, now)
@@ -473,6 +478,8 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks):
                     "now": self.now(),
                     "polled": 1,
                     "error": reason,
+                    "observed": 0,
+                    "last_data": None,
                 },
             )
 
@@ -761,13 +768,21 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks):
     # -- lease: which node calls the vendor; expiry on the database's clock ----------------
 
     def acquire_lease(
-        self, name: str, owner: str, ttl: float, *, force: bool = False
+        self,
+        name: str,
+        owner: str,
+        ttl: float,
+        *,
+        force: bool = False,
+        advertise: str | None = None,
     ) -> tuple[float, str | None] | None:
         """One UPSERT: ours for ``ttl`` s if free, expired or ours (``force``: in any case) ->
-        (seconds left on the database's clock, holder before our tenure); None: held by another."""
+        (seconds left on the database's clock, holder before our tenure); None: held by another.
+        A take or renewal writes ``advertise`` (where our gateway is reachable), so the row
+        always says the holder's current one."""
         with self.transaction(probe=True):  # once a second at most: no need to fail fast
             args = {"name": name, "owner": owner, "ttl": ttl, "force": int(force)}
-            rows = self._run("acquire_lease", args).fetchall()
+            rows = self._run("acquire_lease", {**args, "advertise": advertise}).fetchall()
         return (float(rows[0][0]), rows[0][1]) if rows else None
 
     def release_lease(self, name: str, owner: str, holdoff: float = 0.0) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from notifier.models import Event, JobMemory
 
@@ -48,6 +49,36 @@ class WatchRow:
 
 
 @dataclass(frozen=True)
+class Observation:
+    """A watched job's last answer as the vendor sent it (the gateway answers from it)."""
+
+    job_id: str
+    #: The watch's state: active, succeeded, failed or expired.
+    state: str
+    status: int | None
+    #: The vendor's ``data`` object; None when not recorded (or not readable).
+    data: dict[str, Any] | None
+    #: When it was recorded (the store's clock); None before the first answer.
+    observed_at: float | None
+
+
+def observation_from_row(row: Any) -> Observation:
+    data: Any = None
+    if row["last_data"] is not None:
+        try:
+            data = json.loads(row["last_data"])
+        except ValueError:  # written by another program: unreadable is unknown
+            data = None
+    return Observation(
+        job_id=row["job_id"],
+        state=row["state"],
+        status=row["status"],
+        data=data if isinstance(data, dict) else None,
+        observed_at=None if row["observed_at"] is None else float(row["observed_at"]),
+    )
+
+
+@dataclass(frozen=True)
 class DueDelivery:
     id: int
     attempts: int
@@ -73,6 +104,23 @@ class IntakeResult:
     added: int
     updated: int
     rejected: list[tuple[int, str]]
+
+
+#: The longest ``last_data`` kept (a vendor answer is about 1 KB): a larger one is not kept.
+MAX_LAST_DATA = 64 * 1024
+
+
+def dump_data(raw: Mapping[str, Any] | None) -> str | None:
+    """The JSON of a vendor ``data`` object for ``watches.last_data``; None when there is
+    none, it cannot be written as JSON or it is too large: the recording of the answer
+    itself must not fail for it."""
+    if raw is None:
+        return None
+    try:
+        text = json.dumps(dict(raw), ensure_ascii=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return text if len(text) <= MAX_LAST_DATA else None
 
 
 def dump_endpoints(endpoints: Sequence[str] | None) -> str | None:

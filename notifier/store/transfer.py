@@ -34,12 +34,13 @@ TABLES = (
     "discovered",
     "vendor_token",
     "state_marks",
+    "gateway_keys",
 )
-#: Tables whose rows make a target "not empty": a copy never merges two states (a new
-#: database holds its own token cache and marks: the source's replace them).
-STATE_TABLES = TABLES[:-2]
 #: Tables of a few rows, upserted rather than copied (the target may hold its own).
-UPSERTED = ("vendor_token", "state_marks")
+UPSERTED = ("vendor_token", "state_marks", "gateway_keys")
+#: Tables whose rows make a target "not empty": a copy never merges two states (a new
+#: database holds its own token cache, marks and gateway key: the source's replace them).
+STATE_TABLES = tuple(table for table in TABLES if table not in UPSERTED)
 #: Tables of the schema left out on purpose, and why (a test holds every table to one list).
 NOT_COPIED = {
     "leases": "a lease names a daemon of the source, which is stopped: nobody holds it",
@@ -162,7 +163,8 @@ def _copy_table(
     writes: dict[str, str],
 ) -> int:
     """Stream one table: rows in batches from SQLite, COPY into PostgreSQL (some 30,000
-    rows a second on 2 busy cores; the token and the marks, a handful of rows, are upserted)."""
+    rows a second on 2 busy cores; the token, the marks and the keys, a handful of rows, are
+    upserted)."""
     cursor = source._db.cursor()
     cursor.row_factory = None  # plain tuples, in the column order of the COPY
     cursor.execute(reads[f"read_{table}"])

@@ -124,6 +124,7 @@ def test_a_migrated_state_is_delivered_by_a_daemon_on_postgres(
         "discovered": 0,
         "vendor_token": 1,
         "state_marks": 1,
+        "gateway_keys": 0,
     }
     assert summary["queue"] == {"pending": 1, "rejected": 1}
     assert summary["deliveries"] == {"pending": 2, "delivered": 3, "dead": 2}

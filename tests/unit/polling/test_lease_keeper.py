@@ -78,6 +78,9 @@ class RoundTrip:
     def lease_holder(self, name: str) -> Any:
         return self.store.lease_holder(name)
 
+    def lease_advertise(self, name: str) -> str | None:
+        return self.store.lease_advertise(name)
+
 
 async def test_deadline_is_measured_from_before_the_round_trip(
     open_store: Callable[..., Store],
@@ -251,3 +254,55 @@ def test_renewals_leave_the_margin_even_after_one_late_renewal(
         k = LeaseKeeper(open_store(), "A", ttl)
         assert ttl - 2 * k.renew_every >= MARGIN
         assert k.renew_every <= ttl / 3
+
+
+async def test_a_standby_learns_where_the_holders_gateway_is(
+    open_store: Callable[..., Store], db_clock: FakeClock
+) -> None:
+    """Each look also reads the holder's advertise URL (on the keeper's thread): a standby
+    knows where to forward, and learns the new holder's after a takeover."""
+    a, _ = keeper(open_store(), "A")
+    b, _ = keeper(open_store(), "B")
+    a.advertise, b.advertise = "http://a:8080", "http://b:8080"
+    await b.renew()  # nobody held it: B takes it
+    await a.renew()
+    assert b.held and b.holder_advertise == "http://b:8080"
+    assert a.holder_advertise == "http://b:8080"
+
+    # B moves (a reload): its next renewal publishes it, A's next look reads it.
+    b.advertise = "http://b:9090"
+    await b.renew()
+    await a.renew()
+    assert a.holder_advertise == "http://b:9090"
+
+    # B is gone; A takes over and says where it is, and B, thawing, learns that.
+    db_clock.advance(TTL + EPS)
+    await a.renew()
+    assert a.held and a.holder_advertise == "http://a:8080"
+    await b.renew()
+    assert not b.held and b.holder_advertise == "http://a:8080"
+
+    # Released, and nobody took it since: nobody's URL.
+    await a.release()
+    assert a.holder_advertise is None
+    c, _ = keeper(open_store(), "C")
+    c.holder_advertise = "stale"
+    db_clock.advance(MARGIN + EPS)
+    await c.renew()
+    assert c.held and c.holder_advertise is None  # C has none to give
+
+
+async def test_the_standby_loop_follows_the_holders_advertise_url(
+    open_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lease_module, "STANDBY_EVERY", 0.02)
+    a, _ = keeper(open_store(), "A")
+    b, _ = keeper(open_store(), "B")
+    a.advertise = "http://a:8080"
+    await a.renew()
+    await b.start()
+    assert b.holder_advertise == "http://a:8080"
+    a.advertise = "http://a:9090"
+    await a.renew()
+    await until(lambda: b.holder_advertise == "http://a:9090")
+    await b.release()

@@ -56,11 +56,13 @@ def rich_source(path: Path) -> Store:
     store.advance_discovery(TIMES[0], TIMES[5])
     store.add_watches([WatchSpec("job-removed")], "cli")
     store.remove_watches(["job-removed"])
+    store.gateway_key()
     with store.transaction():
         store._execute(
             "UPDATE watches SET labels = ?, progress = 55, create_time = 1764355200,"
-            " first_running_at = ?, predicted_at = ?, poll_key = ? WHERE job_id = 'job-a'",
-            (LABELS, TIMES[0], TIMES[2], TIMES[3]),
+            " first_running_at = ?, predicted_at = ?, poll_key = ?, last_data = ?,"
+            " observed_at = ? WHERE job_id = 'job-a'",
+            (LABELS, TIMES[0], TIMES[2], TIMES[3], LABELS, TIMES[0]),
         )
         store._execute(
             "INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at)"
@@ -129,6 +131,7 @@ def test_every_row_arrives_with_its_values_unchanged(tmp_path: Path, pg_url: str
             ("discovered", 1),
             ("vendor_token", 1),
             ("state_marks", 3),
+            ("gateway_keys", 1),
         ]
         assert summary.rows == dict(seen)
         assert summary.as_dict()["queue"] == {"pending": 1, "rejected": 1}
@@ -252,8 +255,18 @@ def test_an_older_source_is_upgraded_and_copied(tmp_path: Path, pg_url: str) -> 
             "discovered": 0,
             "vendor_token": 1,
             "state_marks": 1,
+            "gateway_keys": 0,
         }
         assert {w["job_id"]: w["state"] for w in target.list_watches()} == {
             "old-active": "active",
             "old-done": "succeeded",
         }
+
+
+def test_the_sources_gateway_key_replaces_the_targets_own(tmp_path: Path, pg_url: str) -> None:
+    """Tokens the gateway signed on the SQLite state stay valid after the move; a key the
+    database made on its own does not make it "hold a state"."""
+    with rich_source(tmp_path / "s.db") as source, Store(pg_url) as target:
+        own = target.gateway_key()
+        copy_state(source, target)
+        assert target.gateway_key() == source.gateway_key() != own

@@ -73,8 +73,11 @@ UPDATE watches SET status = %(status)s, progress = %(progress)s, msg = %(msg)s, 
     errors = 0, last_error = NULL, first_running_at = %(first_running_at)s,
     first_running_progress = %(first_running_progress)s, last_queued_at = %(last_queued_at)s,
     misses = %(misses)s, predicted_at = %(predicted_at)s, answered_at = %(now)s, rejections = 0,
-    first_rejected_at = NULL
+    first_rejected_at = NULL, last_data = %(last_data)s, observed_at = %(now)s
 WHERE job_id = %(job_id)s AND state = 'active';
+
+-- name: last_observation
+SELECT job_id, state, status, last_data, observed_at FROM watches WHERE job_id = %s;
 
 -- name: record_poll_error
 UPDATE watches SET last_poll_at = %(now)s, next_poll_at = %(next_poll_at)s,
@@ -82,10 +85,14 @@ UPDATE watches SET last_poll_at = %(now)s, next_poll_at = %(next_poll_at)s,
 WHERE job_id = %(job_id)s AND state = 'active';
 
 -- name: finish_watch
+-- observed = 1: an answer ends it (its data is the last observation); 0: the id was refused,
+-- and the last answer seen stays the last observation.
 UPDATE watches SET state = %(state)s, status = %(status)s, progress = %(progress)s, msg = %(msg)s,
     create_time = %(create_time)s, last_poll_at = %(now)s, next_poll_at = NULL, poll_key = NULL,
     polls = polls + %(polled)s,
-    finished_at = %(now)s, last_error = %(error)s
+    finished_at = %(now)s, last_error = %(error)s,
+    last_data = CASE WHEN %(observed)s = 1 THEN %(last_data)s ELSE last_data END,
+    observed_at = CASE WHEN %(observed)s = 1 THEN %(now)s ELSE observed_at END
 WHERE job_id = %(job_id)s AND state = 'active';
 
 -- name: expirable_watches
@@ -368,14 +375,17 @@ DELETE FROM watch_queue WHERE seq IN (
 -- or in any case with force = 1 (a daemon that knows it is alone: SQLite's instance lock,
 -- so a restart after a crash does not wait out its own dead lease); no row comes back while
 -- another owner holds it. A renewal keeps acquired_at and previous_owner; a take (from
--- someone else, or ours again after it lapsed) resets them.
+-- someone else, or ours again after it lapsed) resets them. Both write advertise: where the
+-- holder's gateway is reachable now.
 WITH clock (db_now) AS (SELECT extract(epoch from clock_timestamp())::double precision)
-INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at, previous_owner)
-SELECT %(name)s, %(owner)s, db_now + %(ttl)s, db_now, db_now, NULL FROM clock
+INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at, previous_owner,
+    advertise)
+SELECT %(name)s, %(owner)s, db_now + %(ttl)s, db_now, db_now, NULL, %(advertise)s FROM clock
 ON CONFLICT (name) DO UPDATE SET
     owner = excluded.owner,
     expires_at = excluded.expires_at,
     renewed_at = excluded.renewed_at,
+    advertise = excluded.advertise,
     acquired_at = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > excluded.renewed_at
                        THEN leases.acquired_at ELSE excluded.renewed_at END,
     previous_owner = CASE WHEN leases.owner = excluded.owner
@@ -396,6 +406,11 @@ RETURNING owner;
 -- name: lease_holder
 WITH clock (db_now) AS (SELECT extract(epoch from clock_timestamp())::double precision)
 SELECT owner, expires_at - db_now AS seconds_left FROM leases, clock
+WHERE name = %(name)s AND expires_at > db_now;
+
+-- name: lease_advertise
+WITH clock (db_now) AS (SELECT extract(epoch from clock_timestamp())::double precision)
+SELECT advertise FROM leases, clock
 WHERE name = %(name)s AND expires_at > db_now;
 
 -- -- delivery claims ------------------------------------------------------------------------
@@ -546,3 +561,12 @@ DELETE FROM discovered WHERE create_time < %s;
 -- name: prune_discovered_before
 -- Retention: a removed watch's row, kept even without discovery, goes with the history.
 DELETE FROM discovered WHERE at < %(cutoff)s;
+
+-- name: add_gateway_key
+-- The first node to ask makes the key; another asking at once waits for its commit (the
+-- primary key) and keeps it.
+INSERT INTO gateway_keys (name, secret, created_at) VALUES (%(name)s, %(secret)s, %(now)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: get_gateway_key
+SELECT secret FROM gateway_keys WHERE name = %s;

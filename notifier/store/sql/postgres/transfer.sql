@@ -11,13 +11,14 @@ SELECT (SELECT count(*) FROM watch_queue) AS watch_queue,
        (SELECT count(*) FROM discovered) AS discovered,
        (SELECT count(*) FROM vendor_token) AS vendor_token,
        (SELECT count(*) FROM state_marks) AS state_marks,
+       (SELECT count(*) FROM gateway_keys) AS gateway_keys,
        (SELECT count(*) FROM watch_queue WHERE rejected IS NOT NULL) AS queue_rejected;
 
 -- name: lock_tables
 -- Nobody writes (or reads a half-copied state) until the copy commits; a daemon or producer
 -- that started meanwhile waits, then sees the whole state.
 LOCK TABLE watch_queue, watches, events, deliveries, delivery_attempts, discovered,
-    state_marks IN ACCESS EXCLUSIVE MODE;
+    state_marks, gateway_keys IN ACCESS EXCLUSIVE MODE;
 
 -- name: empty_tables
 -- --replace: the target's state goes, inside the same transaction as the copy.
@@ -30,7 +31,7 @@ COPY watch_queue (seq, job_id, labels, endpoints, enqueued_at, rejected) FROM ST
 COPY watches (job_id, source, labels, endpoints, state, status, progress, msg, create_time,
     added_at, last_poll_at, next_poll_at, polls, errors, last_error, finished_at,
     first_running_at, first_running_progress, last_queued_at, misses, predicted_at, poll_key,
-    rejections, first_rejected_at, answered_at) FROM STDIN;
+    rejections, first_rejected_at, answered_at, last_data, observed_at) FROM STDIN;
 
 -- name: copy_events
 COPY events (event_id, job_id, type, created_at, body, last_seen_running_at, seq) FROM STDIN;
@@ -59,6 +60,11 @@ COPY discovered (job_id, create_time, at) FROM STDIN;
 -- The source's marks win: its state began first, and discovery covered what it says.
 INSERT INTO state_marks (name, value) VALUES (%s, %s)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+
+-- name: copy_gateway_keys
+-- The source's key wins: the gateway's tokens it signed stay valid after the move.
+INSERT INTO gateway_keys (name, secret, created_at) VALUES (%s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at;
 
 -- name: restart_identities
 -- New rows are numbered after the copied ones.

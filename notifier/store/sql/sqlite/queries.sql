@@ -71,8 +71,11 @@ UPDATE watches SET status = :status, progress = :progress, msg = :msg, create_ti
     errors = 0, last_error = NULL, first_running_at = :first_running_at,
     first_running_progress = :first_running_progress, last_queued_at = :last_queued_at,
     misses = :misses, predicted_at = :predicted_at, answered_at = :now, rejections = 0,
-    first_rejected_at = NULL
+    first_rejected_at = NULL, last_data = :last_data, observed_at = :now
 WHERE job_id = :job_id AND state = 'active';
+
+-- name: last_observation
+SELECT job_id, state, status, last_data, observed_at FROM watches WHERE job_id = ?;
 
 -- name: record_poll_error
 UPDATE watches SET last_poll_at = :now, next_poll_at = :next_poll_at,
@@ -80,10 +83,14 @@ UPDATE watches SET last_poll_at = :now, next_poll_at = :next_poll_at,
 WHERE job_id = :job_id AND state = 'active';
 
 -- name: finish_watch
+-- observed = 1: an answer ends it (its data is the last observation); 0: the id was refused,
+-- and the last answer seen stays the last observation.
 UPDATE watches SET state = :state, status = :status, progress = :progress, msg = :msg,
     create_time = :create_time, last_poll_at = :now, next_poll_at = NULL, poll_key = NULL,
     polls = polls + :polled,
-    finished_at = :now, last_error = :error
+    finished_at = :now, last_error = :error,
+    last_data = CASE WHEN :observed = 1 THEN :last_data ELSE last_data END,
+    observed_at = CASE WHEN :observed = 1 THEN :now ELSE observed_at END
 WHERE job_id = :job_id AND state = 'active';
 
 -- name: expirable_watches
@@ -411,14 +418,17 @@ WHERE id = :id AND claim_token = :claim AND claimed_by IS NOT NULL;
 -- or in any case with :force = 1 (a daemon that knows it is alone: SQLite's instance lock,
 -- so a restart after a crash does not wait out its own dead lease); no row comes back while
 -- another owner holds it. A renewal keeps acquired_at and previous_owner; a take (from
--- someone else, or ours again after it lapsed) resets them.
+-- someone else, or ours again after it lapsed) resets them. Both write advertise: where the
+-- holder's gateway is reachable now.
 WITH clock (db_now) AS (SELECT (julianday('now') - 2440587.5) * 86400.0)
-INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at, previous_owner)
-SELECT :name, :owner, db_now + :ttl, db_now, db_now, NULL FROM clock WHERE true
+INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at, previous_owner,
+    advertise)
+SELECT :name, :owner, db_now + :ttl, db_now, db_now, NULL, :advertise FROM clock WHERE true
 ON CONFLICT (name) DO UPDATE SET
     owner = excluded.owner,
     expires_at = excluded.expires_at,
     renewed_at = excluded.renewed_at,
+    advertise = excluded.advertise,
     acquired_at = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > excluded.renewed_at
                        THEN leases.acquired_at ELSE excluded.renewed_at END,
     previous_owner = CASE WHEN leases.owner = excluded.owner
@@ -439,6 +449,11 @@ RETURNING owner;
 -- name: lease_holder
 WITH clock (db_now) AS (SELECT (julianday('now') - 2440587.5) * 86400.0)
 SELECT owner, expires_at - db_now AS seconds_left FROM leases, clock
+WHERE name = :name AND expires_at > db_now;
+
+-- name: lease_advertise
+WITH clock (db_now) AS (SELECT (julianday('now') - 2440587.5) * 86400.0)
+SELECT advertise FROM leases, clock
 WHERE name = :name AND expires_at > db_now;
 
 -- name: event_seq
@@ -478,3 +493,12 @@ DELETE FROM discovered WHERE create_time < ?;
 -- name: prune_discovered_before
 -- Retention: a removed watch's row, kept even without discovery, goes with the history.
 DELETE FROM discovered WHERE at < :cutoff;
+
+-- name: add_gateway_key
+-- The first node to ask makes the key; another asking at once waits for its commit (the
+-- primary key) and keeps it.
+INSERT INTO gateway_keys (name, secret, created_at) VALUES (:name, :secret, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: get_gateway_key
+SELECT secret FROM gateway_keys WHERE name = ?;

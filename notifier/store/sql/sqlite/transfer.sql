@@ -13,6 +13,7 @@ SELECT (SELECT count(*) FROM watch_queue) AS watch_queue,
        (SELECT count(*) FROM discovered) AS discovered,
        (SELECT count(*) FROM vendor_token) AS vendor_token,
        (SELECT count(*) FROM state_marks) AS state_marks,
+       (SELECT count(*) FROM gateway_keys) AS gateway_keys,
        (SELECT count(*) FROM watch_queue WHERE rejected IS NOT NULL) AS queue_rejected;
 
 -- name: read_watch_queue
@@ -22,7 +23,7 @@ SELECT seq, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue OR
 SELECT job_id, source, labels, endpoints, state, status, progress, msg, create_time, added_at,
        last_poll_at, next_poll_at, polls, errors, last_error, finished_at, first_running_at,
        first_running_progress, last_queued_at, misses, predicted_at, poll_key, rejections,
-       first_rejected_at, answered_at
+       first_rejected_at, answered_at, last_data, observed_at
 FROM watches ORDER BY job_id;
 
 -- name: read_events
@@ -51,3 +52,6 @@ SELECT job_id, create_time, at FROM discovered ORDER BY job_id;
 
 -- name: read_state_marks
 SELECT name, value FROM state_marks ORDER BY name;
+
+-- name: read_gateway_keys
+SELECT name, secret, created_at FROM gateway_keys ORDER BY name;
