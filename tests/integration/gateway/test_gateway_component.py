@@ -56,13 +56,13 @@ def config_for(tmp_path: Path, simulator: Simulator, **gateway: Any) -> Config:
         simulator.url,
         "http://127.0.0.1:9",
         gateway={
-            "listen": "127.0.0.1:0",
+            "listen": "127.0.0.1:8787",
             "clients": [{"name": "shop", "app_id": "shop-app", "secret_key": "shop-secret-1"}],
             **gateway,
         },
         intake={"callback_token": CALLBACK_TOKEN, "public_url": "https://notifier.example.com"},
     )
-    data["polling"]["min_interval"] = "5s"
+    data["polling"].update(min_interval="5s", max_interval="60s")
     return parse_config(data, environ=daemon_env("http://127.0.0.1:9"))
 
 
@@ -108,7 +108,9 @@ async def test_tokens_for_the_account_and_for_clients_wrong_ones_say_nothing(doo
             {"app_id": "shop-app", "secret_key": SECRET_KEY},
         )
     ]
-    assert {(a["code"], a["msg"]) for a in answers} == {(40000, "app_id or secret_key is incorrect")}
+    assert {(a["code"], a["msg"]) for a in answers} == {
+        (40000, "app_id or secret_key is incorrect")
+    }
     # Issuing gateway tokens costs the vendor nothing and revokes nothing.
     assert door.simulator.sim.stats()["tokens_issued"] == 0
 
@@ -165,7 +167,9 @@ async def test_a_watched_jobs_detail_is_absorbed_while_fresh_and_for_ever_once_f
     running = door.simulator.sim.add_job(queue_s=0, run_s=3600)
     done = door.simulator.sim.add_job(queue_s=0, run_s=0)
     for job_id in (running, done):
-        created = await door.http.get(DETAIL, params={"id": job_id}, headers={"access_token": token})
+        created = await door.http.get(
+            DETAIL, params={"id": job_id}, headers={"access_token": token}
+        )
         assert created.json()["code"] == 0
     # Not watched yet: both were forwarded.
     assert door.vendor_calls(DETAIL) == 2
@@ -227,12 +231,11 @@ async def test_only_the_vendor_api_and_its_methods_and_sizes_pass(door: Door) ->
     assert door.simulator.sim.stats()["calls"] == 0
 
 
-async def test_a_call_that_cannot_get_a_turn_in_time_gets_40001(
-    door: Door, tmp_path: Path
-) -> None:
-    door.gateway.configure(config_for(tmp_path, door.simulator, max_wait="300ms", share=0))
+async def test_a_call_that_cannot_get_a_turn_in_time_gets_40001(door: Door, tmp_path: Path) -> None:
+    door.gateway.configure(config_for(tmp_path, door.simulator, max_wait="1500ms", share=0))
     door.vendor.limiter.reconfigure(1)
     token = await door.token()
+    await door.vendor.token()  # the vendor token first: each call below waits for a turn only
     job_id = door.simulator.sim.add_job(queue_s=0, run_s=600)
     answers = await asyncio.gather(
         *(
