@@ -156,7 +156,7 @@ async def test_a_bad_label_header_is_refused_before_anything_is_created(door: Do
             CREATE, json={"video_file_id": "v"}, headers={"access_token": token, **header}
         )
         assert response.status_code == 400, response.text
-        assert list(header)[0] in response.json()["error"]
+        assert next(iter(header)) in response.json()["error"]
     assert door.vendor_calls(CREATE) == 0
 
 
