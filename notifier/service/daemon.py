@@ -651,11 +651,13 @@ class Daemon:
         log.info("starting", node=self.lease.node, **config_summary(self.config, self.config_path))
         for warning in self.config.warnings():
             log.warning(warning)
+        key = "intake.listen"
         try:
             await self.intake.apply(self.config.intake, self.config.endpoint_names())
+            key = "gateway.listen"
             await self.gateway_listener.apply(self.config)
         except ListenError as exc:
-            log.error("cannot start: a listener's address", error=str(exc))
+            log.error(f"cannot start: {key}", error=str(exc))
             await self.intake.stop()
             await self.gateway_listener.stop()
             await self.vendor.aclose()
