@@ -144,7 +144,8 @@ class Gateway:
         self._tokens: GatewayTokens | None = None
         self._credentials = Credentials([])
         self._share: Share | None = None
-        self._relay = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        # No proxy from the environment: the holder is another node on the operator's network.
+        self._relay = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False)
         #: Ids a create returned while the state could not be written: watched once it can.
         self.pending: dict[str, tuple[dict[str, str], list[str] | None]] = {}
         self.max_wait = 10.0
@@ -350,7 +351,7 @@ class Gateway:
         if not isinstance(body, dict) or body.get("callback"):
             return call.body
         body["callback"] = self.callback_url
-        return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        return json.dumps(body, ensure_ascii=True).encode()
 
     def _observed(self, job_id: str, data: object) -> None:
         try:
@@ -434,7 +435,7 @@ class Gateway:
                 headers=headers,
                 timeout=max(1.0, deadline - time.monotonic()) + 30.0,
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, UnicodeError) as exc:  # UnicodeError: a header we cannot send
             log.warning("cannot relay to the lease holder's gateway", error=type(exc).__name__)
             if time.monotonic() < deadline:
                 await asyncio.sleep(HOLDER_RETRY)

@@ -26,6 +26,9 @@ def _token(url: str, app_id: str, secret: str) -> dict[str, object]:
 def test_sighup_turns_the_gateway_on_and_changes_its_clients(
     workspace: Workspace, simulator: Simulator
 ) -> None:
+    metrics = free_port()
+    workspace.config["metrics"] = {"listen": f"127.0.0.1:{metrics}"}
+    workspace.write_config()
     daemon = workspace.start()
     daemon.wait_ready()
     port = free_port()
@@ -60,6 +63,12 @@ def test_sighup_turns_the_gateway_on_and_changes_its_clients(
     calls = [r for r in daemon.records() if r.get("event") == "gateway call"]
     assert {c["outcome"] for c in calls} >= {"token", "forwarded", "refused"}
     assert {c["client"] for c in calls if c["outcome"] == "forwarded"} == {"shop"}
+    scraped = httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
+    detail_path = "/open/v1/video_lip_sync/detail"
+    assert f'chanjing_gateway_calls_total{{outcome="forwarded",path="{detail_path}"}} 1.0' in (
+        scraped
+    ), scraped
+    assert "chanjing_gateway_limiter_wait_seconds_count 1.0" in scraped
     assert daemon.stop() == 0
     for secret in (SHOP_SECRET, SECRET_KEY, str(token)):
         assert secret not in daemon.output
