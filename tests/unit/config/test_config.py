@@ -429,7 +429,7 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         BASE + "colour: red\n",
         None,
         "colour: unknown key (allowed: chanjing, state, watch, polling, delivery, alerts, "
-        "endpoints, log, metrics, intake)",
+        "endpoints, log, metrics, intake, gateway)",
     ),
     (
         "unknown nested key",
