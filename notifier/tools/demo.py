@@ -1,10 +1,11 @@
 """`chanjing-notifier demo`: the whole product on embedded defaults, offline, in one process.
 
 A vendor simulator, a receiver that verifies every signature, a throw-away state file and
-the real daemon, all on 127.0.0.1. Eleven jobs with mixed outcomes and timings, reaching the
-daemon each way a job can: the watch file, the queue, the HTTP API, the vendor's callback and
-discovery. The live view shows them move and the callbacks arrive. Exit 0 when every expected
-callback arrived verified.
+the real daemon, all on 127.0.0.1. Twelve jobs with mixed outcomes and timings, reaching the
+daemon each way a job can: the watch file, the queue, the HTTP API, the vendor's callback,
+discovery, and a create through the gateway by the demo acting as the user's own application.
+The live view shows them move and the callbacks arrive. Exit 0 when every expected callback
+arrived verified.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from rich.table import Table
 
 from notifier import log as logs
 from notifier.config import load_config
+from notifier.gateway.door import CREATE_PATH, LABEL_HEADER
+from notifier.polling.vendor import DETAIL_PATH, TOKEN_PATH
 from notifier.service.daemon import Daemon
 from notifier.service.http_server import AppServer
 from notifier.tools.receiver import Receiver
@@ -49,7 +53,7 @@ class DemoJob:
     run_s: float
     outcome: int
     msg: str | None = None
-    #: How the job reaches the daemon: file, queue, api, callback or discovery.
+    #: How the job reaches the daemon: file, queue, api, callback, discovery or gateway.
     via: str = "file"
 
 
@@ -65,6 +69,7 @@ JOBS = [
     DemoJob("api-upload", 1.0, 5.0, 20, via="api"),
     DemoJob("cb-render", 1.0, 7.0, 20, via="callback"),
     DemoJob("found-later", 0.5, 4.0, 20, via="discovery"),
+    DemoJob("app-render", 1.0, 6.0, 20, via="gateway"),
 ]
 #: The view's wording for each way in.
 VIA_TEXT = {
@@ -73,10 +78,14 @@ VIA_TEXT = {
     "api": "HTTP API",
     "callback": "vendor callback",
     "discovery": "discovery",
+    "gateway": "gateway",
 }
 #: Jobs created before the daemon's state (so discovery, ``since: start``, leaves them alone)
 #: are dated this much earlier on the vendor's side.
 OLD_JOB_AGE = 60
+
+#: How the gateway served the application's detail calls, in the summary's words.
+DETAIL_TEXT = {"forwarded": "forwarded to the vendor", "absorbed": "absorbed (no vendor call)"}
 
 STATUS_TEXT = {0: "queued", 10: "generating", 20: "succeeded", 30: "failed"}
 
@@ -103,6 +112,51 @@ def _job_of(payload: Any, job_ids: Iterable[str]) -> str | None:
         return str(data.get("id"))
     text = str(payload.get("text", ""))
     return next((j for j in job_ids if j in text), None)
+
+
+def _first_webhook(receiver: Receiver, job_id: str) -> float | None:
+    """When the first accepted ops webhook about ``job_id`` came (wall clock), or None."""
+    return min(
+        (
+            r.received_at
+            for r in receiver.accepted("/ops")
+            if _job_of(r.payload, [job_id]) == job_id
+        ),
+        default=None,
+    )
+
+
+async def _vendor_data(call: Awaitable[httpx.Response]) -> Any:
+    """An application's view of a vendor call: the ``data`` of a code-0 envelope."""
+    response = await call
+    response.raise_for_status()
+    body = response.json()
+    if body.get("code") != 0:
+        raise RuntimeError(f"{response.url.path}: code {body.get('code')} {body.get('msg')}")
+    return body.get("data")
+
+
+@dataclass
+class GatewayRun:
+    """What the demo, as the user's own application, saw of its job through the gateway."""
+
+    #: Whether the daemon watched the job by the time the create's answer came back.
+    watched_at_once: bool = False
+    #: How the gateway served each detail call, in order: forwarded or absorbed.
+    details: list[str] = field(default_factory=list)
+    #: Why the application's calls stopped short (the demo then fails), or None.
+    problem: str | None = None
+
+
+def _detail_outcomes(daemon: Daemon) -> dict[str, float]:
+    """The daemon's count of gateway detail calls per outcome (its own metric)."""
+    counts: dict[str, float] = {}
+    for family in daemon.metrics.gateway_calls.collect():
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name.endswith("_total") and labels.get("path") == DETAIL_PATH:
+                counts[labels["outcome"]] = sample.value
+    return counts
 
 
 def _arrived(receiver: Receiver, job_ids: Iterable[str]) -> dict[str, set[str]]:
@@ -134,6 +188,9 @@ class Demo:
         self.intake_token = secrets.token_hex(16)
         self.callback_token = secrets.token_hex(16)
         self.intake_port = _free_port()
+        self.gateway_port = _free_port()
+        self.gateway = GatewayRun()
+        self._gateway_token = ""
         self.started = time.monotonic()
 
     @property
@@ -170,7 +227,10 @@ class Demo:
                 "tokens": ["${DEMO_INTAKE_TOKEN}"],
                 "callback_token": "${DEMO_CALLBACK_TOKEN}",
                 "labels": {"name": "cb-render"},
+                # Creates through the gateway get the daemon's callback (the fast path).
+                "public_url": f"http://127.0.0.1:{self.intake_port}",
             },
+            "gateway": {"listen": f"127.0.0.1:{self.gateway_port}"},
             "polling": {"min_interval": "1s", "max_interval": "10s", "give_up_after": "10m"},
             "delivery": {"timeout": "5s", "retry_schedule": ["1s", "2s", "5s"]},
             "log": {"level": "error"},
@@ -204,10 +264,13 @@ class Demo:
         job_id = self.sim.add_job(
             queue_s=job.queue_s, run_s=job.run_s, outcome=job.outcome, msg=job.msg, **extra
         )
+        self._record(job, job_id)
+        return job_id
+
+    def _record(self, job: DemoJob, job_id: str) -> None:
         self.outcomes[job_id] = job.outcome
         self.names[job_id] = job.name
         self.via[job_id] = job.via
-        return job_id
 
     def ids_via(self, via: str) -> list[str]:
         return [j for j, v in self.via.items() if v == via]
@@ -219,7 +282,7 @@ class Demo:
         for job in JOBS:
             if job.via == "callback":
                 self._add(job, create_time=old, callback=self.callback_url)
-            elif job.via != "discovery":
+            elif job.via in ("file", "queue", "api"):
                 self._add(job, create_time=old)
         (self.workdir / "watch.yaml").write_text(
             yaml.safe_dump(
@@ -250,7 +313,64 @@ class Demo:
             if job.via == "discovery":
                 self._add(job)
 
+    async def use_gateway(self, url: str, daemon: Daemon) -> None:
+        """The user's own application, beside the other ways in: it creates its job through
+        the gateway, then looks at it again when the daemon's webhook says it ended."""
+        await self.create_through_gateway(url, daemon)
+        await self.look_when_notified(url, daemon)
+
+    async def create_through_gateway(self, url: str, daemon: Daemon) -> None:
+        """As the user's own application would, its base URL changed to the gateway: a token
+        with the account's credentials, a lip-sync create labelled for the daemon, and a
+        first look at the job (not polled by the daemon yet, so forwarded)."""
+        (job,) = [j for j in JOBS if j.via == "gateway"]
+        async with httpx.AsyncClient(base_url=url, timeout=10) as app:
+            token = await _vendor_data(
+                app.post(
+                    TOKEN_PATH,
+                    json={"app_id": "demo-app", "secret_key": self.sim.config.secret_key},
+                )
+            )
+            self._gateway_token = str(token["access_token"])
+            hints = {"queue_s": job.queue_s, "run_s": job.run_s, "outcome": job.outcome}
+            job_id = await _vendor_data(
+                app.post(
+                    CREATE_PATH,
+                    # The simulator's timeline hints; a real create names video and audio.
+                    json={"_sim": hints if job.msg is None else {**hints, "msg": job.msg}},
+                    headers={
+                        "access_token": self._gateway_token,
+                        LABEL_HEADER: f"name={job.name}, via=gateway",
+                    },
+                )
+            )
+            self.gateway.watched_at_once = daemon.store.watch_summary(job_id) is not None
+            self._record(job, str(job_id))
+            await self._gateway_detail(app, str(job_id), daemon)
+
+    async def look_when_notified(self, url: str, daemon: Daemon) -> None:
+        """The application looks at its job again once the daemon's webhook said it ended:
+        the daemon has seen the end, so the gateway answers from that, no vendor call."""
+        (job_id,) = self.ids_via("gateway")
+        await self.receiver.wait_for(
+            lambda r: _first_webhook(r, job_id) is not None, timeout=DEADLINE
+        )
+        async with httpx.AsyncClient(base_url=url, timeout=10) as app:
+            await self._gateway_detail(app, job_id, daemon)
+
+    async def _gateway_detail(self, app: httpx.AsyncClient, job_id: str, daemon: Daemon) -> None:
+        before = _detail_outcomes(daemon)
+        await _vendor_data(
+            app.get(
+                DETAIL_PATH, params={"id": job_id}, headers={"access_token": self._gateway_token}
+            )
+        )
+        after = _detail_outcomes(daemon)
+        self.gateway.details += [o for o in after if after[o] > before.get(o, 0.0)][:1] or ["?"]
+
     def done(self) -> bool:
+        if len(self.outcomes) < len(JOBS):
+            return False  # the application has not created its job yet
         got = _arrived(self.receiver, self.outcomes)
         return all(
             want <= got.get(path, set()) for path, want in expected_callbacks(self.outcomes).items()
@@ -309,14 +429,7 @@ class Demo:
             lines.append(f"  HTTP API               {self.names[job_id]}: POST /v1/watches → 202")
         for job_id in self.ids_via("callback"):
             job = jobs.get(job_id, {})
-            first = min(
-                (
-                    r.received_at
-                    for r in self.receiver.accepted("/ops")
-                    if _job_of(r.payload, [job_id]) == job_id
-                ),
-                default=None,
-            )
+            first = _first_webhook(self.receiver, job_id)
             sent = job.get("callback_sent_at")
             gap = f", webhook {first - sent:.2f} s later" if first and sent else ""
             lines.append(
@@ -327,6 +440,35 @@ class Demo:
             source = sources.get(job_id)
             found = "found by a list sweep" if source == "discovery" else f"source {source}"
             lines.append(f"  discovery              {self.names[job_id]}: {found}")
+        return lines + self._gateway_story(jobs)
+
+    def _gateway_story(self, jobs: dict[str, Any]) -> list[str]:
+        """The application's job: watched when its create was answered? Its webhook, and
+        how the gateway served the application's looks at it."""
+        lines = []
+        if self.gateway.problem is not None:
+            lines.append(
+                f"  gateway                the application's calls failed: {self.gateway.problem}"
+            )
+        for job_id in self.ids_via("gateway"):
+            name = self.names[job_id]
+            first = _first_webhook(self.receiver, job_id)
+            ended = jobs.get(job_id, {}).get("completed_at")
+            watched = (
+                "watched at once"
+                if self.gateway.watched_at_once
+                else "not watched when its create was answered"
+            )
+            webhook = (
+                f"webhook {first - ended:.2f} s after it finished"
+                if first is not None and ended is not None
+                else "no webhook"
+            )
+            story = f"created through the gateway, {watched}, {webhook}"
+            lines.append(f"  gateway                {name}: {story}")
+            looks = Counter(self.gateway.details).items()
+            served = ", ".join(f"{n} {DETAIL_TEXT.get(how, how)}" for how, n in looks)
+            lines.append(f"  gateway detail calls   {name}: {served or 'none'}")
         return lines
 
     def summary(self, ok: bool, daemon: Daemon) -> list[str]:
@@ -366,12 +508,14 @@ async def _run(console: Console, live: bool) -> int:
         daemon = Daemon(config, str(config_path))
         runner = asyncio.create_task(daemon.run())
         demo.enqueue(daemon)
-        intake_url = await _listening(daemon, runner)
+        intake_url, gateway_url = await _listening(daemon, runner)
         await demo.post_to_api(intake_url)
         demo.create_discovered()
+        application = asyncio.create_task(demo.use_gateway(gateway_url, daemon))
         console.print(
             f"vendor simulator {sim_server.url} · receiver {rec_server.url} · "
-            f"intake {intake_url} · {len(JOBS)} jobs · state {daemon.store.where}"
+            f"intake {intake_url} · gateway {gateway_url} · {len(JOBS)} jobs · "
+            f"state {daemon.store.where}"
         )
         ok = False
         deadline = time.monotonic() + DEADLINE
@@ -379,6 +523,8 @@ async def _run(console: Console, live: bool) -> int:
         view = Live(demo.table(daemon), console=console, refresh_per_second=4) if live else None
         with view if view is not None else contextlib.nullcontext():
             while time.monotonic() < deadline and not runner.done():
+                if application.done() and application.exception() is not None:
+                    break  # raised below
                 if demo.done():
                     ok = True
                     break
@@ -392,6 +538,13 @@ async def _run(console: Console, live: bool) -> int:
                 view.update(demo.table(daemon))
         if not live:
             _print_progress(console, demo, seen)
+        try:
+            if ok or application.done():  # the webhook came: the application's look follows
+                await asyncio.wait_for(application, 10)
+        except Exception as exc:  # shown in the summary; the demo fails
+            ok = False
+            demo.gateway.problem = f"{type(exc).__name__}: {exc}"
+        application.cancel()
         lines = demo.summary(ok, daemon)
         daemon.request_stop()
         await asyncio.wait_for(runner, 15)
@@ -403,21 +556,21 @@ async def _run(console: Console, live: bool) -> int:
 
 
 def _free_port() -> int:
-    """A port for the intake listener, known before the daemon starts: the callback URL
-    is given to the vendor when a job is created."""
+    """A port for a listener, known before the daemon starts: the callback URL is given to
+    the vendor when a job is created, and ports go into the config."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-async def _listening(daemon: Daemon, runner: asyncio.Task[int]) -> str:
-    """The intake listener's URL once the daemon serves it."""
+async def _listening(daemon: Daemon, runner: asyncio.Task[int]) -> tuple[str, str]:
+    """The intake listener's and the gateway's URLs once the daemon serves them."""
     deadline = time.monotonic() + 30
-    while daemon.intake.url is None:
+    while daemon.intake.url is None or daemon.gateway_listener.url is None:
         if runner.done() or time.monotonic() > deadline:
-            raise RuntimeError("the daemon did not start its intake listener")
+            raise RuntimeError("the daemon did not start its intake listener and gateway")
         await asyncio.sleep(0.05)
-    return daemon.intake.url
+    return daemon.intake.url, daemon.gateway_listener.url
 
 
 def _print_progress(console: Console, demo: Demo, seen: set[str]) -> None:

@@ -26,6 +26,7 @@ def test_piped_demo_keeps_lines_whole_and_names_endpoints_alike() -> None:
     first = result.stdout.splitlines()[0]
     assert first.startswith("vendor simulator http://127.0.0.1:")
     assert " · receiver http://127.0.0.1:" in first and first.endswith("state.db")
+    assert " · gateway http://127.0.0.1:" in first and " · 12 jobs · " in first
     callbacks = [line for line in result.stdout.splitlines() if line.startswith("callback ")]
     assert {line.split()[1] for line in callbacks} == {"ops", "analytics", "team"}
     lines = [line.strip() for line in result.stdout.splitlines()]
@@ -35,3 +36,17 @@ def test_piped_demo_keeps_lines_whole_and_names_endpoints_alike() -> None:
     (callback,) = [line for line in lines if line.startswith("vendor callback")]
     assert "cb-render: answered http 202, webhook" in callback
     assert "discovery              found-later: found by a list sweep" in lines
+    # One was created through the gateway, as the user's own application would: watched
+    # before the create's answer came back, its webhook soon after it finished (the gateway
+    # gave the vendor the daemon's callback), and its look after the webhook cost no vendor call.
+    assert "job app-render  queued (via gateway)" in lines
+    (gateway,) = [line for line in lines if line.startswith("gateway  ")]
+    assert gateway.startswith(
+        "gateway                app-render: created through the gateway, watched at once, webhook "
+    ), gateway
+    assert gateway.endswith(" s after it finished")
+    assert float(gateway.split("webhook ")[1].split(" s ")[0]) < 5.0, gateway
+    (details,) = [line for line in lines if line.startswith("gateway detail calls")]
+    assert details.startswith("gateway detail calls   app-render: "), details
+    assert "absorbed (no vendor call)" in details, details
+    assert "ops (webhook)          12/12 received" in lines
