@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import Callable
 
 import pytest
@@ -198,3 +199,34 @@ def test_a_waiter_cancelled_while_sleeping_passes_the_turn_on() -> None:
         return clock() - start
 
     assert run_virtual(main) <= 1.0
+
+
+def test_waiters_cancelled_while_turns_pass_end_as_cancelled() -> None:
+    """Seen at a stop: a caller passes the turn on over waiters whose turns were cancelled a
+    moment before (popping their entries); each of them must still end as cancelled, not
+    with ``list.remove(x): x not in list``. Real time, slots 10 µs apart so that some are
+    due at once and some sleep, many random cancellation patterns (fixed seeds): on the old
+    code 17 of these 200 trials failed, every run."""
+
+    async def main() -> list[BaseException]:
+        odd: list[BaseException] = []
+        for seed in range(200):
+            rng = random.Random(seed)
+            limiter = RateLimiter(100_000)
+            calls = [asyncio.ensure_future(limiter.acquire()) for _ in range(30)]
+            for _ in range(1 + rng.randrange(5)):
+                await asyncio.sleep(0)
+            for call in calls:
+                if rng.random() < 0.5:
+                    call.cancel()
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            odd += [
+                r
+                for r in results
+                if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+            ]
+            await asyncio.wait_for(limiter.acquire(), 5)  # not stuck
+            assert limiter.waiting == 0
+        return odd
+
+    assert asyncio.run(main()) == []
