@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,14 +55,32 @@ class DeliveryState(StrEnum):
     DEAD = "dead"
 
 
+#: How much of a rejected value a message quotes: enough to recognise it, never a megabyte.
+QUOTE_LIMIT = 60
+
+
+def quoted(value: str) -> str:
+    """``value`` for a message: repr'd (control characters and lone surrogates escaped),
+    cut to QUOTE_LIMIT characters."""
+    if len(value) <= QUOTE_LIMIT:
+        return repr(value)
+    return f"{value[:QUOTE_LIMIT]!r}… ({len(value)} characters)"
+
+
+def has_surrogate(text: str) -> bool:
+    """A lone UTF-16 surrogate (``"\ud800"``): valid in a Python str and in JSON text, but
+    not encodable as UTF-8, so it would fail every write, log line and event body later."""
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def job_id_problem(job_id: object) -> str | None:
     """Why ``job_id`` is not acceptable, or None when it is."""
     if not isinstance(job_id, str):
         return f"job id must be a string, got {type(job_id).__name__}"
-    if not JOB_ID_RE.match(job_id):
+    if not JOB_ID_RE.fullmatch(job_id):  # fullmatch: "$" would let a trailing newline in
         return (
-            f"invalid job id {job_id!r}: use 1-128 characters of letters, digits, '_', '.', ':' "
-            "or '-', starting with a letter or digit"
+            f"invalid job id {quoted(job_id)}: use 1-128 characters of letters, digits, '_', "
+            "'.', ':' or '-', starting with a letter or digit"
         )
     return None
 
@@ -71,12 +90,17 @@ def labels_problem(labels: object) -> str | None:
     if not isinstance(labels, dict):
         return f"labels must be a mapping of key: value, got {type(labels).__name__}"
     for key, value in labels.items():
-        if not isinstance(key, str) or not LABEL_KEY_RE.match(key):
-            return f"invalid label key {key!r}: use letters, digits, '_', '.', '-' (max 64)"
+        if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
+            shown = quoted(key) if isinstance(key, str) else repr(key)
+            return f"invalid label key {shown}: use letters, digits, '_', '.', '-' (max 64)"
         if not isinstance(value, str | int | float | bool):
             return f"label {key!r} must have a scalar value, got {type(value).__name__}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"label {key!r} must be a finite number or a string, got {value!r}"
         if len(str(value)) > 512:
             return f"label {key!r} is longer than 512 characters"
+        if isinstance(value, str) and has_surrogate(value):
+            return f"label {key!r} contains a lone UTF-16 surrogate (not valid Unicode text)"
     return None
 
 

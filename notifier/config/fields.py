@@ -269,7 +269,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 def endpoint_name(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, got {kind(value)}")
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise ValueError(
             f"invalid endpoint name {show(value)}: use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter, digit or '_'"

@@ -197,8 +197,11 @@ class Poller:
             self.observe(watch, detail)
         except StoreUnavailable:
             raise
-        except Exception:
-            job_log.exception("could not record the poll; will retry")
+        except Exception as exc:
+            # This watch alone backs off, as after a failed poll: left due, it would be
+            # polled again every tick and take the budget from every other job.
+            delay = self._retry_later(watch, f"internal error: {type(exc).__name__}")
+            job_log.exception("could not record the poll; will retry", retry_in=round(delay, 1))
 
     def _rejected(self, watch: WatchRow, vendor_msg: str) -> None:
         """A 40000 for the id: fail the watch only once it keeps coming over minutes."""

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from notifier.log import get_logger, redactor
-from notifier.models import JobDetail
+from notifier.models import JobDetail, has_surrogate
 from notifier.polling.lease import LeaseKeeper, LeaseLost
 from notifier.polling.ratelimit import Priority, RateLimiter
 from notifier.store import Store
@@ -125,7 +125,9 @@ def parse_detail(job_id: str, data: object) -> JobDetail:
 
     def text(name: str) -> str:
         value = data.get(name)
-        return "" if value is None else str(value)
+        text = "" if value is None else str(value)
+        # A lone surrogate in a vendor string would fail the event body and every write of it.
+        return text.encode("utf-8", "backslashreplace").decode() if has_surrogate(text) else text
 
     status = integer("status")
     if status not in KNOWN_STATUSES:

@@ -158,3 +158,50 @@ async def test_shutdown_while_polls_wait_for_the_limiter_sends_and_records_nothi
         watch = rig.watch(f"waitjob{i:02d}")
         assert (watch["state"], watch["errors"], watch["polls"]) == ("active", 0, 0)
     assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
+
+
+async def test_a_vendor_string_with_a_lone_surrogate_still_makes_its_event(
+    make_rig: Callable[..., Awaitable[Rig]],
+) -> None:
+    """Issue 18: a ``msg`` of "\\ud800" made the event body unencodable, so the watch stayed
+    due and was polled again every tick for good."""
+    rig = await make_rig()
+    rig.sim.add_job("poisonjob", queue_s=0, run_s=0, outcome=30, msg="bad \ud800 audio")
+    rig.store.add_watches([WatchSpec("poisonjob")], "queue")
+    await rig.poller.tick()
+    await polls_done()
+    assert rig.watch("poisonjob")["state"] == "failed"
+    (delivery,) = rig.store.due_deliveries("ops", time.time() + 60, 10)
+    delivery.event.body.decode("utf-8")  # valid UTF-8, the surrogate escaped
+    assert delivery.event.payload["data"]["msg"] == "bad \\ud800 audio"
+
+
+async def test_a_watch_whose_answer_cannot_be_recorded_backs_off_alone(
+    make_rig: Callable[..., Awaitable[Rig]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = await make_rig()
+    for job_id in ("stuckjob1", "finejob02"):
+        rig.sim.add_job(job_id, queue_s=0, run_s=0)
+    rig.store.add_watches([WatchSpec("stuckjob1"), WatchSpec("finejob02")], "queue")
+    real = rig.store.record_terminal
+
+    def record_terminal(detail: JobDetail, *args: Any) -> bool:
+        # Stands in for any bug on one watch's recording (no server can make our code raise).
+        if detail.id == "stuckjob1":
+            raise ValueError("cannot record")
+        return real(detail, *args)
+
+    monkeypatch.setattr(rig.store, "record_terminal", record_terminal)
+    before = time.time()
+    with capture_logs() as logs:
+        for _ in range(3):  # three ticks: the stuck one is not polled again each time
+            await rig.poller.tick()
+            await polls_done()
+    stuck = rig.watch("stuckjob1")
+    assert (stuck["state"], stuck["errors"]) == ("active", 1)
+    assert stuck["next_poll_at"] >= before + SETTINGS.min_interval * 0.9
+    assert rig.sim.stats()["jobs"]["stuckjob1"]["detail_calls"] == 1
+    assert rig.watch("finejob02")["state"] == "succeeded"
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "could not record the poll; will retry"
+    ]
