@@ -7,6 +7,7 @@ import base64
 import contextlib
 import io
 import json
+import logging
 import os
 import selectors
 import signal
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 from hypothesis import HealthCheck, settings
 
+from notifier import log as logs
 from notifier.service.http_server import ServerThread
 from notifier.store import Store
 from notifier.tools.receiver import Receiver
@@ -119,6 +122,45 @@ def pytest_configure(config: pytest.Config) -> None:
         import notifier
 
         compileall.compile_dir(Path(notifier.__file__).parent, quiet=1)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Logging is process-wide: what a test configures is undone before the next one runs.
+    ``notifier.log.configure`` (called by the CLI, the demo and a daemon's reload in the test
+    process) sets structlog's level filter and processors, replaces the stdlib root handlers
+    and sets library loggers' levels; the redactor collects every secret it is told of.
+    Without this a test saw what an earlier one left (e.g. a level filter at INFO that
+    hid the debug lines ``structlog.testing.capture_logs`` waits for)."""
+    config = structlog.get_config()
+    processors = config["processors"]
+    saved_processors = list(processors)  # capture_logs edits the list in place
+    manager = logging.Logger.manager
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level
+    loggers = {
+        name: (lg.level, lg.disabled, lg.propagate, list(lg.handlers))
+        for name, lg in manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    disable = manager.disable
+    secrets = set(logs.redactor._secrets)
+    yield
+    processors[:] = saved_processors
+    structlog.configure(**config)
+    root.handlers[:] = root_handlers
+    root.setLevel(root_level)
+    for name, lg in list(manager.loggerDict.items()):
+        if not isinstance(lg, logging.Logger):
+            continue
+        if name not in loggers:  # made during the test: as a fresh logger is
+            lg.setLevel(logging.NOTSET)
+            continue
+        level, lg.disabled, lg.propagate, handlers = loggers[name]
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+    logging.disable(disable)
+    logs.redactor.replace(secrets)
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,7 @@ def test_stdlib_errors_keep_type_and_traceback() -> None:
             logging.getLogger("asyncio").error("Exception in callback Foo._kicked()", exc_info=True)
         output = sys.stderr.getvalue()
     finally:
-        sys.stderr = real
-        logs.configure("info", json_lines=True)  # later tests log to the real stderr again
+        sys.stderr = real  # the logging config itself is undone by conftest's restore_logging
     line = json.loads(output.strip().splitlines()[-1])
     assert line["event"] == "Exception in callback Foo._kicked()"
     assert line["library"] == "asyncio"

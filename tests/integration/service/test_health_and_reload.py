@@ -6,16 +6,14 @@ as a process, since the lock blocks the daemon's thread."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import structlog
 import yaml
 from structlog.testing import capture_logs
 
@@ -69,18 +67,6 @@ class Running:
         assert self.task is not None
         self.daemon.request_stop()
         return await self.task
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """A reload re-configures logging for the whole process: undo it for the next tests."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
