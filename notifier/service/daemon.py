@@ -48,6 +48,7 @@ from notifier.service.sdnotify import SdNotifier
 from notifier.service.store_outage import StoreOutage
 from notifier.service.wakeups import Wakeups
 from notifier.store import (
+    DB_ERRORS,
     StoreUnavailable,
     describe_state,
     open_store,
@@ -422,7 +423,13 @@ class Daemon:
         await self.poller.tick()
 
     def status_text(self) -> str:
-        active, pending = self.store.live_counts()
+        try:
+            active, pending = self.store.live_counts()
+        except DB_ERRORS as exc:
+            # The state went away between two looks (sent at ready and after a reload too):
+            # say so; the outage itself is handled by the jobs, which pause and resume.
+            self.store_outage.check()
+            return f"cannot read the state {self.store.where}: {exc}; {self.lease.describe()}"
         text = f"watching {active} job(s), {pending} delivery(ies) pending; {self.lease.describe()}"
         cause = self.store_outage.cause
         if cause is not None:
@@ -676,8 +683,11 @@ class Daemon:
         self.scheduler.start()
         self._listen()
         self._watch_clock()
-        active, pending = self.store.live_counts()
-        log.info("ready", watching=active, deliveries_pending=pending)
+        try:
+            counts: tuple[int | None, int | None] = self.store.live_counts()
+        except DB_ERRORS:  # gone since the start-up writes: the jobs pause and report it
+            counts = (None, None)
+        log.info("ready", watching=counts[0], deliveries_pending=counts[1])
         self.sd.ready(self.status_text())
         await self._stop.wait()
         return await self._shutdown()
