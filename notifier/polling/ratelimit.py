@@ -182,7 +182,7 @@ class RateLimiter:
         except BaseException:
             if turn.done() and not turn.cancelled():
                 self._pass_turn()  # handed the turn just as we were cancelled: pass it on
-            else:
+            elif entry in self._queue:  # else a _pass_turn already dropped it, cancelled
                 self._queue.remove(entry)
                 heapq.heapify(self._queue)
             raise

@@ -198,3 +198,23 @@ def test_a_waiter_cancelled_while_sleeping_passes_the_turn_on() -> None:
         return clock() - start
 
     assert run_virtual(main) <= 1.0
+
+
+def test_a_waiter_cancelled_as_the_turn_passes_it_leaves_the_limiter_working() -> None:
+    """A bounded wait (the gateway's ``max_wait``) expiring while the turn holder passes the
+    turn: the holder's pass drops the cancelled waiter's entry, and the waiter must not fail
+    on removing it again (it used to raise ValueError out of the caller's ``acquire``).
+    The exact interleaving is made by hand, through the turn's own methods."""
+
+    async def main(clock: Clock) -> None:
+        limiter = RateLimiter(10, clock=clock)
+        await limiter._take_turn(3)  # this test holds the turn
+        waiter = asyncio.create_task(limiter._take_turn(3))
+        await asyncio.sleep(0)  # queued behind us
+        waiter.cancel()
+        limiter._pass_turn()  # before the waiter runs: its cancelled entry is dropped
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await asyncio.wait_for(limiter.acquire(), 5)  # nobody holds the turn now
+
+    run_virtual(main)
