@@ -46,6 +46,7 @@ from notifier.polling.vendor import (
     WaitedTooLong,
     envelope,
     parse_detail,
+    parse_envelope,
 )
 from notifier.store import DB_ERRORS, Store
 
@@ -441,9 +442,14 @@ class Gateway:
                 await asyncio.sleep(HOLDER_RETRY)
                 return await self._serve(call, deadline)
             return self._limited("the lease holder's gateway cannot be reached")
+        try:  # the vendor's code, for our log line and metrics as on the holder
+            code: int | None = parse_envelope(response)[0]
+        except VendorError:
+            code = None
         return Reply(
             response.status_code,
             response.content,
             response.headers.get("content-type", "application/json"),
             "relayed",
+            code,
         )

@@ -470,11 +470,13 @@ class VendorClient:
         deadline = time.monotonic() + wait
         headers = {"content-type": content_type} if content_type else {}
         target = f"{path}?{query}" if query else path
-        async with asyncio.timeout(wait):  # a token refresh waits within the same bound
-            try:
+        try:
+            # A token refresh waits within the same bound. The TimeoutError is raised as the
+            # block ends (inside it, the expiry is a cancellation), so it is caught out here.
+            async with asyncio.timeout(wait):
                 await self.token()
-            except TimeoutError:
-                raise WaitedTooLong(f"no vendor token within {wait:g}s") from None
+        except TimeoutError:
+            raise WaitedTooLong(f"no vendor token within {wait:g}s") from None
         return await self._authorized(
             "forward",
             method,

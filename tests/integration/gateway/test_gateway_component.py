@@ -248,3 +248,19 @@ async def test_a_call_that_cannot_get_a_turn_in_time_gets_40001(door: Door, tmp_
     stats = door.simulator.sim.stats()
     assert stats["max_per_second"] <= 1
     assert "40001" not in stats["codes"]  # the vendor never had to say it
+
+
+async def test_a_call_waiting_for_the_vendor_token_past_max_wait_gets_40001(
+    door: Door, tmp_path: Path, make_store: StoreFactory
+) -> None:
+    door.gateway.configure(config_for(tmp_path, door.simulator, max_wait="500ms"))
+    token = await door.token()
+    other = make_store()  # another process fetching the vendor token, for a long while
+    assert other.try_token_lock()
+    try:
+        response = await door.http.get(DETAIL, params={"id": "x"}, headers={"access_token": token})
+    finally:
+        other.release_token_lock()
+    assert response.status_code == 200, response.text
+    assert response.json()["code"] == 40001
+    assert door.simulator.sim.stats()["calls"] == 0
