@@ -248,9 +248,6 @@ def test_ctrl_c_midway_leaves_the_target_as_it_was_and_no_daemon_starts_meanwhil
                 str(source),
             ],
             env=pg_side.env,
-            # Ctrl-C as at a terminal, even when this test runs from a background job (which
-            # starts with SIGINT ignored, and a child inherits that: it would never see it).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
