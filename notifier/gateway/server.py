@@ -25,6 +25,7 @@ from notifier.gateway.door import (
     Reply,
     error_reply,
 )
+from notifier.store import DB_ERRORS
 
 log = logs.get_logger(component="gateway")
 
@@ -86,6 +87,11 @@ class GatewayServer:
             reply = read if isinstance(read, Reply) else await self.gateway.handle(read)
         except asyncio.CancelledError:
             raise  # the application hung up: nothing to answer
+        except DB_ERRORS as exc:  # the first token call reads the key from the state
+            log.warning("gateway call failed on the state", error=str(exc))
+            reply = error_reply(
+                503, "the state database is unavailable; try again", outcome="failed"
+            )
         except Exception:
             log.exception("gateway call failed", method=request.method, path=path_label(path))
             reply = error_reply(500, "internal error", outcome="failed")

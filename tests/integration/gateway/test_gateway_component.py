@@ -264,3 +264,20 @@ async def test_a_call_waiting_for_the_vendor_token_past_max_wait_gets_40001(
     assert response.status_code == 200, response.text
     assert response.json()["code"] == 40001
     assert door.simulator.sim.stats()["calls"] == 0
+
+
+async def test_a_state_that_cannot_be_read_gets_503_not_a_traceback(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notifier.store import StoreUnavailable
+
+    def gone() -> bytes:
+        # Stands in for a state that went away (disk, server): the key is read from it once.
+        raise StoreUnavailable(door.store.where, "the server is unreachable", "test")
+
+    monkeypatch.setattr(door.store, "gateway_key", gone)
+    response = await door.http.post(
+        "/open/v1/access_token", json={"app_id": "test-app", "secret_key": SECRET_KEY}
+    )
+    assert response.status_code == 503
+    assert "state" in response.json()["error"]
