@@ -231,7 +231,7 @@ def main(samples: int, workers: int, secs: float, seed: int) -> None:
     def both(values: list[float]) -> str:
         return f"{pct(values, 0.5):.2f} / {pct(values, 0.99):.2f}"
 
-    added = f"+{g50 - d50:.2f} / +{g99 - d99:.2f}: " + ok(g50 - d50 <= 1 and g99 - d99 <= 5)
+    added = f"+{g50 - d50:.3f} / +{g99 - d99:.3f}: " + ok(g50 - d50 <= 1 and g99 - d99 <= 5)
     rows = [
         [f"1 detail call p50 / p99, ms ({samples})", both(ms["gateway"]), both(ms["direct"])],
         ["1 of it in the gateway's handler", both(fwd["inside"]), "-", "-", "-"],
