@@ -229,6 +229,13 @@ def _socket_owner(port: int, server_port: int, pids: Sequence[int]) -> int | Non
     return None
 
 
+def free_port() -> int:
+    """A loopback port free right now (for a listener the daemon's config names)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -586,6 +593,17 @@ class CallbackTracker:
 
         self.receiver.wait_for_blocking(done, max(0.0, timeout))
         return wanted - set(self.first)
+
+    def detection_latencies(
+        self, sim_jobs: Mapping[str, Mapping[str, Any]], job_ids: Iterable[str]
+    ) -> dict[str, float]:
+        """Seconds from the simulator's completion to the first webhook, per detected job
+        (``sim_jobs``: ``VendorSimulator.stats()["jobs"]``; one wall clock for both)."""
+        return {
+            job_id: self.first[job_id].received_at - float(sim_jobs[job_id]["completed_at"])
+            for job_id in job_ids
+            if job_id in self.first
+        }
 
 
 # --------------------------------------------------------------------------- one run

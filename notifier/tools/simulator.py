@@ -304,6 +304,12 @@ class VendorSimulator:
         with self._lock:
             self._tokens.revoke()
 
+    def current_token(self) -> str | None:
+        """The one valid access token (a benchmark's direct client shares the daemon's, so
+        neither revokes the other)."""
+        with self._lock:
+            return self._tokens._token
+
     def set_faults(self, **rates: float) -> None:
         """Change fault rates at runtime (``fault_50000``, ``fault_html``, ``slow_seconds``…)."""
         unknown = sorted(set(rates) - set(FAULT_KEYS))
