@@ -104,6 +104,15 @@ def labels_problem(labels: object) -> str | None:
     return None
 
 
+def label_map(labels: dict[Any, Any]) -> dict[str, str]:
+    """Checked labels (see :func:`labels_problem`) as stored: every value a string, booleans
+    spelt as in JSON and YAML (``true``, not Python's ``True``)."""
+    return {
+        str(k): ("true" if v else "false") if isinstance(v, bool) else str(v)
+        for k, v in labels.items()
+    }
+
+
 @dataclass(frozen=True)
 class WatchSpec:
     """A request to watch one job, from the watch file, the queue or the CLI."""

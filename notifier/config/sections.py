@@ -46,6 +46,7 @@ from notifier.models import (
     EXPIRED,
     FAILED,
     SUCCEEDED,
+    label_map,
     labels_problem,
 )
 
@@ -197,7 +198,7 @@ def _labels(value: object) -> object:
     if problem:
         raise ValueError(problem)
     assert isinstance(value, dict)
-    return {str(k): str(v) for k, v in value.items()}
+    return label_map(value)
 
 
 class DiscoverConfig(BaseModel):

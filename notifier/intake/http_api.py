@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from aiohttp import web
 from notifier import log as logs
 from notifier.intake.adding import add_watches, endpoints_problem, find_watch, ids_problem
 from notifier.intake.openapi import openapi_document
-from notifier.models import job_id_problem, labels_problem
+from notifier.models import job_id_problem, label_map, labels_problem, quoted
 from notifier.store import DB_ERRORS, Store
 
 log = logs.get_logger(component="intake")
@@ -35,6 +36,7 @@ MAX_IDS = 1000
 #: GET /v1/events page sizes.
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+_LIMIT_RE = re.compile(r"[0-9]{1,6}")
 #: The keys of a POST /v1/watches body; others are errors (as unknown config keys are).
 WATCH_KEYS = ("ids", "labels", "endpoints", "reopen")
 
@@ -53,7 +55,8 @@ class BadRequest(Exception):
 
 def _digest(token: str) -> bytes:
     # Compared as digests: equal lengths, so the comparison time says nothing about a token.
-    return hashlib.sha256(token.encode()).digest()
+    # surrogatepass: a header that is not UTF-8 reaches us with lone surrogates in it.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 class IntakeApi:
@@ -214,6 +217,8 @@ class IntakeApi:
             body = json.loads(raw)
         except ValueError:
             raise BadRequest("body is not valid JSON") from None
+        except RecursionError:
+            raise BadRequest("body is nested too deeply") from None
         if not isinstance(body, dict):
             raise BadRequest(f"body must be a JSON object, got {_kind(body)}")
         return body
@@ -262,7 +267,7 @@ class IntakeApi:
         outcome = add_watches(
             self.store,
             ids,
-            {str(k): str(v) for k, v in labels.items()},
+            label_map(labels),
             endpoints,
             self.endpoint_names,
             reopen=reopen,
@@ -297,8 +302,11 @@ class IntakeApi:
     async def get_events(self, request: web.Request) -> web.Response:
         after = request.query.get("after") or None
         text = request.query.get("limit", str(DEFAULT_LIMIT))
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-            raise BadRequest(f"limit: must be a whole number from 1 to {MAX_LIMIT}, got {text!r}")
+        # ASCII digits only ("²".isdigit() is true) and a few of them (int() of 5,000 is slow).
+        if not _LIMIT_RE.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
+            raise BadRequest(
+                f"limit: must be a whole number from 1 to {MAX_LIMIT}, got {quoted(text)}"
+            )
         events = self.store.events_after(after, int(text))
         if events is None:
             return _error(
@@ -320,4 +328,5 @@ def _kind(value: object) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    # ASCII: any text the state holds (a stray lone surrogate too) can be sent.
+    return json.dumps(value, default=str)

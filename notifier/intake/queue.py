@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 
-from notifier.models import WatchSpec, job_id_problem, labels_problem
+from notifier.models import WatchSpec, job_id_problem, label_map, labels_problem
 from notifier.store import IntakeResult, Store
 
 
@@ -18,7 +18,7 @@ def parse_queue_row(
     if problem:
         return problem
     assert isinstance(job_id, str)
-    label_map: dict[str, str] = {}
+    labels_stored: dict[str, str] = {}
     if labels not in (None, ""):
         try:
             decoded = json.loads(labels) if isinstance(labels, str | bytes) else labels
@@ -29,7 +29,7 @@ def parse_queue_row(
             if problem:
                 return problem
             assert isinstance(decoded, dict)
-            label_map = {str(k): str(v) for k, v in decoded.items()}
+            labels_stored = label_map(decoded)
     names: tuple[str, ...] | None = None
     if endpoints not in (None, ""):
         try:
@@ -47,13 +47,20 @@ def parse_queue_row(
                     + ")"
                 )
             names = tuple(decoded)
-    return WatchSpec(job_id=job_id, labels=label_map, endpoints=names)
+    return WatchSpec(job_id=job_id, labels=labels_stored, endpoints=names)
 
 
 def take_queue(store: Store, endpoint_names: Collection[str] | None) -> IntakeResult:
     """Move every waiting queue row into the watches (rejecting bad rows with a reason)."""
 
     def parse(job_id: object, labels: object, endpoints: object) -> WatchSpec | str:
-        return parse_queue_row(job_id, labels, endpoints, endpoint_names)
+        # Whatever one row holds (JSON nested 100k deep, bytes that are no text), it is that
+        # row that is rejected, with its reason; the others go on.
+        try:
+            return parse_queue_row(job_id, labels, endpoints, endpoint_names)
+        except RecursionError:
+            return "cannot read this row: its JSON is nested too deeply"
+        except Exception as exc:
+            return f"cannot read this row: {type(exc).__name__}"
 
     return store.take_queue(parse)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from notifier.config import ProblemsError, dotted, kind, read_yaml_file, show
-from notifier.models import WatchSpec, job_id_problem, labels_problem
+from notifier.models import WatchSpec, job_id_problem, label_map, labels_problem
 from notifier.store import Store
 
 __all__ = ["ITEM_KEYS", "WatchFile", "WatchFileError", "load_watch_file", "parse_watch_items"]
@@ -134,7 +134,7 @@ def _parse_mapping(
             problems.append((("labels",), problem))
         else:
             assert isinstance(raw_labels, dict)
-            labels = {str(k): _label_value(v) for k, v in raw_labels.items()}
+            labels = label_map(raw_labels)
 
     endpoints: tuple[str, ...] | None = None
     raw_endpoints = item.get("endpoints")
@@ -145,12 +145,6 @@ def _parse_mapping(
         return None
     assert isinstance(job_id, str)
     return WatchSpec(job_id=job_id, labels=labels, endpoints=endpoints)
-
-
-def _label_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _parse_endpoints(

@@ -1,0 +1,72 @@
+"""Issue 18: requests that made the intake API answer 500 with a traceback, or took a value
+in that later stopped polling. Each gets a 400 or 401 naming the problem, one log line."""
+
+from __future__ import annotations
+
+import socket
+
+from structlog.testing import capture_logs
+
+from tests.conftest import StoreFactory
+from tests.integration.intake.test_http_api import TOKEN_A, Api, api, backend  # noqa: F401
+
+DEEP = b'{"ids": ["j1"], "labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+def test_json_nested_100k_deep_is_a_400(api: Api) -> None:  # noqa: F811
+    with capture_logs() as logs, api.client() as client:
+        response = client.post("/v1/watches", content=DEEP)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["error"]
+    assert not [e for e in logs if e["log_level"] == "error"]
+
+
+def test_limit_must_be_ascii_digits_and_short(api: Api) -> None:  # noqa: F811
+    with api.client() as client:
+        for limit in ("²", "1" * 5000, "-1", "1e3", "0"):
+            response = client.get("/v1/events", params={"limit": limit})
+            assert response.status_code == 400, limit
+            assert len(response.json()["error"]) < 200
+
+
+def test_a_header_that_is_not_utf8_gets_401_not_500(api: Api) -> None:  # noqa: F811
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe-not-utf8\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
+
+
+def test_labels_that_could_never_be_sent_are_refused_and_stored_ones_read_back(
+    api: Api,  # noqa: F811
+) -> None:
+    with api.client() as client:
+        surrogate = b'{"ids": ["j1"], "labels": {"k": "\\ud800"}}'
+        response = client.post("/v1/watches", content=surrogate)
+        assert response.status_code == 400 and "surrogate" in response.json()["error"]
+        newline = client.post("/v1/watches", json={"ids": ["probe-nl\n"]})
+        assert newline.status_code == 400
+        ok = client.post("/v1/watches", json={"ids": ["j2"], "labels": {"rush": True, "n": 2}})
+        assert ok.status_code == 202
+        assert client.get("/v1/watches/j2").json()["labels"] == {"rush": "true", "n": "2"}
+
+
+def test_one_unreadable_queue_row_is_rejected_and_the_rest_go_on(
+    make_store: StoreFactory,
+) -> None:
+    from notifier.intake.queue import take_queue
+
+    store = make_store()
+    deep = "[" * 100_000 + "]" * 100_000
+    store._execute("INSERT INTO watch_queue (job_id, labels) VALUES (?, ?)", ("bad1", deep))
+    store._execute("INSERT INTO watch_queue (job_id) VALUES (?)", ("good1",))
+    result = take_queue(store, None)
+    assert result.added == 1
+    ((_seq, reason),) = result.rejected
+    assert "nested too deeply" in reason
+    assert take_queue(store, None).rejected == []  # rejected once, kept aside: not again
+    assert store.watch_summary("good1") is not None
