@@ -7,8 +7,13 @@ from dataclasses import dataclass
 
 from notifier.models import SendResult
 
-#: Never wait longer than this for a receiver's Retry-After.
+#: Never wait longer than this for a receiver's Retry-After…
 MAX_RETRY_AFTER = 86400.0
+#: …nor less: ``Retry-After: 0`` answered every time made thousands of attempts a second.
+MIN_RETRY_AFTER = 1.0
+#: At most this many attempts follow Retry-After without using up a step; later ones count
+#: as steps (with the receiver's wait), so the schedule still ends.
+MAX_DEFERRED = 50
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,8 @@ def plan_retry(
         return None
     wait = None
     if result.retry_after is not None:
-        wait = min(max(result.retry_after, 0.0), MAX_RETRY_AFTER)
-        if elapsed + wait <= total:
+        wait = min(max(result.retry_after, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
+        if elapsed + wait <= total and deferred < MAX_DEFERRED:
             return Retry(wait, deferred=True)
     steps = attempts - deferred
     if steps > len(schedule):

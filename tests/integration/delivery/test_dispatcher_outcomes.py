@@ -158,11 +158,18 @@ async def test_retry_after_steps_do_not_use_up_the_schedule(
     rig: Rig, receiver: ReceiverServer
 ) -> None:
     """A receiver that is deploying answers 503 Retry-After for longer than the schedule has
-    steps: the delivery waits as asked and is delivered, with every POST counted."""
+    steps: the delivery waits as asked (``Retry-After: 0`` as a second: never at once) and
+    is delivered, with every POST counted."""
     receiver.receiver.script("/ops", [(503, {"Retry-After": "0"})] * 6)
     rig.queue("ops")
-    rig.start("ops", webhook(rig, receiver))
-    await run_until_settled(rig, lambda r: r["state"] != "pending", steps=3)
+    rig.start("ops", webhook(rig, receiver), schedule=[10.0, 20.0])  # room for 6 s of waits
+    await rig.dispatcher.tick()  # type: ignore[union-attr]
+    await attempts_done()
+    assert len(receiver.receiver.all("/ops")) == 1  # not a retry storm within the tick
+    for _ in range(6):  # a second apart, as the floor says
+        rig.clock.advance(1.0)
+        await rig.dispatcher.tick()  # type: ignore[union-attr]
+        await attempts_done()
     row = rig.row()
     assert row["state"] == "delivered", row
     assert row["attempts"] == 7 == len(receiver.receiver.all("/ops"))

@@ -155,6 +155,12 @@ class Node:
     #: ``state.node`` when the test names it.
     daemon_node: str | None = None
 
+    def wait_calls(self, count: int, outcome: str, path: str | None = None) -> int:
+        """How many such lines there are once ``count`` have come (or the wait ran out): the
+        daemon writes each line before its answer, but they reach us through a pipe."""
+        self.daemon.wait_for_log(lambda _r: len(self.calls(outcome, path)) >= count, WAIT)
+        return len(self.calls(outcome, path))
+
     def calls(self, outcome: str, path: str | None = None) -> list[dict[str, Any]]:
         """The daemon's ``gateway call`` log lines with this outcome (and path)."""
         return [
@@ -357,7 +363,7 @@ def test_absorbed_polls_cost_no_vendor_call(
     assert all(a["data"] == answers[0]["data"] for a in answers)
     assert answers[0]["data"]["status"] == 20 and answers[0]["data"]["video_url"] == video_url
     assert len({a["trace_id"] for a in answers}) == 20  # each a fresh envelope
-    assert len(node.calls("absorbed", DETAIL)) == 21
+    assert node.wait_calls(21, "absorbed", DETAIL) == 21
     assert node.daemon.stop() == 0
 
 
@@ -456,8 +462,8 @@ def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
         assert arrivals.times(standby.daemon.popen.pid) == []
         assert len(arrivals.times(holder.daemon.popen.pid)) > 0
         assert [r["code"] for r in standby.calls("relayed", CREATE)] == [0]
-        assert len(standby.calls("relayed", DETAIL)) >= 1
-        assert len(standby.calls("absorbed", DETAIL)) >= 1
+        assert standby.wait_calls(1, "relayed", DETAIL) >= 1
+        assert standby.wait_calls(1, "absorbed", DETAIL) >= 1
         assert [r["code"] for r in holder.calls("forwarded", CREATE)] == [0]
         assert not standby.calls("forwarded")
 
@@ -468,6 +474,7 @@ def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
         assert app.detail(running)["data"]["id"] == running
         waited = time.monotonic() - started
         assert waited < 10.0 + 2.0, waited  # gateway.max_wait, and the answer
+        standby.daemon.wait_for_log(lambda r: r.get("event") == ACQUIRED, WAIT)
         acquired = [r for r in standby.daemon.records() if r.get("event") == ACQUIRED]
         assert len(acquired) == 1, standby.daemon.output
         assert acquired[0]["previous_holder"] == holder.daemon_node, acquired
