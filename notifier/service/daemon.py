@@ -444,7 +444,7 @@ class Daemon:
         self.sd.watchdog()
 
     def health(self) -> tuple[bool, str]:
-        if self.store_outage.cause is None and not self.store.writable():
+        if self.store_outage.cause is None and not self.store_outage.writable_lately():
             self.store_outage.check()
         cause = self.store_outage.cause
         if cause is not None:

@@ -32,6 +32,7 @@ class StoreOutage:
         self._since = 0.0
         self._probed_at = -math.inf
         self._reported_at: float | None = None
+        self._health: tuple[float, bool] = (-math.inf, True)
 
     def check(self) -> bool:
         """True when the state can be written (as far as is known, probing at most once a
@@ -82,6 +83,17 @@ class StoreOutage:
         self.cause = None
         self._reported_at = None
         self._probed_at = -math.inf
+
+    def writable_lately(self) -> bool:
+        """The state's write probe for a health check, run at most once a STORE_PROBE_EVERY:
+        ``/healthz`` can be asked thousands of times a second by anyone who reaches it, and
+        each probe is a write transaction."""
+        probed_at, result = self._health
+        now = time.monotonic()
+        if now - probed_at >= STORE_PROBE_EVERY:
+            result = self.store.writable()
+            self._health = (now, result)
+        return result
 
 
 __all__ = ["StoreOutage"]
