@@ -210,16 +210,26 @@ def render(rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool) ->
     return "\n".join(lines)
 
 
+def printable(text: str) -> str:
+    """``text`` as one line of plain characters: control and format characters (newlines,
+    ANSI and OSC 8 escapes, bidi marks, lone surrogates) and separators other than the
+    space are shown escaped (``\\n``, ``\\x1b``). A label or the vendor's ``msg`` can then
+    neither forge a row nor drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def cell(column: str, value: Any) -> str:
     if value is None:
         return "-"
     if column.endswith("_at"):
         return show_time(value)
     if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
+        return printable(",".join(f"{k}={v}" for k, v in value.items())) or "-"
     if isinstance(value, list):
-        return ",".join(map(str, value))
-    text = " ".join(str(value).split())
+        return printable(",".join(map(str, value)))
+    text = printable(str(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
