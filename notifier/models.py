@@ -85,10 +85,18 @@ def job_id_problem(job_id: object) -> str | None:
     return None
 
 
+#: Labels travel in every event to every endpoint: a watch has at most this many, of at most
+#: this much text together (merging labels into a known watch is checked too).
+MAX_LABELS = 32
+MAX_LABELS_TEXT = 8192
+
+
 def labels_problem(labels: object) -> str | None:
     """Why ``labels`` is not a flat string→string mapping, or None."""
     if not isinstance(labels, dict):
         return f"labels must be a mapping of key: value, got {type(labels).__name__}"
+    if len(labels) > MAX_LABELS:
+        return f"at most {MAX_LABELS} labels, got {len(labels)}"
     for key, value in labels.items():
         if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
             shown = quoted(key) if isinstance(key, str) else repr(key)
@@ -101,6 +109,9 @@ def labels_problem(labels: object) -> str | None:
             return f"label {key!r} is longer than 512 characters"
         if isinstance(value, str) and has_surrogate(value):
             return f"label {key!r} contains a lone UTF-16 surrogate (not valid Unicode text)"
+    text = sum(len(str(k)) + len(str(v)) for k, v in labels.items())
+    if text > MAX_LABELS_TEXT:
+        return f"labels hold {text} characters together, at most {MAX_LABELS_TEXT}"
     return None
 
 

@@ -27,6 +27,7 @@ from notifier.cli.common import (
 from notifier.config import Config
 from notifier.intake.adding import (
     REOPENABLE,
+    LabelsTooMany,
     add_watches,
     endpoints_problem,
     ids_problem,
@@ -145,9 +146,12 @@ def _add(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     with open_writable(config) as store:
-        outcome = add_watches(
-            store, args.ids, labels, endpoints, config.endpoint_names(), reopen=args.reopen
-        )
+        try:
+            outcome = add_watches(
+                store, args.ids, labels, endpoints, config.endpoint_names(), reopen=args.reopen
+            )
+        except LabelsTooMany as exc:
+            raise UsageError(f"--label: {exc}") from None
     lines: list[str] = []
     for job_id in outcome.ids:
         if job_id in outcome.known:

@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifier.intake.queue import take_queue
-from notifier.models import WatchSpec, WatchState, job_id_problem
+from notifier.models import WatchSpec, WatchState, job_id_problem, labels_problem
 from notifier.store import Store
+
+
+class LabelsTooMany(ValueError):
+    """Labels merged into a known watch would pass the limits (nothing was written)."""
+
 
 #: A finished watch that ``reopen`` may watch again (a success is final: one event per job).
 REOPENABLE = (WatchState.EXPIRED.value, WatchState.FAILED.value)
@@ -71,6 +76,8 @@ def add_watches(
     (given ones win) and ``endpoints`` replaced when given; finished ones stay finished unless
     ``reopen`` and they expired or failed.
 
+    :class:`LabelsTooMany` when a known watch's merged labels would pass the limits.
+
     One transaction: the rows go through the queue (as any program's would) and the queue is
     taken at once, so the watches exist when this returns.
     """
@@ -84,6 +91,9 @@ def add_watches(
                 specs.append(WatchSpec(job_id, dict(labels), wanted))
                 continue
             merged = {**known["labels"], **labels}
+            problem = labels_problem(merged)
+            if problem:  # raised inside the transaction: nothing of this request is kept
+                raise LabelsTooMany(f"{job_id}: with the labels it has, {problem}")
             keep = tuple(known["endpoints"]) if known["endpoints"] is not None else None
             specs.append(WatchSpec(job_id, merged, wanted if wanted is not None else keep))
             if known["state"] == WatchState.ACTIVE.value:

@@ -21,7 +21,13 @@ from typing import Any
 from aiohttp import web
 
 from notifier import log as logs
-from notifier.intake.adding import add_watches, endpoints_problem, find_watch, ids_problem
+from notifier.intake.adding import (
+    LabelsTooMany,
+    add_watches,
+    endpoints_problem,
+    find_watch,
+    ids_problem,
+)
 from notifier.intake.openapi import openapi_document
 from notifier.models import job_id_problem, label_map, labels_problem, quoted
 from notifier.store import DB_ERRORS, Store
@@ -36,6 +42,8 @@ MAX_IDS = 1000
 #: GET /v1/events page sizes.
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+#: … and a page stops before its events' bodies pass this size (``next`` goes on from there).
+MAX_PAGE_BYTES = 4 * 1024 * 1024
 _LIMIT_RE = re.compile(r"[0-9]{1,6}")
 #: The keys of a POST /v1/watches body; others are errors (as unknown config keys are).
 WATCH_KEYS = ("ids", "labels", "endpoints", "reopen")
@@ -264,14 +272,17 @@ class IntakeApi:
         reopen = body.get("reopen", False)
         if not isinstance(reopen, bool):
             raise BadRequest(f"reopen: must be true or false, got {_kind(reopen)}")
-        outcome = add_watches(
-            self.store,
-            ids,
-            label_map(labels),
-            endpoints,
-            self.endpoint_names,
-            reopen=reopen,
-        )
+        try:
+            outcome = add_watches(
+                self.store,
+                ids,
+                label_map(labels),
+                endpoints,
+                self.endpoint_names,
+                reopen=reopen,
+            )
+        except LabelsTooMany as exc:
+            raise BadRequest(f"labels: {exc}") from None
         # Counts only: the ids are the caller's business, and a batch would flood the log.
         log.info(
             "watches added over http",
@@ -307,7 +318,7 @@ class IntakeApi:
             raise BadRequest(
                 f"limit: must be a whole number from 1 to {MAX_LIMIT}, got {quoted(text)}"
             )
-        events = self.store.events_after(after, int(text))
+        events = self.store.events_after(after, int(text), MAX_PAGE_BYTES)
         if events is None:
             return _error(
                 404,

@@ -49,18 +49,29 @@ class Listings:
     def list_events(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._run("list_events")]
 
-    def events_after(self, after: str | None, limit: int) -> list[dict[str, Any]] | None:
+    def events_after(
+        self, after: str | None, limit: int, max_bytes: int | None = None
+    ) -> list[dict[str, Any]] | None:
         """Up to ``limit`` events recorded after event ``after`` (from the first without), in
         recorded order, each ``{"id", **body}``; None when ``after`` is not (or no longer:
-        retention) recorded, so a cursor never silently restarts from the beginning."""
+        retention) recorded, so a cursor never silently restarts from the beginning.
+        ``max_bytes``: stop before the bodies pass this size (one event at least), so a page
+        of big events is not built whole in memory."""
         seq = 0
         if after is not None:
             row = self._run("event_seq", (after,)).fetchone()
             if row is None:
                 return None
             seq = row[0]
-        rows = self._run("events_after", (seq, limit)).fetchall()
-        return [{"id": row["event_id"], **json.loads(bytes(row["body"]))} for row in rows]
+        events: list[dict[str, Any]] = []
+        size = 0
+        for row in self._run("events_after", (seq, limit)).fetchall():
+            body = bytes(row["body"])
+            size += len(body)
+            if events and max_bytes is not None and size > max_bytes:
+                break
+            events.append({"id": row["event_id"], **json.loads(body)})
+        return events
 
     def list_deliveries(self, state: str | None = None) -> list[dict[str, Any]]:
         return self._in_state("list_deliveries", state)

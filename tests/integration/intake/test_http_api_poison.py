@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from structlog.testing import capture_logs
 
 from tests.conftest import StoreFactory
-from tests.integration.intake.test_http_api import TOKEN_A, Api, api, backend  # noqa: F401
+from notifier.intake import http_api
+from notifier.models import MAX_LABELS, MAX_LABELS_TEXT
+from tests.integration.intake.test_http_api import (  # noqa: F401
+    TOKEN_A,
+    Api,
+    _record,
+    api,
+    backend,
+)
 
 DEEP = b'{"ids": ["j1"], "labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
@@ -70,3 +80,41 @@ def test_one_unreadable_queue_row_is_rejected_and_the_rest_go_on(
     assert "nested too deeply" in reason
     assert take_queue(store, None).rejected == []  # rejected once, kept aside: not again
     assert store.watch_summary("good1") is not None
+
+
+def test_labels_merged_into_a_watch_stay_within_their_limits(api: Api) -> None:  # noqa: F811
+    """20 POSTs of big labels used to pile 16.5 MB onto one watch, sent in each of its events."""
+    with api.client() as client:
+        value = "x" * 500
+        answers = [
+            client.post("/v1/watches", json={"ids": ["grow1"], "labels": {f"k{i}": value}})
+            for i in range(20)
+        ]
+        codes = [a.status_code for a in answers]
+        assert codes[0] == 202 and 400 in codes, codes
+        refused = next(a for a in answers if a.status_code == 400)
+        assert "grow1: with the labels it has" in refused.json()["error"]
+        labels = client.get("/v1/watches/grow1").json()["labels"]
+    assert len(labels) <= MAX_LABELS
+    assert sum(len(k) + len(v) for k, v in labels.items()) <= MAX_LABELS_TEXT
+
+
+def test_a_page_of_events_stops_at_its_size_and_goes_on(
+    api: Api,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = [_record(api.store, n) for n in range(10)]
+    one = len(api.store.events_after(None, 1)[0]["data"]["id"]) + 100  # type: ignore[index]
+    monkeypatch.setattr(http_api, "MAX_PAGE_BYTES", 3 * one)
+    seen: list[str] = []
+    after: str | None = None
+    with api.client() as client:
+        for _ in range(20):
+            params = {"limit": "1000", **({"after": after} if after else {})}
+            page = client.get("/v1/events", params=params).json()
+            if not page["events"]:
+                break
+            assert len(page["events"]) < 10  # cut by size, not by the limit
+            seen += [e["id"] for e in page["events"]]
+            after = page["next"]
+    assert seen == ids
