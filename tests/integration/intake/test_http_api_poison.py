@@ -6,12 +6,11 @@ from __future__ import annotations
 import socket
 
 import pytest
-
 from structlog.testing import capture_logs
 
-from tests.conftest import StoreFactory
 from notifier.intake import http_api
 from notifier.models import MAX_LABELS, MAX_LABELS_TEXT
+from tests.conftest import StoreFactory
 from tests.integration.intake.test_http_api import (  # noqa: F401
     TOKEN_A,
     Api,
