@@ -13,6 +13,7 @@ import contextvars
 import secrets
 import ssl
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -164,6 +165,39 @@ def parse_envelope(response: httpx.Response) -> tuple[int, str, Any]:
     return code, "" if msg is None else str(msg)[:500], body.get("data")
 
 
+#: The most of one answer we read (raw, and again decoded): a list page of 100 jobs is ~50 KB.
+MAX_ANSWER = 4 * 1024 * 1024
+#: Headers that describe the body as it came, not as we hand it on (decoded, whole).
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    buf = bytearray()
+    async for chunk in response.aiter_raw():
+        buf += chunk
+        if len(buf) > MAX_ANSWER:
+            raise VendorError(f"answer over {MAX_ANSWER} bytes")
+    return bytes(buf)
+
+
+def _decoded(raw: bytes, encoding: str) -> bytes:
+    """``raw`` decoded by one gzip or deflate layer, within MAX_ANSWER (we ask for identity)."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    if not codings or codings == ["identity"]:
+        return raw
+    if len(codings) > 1 or codings[0] not in ("gzip", "x-gzip", "deflate"):
+        raise VendorError(f"answer in an encoding we do not read: {encoding[:40]!r}")
+    wbits = zlib.MAX_WBITS | 16 if "gzip" in codings[0] else zlib.MAX_WBITS
+    decoder = zlib.decompressobj(wbits)
+    try:
+        body = decoder.decompress(raw, MAX_ANSWER + 1)
+    except zlib.error:
+        raise VendorError(f"answer is not valid {codings[0]}") from None
+    if len(body) > MAX_ANSWER or decoder.unconsumed_tail:
+        raise VendorError(f"answer over {MAX_ANSWER} bytes once decoded")
+    return body
+
+
 def _expiry(value: object, now: float) -> float:
     """``expire_in`` is documented as a unix timestamp; tolerate a duration too."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -199,12 +233,14 @@ class VendorClient:
         self._store = store
         self._clock = clock
         self._account = f"{base_url.rstrip('/')}#{app_id}"
+        self._answer_within = timeout
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             follow_redirects=False,
             transport=transport,
-            headers={"user-agent": "chanjing-notifier"},
+            # identity: a compressed answer is decoded by us, within MAX_ANSWER.
+            headers={"user-agent": "chanjing-notifier", "accept-encoding": "identity"},
             verify=verify,
         )
         self._token: tuple[str, float] | None = None
@@ -274,9 +310,7 @@ class VendorClient:
                         scope.reschedule(None)  # the wait is bounded, the call is not
                         _waited.set(time.monotonic() - started)
                         started, label = time.monotonic(), "error"
-                        response = await self._http.request(
-                            method, path, extensions=self._extensions, **kwargs
-                        )
+                        response = await self._fetch(method, path, **kwargs)
             except TimeoutError:
                 raise WaitedTooLong(f"no turn at the limiter within {wait:g}s") from None
             try:
@@ -289,15 +323,41 @@ class VendorClient:
         except LeaseLost:
             label = None
             raise
+        except WaitedTooLong:
+            raise
         except httpx.TimeoutException:
             label = "timeout"
             raise VendorError("timed out") from None
         except httpx.HTTPError as exc:
             label = "http_error"
             raise VendorError(f"connection failed: {type(exc).__name__}") from None
+        except VendorError:
+            label = "bad_answer"  # too big, or in an encoding we do not read
+            raise
         finally:
             if self.observer is not None and label is not None:
                 self.observer(endpoint, label, time.monotonic() - started)
+
+    async def _fetch(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The request and its whole answer within the client's timeout (a vendor that
+        trickles bytes cannot hold a place at the limiter for longer), read raw and capped
+        at MAX_ANSWER, then decoded here within the same cap: httpx would decode every
+        layer of ``Content-Encoding: gzip, gzip`` before any limit applied."""
+        request = self._http.build_request(method, path, extensions=self._extensions, **kwargs)
+        try:
+            async with asyncio.timeout(self._answer_within):
+                response = await self._http.send(request, stream=True)
+                try:
+                    raw = await _read_capped(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise httpx.ReadTimeout("no whole answer in time", request=request) from None
+        body = _decoded(raw, response.headers.get("content-encoding", ""))
+        headers = [
+            (k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 
     async def _call(
         self,

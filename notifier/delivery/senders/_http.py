@@ -45,7 +45,7 @@ class HttpAnswer:
 
     status: int
     headers: httpx.Headers
-    #: The first :data:`READ_LIMIT` bytes of the (decoded) body, best effort.
+    #: The first :data:`READ_LIMIT` bytes of the body as it came (not decoded), best effort.
     head: bytes
 
 
@@ -112,8 +112,11 @@ def failure_for_status(answer: HttpAnswer, *, error: str, now: float) -> SendRes
 
 
 async def _read_head(response: httpx.Response, limit: int) -> bytes:
+    """The first ``limit`` bytes as they came, never decoded: a receiver answering
+    ``Content-Encoding: gzip, gzip`` (a decompression bomb) costs us ``limit`` bytes, where
+    httpx's decoding would inflate every layer before any limit applied."""
     buf = bytearray()
-    chunks = response.aiter_bytes()
+    chunks = response.aiter_raw()
     try:
         async for chunk in chunks:
             buf += chunk
@@ -144,7 +147,11 @@ async def post_once(
     deadline = loop.time() + timeout
     try:
         request = client.build_request(
-            "POST", url, content=content, headers=dict(headers), timeout=timeout
+            "POST",
+            url,
+            content=content,
+            headers={"accept-encoding": "identity", **headers},
+            timeout=timeout,
         )
         async with asyncio.timeout_at(deadline):
             response = await client.send(request, stream=True, follow_redirects=False)
