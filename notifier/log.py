@@ -63,12 +63,37 @@ _LEVELS = {
 }
 
 
+#: A library line that repeats (asyncio's "socket.accept() out of system resource" once per
+#: loop turn while descriptors run out: 89,941 lines in 25 s) is passed on at most this often;
+#: the next one that passes says how many were held back.
+LIBRARY_REPEAT_EVERY = 1.0
+
+
 class _StdlibBridge(logging.Handler):
     """Library warnings (stdlib logging) go through the same redacting pipeline."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def _held_back(self, record: logging.LogRecord) -> int | None:
+        """None: drop this repeat; else how many of it were dropped since the last one."""
+        key = (record.name, str(record.msg))
+        seen = self._last.get(key)
+        if seen is not None and record.created - seen[0] < LIBRARY_REPEAT_EVERY:
+            self._last[key] = (seen[0], seen[1] + 1)
+            return None
+        if len(self._last) > 1000:  # many distinct lines: forget, rather than grow
+            self._last.clear()
+        self._last[key] = (record.created, 0)
+        return seen[1] if seen is not None else 0
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            extra: dict[str, Any] = {}
+            held_back = self._held_back(record)
+            if held_back is None:
+                return
+            extra: dict[str, Any] = {"repeated": held_back} if held_back else {}
             if record.exc_info and record.exc_info[0] is not None:
                 # asyncio's "Exception in callback" and APScheduler's job errors carry the
                 # cause only here: keep its type and traceback (format_exc_info renders it).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -49,7 +50,7 @@ class GatewayServer:
         self.observer = observer
         self.client_timeout = client_timeout
 
-    def runner_options(self) -> dict[str, object]:
+    def runner_options(self) -> dict[str, Any]:
         """A connection must deliver its request within ``client_timeout`` (as on intake)."""
         return {"keepalive_timeout": self.client_timeout, "lingering_time": self.client_timeout}
 

@@ -172,6 +172,11 @@ _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encod
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
+    if response.is_stream_consumed:  # read already (a transport that hands bodies whole)
+        body = response.content
+        if len(body) > MAX_ANSWER:
+            raise VendorError(f"answer over {MAX_ANSWER} bytes")
+        return body
     buf = bytearray()
     async for chunk in response.aiter_raw():
         buf += chunk

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier import __version__
 from notifier import log as logs
@@ -39,6 +38,7 @@ from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
+from notifier.service.clock import ClockWatch, SteadyInterval
 from notifier.service.gateway_listener import GatewayListener
 from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
@@ -66,6 +66,8 @@ WATCH_FILE_TICK = 2.0
 DISPATCH_TICK = 1.0
 HOUSEKEEPING_TICK = 30.0
 STATUS_TICK = 5.0
+#: An idle connection to the metrics listener is closed after this long.
+METRICS_KEEPALIVE = 30.0
 #: /healthz fails when the poll tick (every 0.2 s) has not run for this long.
 HEALTH_STALE_AFTER = 5.0
 #: A vendor client replaced by a reload is closed once its last calls surely ended.
@@ -73,9 +75,6 @@ OLD_CLIENT_CLOSE_DELAY = 30.0
 #: How long a write on the event loop waits for another writer's lock before it is retried
 #: later: a tick must not stall behind a big `watch add` or another program's transaction.
 STORE_BUSY_TIMEOUT = 0.05
-#: A change of the wall clock against the monotonic clock by more than this between two
-#: looks (a second apart) is a step (someone set the clock, a VM resumed), not NTP slewing.
-CLOCK_STEP = 2.0
 CLOCK_CHECK_EVERY = 1.0
 #: Retention prunes at most this many batches (of PRUNE_BATCH rows a kind) per housekeeping tick.
 PRUNE_BATCHES_PER_TICK = 10
@@ -507,7 +506,14 @@ class Daemon:
             self.metrics_server = None
         if address is None:
             return
-        server = AppServer(make_app(self.metrics, self.health), address[0], address[1])
+        # Scrapers keep their connection between scrapes; an idle one is closed after this
+        # (aiohttp's own default kept them an hour).
+        server = AppServer(
+            make_app(self.metrics, self.health),
+            address[0],
+            address[1],
+            keepalive_timeout=METRICS_KEEPALIVE,
+        )
         try:
             await server.start()
         except OSError as exc:
@@ -759,36 +765,6 @@ def run_daemon(config: Config, config_path: str | None) -> int:
     prepare_state_dir(config.state.path)  # only the default directory is created
     with InstanceLock(config.state.path):
         return asyncio.run(main())
-
-
-class SteadyInterval(IntervalTrigger):  # type: ignore[misc]  # untyped library
-    """An interval trigger that skips, rather than walks, the runs a forward clock step missed.
-
-    APScheduler 3 lists every missed run time before coalescing them: after a two-day step, a
-    0.2 s job has 864,000, and the loop spends minutes computing them (seen: the daemon froze).
-    """
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        following: datetime | None = super().get_next_fire_time(previous_fire_time, now)
-        behind = following is not None and following < now - self.interval
-        return now if previous_fire_time is not None and behind else following
-
-
-class ClockWatch:
-    """Notices steps of the system clock: the wall clock moving against the monotonic one."""
-
-    def __init__(self) -> None:
-        self._offset = time.time() - time.monotonic()
-        #: A step the stored schedule has not been moved by yet.
-        self.pending = 0.0
-
-    def step(self) -> float | None:
-        offset = time.time() - time.monotonic()
-        step = offset - self._offset
-        self._offset = offset
-        return step if abs(step) > CLOCK_STEP else None
 
 
 __all__ = ["ClockWatch", "Daemon", "StoreOutage", "run_daemon"]

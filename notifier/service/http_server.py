@@ -8,23 +8,46 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from notifier import log as logs
+
+log = logs.get_logger(component="http")
+
 T = TypeVar("T")
+
+
+#: Open connections one listener keeps; more are closed as they come. Idle ones are closed
+#: by each listener's keep-alive timeout. Without a cap, a few hundred idle sockets took
+#: every file descriptor of the process (polling and delivery then failed too).
+MAX_CONNECTIONS = 256
+#: A listener that turns connections away says so at most this often.
+REFUSED_REPORT_EVERY = 60.0
 
 
 class AppServer:
     """An aiohttp app bound to ``host:port`` (port 0 picks a free one) in the running loop."""
 
     def __init__(
-        self, app: web.Application, host: str = "127.0.0.1", port: int = 0, **runner_options: Any
+        self,
+        app: web.Application,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        **runner_options: Any,
     ) -> None:
         """``runner_options``: for aiohttp's AppRunner (e.g. ``keepalive_timeout``)."""
         self.app = app
+        self.max_connections = max_connections
+        #: Connections closed at once because ``max_connections`` were open.
+        self.refused = 0
+        self._reported_at = -REFUSED_REPORT_EVERY
         self._runner_options = runner_options
         self.host = host
         self._want_port = port
@@ -42,6 +65,7 @@ class AppServer:
             self.app, access_log=None, handle_signals=False, **self._runner_options
         )
         await self._runner.setup()
+        self._cap(self._runner.server)
         site = web.TCPSite(self._runner, self.host, self._want_port, reuse_address=True)
         try:
             await site.start()
@@ -52,6 +76,30 @@ class AppServer:
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._want_port
+
+    def _cap(self, server: web.Server | None) -> None:
+        """Close a connection as it opens while ``max_connections`` are open."""
+        if server is None:
+            return
+        register = server.connection_made
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            if len(server.connections) >= self.max_connections:
+                self.refused += 1
+                transport.abort()
+                now = time.monotonic()
+                if now - self._reported_at >= REFUSED_REPORT_EVERY:
+                    self._reported_at = now
+                    log.warning(
+                        "listener at its connection limit; new connections are closed",
+                        url=self.url,
+                        limit=self.max_connections,
+                        refused=self.refused,
+                    )
+                return
+            register(handler, transport)
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
 
     async def stop(self) -> None:
         if self._runner is not None:

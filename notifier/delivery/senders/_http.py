@@ -115,6 +115,8 @@ async def _read_head(response: httpx.Response, limit: int) -> bytes:
     """The first ``limit`` bytes as they came, never decoded: a receiver answering
     ``Content-Encoding: gzip, gzip`` (a decompression bomb) costs us ``limit`` bytes, where
     httpx's decoding would inflate every layer before any limit applied."""
+    if response.is_stream_consumed:  # read already (a transport that hands bodies whole)
+        return response.content[:limit]
     buf = bytearray()
     chunks = response.aiter_raw()
     try:

@@ -258,7 +258,13 @@ def test_healthz_fails_while_the_state_file_is_locked(workspace: Workspace) -> N
     holder = sqlite3.connect(workspace.state_path, timeout=30, isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")
-        answer = httpx.get(url, timeout=60)
+        # The probe behind /healthz runs at most once a second (not a write per request).
+        answers: list[httpx.Response] = []
+        assert wait_until(
+            lambda: answers.append(httpx.get(url, timeout=60)) or answers[-1].status_code == 503,
+            timeout=10,
+        )
+        answer = answers[-1]
     finally:
         holder.execute("ROLLBACK")
         holder.close()

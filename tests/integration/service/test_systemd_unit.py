@@ -211,3 +211,11 @@ def test_sandbox_exposure_is_low(systemd_analyze: str) -> None:
     assert match, output
     assert float(match.group(1)) <= MAX_EXPOSURE, output
     assert result.returncode == 0, output
+
+
+def test_descriptors_and_memory_are_bounded(unit: dict[str, dict[str, list[str]]]) -> None:
+    """Issue 18: a flood of idle connections or a decompression bomb must not take the host's
+    descriptors or memory: the unit bounds both (each listener bounds its connections)."""
+    service = unit["Service"]
+    assert int(service["LimitNOFILE"][-1]) >= 4 * 256
+    assert service["MemoryMax"][-1].endswith(("M", "G"))
