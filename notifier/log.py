@@ -69,6 +69,16 @@ _LEVELS = {
 LIBRARY_REPEAT_EVERY = 1.0
 
 
+def _client_error(record: logging.LogRecord) -> bool:
+    """aiohttp's "Error handling request" for a request it could not parse (a NUL byte in a
+    header, a bad request line): the client's mistake, answered 400; not our traceback."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return exc is not None and any(
+        c.__name__ == "HttpProcessingError" and c.__module__.startswith("aiohttp")
+        for c in type(exc).__mro__
+    )
+
+
 class _StdlibBridge(logging.Handler):
     """Library warnings (stdlib logging) go through the same redacting pipeline."""
 
@@ -94,6 +104,13 @@ class _StdlibBridge(logging.Handler):
             if held_back is None:
                 return
             extra: dict[str, Any] = {"repeated": held_back} if held_back else {}
+            if _client_error(record):
+                assert record.exc_info is not None and record.exc_info[1] is not None
+                error = str(record.exc_info[1]).splitlines()[0][:200]
+                get_logger(library=record.name).warning(
+                    "bad HTTP request from a client; answered 400", error=error, **extra
+                )
+                return
             if record.exc_info and record.exc_info[0] is not None:
                 # asyncio's "Exception in callback" and APScheduler's job errors carry the
                 # cause only here: keep its type and traceback (format_exc_info renders it).

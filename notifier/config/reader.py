@@ -67,6 +67,31 @@ def _restore(node: Any) -> Any:
     return node
 
 
+#: A config or watch file holds at most this many values once its aliases are expanded: a
+#: 269-byte "billion laughs" (aliases of aliases) expands to 258 MB. PyYAML shares an alias's
+#: object instead of copying it, so the count below is linear in the file; every later walk
+#: (``${VAR}`` expansion, validation) would not be.
+MAX_VALUES = 200_000
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """How many values ``node`` holds with every shared part counted where it is used."""
+    if isinstance(node, dict | list):
+        known = memo.get(id(node))
+        if known is not None:
+            return known
+        memo[id(node)] = MAX_VALUES + 1  # a cycle (``&a [*a]``) counts as too big
+        items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1
+        for item in items:
+            total += _expanded_size(item, memo)
+            if total > MAX_VALUES:
+                break
+        memo[id(node)] = total
+        return total
+    return 1
+
+
 def read_yaml_file(
     path: str | os.PathLike[str], error: type[ProblemsError] = ConfigError
 ) -> object:
@@ -91,7 +116,14 @@ def read_yaml_file(
     except UnicodeDecodeError as exc:
         fail(f"not valid UTF-8 text (bad byte at offset {exc.start})")
     try:
-        return _restore(yaml.load(_shield(text), Loader=_StrictLoader))  # a SafeLoader subclass
+        document = yaml.load(_shield(text), Loader=_StrictLoader)  # a SafeLoader subclass
+        values = _expanded_size(document, {})
+        if values > MAX_VALUES:
+            fail(
+                f"expands to over {MAX_VALUES:,} values: YAML aliases (*name) repeat large "
+                "parts of it (a 'billion laughs' file?); write the values out instead"
+            )
+        return _restore(document)
     except _DuplicateKeyError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

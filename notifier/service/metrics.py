@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from notifier.store import DueDelivery
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Label values kept as they are; any other is counted as ``other`` (a client or a vendor
+#: must not be able to create series without bound).
+VENDOR_RESULTS = frozenset(
+    {"0", "400", "10400", "10401", "40000", "40001", "40002", "50000", "50011", "51000"}
+    | {"timeout", "http_error", "bad_answer", "error"}
+)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 DETECTION_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120, 300, 600)
 
@@ -308,6 +315,8 @@ class Metrics:
     # -- observers ------------------------------------------------------------------------
 
     def on_vendor_call(self, endpoint: str, result: str, seconds: float) -> None:
+        # A label value per code the vendor may invent would be a new series each: bucket.
+        result = result if result in VENDOR_RESULTS else "other"
         self.vendor_calls.labels(endpoint, result, self.node).inc()
         self.vendor_latency.labels(endpoint).observe(seconds)
         if result == "40001":
@@ -344,6 +353,7 @@ class Metrics:
         self.callbacks.labels(result).inc()
 
     def on_intake_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in HTTP_METHODS else "other"  # any token is a method
         self.intake_requests.labels(method, route, str(status)).inc()
         self.intake_latency.labels(route).observe(seconds)
 
