@@ -35,6 +35,9 @@ WRITE_RETRY_MAX = 10.0
 #: A claim outlasts the attempt's longest duration by this much: time to write the result,
 #: and to spare for the database's clock and ours running at slightly different rates.
 CLAIM_MARGIN = 5.0
+#: A failing endpoint's failed attempts are logged at most this often (each is in
+#: `deliveries show` and the metrics anyway).
+FAILURE_LOG_EVERY = 1.0
 #: The longest attempt of a sender that does not say (``longest_attempt``).
 DEFAULT_LONGEST_ATTEMPT = 30.0
 
@@ -106,6 +109,8 @@ class Dispatcher:
         self._write_retry = write_retry
         #: Endpoints a reload removed: their stray deliveries are "endpoint removed".
         self._removed: set[str] = set()
+        #: Per endpoint: when its last failed attempt was logged, and how many since were not.
+        self._failures_logged: dict[str, tuple[float, int]] = {}
         #: Attempts whose result is held in memory because the store refused the write.
         self.unrecorded = 0
         #: Writes of held results tried again (and failed) so far.
@@ -384,14 +389,28 @@ class Dispatcher:
         ):
             self._superseded(endpoint, due, bound, result)
             return None
-        bound.warning(
+        held_back = self._failure_to_log(endpoint)
+        (bound.debug if held_back is None else bound.warning)(
             "delivery failed; will retry",
             status=result.status,
             error=error,
             retry_in=round(retry.delay, 1),
             retry_after=retry.deferred or None,
+            **({"not_logged_since": held_back} if held_back else {}),
         )
         return ("failed", error)
+
+    def _failure_to_log(self, endpoint: str) -> int | None:
+        """An endpoint that is down fails every delivery at every attempt: its failures are
+        logged at most once a FAILURE_LOG_EVERY (the others at debug). Returns how many were
+        not logged since the last one, or None when this one is not logged either."""
+        now = self._monotonic()
+        logged_at, since = self._failures_logged.get(endpoint, (-FAILURE_LOG_EVERY, 0))
+        if now - logged_at < FAILURE_LOG_EVERY:
+            self._failures_logged[endpoint] = (logged_at, since + 1)
+            return None
+        self._failures_logged[endpoint] = (now, 0)
+        return since
 
     def _report(
         self, endpoint: str, due: DueDelivery, recorded: Outcome | None, attempt: int, bound: Any

@@ -86,7 +86,10 @@ class AppServer:
         def connection_made(handler: Any, transport: asyncio.Transport) -> None:
             if len(server.connections) >= self.max_connections:
                 self.refused += 1
-                transport.abort()
+                # Registered and closed a moment later, once the handler has started as for
+                # any connection (closed at once, its start would find itself torn down).
+                register(handler, transport)
+                asyncio.get_running_loop().call_soon(transport.abort)
                 now = time.monotonic()
                 if now - self._reported_at >= REFUSED_REPORT_EVERY:
                     self._reported_at = now

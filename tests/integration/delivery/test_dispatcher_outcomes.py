@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
@@ -199,3 +200,22 @@ async def test_replay_during_the_last_attempt_is_not_overwritten(
     row = rig.row()
     assert row["state"] == "delivered", row
     assert len(rec.all("/ops")) == 3 and rec.all("/ops")[-1].accepted
+
+
+async def test_a_failing_endpoints_failures_are_logged_at_most_once_a_second(
+    rig: Rig, receiver: ReceiverServer
+) -> None:
+    """Issue 18: an endpoint that is down fails every delivery at every attempt; one line a
+    second says so (the attempts are all recorded)."""
+    receiver.receiver.script("/ops", [500] * 10)
+    for i in range(10):
+        rig.queue("ops", job_id=f"job-{i}")
+    rig.start("ops", webhook(rig, receiver))
+    with capture_logs() as logs:
+        for _ in range(5):  # five ticks of the same (monotonic) second
+            await rig.dispatcher.tick()  # type: ignore[union-attr]
+            await attempts_done()
+    failed = [e for e in logs if e["event"] == "delivery failed; will retry"]
+    warned = [e for e in failed if e["log_level"] == "warning"]
+    assert len(failed) == 10 and len(warned) == 1, [e["log_level"] for e in failed]
+    assert len(receiver.receiver.all("/ops")) == 10
