@@ -2,12 +2,14 @@
 
 The vendor POSTs a job's detail envelope to the ``callback`` URL given at creation, once,
 unsigned, without retries. Anyone who learns the URL can forge one, so the body is only a
-hint: its id becomes a watch (if new, with ``intake.labels``/``intake.endpoints``) and the
-daemon's hook is asked to poll it now; the event comes from that poll's answer. The answer
-is 202 at once (the hook never waits for the vendor). A wrong token gets the 404 of any
-unknown path, after a comparison that takes as long whatever the token.
+hint: for a watched id the daemon's hook is asked to poll it now; an id not watched yet is
+handed to the ``verify`` hook, which polls it first and makes the watch (with
+``intake.labels``/``intake.endpoints``) only if the vendor knows the job. The event comes
+from that poll's answer. The answer is 202 at once (the hooks never wait for the vendor). A
+wrong token gets the 404 of any unknown path, after a comparison that takes as long
+whatever the token.
 
-This layer does not poll: the daemon wires ``poll_now`` (arrows point down).
+This layer does not poll: the daemon wires ``poll_now`` and ``verify`` (arrows point down).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ PATH = "/v1/chanjing/callback/{token:.+}"
 PollNow = Callable[[str], str]
 #: Called with each callback's result (metrics).
 CallbackObserver = Callable[[str], None]
+#: Makes the watch of a verified id; False when it is watched and finished already.
+Admit = Callable[[str], bool]
+#: Asked to check an id not watched yet (with the hook that makes its watch once the vendor
+#: knows it); returns what it did (a metrics label).
+Verify = Callable[[str, Admit], str]
 
 
 def _digest(token: str) -> bytes:
@@ -64,10 +71,12 @@ class VendorCallback:
         api: IntakeApi,
         poll_now: PollNow | None = None,
         observer: CallbackObserver | None = None,
+        verify: Verify | None = None,
     ) -> None:
         self.api = api
         self.poll_now = poll_now
         self.observer = observer
+        self.verify = verify
         self._token: bytes | None = None
         self.labels: dict[str, str] = {}
         self.endpoints: list[str] | None = None
@@ -110,16 +119,35 @@ class VendorCallback:
         log.info("vendor callback", job_id=job_id, result=result, new=new)
         return web.json_response({"accepted": True}, status=202)
 
+    def admit(self, job_id: str) -> bool:
+        """Watch ``job_id`` (the vendor knows it) with the callback's labels and endpoints,
+        as they are now. False when it is watched and finished already."""
+        store = self.api.store
+        known = store.watch_summary(job_id)
+        if known is not None:
+            return bool(known["state"] == WatchState.ACTIVE.value)
+        add_watches(store, [job_id], self.labels, self.endpoints, self.api.endpoint_names)
+        return True
+
     def _act(self, job_id: str) -> tuple[str, bool]:
-        """Watch the job if new, then ask for a poll. No await in here: callbacks for one id
-        that arrive together are handled one after the other, and make one poll."""
+        """Ask for a poll of a watched job, or for a check of a new one before it becomes a
+        watch. No await in here: callbacks for one id that arrive together are handled one
+        after the other, and make one poll."""
         store = self.api.store
         known = store.watch_summary(job_id)
         new = known is None
         if known is not None and known["state"] != WatchState.ACTIVE.value:
             return "finished", False  # one event per job: a second callback changes nothing
+        if new and self.verify is not None:
+            try:
+                return self.verify(job_id, self.admit), new
+            except Exception:  # not lost: watched unverified, polled in its turn
+                log.exception("vendor callback: cannot start the check", job_id=job_id)
+                if self.admit(job_id):
+                    store.make_due(job_id)
+                return "error", new
         if new:
-            add_watches(store, [job_id], self.labels, self.endpoints, self.api.endpoint_names)
+            self.admit(job_id)
         if self.poll_now is None:
             return ("due" if store.make_due(job_id) else "finished"), new
         try:

@@ -6,26 +6,99 @@ starve ordinary polling: fast polls go ahead of ordinary calls at the limiter, b
 ``FAST_SHARE`` of the budget per second takes that lane; a callback over it makes its watch
 due now, and the watch takes its turn with the others at the next poll tick. The limiter
 keeps the total within ``qps`` whatever happens here.
+
+An id that is not watched yet is not made a watch on the callback's word (random ids would
+each become a watch, polled until the vendor's 40000s fail it): it gets one detail poll in
+the same lane first (:meth:`FastPath.verify`), and only an answer for it (the job is on the
+account) makes the watch, recorded as that poll's observation. A 40000 makes nothing. The
+vendor sends a callback once, so one over the share is not dropped: it waits in a bounded
+set, verified newest first as the share refills (the latest callback of a burst goes first;
+past ``PENDING_MAX`` the oldest are dropped, counted).
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
+from notifier._tasks import settle
+from notifier.log import get_logger
+from notifier.models import JobDetail
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import Share
+from notifier.polling.ratelimit import LimiterClosed, Share
+
+log = get_logger(component="poller")
 
 #: Share of ``qps`` that fast-path polls may use (per second, in a burst of as many).
 FAST_SHARE = 0.5
+#: Unwatched ids from callbacks over the share waiting to be verified, at most.
+PENDING_MAX = 256
+#: At most one log line per this many seconds about callbacks for ids the vendor does not
+#: know (forged or mistyped), and one about pending ids dropped.
+QUIET_LOG_EVERY = 10.0
+
+#: Makes the watch of a verified id (the callback's labels and endpoints); False when the
+#: id is watched and finished already.
+Admit = Callable[[str], bool]
+#: Told what became of each verification (metrics): verified, unknown_job, unverified,
+#: dropped, error.
+Outcomes = Callable[[str], None]
+
+
+class _Quiet:
+    """One log line per ``every`` seconds, with the count of those held back."""
+
+    def __init__(self, event: str, clock: Callable[[], float], every: float) -> None:
+        self.event = event
+        self._clock = clock
+        self._every = every
+        self._at = -math.inf
+        self._held = 0
+
+    def __call__(self, **fields: object) -> None:
+        self._held += 1
+        now = self._clock()
+        if now - self._at >= self._every:
+            log.warning(self.event, count=self._held, **fields)
+            self._at, self._held = now, 0
 
 
 class FastPath:
     """Turns "poll this job now" requests into polls, within a share of the budget."""
 
-    def __init__(self, poller: Poller, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        poller: Poller,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        outcomes: Outcomes | None = None,
+    ) -> None:
         self.poller = poller
         self._share = Share(poller.limiter, FAST_SHARE, clock=clock)
+        self._outcomes = outcomes
+        #: Ids waiting for a place in the lane, oldest first, with their admission hook.
+        self._pending: OrderedDict[str, Admit] = OrderedDict()
+        self._verifying: dict[str, asyncio.Task[None]] = {}
+        self._drainer: asyncio.Task[None] | None = None
+        self._unknown = _Quiet(
+            "vendor callbacks for jobs the vendor does not know; no watch made",
+            clock,
+            QUIET_LOG_EVERY,
+        )
+        self._dropped = _Quiet(
+            "vendor callbacks dropped unverified: too many waiting", clock, QUIET_LOG_EVERY
+        )
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _outcome(self, result: str) -> None:
+        if self._outcomes is not None:
+            self._outcomes(result)
 
     def request(self, job_id: str) -> str:
         """Poll ``job_id`` (an active watch) soon. Returns what was done:
@@ -49,3 +122,117 @@ class FastPath:
             return "due" if store.make_due(job_id) else "finished"
         poller.poll_now(watch)
         return "polling"
+
+    # -- ids not watched yet --------------------------------------------------------------
+
+    def verify(self, job_id: str, admit: Admit) -> str:
+        """Ask the vendor about ``job_id`` (not watched) before it becomes a watch through
+        ``admit``. Returns what was done (never waits for the vendor):
+
+        ``verifying`` a priority poll started; ``in_flight`` one is on its way; ``pending`` over
+        the share: it waits its turn; ``standby`` this node may not call the vendor: the
+        watch was made (within the share) and made due for the lease holder.
+        """
+        if job_id in self._verifying:
+            return "in_flight"
+        if job_id in self._pending:
+            self._pending[job_id] = admit
+            return "pending"
+        if self._share.take():
+            return self._start(job_id, admit)
+        self._hold(job_id, admit)
+        return "pending"
+
+    def _start(self, job_id: str, admit: Admit) -> str:
+        if not self.poller.vendor.may_call():
+            # The lease holder polls it as any watch (a 40000 fails it within minutes); the
+            # share still bounds how fast callbacks make watches here.
+            if admit(job_id):
+                self.poller.store.make_due(job_id)
+            self._outcome("unverified")
+            return "standby"
+        task = asyncio.create_task(self._verify(job_id, admit), name=f"verify {job_id}")
+        self._verifying[job_id] = task
+        task.add_done_callback(lambda _task: self._verifying.pop(job_id, None))
+        return "verifying"
+
+    def _hold(self, job_id: str, admit: Admit) -> None:
+        self._pending[job_id] = admit
+        while len(self._pending) > PENDING_MAX:
+            dropped, _admit = self._pending.popitem(last=False)
+            self._outcome("dropped")
+            self._dropped(job_id=dropped, waiting=PENDING_MAX)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="callback verification")
+
+    async def _drain(self) -> None:
+        """Verify waiting ids as the share refills, newest first."""
+        while self._pending:
+            wait = self._share.available_in()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 1.0))  # a reload may change the share
+                continue
+            if not self._share.take():
+                await asyncio.sleep(0.01)
+                continue
+            job_id, admit = self._pending.popitem(last=True)
+            try:
+                self._start(job_id, admit)
+            except Exception:  # the state file's trouble: the daemon reports it
+                self._outcome("error")
+                log.exception("vendor callback: cannot verify the job", job_id=job_id)
+
+    async def _verify(self, job_id: str, admit: Admit) -> None:
+        try:
+            detail = await self.poller.probe(job_id)
+        except LimiterClosed:
+            return  # stopping: nothing was sent
+        except Exception as exc:  # vendor trouble says nothing of the id
+            # Not lost: the watch is made and polled in its turn, as before verification
+            # (a 40000 then fails it); the share bounded how fast this can happen.
+            self._admit(job_id, admit, None, f"{type(exc).__name__}: {exc}")
+            return
+        if detail is None:
+            self._outcome("unknown_job")
+            self._unknown(job_id=job_id, hint="forged or mistyped; the vendor answered 40000")
+            return
+        self._admit(job_id, admit, detail)
+
+    def _admit(self, job_id: str, admit: Admit, detail: JobDetail | None, error: str = "") -> None:
+        """Make the watch; record ``detail`` as its first poll (a terminal answer makes its
+        event now), or with no answer make it due."""
+        poller = self.poller
+        try:
+            if not admit(job_id):
+                self._outcome("finished")
+                return
+            watch = poller.store.get_watch(job_id)
+            if watch is None:
+                return
+            if detail is None:
+                poller.store.make_due(job_id)
+                self._outcome("unverified")
+                log.warning(
+                    "vendor callback: could not verify the job; watching it",
+                    job_id=job_id,
+                    error=error,
+                )
+                return
+            poller.observe(watch, detail)
+            self._outcome("verified")
+        except Exception:
+            self._outcome("error")
+            log.exception("vendor callback: cannot record the verified job", job_id=job_id)
+
+    async def drain(self, grace: float) -> None:
+        """Stop verifying: waiting ids are forgotten (logged), polls on their way get up to
+        ``grace`` seconds (the limiter is closed by the poller's drain)."""
+        if self._drainer is not None:
+            self._drainer.cancel()
+        if self._pending:
+            log.warning("vendor callbacks not verified before stopping", count=len(self._pending))
+            self._pending.clear()
+        tasks = list(self._verifying.values())
+        if self._drainer is not None:
+            tasks.append(self._drainer)
+        await settle(tasks, grace)

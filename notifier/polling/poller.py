@@ -145,6 +145,15 @@ class Poller:
         task.add_done_callback(self._forget)
         return True
 
+    async def probe(self, job_id: str) -> JobDetail | None:
+        """One priority detail call for an id with no watch (a vendor callback named it):
+        what the vendor says of it, or None when it does not know it (40000). Nothing is
+        recorded; other failures raise as :meth:`VendorClient.detail` raises them."""
+        try:
+            return await self.vendor.detail(job_id, priority=True)
+        except UnknownJob:
+            return None
+
     def _forget(self, task: asyncio.Task[None]) -> None:
         job_id = task.get_name().removeprefix("poll ")
         if self._in_flight.get(job_id) is task:

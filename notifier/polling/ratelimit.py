@@ -66,16 +66,31 @@ class Share:
         self._tokens: float | None = None  # full at first
         self._filled_at = clock()
 
-    def take(self) -> bool:
-        """One call's place in the lane, if there is one now (it follows reloads of qps)."""
-        capacity = max(1.0, self.limiter.qps * self.share) if self.share > 0 else 0.0
+    def _capacity(self) -> float:
+        return max(1.0, self.limiter.qps * self.share) if self.share > 0 else 0.0
+
+    def _refill(self) -> float:
+        capacity = self._capacity()
         now = self._clock()
         tokens = capacity if self._tokens is None else self._tokens
         tokens = min(capacity, tokens + (now - self._filled_at) * capacity)
         self._filled_at = now
+        self._tokens = tokens
+        return tokens
+
+    def take(self) -> bool:
+        """One call's place in the lane, if there is one now (it follows reloads of qps)."""
+        tokens = self._refill()
         taken = tokens >= 1.0
         self._tokens = tokens - 1.0 if taken else tokens
         return taken
+
+    def available_in(self) -> float:
+        """Seconds until :meth:`take` can succeed (0: now; infinite with no share)."""
+        capacity = self._capacity()
+        if capacity <= 0:
+            return math.inf
+        return max(0.0, (1.0 - self._refill()) / capacity)
 
 
 @dataclass

@@ -184,11 +184,13 @@ class Daemon:
             clock=self.now,
         )
         self.watch_file = WatchFile(config.watch.file)
+        self.fast_path = FastPath(self.poller, outcomes=self.metrics.on_callback)
         self.intake = IntakeListener(
             self.store,
             self.metrics.on_intake_request,
-            poll_now=FastPath(self.poller).request,
+            poll_now=self.fast_path.request,
             callback_observer=self.metrics.on_callback,
+            verify=self.fast_path.verify,
         )
         self.lease.advertise = config.gateway.advertised()
         self.gateway = Gateway(
@@ -739,7 +741,11 @@ class Daemon:
             await self.wakeups.close()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
-        await asyncio.gather(self.poller.drain(STOP_GRACE), self.dispatcher.drain(STOP_GRACE))
+        await asyncio.gather(
+            self.poller.drain(STOP_GRACE),
+            self.fast_path.drain(STOP_GRACE),
+            self.dispatcher.drain(STOP_GRACE),
+        )
         await self.lease.release()  # after the last calls: another node may take over
         await self.vendor.aclose()
         for _sender, client in self._senders.values():

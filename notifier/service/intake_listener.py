@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from notifier import log as logs
 from notifier.config import IntakeConfig
-from notifier.intake.callback import CallbackObserver, PollNow, VendorCallback
+from notifier.intake.callback import CallbackObserver, PollNow, VendorCallback, Verify
 from notifier.intake.http_api import IntakeApi, Observer
 from notifier.service.http_server import AppServer
 from notifier.store import Store
@@ -29,9 +29,10 @@ class IntakeListener:
         *,
         poll_now: PollNow | None = None,
         callback_observer: CallbackObserver | None = None,
+        verify: Verify | None = None,
     ) -> None:
         self.api = IntakeApi(store, [], [], observer=observer)
-        self.callback = VendorCallback(self.api, poll_now, callback_observer)
+        self.callback = VendorCallback(self.api, poll_now, callback_observer, verify)
         self.server: AppServer | None = None
         self._timeout: float | None = None
 

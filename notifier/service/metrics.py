@@ -287,7 +287,11 @@ class Metrics:
         self.callbacks = Counter(
             "chanjing_callbacks",
             "Vendor callbacks by result: polling, in_flight, due (over the fast share), "
-            "standby, finished, wrong_token, bad_body, error.",
+            "standby, finished, wrong_token, bad_body, error; for an id not watched yet "
+            "verifying (its check started), pending (over the fast share: waiting), then "
+            "what its check came to: verified (watched), unknown_job (vendor's 40000: no "
+            "watch), unverified (vendor trouble or standby: watched unchecked), dropped "
+            "(too many waiting).",
             ["result"],
             registry=r,
         )

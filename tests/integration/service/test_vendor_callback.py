@@ -87,8 +87,10 @@ def test_a_callback_reports_the_job_long_before_polling_would(
         job = jobs[job_id]
         assert job["callback_result"] == "http 202"
         assert job["first_terminal_seen_at"] - job["completed_at"] < 5, job
-    assert {r["result"] for r in _callbacks(daemon)} <= {"polling", "in_flight"}
-    assert _callbacks(daemon, "unregistered1")[0]["new"] is True
+    assert {r["result"] for r in _callbacks(daemon)} <= {"polling", "in_flight", "verifying"}
+    # Not watched yet: checked with one poll first, watched only because the vendor knows it.
+    first = _callbacks(daemon, "unregistered1")[0]
+    assert (first["new"], first["result"]) == (True, "verifying")
     # Only the path's template is logged; the token nowhere.
     requests = [r for r in daemon.records() if r.get("event") == "intake request"]
     assert ("POST", PREFIX + "{token}", 202) in {
@@ -176,25 +178,28 @@ def test_a_wrong_token_gets_the_404_of_an_unknown_path_and_changes_nothing(
     assert daemon.stop() == 0
 
 
-def test_a_callback_for_an_id_the_vendor_does_not_know_is_rejected_like_watch_add(
-    workspace: Workspace,
+def test_a_callback_for_an_id_the_vendor_does_not_know_makes_no_watch(
+    workspace: Workspace, simulator: Simulator
 ) -> None:
     url = _enable(workspace)
     daemon = _ready(workspace)
     hook = f"{url}{PREFIX}{CALLBACK_TOKEN}"
     answer = httpx.post(hook, json={"code": 0, "data": {"id": "nosuchjob1"}}, timeout=10)
     assert answer.status_code == 202
+    # One poll checked it; the vendor's 40000 says forged or mistyped: nothing is watched.
     assert daemon.wait_for_log(
         lambda r: (
-            r.get("event") == "vendor rejected the job id; will ask again"
+            r.get("event") == "vendor callbacks for jobs the vendor does not know; no watch made"
             and r.get("job_id") == "nosuchjob1"
         ),
         timeout=15,
     )
-    (row,) = workspace.cli_json("watch", "list")
-    assert (row["job_id"], row["state"], row["rejections"]) == ("nosuchjob1", "active", 1)
-    # The daemon carries on: another callback is answered and merged into the watch.
+    assert workspace.cli_json("watch", "list") == []
+    assert simulator.sim.stats()["codes"].get("40000") == 1
+    # The daemon carries on: another callback is answered (and checked again).
     assert httpx.post(hook, json={"data": {"id": "nosuchjob1"}}, timeout=10).status_code == 202
+    assert wait_until(lambda: simulator.sim.stats()["codes"].get("40000") == 2, 10)
+    assert workspace.cli_json("watch", "list") == []
     assert daemon.stop() == 0
 
 
@@ -238,10 +243,11 @@ def test_a_callback_flood_stays_within_qps_and_ordinary_polling_goes_on(
     ), receiver.receiver.summary()
     assert wait_until(lambda: len(_callbacks(daemon)) == 300, 10)
     results = [r["result"] for r in _callbacks(daemon)]
-    # The fast lane holds half the budget (5 a second, a burst of 5); the rest become due
-    # and take their turn with the ordinary watches.
-    assert results.count("polling") <= 5 + 5 * took + 1, (took, results.count("polling"))
-    assert "due" in results
+    # The fast lane holds half the budget (5 a second, a burst of 5): the flood's ids are
+    # not watched yet, so each is checked there first; the rest wait their turn.
+    checked = results.count("verifying")
+    assert checked <= 5 + 5 * took + 1, (took, checked)
+    assert "pending" in results
     stats = simulator.sim.stats()
     assert stats["max_per_second"] <= 10, stats["per_second"]
     assert "40001" not in stats["codes"]
