@@ -89,6 +89,11 @@ def job_id_problem(job_id: object) -> str | None:
 #: this much text together (merging labels into a known watch is checked too).
 MAX_LABELS = 32
 MAX_LABELS_TEXT = 8192
+#: A label value's characters (a number's or boolean's as written by ``str``).
+MAX_LABEL_VALUE = 512
+#: Numeric label values lie within ±this: exact as a double in every JSON reader (a bigger
+#: one would arrive changed, or as infinity), so NaN and Infinity are out too.
+MAX_LABEL_NUMBER = 2**53 - 1
 
 
 def labels_problem(labels: object) -> str | None:
@@ -105,8 +110,13 @@ def labels_problem(labels: object) -> str | None:
             return f"label {key!r} must have a scalar value, got {type(value).__name__}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"label {key!r} must be a finite number or a string, got {value!r}"
-        if len(str(value)) > 512:
-            return f"label {key!r} is longer than 512 characters"
+        if isinstance(value, int | float) and not -MAX_LABEL_NUMBER <= value <= MAX_LABEL_NUMBER:
+            return (
+                f"label {key!r} must be a number from -{MAX_LABEL_NUMBER} to "
+                f"{MAX_LABEL_NUMBER} (or a string)"
+            )
+        if len(str(value)) > MAX_LABEL_VALUE:
+            return f"label {key!r} is longer than {MAX_LABEL_VALUE} characters"
         if isinstance(value, str) and has_surrogate(value):
             return f"label {key!r} contains a lone UTF-16 surrogate (not valid Unicode text)"
     text = sum(len(str(k)) + len(str(v)) for k, v in labels.items())

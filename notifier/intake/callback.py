@@ -23,7 +23,7 @@ from aiohttp import web
 
 from notifier import log as logs
 from notifier.intake.adding import add_watches
-from notifier.intake.http_api import BadRequest, IntakeApi
+from notifier.intake.http_api import BadRequest, IntakeApi, UnsupportedMediaType
 from notifier.models import WatchState, job_id_problem
 
 log = logs.get_logger(component="intake")
@@ -55,7 +55,8 @@ def callback_job_id(body: Mapping[str, Any]) -> str:
         found, where = body["id"], "id"
     if found is None:
         raise BadRequest(
-            'no job id: expected the detail envelope {"code", "msg", "data": {"id": ...}}'
+            'no job id: expected the detail envelope {"code", "msg", "data": {"id": ...}} '
+            '(or {"id": ...})'
         )
     problem = job_id_problem(found)
     if problem:
@@ -110,7 +111,7 @@ class VendorCallback:
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])
         try:
             job_id = callback_job_id(await self.api._json_body(request))
-        except BadRequest as exc:
+        except (BadRequest, UnsupportedMediaType) as exc:
             self._observe("bad_body")
             log.info("vendor callback", result="bad_body", problem=str(exc))
             raise

@@ -28,7 +28,7 @@ from notifier.intake.adding import (
     find_watch,
     ids_problem,
 )
-from notifier.intake.openapi import openapi_document
+from notifier.intake.openapi import JSON, openapi_document
 from notifier.models import job_id_problem, label_map, labels_problem, quoted
 from notifier.store import DB_ERRORS, Store
 
@@ -59,6 +59,14 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 class BadRequest(Exception):
     """A 400 whose message names the problem."""
+
+
+class UnsupportedMediaType(Exception):
+    """A 415: the body is not ``application/json``."""
+
+
+#: ``charset`` values a JSON body may name (JSON text is UTF-8: RFC 8259).
+_UTF8 = ("utf-8", "utf8")
 
 
 def _digest(token: str) -> bytes:
@@ -174,6 +182,8 @@ class IntakeApi:
             return await handler(request)
         except BadRequest as exc:
             return _error(400, str(exc))
+        except UnsupportedMediaType as exc:
+            return _error(415, str(exc))
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"request body over {MAX_BODY} bytes")
         except web.HTTPException as exc:
@@ -214,7 +224,18 @@ class IntakeApi:
 
     # -- reading requests -----------------------------------------------------------------
 
+    @staticmethod
+    def _check_content_type(request: web.Request) -> None:
+        """``application/json``, with at most a UTF-8 ``charset``; else 415 (before reading)."""
+        given = request.headers.get("Content-Type")
+        if given is None or not _is_json(given):
+            shown = "none" if given is None else quoted(given)
+            raise UnsupportedMediaType(
+                f"Content-Type must be {JSON} (optionally with charset=utf-8), got {shown}"
+            )
+
     async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        self._check_content_type(request)
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=MAX_BODY, actual_size=request.content_length
@@ -256,7 +277,9 @@ class IntakeApi:
         problem = ids_problem(ids)
         if problem:
             raise BadRequest(f"ids: {problem}")
-        labels = body.get("labels") or {}
+        labels = body.get("labels", {})
+        if not isinstance(labels, dict):  # null, [], "", 0, false too: never taken as none
+            raise BadRequest(f"labels: must be an object of key: value, got {_kind(labels)}")
         problem = labels_problem(labels)
         if problem:
             raise BadRequest(f"labels: {problem}")
@@ -282,7 +305,8 @@ class IntakeApi:
                 reopen=reopen,
             )
         except LabelsTooMany as exc:
-            raise BadRequest(f"labels: {exc}") from None
+            # The body is fine on its own; the labels a watch has already are in the way.
+            return _error(409, f"labels: {exc}")
         # Counts only: the ids are the caller's business, and a batch would flood the log.
         log.info(
             "watches added over http",
@@ -329,7 +353,28 @@ class IntakeApi:
         return web.json_response({"events": events, "next": following}, dumps=_dumps)
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi_document(MAX_IDS, MAX_LIMIT, DEFAULT_LIMIT))
+        document = openapi_document(
+            max_ids=MAX_IDS,
+            max_limit=MAX_LIMIT,
+            default_limit=DEFAULT_LIMIT,
+            max_body=MAX_BODY,
+            client_timeout=self.client_timeout,
+            # Names of the config, for a client with a token only: none of a scanner's business.
+            endpoint_names=self.endpoint_names if self._authorized(request) else None,
+        )
+        return web.json_response(document)
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json``, any case, with no parameter but ``charset=utf-8``."""
+    media, *params = content_type.split(";")
+    if media.strip().lower() != JSON:
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() != "charset" or value.strip().strip('"').lower() not in _UTF8:
+            return False
+    return True
 
 
 def _kind(value: object) -> str:

@@ -1,23 +1,78 @@
-"""``GET /openapi.json``: the intake API described as OpenAPI 3.1, for clients and humans."""
+"""``GET /openapi.json``: the intake API described as OpenAPI 3.1, for clients and humans.
+
+Built from the limits and patterns the handlers validate with (:mod:`notifier.models`, the
+constants of :mod:`notifier.intake.http_api`), so the two cannot drift; the test suite runs
+schemathesis against the live API to check that every answer is the documented one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from notifier import __version__
+from notifier.models import (
+    JOB_ID_RE,
+    LABEL_KEY_RE,
+    MAX_LABEL_NUMBER,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    MAX_LABELS_TEXT,
+    WatchState,
+)
+
+#: The media type of every request body (``; charset=utf-8`` may follow).
+JSON = "application/json"
 
 _ERROR = {"$ref": "#/components/responses/Error"}
+_JOB_ID_SCHEMA = {"type": "string", "pattern": JOB_ID_RE.pattern}
 _JOB_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"},
+    "schema": _JOB_ID_SCHEMA,
 }
 
 
-def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[str, Any]:
-    """The document; the numbers are the running API's limits."""
+def _error(description: str, **headers: str) -> dict[str, Any]:
+    """An error answer: ``{"error": "..."}``, with the headers named (name → description)."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        answer["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return answer
+
+
+def _body_errors(max_body: int, client_timeout: float) -> dict[str, Any]:
+    """The answers of any request with a JSON body, besides its own."""
+    return {
+        "400": _error("The body is not what the operation takes; the message names the problem"),
+        "408": _error(f"The body did not arrive within {client_timeout:g}s (then closed)"),
+        "413": _error(f"The body is over {max_body} bytes"),
+        "415": _error(f"The body is not `{JSON}` (a `charset=utf-8` parameter may follow)"),
+        "503": _error("The state database cannot be written for now", **{"Retry-After": "Seconds"}),
+    }
+
+
+def openapi_document(
+    *,
+    max_ids: int,
+    max_limit: int,
+    default_limit: int,
+    max_body: int,
+    client_timeout: float,
+    endpoint_names: Sequence[str] | None,
+) -> dict[str, Any]:
+    """The document; the numbers are the running API's limits. ``endpoint_names``: the
+    configured endpoints, listed as the only names ``endpoints`` takes (None: not listed, for
+    a reader without a token)."""
     unauthorized = {"$ref": "#/components/responses/Unauthorized"}
+    by_id = {"id": "$request.body#/ids/0"}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -25,7 +80,10 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
             "version": __version__,
             "description": "Watch Chanjing lip-sync jobs from other hosts, and pull the events "
             "the daemon recorded. Every path but this document and the vendor callback "
-            "(which carries intake.callback_token) needs a bearer token (intake.tokens).",
+            "(which carries intake.callback_token) needs a bearer token (intake.tokens); "
+            "without a valid one every path, known or not, is a 401. Request bodies are "
+            f"`{JSON}`. Read with a token, this document also lists the configured "
+            "endpoint names.",
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -35,21 +93,34 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
                     "operationId": "addWatches",
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": _watch_request(max_ids)}},
+                        "content": {JSON: {"schema": _watch_request(max_ids, endpoint_names)}},
                     },
                     "responses": {
                         "202": {
                             "description": "Taken: the watches exist and are polled",
                             "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Accepted"}
-                                }
+                                JSON: {"schema": {"$ref": "#/components/schemas/Accepted"}}
+                            },
+                            "links": {
+                                "GetWatch": {
+                                    "operationId": "getWatch",
+                                    "parameters": by_id,
+                                    "description": "The first id's watch",
+                                },
+                                "DeleteWatch": {
+                                    "operationId": "deleteWatch",
+                                    "parameters": by_id,
+                                    "description": "Stop watching the first id",
+                                },
                             },
                         },
-                        "400": _ERROR,
+                        **_body_errors(max_body, client_timeout),
                         "401": unauthorized,
-                        "413": _ERROR,
-                        "503": _ERROR,
+                        "409": _error(
+                            "The labels merged into a known watch would pass its limits "
+                            f"({MAX_LABELS} labels, {MAX_LABELS_TEXT} characters); nothing "
+                            "of the request was kept"
+                        ),
                     },
                 }
             },
@@ -61,15 +132,11 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
                     "responses": {
                         "200": {
                             "description": "The watch",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Watch"}
-                                }
-                            },
+                            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Watch"}}},
                         },
-                        "400": _ERROR,
+                        "400": _error("Not a job id"),
                         "401": unauthorized,
-                        "404": _ERROR,
+                        "404": _error("No watch for this job"),
                     },
                 },
                 "delete": {
@@ -77,9 +144,13 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
                     "operationId": "deleteWatch",
                     "responses": {
                         "204": {"description": "Removed"},
-                        "400": _ERROR,
+                        "400": _error("Not a job id"),
                         "401": unauthorized,
-                        "404": _ERROR,
+                        "404": _error("No watch for this job"),
+                        "503": _error(
+                            "The state database cannot be written for now",
+                            **{"Retry-After": "Seconds"},
+                        ),
                     },
                 },
             },
@@ -91,8 +162,8 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
                         {
                             "name": "after",
                             "in": "query",
-                            "description": "The `next` of the previous page (absent: from the "
-                            "first event kept)",
+                            "description": "The `next` of the previous page (absent or empty: "
+                            "from the first event kept)",
                             "schema": {"type": "string"},
                         },
                         {
@@ -110,54 +181,81 @@ def openapi_document(max_ids: int, max_limit: int, default_limit: int) -> dict[s
                         "200": {
                             "description": "A page; an empty one keeps `next` as it was",
                             "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/EventPage"}
-                                }
+                                JSON: {"schema": {"$ref": "#/components/schemas/EventPage"}}
                             },
                         },
-                        "400": _ERROR,
+                        "400": _error("`limit` is not a whole number in range"),
                         "401": unauthorized,
-                        "404": _ERROR,
+                        "404": _error(
+                            "`after` names no event kept (never recorded, or pruned): page "
+                            "from the start"
+                        ),
                     },
                 }
             },
-            "/v1/chanjing/callback/{callback_token}": _callback_path(),
+            "/v1/chanjing/callback/{callback_token}": _callback_path(max_body, client_timeout),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
                     "operationId": "openapi",
-                    "security": [],
-                    "responses": {"200": {"description": "OpenAPI 3.1 document"}},
+                    "security": [{}, {"bearer": []}],
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1 document",
+                            "content": {JSON: {"schema": {"type": "object"}}},
+                        }
+                    },
                 }
             },
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
-                "Error": {
-                    "description": "The problem, named",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                "Error": _error("The problem, named"),
+                "Unauthorized": {
+                    "description": 'No valid bearer token: always `{"error": "unauthorized"}`',
+                    "headers": {
+                        "WWW-Authenticate": {
+                            "description": "`Bearer`",
+                            "schema": {"const": "Bearer"},
+                        }
                     },
+                    "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
                 },
-                "Unauthorized": {"description": "No valid bearer token"},
             },
             "schemas": _schemas(),
         },
     }
 
 
-def _callback_path() -> dict[str, Any]:
+def _callback_path(max_body: int, client_timeout: float) -> dict[str, Any]:
     """The vendor's callback: its own secret in the path, no bearer token."""
-    envelope = {
+    with_data_id = {
         "type": "object",
-        "description": "The vendor's detail envelope; only data.id is read (a top-level id "
-        "is taken too)",
+        "required": ["data"],
         "properties": {
-            "code": {"type": "integer"},
-            "msg": {"type": "string"},
-            "data": {"type": "object", "properties": {"id": _JOB_ID["schema"]}},
+            "data": {"type": "object", "required": ["id"], "properties": {"id": _JOB_ID_SCHEMA}}
         },
+    }
+    with_top_id = {
+        "type": "object",
+        "required": ["id"],
+        "properties": {
+            "id": _JOB_ID_SCHEMA,
+            # data.id, when there is one, is the id read: it must be absent or null here.
+            "data": {
+                "anyOf": [
+                    {"not": {"type": "object"}},
+                    {"type": "object", "properties": {"id": {"type": "null"}}},
+                ]
+            },
+        },
+    }
+    envelope = {
+        "description": "The vendor's detail envelope `{code, msg, data}`: only the job id is "
+        "read, `data.id` (else a top-level `id`); every other member is ignored, whatever it "
+        "holds",
+        "anyOf": [with_data_id, with_top_id],
     }
     return {
         "parameters": [
@@ -173,26 +271,50 @@ def _callback_path() -> dict[str, Any]:
             "summary": "The vendor's completion callback: a hint to poll the job now",
             "description": "Give this URL as `callback` when creating a job. The body is never "
             "trusted: its id becomes a watch (if new, with intake.labels/intake.endpoints) "
-            "and is polled at once; the event is built from that poll. A wrong token gets "
-            "the 404 of an unknown path.",
+            "and is polled at once; the event is built from that poll. A wrong token (or "
+            "none configured) gets the 404 of an unknown path, whatever the method.",
             "operationId": "vendorCallback",
             "security": [],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": envelope}},
+                "content": {JSON: {"schema": envelope}},
             },
             "responses": {
-                "202": {"description": "Taken; the poll (if any) runs after the answer"},
-                "400": _ERROR,
-                "404": _ERROR,
-                "413": _ERROR,
-                "503": _ERROR,
+                "202": {
+                    "description": "Taken; the poll (if any) runs after the answer",
+                    "content": {
+                        JSON: {"schema": {"$ref": "#/components/schemas/CallbackAccepted"}}
+                    },
+                },
+                **_body_errors(max_body, client_timeout),
+                "404": _error("Not a configured callback token (the answer of an unknown path)"),
             },
         },
     }
 
 
-def _watch_request(max_ids: int) -> dict[str, Any]:
+def _labels() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "maxProperties": MAX_LABELS,
+        "propertyNames": {"pattern": LABEL_KEY_RE.pattern},
+        "additionalProperties": {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_LABEL_VALUE},
+                {"type": "number", "minimum": -MAX_LABEL_NUMBER, "maximum": MAX_LABEL_NUMBER},
+                {"type": "boolean"},
+            ]
+        },
+        "description": "Merged into a known watch's labels (given keys win). Stored as "
+        "strings (`true`/`false` for booleans). Strings hold no lone UTF-16 surrogate; keys "
+        f"and values hold at most {MAX_LABELS_TEXT} characters together, also after a merge",
+    }
+
+
+def _watch_request(max_ids: int, endpoint_names: Sequence[str] | None) -> dict[str, Any]:
+    names: dict[str, Any] = {"type": "string"}
+    if endpoint_names is not None:
+        names = {"enum": list(endpoint_names)} if endpoint_names else {"not": {}}
     return {
         "type": "object",
         "additionalProperties": False,
@@ -202,18 +324,14 @@ def _watch_request(max_ids: int) -> dict[str, Any]:
                 "type": "array",
                 "minItems": 1,
                 "maxItems": max_ids,
-                "items": _JOB_ID["schema"],
+                "items": _JOB_ID_SCHEMA,
             },
-            "labels": {
-                "type": "object",
-                "additionalProperties": {"type": ["string", "number", "boolean"]},
-                "description": "Merged into a known watch's labels",
-            },
+            "labels": _labels(),
             "endpoints": {
                 "type": ["array", "null"],
-                "items": {"type": "string"},
-                "description": "Endpoint names to notify (default: every endpoint whose events "
-                "match, or what a known watch has)",
+                "items": names,
+                "description": "Names of configured endpoints to notify (null or absent: every "
+                "endpoint whose events match, or what a known watch has)",
             },
             "reopen": {
                 "type": "boolean",
@@ -232,9 +350,14 @@ def _schemas() -> dict[str, Any]:
             "required": ["error"],
             "properties": {"error": {"type": "string"}},
         },
-        "Accepted": {
+        "CallbackAccepted": {
             "type": "object",
             "required": ["accepted"],
+            "properties": {"accepted": {"const": True}},
+        },
+        "Accepted": {
+            "type": "object",
+            "required": ["accepted", "new", "finished"],
             "properties": {
                 "accepted": {"type": "integer", "description": "Distinct ids now watched"},
                 "new": {"type": "integer", "description": "Of them, watches created"},
@@ -249,7 +372,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "job_id": {"type": "string"},
-                "state": {"enum": ["active", "succeeded", "failed", "expired"]},
+                "state": {"enum": [state.value for state in WatchState]},
                 "status": {"type": ["integer", "null"]},
                 "progress": {"type": ["integer", "null"]},
                 "msg": {"type": ["string", "null"]},

@@ -14,7 +14,15 @@ import pytest
 from aiohttp import web
 
 from notifier.intake.http_api import MAX_BODY, MAX_IDS, IntakeApi
-from notifier.models import Event, JobDetail
+from notifier.models import (
+    JOB_ID_RE,
+    LABEL_KEY_RE,
+    MAX_LABEL_NUMBER,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    Event,
+    JobDetail,
+)
 from notifier.service.http_server import ServerThread
 from notifier.service.metrics import Metrics
 from notifier.store import Store
@@ -124,7 +132,20 @@ async def _set_tokens(intake: IntakeApi, tokens: list[str]) -> None:
         (b'{"labels": {}}', "ids: must be a non-empty array of job ids, got null"),
         (b'{"ids": [42]}', "ids: job id must be a string, got int"),
         (b'{"ids": ["bad id!"]}', "ids: invalid job id 'bad id!'"),
-        (b'{"ids": ["j1"], "labels": ["a"]}', "labels: labels must be a mapping"),
+        (b'{"ids": ["j1"], "labels": ["a"]}', "labels: must be an object of key: value, got array"),
+        # Not taken as "no labels": anything but an object is refused, as documented.
+        (b'{"ids": ["j1"], "labels": null}', "labels: must be an object of key: value, got null"),
+        (b'{"ids": ["j1"], "labels": []}', "labels: must be an object of key: value, got array"),
+        (b'{"ids": ["j1"], "labels": ""}', "labels: must be an object of key: value, got string"),
+        (b'{"ids": ["j1"], "labels": 0}', "labels: must be an object of key: value, got number"),
+        (
+            b'{"ids": ["j1"], "labels": false}',
+            "labels: must be an object of key: value, got boolean",
+        ),
+        (
+            b'{"ids": ["j1"], "labels": {"n": 9007199254740992}}',
+            "labels: label 'n' must be a number",
+        ),
         (b'{"ids": ["j1"], "labels": {"k": {"x": 1}}}', "labels: label 'k' must have a scalar"),
         (b'{"ids": ["j1"], "endpoints": "ops"}', "endpoints: must be an array of endpoint names"),
         (b'{"ids": ["j1"], "endpoints": ["ops", "pager"]}', "endpoints: unknown endpoint pager"),
@@ -139,6 +160,45 @@ def test_bad_bodies_get_400_naming_the_problem(api: Api, body: bytes, expected: 
     assert response.status_code == 400, response.text
     assert expected in response.json()["error"]
     assert api.store.list_watches() == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json-patch+json",
+        "application/json; charset=latin-1",
+        "application/json; boundary=x",
+        "multipart/form-data; boundary=x",
+    ],
+)
+def test_a_body_that_is_not_json_by_its_content_type_gets_415(
+    api: Api, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    with api.client() as client:
+        client.headers.pop("content-type", None)
+        response = client.post("/v1/watches", content=b'{"ids": ["job1"]}', headers=headers)
+    assert response.status_code == 415, response.text
+    shown = repr(content_type) if content_type else "none"
+    assert response.json() == {
+        "error": f"Content-Type must be application/json (optionally with charset=utf-8), "
+        f"got {shown}"
+    }
+    assert api.store.list_watches() == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "Application/JSON;Charset=UTF-8"],
+)
+def test_json_with_a_utf8_charset_is_taken(api: Api, content_type: str) -> None:
+    response = api.client().post(
+        "/v1/watches", content=b'{"ids": ["job1"]}', headers={"content-type": content_type}
+    )
+    assert response.status_code == 202, response.text
 
 
 def test_too_many_ids_is_400_and_the_maximum_is_taken(api: Api) -> None:
@@ -347,6 +407,51 @@ def test_openapi_is_public_and_lists_every_route(api: Api) -> None:
         node = doc
         for key in ref.split("/"):
             node = node[key]
+
+
+def test_openapi_states_the_servers_own_rules(api: Api) -> None:
+    """From the patterns and limits the handlers check with, not copies of them."""
+    anonymous = httpx.get(f"{api.url}/openapi.json").json()
+    post = anonymous["paths"]["/v1/watches"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["ids"]["items"]["pattern"] == JOB_ID_RE.pattern
+    labels = body["properties"]["labels"]
+    assert labels["type"] == "object"  # so null, [], "", 0 and false are not labels
+    assert labels["maxProperties"] == MAX_LABELS
+    assert labels["propertyNames"] == {"pattern": LABEL_KEY_RE.pattern}
+    value_kinds = labels["additionalProperties"]["anyOf"]
+    assert {"type": "string", "maxLength": MAX_LABEL_VALUE} in value_kinds
+    assert {
+        "type": "number",
+        "minimum": -MAX_LABEL_NUMBER,
+        "maximum": MAX_LABEL_NUMBER,
+    } in value_kinds
+    for status in ("202", "400", "401", "408", "409", "413", "415", "503"):
+        assert status in post["responses"], status
+    assert post["responses"]["202"]["links"]["GetWatch"] == {
+        "operationId": "getWatch",
+        "parameters": {"id": "$request.body#/ids/0"},
+        "description": "The first id's watch",
+    }
+    assert post["responses"]["202"]["links"]["DeleteWatch"]["operationId"] == "deleteWatch"
+    # The configured endpoint names only for a client with a token.
+    assert body["properties"]["endpoints"]["items"] == {"type": "string"}
+    with api.client() as client:
+        known = client.get("/openapi.json").json()
+    endpoints = known["paths"]["/v1/watches"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]["properties"]["endpoints"]
+    assert endpoints["items"] == {"enum": ENDPOINTS}
+    callback = anonymous["paths"]["/v1/chanjing/callback/{callback_token}"]["post"]
+    envelope = callback["requestBody"]["content"]["application/json"]["schema"]
+    by_data, by_top = envelope["anyOf"]
+    assert by_data["required"] == ["data"]
+    assert by_data["properties"]["data"]["required"] == ["id"]
+    assert by_data["properties"]["data"]["properties"]["id"]["pattern"] == JOB_ID_RE.pattern
+    assert by_top["required"] == ["id"]
+    assert "code" not in json.dumps(envelope["anyOf"]) and "msg" not in by_data["properties"]
+    for status in ("202", "400", "404", "413", "415", "503"):
+        assert status in callback["responses"], status
 
 
 def test_requests_are_counted_by_route_and_status(api: Api) -> None:

@@ -168,12 +168,16 @@ def test_a_wrong_token_gets_the_404_of_an_unknown_path_and_changes_nothing(
         ]:
             answer = client.post(hook, json=bad)
             assert answer.status_code == 400 and says in answer.json()["error"], answer.text
-        assert client.post(hook, content=b"not json").status_code == 400
+        json_body = {"content-type": "application/json"}
+        assert client.post(hook, content=b"not json", headers=json_body).status_code == 400
+        # Not JSON by its Content-Type: 415 naming it, before the body is read.
+        form = client.post(hook, content=b"id=realjob01", headers={"content-type": "text/plain"})
+        assert form.status_code == 415 and "Content-Type must be" in form.json()["error"]
         assert client.get(hook).status_code == 405
     assert workspace.cli_json("watch", "list") == []
     assert simulator.sim.stats()["jobs"]["realjob01"]["detail_calls"] == 0
     results = [r["result"] for r in _callbacks(daemon)]
-    assert results.count("wrong_token") == 5 and results.count("bad_body") == 4
+    assert results.count("wrong_token") == 5 and results.count("bad_body") == 5
     assert CALLBACK_TOKEN not in daemon.output
     assert daemon.stop() == 0
 

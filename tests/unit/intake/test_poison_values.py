@@ -30,6 +30,11 @@ def test_a_huge_invalid_id_is_quoted_short() -> None:
         ({"k": "ok \udfff"}, "surrogate"),
         ({"k": math.nan}, "finite"),
         ({"k": math.inf}, "finite"),
+        # Beyond 2**53 a number does not survive every JSON reader (the document says so).
+        ({"k": 2**53}, "must be a number from -9007199254740991 to 9007199254740991"),
+        ({"k": -(2**53)}, "must be a number from"),
+        ({"k": 1e300}, "must be a number from"),
+        ({"k": 10**600}, "must be a number from"),
     ],
 )
 def test_labels_that_could_never_be_sent_are_refused(
@@ -41,6 +46,7 @@ def test_labels_that_could_never_be_sent_are_refused(
 
 def test_ordinary_labels_pass() -> None:
     assert labels_problem({"customer": "acme", "n": 7, "ratio": 0.5, "rush": True}) is None
+    assert labels_problem({"max": 2**53 - 1, "min": -(2**53 - 1), "tiny": 1e-300}) is None
 
 
 def test_an_endpoint_name_with_a_trailing_newline_is_refused() -> None:
