@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from notifier import __version__
+from notifier.models import WatchState
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _JOB_ID = {
@@ -218,7 +219,7 @@ def _watch_request(max_ids: int) -> dict[str, Any]:
             "reopen": {
                 "type": "boolean",
                 "default": False,
-                "description": "Watch an expired or failed job again",
+                "description": "Watch an expired, failed or rejected job again",
             },
         },
     }
@@ -249,7 +250,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "job_id": {"type": "string"},
-                "state": {"enum": ["active", "succeeded", "failed", "expired"]},
+                "state": {"enum": [s.value for s in WatchState]},
                 "status": {"type": ["integer", "null"]},
                 "progress": {"type": ["integer", "null"]},
                 "msg": {"type": ["string", "null"]},
