@@ -19,7 +19,10 @@ SUCCEEDED = "lip_sync.succeeded"
 FAILED = "lip_sync.failed"
 #: The watch was given up after ``give_up_after`` without a terminal status.
 EXPIRED = "lip_sync.expired"
-EVENT_TYPES = (SUCCEEDED, FAILED, EXPIRED)
+#: The vendor kept answering that it does not know the job id (40000, e.g. "record not
+#: found"): the watch was given up without ever seeing the job.
+REJECTED = "lip_sync.rejected"
+EVENT_TYPES = (SUCCEEDED, FAILED, EXPIRED, REJECTED)
 #: Events about the daemon itself: only for endpoints that list them (not in the default).
 ENDPOINT_FAILING = "endpoint.failing"
 ENDPOINT_RECOVERED = "endpoint.recovered"
@@ -47,6 +50,9 @@ class WatchState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     EXPIRED = "expired"
+    #: The vendor does not know the id (it ended with ``lip_sync.rejected``). Watches the
+    #: vendor rejected before this state existed stay ``failed``, with the same note.
+    REJECTED = "rejected"
 
 
 class DeliveryState(StrEnum):

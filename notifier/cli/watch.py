@@ -78,7 +78,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument(
         "--reopen",
         action="store_true",
-        help="watch an expired or failed id again (polled at once, give_up_after anew)",
+        help="watch an expired, failed or rejected id again (polled at once, give_up_after anew)",
     )
     lst = wsub.add_parser(
         "list", help="watches, newest first, with their problems", parents=[common]

@@ -45,6 +45,7 @@ from notifier.models import (
     EVENT_TYPES,
     EXPIRED,
     FAILED,
+    REJECTED,
     SUCCEEDED,
     label_map,
     labels_problem,
@@ -58,6 +59,7 @@ EventType = Literal[
     "lip_sync.succeeded",
     "lip_sync.failed",
     "lip_sync.expired",
+    "lip_sync.rejected",
     "endpoint.failing",
     "endpoint.recovered",
     "delivery.dead",
@@ -65,8 +67,13 @@ EventType = Literal[
     "vendor.recovered",
 ]
 #: The default ``events``: the job events only (operational events are opt-in).
-_ALL_EVENTS: list[EventType] = ["lip_sync.succeeded", "lip_sync.failed", "lip_sync.expired"]
-assert tuple(_ALL_EVENTS) == EVENT_TYPES == (SUCCEEDED, FAILED, EXPIRED)
+_ALL_EVENTS: list[EventType] = [
+    "lip_sync.succeeded",
+    "lip_sync.failed",
+    "lip_sync.expired",
+    "lip_sync.rejected",
+]
+assert tuple(_ALL_EVENTS) == EVENT_TYPES == (SUCCEEDED, FAILED, EXPIRED, REJECTED)
 assert set(get_args(EventType)) == set(ALL_EVENT_TYPES)
 
 

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from notifier.models import EXPIRED, TERMINAL_EVENT, Event, JobDetail
+from notifier.models import EXPIRED, REJECTED, TERMINAL_EVENT, Event, JobDetail
 
 
 def new_event_id(now: float) -> str:
@@ -22,14 +22,21 @@ def build_event(
     last_seen_running_at: float | None = None,
     *,
     expired: bool = False,
+    rejections: int | None = None,
 ) -> Event:
     """The event for a terminal ``detail`` (or, ``expired``, for the last look at a job given
-    up unfinished); its body is what every endpoint receives."""
-    event_type = EXPIRED if expired else TERMINAL_EVENT[detail.status]
+    up unfinished; or, with ``rejections``, for an id the vendor said that many times it does
+    not know, ``detail.msg`` being its answer); its body is what every endpoint receives."""
+    data: dict[str, object] = {**detail.as_dict(), "labels": dict(labels)}
+    if rejections is not None:
+        event_type = REJECTED
+        data["rejections"] = rejections
+    else:
+        event_type = EXPIRED if expired else TERMINAL_EVENT[detail.status]
     body = {
         "type": event_type,
         "timestamp": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": {**detail.as_dict(), "labels": dict(labels)},
+        "data": data,
     }
     return Event(
         event_id=new_event_id(now),

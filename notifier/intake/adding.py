@@ -21,7 +21,7 @@ class LabelsTooMany(ValueError):
 
 
 #: A finished watch that ``reopen`` may watch again (a success is final: one event per job).
-REOPENABLE = (WatchState.EXPIRED.value, WatchState.FAILED.value)
+REOPENABLE = (WatchState.EXPIRED.value, WatchState.FAILED.value, WatchState.REJECTED.value)
 
 
 @dataclass
@@ -74,7 +74,7 @@ def add_watches(
 ) -> AddOutcome:
     """Watch ``ids`` (already checked): new ones are created, known ones get ``labels`` merged
     (given ones win) and ``endpoints`` replaced when given; finished ones stay finished unless
-    ``reopen`` and they expired or failed.
+    ``reopen`` and they expired, failed or were rejected.
 
     :class:`LabelsTooMany` when a known watch's merged labels would pass the limits.
 

@@ -336,7 +336,7 @@ def _watch_request(max_ids: int, endpoint_names: Sequence[str] | None) -> dict[s
             "reopen": {
                 "type": "boolean",
                 "default": False,
-                "description": "Watch an expired or failed job again",
+                "description": "Watch an expired, failed or rejected job again",
             },
         },
     }

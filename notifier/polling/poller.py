@@ -55,7 +55,8 @@ PRODUCTIVE_SHARE = 0.1
 #: SWEEP_RETRY_MAX (detail polls carry on meanwhile); a sweep that works resets it.
 SWEEP_RETRY_FIRST = 2.0
 SWEEP_RETRY_MAX = 60.0
-#: A 40000 for a job id fails its watch only after this many, spread over at least
+#: A 40000 for a job id gives its watch up (``rejected``, with a ``lip_sync.rejected`` event)
+#: only after this many, spread over at least
 #: REJECT_WINDOW seconds (a vendor may not know a job for a moment after creating it).
 REJECT_LIMIT = 3
 REJECT_WINDOW = 120.0
@@ -213,28 +214,57 @@ class Poller:
             job_log.exception("could not record the poll; will retry", retry_in=round(delay, 1))
 
     def _rejected(self, watch: WatchRow, vendor_msg: str) -> None:
-        """A 40000 for the id: fail the watch only once it keeps coming over minutes."""
+        """A 40000 for the id: give the watch up, with its ``lip_sync.rejected`` event, only
+        once it keeps coming over minutes."""
         now = self._clock()
         seen = self.store.record_rejection(
             watch.job_id, vendor_msg, now + REJECT_RETRY, REJECT_WINDOW
         )
         if seen is None:
             return
-        count, first, note = seen
+        count, first, _note = seen
         job_log = log.bind(job_id=watch.job_id)
         if count >= REJECT_LIMIT and now - first >= REJECT_WINDOW:
-            self.store.fail_watch(watch.job_id, note)
-            job_log.error(
-                "vendor does not know this job; no longer polled",
-                vendor_msg=vendor_msg,
-                rejections=count,
-            )
+            self._reject(watch, vendor_msg, count, now - first, now)
             return
         job_log.warning(
             "vendor rejected the job id; will ask again",
             vendor_msg=vendor_msg,
             rejections=count,
         )
+
+    def _reject(
+        self, watch: WatchRow, vendor_msg: str, count: int, over: float, now: float
+    ) -> None:
+        """Give the watch up as unknown to the vendor, with its ``lip_sync.rejected`` event
+        (the vendor's answer as ``msg``; status and progress as last seen, 0 if never)."""
+        last = JobDetail(
+            id=watch.job_id,
+            status=watch.status or 0,
+            progress=watch.progress or 0,
+            msg=vendor_msg,
+            video_url="",
+            preview_url="",
+            duration=0,
+            create_time=watch.create_time or 0,
+        )
+        event = build_event(last, watch.labels, now, watch.last_poll_at, rejections=count)
+        endpoints = route(event.type, watch.endpoints, self.subscriptions)
+        # The vendor's answer first: `watch list` cuts a long note.
+        note = f"unknown to the vendor: {vendor_msg} ({count}x in {over:.0f}s)"
+        if not self.store.reject_watch(watch.job_id, note, event, endpoints):
+            return
+        self.events += 1
+        log.error(
+            "vendor does not know this job; no longer polled",
+            job_id=watch.job_id,
+            event_id=event.event_id,
+            vendor_msg=vendor_msg,
+            rejections=count,
+            endpoints=endpoints,
+            hint="check the id; see `watch list --state rejected`",
+        )
+        self._on_event()
 
     def _retry_later(self, watch: WatchRow, error: str) -> float:
         delay = retry_delay(watch.errors + 1, self.settings, self._rng.random())

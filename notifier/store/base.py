@@ -463,25 +463,21 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
         with self.transaction():
             self._insert_event(event, endpoints, self.now())
 
-    def fail_watch(self, job_id: str, reason: str) -> None:
-        """Stop polling a job the vendor rejects (unknown id): no event, reason kept."""
+    def reject_watch(
+        self, job_id: str, reason: str, event: Event, endpoints: Sequence[str]
+    ) -> bool:
+        """Stop polling a job the vendor rejects (unknown id), ``reason`` kept as its note,
+        record its ``lip_sync.rejected`` event and queue its deliveries: one transaction.
+        False if the watch is not active (nothing recorded)."""
+        now = self.now()
+        unseen = dict.fromkeys(("status", "progress", "create_time", "last_data"))
+        args = {**unseen, "job_id": job_id, "msg": reason, "error": reason, "now": now}
+        args |= {"state": WatchState.REJECTED.value, "polled": 1, "observed": 0}
         with self.transaction():
-            self._run(
-                "finish_watch",
-                {
-                    "job_id": job_id,
-                    "state": WatchState.FAILED.value,
-                    "status": None,
-                    "progress": None,
-                    "msg": reason,
-                    "create_time": None,
-                    "now": self.now(),
-                    "polled": 1,
-                    "error": reason,
-                    "observed": 0,
-                    "last_data": None,
-                },
-            )
+            if not self._run("finish_watch", args).rowcount:
+                return False
+            self._insert_event(event, endpoints, now)
+        return True
 
     def expirable_watches(self, give_up_after: float) -> list[WatchRow]:
         """Watches past ``give_up_after`` whose last answer, that late, said not finished (to
@@ -714,7 +710,7 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
         return revived
 
     def reopen_watch(self, job_id: str) -> bool:
-        """An expired or failed watch is polled again, as if just added."""
+        """An expired, failed or rejected watch is polled again, as if just added."""
         with self.transaction():
             args = {"job_id": job_id, "now": self.now()}
             return bool(self._run("reopen_watch", args).rowcount > 0)

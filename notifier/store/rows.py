@@ -53,7 +53,7 @@ class Observation:
     """A watched job's last answer as the vendor sent it (the gateway answers from it)."""
 
     job_id: str
-    #: The watch's state: active, succeeded, failed or expired.
+    #: The watch's state: active, succeeded, failed, expired or rejected.
     state: str
     status: int | None
     #: The vendor's ``data`` object; None when not recorded (or not readable).

@@ -24,6 +24,7 @@ from notifier.models import (
     EXPIRED,
     FAILED,
     OPERATIONAL_EVENT_TYPES,
+    REJECTED,
     STATUS_FAILED,
     STATUS_SUCCESS,
     SUCCEEDED,
@@ -43,6 +44,7 @@ ALT_TEXT_MAX = 2000
 HEADER_SUCCEEDED = "✅ Lip-sync video ready"
 HEADER_FAILED = "❌ Lip-sync job failed"
 HEADER_EXPIRED = "⌛ Lip-sync job given up (still not finished)"
+HEADER_REJECTED = "🚫 Lip-sync job id unknown to Chanjing (no longer watched)"
 #: Operational events (about the notifier itself, not a job).
 OPS_HEADERS = {
     "endpoint.failing": "🚨 Notification endpoint failing",
@@ -130,6 +132,8 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
         header = HEADER_FAILED
     elif event_type == EXPIRED:
         header = HEADER_EXPIRED
+    elif event_type == REJECTED:
+        header = HEADER_REJECTED
     else:
         header = f"🔔 Lip-sync job update ({event_type})"
 
@@ -137,15 +141,20 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     msg = data.get("msg")
     msg_text = str(msg).strip() if msg is not None else ""
 
+    # A rejected id was never seen running: its status and progress say nothing.
+    seen = event_type != REJECTED
     fields = [_field("Job", _code(job_id))]
-    if isinstance(status, int) and not isinstance(status, bool):
+    if seen and isinstance(status, int) and not isinstance(status, bool):
         fields.append(_field("Status", f"{_STATUS_TEXT.get(status, 'unknown')} ({status})"))
     duration = format_duration(data.get("duration"))
     if duration:
         fields.append(_field("Duration", duration))
     progress = data.get("progress")
-    if not succeeded and isinstance(progress, int) and not isinstance(progress, bool):
+    if seen and not succeeded and isinstance(progress, int) and not isinstance(progress, bool):
         fields.append(_field("Progress", f"{progress}%"))
+    rejections = data.get("rejections")
+    if not seen and isinstance(rejections, int) and not isinstance(rejections, bool):
+        fields.append(_field("Rejected", f"{rejections} times"))
     if msg_text:
         fields.append(_field("Vendor message", _escape(msg_text)))
     created = _slack_date(data.get("create_time"))

@@ -31,7 +31,7 @@ from notifier.cli import CONFIG_ENV, main
 from notifier.delivery.transition import build_event
 from notifier.models import JobDetail, WatchSpec
 from notifier.store import Store
-from tests.conftest import Workspace
+from tests.conftest import Workspace, fail_as_before
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE_CONFIG = REPO / "config.example.yaml"
@@ -547,6 +547,32 @@ def test_watch_list_bad_state_is_usage_error(env: Env) -> None:
     result = env.run("watch", "list", "--state", "bogus")
     assert result.code == 2
     assert "invalid choice" in result.err and "active" in result.err
+
+
+def test_watch_list_shows_a_rejected_id_apart_from_a_failed_job(env: Env) -> None:
+    # Issue 18, item 7b: an id the vendor does not know is `rejected`, its note says why;
+    # one failed by rejection in an older version stays `failed` (and is still listed).
+    env.ok("watch", "add", "typo-1", "old-1", "job-ok")
+    note = "unknown to the vendor: record not found (3x in 121s)"
+    with Store(env.state_path) as store:
+        last = JobDetail("typo-1", 0, 0, "record not found", "", "", 0, 0)
+        event = build_event(last, {}, store.now(), rejections=3)
+        assert store.reject_watch("typo-1", note, event, ["ops"])
+        fail_as_before(store, "old-1", "vendor rejected the id 3x since …: record not found")
+
+    (row,) = env.json("watch", "list", "--state", "rejected")
+    assert (row["job_id"], row["state"], row["last_error"]) == ("typo-1", "rejected", note)
+    assert [r["job_id"] for r in env.json("watch", "list", "--state", "failed")] == ["old-1"]
+    table = env.ok("watch", "list").out.splitlines()
+    (line,) = [line for line in table if line.startswith("typo-1")]
+    assert line.split()[1] == "rejected" and line.endswith(note)
+    (line,) = [line for line in table if line.startswith("old-1")]
+    assert line.split()[1] == "failed"
+    assert [e["type"] for e in env.json("events", "list")] == ["lip_sync.rejected"]
+
+    out = env.ok("watch", "add", "typo-1").out
+    assert "typo-1: not watched: rejected since" in out and "--reopen" in out
+    assert "typo-1: rejected, watched again" in env.ok("watch", "add", "--reopen", "typo-1").out
 
 
 # ------------------------------------------------------------------------------ events, deliveries

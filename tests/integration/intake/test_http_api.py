@@ -26,7 +26,7 @@ from notifier.models import (
 from notifier.service.http_server import ServerThread
 from notifier.service.metrics import Metrics
 from notifier.store import Store
-from tests.conftest import StoreFactory
+from tests.conftest import StoreFactory, fail_as_before
 
 TOKEN_A = "tok-a-4f1d9c2b7e6a5d3c"
 TOKEN_B = "tok-b-8e7d6c5b4a392817"
@@ -319,14 +319,18 @@ def test_add_get_delete(api: Api) -> None:
 
 def test_a_finished_job_is_not_watched_again(api: Api) -> None:
     client = api.client()
-    client.post("/v1/watches", json={"ids": ["done1", "gone1"]})
-    api.store.fail_watch("gone1", "unknown id")
+    client.post("/v1/watches", json={"ids": ["done1", "gone1", "typo1"]})
+    fail_as_before(api.store, "gone1", "unknown id")  # as an old database has it
+    unknown = Event("evt_typo1", "typo1", "lip_sync.rejected", 1.0, b"{}")
+    assert api.store.reject_watch("typo1", "vendor does not know this id", unknown, [])
+    assert client.get("/v1/watches/typo1").json()["state"] == "rejected"
     _record(api.store, 1, job_id="done1")
-    response = client.post("/v1/watches", json={"ids": ["done1", "gone1", "new1"]})
-    assert response.json() == {"accepted": 1, "new": 1, "finished": ["done1", "gone1"]}
-    response = client.post("/v1/watches", json={"ids": ["gone1"], "reopen": True})
-    assert response.json() == {"accepted": 1, "new": 0, "finished": []}
+    response = client.post("/v1/watches", json={"ids": ["done1", "gone1", "typo1", "new1"]})
+    assert response.json() == {"accepted": 1, "new": 1, "finished": ["done1", "gone1", "typo1"]}
+    response = client.post("/v1/watches", json={"ids": ["gone1", "typo1"], "reopen": True})
+    assert response.json() == {"accepted": 2, "new": 0, "finished": []}
     assert client.get("/v1/watches/gone1").json()["state"] == "active"
+    assert client.get("/v1/watches/typo1").json()["state"] == "active"
 
 
 # -- events -----------------------------------------------------------------------------

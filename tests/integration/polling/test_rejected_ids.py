@@ -1,12 +1,16 @@
-"""A 40000 for a job id fails its watch only after several rejections over minutes (issue 8,
+"""A 40000 for a job id gives its watch up only after several rejections over minutes (issue 8,
 item 7): a vendor that briefly answers "not found" right after creating a job must not lose it.
+Then the watch is `rejected`, with one `lip_sync.rejected` event (issue 18, item 7b).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from notifier.config.sections import WebhookEndpoint
+from notifier.models import WatchSpec
 from notifier.polling.poller import REJECT_RETRY, REJECT_WINDOW
+from tests.conftest import OPS_SECRET
 from tests.integration.polling.test_sweep import DETAIL_PATH, Rig, finish_polls, rig
 
 
@@ -58,28 +62,92 @@ async def test_a_job_unknown_for_its_first_two_polls_is_still_reported(tmp_path:
         ]
 
 
-async def test_an_id_rejected_three_times_over_two_minutes_fails(tmp_path: Path) -> None:
+def default_endpoints() -> list[tuple[str, list[str]]]:
+    """Two endpoints with the default ``events`` (as the daemon routes them), and one that
+    takes only successes."""
+    made = [
+        WebhookEndpoint.model_validate(
+            {"name": name, "type": "webhook", "url": "http://127.0.0.1:9/h", "secret": [OPS_SECRET]}
+        )
+        for name in ("ops", "analytics")
+    ]
+    return [(ep.name, list(ep.events)) for ep in made] + [("wins", ["lip_sync.succeeded"])]
+
+
+async def test_an_id_rejected_three_times_over_two_minutes_is_rejected_with_an_event(
+    tmp_path: Path,
+) -> None:
+    # Issue 18, item 7b: a mistyped id ended as `failed` with no event, so the application
+    # waited forever. Now it ends `rejected`, with one lip_sync.rejected event.
     async with rig(tmp_path) as (r, _):
         r.poller.list_sweep = False
-        r.watch(["nosuchjob"])
+        r.poller.subscriptions = default_endpoints()
+        r.store.add_watches([WatchSpec("nosuchjob", {"order": "o-7"})], "queue")
 
         await poll_once(r)
         r.clock.advance(REJECT_RETRY)
         await poll_once(r)
         assert r.store.list_watches()[0]["state"] == "active"
+        assert r.store.list_events() == []
         r.clock.advance(REJECT_WINDOW - REJECT_RETRY)
         await poll_once(r)
 
         (watch,) = r.store.list_watches()
-        assert watch["state"] == "failed"
-        assert watch["msg"].startswith("vendor rejected the id 3x since ")
+        assert watch["state"] == "rejected"
+        note = "unknown to the vendor: record not found (3x in 120s)"
+        assert watch["last_error"] == watch["msg"] == note
         assert r.calls(DETAIL_PATH) == 3
-        assert r.store.list_events() == []
+        (event,) = r.store.list_events()
+        assert (event["job_id"], event["type"]) == ("nosuchjob", "lip_sync.rejected")
+        (body,) = r.store.events_after(None, 10) or []
+        assert (body["id"], body["type"]) == (event["event_id"], "lip_sync.rejected")
+        assert body["data"] == {
+            "id": "nosuchjob",
+            "status": 0,
+            "progress": 0,
+            "msg": "record not found",
+            "video_url": "",
+            "preview_url": "",
+            "duration": 0,
+            "create_time": 0,
+            "labels": {"order": "o-7"},
+            "rejections": 3,
+        }
+        deliveries = r.store.list_deliveries()
+        assert sorted(d["endpoint"] for d in deliveries) == ["analytics", "ops"]
+        assert {d["event_id"] for d in deliveries} == {event["event_id"]}
+        assert r.poller.events == 1
 
-        # Failed for good: no more calls.
+        # Rejected for good: no more calls, no second event.
         r.clock.advance(3600)
         await poll_once(r)
         assert r.calls(DETAIL_PATH) == 3
+        assert len(r.store.list_events()) == 1
+        assert r.store.watch_counts()["rejected"] == 1
+
+
+async def test_a_rejected_id_reopened_is_asked_anew_and_reported_once(tmp_path: Path) -> None:
+    async with rig(tmp_path) as (r, _):
+        r.poller.list_sweep = False
+        r.poller.subscriptions = default_endpoints()
+        r.watch(["nosuchjob"])
+        for step in (0, REJECT_RETRY, REJECT_WINDOW - REJECT_RETRY):
+            r.clock.advance(step)
+            await poll_once(r)
+        assert r.store.list_watches()[0]["state"] == "rejected"
+
+        # Reopened: its count starts over (one answer does not reject it again at once)...
+        assert r.store.reopen_watch("nosuchjob")
+        await poll_once(r)
+        (watch,) = r.store.list_watches()
+        assert (watch["state"], watch["rejections"]) == ("active", 1)
+        for step in (REJECT_RETRY, REJECT_WINDOW - REJECT_RETRY):
+            r.clock.advance(step)
+            await poll_once(r)
+        # ... and a second rejection is no second event (one event per job and type).
+        assert r.store.list_watches()[0]["state"] == "rejected"
+        assert [e["type"] for e in r.store.list_events()] == ["lip_sync.rejected"]
+        assert len(r.store.list_deliveries()) == 2
 
 
 async def test_a_sweep_that_lists_the_job_clears_its_rejections(tmp_path: Path) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
+from notifier.models import WatchSpec
+from notifier.store import Store
 from notifier.tools.receiver import Receiver
 from tests.conftest import (
     SLACK_PATH,
@@ -273,6 +276,46 @@ def test_unknown_job_is_retried_and_reported_in_watch_list(
     assert watch["msg"].startswith("vendor rejected the id ")
     assert watch["rejections"] >= 1
     assert workspace.cli_json("events", "list") == []
+
+
+def test_an_id_the_vendor_keeps_rejecting_is_reported_as_rejected(
+    workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
+) -> None:
+    # Issue 18, item 7b: a mistyped id ended `failed` with no event, so the application
+    # waited forever. Its state starts as two rejections ago over two minutes (not to wait
+    # REJECT_WINDOW here): the daemon's next look rejects it, and the endpoints that take the
+    # default events get a lip_sync.rejected webhook with the vendor's answer.
+    now = time.time()
+    with Store(workspace.state_path, clock=lambda: now - 200) as store:
+        store.add_watches([WatchSpec("doesnotexist0002", {"order": "o-7"})], "cli")
+        store.record_rejection("doesnotexist0002", "record not found", now - 195, 120)
+    with Store(workspace.state_path, clock=lambda: now - 195) as store:
+        store.record_rejection("doesnotexist0002", "record not found", now - 190, 120)
+    daemon = workspace.start()
+    daemon.wait_ready()
+    rec = receiver.receiver
+    assert rec.wait_for_blocking(lambda r: bool(r.accepted("/ops")), timeout=30), daemon.output
+    assert daemon.stop() == 0
+    (sent,) = rec.accepted("/ops")
+    assert sent.payload["type"] == "lip_sync.rejected"
+    data = sent.payload["data"]
+    assert (data["id"], data["msg"], data["rejections"]) == (
+        "doesnotexist0002",
+        "record not found",
+        3,
+    )
+    assert data["labels"] == {"order": "o-7"}
+    # analytics takes successes only, team (Slack) failures only.
+    assert rec.all("/analytics") == [] and rec.all(SLACK_PATH) == []
+    (event,) = workspace.cli_json("events", "list")
+    assert (event["event_id"], event["type"]) == (sent.webhook_id, "lip_sync.rejected")
+    (watch,) = workspace.cli_json("watch", "list", "--state", "rejected")
+    assert watch["job_id"] == "doesnotexist0002"
+    assert watch["msg"].startswith("unknown to the vendor: record not found (3x in ")
+    assert any(
+        r.get("event") == "vendor does not know this job; no longer polled"
+        for r in daemon.records()
+    )
 
 
 @pytest.mark.realtime

@@ -258,7 +258,12 @@ metrics: {listen: "[::1]:9464"}
     assert isinstance(team, SlackEndpoint)
     assert config.endpoint("nope") is None
     assert ops.secret_values() == [WHSEC]
-    assert ops.events == ["lip_sync.succeeded", "lip_sync.failed", "lip_sync.expired"]
+    assert ops.events == [
+        "lip_sync.succeeded",
+        "lip_sync.failed",
+        "lip_sync.expired",
+        "lip_sync.rejected",
+    ]
     assert ops.wants("lip_sync.failed")
     assert team.events == ["lip_sync.failed"]
     assert not team.wants("lip_sync.succeeded")
@@ -269,6 +274,14 @@ metrics: {listen: "[::1]:9464"}
     assert WHSEC not in repr(config)
     assert set(config.secrets()) == {SECRET_KEY, WHSEC, SLACK_URL}
     assert config.warnings() == []
+
+
+def test_an_endpoint_may_take_only_rejected_ids(tmp_path: Path) -> None:
+    # Issue 18, item 7b: lip_sync.rejected is a job event of its own (in the default set).
+    text = BASE + ENDPOINTS.replace("[lip_sync.failed]", "[lip_sync.rejected]")
+    team = load_text(tmp_path, text).endpoint("team")
+    assert team is not None and team.events == ["lip_sync.rejected"]
+    assert team.wants("lip_sync.rejected") and not team.wants("lip_sync.failed")
 
 
 def test_secret_list_and_single_string(tmp_path: Path) -> None:
@@ -517,8 +530,8 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         BASE + ENDPOINTS.replace("[lip_sync.failed]", "[lip_sync.done]"),
         None,
         "endpoints[1].events[0]: unknown event 'lip_sync.done' "
-        "(allowed: lip_sync.succeeded, lip_sync.failed, lip_sync.expired, endpoint.failing, "
-        "endpoint.recovered, delivery.dead, vendor.failing, vendor.recovered)",
+        "(allowed: lip_sync.succeeded, lip_sync.failed, lip_sync.expired, lip_sync.rejected, "
+        "endpoint.failing, endpoint.recovered, delivery.dead, vendor.failing, vendor.recovered)",
     ),
     (
         "empty events",

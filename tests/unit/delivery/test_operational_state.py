@@ -209,6 +209,7 @@ def test_alerts_defaults_and_opt_in_events() -> None:
         "lip_sync.succeeded",
         "lip_sync.failed",
         "lip_sync.expired",
+        "lip_sync.rejected",
     ]
     assert config.endpoints[1].events == ["delivery.dead", "vendor.failing", "vendor.recovered"]
 

@@ -19,7 +19,7 @@ from notifier.delivery.senders import (
     parse_retry_after,
 )
 from notifier.delivery.senders.slack import format_duration
-from notifier.models import FAILED, SUCCEEDED, Event
+from notifier.models import FAILED, REJECTED, SUCCEEDED, Event
 
 NOW = 1_800_000_000.0
 SECRET_KEY = b"0123456789abcdef0123456789abcdef"
@@ -130,6 +130,20 @@ def test_slack_message_failure() -> None:
     assert "40%" in fields
     assert not _blocks(message, "image")
     assert not _blocks(message, "actions")
+
+
+def test_slack_message_for_an_id_the_vendor_does_not_know() -> None:
+    payload = make_payload(
+        event_type=REJECTED, status=0, progress=0, msg="record not found", rejections=3
+    )
+    message = build_slack_message(payload)
+    (header,) = _blocks(message, "header")
+    assert header["text"]["text"] == "🚫 Lip-sync job id unknown to Chanjing (no longer watched)"
+    fields = "\n".join(_field_texts(message))
+    assert "`job-123`" in fields and "record not found" in fields and "3 times" in fields
+    # Never seen running: no "queued (0)", no "0%".
+    assert "Status" not in fields and "Progress" not in fields
+    assert not _blocks(message, "image") and not _blocks(message, "actions")
 
 
 @pytest.mark.parametrize(

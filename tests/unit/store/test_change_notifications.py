@@ -84,7 +84,8 @@ async def test_a_reopened_watch_notifies_and_a_poll_result_does_not(
 ) -> None:
     store.add_watches([WatchSpec("w1")], "cli")
     await listener.after(lambda: None)  # past the add's notification
-    assert await listener.after(lambda: store.fail_watch("w1", "unknown id")) == []
+    unknown = Event("evt_w1", "w1", "lip_sync.rejected", 1.0, b"{}")
+    assert await listener.after(lambda: store.reject_watch("w1", "unknown id", unknown, [])) == []
     assert await listener.after(lambda: store.reopen_watch("w1")) == ["watch"]
 
 

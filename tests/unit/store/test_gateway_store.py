@@ -77,9 +77,10 @@ def test_the_stored_json_is_compact_ascii(store: Store) -> None:
 def test_a_refused_id_keeps_the_last_answer_seen(store: Store, clock: FakeClock) -> None:
     poll(store, parse_detail("job-1", DATA))
     clock.advance(60)
-    store.fail_watch("job-1", "vendor rejected the id")
+    unknown = Event("evt_1", "job-1", "lip_sync.rejected", 1.0, b"{}")
+    assert store.reject_watch("job-1", "vendor does not know this id", unknown, [])
     assert store.last_observation("job-1") == Observation(
-        "job-1", "failed", None, DATA, 1_800_000_000.0
+        "job-1", "rejected", None, DATA, 1_800_000_000.0
     )
 
 

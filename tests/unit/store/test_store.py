@@ -9,7 +9,7 @@ import pytest
 
 from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store, StoreError
-from tests.conftest import FakeClock, StoreFactory
+from tests.conftest import FakeClock, StoreFactory, fail_as_before
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_expire_and_unknown_job(store: Store, clock: FakeClock) -> None:
     store.add_watches([WatchSpec("old")], "queue")
     clock.now += 50
     store.add_watches([WatchSpec("new"), WatchSpec("bad")], "queue")
-    store.fail_watch("bad", "vendor rejected the id: record not found")
+    fail_as_before(store, "bad", "vendor rejected the id: record not found")
     clock.now += 60
     # Past give_up_after but never answered: made due for a last look, not expired.
     assert store.expirable_watches(100) == []
@@ -156,6 +156,46 @@ def test_expire_and_unknown_job(store: Store, clock: FakeClock) -> None:
     states = {w["job_id"]: w["state"] for w in store.list_watches()}
     assert states == {"old": "expired", "new": "active", "bad": "failed"}
     assert store.list_watches("failed")[0]["msg"].startswith("vendor rejected")
+
+
+def test_a_rejected_id_ends_with_its_event_once(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 18, item 7b: the watch's end, its lip_sync.rejected event and its deliveries are
+    # one transaction; an old database's watches failed by rejection still read as failed.
+    store.add_watches([WatchSpec("typo"), WatchSpec("old-typo")], "queue")
+    fail_as_before(store, "old-typo", "vendor rejected the id 3x since …: record not found")
+    for _ in range(2):
+        store.record_rejection("typo", "record not found", clock.now + 5, 120)
+    note = "unknown to the vendor: record not found (3x in 120s)"
+    rejected = event("typo", "lip_sync.rejected")
+
+    def broken(*_args: object) -> bool:
+        raise RuntimeError("a bug while recording the event")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_insert_event", broken)
+        with pytest.raises(RuntimeError):
+            store.reject_watch("typo", note, rejected, ["ops", "team"])
+    assert store.list_watches("active")[0]["job_id"] == "typo"  # nothing of it was kept
+
+    assert store.reject_watch("typo", note, rejected, ["ops", "team"])
+    again = event("typo", "lip_sync.rejected", event_id="evt_again")
+    assert not store.reject_watch("typo", "again", again, ["ops"])  # no longer active
+    assert [(e["job_id"], e["type"]) for e in store.list_events()] == [
+        ("typo", "lip_sync.rejected")
+    ]
+    assert sorted(d["endpoint"] for d in store.list_deliveries()) == ["ops", "team"]
+    (row,) = store.list_watches("rejected")
+    assert (row["job_id"], row["msg"], row["last_error"]) == ("typo", note, note)
+    assert store.list_watches("failed")[0]["job_id"] == "old-typo"
+    counts = store.watch_counts()
+    assert (counts["rejected"], counts["failed"], counts["active"]) == (1, 1, 0)
+
+    # Reopened, it is asked anew: its rejections start over.
+    assert store.reopen_watch("typo") and store.reopen_watch("old-typo")
+    seen = store.record_rejection("typo", "record not found", clock.now + 5, 120)
+    assert seen is not None and seen[0] == 1
 
 
 def test_token_cache_is_shared_and_dropped_only_if_current(make_store: StoreFactory) -> None:

@@ -300,8 +300,9 @@ SELECT job_id, state, source, labels, endpoints, finished_at FROM watches WHERE 
 
 -- name: reopen_watch
 UPDATE watches SET state = 'active', added_at = %(now)s, next_poll_at = %(now)s, poll_key = %(now)s,
-    finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL
-WHERE job_id = %(job_id)s AND state IN ('expired', 'failed');
+    finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL,
+    rejections = 0, first_rejected_at = NULL
+WHERE job_id = %(job_id)s AND state IN ('expired', 'failed', 'rejected');
 
 -- name: make_due
 -- Other nodes hear of it: the vendor lease holder polls the watch at once.

@@ -299,8 +299,9 @@ SELECT job_id, state, source, labels, endpoints, finished_at FROM watches WHERE 
 
 -- name: reopen_watch
 UPDATE watches SET state = 'active', added_at = :now, next_poll_at = :now, poll_key = :now,
-    finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL
-WHERE job_id = :job_id AND state IN ('expired', 'failed');
+    finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL,
+    rejections = 0, first_rejected_at = NULL
+WHERE job_id = :job_id AND state IN ('expired', 'failed', 'rejected');
 
 -- name: make_due
 UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)
