@@ -1,4 +1,4 @@
-"""schemathesis (the `test` extras pin it) against the live intake API: the real app, vendor
+"""schemathesis (the `test` extras pin it) against the live intake API: a real daemon, vendor
 callback included, on 127.0.0.1, reading the document the API serves. Every check, a bounded
 number of examples and a fixed seed, with and without a bearer token: any answer the document
 does not describe (a 500, an undocumented status or body, a valid request refused, an invalid
@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier.intake.callback import VendorCallback
-from notifier.intake.http_api import IntakeApi
-from notifier.service.http_server import ServerThread
-from tests.conftest import StoreFactory
+from tests.conftest import Workspace
+from tests.integration.service.test_health_and_reload import free_port
 
 TOKEN = "tok-a-4f1d9c2b7e6a5d3c"
 CALLBACK_TOKEN = "cb-7d1e0c9b8a6f5e4d3c2b1a09"
@@ -25,19 +23,24 @@ MAX_EXAMPLES = 25
 SEED = 1
 
 
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """What the API answers is the handlers' (the store's order is tested on both elsewhere)."""
-    return str(request.param)
-
-
 @pytest.fixture
-def live_url(make_store: StoreFactory) -> Iterator[str]:
-    intake = IntakeApi(make_store(), [TOKEN], ["ops", "analytics"], client_timeout=5)
-    callback = VendorCallback(intake)  # no poll hook: a callback makes its watch due
-    callback.configure(CALLBACK_TOKEN, {"via": "callback"}, None)
-    with ServerThread(intake.app, **intake.runner_options()) as server:
-        yield server.url
+def live_url(workspace: Workspace) -> Iterator[str]:
+    """The daemon itself (`run`), its intake listener on a free port, polling the simulator."""
+    port = free_port()
+    workspace.env.update(INTAKE_TOKEN=TOKEN, CALLBACK_TOKEN=CALLBACK_TOKEN)
+    workspace.config["intake"] = {
+        "listen": f"127.0.0.1:{port}",
+        "tokens": ["${INTAKE_TOKEN}"],
+        "callback_token": "${CALLBACK_TOKEN}",
+        "labels": {"via": "callback"},
+        "client_timeout": "5s",
+    }
+    workspace.write_config()
+    daemon = workspace.start()
+    daemon.wait_ready()
+    yield f"http://127.0.0.1:{port}"
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.output, daemon.output
 
 
 @pytest.mark.parametrize("with_token", [True, False], ids=["token", "no-token"])
