@@ -17,10 +17,11 @@ never leaves this module's vendor client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -64,6 +65,9 @@ ENDPOINT_HEADER = "x-notifier-endpoint"
 RELAYED_HEADER = "x-notifier-relayed"
 #: A standby waiting for a lease holder (a failover) looks again this often.
 HOLDER_RETRY = 0.2
+#: A detail call whose watched job was seen too long ago waits this long at most for a sweep
+#: that may see it, before it is forwarded.
+REFRESH_WAIT = 2.0
 #: Paths named in metrics as they are; any other is "other" (no label per made-up path).
 KNOWN_PATHS = frozenset(
     {
@@ -132,15 +136,19 @@ class Gateway:
         *,
         observe: Callable[[JobDetail], None],
         holder: Callable[[], str | None],
+        refresh: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``vendor``: the daemon's current client (a reload may replace it); ``observe``:
         record a forwarded detail answer as the watch's poll; ``holder``: the lease holder's
-        advertised gateway URL (None: nobody holds the lease)."""
+        advertised gateway URL (None: nobody holds the lease); ``refresh``: a list sweep
+        now (one call sees a page of watched jobs) for detail calls that find a watched
+        job's observation too old."""
         self.store = store
         self._vendor = vendor
         self._observe = observe
         self._holder = holder
+        self._refresh = refresh
         self._clock = clock
         self._tokens: GatewayTokens | None = None
         self._credentials = Credentials([])
@@ -239,7 +247,14 @@ class Gateway:
     async def _serve(self, call: Call, deadline: float) -> Reply:
         job_id = self._detail_id(call)
         if job_id is not None:
-            absorbed = self._absorbed(job_id)
+            absorbed, watched = self._absorbed(job_id)
+            if absorbed is None and watched and self._refresh is not None:
+                # Too old to answer with: a sweep may see it (and the application's next
+                # calls for other watched jobs) for one list call, where this is one each.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(REFRESH_WAIT, deadline - time.monotonic())):
+                        await self._refresh()
+                absorbed, watched = self._absorbed(job_id)
             if absorbed is not None:
                 return absorbed
         watch_to: tuple[dict[str, str], list[str] | None] | None = None
@@ -273,18 +288,22 @@ class Gateway:
         ids = parse_qs(call.query).get("id", [])
         return ids[0] if len(ids) == 1 and job_id_problem(ids[0]) is None else None
 
-    def _absorbed(self, job_id: str) -> Reply | None:
-        """Our last observation of a watched job, when it is what the vendor would say."""
+    def _absorbed(self, job_id: str) -> tuple[Reply | None, bool]:
+        """Our last observation of a watched job, when it is what the vendor would say; and
+        whether the job is an active watch (that a sweep would look at)."""
         try:
             seen = self.store.last_observation(job_id)
         except DB_ERRORS:
-            return None  # the vendor can still answer
-        if seen is None or seen.data is None or seen.observed_at is None:
-            return None
+            return None, False  # the vendor can still answer
+        if seen is None:
+            return None, False
+        active = seen.state == "active"
+        if seen.data is None or seen.observed_at is None:
+            return None, active
         final = seen.state in ("succeeded", "failed")
         if not final and self._clock() - seen.observed_at > self.min_interval:
-            return None
-        return vendor_reply(CODE_OK, "success", seen.data, outcome="absorbed")
+            return None, active
+        return vendor_reply(CODE_OK, "success", seen.data, outcome="absorbed"), active
 
     # -- forwarded ------------------------------------------------------------------------
 

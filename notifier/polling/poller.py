@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +55,9 @@ PRODUCTIVE_SHARE = 0.1
 #: After a failed list call, sweeps wait this long, doubling with each failure in a row up to
 #: SWEEP_RETRY_MAX (detail polls carry on meanwhile); a sweep that works resets it.
 SWEEP_RETRY_FIRST = 2.0
+#: Sweeps asked for early (:meth:`Poller.sweep_soon`) start at most once per this share of
+#: ``min_interval`` (the scheduled ones come every min_interval), and a second apart at least.
+SWEEP_SOON_SHARE = 0.5
 SWEEP_RETRY_MAX = 60.0
 #: A 40000 for a job id gives its watch up (``rejected``, with a ``lip_sync.rejected`` event)
 #: only after this many, spread over at least
@@ -91,6 +95,10 @@ class Poller:
         self._rng = random.Random()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._sweep_paused_until = 0.0
+        #: The sweep under way (the scheduled one or one asked for early), and when the
+        #: last one started (monotonic).
+        self._sweeping: asyncio.Task[None] | None = None
+        self._swept_at = -math.inf
         self._sweep_failures = 0
         self._page_size_since = clock()
         #: Where the next sweep starts when the last one ran out of budget before reaching
@@ -322,6 +330,32 @@ class Poller:
     # -- list sweeps ----------------------------------------------------------------------
 
     async def sweep(self) -> None:
+        """The scheduled sweep (or one asked for early: :meth:`sweep_soon`); one at a time,
+        a caller while one runs waits for that one. Its errors reach the caller."""
+        running = self._sweeping
+        if running is None or running.done():
+            running = self._sweeping = asyncio.ensure_future(self._sweep_once())
+            running.add_done_callback(_retrieved)
+            self._swept_at = time.monotonic()
+        # wait(), not await: a caller that gives up (a gateway client hanging up) must not
+        # cancel a sweep others wait for.
+        await asyncio.wait({running})
+        running.result()
+
+    async def sweep_soon(self) -> None:
+        """A sweep now, for an application asking about watched jobs whose last observation
+        is too old to answer with (the gateway): one list call sees up to a page of them,
+        where each would be a detail call. Not within SWEEP_SOON_SHARE of ``min_interval``
+        of the last one's start; while one runs, wait for it. Its errors are the scheduled
+        sweep's business."""
+        running = self._sweeping
+        every = max(1.0, self.settings.min_interval * SWEEP_SOON_SHARE)
+        if (running is None or running.done()) and time.monotonic() - self._swept_at < every:
+            return
+        with contextlib.suppress(Exception):
+            await self.sweep()
+
+    async def _sweep_once(self) -> None:
         """Every ``min_interval``: note the load (for the policy's round-robin cap), then
         look at the newest jobs page by page, stopping once past the oldest watched one
         (and, with discovery, past the covered mark).
@@ -588,6 +622,12 @@ class Poller:
         """Let polls already sent finish for up to ``grace`` seconds; cancel the rest."""
         self.limiter.close()
         await settle(list(self._in_flight.values()), grace)
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """A sweep nobody awaits any more (its caller gave up) must not log "never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _behind(watch: WatchRow, detail: JobDetail) -> bool:

@@ -198,6 +198,7 @@ class Daemon:
             lambda: self.vendor,
             observe=self._observe_forwarded,
             holder=lambda: self.lease.holder_advertise,
+            refresh=self.poller.sweep_soon,
             clock=self.now,
         )
         self.gateway_listener = GatewayListener(self.gateway, self.metrics.on_gateway_call)

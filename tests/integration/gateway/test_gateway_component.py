@@ -36,6 +36,7 @@ class Door:
     vendor: VendorClient
     http: httpx.AsyncClient
     simulator: Simulator
+    poller: Poller
 
     def vendor_calls(self, path: str) -> int:
         return int(self.simulator.sim.stats()["by_path"].get(path, 0))
@@ -91,7 +92,7 @@ async def door(
     server = AppServer(GatewayServer(gateway).app())
     await server.start()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        yield Door(gateway, store, vendor, http, simulator)
+        yield Door(gateway, store, vendor, http, simulator, poller)
     await server.stop()
     await gateway.aclose()
     await vendor.aclose()
@@ -281,3 +282,28 @@ async def test_a_state_that_cannot_be_read_gets_503_not_a_traceback(
     )
     assert response.status_code == 503
     assert "state" in response.json()["error"]
+
+
+async def test_watched_jobs_seen_too_long_ago_are_seen_by_one_sweep_not_a_call_each(
+    door: Door,
+) -> None:
+    """An application asking about watched jobs the daemon has not seen lately: the gateway
+    asks for a list sweep (one call for a page of jobs) and answers from what it saw."""
+    from notifier.intake.adding import add_watches
+
+    jobs = [door.simulator.sim.add_job(queue_s=0, run_s=3600) for _ in range(5)]
+    add_watches(door.store, jobs, {}, None, [])  # watched, never seen
+    door.gateway._refresh = door.poller.sweep_soon
+    token = await door.token()
+    answers = [
+        (await door.http.get(DETAIL, params={"id": j}, headers={"access_token": token})).json()
+        for j in jobs
+    ]
+    assert [a["data"]["id"] for a in answers] == jobs
+    assert door.vendor_calls(DETAIL) == 0
+    assert door.vendor_calls("/open/v1/video_lip_sync/list") == 1
+    # Not a sweep per call: the next ones within half a min_interval find it done.
+    unwatched = door.simulator.sim.add_job(queue_s=0, run_s=3600)
+    await door.http.get(DETAIL, params={"id": unwatched}, headers={"access_token": token})
+    assert door.vendor_calls("/open/v1/video_lip_sync/list") == 1
+    assert door.vendor_calls(DETAIL) == 1  # not watched: forwarded
