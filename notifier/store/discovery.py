@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any
 
 from notifier.models import WatchSpec
+from notifier.store._mixin import StorePart
 
 #: What the migration that adds marks says: the first mark is written when it is applied.
 CREATES_MARKS = "CREATE TABLE state_marks"
@@ -23,20 +22,8 @@ DISCOVERY_SINCE = "discovery_since"
 DISCOVERY_COVERED = "discovery_covered"
 
 
-class DiscoveryMarks:
+class DiscoveryMarks(StorePart):
     """Discovery's queries of :class:`~notifier.store.base.Store`, kept apart for size."""
-
-    def _run(self, name: str, args: Any = ()) -> Any:
-        raise NotImplementedError
-
-    def _one(self, name: str, *args: Any) -> Any:
-        raise NotImplementedError
-
-    def now(self) -> float:
-        raise NotImplementedError
-
-    def transaction(self, *, probe: bool = False) -> AbstractContextManager[None]:
-        raise NotImplementedError
 
     def add_watches(self, specs: Sequence[WatchSpec], source: str) -> tuple[int, int]:
         raise NotImplementedError

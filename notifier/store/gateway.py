@@ -5,29 +5,16 @@ holder's gateway is reachable. Shared by both backends through the named queries
 from __future__ import annotations
 
 import secrets
-from contextlib import AbstractContextManager
-from typing import Any
 
+from notifier.store._mixin import StorePart
 from notifier.store.rows import Observation, observation_from_row
 
 #: The name of the key that signs the gateway's access tokens (``gateway_keys``).
 GATEWAY_TOKEN_KEY = "tokens"
 
 
-class GatewayState:
+class GatewayState(StorePart):
     """The gateway's queries of :class:`~notifier.store.base.Store`, kept apart for size."""
-
-    def _run(self, name: str, args: Any = ()) -> Any:
-        raise NotImplementedError
-
-    def _one(self, name: str, *args: Any) -> Any:
-        raise NotImplementedError
-
-    def now(self) -> float:
-        raise NotImplementedError
-
-    def transaction(self, *, probe: bool = False) -> AbstractContextManager[None]:
-        raise NotImplementedError
 
     def last_observation(self, job_id: str) -> Observation | None:
         """The job's last answer as the vendor sent it (written by every poll and sweep

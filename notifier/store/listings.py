@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any
 
 from notifier.models import DeliveryState, WatchState
+from notifier.store._mixin import StorePart
 
 
 def _decoded(row: Any) -> dict[str, Any]:
@@ -19,11 +20,8 @@ def _decoded(row: Any) -> dict[str, Any]:
     return item
 
 
-class Listings:
+class Listings(StorePart):
     """Read-only queries of :class:`~notifier.store.base.Store`, kept apart for size."""
-
-    def _run(self, name: str, args: Any = ()) -> Any:
-        raise NotImplementedError
 
     def _in_state(self, query: str, state: str | None) -> list[dict[str, Any]]:
         """``query`` for every state, or ``{query}_in_state`` for one."""
