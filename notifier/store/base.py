@@ -415,12 +415,14 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
     def record_terminal(self, detail: JobDetail, event: Event, endpoints: Sequence[str]) -> bool:
         """Finish the watch, record the event and queue its deliveries: one transaction.
 
-        Returns False when this job already had this event (nothing new is queued).
+        Returns False when nothing new is queued: the job already had this event, or its
+        watch is no longer active (expired, removed or finished while this answer was on its
+        way: one event per job, and none for a watch that is gone).
         """
         now = self.now()
         state = WatchState.SUCCEEDED if detail.status == 20 else WatchState.FAILED
         with self.transaction():
-            self._run(
+            finished = self._run(
                 "finish_watch",
                 {
                     "job_id": detail.id,
@@ -436,6 +438,8 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
                     "last_data": dump_data(detail.raw),
                 },
             )
+            if not finished.rowcount:
+                return False
             return self._insert_event(event, endpoints, now)
 
     def _insert_event(self, event: Event, endpoints: Sequence[str], now: float) -> bool:

@@ -230,3 +230,18 @@ def test_per_tick_queries_use_their_index_without_sorting(
     plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + Q[name], args))
     assert f"INDEX {index}" in plan, plan
     assert "TEMP B-TREE" not in plan and "SCAN watches" not in plan, plan
+
+
+def test_an_answer_for_a_watch_that_ended_meanwhile_makes_no_second_event(store: Store) -> None:
+    """Issue 19: a watch expired (or removed) while its poll was in flight still got a
+    succeeded event: one job with expired and succeeded, or a removed watch with an event."""
+    store.add_watches([WatchSpec("ended-1"), WatchSpec("gone-1")], "queue")
+    expired = event("ended-1", "lip_sync.expired")
+    assert store.expire_watch("ended-1", expired, ["ops"], cutoff=store.now() + 1)
+    # The poll sent before the expiry answers "succeeded" after it.
+    assert not store.record_terminal(detail("ended-1", 20, 100), event("ended-1"), ["ops"])
+    store.remove_watches(["gone-1"])
+    assert not store.record_terminal(detail("gone-1", 20, 100), event("gone-1"), ["ops"])
+    assert [(e["job_id"], e["type"]) for e in store.list_events()] == [
+        ("ended-1", "lip_sync.expired")
+    ]
