@@ -192,8 +192,7 @@ async def test_a_watched_jobs_detail_is_absorbed_while_fresh_and_for_ever_once_f
         assert again["trace_id"] != first[job_id]["trace_id"]
     assert door.vendor_calls(DETAIL) == 4  # both absorbed
     # Past min_interval the running one goes to the vendor again; the finished one never.
-    door.gateway.min_interval = 0.0
-    await asyncio.sleep(0.01)
+    door.gateway.min_interval = -1.0  # every observation is too old now
     for job_id in (running, done):
         await door.http.get(DETAIL, params={"id": job_id}, headers={"access_token": token})
     assert door.vendor_calls(DETAIL) == 5
@@ -307,3 +306,32 @@ async def test_watched_jobs_seen_too_long_ago_are_seen_by_one_sweep_not_a_call_e
     await door.http.get(DETAIL, params={"id": unwatched}, headers={"access_token": token})
     assert door.vendor_calls("/open/v1/video_lip_sync/list") == 1
     assert door.vendor_calls(DETAIL) == 1  # not watched: forwarded
+
+
+async def test_a_create_while_the_state_cannot_be_written_still_answers_and_is_watched_later(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The application gets the vendor's answer; the id is kept and watched once the state
+    can be written again (a full disk cannot be made here: the write fails as it would)."""
+    from notifier.store import StoreUnavailable
+
+    real = door.store.enqueue
+
+    def full(*_args: object) -> int:
+        raise StoreUnavailable(door.store.where, "the disk is full", "test")
+
+    monkeypatch.setattr(door.store, "enqueue", full)
+    token = await door.token()
+    answer = (
+        await door.http.post(CREATE, json={"video_file_id": "v"}, headers={"access_token": token})
+    ).json()
+    assert answer["code"] == 0, answer
+    job_id = answer["data"]
+    assert door.store.watch_summary(job_id) is None
+    assert list(door.gateway.pending) == [job_id]
+    assert door.gateway.flush() == 1  # still full: kept
+    monkeypatch.setattr(door.store, "enqueue", real)
+    assert door.gateway.flush() == 0
+    watch = door.store.watch_summary(job_id)
+    assert watch is not None and watch["state"] == "active"
+    assert door.gateway.pending == {}
