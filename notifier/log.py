@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, MutableMapping
+import time
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import structlog
@@ -63,6 +64,29 @@ _LEVELS = {
 }
 
 
+class LineBudget:
+    """At most one log line per ``every`` seconds for each key (an endpoint, a message): a
+    fault that repeats at every turn must not flood the journal. :meth:`take` says whether
+    this one may be logged and how many were held back since the last that was."""
+
+    def __init__(self, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self._clock = clock
+        self._last: dict[object, tuple[float, int]] = {}
+
+    def take(self, key: object = None, now: float | None = None) -> int | None:
+        """None: hold this one back; else how many were held back before it."""
+        now = self._clock() if now is None else now
+        seen = self._last.get(key)
+        if seen is not None and now - seen[0] < self.every:
+            self._last[key] = (seen[0], seen[1] + 1)
+            return None
+        if len(self._last) > 1000:  # many distinct keys: forget, rather than grow
+            self._last.clear()
+        self._last[key] = (now, 0)
+        return seen[1] if seen is not None else 0
+
+
 #: A library line that repeats (asyncio's "socket.accept() out of system resource" once per
 #: loop turn while descriptors run out: 89,941 lines in 25 s) is passed on at most this often;
 #: the next one that passes says how many were held back.
@@ -84,23 +108,12 @@ class _StdlibBridge(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__()
-        self._last: dict[tuple[str, str], tuple[float, int]] = {}
-
-    def _held_back(self, record: logging.LogRecord) -> int | None:
-        """None: drop this repeat; else how many of it were dropped since the last one."""
-        key = (record.name, str(record.msg))
-        seen = self._last.get(key)
-        if seen is not None and record.created - seen[0] < LIBRARY_REPEAT_EVERY:
-            self._last[key] = (seen[0], seen[1] + 1)
-            return None
-        if len(self._last) > 1000:  # many distinct lines: forget, rather than grow
-            self._last.clear()
-        self._last[key] = (record.created, 0)
-        return seen[1] if seen is not None else 0
+        self._repeats = LineBudget(LIBRARY_REPEAT_EVERY)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            held_back = self._held_back(record)
+            self._repeats.every = LIBRARY_REPEAT_EVERY  # read at each line (tests set it)
+            held_back = self._repeats.take((record.name, str(record.msg)), record.created)
             if held_back is None:
                 return
             extra: dict[str, Any] = {"repeated": held_back} if held_back else {}

@@ -23,7 +23,7 @@ from typing import Any
 from notifier._tasks import settle
 from notifier.delivery.retry import plan_retry
 from notifier.delivery.senders import Sender
-from notifier.log import get_logger
+from notifier.log import LineBudget, get_logger
 from notifier.models import Event, SendResult
 from notifier.store import DB_ERRORS, DueDelivery, Store
 
@@ -109,8 +109,8 @@ class Dispatcher:
         self._write_retry = write_retry
         #: Endpoints a reload removed: their stray deliveries are "endpoint removed".
         self._removed: set[str] = set()
-        #: Per endpoint: when its last failed attempt was logged, and how many since were not.
-        self._failures_logged: dict[str, tuple[float, int]] = {}
+        #: A failing endpoint's failed attempts: one line per FAILURE_LOG_EVERY each.
+        self._failure_lines = LineBudget(FAILURE_LOG_EVERY, monotonic)
         #: Attempts whose result is held in memory because the store refused the write.
         self.unrecorded = 0
         #: Writes of held results tried again (and failed) so far.
@@ -389,7 +389,8 @@ class Dispatcher:
         ):
             self._superseded(endpoint, due, bound, result)
             return None
-        held_back = self._failure_to_log(endpoint)
+        # An endpoint that is down fails every delivery at every attempt: the others at debug.
+        held_back = self._failure_lines.take(endpoint)
         (bound.debug if held_back is None else bound.warning)(
             "delivery failed; will retry",
             status=result.status,
@@ -399,18 +400,6 @@ class Dispatcher:
             **({"not_logged_since": held_back} if held_back else {}),
         )
         return ("failed", error)
-
-    def _failure_to_log(self, endpoint: str) -> int | None:
-        """An endpoint that is down fails every delivery at every attempt: its failures are
-        logged at most once a FAILURE_LOG_EVERY (the others at debug). Returns how many were
-        not logged since the last one, or None when this one is not logged either."""
-        now = self._monotonic()
-        logged_at, since = self._failures_logged.get(endpoint, (-FAILURE_LOG_EVERY, 0))
-        if now - logged_at < FAILURE_LOG_EVERY:
-            self._failures_logged[endpoint] = (logged_at, since + 1)
-            return None
-        self._failures_logged[endpoint] = (now, 0)
-        return since
 
     def _report(
         self, endpoint: str, due: DueDelivery, recorded: Outcome | None, attempt: int, bound: Any

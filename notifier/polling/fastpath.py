@@ -19,13 +19,12 @@ past ``PENDING_MAX`` the oldest are dropped, counted).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 from notifier._tasks import settle
-from notifier.log import get_logger
+from notifier.log import LineBudget, get_logger
 from notifier.models import JobDetail
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterClosed, Share
@@ -53,17 +52,12 @@ class _Quiet:
 
     def __init__(self, event: str, clock: Callable[[], float], every: float) -> None:
         self.event = event
-        self._clock = clock
-        self._every = every
-        self._at = -math.inf
-        self._held = 0
+        self._lines = LineBudget(every, clock)
 
     def __call__(self, **fields: object) -> None:
-        self._held += 1
-        now = self._clock()
-        if now - self._at >= self._every:
-            log.warning(self.event, count=self._held, **fields)
-            self._at, self._held = now, 0
+        held = self._lines.take()
+        if held is not None:
+            log.warning(self.event, count=held + 1, **fields)
 
 
 class FastPath:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -47,7 +46,7 @@ class AppServer:
         self.max_connections = max_connections
         #: Connections closed at once because ``max_connections`` were open.
         self.refused = 0
-        self._reported_at = -REFUSED_REPORT_EVERY
+        self._refused_lines = logs.LineBudget(REFUSED_REPORT_EVERY)
         self._runner_options = runner_options
         self.host = host
         self._want_port = port
@@ -90,9 +89,7 @@ class AppServer:
                 # any connection (closed at once, its start would find itself torn down).
                 register(handler, transport)
                 asyncio.get_running_loop().call_soon(transport.abort)
-                now = time.monotonic()
-                if now - self._reported_at >= REFUSED_REPORT_EVERY:
-                    self._reported_at = now
+                if self._refused_lines.take() is not None:
                     log.warning(
                         "listener at its connection limit; new connections are closed",
                         url=self.url,
