@@ -1,7 +1,16 @@
-"""A terminal status becomes an event: its id, its body, and who gets it."""
+"""A terminal status becomes an event: its id, its body, and who gets it.
+
+A job event's id (the ``webhook-id`` receivers de-duplicate on) is derived from what the
+event is, not drawn at random: the job, the event type and how often the watch was reopened.
+An event made a second time, because the state that held it was lost (a PostgreSQL replica
+promoted before the commit reached it, see README "Several nodes"), therefore reaches the
+receivers with the id they already saw; a reopened watch's next event is a new event with
+an id of its own. Operational events are one per occurrence and keep random ids.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Sequence
@@ -9,10 +18,27 @@ from datetime import UTC, datetime
 
 from notifier.models import EXPIRED, REJECTED, TERMINAL_EVENT, Event, JobDetail
 
+#: Separates the inputs of a job event's id from any other use of the same hash.
+_JOB_EVENT_KEY = b"chanjing-notifier job event v1"
+#: Hex digits after ``evt_``: as many as a random id has, so receivers see one format.
+_ID_HEX = 28
+
 
 def new_event_id(now: float) -> str:
-    """Time-ordered and unique: ``evt_`` + milliseconds (hex) + 64 random bits."""
+    """Time-ordered and unique (operational events): ``evt_`` + milliseconds (hex) + 64
+    random bits."""
     return f"evt_{int(now * 1000):012x}{secrets.token_hex(8)}"
+
+
+def job_event_id(job_id: str, event_type: str, reopens: int) -> str:
+    """The id of this job's ``event_type`` event after ``reopens`` reopens: the same inputs
+    give the same id on every node and after any loss of state, so a receiver that
+    de-duplicates on ``webhook-id`` takes an event made again as the one it has. ``evt_`` +
+    112 bits of SHA-256 (the length of a random id: a receiver's column still fits it)."""
+    digest = hashlib.sha256(_JOB_EVENT_KEY)
+    for part in (job_id, event_type, str(reopens)):
+        digest.update(b"\x00" + part.encode("utf-8", "surrogatepass"))
+    return f"evt_{digest.hexdigest()[:_ID_HEX]}"
 
 
 def build_event(
@@ -23,10 +49,12 @@ def build_event(
     *,
     expired: bool = False,
     rejections: int | None = None,
+    reopens: int = 0,
 ) -> Event:
     """The event for a terminal ``detail`` (or, ``expired``, for the last look at a job given
     up unfinished; or, with ``rejections``, for an id the vendor said that many times it does
-    not know, ``detail.msg`` being its answer); its body is what every endpoint receives."""
+    not know, ``detail.msg`` being its answer); its body is what every endpoint receives.
+    ``reopens``: the watch's count (``WatchRow.reopens``), part of the event's id."""
     data: dict[str, object] = {**detail.as_dict(), "labels": dict(labels)}
     if rejections is not None:
         event_type = REJECTED
@@ -39,7 +67,7 @@ def build_event(
         "data": data,
     }
     return Event(
-        event_id=new_event_id(now),
+        event_id=job_event_id(detail.id, event_type, reopens),
         job_id=detail.id,
         type=event_type,
         created_at=now,

@@ -256,7 +256,9 @@ class Poller:
             duration=0,
             create_time=watch.create_time or 0,
         )
-        event = build_event(last, watch.labels, now, watch.last_poll_at, rejections=count)
+        event = build_event(
+            last, watch.labels, now, watch.last_poll_at, rejections=count, reopens=watch.reopens
+        )
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         # The vendor's answer first: `watch list` cuts a long note.
         note = f"unknown to the vendor: {vendor_msg} ({count}x in {over:.0f}s)"
@@ -312,7 +314,7 @@ class Poller:
                     progress=detail.progress,
                 )
             return
-        event = build_event(detail, watch.labels, now, watch.last_poll_at)
+        event = build_event(detail, watch.labels, now, watch.last_poll_at, reopens=watch.reopens)
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         if self.store.record_terminal(detail, event, endpoints):
             self.events += 1
@@ -599,7 +601,9 @@ class Poller:
 
     def _expire(self, watch: WatchRow, detail: JobDetail, now: float) -> bool:
         """Give the watch up, with its ``lip_sync.expired`` event (what was last seen)."""
-        event = build_event(detail, watch.labels, now, watch.last_poll_at, expired=True)
+        event = build_event(
+            detail, watch.labels, now, watch.last_poll_at, expired=True, reopens=watch.reopens
+        )
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         cutoff = now - self.settings.give_up_after
         if not self.store.expire_watch(watch.job_id, event, endpoints, cutoff):

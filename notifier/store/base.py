@@ -443,7 +443,13 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
             return self._insert_event(event, endpoints, now)
 
     def _insert_event(self, event: Event, endpoints: Sequence[str], now: float) -> bool:
-        """The event and one delivery per endpoint; False if the job had this event already."""
+        """The event and one delivery per endpoint; False if the job had this event already.
+
+        A job event's id is derived from the job, its type and the watch's reopen count, so
+        an event made again has the id it had: if the row is there (its deliveries with it,
+        one transaction) nothing is added, no seq is taken, and its deliveries stand as
+        they are; if the state lost it (a promoted replica), it is recorded and delivered
+        anew under the same ``webhook-id``."""
         self._run("lock_event_order")
         inserted = self._run(
             "insert_event",
@@ -714,7 +720,8 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
         return revived
 
     def reopen_watch(self, job_id: str) -> bool:
-        """An expired, failed or rejected watch is polled again, as if just added."""
+        """An expired, failed or rejected watch is polled again, as if just added; its
+        reopen count goes up, so its next event is a new event with an id of its own."""
         with self.transaction():
             args = {"job_id": job_id, "now": self.now()}
             return bool(self._run("reopen_watch", args).rowcount > 0)

@@ -32,6 +32,8 @@ class WatchRow:
     last_queued_at: float | None
     misses: int
     predicted_at: float | None
+    #: How often the watch was reopened: part of its next event's id (a new one per reopen).
+    reopens: int = 0
 
     def memory(self) -> JobMemory:
         """What the polling policy remembers of this job."""
@@ -173,4 +175,5 @@ def watch_from_row(row: sqlite3.Row) -> WatchRow:
         last_queued_at=row["last_queued_at"],
         misses=row["misses"],
         predicted_at=row["predicted_at"],
+        reopens=row["reopens"],
     )

@@ -36,21 +36,21 @@ WHERE rejected IS NOT NULL ORDER BY seq;
 -- name: due_watches
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches
 WHERE state = 'active' AND poll_key <= %s ORDER BY poll_key LIMIT %s;
 
 -- name: early_watches
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches
 WHERE state = 'active' AND next_poll_at <= %s ORDER BY next_poll_at LIMIT %s;
 
 -- name: active_watches_among
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches WHERE state = 'active' AND job_id IN (SELECT json_array_elements_text(%s::json));
 
 -- name: oldest_active_create_time
@@ -64,7 +64,7 @@ WHERE state = 'active' AND create_time > 0;
 -- name: get_watch
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches WHERE job_id = %s;
 
 -- name: record_poll
@@ -98,7 +98,7 @@ WHERE job_id = %(job_id)s AND state = 'active';
 -- name: expirable_watches
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches
 WHERE state = 'active' AND added_at <= %(cutoff)s AND answered_at >= added_at + %(give_up_after)s;
 
@@ -299,9 +299,10 @@ WHERE event_id = %(event_id)s AND endpoint = %(endpoint)s;
 SELECT job_id, state, source, labels, endpoints, finished_at FROM watches WHERE job_id = %s;
 
 -- name: reopen_watch
+-- reopens: a new count, so the watch's next event is a new one (with an id of its own).
 UPDATE watches SET state = 'active', added_at = %(now)s, next_poll_at = %(now)s, poll_key = %(now)s,
     finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL,
-    rejections = 0, first_rejected_at = NULL
+    rejections = 0, first_rejected_at = NULL, reopens = reopens + 1
 WHERE job_id = %(job_id)s AND state IN ('expired', 'failed', 'rejected');
 
 -- name: make_due

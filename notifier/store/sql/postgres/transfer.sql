@@ -31,7 +31,7 @@ COPY watch_queue (seq, job_id, labels, endpoints, enqueued_at, rejected) FROM ST
 COPY watches (job_id, source, labels, endpoints, state, status, progress, msg, create_time,
     added_at, last_poll_at, next_poll_at, polls, errors, last_error, finished_at,
     first_running_at, first_running_progress, last_queued_at, misses, predicted_at, poll_key,
-    rejections, first_rejected_at, answered_at, last_data, observed_at) FROM STDIN;
+    rejections, first_rejected_at, answered_at, last_data, observed_at, reopens) FROM STDIN;
 
 -- name: copy_events
 COPY events (event_id, job_id, type, created_at, body, last_seen_running_at, seq) FROM STDIN;

@@ -34,21 +34,21 @@ WHERE rejected IS NOT NULL ORDER BY seq;
 -- name: due_watches
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches INDEXED BY watches_key
 WHERE state = 'active' AND poll_key <= ? ORDER BY poll_key LIMIT ?;
 
 -- name: early_watches
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches INDEXED BY watches_due
 WHERE state = 'active' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?;
 
 -- name: active_watches_among
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches WHERE state = 'active' AND job_id IN (SELECT value FROM json_each(?));
 
 -- name: oldest_active_create_time
@@ -62,7 +62,7 @@ WHERE state = 'active' AND create_time > 0;
 -- name: get_watch
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches WHERE job_id = ?;
 
 -- name: record_poll
@@ -96,7 +96,7 @@ WHERE job_id = :job_id AND state = 'active';
 -- name: expirable_watches
 SELECT job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at
+       last_queued_at, misses, predicted_at, reopens
 FROM watches INDEXED BY watches_active_added
 WHERE state = 'active' AND added_at <= :cutoff AND answered_at >= added_at + :give_up_after;
 
@@ -298,9 +298,10 @@ WHERE event_id = :event_id AND endpoint = :endpoint;
 SELECT job_id, state, source, labels, endpoints, finished_at FROM watches WHERE job_id = ?;
 
 -- name: reopen_watch
+-- reopens: a new count, so the watch's next event is a new one (with an id of its own).
 UPDATE watches SET state = 'active', added_at = :now, next_poll_at = :now, poll_key = :now,
     finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL,
-    rejections = 0, first_rejected_at = NULL
+    rejections = 0, first_rejected_at = NULL, reopens = reopens + 1
 WHERE job_id = :job_id AND state IN ('expired', 'failed', 'rejected');
 
 -- name: make_due

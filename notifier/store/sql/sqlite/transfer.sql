@@ -23,7 +23,7 @@ SELECT seq, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue OR
 SELECT job_id, source, labels, endpoints, state, status, progress, msg, create_time, added_at,
        last_poll_at, next_poll_at, polls, errors, last_error, finished_at, first_running_at,
        first_running_progress, last_queued_at, misses, predicted_at, poll_key, rejections,
-       first_rejected_at, answered_at, last_data, observed_at
+       first_rejected_at, answered_at, last_data, observed_at, reopens
 FROM watches ORDER BY job_id;
 
 -- name: read_events
