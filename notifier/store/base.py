@@ -443,13 +443,9 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
             return self._insert_event(event, endpoints, now)
 
     def _insert_event(self, event: Event, endpoints: Sequence[str], now: float) -> bool:
-        """The event and one delivery per endpoint; False if the job had this event already.
-
-        A job event's id is derived from the job, its type and the watch's reopen count, so
-        an event made again has the id it had: if the row is there (its deliveries with it,
-        one transaction) nothing is added, no seq is taken, and its deliveries stand as
-        they are; if the state lost it (a promoted replica), it is recorded and delivered
-        anew under the same ``webhook-id``."""
+        """The event and one delivery per endpoint; False if the job had this event already
+        (an event made again has its id: its row and deliveries stand, no seq is taken; one
+        the state lost, on a promoted replica, is recorded and delivered under that id)."""
         self._run("lock_event_order")
         inserted = self._run(
             "insert_event",
