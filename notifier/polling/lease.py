@@ -22,6 +22,22 @@ holder's last arrival and the new holder's first must be at least that window (1
 MARGIN = WINDOW + IN_FLIGHT = 2 s. A node frozen (SIGSTOP) between its check and its send
 is the one case this cannot cover; the window for it is the few microseconds between the
 check and the write.
+
+**Owner.** ``state.node`` is a *name* (what logs, metrics and other nodes show); the row's
+owner is that name plus a random id of this process (:func:`make_owner`), so two processes
+given one name (two units on a host with ``node: ${HOSTNAME}``, containers that all run as
+PID 1 under one hostname) never renew each other's lease. Each also keeps a presence row
+(``node:NAME``, owned the same way, renewed at every look): a process whose name another
+live process already uses is warned about, even when neither holds the vendor lease.
+
+**Pauses the steady clock does not see.** A hypervisor pause (``virsh suspend``, a long
+live migration) stops the guest's CLOCK_BOOTTIME too, so on resume the deadline looks as
+far away as before. While it holds the lease the keeper therefore looks at the lease row
+every PROBE_EVERY between renewals and derives the deadline again from the *database's*
+clock (sent + what the row has left); the deadline only ever moves nearer this way. When it
+moved nearer by more than PAUSE_TOLERANCE the node was paused: that is logged, and renewed
+at once. A row that names another owner shuts the gate at once. Calls sent between the
+resume and that first look (at most PROBE_EVERY plus one round trip) are not covered.
 """
 
 from __future__ import annotations
@@ -29,12 +45,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import secrets
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 from notifier.config.sections import MIN_LEASE
 from notifier.log import get_logger
+from notifier.store.base import owner_name
 
 log = get_logger(component="lease")
 
@@ -47,6 +65,14 @@ MARGIN = WINDOW + IN_FLIGHT
 #: A node without the lease tries to take it this often: a dead holder is replaced within
 #: ``state.lease`` plus this.
 STANDBY_EVERY = 1.0
+#: While holding, the lease row is looked at this often between renewals: a node resumed
+#: from a pause its steady clock did not see shuts its gate within this (plus a round trip).
+PROBE_EVERY = 0.25
+#: A deadline that a look moves nearer by more than this means the node was paused (its
+#: steady clock stood still while the database's ran); less is the look's own round trip.
+PAUSE_TOLERANCE = 0.5
+#: Presence rows: one per node name, so a second process with a name in use is noticed.
+PRESENCE_PREFIX = "node:"
 #: A clean stop waits at most this long for the release statement.
 RELEASE_TIMEOUT = 2.0
 assert MIN_LEASE >= MARGIN + 1.0, "state.lease must leave time to call between renewals"
@@ -58,6 +84,12 @@ _BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 def steady_clock() -> float:
     """Seconds on a clock that never steps and keeps running through a suspend."""
     return time.monotonic() if _BOOTTIME is None else time.clock_gettime(_BOOTTIME)
+
+
+def make_owner(node: str) -> str:
+    """The lease rows' owner for this process: its name plus a random id (unique per process,
+    whatever name it was given)."""
+    return f"{node}#{secrets.token_hex(6)}"
 
 
 class LeaseLost(Exception):
@@ -83,6 +115,8 @@ class LeaseStore(Protocol):
 
     def lease_advertise(self, name: str) -> str | None: ...
 
+    def lease_owner(self, name: str) -> tuple[str, float] | None: ...
+
 
 class LeaseKeeper:
     """Takes, renews and releases this node's vendor lease, and is the gate every vendor
@@ -106,6 +140,16 @@ class LeaseKeeper:
     ) -> None:
         self.store = store
         self.node = node
+        #: The rows' owner: ``node`` plus this process's random id (see the module's doc).
+        self.owner = make_owner(node)
+        #: Another live process with this node's name, as the last look saw it (None: none).
+        self.name_in_use_by: str | None = None
+        #: Whether :attr:`holder` is this process (not another one that has our name).
+        self._holder_ours = False
+        #: A look found the lease gone or shortened: renew now, not when due.
+        self._renew_soon = False
+        #: Pauses the steady clock did not see, found by :meth:`probe`.
+        self.pauses = 0
         self.ttl = ttl
         self.name = name
         self._sole = sole
@@ -155,14 +199,15 @@ class LeaseKeeper:
     async def renew(self) -> None:
         """Take or renew the lease once; a failure extends nothing (the deadline runs out).
         Not concurrently with itself or :meth:`release` (one connection): :meth:`run` calls it."""
-        sent = self._clock()
         force = self._sole and self.changes["acquired"] == 0
         advertise = self.advertise
         try:
+            await self._mark_presence(force)
+            sent = self._clock()
             grant = await asyncio.to_thread(
                 self.store.acquire_lease,
                 self.name,
-                self.node,
+                self.owner,
                 self.ttl,
                 force=force,
                 advertise=advertise,
@@ -185,16 +230,73 @@ class LeaseKeeper:
             self._look(None, reason=f"not renewed in time ({problem})")
             return
         self.problem = None
+        self._renew_soon = False
         if grant is not None:
             left, previous = grant
             self.deadline = sent + left
             self.holder = self.node
+            self._holder_ours = True
             self.holder_advertise = advertise
-            self._look(previous, reason="")
+            self._look(None if previous is None else owner_name(previous), reason="")
         else:
-            self.holder = holder[0] if holder else None
+            self.holder = owner_name(holder[0]) if holder else None
+            self._holder_ours = False
             self.holder_advertise = theirs if holder else None
             self._look(None, reason="another node holds it")
+
+    async def _mark_presence(self, force: bool) -> None:
+        """Renew this process's presence row (``node:NAME``); warn once when another live
+        process holds it: it was given the same ``state.node``."""
+        presence = PRESENCE_PREFIX + self.node
+        grant = await asyncio.to_thread(
+            self.store.acquire_lease, presence, self.owner, self.ttl, force=force
+        )
+        if grant is not None:
+            self.name_in_use_by = None
+            return
+        other = await asyncio.to_thread(self.store.lease_owner, presence)
+        if other is None or other[0] == self.name_in_use_by:
+            return
+        self.name_in_use_by = other[0]
+        log.warning(
+            "another live process uses this node name (state.node); give each process a name "
+            "of its own, or logs, metrics and /healthz cannot tell them apart",
+            node=self.node,
+            hint="two units on one host need different state.node values; the default "
+            "(hostname:pid) collides only where hostnames and pids repeat (containers)",
+        )
+
+    async def probe(self) -> None:
+        """Between renewals, while holding: read the lease row and derive the deadline again
+        from the database's clock (never later than it was). This is how a node resumed from
+        a pause its steady clock did not see (a suspended VM) finds its lease shorter or gone."""
+        sent = self._clock()
+        try:
+            row = await asyncio.to_thread(self.store.lease_owner, self.name)
+        except Exception:  # nothing learned; the renewal reports database trouble
+            return
+        if row is None or row[0] != self.owner:
+            self.deadline = -math.inf
+            self.holder = owner_name(row[0]) if row else None
+            self._holder_ours = False
+            self._renew_soon = True
+            self._look(None, reason="another node holds it (this node was paused?)")
+            return
+        derived = sent + row[1]
+        shortened = self.deadline - derived
+        if shortened > PAUSE_TOLERANCE:
+            self.pauses += 1
+            self._renew_soon = True
+            log.warning(
+                "this node was paused (its clocks stood still while the database's ran); "
+                "the vendor lease's deadline moved nearer",
+                node=self.node,
+                paused_seconds=round(shortened, 2),
+                seconds_left=round(max(0.0, derived - self._clock()), 2),
+            )
+        self.deadline = min(self.deadline, derived)
+        paused = shortened > PAUSE_TOLERANCE
+        self._look(None, reason=f"paused for {shortened:.1f}s" if paused else "not renewed in time")
 
     def _look(self, previous: str | None, reason: str) -> None:
         """Count and log a change of whether this node may call the vendor."""
@@ -216,7 +318,7 @@ class LeaseKeeper:
                 "vendor lease lost; this node stops calling the vendor",
                 node=self.node,
                 previous_holder=self.node,
-                holder=self.holder if self.holder != self.node else None,
+                holder=None if self._holder_ours else self.holder,
                 reason=reason,
             )
 
@@ -228,18 +330,23 @@ class LeaseKeeper:
         self._task = asyncio.create_task(self.run(first=False), name="lease keeper")
 
     async def run(self, *, first: bool = True) -> None:
-        """Renew every :attr:`renew_every` while held, else try every second, until closed."""
+        """Renew every :attr:`renew_every` while held (and :meth:`probe` every PROBE_EVERY in
+        between), else try every second, until closed."""
         started = self._clock()
         if first:
             await self.renew()
         while True:
-            wait = self.renew_every if self.held and self.problem is None else STANDBY_EVERY
+            holding = self.held and self.problem is None
+            due = started + (self.renew_every if holding else STANDBY_EVERY)
+            wake = min(due, self._clock() + PROBE_EVERY) if holding else due
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stopping.wait(), max(0.0, started + wait - self._clock())
-                )
+                await asyncio.wait_for(self._stopping.wait(), max(0.0, wake - self._clock()))
             if self._stopping.is_set():
                 return
+            if holding and self._clock() < due and not self._renew_soon:
+                await self.probe()
+                if not self._renew_soon:
+                    continue
             started = self._clock()
             await self.renew()
 
@@ -270,7 +377,7 @@ class LeaseKeeper:
         holdoff = max(0.0, closed_at + MARGIN - self._clock())
         try:
             released = await asyncio.wait_for(
-                asyncio.to_thread(self.store.release_lease, self.name, self.node, holdoff),
+                asyncio.to_thread(self._release_rows, holdoff),
                 RELEASE_TIMEOUT,
             )
         except Exception as exc:
@@ -291,6 +398,12 @@ class LeaseKeeper:
                 free_in=round(holdoff, 2),
             )
 
+    def _release_rows(self, holdoff: float) -> bool:
+        """The vendor lease (after ``holdoff``) and this process's presence row (at once)."""
+        released = self.store.release_lease(self.name, self.owner, holdoff)
+        self.store.release_lease(PRESENCE_PREFIX + self.node, self.owner)
+        return released
+
     def describe(self) -> str:
         """For /healthz and sd_notify's STATUS."""
         if self._closed_at is not None:
@@ -299,8 +412,18 @@ class LeaseKeeper:
             return f"vendor lease held by this node ({self.node})"
         if self.problem is not None:
             return f"standby ({self.node}): cannot renew the vendor lease: {self.problem}"
-        holder = self.holder if self.holder not in (None, self.node) else "nobody"
+        holder = "nobody" if self.holder is None or self._holder_ours else self.holder
+        if holder == self.node:
+            holder += " (another process with this node's name)"
         return f"standby ({self.node}): vendor lease held by {holder}"
 
 
-__all__ = ["MARGIN", "LeaseKeeper", "LeaseLost", "LeaseStore", "steady_clock"]
+__all__ = [
+    "MARGIN",
+    "LeaseKeeper",
+    "LeaseLost",
+    "LeaseStore",
+    "make_owner",
+    "owner_name",
+    "steady_clock",
+]

@@ -462,11 +462,32 @@ class VendorClient:
             self._store.release_token_lock()
 
     async def _fetch_and_save(self) -> tuple[str, float]:
+        """Fetch a token and store it; under a lease the save is fenced (see
+        :meth:`Store.save_token_fenced`), on the path after TOKEN_LOCK_PATIENCE too."""
+        lease = self._lease
+        # Before the fetch is sent, on the database's clock: whose fetch is newer is decided
+        # there, whatever this host's clocks say.
+        sent = self._store.database_clock() if lease is not None else 0.0
         fresh = await self._fetch_token()
         # Masked in every log line from the moment it exists, whatever logs it.
         redactor.add([fresh[0]])
-        self._store.save_token(self._account, *fresh)
-        return fresh
+        if lease is None:
+            self._store.save_token(self._account, *fresh)
+            return fresh
+        if self._store.save_token_fenced(
+            self._account, *fresh, sent=sent, lease=lease.name, owner=lease.owner
+        ):
+            return fresh
+        stored = self._stored_token()
+        log.info(
+            "a vendor token fetched by this node was not stored: it lost the vendor lease "
+            "meanwhile, or a newer token is stored",
+            node=lease.node,
+            using_stored=stored is not None,
+        )
+        if stored is not None:
+            return stored
+        raise LeaseLost(f"token not stored: node {lease.node} lost the vendor lease meanwhile")
 
     async def _forget_token(self, token: str) -> None:
         """Drop a token the vendor answered 10400 to. Only the first of the calls that got

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -44,6 +45,16 @@ if TYPE_CHECKING:
 FAIL_FAST_FOR = 1.0
 #: Rows of each kind that one prune forgets at most.
 PRUNE_BATCH = 500
+
+
+#: A lease owner is a node name plus ``#`` and a process's random id (12 hex digits: see
+#: ``notifier.polling.lease.make_owner``); rows of older versions carry the bare name.
+_OWNER_ID = re.compile(r"#[0-9a-f]{12}\Z")
+
+
+def owner_name(owner: str) -> str:
+    """The node name a lease owner stands for: what logs, /healthz and the CLI show."""
+    return _OWNER_ID.sub("", owner)
 
 
 def is_url(location: object) -> bool:
@@ -744,6 +755,28 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
         with self.transaction():
             self._run("save_token", (account, token, expire_at, self.now()))
 
+    def save_token_fenced(
+        self, account: str, token: str, expire_at: float, *, sent: float, lease: str, owner: str
+    ) -> bool:
+        """Store a token fetched under the vendor lease, only while ``owner`` still holds
+        ``lease`` (the database's clock) and no token fetched later is stored: a fetch that
+        outlived its lease (a node frozen mid-fetch) cannot overwrite a newer token. ``sent``:
+        :meth:`database_clock` read before the fetch was sent. False when refused."""
+        args = {
+            "account": account,
+            "token": token,
+            "expire_at": expire_at,
+            "sent": sent,
+            "lease": lease,
+            "owner": owner,
+        }
+        with self.transaction():
+            return bool(self._run("save_token_fenced", args).fetchall())
+
+    def database_clock(self) -> float:
+        """The database's clock, unix seconds (one clock for every node)."""
+        return float(self._run("database_clock").fetchone()[0])
+
     def drop_token(self, account: str, token: str) -> None:
         with self.transaction():
             self._run("drop_token", (account, token))
@@ -794,6 +827,13 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
             return bool(self._run("release_lease", args).fetchall())
 
     def lease_holder(self, name: str) -> tuple[str, float] | None:
-        """(owner, seconds left on the database's clock), None when nobody holds it."""
+        """(the holder's node name, seconds left on the database's clock), None when nobody
+        holds it."""
+        row = self.lease_owner(name)
+        return None if row is None else (owner_name(row[0]), row[1])
+
+    def lease_owner(self, name: str) -> tuple[str, float] | None:
+        """(the owner exactly as written: name and process id, seconds left on the database's
+        clock), None when nobody holds it."""
         row = self._run("lease_holder", {"name": name}).fetchone()
         return None if row is None else (str(row[0]), float(row[1]))

@@ -66,6 +66,8 @@ class RoundTrip:
         self.store, self.steady, self.there, self.back = store, steady, there, back
 
     def acquire_lease(self, *args: Any, **kwargs: Any) -> Any:
+        if args[0] != "vendor":  # the keeper's presence row: no time passes for it here
+            return self.store.acquire_lease(*args, **kwargs)
         self.steady.advance(self.there)
         try:
             return self.store.acquire_lease(*args, **kwargs)
@@ -80,6 +82,9 @@ class RoundTrip:
 
     def lease_advertise(self, name: str) -> str | None:
         return self.store.lease_advertise(name)
+
+    def lease_owner(self, name: str) -> Any:
+        return self.store.lease_owner(name)
 
 
 async def test_deadline_is_measured_from_before_the_round_trip(

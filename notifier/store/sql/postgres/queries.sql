@@ -257,6 +257,26 @@ INSERT INTO vendor_token (account, access_token, expire_at, fetched_at) VALUES (
 ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
     expire_at = excluded.expire_at, fetched_at = excluded.fetched_at;
 
+-- name: save_token_fenced
+-- A token fetched under the vendor lease: stored only while that lease is held by the
+-- process that fetched it (its owner, unexpired on the database's clock), and only over a
+-- token whose fetch was sent earlier (fetched_at: the database's clock before the fetch was
+-- sent): newest wins. A node thawed after losing the lease writes nothing back. RETURNING:
+-- no row when refused.
+WITH clock (db_now) AS (SELECT extract(epoch from clock_timestamp())::double precision)
+INSERT INTO vendor_token (account, access_token, expire_at, fetched_at)
+SELECT %(account)s, %(token)s, %(expire_at)s, %(sent)s FROM clock
+WHERE EXISTS (SELECT 1 FROM leases WHERE name = %(lease)s AND owner = %(owner)s
+              AND expires_at > clock.db_now)
+ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
+    expire_at = excluded.expire_at, fetched_at = excluded.fetched_at
+WHERE vendor_token.fetched_at < excluded.fetched_at
+RETURNING account;
+
+-- name: database_clock
+-- The database's clock (unix seconds), the one leases and fenced token saves are judged on.
+SELECT extract(epoch from clock_timestamp())::double precision;
+
 -- name: drop_token
 DELETE FROM vendor_token WHERE account = %s AND access_token = %s;
 

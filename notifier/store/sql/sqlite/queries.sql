@@ -256,6 +256,26 @@ INSERT INTO vendor_token (account, access_token, expire_at, fetched_at) VALUES (
 ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
     expire_at = excluded.expire_at, fetched_at = excluded.fetched_at;
 
+-- name: save_token_fenced
+-- A token fetched under the vendor lease: stored only while that lease is held by the
+-- process that fetched it (its owner, unexpired on the database's clock), and only over a
+-- token whose fetch was sent earlier (fetched_at: the database's clock before the fetch was
+-- sent): newest wins. A node thawed after losing the lease writes nothing back. RETURNING:
+-- no row when refused.
+WITH clock (db_now) AS (SELECT (julianday('now') - 2440587.5) * 86400.0)
+INSERT INTO vendor_token (account, access_token, expire_at, fetched_at)
+SELECT :account, :token, :expire_at, :sent FROM clock
+WHERE EXISTS (SELECT 1 FROM leases WHERE name = :lease AND owner = :owner
+              AND expires_at > clock.db_now)
+ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
+    expire_at = excluded.expire_at, fetched_at = excluded.fetched_at
+WHERE vendor_token.fetched_at < excluded.fetched_at
+RETURNING account;
+
+-- name: database_clock
+-- The database's clock (unix seconds), the one leases and fenced token saves are judged on.
+SELECT (julianday('now') - 2440587.5) * 86400.0;
+
 -- name: drop_token
 DELETE FROM vendor_token WHERE account = ? AND access_token = ?;
 
