@@ -52,7 +52,7 @@ from typing import Protocol
 
 from notifier.config.sections import MIN_LEASE
 from notifier.log import get_logger
-from notifier.store.base import owner_name
+from notifier.store.lease import owner_name
 
 log = get_logger(component="lease")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -24,6 +23,7 @@ from notifier.store.claims import DeliveryClaims
 from notifier.store.discovery import CREATES_MARKS, DiscoveryMarks
 from notifier.store.errors import StoreError, StoreUnavailable
 from notifier.store.gateway import GatewayState
+from notifier.store.lease import VendorLease
 from notifier.store.listings import Listings
 from notifier.store.rows import (
     ENDPOINT_NOT_CONFIGURED,
@@ -47,22 +47,12 @@ FAIL_FAST_FOR = 1.0
 PRUNE_BATCH = 500
 
 
-#: A lease owner is a node name plus ``#`` and a process's random id (12 hex digits: see
-#: ``notifier.polling.lease.make_owner``); rows of older versions carry the bare name.
-_OWNER_ID = re.compile(r"#[0-9a-f]{12}\Z")
-
-
-def owner_name(owner: str) -> str:
-    """The node name a lease owner stands for: what logs, /healthz and the CLI show."""
-    return _OWNER_ID.sub("", owner)
-
-
 def is_url(location: object) -> bool:
     """A PostgreSQL URL rather than a file path."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
+class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease):
     """A connection to the state. Not thread-safe: one per thread or process.
 
     ``Store(location)`` opens the backend the location names: a file path is SQLite, a
@@ -745,51 +735,6 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
         with self.transaction():
             return int(self._run("queue_clear_rejected").rowcount)
 
-    # -- vendor token ---------------------------------------------------------------------
-
-    def get_token(self, account: str) -> tuple[str, float] | None:
-        row = self._run("get_token", (account,)).fetchone()
-        return None if row is None else (row[0], float(row[1]))
-
-    def save_token(self, account: str, token: str, expire_at: float) -> None:
-        with self.transaction():
-            self._run("save_token", (account, token, expire_at, self.now()))
-
-    def save_token_fenced(
-        self, account: str, token: str, expire_at: float, *, sent: float, lease: str, owner: str
-    ) -> bool:
-        """Store a token fetched under the vendor lease, only while ``owner`` still holds
-        ``lease`` (the database's clock) and no token fetched later is stored: a fetch that
-        outlived its lease (a node frozen mid-fetch) cannot overwrite a newer token. ``sent``:
-        :meth:`database_clock` read before the fetch was sent. False when refused."""
-        args = {
-            "account": account,
-            "token": token,
-            "expire_at": expire_at,
-            "sent": sent,
-            "lease": lease,
-            "owner": owner,
-        }
-        with self.transaction():
-            return bool(self._run("save_token_fenced", args).fetchall())
-
-    def database_clock(self) -> float:
-        """The database's clock, unix seconds (one clock for every node)."""
-        return float(self._run("database_clock").fetchone()[0])
-
-    def drop_token(self, account: str, token: str) -> None:
-        with self.transaction():
-            self._run("drop_token", (account, token))
-
-    def try_token_lock(self) -> bool:
-        """Take the cross-process lock around a token fetch, without waiting: False while
-        another process (or another holder on this connection) has it. Issuing a token
-        revokes the previous one, so whoever holds it re-reads the stored token first."""
-        raise NotImplementedError
-
-    def release_token_lock(self) -> None:
-        raise NotImplementedError
-
     # -- wake-ups -------------------------------------------------------------------------
 
     def change_feed(self) -> ChangeFeed | None:
@@ -800,40 +745,3 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
     def session_id(self) -> int | None:
         """The database's id of this connection as notifications name it (None: no such)."""
         return None
-
-    # -- lease: which node calls the vendor; expiry on the database's clock ----------------
-
-    def acquire_lease(
-        self,
-        name: str,
-        owner: str,
-        ttl: float,
-        *,
-        force: bool = False,
-        advertise: str | None = None,
-    ) -> tuple[float, str | None] | None:
-        """One UPSERT: ours for ``ttl`` s if free, expired or ours (``force``: in any case) ->
-        (seconds left on the database's clock, holder before our tenure); None: held by another.
-        A take or renewal writes ``advertise`` (where our gateway is reachable), so the row
-        always says the holder's current one."""
-        with self.transaction(probe=True):  # once a second at most: no need to fail fast
-            args = {"name": name, "owner": owner, "ttl": ttl, "force": int(force)}
-            rows = self._run("acquire_lease", {**args, "advertise": advertise}).fetchall()
-        return (float(rows[0][0]), rows[0][1]) if rows else None
-
-    def release_lease(self, name: str, owner: str, holdoff: float = 0.0) -> bool:
-        with self.transaction(probe=True):
-            args = {"name": name, "owner": owner, "holdoff": holdoff}
-            return bool(self._run("release_lease", args).fetchall())
-
-    def lease_holder(self, name: str) -> tuple[str, float] | None:
-        """(the holder's node name, seconds left on the database's clock), None when nobody
-        holds it."""
-        row = self.lease_owner(name)
-        return None if row is None else (owner_name(row[0]), row[1])
-
-    def lease_owner(self, name: str) -> tuple[str, float] | None:
-        """(the owner exactly as written: name and process id, seconds left on the database's
-        clock), None when nobody holds it."""
-        row = self._run("lease_holder", {"name": name}).fetchone()
-        return None if row is None else (str(row[0]), float(row[1]))
