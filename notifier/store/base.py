@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from notifier.models import DeliveryState, Event, JobDetail, JobMemory, WatchSpec, WatchState
+from notifier.models import Event, JobDetail, JobMemory, WatchSpec, WatchState
 from notifier.store.claims import DeliveryClaims
 from notifier.store.discovery import CREATES_MARKS, DiscoveryMarks
 from notifier.store.errors import StoreError, StoreUnavailable
@@ -574,79 +574,6 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease)
         rows = self._run("due_deliveries", (endpoint, now, limit + len(exclude))).fetchall()
         due = [due_from_row(row) for row in rows if row["id"] not in exclude]
         return due[:limit]
-
-    def delivery_succeeded(
-        self,
-        delivery_id: int,
-        status: int | None,
-        *,
-        generation: int | None = None,
-        started: float | None = None,
-        claim: int | None = None,
-    ) -> bool:
-        """Record a successful attempt; False when the row was reset meanwhile (replay)."""
-        now = self.now()
-        args = {
-            "id": delivery_id,
-            "now": now,
-            "status": status,
-            "generation": generation,
-            "started": now if started is None else started,
-            "claim": claim,
-        }
-        return self._record_result("delivery_succeeded", args, None, "delivered")
-
-    def _record_result(
-        self, query: str, args: dict[str, Any], error: str | None, outcome: str
-    ) -> bool:
-        """The delivery's new state and its attempt in the history a replay does not reset
-        (``deliveries show``), atomically; False when the row was not updated.
-
-        A dialect with ``<query>_with_attempt`` does both in one statement (PostgreSQL: a
-        data-modifying CTE, one round trip instead of four: BEGIN, two statements, COMMIT)."""
-        attempt = {**args, "error": error, "outcome": outcome}
-        combined = f"{query}_with_attempt"
-        if combined in self.dialect.queries:
-            self._check_failing()
-            return bool(self._run(combined, attempt).fetchone()[0] > 0)
-        with self.transaction():
-            cursor = self._run(query, args)
-            self._run("insert_attempt", attempt)
-        return bool(cursor.rowcount > 0)
-
-    def delivery_failed(
-        self,
-        delivery_id: int,
-        status: int | None,
-        error: str,
-        next_attempt_at: float | None,
-        *,
-        generation: int | None = None,
-        deferred: bool = False,
-        started: float | None = None,
-        claim: int | None = None,
-    ) -> bool:
-        """Record a failed attempt; ``next_attempt_at=None`` makes the delivery dead.
-
-        False when the row was reset (replay) or parked (endpoint removed) meanwhile: the
-        reset wins. ``deferred``: the retry follows the receiver's Retry-After.
-        """
-        state = DeliveryState.PENDING if next_attempt_at is not None else DeliveryState.DEAD
-        now = self.now()
-        args = {
-            "id": delivery_id,
-            "state": state.value,
-            "now": now,
-            "status": status,
-            "error": error,
-            "next_attempt_at": next_attempt_at,
-            "generation": generation,
-            "deferred": int(deferred),
-            "started": now if started is None else started,
-            "claim": claim,
-        }
-        outcome = "failed" if next_attempt_at is not None else "dead"
-        return self._record_result("delivery_failed", args, error, outcome)
 
     def replay(
         self,

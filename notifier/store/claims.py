@@ -2,9 +2,11 @@
 
 A due delivery is claimed (``claimed_by``, ``claim_expires`` on the database's clock, a
 ``claim_token`` bumped by every claim) before its attempt; the result is written only while
-the row still carries that token, and writing it releases the claim. A claim of a node that
-died returns when it lapses. The statements are the "delivery claims" section of each
-dialect's ``queries.sql`` (PostgreSQL picks the rows with ``FOR UPDATE SKIP LOCKED``).
+the row still carries that token, and writing it consumes the claim: the attempt's history
+row names the claim and whether the write was applied, so a write retried after its answer
+was lost applies nothing twice. A claim of a node that died returns when it lapses. The
+statements are the "delivery claims" section of each dialect's ``queries.sql`` (PostgreSQL
+picks the rows with ``FOR UPDATE SKIP LOCKED``) and the result writes (``delivery_*``).
 
 A mixin of :class:`~notifier.store.base.Store`, kept apart to keep that module short.
 """
@@ -16,6 +18,7 @@ from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from notifier.models import DeliveryState
 from notifier.store.rows import DueDelivery, due_from_row
 
 if TYPE_CHECKING:
@@ -30,6 +33,8 @@ class DeliveryClaims:
         def _run(self, name: str, args: Any = ()) -> Any: ...
 
         def _check_failing(self) -> None: ...
+
+        def now(self) -> float: ...
 
         dialect: ClassVar[Dialect]
 
@@ -92,3 +97,97 @@ class DeliveryClaims:
                 args = {"id": delivery_id, "claim": claim}
                 released += self._run("release_claim", args).rowcount
         return released
+
+    # -- results: written under the attempt's claim, once ----------------------------------
+
+    def delivery_succeeded(
+        self,
+        delivery_id: int,
+        status: int | None,
+        *,
+        generation: int | None = None,
+        started: float | None = None,
+        claim: int | None = None,
+    ) -> bool:
+        """Record a successful attempt; False when the row was reset meanwhile (replay)."""
+        now = self.now()
+        args = {
+            "id": delivery_id,
+            "now": now,
+            "status": status,
+            "generation": generation,
+            "started": now if started is None else started,
+            "claim": claim,
+        }
+        return self._record_result("delivery_succeeded", args, None, "delivered")
+
+    def _record_result(
+        self, query: str, args: dict[str, Any], error: str | None, outcome: str
+    ) -> bool:
+        """The delivery's new state and its attempt in the history a replay does not reset
+        (``deliveries show``), atomically; False when the row was not updated.
+
+        Under a claim the write is applied once: it consumes the claim, and its attempt row
+        (unique per delivery and claim) says whether it was applied. A write retried because
+        its answer was lost after the COMMIT went through finds that row and returns what
+        the first write did, instead of counting the attempt again (or, for a final failure,
+        calling the delivery superseded and so never reporting it dead).
+
+        A dialect with ``<query>_with_attempt`` does both in one statement (PostgreSQL: a
+        data-modifying CTE, one round trip instead of four: BEGIN, two statements, COMMIT)."""
+        attempt = {**args, "error": error, "outcome": outcome}
+        combined = f"{query}_with_attempt"
+        if combined in self.dialect.queries:
+            self._check_failing()
+            if self._run(combined, attempt).fetchone()[0] > 0:
+                return True
+            # Not applied, or a first write still running when this retry began (its
+            # snapshot could not see it): a fresh look at what the claim's write did.
+            return args["claim"] is not None and self._applied_under(args) is True
+        with self.transaction():
+            if args["claim"] is not None:
+                earlier = self._applied_under(args)
+                if earlier is not None:
+                    return earlier
+            applied = self._run(query, args).rowcount > 0
+            self._run("insert_attempt", {**attempt, "applied": int(applied)})
+        return bool(applied)
+
+    def _applied_under(self, args: dict[str, Any]) -> bool | None:
+        """Whether the result written under this claim changed the delivery; None: none yet."""
+        row = self._run("attempt_of_claim", {"id": args["id"], "claim": args["claim"]}).fetchone()
+        return None if row is None else bool(row[0])
+
+    def delivery_failed(
+        self,
+        delivery_id: int,
+        status: int | None,
+        error: str,
+        next_attempt_at: float | None,
+        *,
+        generation: int | None = None,
+        deferred: bool = False,
+        started: float | None = None,
+        claim: int | None = None,
+    ) -> bool:
+        """Record a failed attempt; ``next_attempt_at=None`` makes the delivery dead.
+
+        False when the row was reset (replay) or parked (endpoint removed) meanwhile: the
+        reset wins. ``deferred``: the retry follows the receiver's Retry-After.
+        """
+        state = DeliveryState.PENDING if next_attempt_at is not None else DeliveryState.DEAD
+        now = self.now()
+        args = {
+            "id": delivery_id,
+            "state": state.value,
+            "now": now,
+            "status": status,
+            "error": error,
+            "next_attempt_at": next_attempt_at,
+            "generation": generation,
+            "deferred": int(deferred),
+            "started": now if started is None else started,
+            "claim": claim,
+        }
+        outcome = "failed" if next_attempt_at is not None else "dead"
+        return self._record_result("delivery_failed", args, error, outcome)

@@ -182,7 +182,7 @@ UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt
     first_attempt_at = COALESCE(first_attempt_at, %(started)s),
     claimed_by = NULL, claim_expires = NULL
 WHERE id = %(id)s AND (%(generation)s::bigint IS NULL OR generation = %(generation)s)
-  AND (%(claim)s::bigint IS NULL OR claim_token = %(claim)s);
+  AND (%(claim)s::bigint IS NULL OR (claim_token = %(claim)s AND claimed_by IS NOT NULL));
 
 -- name: delivery_failed
 -- Only a pending row takes a failure: one parked meanwhile (endpoint removed) stays parked.
@@ -191,7 +191,7 @@ UPDATE deliveries SET state = %(state)s, attempts = attempts + 1, last_attempt_a
     deferred = deferred + %(deferred)s, first_attempt_at = COALESCE(first_attempt_at, %(started)s),
     claimed_by = NULL, claim_expires = NULL
 WHERE id = %(id)s AND state = 'pending' AND (%(generation)s::bigint IS NULL OR generation = %(generation)s)
-  AND (%(claim)s::bigint IS NULL OR claim_token = %(claim)s);
+  AND (%(claim)s::bigint IS NULL OR (claim_token = %(claim)s AND claimed_by IS NOT NULL));
 
 -- name: replay_event
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
@@ -292,9 +292,14 @@ WHERE state = 'active';
 UPDATE deliveries SET next_attempt_at = next_attempt_at + %(delta)s WHERE state = 'pending';
 
 -- name: insert_attempt
-INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status, error, outcome)
-SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer, %(error)s::text, %(outcome)s
+INSERT INTO delivery_attempts
+    (delivery_id, generation, started_at, duration, status, error, outcome, claim_token, applied)
+SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer, %(error)s::text,
+       %(outcome)s, %(claim)s::bigint, %(applied)s::integer
 FROM deliveries WHERE id = %(id)s;
+
+-- name: attempt_of_claim
+SELECT applied FROM delivery_attempts WHERE delivery_id = %(id)s AND claim_token = %(claim)s;
 
 -- name: attempts_of_event
 SELECT a.delivery_id, d.endpoint, a.generation, a.started_at, a.duration, a.status, a.error,
@@ -512,29 +517,43 @@ FROM claimed c JOIN events e ON e.event_id = c.event_id
 ORDER BY c.next_attempt_at, c.id;
 
 -- name: delivery_succeeded_with_attempt
--- delivery_succeeded and insert_attempt in one; the count of delivery rows updated. The
--- attempt is kept even when the row was not updated (it was sent: replays keep history).
-WITH updated AS (
+-- delivery_succeeded and insert_attempt in one; 1 when the delivery row was updated, else 0.
+-- The attempt is kept even when the row was not updated (it was sent: replays keep history).
+-- A write retried after its answer was lost (the statement committed, the connection did
+-- not bring the answer back) finds the attempt of its claim (`prior`), changes nothing and
+-- returns what the first write did. All parts see one snapshot: a retry that meets a first
+-- write still running (its client gone) waits on the row lock, then no longer matches
+-- (claimed_by is NULL) and its attempt row conflicts: 0, which the store checks with a
+-- fresh read of attempt_of_claim.
+WITH prior AS (
+    SELECT applied FROM delivery_attempts
+    WHERE delivery_id = %(id)s AND claim_token = %(claim)s::bigint
+), updated AS (
     UPDATE deliveries SET state = 'delivered', attempts = attempts + 1,
         last_attempt_at = %(now)s, last_status = %(status)s, last_error = NULL,
         delivered_at = %(now)s, next_attempt_at = NULL,
         first_attempt_at = COALESCE(first_attempt_at, %(started)s),
         claimed_by = NULL, claim_expires = NULL
     WHERE id = %(id)s AND (%(generation)s::bigint IS NULL OR generation = %(generation)s)
-      AND (%(claim)s::bigint IS NULL OR claim_token = %(claim)s)
+      AND (%(claim)s::bigint IS NULL OR (claim_token = %(claim)s AND claimed_by IS NOT NULL))
+      AND NOT EXISTS (SELECT 1 FROM prior)
     RETURNING id
 ), attempt AS (
-    INSERT INTO delivery_attempts
-        (delivery_id, generation, started_at, duration, status, error, outcome)
+    INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status,
+        error, outcome, claim_token, applied)
     SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer,
-           %(error)s::text, %(outcome)s
-    FROM deliveries WHERE id = %(id)s
+           %(error)s::text, %(outcome)s, %(claim)s::bigint, (SELECT count(*) FROM updated)
+    FROM deliveries WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM prior)
+    ON CONFLICT DO NOTHING
 )
-SELECT count(*) FROM updated;
+SELECT COALESCE((SELECT applied FROM prior), (SELECT count(*) FROM updated));
 
 -- name: delivery_failed_with_attempt
 -- delivery_failed and insert_attempt in one (see delivery_succeeded_with_attempt).
-WITH updated AS (
+WITH prior AS (
+    SELECT applied FROM delivery_attempts
+    WHERE delivery_id = %(id)s AND claim_token = %(claim)s::bigint
+), updated AS (
     UPDATE deliveries SET state = %(state)s, attempts = attempts + 1,
         last_attempt_at = %(now)s, last_status = %(status)s, last_error = %(error)s,
         next_attempt_at = %(next_attempt_at)s, deferred = deferred + %(deferred)s,
@@ -542,16 +561,18 @@ WITH updated AS (
         claimed_by = NULL, claim_expires = NULL
     WHERE id = %(id)s AND state = 'pending'
       AND (%(generation)s::bigint IS NULL OR generation = %(generation)s)
-      AND (%(claim)s::bigint IS NULL OR claim_token = %(claim)s)
+      AND (%(claim)s::bigint IS NULL OR (claim_token = %(claim)s AND claimed_by IS NOT NULL))
+      AND NOT EXISTS (SELECT 1 FROM prior)
     RETURNING id
 ), attempt AS (
-    INSERT INTO delivery_attempts
-        (delivery_id, generation, started_at, duration, status, error, outcome)
+    INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status,
+        error, outcome, claim_token, applied)
     SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer,
-           %(error)s::text, %(outcome)s
-    FROM deliveries WHERE id = %(id)s
+           %(error)s::text, %(outcome)s, %(claim)s::bigint, (SELECT count(*) FROM updated)
+    FROM deliveries WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM prior)
+    ON CONFLICT DO NOTHING
 )
-SELECT count(*) FROM updated;
+SELECT COALESCE((SELECT applied FROM prior), (SELECT count(*) FROM updated));
 
 -- name: get_mark
 SELECT value FROM state_marks WHERE name = %s;

@@ -43,7 +43,7 @@ COPY deliveries (id, event_id, endpoint, state, attempts, created_at, next_attem
 
 -- name: copy_delivery_attempts
 COPY delivery_attempts (id, delivery_id, generation, started_at, duration, status, error,
-    outcome) FROM STDIN;
+    outcome, claim_token, applied) FROM STDIN;
 
 -- name: copy_vendor_token
 -- The token is a cache of the vendor's newest one (issuing a token revokes the older):

@@ -174,13 +174,14 @@ ORDER BY d.next_attempt_at LIMIT ?;
 
 -- name: delivery_succeeded
 -- A row reset since the attempt started (other generation) is left as the reset made it.
--- claims: nor is a row another node claimed since (other claim_token); writing releases it.
+-- claims: nor is a row another node claimed since (other claim_token); writing releases
+-- (consumes) it: a second write under the same claim finds claimed_by NULL and changes nothing.
 UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_attempt_at = :now,
     last_status = :status, last_error = NULL, delivered_at = :now, next_attempt_at = NULL,
     first_attempt_at = COALESCE(first_attempt_at, :started),
     claimed_by = NULL, claim_expires = NULL
 WHERE id = :id AND (:generation IS NULL OR generation = :generation)
-  AND (:claim IS NULL OR claim_token = :claim);
+  AND (:claim IS NULL OR (claim_token = :claim AND claimed_by IS NOT NULL));
 
 -- name: delivery_failed
 -- Only a pending row takes a failure: one parked meanwhile (endpoint removed) stays parked.
@@ -190,7 +191,7 @@ UPDATE deliveries SET state = :state, attempts = attempts + 1, last_attempt_at =
     deferred = deferred + :deferred, first_attempt_at = COALESCE(first_attempt_at, :started),
     claimed_by = NULL, claim_expires = NULL
 WHERE id = :id AND state = 'pending' AND (:generation IS NULL OR generation = :generation)
-  AND (:claim IS NULL OR claim_token = :claim);
+  AND (:claim IS NULL OR (claim_token = :claim AND claimed_by IS NOT NULL));
 
 -- name: replay_event
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
@@ -291,9 +292,17 @@ WHERE state = 'active';
 UPDATE deliveries SET next_attempt_at = next_attempt_at + :delta WHERE state = 'pending';
 
 -- name: insert_attempt
-INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status, error, outcome)
-SELECT id, generation, :started, :now - :started, :status, :error, :outcome
+-- :claim and :applied: the claim the result was written under and whether it changed the
+-- delivery (see attempt_of_claim).
+INSERT INTO delivery_attempts
+    (delivery_id, generation, started_at, duration, status, error, outcome, claim_token, applied)
+SELECT id, generation, :started, :now - :started, :status, :error, :outcome, :claim, :applied
 FROM deliveries WHERE id = :id;
+
+-- name: attempt_of_claim
+-- The result already written under this claim (a write retried after its COMMIT went
+-- through but the answer was lost): whether it changed the delivery; no row: not written.
+SELECT applied FROM delivery_attempts WHERE delivery_id = :id AND claim_token = :claim;
 
 -- name: attempts_of_event
 SELECT a.delivery_id, d.endpoint, a.generation, a.started_at, a.duration, a.status, a.error,

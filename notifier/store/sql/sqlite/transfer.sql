@@ -41,7 +41,8 @@ SELECT id, event_id, endpoint, state, attempts, created_at, next_attempt_at, las
 FROM deliveries ORDER BY id;
 
 -- name: read_delivery_attempts
-SELECT id, delivery_id, generation, started_at, duration, status, error, outcome
+SELECT id, delivery_id, generation, started_at, duration, status, error, outcome,
+       claim_token, applied
 FROM delivery_attempts ORDER BY id;
 
 -- name: read_vendor_token
