@@ -5,7 +5,15 @@ per endpoint, so a slow or dead receiver fills only its own lane and never delay
 
 Several nodes may deliver from one database: due work is *claimed* (for the longest attempt
 plus a margin, on the database's clock) before it is sent, so no delivery is in flight on two
-nodes at once; a result is written only while this attempt's claim still holds.
+nodes at once; a result is written only while this attempt's claim still holds, and writing
+it consumes the claim (a write retried after a lost answer is applied once).
+
+This node keeps each claim's deadline on the steady clock the vendor lease uses
+(CLOCK_BOOTTIME: it runs through a host suspend, so a node that wakes up finds its claims
+lapsed rather than paused). The deadline is checked as the attempt starts and again as the
+request's first byte is about to be written (the sender's gate, after any wait for a Slack
+URL's pacing or a connection): a request that could outlive the claim is not sent, and that
+is no attempt (nothing recorded, the claim given back, the delivery claimed again).
 """
 
 from __future__ import annotations
@@ -20,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from notifier._tasks import settle
+from notifier._tasks import settle, steady_clock
 from notifier.delivery.retry import plan_retry
-from notifier.delivery.senders import Sender
+from notifier.delivery.senders import Gate, Sender, Withheld
 from notifier.log import LineBudget, get_logger
 from notifier.models import Event, SendResult
 from notifier.store import DB_ERRORS, DueDelivery, Store
@@ -46,8 +54,9 @@ DEFAULT_LONGEST_ATTEMPT = 30.0
 Outcome = tuple[str, str | None]
 Reporter = Callable[[str, Event, str, str | None, int], None]
 #: Told about claims: endpoint, what happened (``claimed``; ``expired``: too little time was
-#: left to start the attempt; ``claim_lost`` / ``reset``: a result was not written because
-#: another node took the delivery over, or a replay or park reset it), how many.
+#: left to start the attempt or to write its request; ``claim_lost`` / ``reset``: a result
+#: was not written because another node took the delivery over, or a replay or park reset
+#: it), how many.
 ClaimObserver = Callable[[str, str, int], None]
 
 
@@ -86,12 +95,12 @@ class Dispatcher:
         reporter: Reporter | None = None,
         write_retry: tuple[float, float] = (WRITE_RETRY_FIRST, WRITE_RETRY_MAX),
         node: str | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = steady_clock,
         claim_observer: ClaimObserver | None = None,
         claim_margin: float = CLAIM_MARGIN,
     ) -> None:
         """``node``: the name this process claims deliveries under (unique per process);
-        ``monotonic``: the clock claim deadlines are kept on."""
+        ``monotonic``: the clock claim deadlines are kept on (steady, through suspends)."""
         self.store = store
         self._clock = clock
         self.node = default_node() if node is None else node
@@ -249,24 +258,32 @@ class Dispatcher:
             # Frozen (or stalled) since the claim: another node may hold the delivery now.
             # Claim it again (at the next tick) rather than send on a claim that may lapse.
             lane.in_flight.pop(due.id, None)
-            self._observe_claims(lane.name, "expired")
-            entry_log.info(
+            self._give_back(
+                lane,
+                due,
+                entry_log,
                 "claim too short to start the attempt; claiming the delivery again",
                 claim_left=round(left, 3),
                 longest_attempt=lane.longest_attempt,
             )
-            try:
-                self._settle_claim(due)
-            except DB_ERRORS as exc:
-                entry_log.warning("cannot release the claim; it lapses", error=str(exc))
             return
         started = time.monotonic()
         started_at = self._clock()
         try:
             try:
-                result = await lane.sender.send(due.event)
+                result = await lane.sender.send(due.event, gate=self._gate(deadline))
             except asyncio.CancelledError:
                 raise
+            except Withheld as withheld:
+                # Frozen or held up (pacing, a connection) since the start: nothing was sent.
+                self._give_back(
+                    lane,
+                    due,
+                    entry_log,
+                    "claim too short to send the request; claiming the delivery again",
+                    reason=str(withheld),
+                )
+                return
             except Exception as exc:  # a sender bug is a failed attempt, not a dead daemon
                 entry_log.exception("sender crashed")
                 result = SendResult(ok=False, error=f"internal error: {type(exc).__name__}")
@@ -287,6 +304,32 @@ class Dispatcher:
             lane.in_flight.pop(due.id, None)
             if not self._closing:
                 self.kick()
+
+    def _gate(self, deadline: float) -> Gate:
+        """The sender's last look before the request is written: the claim (until
+        ``deadline`` on this node's steady clock) must outlast what the request may still
+        take, or another node may take the delivery while it is in flight here."""
+
+        def gate(within: float) -> None:
+            left = deadline - self._monotonic()
+            if left < within:
+                raise Withheld(
+                    f"the claim has {max(left, 0.0):.3f}s left, the request may take {within:.3f}s"
+                )
+
+        return gate
+
+    def _give_back(
+        self, lane: Lane, due: DueDelivery, bound: Any, message: str, **fields: Any
+    ) -> None:
+        """An attempt not made (nothing sent, nothing recorded): its claim is released, or
+        left to lapse when the store cannot take the write, so it is claimed again."""
+        self._observe_claims(lane.name, "expired")
+        bound.info(message, **fields)
+        try:
+            self._settle_claim(due)
+        except DB_ERRORS as exc:
+            bound.warning("cannot release the claim; it lapses", error=str(exc))
 
     async def _record_later(
         self,

@@ -46,10 +46,10 @@ import asyncio
 import contextlib
 import math
 import secrets
-import time
 from collections.abc import Callable
 from typing import Protocol
 
+from notifier._tasks import steady_clock
 from notifier.config.sections import MIN_LEASE
 from notifier.log import get_logger
 from notifier.store.lease import owner_name
@@ -76,14 +76,6 @@ PRESENCE_PREFIX = "node:"
 #: A clean stop waits at most this long for the release statement.
 RELEASE_TIMEOUT = 2.0
 assert MIN_LEASE >= MARGIN + 1.0, "state.lease must leave time to call between renewals"
-
-
-_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
-
-
-def steady_clock() -> float:
-    """Seconds on a clock that never steps and keeps running through a suspend."""
-    return time.monotonic() if _BOOTTIME is None else time.clock_gettime(_BOOTTIME)
 
 
 def make_owner(node: str) -> str:

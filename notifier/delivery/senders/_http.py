@@ -3,6 +3,11 @@
 Every failure is turned into a :class:`SendResult` whose ``error`` is built only from the
 status code or the exception's *class name*: exception messages and URLs are never used, so
 neither the endpoint URL (a secret for Slack) nor any signing secret can leak into an error.
+
+A send may carry a *gate*: the caller's last word on whether the request may still go, asked
+as its first byte is about to be written (after any wait for a connection, connect and TLS).
+Senders know nothing of why (the dispatcher's delivery claims); a gate that raises
+:class:`Withheld` stops the request with nothing sent, and the sender lets that through.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import structlog
@@ -33,10 +38,21 @@ _DELAY_SECONDS_RE = re.compile(r"^\d+(?:\.\d+)?$")
 _UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]+")
 
 
-class Sender(Protocol):
-    """Delivers one event to one endpoint; one call is one attempt, it never raises."""
+#: Asked as a request's first byte is about to be written, with the longest (seconds) the
+#: request may still take; raises :class:`Withheld` to stop it.
+Gate = Callable[[float], None]
 
-    async def send(self, event: Event) -> SendResult: ...
+
+class Withheld(Exception):
+    """A send's gate stopped the request before its first byte: nothing was sent, so it is
+    no attempt. The one exception a sender lets through."""
+
+
+class Sender(Protocol):
+    """Delivers one event to one endpoint; one call is one attempt. It never raises, except
+    :class:`Withheld` from its ``gate`` (then it sent nothing)."""
+
+    async def send(self, event: Event, gate: Gate | None = None) -> SendResult: ...
 
 
 @dataclass(frozen=True)
@@ -139,14 +155,24 @@ async def post_once(
     headers: Mapping[str, str],
     timeout: float,
     read_limit: int = READ_LIMIT,
+    gate: Gate | None = None,
 ) -> HttpAnswer | SendResult:
     """POST ``content`` once, never following redirects, all within ``timeout`` seconds.
 
     Returns the answer, or a failed :class:`SendResult` when no HTTP status was obtained.
-    Only :class:`asyncio.CancelledError` propagates.
+    Only :class:`asyncio.CancelledError` and the ``gate``'s :class:`Withheld` propagate.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    extensions: dict[str, Any] = {}
+    if gate is not None:
+
+        async def last_look(event: str, _info: dict[str, Any]) -> None:
+            # httpcore's trace: called as the request headers are about to be written.
+            if event.endswith("send_request_headers.started"):
+                gate(max(0.0, deadline - loop.time()))
+
+        extensions["trace"] = last_look
     try:
         request = client.build_request(
             "POST",
@@ -154,9 +180,12 @@ async def post_once(
             content=content,
             headers={"accept-encoding": "identity", **headers},
             timeout=timeout,
+            extensions=extensions,
         )
         async with asyncio.timeout_at(deadline):
             response = await client.send(request, stream=True, follow_redirects=False)
+    except Withheld:
+        raise  # nothing was sent (httpx passes the trace's exception through)
     except (httpx.TimeoutException, TimeoutError):
         return SendResult(ok=False, error=f"timeout after {format_seconds(timeout)}")
     except httpx.UnsupportedProtocol:

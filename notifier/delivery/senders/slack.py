@@ -14,7 +14,9 @@ import httpx
 
 from notifier.delivery.senders._http import (
     ERROR_TEXT_LIMIT,
+    Gate,
     HttpAnswer,
+    Withheld,
     failure_for_status,
     post_once,
     redirect_error,
@@ -286,7 +288,8 @@ class SlackSender:
         this URL is not included."""
         return self._min_spacing + self._timeout
 
-    async def send(self, event: Event) -> SendResult:
+    async def send(self, event: Event, gate: Gate | None = None) -> SendResult:
+        """One attempt; ``gate`` is asked right before the request is written (see _http)."""
         try:
             message = build_slack_message(event.payload)
             content = json.dumps(message, ensure_ascii=False).encode("utf-8")
@@ -297,6 +300,7 @@ class SlackSender:
                 wait = self._last_done + self._min_spacing - self._clock()
                 if wait > 0:
                     await asyncio.sleep(wait)
+            sent = True
             try:
                 answer = await post_once(
                     self._client,
@@ -304,9 +308,14 @@ class SlackSender:
                     content=content,
                     headers={"content-type": "application/json"},
                     timeout=self._timeout,
+                    gate=gate,
                 )
+            except Withheld:
+                sent = False  # nothing went out: the pause after the last message stands
+                raise
             finally:
-                self._last_done = self._clock()
+                if sent:
+                    self._last_done = self._clock()
         if isinstance(answer, SendResult):
             return answer
         return self._judge(answer)

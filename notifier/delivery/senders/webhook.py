@@ -10,6 +10,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from notifier.delivery.senders._http import (
+    Gate,
     HttpAnswer,
     failure_for_status,
     post_once,
@@ -80,14 +81,20 @@ class WebhookSender:
             )
         return headers
 
-    async def send(self, event: Event) -> SendResult:
+    async def send(self, event: Event, gate: Gate | None = None) -> SendResult:
+        """One attempt; ``gate`` is asked right before the request is written (see _http)."""
         now = self._clock()
         try:
             headers = self.headers_for(event, now)
         except UnicodeDecodeError:
             return SendResult(ok=False, permanent=True, error="event body is not UTF-8")
         answer = await post_once(
-            self._client, self._url, content=event.body, headers=headers, timeout=self._timeout
+            self._client,
+            self._url,
+            content=event.body,
+            headers=headers,
+            timeout=self._timeout,
+            gate=gate,
         )
         if isinstance(answer, SendResult):
             return answer

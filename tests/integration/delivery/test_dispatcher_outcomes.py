@@ -135,7 +135,7 @@ class CrashingSender:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def send(self, event: Event) -> SendResult:
+    async def send(self, event: Event, gate: object = None) -> SendResult:
         self.calls += 1
         raise RuntimeError("bug")
 
