@@ -269,19 +269,22 @@ class Dispatcher:
             return
         started = time.monotonic()
         started_at = self._clock()
+        withheld = False
         try:
             try:
                 result = await lane.sender.send(due.event, gate=self._gate(deadline))
             except asyncio.CancelledError:
                 raise
-            except Withheld as withheld:
+            except Withheld as stopped:
                 # Frozen or held up (pacing, a connection) since the start: nothing was sent.
+                # Claimed again at the next tick, as when too little is left at the start.
+                withheld = True
                 self._give_back(
                     lane,
                     due,
                     entry_log,
                     "claim too short to send the request; claiming the delivery again",
-                    reason=str(withheld),
+                    reason=str(stopped),
                 )
                 return
             except Exception as exc:  # a sender bug is a failed attempt, not a dead daemon
@@ -302,7 +305,7 @@ class Dispatcher:
             self._report(lane.name, due, recorded, attempt, entry_log)
         finally:
             lane.in_flight.pop(due.id, None)
-            if not self._closing:
+            if not self._closing and not withheld:
                 self.kick()
 
     def _gate(self, deadline: float) -> Gate:
