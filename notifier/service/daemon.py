@@ -332,6 +332,8 @@ class Daemon:
     async def _take_queue(self) -> None:
         if self.gateway.pending:
             self.gateway.flush()
+        if self.intake.callback.held:  # callbacks the state could not take when they came
+            self.intake.callback.flush()
         result = take_queue(self.store, self.config.endpoint_names())
         if result.added or result.updated:
             log.info("watches taken from the queue", added=result.added, updated=result.updated)
