@@ -183,7 +183,9 @@ class Daemon:
             on_event=self.dispatcher.kick,
             clock=self.now,
         )
-        self.watch_file = WatchFile(config.watch.file)
+        # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
+        shared = config.state.url is not None
+        self.watch_file = WatchFile(config.watch.file, node=node if shared else None)
         self.fast_path = FastPath(self.poller, outcomes=self.metrics.on_callback)
         self.intake = IntakeListener(
             self.store,
