@@ -53,9 +53,7 @@ def is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-class Store(
-    Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease, FileWatches
-):
+class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease, FileWatches):
     """A connection to the state. Not thread-safe: one per thread or process.
 
     ``Store(location)`` opens the backend the location names: a file path is SQLite, a
