@@ -93,6 +93,7 @@ class VendorCallback:
         self._token: bytes | None = None
         #: Ids of callbacks the state could not take, oldest first: handled again by flush.
         self.held: dict[str, None] = {}
+        self._lost: str | None = None
         self.labels: dict[str, str] = {}
         self.endpoints: list[str] | None = None
         # Every method: a wrong token is a 404 whatever the method, as for a path that
@@ -134,14 +135,6 @@ class VendorCallback:
             result, new = self._act(job_id)
         except DB_ERRORS as exc:
             if not self._hold(job_id, exc):
-                self._observe("lost")
-                log.error(
-                    "vendor callback lost: the state cannot be written and too many are held",
-                    job_id=job_id,
-                    result="lost",
-                    held=len(self.held),
-                    error=str(exc),
-                )
                 raise  # the middleware's 503: the truth, though the vendor will not retry
             result, new = "held", None
         self._observe(result)
@@ -150,9 +143,22 @@ class VendorCallback:
 
     def _hold(self, job_id: str, exc: BaseException) -> bool:
         """Keep ``job_id`` to handle it again once the state can be written; False when the
-        memory is full (it is not kept)."""
-        if job_id not in self.held and len(self.held) >= HELD_MAX:
+        memory is full (it is not kept: logged with its id and counted as ``lost``). Once
+        per failure: admit and the handler may both be told of one."""
+        if job_id in self.held:
+            return True
+        if len(self.held) >= HELD_MAX:
+            if self._lost != job_id:
+                self._lost = job_id
+                self._observe("lost")
+                log.error(
+                    "vendor callback lost: the state cannot be written and too many are held",
+                    job_id=job_id,
+                    held=len(self.held),
+                    error=str(exc),
+                )
             return False
+        self._lost = None
         self.held[job_id] = None
         log.warning(
             "vendor callback kept in memory: the state cannot be written; handled when it can",
@@ -184,14 +190,7 @@ class VendorCallback:
         try:
             return self._admit(job_id)
         except DB_ERRORS as exc:
-            if not self._hold(job_id, exc):
-                self._observe("lost")
-                log.error(
-                    "vendor callback lost: the state cannot be written and too many are held",
-                    job_id=job_id,
-                    held=len(self.held),
-                    error=str(exc),
-                )
+            self._hold(job_id, exc)
             raise
 
     def _admit(self, job_id: str) -> bool:
