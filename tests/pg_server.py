@@ -68,6 +68,31 @@ class PgServer:
     def __init__(self, admin_url: str, *, owned: Path | None = None) -> None:
         self.admin_url = admin_url
         self._owned = owned
+        #: How to run pg_ctl on an owned cluster: (argv before the action, run as user).
+        self._ctl: tuple[list[str], str | None] | None = None
+
+    @property
+    def restartable(self) -> bool:
+        """Started by us (not ``CHANJING_NOTIFIER_TEST_PG``): it may be stopped and started."""
+        return self._ctl is not None
+
+    def _pg_ctl(self, *action: str) -> None:
+        assert self._ctl is not None, "not our server: set no CHANJING_NOTIFIER_TEST_PG"
+        argv, user = self._ctl
+        subprocess.run(
+            [*argv, *action], user=user, check=True, capture_output=True, cwd=self._owned
+        )
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The server is down (a fast shutdown: sessions are cut, as in a restart) while the
+        block runs, then started again on the same port; returns once it accepts
+        connections. Every connection open before is gone."""
+        self._pg_ctl("-m", "fast", "-w", "-t", "60", "stop")
+        try:
+            yield
+        finally:
+            self._pg_ctl("-w", "-t", "60", "start")
 
     @classmethod
     @contextmanager
@@ -118,8 +143,16 @@ class PgServer:
                 detail += log.read_text(errors="replace")
             shutil.rmtree(root, ignore_errors=True)
             raise PgUnavailable(f"could not start a test PostgreSQL: {detail}") from exc
+        server = cls(f"postgresql://postgres@127.0.0.1:{port}/postgres", owned=root)
+        server._ctl = (
+            [
+                *(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log")),
+                *("-o", options),
+            ],
+            user,
+        )
         try:
-            yield cls(f"postgresql://postgres@127.0.0.1:{port}/postgres", owned=root)
+            yield server
         finally:
             subprocess.run(
                 [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],

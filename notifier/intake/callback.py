@@ -9,6 +9,13 @@ from that poll's answer. The answer is 202 at once (the hooks never wait for the
 wrong token gets the 404 of any unknown path, after a comparison that takes as long
 whatever the token.
 
+The vendor calls back once and never retries, so a callback whose handling fails on the
+state (a PostgreSQL restart, a lock wait, the fail-fast after a failed write) is not
+answered 503 and lost: its id is kept in memory (at most ``HELD_MAX``) and handled again, as
+if it came again, by :meth:`VendorCallback.flush` on the daemon's queue tick once the state
+can be written (a new id is then verified as any other). Past the bound the callback is
+answered 503 as before, logged with its id and counted (``lost``).
+
 This layer does not poll: the daemon wires ``poll_now`` and ``verify`` (arrows point down).
 """
 
@@ -25,16 +32,21 @@ from notifier import log as logs
 from notifier.intake.adding import add_watches
 from notifier.intake.http_api import BadRequest, IntakeApi, UnsupportedMediaType
 from notifier.models import WatchState, job_id_problem
+from notifier.store import DB_ERRORS
 
 log = logs.get_logger(component="intake")
 
+#: Callbacks kept in memory while the state cannot take them, at most (about 1,000 reads
+#: when they are handled again: well under a second of the loop).
+HELD_MAX = 1000
 #: Any characters after the prefix: a token may hold "/".
 PATH = "/v1/chanjing/callback/{token:.+}"
 #: Asked to poll an active watch soon; returns what it did (a metrics label).
 PollNow = Callable[[str], str]
 #: Called with each callback's result (metrics).
 CallbackObserver = Callable[[str], None]
-#: Makes the watch of a verified id; False when it is watched and finished already.
+#: Makes the watch of a verified id; False when it is watched and finished already. When
+#: the state cannot be written it raises the store's error, after keeping the id (held).
 Admit = Callable[[str], bool]
 #: Asked to check an id not watched yet (with the hook that makes its watch once the vendor
 #: knows it); returns what it did (a metrics label).
@@ -79,6 +91,9 @@ class VendorCallback:
         self.observer = observer
         self.verify = verify
         self._token: bytes | None = None
+        #: Ids of callbacks the state could not take, oldest first: handled again by flush.
+        self.held: dict[str, None] = {}
+        self._lost: str | None = None
         self.labels: dict[str, str] = {}
         self.endpoints: list[str] | None = None
         # Every method: a wrong token is a 404 whatever the method, as for a path that
@@ -115,14 +130,70 @@ class VendorCallback:
             self._observe("bad_body")
             log.info("vendor callback", result="bad_body", problem=str(exc))
             raise
-        result, new = self._act(job_id)
+        new: bool | None
+        try:
+            result, new = self._act(job_id)
+        except DB_ERRORS as exc:
+            if not self._hold(job_id, exc):
+                raise  # the middleware's 503: the truth, though the vendor will not retry
+            result, new = "held", None
         self._observe(result)
         log.info("vendor callback", job_id=job_id, result=result, new=new)
         return web.json_response({"accepted": True}, status=202)
 
+    def _hold(self, job_id: str, exc: BaseException) -> bool:
+        """Keep ``job_id`` to handle it again once the state can be written; False when the
+        memory is full (it is not kept: logged with its id and counted as ``lost``). Once
+        per failure: admit and the handler may both be told of one."""
+        if job_id in self.held:
+            return True
+        if len(self.held) >= HELD_MAX:
+            if self._lost != job_id:
+                self._lost = job_id
+                self._observe("lost")
+                log.error(
+                    "vendor callback lost: the state cannot be written and too many are held",
+                    job_id=job_id,
+                    held=len(self.held),
+                    error=str(exc),
+                )
+            return False
+        self._lost = None
+        self.held[job_id] = None
+        log.warning(
+            "vendor callback kept in memory: the state cannot be written; handled when it can",
+            job_id=job_id,
+            held=len(self.held),
+            error=str(exc),
+        )
+        return True
+
+    def flush(self) -> int:
+        """Handle the held callbacks again, oldest first, as if they came now; stops at the
+        first that the state still cannot take. How many are still held. Called on the
+        daemon's queue tick (which runs only while the state can be written)."""
+        for job_id in list(self.held):
+            try:
+                result, new = self._act(job_id)
+            except DB_ERRORS:
+                return len(self.held)
+            self.held.pop(job_id, None)
+            self._observe(result)
+            log.info("vendor callback", job_id=job_id, result=result, new=new, held=True)
+        return 0
+
     def admit(self, job_id: str) -> bool:
         """Watch ``job_id`` (the vendor knows it) with the callback's labels and endpoints,
-        as they are now. False when it is watched and finished already."""
+        as they are now. False when it is watched and finished already. When the state
+        cannot take it, the id is held (handled again, and verified again, by
+        :meth:`flush`) and the store's error raised."""
+        try:
+            return self._admit(job_id)
+        except DB_ERRORS as exc:
+            self._hold(job_id, exc)
+            raise
+
+    def _admit(self, job_id: str) -> bool:
         store = self.api.store
         known = store.watch_summary(job_id)
         if known is not None:
@@ -142,6 +213,8 @@ class VendorCallback:
         if new and self.verify is not None:
             try:
                 return self.verify(job_id, self.admit), new
+            except DB_ERRORS:
+                raise  # held by the caller (or by admit already)
             except Exception:  # not lost: watched unverified, polled in its turn
                 log.exception("vendor callback: cannot start the check", job_id=job_id)
                 if self.admit(job_id):
@@ -153,6 +226,8 @@ class VendorCallback:
             return ("due" if store.make_due(job_id) else "finished"), new
         try:
             return self.poll_now(job_id), new
+        except DB_ERRORS:
+            raise  # held by the caller: handled again when the state can be written
         except Exception:  # the watch exists: polling reaches it in its turn anyway
             log.exception("vendor callback: cannot start the poll", job_id=job_id)
             return "error", new

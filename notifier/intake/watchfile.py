@@ -183,10 +183,15 @@ class WatchFile:
     """Follows the watch file: re-read when its content changes, or when forced (SIGHUP).
 
     A broken file keeps the previous set in force; the error is reported once per content.
+    With ``node`` (several nodes on one state) the file is that node's listing (see
+    :meth:`Store.sync_file_watches`): each poll keeps the listing alive, and lists the file
+    again at once if another node dropped it as stale.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, node: str | None = None) -> None:
         self.path = path
+        self.node = node
+        self._listed = False
         self._digest: str | None = None
         self._error_digest: str | None = None
 
@@ -207,6 +212,8 @@ class WatchFile:
 
         The result has ``added``/``updated``/``removed`` counts or an ``error`` message.
         """
+        if self.node is not None and self._listed and not store.keep_file_listing(self.node):
+            force = True  # dropped while this node was not seen (a long pause): list again
         if self.path is None:
             return None
         digest = self._digest_now()
@@ -219,7 +226,8 @@ class WatchFile:
             return {"error": str(exc), "kept_previous": self._digest is not None}
         # Remember the content only once the store has it: a sync that fails (a state file
         # that cannot be written) is tried again at the next poll, not taken as done.
-        added, updated, removed = store.sync_file_watches(specs)
+        added, updated, removed = store.sync_file_watches(specs, self.node)
+        self._listed = self.node is not None
         self._digest = digest
         self._error_digest = None
         return {"added": added, "updated": updated, "removed": removed, "total": len(specs)}

@@ -28,6 +28,7 @@ from notifier.log import LineBudget, get_logger
 from notifier.models import JobDetail
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterClosed, Share
+from notifier.store import DB_ERRORS
 
 log = get_logger(component="poller")
 
@@ -40,7 +41,8 @@ PENDING_MAX = 256
 QUIET_LOG_EVERY = 10.0
 
 #: Makes the watch of a verified id (the callback's labels and endpoints); False when the
-#: id is watched and finished already.
+#: id is watched and finished already. It raises the store's error when the state cannot
+#: be written, having kept the id to handle it again later (the intake's business).
 Admit = Callable[[str], bool]
 #: Told what became of each verification (metrics): verified, unknown_job, unverified,
 #: dropped, error.
@@ -172,6 +174,8 @@ class FastPath:
             job_id, admit = self._pending.popitem(last=True)
             try:
                 self._start(job_id, admit)
+            except DB_ERRORS:
+                self._outcome("held")  # admit kept it: handled again when the state can be
             except Exception:  # the state file's trouble: the daemon reports it
                 self._outcome("error")
                 log.exception("vendor callback: cannot verify the job", job_id=job_id)
@@ -214,6 +218,10 @@ class FastPath:
                 return
             poller.observe(watch, detail)
             self._outcome("verified")
+        except DB_ERRORS:
+            # admit kept the id when its watch could not be written (handled again when the
+            # state can be); a watch written but not its first poll is due and polled anyway.
+            self._outcome("held")
         except Exception:
             self._outcome("error")
             log.exception("vendor callback: cannot record the verified job", job_id=job_id)

@@ -183,7 +183,9 @@ class Daemon:
             on_event=self.dispatcher.kick,
             clock=self.now,
         )
-        self.watch_file = WatchFile(config.watch.file)
+        # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
+        shared = config.state.url is not None
+        self.watch_file = WatchFile(config.watch.file, node=node if shared else None)
         self.fast_path = FastPath(self.poller, outcomes=self.metrics.on_callback)
         self.intake = IntakeListener(
             self.store,
@@ -332,6 +334,8 @@ class Daemon:
     async def _take_queue(self) -> None:
         if self.gateway.pending:
             self.gateway.flush()
+        if self.intake.callback.held:  # callbacks the state could not take when they came
+            self.intake.callback.flush()
         result = take_queue(self.store, self.config.endpoint_names())
         if result.added or result.updated:
             log.info("watches taken from the queue", added=result.added, updated=result.updated)

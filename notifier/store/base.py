@@ -22,6 +22,7 @@ from notifier.models import Event, JobDetail, JobMemory, WatchSpec, WatchState
 from notifier.store.claims import DeliveryClaims
 from notifier.store.discovery import CREATES_MARKS, DiscoveryMarks
 from notifier.store.errors import StoreError, StoreUnavailable
+from notifier.store.file_watches import FileWatches
 from notifier.store.gateway import GatewayState
 from notifier.store.lease import VendorLease
 from notifier.store.listings import Listings
@@ -52,7 +53,7 @@ def is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease):
+class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease, FileWatches):
     """A connection to the state. Not thread-safe: one per thread or process.
 
     ``Store(location)`` opens the backend the location names: a file path is SQLite, a
@@ -286,16 +287,6 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease)
                 elif cursor.rowcount:
                     updated += 1
         return added, updated
-
-    def sync_file_watches(self, specs: Sequence[WatchSpec]) -> tuple[int, int, int]:
-        """Make the active file-sourced watches equal to ``specs``: (added, updated, removed)."""
-        wanted = {spec.job_id for spec in specs}
-        with self.transaction():
-            added, updated = self.add_watches(specs, "file")
-            stale = [row[0] for row in self._run("file_watch_ids") if row[0] not in wanted]
-            for job_id in stale:
-                self._run("delete_watch", (job_id,))
-        return added, updated, len(stale)
 
     def remove_watches(self, job_ids: Iterable[str]) -> int:
         removed = 0

@@ -45,6 +45,8 @@ STATE_TABLES = tuple(table for table in TABLES if table not in UPSERTED)
 NOT_COPIED = {
     "leases": "a lease names a daemon of the source, which is stopped: nobody holds it",
     "write_probe": "the daemon's own write test",
+    "file_listings": "which ids each node's watch file lists: each node lists its file anew",
+    "file_listers": "when each node last kept its watch-file listing (see file_listings)",
     "schema_version": "the target's own schema record (PostgreSQL)",
     "sqlite_sequence": "SQLite's bookkeeping",
 }

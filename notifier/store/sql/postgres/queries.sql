@@ -13,6 +13,42 @@ SELECT 1 FROM watches WHERE job_id = %s;
 -- name: file_watch_ids
 SELECT job_id FROM watches WHERE source = 'file' AND state = 'active';
 
+-- name: file_watch_ids_unlisted
+-- An active file watch that no node's watch file lists any more.
+SELECT job_id FROM watches w WHERE source = 'file' AND state = 'active'
+AND NOT EXISTS (SELECT 1 FROM file_listings l WHERE l.job_id = w.job_id);
+
+-- name: file_listing_ids
+SELECT job_id FROM file_listings WHERE node = %(node)s;
+
+-- name: file_listing_add
+INSERT INTO file_listings (node, job_id) VALUES (%(node)s, %(job_id)s)
+ON CONFLICT (node, job_id) DO NOTHING;
+
+-- name: file_listing_remove
+DELETE FROM file_listings WHERE node = %(node)s AND job_id = %(job_id)s;
+
+-- name: file_lister_seen
+INSERT INTO file_listers (node, seen_at) VALUES (%(node)s, %(now)s)
+ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at;
+
+-- name: file_lister_touch
+UPDATE file_listers SET seen_at = %(now)s WHERE node = %(node)s;
+
+-- name: file_listings_drop_stale
+-- Listings of nodes not seen since the cutoff (gone, or renamed by a restart).
+DELETE FROM file_listings WHERE node IN (SELECT node FROM file_listers WHERE seen_at < %(cutoff)s);
+
+-- name: file_listers_drop_stale
+DELETE FROM file_listers WHERE seen_at < %(cutoff)s;
+
+-- name: file_listings_clear
+-- One daemon on the state (SQLite): its file is the only listing.
+DELETE FROM file_listings;
+
+-- name: file_listers_clear
+DELETE FROM file_listers;
+
 -- name: delete_watch
 DELETE FROM watches WHERE job_id = %s;
 
