@@ -291,7 +291,8 @@ class Metrics:
             "verifying (its check started), pending (over the fast share: waiting), then "
             "what its check came to: verified (watched), unknown_job (vendor's 40000: no "
             "watch), unverified (vendor trouble or standby: watched unchecked), dropped "
-            "(too many waiting).",
+            "(too many waiting); held (the state could not be written: kept in memory and "
+            "handled again), lost (too many held: answered 503).",
             ["result"],
             registry=r,
         )
