@@ -1,16 +1,28 @@
-"""The daemon's two defences against the wall clock: APScheduler's interval trigger made to
-skip what a step missed, and a watch that notices steps."""
+"""The daemon's defences against the wall clock: APScheduler's interval trigger made to
+skip what a step missed, a watch that notices steps, and (several nodes on PostgreSQL) the
+database's clock, which the shared schedule keeps so that one node's step moves only its
+own view, with the skew that pauses a node whose clock disagrees with it."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from apscheduler.triggers.interval import IntervalTrigger
+
+from notifier.polling.lease import steady_clock
 
 #: A change of the wall clock against the monotonic clock by more than this between two
 #: looks (a second apart) is a step (someone set the clock, a VM resumed), not NTP slewing.
 CLOCK_STEP = 2.0
+#: A node whose wall clock is off the database's by more than this sends no webhook and
+#: calls no vendor: Standard Webhooks receivers allow 5 minutes, and a clock that far off is
+#: broken (NTP keeps hosts within milliseconds).
+SKEW_LIMIT = 5.0
+#: How often the database's clock is sampled (off the event loop).
+SAMPLE_EVERY = 2.0
 
 
 class SteadyInterval(IntervalTrigger):  # type: ignore[misc]  # untyped library
@@ -41,3 +53,89 @@ class ClockWatch:
         step = offset - self._offset
         self._offset = offset
         return step if abs(step) > CLOCK_STEP else None
+
+
+class Sample(NamedTuple):
+    """One look at the database's clock: its time at ``steady`` (this host's steady clock),
+    and this host's wall clock minus it then."""
+
+    database: float
+    steady: float
+    skew: float
+    round_trip: float
+
+
+class DatabaseClock:
+    """The database's time, estimated between samples on this host's steady clock.
+
+    A sample is the server's ``clock_timestamp()`` taken to be at the middle of its round
+    trip (off by at most half of it). :meth:`now` never goes back: a sample that puts the
+    time a little earlier than already returned holds it until it catches up, a step of the
+    database's own clock (more than CLOCK_STEP) is followed.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], float],
+        *,
+        steady: Callable[[], float] = steady_clock,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._read = read
+        self._steady = steady
+        self._wall = wall
+        self._base: Sample | None = None
+        self._last = float("-inf")
+
+    def take(self) -> Sample:
+        """Ask the database (blocking: on a worker thread, with a connection of its own)."""
+        sent = self._steady()
+        database = self._read()
+        back = self._steady()
+        wall = self._wall()
+        at_back = database + (back - sent) / 2
+        return Sample(at_back, back, wall - at_back, back - sent)
+
+    def apply(self, sample: Sample) -> None:
+        """Use a sample from now on (on the thread that calls :meth:`now`)."""
+        if self._base is not None and self.estimate(sample.steady) - sample.database > CLOCK_STEP:
+            self._last = float("-inf")  # the database's clock stepped back: follow it
+        self._base = sample
+
+    def estimate(self, steady: float) -> float:
+        assert self._base is not None, "no sample yet"
+        return self._base.database + (steady - self._base.steady)
+
+    def now(self) -> float:
+        now = max(self.estimate(self._steady()), self._last)
+        self._last = now
+        return now
+
+    @property
+    def skew(self) -> float:
+        """This host's wall clock minus the database's, at the last sample."""
+        return 0.0 if self._base is None else self._base.skew
+
+
+class ClockDisagrees(Exception):
+    """This node's clock is off the database's by more than SKEW_LIMIT."""
+
+
+class GatedLeaseStore:
+    """The lease keeper's store, renewing nothing while this node's clock disagrees with the
+    database's: the renewal fails (as when the database is unreachable), so the lease runs
+    out and a node with a good clock takes over the vendor calls. Everything else passes."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        #: Why renewals are refused now; None: they pass.
+        self.refusal: str | None = None
+
+    def acquire_lease(self, *args: Any, **kwargs: Any) -> Any:
+        refusal = self.refusal
+        if refusal is not None:
+            raise ClockDisagrees(refusal)
+        return self._store.acquire_lease(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)

@@ -245,6 +245,11 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
     def now(self) -> float:
         return float(self._clock())
 
+    def database_time(self) -> float:
+        """The database server's clock (unix seconds): the time a shared schedule keeps, so
+        that one node's clock step moves nobody's view but its own."""
+        return float(self._one("database_time"))
+
     def writable(self) -> bool:
         """A write probe for health checks and for resuming after a failure.
 
@@ -532,7 +537,10 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
 
     def shift_schedule(self, delta: float) -> None:
         """Move every pending poll, delivery and expiry by ``delta`` seconds: the system
-        clock stepped, and what was due in a minute is still due in a minute."""
+        clock stepped, and what was due in a minute is still due in a minute. Every time the
+        schedule compares with now moves (an unmoved ``answered_at`` would expire a watch
+        without its last look). SQLite only: a shared PostgreSQL schedule keeps the
+        database's time and is never shifted."""
         with self.transaction():
             self._run("shift_watch_schedule", {"delta": delta})
             self._run("shift_delivery_schedule", {"delta": delta})
