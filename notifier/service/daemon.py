@@ -40,11 +40,11 @@ from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.clock import (
-    SAMPLE_EVERY,
-    SKEW_LIMIT,
+    CLOCK_CHECK_EVERY,
     ClockWatch,
-    DatabaseClock,
     GatedLeaseStore,
+    NodeClock,
+    SkewGuard,
     SteadyInterval,
 )
 from notifier.service.gateway_listener import GatewayListener
@@ -63,7 +63,6 @@ from notifier.store import (
     prepare_state_dir,
 )
 from notifier.store.base import PRUNE_BATCH
-from notifier.store.errors import StoreError
 
 log = logs.get_logger(component="daemon")
 
@@ -84,7 +83,6 @@ OLD_CLIENT_CLOSE_DELAY = 30.0
 #: How long a write on the event loop waits for another writer's lock before it is retried
 #: later: a tick must not stall behind a big `watch add` or another program's transaction.
 STORE_BUSY_TIMEOUT = 0.05
-CLOCK_CHECK_EVERY = 1.0
 #: Retention prunes at most this many batches (of PRUNE_BATCH rows a kind) per housekeeping tick.
 PRUNE_BATCHES_PER_TICK = 10
 #: How long a lease renewal waits for another writer's lock (on the keeper's own thread and
@@ -150,32 +148,24 @@ class Daemon:
         self.metrics = Metrics(node)
         self.metrics_server: AppServer | None = None
         self.last_tick = time.monotonic()
-        self.clock_watch = ClockWatch()
-        #: PostgreSQL: the shared schedule keeps the database's time, read on a connection
-        #: of its own from a worker thread; None on SQLite (its clock is this host's).
-        self.db_clock: DatabaseClock | None = None
-        self.clock_store: Any = None
-        #: Why this node neither sends nor calls (its clock is off the database's), and since
-        #: when (monotonic); None while the clocks agree.
-        self.clock_off: str | None = None
-        self._clock_off_since = 0.0
+        #: PostgreSQL: the shared schedule keeps the database's time; None on SQLite.
+        self.skew: SkewGuard | None = None
         self._clock_task: asyncio.Task[None] | None = None
         if config.state.url is not None:
-            self.clock_store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
-            self.db_clock = DatabaseClock(self.clock_store.database_time)
-            try:
-                self.db_clock.apply(self.db_clock.take())
-            except Exception as exc:
-                self.clock_store.close()
-                raise StoreError(
-                    f"{self.clock_store.where}: cannot read the database's clock: {exc}"
-                ) from None
+            store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
+            self.skew = SkewGuard(store, self._clock_pause)
+        self.clock = NodeClock(
+            self.skew,
+            self._rearm,
+            lambda delta: self.store.shift_schedule(delta),
+            lambda: self.store_outage.check(),
+        )
+        self.clock_watch = self.clock.watch
         # The store stamps rows through the step check too: a row written with a stepped
         # clock before the next look would otherwise be moved by the step a second time.
         self.store = open_store(config.state, busy_timeout=STORE_BUSY_TIMEOUT, clock=self.now)
         self.store_outage = StoreOutage(self.store)
-        # The keeper renews from a worker thread, on a connection (and wall clock) of its own;
-        # while this node's clock disagrees with the database's its renewals are refused.
+        # The keeper renews from a worker thread, on a connection (and wall clock) of its own.
         self.lease_store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
         self.lease_gate = GatedLeaseStore(self.lease_store)
         # sole: run_daemon holds a SQLite file's instance lock, so no other daemon can run on
@@ -321,8 +311,7 @@ class Daemon:
                 entry = senders.get(key) or previous.get(key)
                 if entry is None:
                     client = self._http_client(concurrency)
-                    # Signed on the clock the schedule keeps (the database's on PostgreSQL):
-                    # receivers reject a webhook-timestamp minutes off theirs.
+                    # Signed on the schedule's clock (PostgreSQL: the database's).
                     sender = WebhookSender(client, ep.url, secrets, timeout, clock=self.now)
                     entry = (sender, client)
             else:
@@ -393,7 +382,7 @@ class Daemon:
 
     async def _housekeeping(self) -> None:
         # A forward step not yet noticed would make every watch look older than it is.
-        self._check_clock()
+        self.clock.check()
         await self.poller.expire()
         await self._prune()
 
@@ -416,102 +405,28 @@ class Daemon:
     def _watch_clock(self) -> None:
         """Every second on the loop's own (monotonic) timer: APScheduler's jobs are on the
         wall clock, so this one must not be."""
-        self._check_clock()
+        self.clock.check()
         if not self._stop.is_set():
             asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self._watch_clock)
 
     def now(self) -> float:
-        """The time for the poller's, dispatcher's and senders' decisions and for every row
-        written. PostgreSQL: the database's time (a local step moves nothing shared).
-        SQLite: the wall clock, after a look for a clock step: a step noticed only at the
-        next second's look could meanwhile make a watch look older (or younger) than it is."""
-        self._check_clock()
-        if self.db_clock is not None:
-            return self.db_clock.now()
-        return time.time()
+        """The time of every decision and row (see :class:`NodeClock`)."""
+        return self.clock.now()
 
-    def _check_clock(self) -> None:
-        step = self.clock_watch.step()
-        if step is None:
-            return
-        if self.db_clock is not None:
-            log.warning(
-                "system clock stepped; the shared schedule keeps the database's time",
-                step_seconds=round(step, 3),
-            )
-        else:
-            log.warning(
-                "system clock stepped; pending polls, deliveries and expiries move with it",
-                step_seconds=round(step, 3),
-            )
+    def _rearm(self) -> None:
         # APScheduler would otherwise wait out a backward step before any tick runs again.
         now = datetime.now().astimezone()
         for job in self.scheduler.get_jobs():
             job.modify(next_run_time=now)
-        if self.db_clock is None:
-            self.clock_watch.pending += step
-            self._shift_schedule()
 
-    async def _keep_database_clock(self) -> None:
-        """PostgreSQL: sample the database's clock every SAMPLE_EVERY, off the loop; a sample
-        that fails (server away: the store outage reports it) keeps the last estimate."""
-        assert self.db_clock is not None
-        clock = self.db_clock
-        while not self._stop.is_set():
-            try:
-                sample = await asyncio.to_thread(clock.take)
-            except Exception as exc:
-                log.debug("cannot sample the database's clock", error=str(exc))
-            else:
-                clock.apply(sample)
-                self._judge_skew(sample.skew)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), SAMPLE_EVERY)
-
-    def _judge_skew(self, skew: float) -> None:
-        """Above SKEW_LIMIT this node stops sending and calling (its vendor lease lapses to
-        a node whose clock agrees); it says so once, and once again when it resumes."""
-        off = abs(skew) > SKEW_LIMIT
-        if off:
-            self.clock_off = (
-                f"this node's clock is {skew:+.1f}s off the database's (limit {SKEW_LIMIT:g}s)"
-            )
-        if off and self.lease.paused is None:
-            self._clock_off_since = time.monotonic()
-            log.error(
-                "this node's clock disagrees with the database's; it sends no webhooks and "
-                "calls no vendor until they agree",
-                skew_seconds=round(skew, 3),
-                limit=SKEW_LIMIT,
-                hint="fix the time on this host (NTP); the node resumes by itself",
-            )
-        elif not off and self.lease.paused is not None:
-            log.warning(
-                "this node's clock agrees with the database's again; sending and calling resumed",
-                skew_seconds=round(skew, 3),
-                paused_seconds=round(time.monotonic() - self._clock_off_since, 1),
-            )
-            self.clock_off = None
-        reason = self.clock_off if off else None
-        self.lease.paused = reason
-        self.lease_gate.refusal = reason
-        was_paused = self.dispatcher.paused is not None
+    def _clock_pause(self, reason: str | None) -> None:
+        """Hold back (or let go again) what this node sends and calls; its renewals fail,
+        so its vendor lease lapses to a node whose clock agrees."""
+        self.lease.paused = self.lease_gate.refusal = reason
+        resumed = self.dispatcher.paused is not None and reason is None
         self.dispatcher.paused = reason
-        if was_paused and reason is None:
+        if resumed:
             self.dispatcher.kick()
-
-    def _shift_schedule(self) -> None:
-        """SQLite: stored times are wall-clock: move what is scheduled by the step, so a minute's
-        wait stays a minute (tried again on the next look if the state cannot be written)."""
-        if not self.clock_watch.pending:
-            return
-        try:
-            self.store.shift_schedule(self.clock_watch.pending)
-        except StoreUnavailable:
-            self.store_outage.check()
-            asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self._shift_schedule)
-            return
-        self.clock_watch.pending = 0.0
 
     async def _poll_tick(self) -> None:
         await self.poller.tick()
@@ -528,8 +443,8 @@ class Daemon:
         cause = self.store_outage.cause
         if cause is not None:
             return f"PAUSED: cannot write {self.store.where}: {cause}; {text}"
-        if self.clock_off is not None:
-            return f"PAUSED: {self.clock_off}; {text}"
+        if self.skew is not None and self.skew.off is not None:
+            return f"PAUSED: {self.skew.off}; {text}"
         return text
 
     async def _status(self) -> None:
@@ -545,8 +460,8 @@ class Daemon:
         cause = self.store_outage.cause
         if cause is not None:
             return False, f"state database {self.store.where} cannot be written: {cause}"
-        if self.clock_off is not None:
-            return False, f"{self.clock_off}: not sending or calling the vendor; fix its time"
+        if self.skew is not None and self.skew.off is not None:
+            return False, f"{self.skew.off}: not sending or calling the vendor; fix its time"
         stale = time.monotonic() - self.last_tick
         if stale > HEALTH_STALE_AFTER:
             return False, f"scheduler stalled: no tick for {stale:.1f}s"
@@ -581,7 +496,7 @@ class Daemon:
             },
             "vendor_failing": int(self.ops.state.vendor.failing),
             "gateway_pending": len(self.gateway.pending),
-            "clock_skew": None if self.db_clock is None else self.db_clock.skew,
+            "clock_skew": None if self.skew is None else self.skew.clock.skew,
             "lease": {
                 "node": self.lease.node,
                 "held": int(self.lease.may_call()),
@@ -782,9 +697,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self.metrics.watch_state(self._snapshot, self._live_numbers)
         await self._apply_metrics(self.config)
-        if self.db_clock is not None:
+        if self.skew is not None:
             # A node starting with its clock off takes no lease and claims no delivery.
-            self._judge_skew(self.db_clock.skew)
+            self.skew.judge(self.skew.clock.skew)
         # Before the first tick: a lone daemon polls from its first tick on.
         await self.lease.start()
         self._release_orphan_claims()
@@ -792,10 +707,8 @@ class Daemon:
         self.scheduler.start()
         self._listen()
         self._watch_clock()
-        if self.db_clock is not None:
-            self._clock_task = asyncio.create_task(
-                self._keep_database_clock(), name="database clock"
-            )
+        if self.skew is not None:
+            self._clock_task = asyncio.create_task(self.skew.keep(self._stop), name="db clock")
         try:
             counts: tuple[int | None, int | None] = self.store.live_counts()
         except DB_ERRORS:  # gone since the start-up writes: the jobs pause and report it
@@ -860,8 +773,8 @@ class Daemon:
                 await asyncio.wait_for(self._clock_task, STOP_GRACE)
         self.store.close()
         self.lease_store.close()
-        if self.clock_store is not None:
-            self.clock_store.close()
+        if self.skew is not None:
+            self.skew.store.close()
         self.sd.close()
         log.info("stopped", took=round(time.monotonic() - started, 2))
         return 0

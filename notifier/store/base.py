@@ -246,8 +246,7 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
         return float(self._clock())
 
     def database_time(self) -> float:
-        """The database server's clock (unix seconds): the time a shared schedule keeps, so
-        that one node's clock step moves nobody's view but its own."""
+        """The server's clock (unix seconds): the time a shared schedule keeps."""
         return float(self._one("database_time"))
 
     def writable(self) -> bool:
@@ -537,10 +536,7 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState):
 
     def shift_schedule(self, delta: float) -> None:
         """Move every pending poll, delivery and expiry by ``delta`` seconds: the system
-        clock stepped, and what was due in a minute is still due in a minute. Every time the
-        schedule compares with now moves (an unmoved ``answered_at`` would expire a watch
-        without its last look). SQLite only: a shared PostgreSQL schedule keeps the
-        database's time and is never shifted."""
+        clock stepped, and what was due in a minute is still due in a minute (SQLite only)."""
         with self.transaction():
             self._run("shift_watch_schedule", {"delta": delta})
             self._run("shift_delivery_schedule", {"delta": delta})

@@ -93,7 +93,7 @@ def test_a_step_back_on_sqlite_moves_every_time_the_schedule_reads(
     offset = [-STEP_BACK]
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + offset[0])
-    daemon._check_clock()  # the daemon's look: the step is noticed, the schedule moved
+    daemon.clock.check()  # the daemon's look: the step is noticed, the schedule moved
 
     # A minute passes on the stepped clock (a reader of its own: the daemon's look would
     # take the minute for another step): the watch is past give_up_after: 60 s.
