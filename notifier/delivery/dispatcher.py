@@ -124,6 +124,8 @@ class Dispatcher:
         self.unrecorded = 0
         #: Writes of held results tried again (and failed) so far.
         self.write_retries = 0
+        #: Why no attempt may start now (this node's clock is off the database's), or None.
+        self.paused: str | None = None
         self.retry_schedule: list[float] = []
         self.observer = observer
         #: Told each recorded result (operational events): endpoint, event, outcome
@@ -217,6 +219,8 @@ class Dispatcher:
         self._fill()
 
     def _fill(self) -> None:
+        if self.paused is not None:
+            return  # nothing is claimed: the other nodes send it
         now = self._clock()
         for lane in self._lanes.values():
             free = lane.concurrency - len(lane.in_flight)

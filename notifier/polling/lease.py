@@ -168,6 +168,9 @@ class LeaseKeeper:
         self.changes = {"acquired": 0, "lost": 0, "released": 0}
         #: Vendor calls held back at the gate (counted here: it outlives vendor clients).
         self.withheld = 0
+        #: Why this node must not call the vendor whatever the lease says (its clock is off
+        #: the database's), None: nothing holds it back.
+        self.paused: str | None = None
 
     @property
     def renew_every(self) -> float:
@@ -178,7 +181,11 @@ class LeaseKeeper:
         return max(0.0, self.deadline - self._clock())
 
     def may_call(self) -> bool:
-        return self._closed_at is None and self.deadline - self._clock() >= MARGIN
+        return (
+            self._closed_at is None
+            and self.paused is None
+            and self.deadline - self._clock() >= MARGIN
+        )
 
     def check(self) -> None:
         """The gate: raises LeaseLost unless a call sent now is safe."""
@@ -400,6 +407,8 @@ class LeaseKeeper:
         """For /healthz and sd_notify's STATUS."""
         if self._closed_at is not None:
             return f"stopping ({self.node}): vendor lease handed over"
+        if self.paused is not None:
+            return f"paused ({self.node}): not calling the vendor: {self.paused}"
         if self.may_call():
             return f"vendor lease held by this node ({self.node})"
         if self.problem is not None:

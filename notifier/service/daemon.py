@@ -7,6 +7,7 @@ and acts, so a restart (or a crash) resumes exactly where the last one stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import signal
@@ -38,7 +39,14 @@ from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
-from notifier.service.clock import ClockWatch, SteadyInterval
+from notifier.service.clock import (
+    CLOCK_CHECK_EVERY,
+    ClockWatch,
+    GatedLeaseStore,
+    NodeClock,
+    SkewGuard,
+    SteadyInterval,
+)
 from notifier.service.gateway_listener import GatewayListener
 from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
@@ -75,7 +83,6 @@ OLD_CLIENT_CLOSE_DELAY = 30.0
 #: How long a write on the event loop waits for another writer's lock before it is retried
 #: later: a tick must not stall behind a big `watch add` or another program's transaction.
 STORE_BUSY_TIMEOUT = 0.05
-CLOCK_CHECK_EVERY = 1.0
 #: Retention prunes at most this many batches (of PRUNE_BATCH rows a kind) per housekeeping tick.
 PRUNE_BATCHES_PER_TICK = 10
 #: How long a lease renewal waits for another writer's lock (on the keeper's own thread and
@@ -141,18 +148,31 @@ class Daemon:
         self.metrics = Metrics(node)
         self.metrics_server: AppServer | None = None
         self.last_tick = time.monotonic()
-        self.clock_watch = ClockWatch()
+        #: PostgreSQL: the shared schedule keeps the database's time; None on SQLite.
+        self.skew: SkewGuard | None = None
+        self._clock_task: asyncio.Task[None] | None = None
+        if config.state.url is not None:
+            store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
+            self.skew = SkewGuard(store, self._clock_pause)
+        self.clock = NodeClock(
+            self.skew,
+            self._rearm,
+            lambda delta: self.store.shift_schedule(delta),
+            lambda: self.store_outage.check(),
+        )
+        self.clock_watch = self.clock.watch
         # The store stamps rows through the step check too: a row written with a stepped
         # clock before the next look would otherwise be moved by the step a second time.
         self.store = open_store(config.state, busy_timeout=STORE_BUSY_TIMEOUT, clock=self.now)
         self.store_outage = StoreOutage(self.store)
         # The keeper renews from a worker thread, on a connection (and wall clock) of its own.
         self.lease_store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
+        self.lease_gate = GatedLeaseStore(self.lease_store)
         # sole: run_daemon holds a SQLite file's instance lock, so no other daemon can run on
         # that state and a restart may take its dead predecessor's lease at once. A shared
         # PostgreSQL state has no such proof: there a restarted node waits the lease out.
         self.lease = LeaseKeeper(
-            self.lease_store, node, config.state.lease, sole=config.state.url is None
+            self.lease_gate, node, config.state.lease, sole=config.state.url is None
         )
         self.scheduler = AsyncIOScheduler()
         self.limiter = RateLimiter(config.chanjing.qps)
@@ -230,6 +250,7 @@ class Daemon:
             store=self.store,
             lease=self.lease,
             verify=self._tls(),
+            clock=self.now,
         )
         metrics = self.metrics
 
@@ -292,7 +313,9 @@ class Daemon:
                 entry = senders.get(key) or previous.get(key)
                 if entry is None:
                     client = self._http_client(concurrency)
-                    entry = (WebhookSender(client, ep.url, secrets, timeout), client)
+                    # Signed on the schedule's clock (PostgreSQL: the database's).
+                    sender = WebhookSender(client, ep.url, secrets, timeout, clock=self.now)
+                    entry = (sender, client)
             else:
                 assert isinstance(ep, SlackEndpoint)
                 url = ep.url.get_secret_value()
@@ -363,7 +386,7 @@ class Daemon:
 
     async def _housekeeping(self) -> None:
         # A forward step not yet noticed would make every watch look older than it is.
-        self._check_clock()
+        self.clock.check()
         await self.poller.expire()
         await self._prune()
 
@@ -374,7 +397,7 @@ class Daemon:
             return
         pruned: dict[str, int] = {}
         for _ in range(PRUNE_BATCHES_PER_TICK):
-            done = self.store.prune(time.time() - retention)
+            done = self.store.prune(self.now() - retention)
             for kind, count in done.items():
                 pruned[kind] = pruned.get(kind, 0) + count
             if max(done.values()) < PRUNE_BATCH:
@@ -386,44 +409,28 @@ class Daemon:
     def _watch_clock(self) -> None:
         """Every second on the loop's own (monotonic) timer: APScheduler's jobs are on the
         wall clock, so this one must not be."""
-        self._check_clock()
+        self.clock.check()
         if not self._stop.is_set():
             asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self._watch_clock)
 
     def now(self) -> float:
-        """Wall-clock time for the poller's and dispatcher's decisions, after a look for a
-        clock step: a step noticed only at the next second's look could meanwhile make a
-        watch look older (or younger) than it is."""
-        self._check_clock()
-        return time.time()
+        """The time of every decision and row (see :class:`NodeClock`)."""
+        return self.clock.now()
 
-    def _check_clock(self) -> None:
-        step = self.clock_watch.step()
-        if step is None:
-            return
-        log.warning(
-            "system clock stepped; pending polls, deliveries and expiries move with it",
-            step_seconds=round(step, 3),
-        )
+    def _rearm(self) -> None:
         # APScheduler would otherwise wait out a backward step before any tick runs again.
         now = datetime.now().astimezone()
         for job in self.scheduler.get_jobs():
             job.modify(next_run_time=now)
-        self.clock_watch.pending += step
-        self._shift_schedule()
 
-    def _shift_schedule(self) -> None:
-        """Stored times are wall-clock: move what is scheduled by the step, so a minute's
-        wait stays a minute (tried again on the next look if the state cannot be written)."""
-        if not self.clock_watch.pending:
-            return
-        try:
-            self.store.shift_schedule(self.clock_watch.pending)
-        except StoreUnavailable:
-            self.store_outage.check()
-            asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self._shift_schedule)
-            return
-        self.clock_watch.pending = 0.0
+    def _clock_pause(self, reason: str | None) -> None:
+        """Hold back (or let go again) what this node sends and calls; its renewals fail,
+        so its vendor lease lapses to a node whose clock agrees."""
+        self.lease.paused = self.lease_gate.refusal = reason
+        resumed = self.dispatcher.paused is not None and reason is None
+        self.dispatcher.paused = reason
+        if resumed:
+            self.dispatcher.kick()
 
     async def _poll_tick(self) -> None:
         await self.poller.tick()
@@ -440,6 +447,8 @@ class Daemon:
         cause = self.store_outage.cause
         if cause is not None:
             return f"PAUSED: cannot write {self.store.where}: {cause}; {text}"
+        if self.skew is not None and self.skew.off is not None:
+            return f"PAUSED: {self.skew.off}; {text}"
         return text
 
     async def _status(self) -> None:
@@ -455,6 +464,8 @@ class Daemon:
         cause = self.store_outage.cause
         if cause is not None:
             return False, f"state database {self.store.where} cannot be written: {cause}"
+        if self.skew is not None and self.skew.off is not None:
+            return False, f"{self.skew.off}: not sending or calling the vendor; fix its time"
         stale = time.monotonic() - self.last_tick
         if stale > HEALTH_STALE_AFTER:
             return False, f"scheduler stalled: no tick for {stale:.1f}s"
@@ -489,6 +500,7 @@ class Daemon:
             },
             "vendor_failing": int(self.ops.state.vendor.failing),
             "gateway_pending": len(self.gateway.pending),
+            "clock_skew": None if self.skew is None else self.skew.clock.skew,
             "lease": {
                 "node": self.lease.node,
                 "held": int(self.lease.may_call()),
@@ -689,6 +701,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self.metrics.watch_state(self._snapshot, self._live_numbers)
         await self._apply_metrics(self.config)
+        if self.skew is not None:
+            # A node starting with its clock off takes no lease and claims no delivery.
+            self.skew.judge(self.skew.clock.skew)
         # Before the first tick: a lone daemon polls from its first tick on.
         await self.lease.start()
         self._release_orphan_claims()
@@ -696,6 +711,8 @@ class Daemon:
         self.scheduler.start()
         self._listen()
         self._watch_clock()
+        if self.skew is not None:
+            self._clock_task = asyncio.create_task(self.skew.keep(self._stop), name="db clock")
         try:
             counts: tuple[int | None, int | None] = self.store.live_counts()
         except DB_ERRORS:  # gone since the start-up writes: the jobs pause and report it
@@ -755,8 +772,13 @@ class Daemon:
         await self.vendor.aclose()
         for _sender, client in self._senders.values():
             await client.aclose()
+        if self._clock_task is not None:  # it waits on the stop, or for one sample
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._clock_task, STOP_GRACE)
         self.store.close()
         self.lease_store.close()
+        if self.skew is not None:
+            self.skew.store.close()
         self.sd.close()
         log.info("stopped", took=round(time.monotonic() - started, 2))
         return 0

@@ -98,6 +98,14 @@ class _StateCollector(Collector):
             "memory and written as soon as the state allows).",
             value=snap.get("gateway_pending", 0),
         )
+        skew = snap.get("clock_skew")
+        if skew is not None:  # PostgreSQL: the shared schedule keeps the database's time
+            yield GaugeMetricFamily(
+                "chanjing_clock_skew_seconds",
+                "This node's wall clock minus the database's, at the last sample; beyond "
+                "5 s either way the node sends no webhooks and calls no vendor.",
+                value=skew,
+            )
         sweep = snap.get("sweep")
         if sweep is not None:
             yield from _sweep_metrics(sweep)

@@ -247,6 +247,10 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease,
     def now(self) -> float:
         return float(self._clock())
 
+    def database_time(self) -> float:
+        """The server's clock (unix seconds): the time a shared schedule keeps."""
+        return float(self._one("database_time"))
+
     def writable(self) -> bool:
         """A write probe for health checks and for resuming after a failure.
 
@@ -526,7 +530,7 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease,
 
     def shift_schedule(self, delta: float) -> None:
         """Move every pending poll, delivery and expiry by ``delta`` seconds: the system
-        clock stepped, and what was due in a minute is still due in a minute."""
+        clock stepped, and what was due in a minute is still due in a minute (SQLite only)."""
         with self.transaction():
             self._run("shift_watch_schedule", {"delta": delta})
             self._run("shift_delivery_schedule", {"delta": delta})

@@ -320,12 +320,26 @@ DELETE FROM vendor_token WHERE account = %s AND access_token = %s;
 INSERT INTO write_probe (id, at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET at = excluded.at;
 
 -- name: shift_watch_schedule
+-- SQLite only (its one daemon's clock is the database's): a step of the system clock moves
+-- every time of an active watch that the due, expiry, rejection and polling-policy decisions
+-- compare with now (not create_time: that is the vendor's clock). A shared PostgreSQL
+-- schedule is on the database's time and is shifted by nobody.
 UPDATE watches SET added_at = added_at + %(delta)s, next_poll_at = next_poll_at + %(delta)s,
-    poll_key = poll_key + %(delta)s
+    poll_key = poll_key + %(delta)s, answered_at = answered_at + %(delta)s,
+    last_poll_at = last_poll_at + %(delta)s, first_running_at = first_running_at + %(delta)s,
+    last_queued_at = last_queued_at + %(delta)s, predicted_at = predicted_at + %(delta)s,
+    first_rejected_at = first_rejected_at + %(delta)s
 WHERE state = 'active';
 
 -- name: shift_delivery_schedule
-UPDATE deliveries SET next_attempt_at = next_attempt_at + %(delta)s WHERE state = 'pending';
+-- As shift_watch_schedule: when a pending delivery is due, and since when it is retried.
+UPDATE deliveries SET next_attempt_at = next_attempt_at + %(delta)s,
+    first_attempt_at = first_attempt_at + %(delta)s
+WHERE state = 'pending';
+
+-- name: database_time
+-- The database's clock (unix seconds): nodes sharing a PostgreSQL state keep its time.
+SELECT extract(epoch FROM clock_timestamp())::float8;
 
 -- name: insert_attempt
 INSERT INTO delivery_attempts

@@ -320,12 +320,26 @@ DELETE FROM vendor_token WHERE account = ? AND access_token = ?;
 INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at;
 
 -- name: shift_watch_schedule
+-- SQLite only (its one daemon's clock is the database's): a step of the system clock moves
+-- every time of an active watch that the due, expiry, rejection and polling-policy decisions
+-- compare with now (not create_time: that is the vendor's clock). A shared PostgreSQL
+-- schedule is on the database's time and is shifted by nobody.
 UPDATE watches SET added_at = added_at + :delta, next_poll_at = next_poll_at + :delta,
-    poll_key = poll_key + :delta
+    poll_key = poll_key + :delta, answered_at = answered_at + :delta,
+    last_poll_at = last_poll_at + :delta, first_running_at = first_running_at + :delta,
+    last_queued_at = last_queued_at + :delta, predicted_at = predicted_at + :delta,
+    first_rejected_at = first_rejected_at + :delta
 WHERE state = 'active';
 
 -- name: shift_delivery_schedule
-UPDATE deliveries SET next_attempt_at = next_attempt_at + :delta WHERE state = 'pending';
+-- As shift_watch_schedule: when a pending delivery is due, and since when it is retried.
+UPDATE deliveries SET next_attempt_at = next_attempt_at + :delta,
+    first_attempt_at = first_attempt_at + :delta
+WHERE state = 'pending';
+
+-- name: database_time
+-- The database's clock (unix seconds): nodes sharing a PostgreSQL state keep its time.
+SELECT (julianday('now') - 2440587.5) * 86400.0;
 
 -- name: insert_attempt
 -- :claim and :applied: the claim the result was written under and whether it changed the
