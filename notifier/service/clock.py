@@ -157,7 +157,7 @@ class SkewGuard:
 
     def __init__(self, store: Store, on_change: Callable[[str | None], None]) -> None:
         self.store = store
-        self.clock = DatabaseClock(store.database_time)
+        self.clock = DatabaseClock(store.database_clock)
         self.on_change = on_change
         #: Why this node neither sends nor calls, None while the clocks agree.
         self.off: str | None = None

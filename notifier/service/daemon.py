@@ -14,10 +14,9 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,7 +25,7 @@ from notifier import __version__
 from notifier import log as logs
 from notifier.config import Config, ConfigError, SlackEndpoint, WebhookEndpoint, load_config
 from notifier.delivery.dispatcher import Dispatcher
-from notifier.delivery.operational import OperationalEvents, Thresholds
+from notifier.delivery.operational import OperationalEvents
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
 from notifier.gateway.door import Gateway
 from notifier.intake.queue import take_queue
@@ -35,7 +34,6 @@ from notifier.models import JobDetail
 from notifier.polling.discovery import Discoverer, settings_from
 from notifier.polling.fastpath import FastPath
 from notifier.polling.lease import LeaseKeeper
-from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
@@ -53,6 +51,7 @@ from notifier.service.instance_lock import InstanceLock
 from notifier.service.intake_listener import IntakeListener, ListenError
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
+from notifier.service.settings import config_summary, polling_settings, subscriptions, thresholds
 from notifier.service.store_outage import StoreOutage
 from notifier.service.wakeups import Wakeups
 from notifier.store import (
@@ -92,51 +91,6 @@ LEASE_BUSY_TIMEOUT = 1.0
 WRITING_JOBS = frozenset(
     {"poll", "poll_wakeup", "queue", "watch_file", "dispatch", "housekeeping", "sweep"}
 )
-
-
-def polling_settings(config: Config) -> PollingSettings:
-    p = config.polling
-    return PollingSettings(p.min_interval, p.max_interval, p.give_up_after, p.policy)
-
-
-def subscriptions(config: Config) -> list[tuple[str, Sequence[str]]]:
-    return [(ep.name, list(ep.events)) for ep in config.endpoints]
-
-
-def thresholds(config: Config) -> Thresholds:
-    a = config.alerts
-    return Thresholds(a.endpoint_failing_after, a.endpoint_failing_for, a.vendor_failing_for)
-
-
-def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
-    """What the daemon runs with, for the start-up line: no secrets, no Slack URLs."""
-    endpoints = []
-    for ep in config.endpoints:
-        item: dict[str, Any] = {"name": ep.name, "type": ep.type, "events": list(ep.events)}
-        if isinstance(ep, WebhookEndpoint):
-            parts = urlsplit(ep.url)
-            item["target"] = f"{parts.scheme}://{parts.hostname}" + (
-                f":{parts.port}" if parts.port else ""
-            )
-            item["secrets"] = len(ep.secret)
-        endpoints.append(item)
-    return {
-        "version": __version__,
-        "config": config_path,
-        "state": describe_state(config.state),
-        "watch_file": str(config.watch.file) if config.watch.file else None,
-        "vendor": config.chanjing.base_url,
-        "qps": config.chanjing.qps,
-        "lease": config.state.lease,
-        "min_interval": config.polling.min_interval,
-        "max_interval": config.polling.max_interval,
-        "give_up_after": config.polling.give_up_after,
-        "retry_steps": len(config.delivery.retry_schedule),
-        "endpoints": endpoints,
-        "intake": config.intake.listen,
-        "gateway": config.gateway.listen,
-        "discover": config.watch.discover is not None,
-    }
 
 
 class Daemon:

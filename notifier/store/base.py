@@ -247,10 +247,6 @@ class Store(Listings, DeliveryClaims, DiscoveryMarks, GatewayState, VendorLease,
     def now(self) -> float:
         return float(self._clock())
 
-    def database_time(self) -> float:
-        """The server's clock (unix seconds): the time a shared schedule keeps."""
-        return float(self._one("database_time"))
-
     def writable(self) -> bool:
         """A write probe for health checks and for resuming after a failure.
 

@@ -310,7 +310,8 @@ WHERE vendor_token.fetched_at < excluded.fetched_at
 RETURNING account;
 
 -- name: database_clock
--- The database's clock (unix seconds), the one leases and fenced token saves are judged on.
+-- The database's clock (unix seconds): the time leases, fenced token saves and (on a
+-- shared PostgreSQL state) every node's schedule keep.
 SELECT extract(epoch from clock_timestamp())::double precision;
 
 -- name: drop_token
@@ -336,10 +337,6 @@ WHERE state = 'active';
 UPDATE deliveries SET next_attempt_at = next_attempt_at + %(delta)s,
     first_attempt_at = first_attempt_at + %(delta)s
 WHERE state = 'pending';
-
--- name: database_time
--- The database's clock (unix seconds): nodes sharing a PostgreSQL state keep its time.
-SELECT extract(epoch FROM clock_timestamp())::float8;
 
 -- name: insert_attempt
 INSERT INTO delivery_attempts

@@ -310,7 +310,8 @@ WHERE vendor_token.fetched_at < excluded.fetched_at
 RETURNING account;
 
 -- name: database_clock
--- The database's clock (unix seconds), the one leases and fenced token saves are judged on.
+-- The database's clock (unix seconds): the time leases, fenced token saves and (on a
+-- shared PostgreSQL state) every node's schedule keep.
 SELECT (julianday('now') - 2440587.5) * 86400.0;
 
 -- name: drop_token
@@ -336,10 +337,6 @@ WHERE state = 'active';
 UPDATE deliveries SET next_attempt_at = next_attempt_at + :delta,
     first_attempt_at = first_attempt_at + :delta
 WHERE state = 'pending';
-
--- name: database_time
--- The database's clock (unix seconds): nodes sharing a PostgreSQL state keep its time.
-SELECT (julianday('now') - 2440587.5) * 86400.0;
 
 -- name: insert_attempt
 -- :claim and :applied: the claim the result was written under and whether it changed the
