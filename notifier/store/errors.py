@@ -123,6 +123,8 @@ def classify(exc: sqlite3.Error) -> str | None:
 
 
 UNREACHABLE_CAUSE = "the database server is unreachable"
+#: A statement of ours ran past ``statement_timeout`` (SQLSTATE 57014 for that reason).
+SLOW_CAUSE = "the database server does not answer in time (statement timeout)"
 
 
 @functools.cache
@@ -137,6 +139,7 @@ def _pg_causes() -> tuple[tuple[type[psycopg.Error], str], ...]:
         (pg_errors.LockNotAvailable, BUSY_CAUSE),
         (pg_errors.SerializationFailure, BUSY_CAUSE),
         (pg_errors.DeadlockDetected, BUSY_CAUSE),
+        # 57014: statement_timeout (SLOW_CAUSE, see classify_pg) or a cancel request.
         (pg_errors.QueryCanceled, BUSY_CAUSE),
         (pg_errors.InsufficientPrivilege, _CAUSES["SQLITE_PERM"]),
         # Connection refused or lost, server shutting down or starting, too many connections.
@@ -148,6 +151,10 @@ def _pg_causes() -> tuple[tuple[type[psycopg.Error], str], ...]:
 def classify_pg(exc: psycopg.Error) -> str | None:
     """An operator's reading of a PostgreSQL error, or None for an error that is not about
     the server (a bug in a statement)."""
+    from psycopg import errors as pg_errors
+
+    if isinstance(exc, pg_errors.QueryCanceled) and "statement timeout" in str(exc):
+        return SLOW_CAUSE
     for kind, cause in _pg_causes():
         if isinstance(exc, kind):
             return cause

@@ -34,6 +34,14 @@ MIGRATION_LOCK = 0x6368616E6A696E67  # "chanjing"
 TOKEN_LOCK = 0x63686A2D746F6B6E  # "chj-tokn"
 #: How long opening a connection may take before the server counts as unreachable.
 CONNECT_TIMEOUT = 5
+#: The longest one statement of a daemon's connection may run (its store waits less than
+#: this for locks; CLI commands, which wait longer and run on no event loop, get none). A
+#: statement stalled on an overloaded server, a ``pg_sleep`` in someone's trigger or a lost
+#: answer would otherwise hold the daemon's loop up to the systemd watchdog (WatchdogSec=30s,
+#: pinged every 15 s): 3 s is well below that even for a few such statements in a row, and
+#: far above anything the daemon runs on a healthy server (indexed, batched statements of a
+#: few ms). Its expiry (57014) is an outage like an unreachable server: pause, probe, resume.
+STATEMENT_TIMEOUT = 3.0
 
 
 def connection_options(application_name: str) -> dict[str, Any]:
@@ -129,6 +137,12 @@ class PostgresStore(Store):
         # lock_timeout 0 would mean "wait forever": the daemon's loop must never.
         millis = max(1, int(self._busy_timeout * 1000))
         self._db.execute(f"SET lock_timeout = {millis}")
+        self._db.execute(f"SET statement_timeout = {int(self._statement_timeout() * 1000)}")
+
+    def _statement_timeout(self) -> float:
+        """STATEMENT_TIMEOUT for a store that waits less than that for locks (the daemon's,
+        the lease keeper's); 0 (none) for the CLI's, whose copies may take minutes."""
+        return STATEMENT_TIMEOUT if self._busy_timeout < STATEMENT_TIMEOUT else 0.0
 
     def close(self) -> None:
         if self._db is not None:
@@ -236,6 +250,8 @@ class PostgresStore(Store):
     def _migration_guard(self) -> Iterator[None]:
         with self.transaction():
             conn = self._conn()
+            # A migration runs to its end, however big the tables (this transaction only).
+            conn.execute("SET LOCAL statement_timeout = 0")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("

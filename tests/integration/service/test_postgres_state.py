@@ -4,7 +4,9 @@ and the CLI reads and writes the same database (issue 10)."""
 from __future__ import annotations
 
 import json
+import socket
 
+import httpx
 import psycopg
 import pytest
 
@@ -18,6 +20,12 @@ pytestmark = pytest.mark.slow
 #: The throwaway server trusts every local login: any password opens it, and none may leak.
 PASSWORD = "pg-pass-7d1e0c5b9a"
 PAUSED = "state database cannot be written; polling and delivery are paused until it can"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def with_password(url: str) -> str:
@@ -127,6 +135,58 @@ def test_the_daemon_pauses_while_the_database_is_unreachable_and_resumes(
 
     job = simulator.sim.add_job("after-outage", queue_s=0.1, run_s=0.3, outcome=20)
     workspace.cli("watch", "add", job)
+
+    def delivered(r: Receiver) -> bool:
+        return job in {p.payload["data"]["id"] for p in r.accepted("/ops")}
+
+    assert receiver.receiver.wait_for_blocking(delivered, timeout=60), receiver.receiver.summary()
+    assert daemon.stop() == 0
+
+
+def test_a_statement_that_stalls_is_cut_short_and_treated_as_an_outage(
+    workspace: Workspace,
+    simulator: Simulator,
+    receiver: ReceiverServer,
+    pg_server: PgServer,
+    pg_url: str,
+) -> None:
+    """Issue 19, item 9: a write that the server does not finish (here a trigger sleeping a
+    minute: a real server stalling, no lock involved) used to hold the daemon's loop until
+    it ended; now statement_timeout cuts it short, the daemon pauses as for an outage (and
+    /healthz answers meanwhile), and it delivers once statements finish again."""
+    port = free_port()
+    workspace.config["state"] = {"url": pg_url}
+    workspace.config["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    workspace.write_config()
+    job = simulator.sim.add_job("stalls", queue_s=3.0, run_s=3.0, outcome=20)
+    workspace.cli("watch", "add", job)
+    daemon = workspace.start()
+    daemon.wait_ready()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF TG_TABLE_NAME = 'write_probe' OR NEW.job_id = 'stalls' THEN "
+            "PERFORM pg_sleep(60); END IF; RETURN NEW; END $$"
+        )
+        # The daemon's write probe stalls as well: the server, not one row, is slow.
+        admin.execute(
+            "CREATE TRIGGER stall BEFORE INSERT OR UPDATE ON write_probe "
+            "FOR EACH ROW EXECUTE FUNCTION stall()"
+        )
+        admin.execute(
+            # Only the daemon updates a watch it polls: the CLI above wrote it already.
+            "CREATE TRIGGER stall BEFORE UPDATE ON watches FOR EACH ROW EXECUTE FUNCTION stall()"
+        )
+
+        def slow(r: dict[str, object]) -> bool:
+            return r.get("event") == PAUSED and "statement timeout" in str(r.get("cause"))
+
+        assert daemon.wait_for_log(slow, timeout=20), daemon.output
+        # Health answers within the bound (its own probe stalls 3 s), not after the minute.
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert health.status_code == 503 and "statement timeout" in health.text
+        admin.execute("DROP TRIGGER stall ON watches")
+        admin.execute("DROP TRIGGER stall ON write_probe")
 
     def delivered(r: Receiver) -> bool:
         return job in {p.payload["data"]["id"] for p in r.accepted("/ops")}
