@@ -12,6 +12,12 @@ a call arrived between its admission and its answer. Hence two rules:
   last-admitted of them, admitted at ``A < t + 1``; every other one arrived at ``>= t`` so
   was answered after ``A - 1`` and still counted at ``A``. The cost is the round trip:
   a backlog runs at ``qps / (1 + round trip)``, 95% of the budget at 50 ms.
+* a call that ended without an answer (timed out, connection lost, cancelled) may still
+  reach the vendor after it ended: its request can sit in the kernel, retransmitted. The
+  vendor client's sockets bound that (``TCP_USER_TIMEOUT`` = VENDOR_USER_TIMEOUT, see
+  :mod:`notifier.net`): written at ``w``, the request arrives by ``w + LATE_ARRIVAL`` or
+  never. We do not see ``w``, only that it is before the end ``e``, so such a call counts
+  until ``e + LATE_ARRIVAL + 1``: the rule above with its arrival bound moved past ``e``.
 * a bare :meth:`acquire` (no answer to wait for) counts for ``1 + guard`` seconds from its
   admission.
 
@@ -35,6 +41,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import IntEnum
+
+#: The kernel gives up on a vendor request unacknowledged this long (TCP_USER_TIMEOUT). It
+#: must fit the lease's in-flight second (``lease.IN_FLIGHT``, checked in the vendor client):
+#: a call written just before the gate shuts has to reach the vendor within it. 0.75 s lets a
+#: lost segment be retransmitted once or twice at Linux's 200 ms minimum RTO; a path losing
+#: more fails that call (a failed poll, retried), it cannot land in another node's second.
+VENDOR_USER_TIMEOUT = 0.75
+#: The last retransmission's trip to the vendor (half a 500 ms intercontinental round trip).
+LAST_TRIP = 0.25
+#: How long after it was written an unanswered vendor request may still arrive.
+LATE_ARRIVAL = VENDOR_USER_TIMEOUT + LAST_TRIP
 
 
 class Priority(IntEnum):
@@ -100,6 +117,12 @@ class _Admitted:
 
     at: float
     until: float = math.inf
+    #: An answer came (its status line at least): the request had arrived by then.
+    got_answer: bool = False
+
+    def answered(self) -> None:
+        """Mark the call answered: a failure after this (a body cut short) is no late call."""
+        self.got_answer = True
 
 
 class LimiterClosed(Exception):
@@ -115,8 +138,11 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         cooldown: float = 1.0,
         recovery_per_second: float = 0.1,
+        late: float = LATE_ARRIVAL,
     ) -> None:
+        """``late``: how long after a call that got no answer it may still arrive."""
         self._clock = clock
+        self._late = late
         self._guard = guard
         self._cooldown = cooldown
         self._recovery = recovery_per_second
@@ -179,8 +205,9 @@ class RateLimiter:
         if self._closed.is_set():
             raise LimiterClosed
 
-    def _finished(self, admitted: _Admitted) -> None:
-        admitted.until = self._clock() + 1.0
+    def _finished(self, admitted: _Admitted, *, answered: bool = True) -> None:
+        late = 0.0 if answered or admitted.got_answer else self._late
+        admitted.until = self._clock() + late + 1.0
         if self._answered is not None:
             self._answered.set()
             self._answered = None
@@ -218,14 +245,17 @@ class RateLimiter:
         admitted.until = admitted.at + 1.0 + self._guard
 
     @contextlib.asynccontextmanager
-    async def call(self, *, priority: bool | int = False) -> AsyncIterator[None]:
+    async def call(self, *, priority: bool | int = False) -> AsyncIterator[_Admitted]:
         """``acquire``, then the block sends the call and reads its answer: the call counts
-        until one second after the block ends (see the module's docstring)."""
+        until one second after the block ends, and LATE_ARRIVAL longer when the block raised
+        before it marked the call :meth:`~_Admitted.answered` (see the module's docstring)."""
         admitted = await self._admit(priority)
         try:
-            yield
-        finally:
-            self._finished(admitted)
+            yield admitted
+        except BaseException:
+            self._finished(admitted, answered=False)
+            raise
+        self._finished(admitted)
 
     async def _admit(self, priority: bool | int) -> _Admitted:
         self.waiting += 1

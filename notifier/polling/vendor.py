@@ -20,10 +20,11 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from notifier import net
 from notifier.log import get_logger, redactor
 from notifier.models import JobDetail, has_surrogate
-from notifier.polling.lease import LeaseKeeper, LeaseLost
-from notifier.polling.ratelimit import Priority, RateLimiter
+from notifier.polling.lease import IN_FLIGHT, LeaseKeeper, LeaseLost
+from notifier.polling.ratelimit import LATE_ARRIVAL, VENDOR_USER_TIMEOUT, Priority, RateLimiter
 from notifier.store import Store
 
 TOKEN_PATH = "/open/v1/access_token"
@@ -56,6 +57,9 @@ TOKEN_REVOKED_HINT = (
     "account; every token fetch revokes the previous one"
 )
 KNOWN_STATUSES = frozenset({0, 10, 20, 30})
+# The lease's margin assumes a request reaches the vendor within IN_FLIGHT of the gate's last
+# look; the kernel's bound on our sockets (plus the last segment's trip) is what makes it so.
+assert LATE_ARRIVAL <= IN_FLIGHT, "a late vendor request could land in the next holder's second"
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,9 @@ class VendorClient:
     ) -> None:
         """``lease``: the gate of every call (None: this process is the only caller).
         ``verify``: the TLS context (httpx's default when True; a shared one saves loading
-        the CA bundle again for each client)."""
+        the CA bundle again for each client). ``transport``: used as given (tests); by
+        default one whose sockets carry TCP_USER_TIMEOUT = VENDOR_USER_TIMEOUT, so a request
+        we gave up on cannot reach the vendor later than LATE_ARRIVAL after it was written."""
         self._app_id = app_id
         self._lease = lease
         # httpcore calls this as it is about to write a request: the last look at the lease.
@@ -243,7 +249,7 @@ class VendorClient:
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             follow_redirects=False,
-            transport=transport,
+            transport=transport or net.transport(VENDOR_USER_TIMEOUT, verify=verify),
             # identity: a compressed answer is decoded by us, within MAX_ANSWER.
             headers={"user-agent": "chanjing-notifier", "accept-encoding": "identity"},
             verify=verify,
@@ -311,11 +317,13 @@ class VendorClient:
         try:
             try:
                 async with asyncio.timeout(wait) as scope:
-                    async with self._limiter.call(priority=priority):
+                    async with self._limiter.call(priority=priority) as slot:
                         scope.reschedule(None)  # the wait is bounded, the call is not
                         _waited.set(time.monotonic() - started)
                         started, label = time.monotonic(), "error"
-                        response = await self._fetch(method, path, **kwargs)
+                        response = await self._fetch(
+                            method, path, on_answer=slot.answered, **kwargs
+                        )
             except TimeoutError:
                 raise WaitedTooLong(f"no turn at the limiter within {wait:g}s") from None
             try:
@@ -343,15 +351,31 @@ class VendorClient:
             if self.observer is not None and label is not None:
                 self.observer(endpoint, label, time.monotonic() - started)
 
-    async def _fetch(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _fetch(
+        self,
+        method: str,
+        path: str,
+        *,
+        on_answer: Callable[[], None] = lambda: None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         """The request and its whole answer within the client's timeout (a vendor that
         trickles bytes cannot hold a place at the limiter for longer), read raw and capped
         at MAX_ANSWER, then decoded here within the same cap: httpx would decode every
-        layer of ``Content-Encoding: gzip, gzip`` before any limit applied."""
+        layer of ``Content-Encoding: gzip, gzip`` before any limit applied.
+
+        ``on_answer``: called once the request surely arrived (an answer's status line came)
+        or surely was not sent (the lease gate stopped it); a call that fails otherwise
+        counts at the limiter for LATE_ARRIVAL longer."""
         request = self._http.build_request(method, path, extensions=self._extensions, **kwargs)
         try:
             async with asyncio.timeout(self._answer_within):
-                response = await self._http.send(request, stream=True)
+                try:
+                    response = await self._http.send(request, stream=True)
+                except LeaseLost:
+                    on_answer()  # stopped before its first byte: it cannot arrive late
+                    raise
+                on_answer()
                 try:
                     raw = await _read_capped(response)
                 finally:
