@@ -27,6 +27,7 @@ from notifier.config import Config, ConfigError, SlackEndpoint, WebhookEndpoint,
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.operational import OperationalEvents
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
+from notifier.delivery.senders._http import http_client
 from notifier.gateway.door import Gateway
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
@@ -238,10 +239,9 @@ class Daemon:
     def _http_client(cls, connections: int) -> httpx.AsyncClient:
         """One connection pool per sender, sized to its lane: httpcore's pool costs grow
         with its size, and one endpoint's connections never wait behind another's."""
-        return httpx.AsyncClient(
+        return http_client(
+            connections,
             verify=cls._tls(),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             headers={"user-agent": f"chanjing-notifier/{__version__}"},
         )
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import math
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 import httpx
 import structlog
 
+from notifier import net
 from notifier.models import Event, SendResult
 
 log = structlog.get_logger(__name__)
@@ -34,8 +36,29 @@ READ_LIMIT = 1024
 #: At most this many characters of a response body go into an error string.
 ERROR_TEXT_LIMIT = 100
 
+#: The kernel gives up on a webhook or Slack request unacknowledged this long
+#: (TCP_USER_TIMEOUT, see :mod:`notifier.net`). A delivery's claim outlives its attempt's
+#: longest time by 5 s (``store.claims``), and no other node sends it before the claim lapses:
+#: 4 s (plus a second for the last segment's trip) keeps an attempt we gave up on from
+#: reaching the receiver after another node's attempt began. Receivers may be far away and
+#: lossy, so this is more forgiving than the vendor's bound.
+WEBHOOK_USER_TIMEOUT = 4.0
+
 _DELAY_SECONDS_RE = re.compile(r"^\d+(?:\.\d+)?$")
 _UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]+")
+
+
+def http_client(
+    connections: int, *, verify: ssl.SSLContext | bool, headers: Mapping[str, str]
+) -> httpx.AsyncClient:
+    """A sender's client: a pool of ``connections`` whose sockets carry
+    WEBHOOK_USER_TIMEOUT."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        headers=dict(headers),
+        transport=net.transport(WEBHOOK_USER_TIMEOUT, verify=verify, limits=limits),
+    )
 
 
 #: Asked as a request's first byte is about to be written, with the longest (seconds) the
