@@ -38,7 +38,7 @@ from tests.conftest import (
     daemon_env,
 )
 from tests.fault_fs import wait_until
-from tests.integration.service.test_clock_steps import LIBFAKETIME
+from tests.integration.service.test_clock_steps import steppable_clock
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -123,18 +123,9 @@ def test_one_nodes_clock_step_moves_nothing_shared(
     stepped: str,
     step: str,
 ) -> None:
-    if LIBFAKETIME is None:
-        pytest.skip("libfaketime missing: install Debian's libfaketime (.ci/run does)")
     a, _ = node(tmp_path, "a", simulator.url, receiver.url, pg_url)
     b, b_port = node(tmp_path, "b", simulator.url, receiver.url, pg_url)
-    offset = tmp_path / "faketime"
-    offset.write_text("+0\n")
-    b.env.update(
-        LD_PRELOAD=str(LIBFAKETIME),
-        FAKETIME_TIMESTAMP_FILE=str(offset),
-        FAKETIME_NO_CACHE="1",
-        FAKETIME_DONT_FAKE_MONOTONIC="1",
-    )
+    offset = steppable_clock(tmp_path, b.env)
     rec = receiver.receiver
 
     def start(ws: Workspace) -> DaemonProcess:

@@ -22,19 +22,25 @@ LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.s
 STEPPED = "system clock stepped; pending polls, deliveries and expiries move with it"
 
 
-@pytest.fixture
-def clock_file(workspace: Workspace, tmp_path: Path) -> Iterator[Path]:
+def steppable_clock(tmp_path: Path, env: dict[str, str]) -> Path:
+    """Run the processes started with ``env`` on a wall clock the test steps: the file
+    returned holds the offset (``+0`` now; write ``-3600`` to step an hour back)."""
     if LIBFAKETIME is None:
         pytest.skip("libfaketime missing: install Debian's libfaketime (.ci/run does)")
     offset = tmp_path / "faketime"
     offset.write_text("+0\n")
-    workspace.env.update(
+    env.update(
         LD_PRELOAD=str(LIBFAKETIME),
         FAKETIME_TIMESTAMP_FILE=str(offset),
         FAKETIME_NO_CACHE="1",
         FAKETIME_DONT_FAKE_MONOTONIC="1",
     )
-    yield offset
+    return offset
+
+
+@pytest.fixture
+def clock_file(workspace: Workspace, tmp_path: Path) -> Iterator[Path]:
+    yield steppable_clock(tmp_path, workspace.env)
 
 
 def _delivered(receiver: ReceiverServer, job: str) -> bool:

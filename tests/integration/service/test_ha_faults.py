@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from tests.conftest import (
     daemon_env,
 )
 from tests.fault_fs import wait_until
-from tests.integration.service.test_clock_steps import LIBFAKETIME
+from tests.integration.service.test_clock_steps import steppable_clock
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime, pytest.mark.timeout(300)]
 
@@ -90,15 +89,6 @@ def _settled(pg_url: str) -> bool:
     return row is not None and row[0] == 0
 
 
-@pytest.fixture
-def clock_offset(tmp_path: Path) -> Iterator[Path]:
-    if LIBFAKETIME is None:
-        pytest.skip("libfaketime missing: install Debian's libfaketime (.ci/run does)")
-    offset = tmp_path / "faketime"
-    offset.write_text("+0\n")
-    yield offset
-
-
 @pytest.mark.parametrize("fault", ["same-name", "watch-files", "clock-forward", "clock-back"])
 def test_two_nodes_under_a_fault(
     tmp_path: Path,
@@ -106,7 +96,6 @@ def test_two_nodes_under_a_fault(
     receiver: ReceiverServer,
     pg_url: str,
     fault: str,
-    request: pytest.FixtureRequest,
 ) -> None:
     same = fault == "same-name"
     first = _workspace(tmp_path, "a", simulator, receiver, pg_url, "web" if same else "web-a")
@@ -114,13 +103,7 @@ def test_two_nodes_under_a_fault(
     offset: Path | None = None
     if fault.startswith("clock"):
         # The first node (the lease holder) runs on a clock the test steps.
-        offset = request.getfixturevalue("clock_offset")
-        first.env.update(
-            LD_PRELOAD=str(LIBFAKETIME),
-            FAKETIME_TIMESTAMP_FILE=str(offset),
-            FAKETIME_NO_CACHE="1",
-            FAKETIME_DONT_FAKE_MONOTONIC="1",
-        )
+        offset = steppable_clock(tmp_path, first.env)
     jobs = _jobs(simulator)
     # Every node's file lists every job, except with "watch-files": the second node's is an
     # older copy with half of them (its sync must not remove the others).
