@@ -32,6 +32,9 @@ def lose_on_failover(url: str, job_id: str, event_type: str) -> None:
     with psycopg.connect(url, autocommit=True) as db, db.transaction():
         events = "SELECT event_id FROM events WHERE job_id = %s AND type = %s"
         deliveries = f"SELECT id FROM deliveries WHERE event_id IN ({events})"
+        # First lock the rows: a result the daemon is writing now (its attempt row refers to
+        # the delivery) waits for this transaction instead of slipping in between the deletes.
+        db.execute(f"{deliveries} FOR UPDATE", args)
         db.execute(f"DELETE FROM delivery_attempts WHERE delivery_id IN ({deliveries})", args)
         db.execute(f"DELETE FROM deliveries WHERE event_id IN ({events})", args)
         db.execute("DELETE FROM events WHERE job_id = %s AND type = %s", args)
