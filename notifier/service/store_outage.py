@@ -15,6 +15,10 @@ STORE_PROBE_EVERY = 1.0
 STORE_REPORT_EVERY = 60.0
 #: Another writer's lock is routine for a moment; it is reported once it lasted this long.
 STORE_LOCK_PATIENCE = 5.0
+#: A probe that took T seconds (a statement cut short only at its bound: a COMMIT waiting
+#: for a synchronous standby) is not repeated for this many times T, so the probes leave
+#: the daemon's loop free most of the time instead of holding it back to back.
+PROBE_SPACING = 3.0
 
 
 class StoreOutage:
@@ -33,6 +37,7 @@ class StoreOutage:
         self._probed_at = -math.inf
         self._reported_at: float | None = None
         self._health: tuple[float, bool] = (-math.inf, True)
+        self._probe_every = STORE_PROBE_EVERY
 
     def check(self) -> bool:
         """True when the state can be written (as far as is known, probing at most once a
@@ -45,9 +50,11 @@ class StoreOutage:
         if self.cause is None:
             self._since = failure[0]
         self.cause = failure[1]
-        if now - self._probed_at >= STORE_PROBE_EVERY:
-            self._probed_at = now
-            if self.store.writable():
+        if now - self._probed_at >= self._probe_every:
+            writable = self.store.writable()
+            self._probed_at = time.monotonic()
+            self._probe_every = max(STORE_PROBE_EVERY, PROBE_SPACING * (self._probed_at - now))
+            if writable:
                 self._resumed()
                 return True
             self.cause = self.store.write_failure[1] if self.store.write_failure else self.cause
@@ -83,11 +90,15 @@ class StoreOutage:
         self.cause = None
         self._reported_at = None
         self._probed_at = -math.inf
+        self._probe_every = STORE_PROBE_EVERY
 
     def writable_lately(self) -> bool:
         """The state's write probe for a health check, run at most once a STORE_PROBE_EVERY:
         ``/healthz`` can be asked thousands of times a second by anyone who reaches it, and
-        each probe is a write transaction."""
+        each probe is a write transaction. While the state is known not to be writable,
+        :meth:`check` is the one that probes."""
+        if self.cause is not None:
+            return False
         probed_at, result = self._health
         now = time.monotonic()
         if now - probed_at >= STORE_PROBE_EVERY:

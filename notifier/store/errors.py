@@ -125,6 +125,8 @@ def classify(exc: sqlite3.Error) -> str | None:
 UNREACHABLE_CAUSE = "the database server is unreachable"
 #: A statement of ours ran past ``statement_timeout`` (SQLSTATE 57014 for that reason).
 SLOW_CAUSE = "the database server does not answer in time (statement timeout)"
+#: A write committed on the primary that its synchronous standby did not confirm in time.
+UNREPLICATED_CAUSE = "the synchronous standby does not confirm writes (replication stalled)"
 
 
 @functools.cache

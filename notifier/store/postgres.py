@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import threading
+import time
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,7 +23,13 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
 from notifier.store.base import Store
-from notifier.store.errors import StoreError, StoreMissing, classify_pg
+from notifier.store.errors import (
+    UNREPLICATED_CAUSE,
+    StoreError,
+    StoreMissing,
+    StoreUnavailable,
+    classify_pg,
+)
 from notifier.store.schema import SCHEMA_VERSION, Dialect, dialect
 
 if TYPE_CHECKING:
@@ -42,6 +50,56 @@ CONNECT_TIMEOUT = 5
 #: far above anything the daemon runs on a healthy server (indexed, batched statements of a
 #: few ms). Its expiry (57014) is an outage like an unreachable server: pause, probe, resume.
 STATEMENT_TIMEOUT = 3.0
+#: The server's statement_timeout does not cover a COMMIT waiting for a synchronous standby
+#: (seen on PostgreSQL 15: a COMMIT with a standby named that never connects waits forever
+#: under statement_timeout = 2 s). A statement still running this long after it was sent is
+#: cancelled from here; the server then ends the wait with a WARNING ("canceling wait for
+#: synchronous replication"), the transaction committed here but not on the standby.
+CLIENT_CANCEL_AFTER = STATEMENT_TIMEOUT + 1.0
+_UNREPLICATED = "canceling wait for synchronous replication"
+
+
+class _Canceller:
+    """One thread for the process that cancels statements running past their bound: a
+    Timer per statement would start a thread for each of thousands a minute."""
+
+    def __init__(self) -> None:
+        self._running: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def bound(self, conn: psycopg.Connection[Any], seconds: float) -> Iterator[None]:
+        key = id(conn)
+        with self._wake:
+            self._running[key] = (time.monotonic() + seconds, conn)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="statement canceller", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._wake:
+                self._running.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                late = [c for due, c in self._running.values() if due <= now]
+                for conn in late:
+                    self._running.pop(id(conn), None)
+                soonest = min((due for due, _ in self._running.values()), default=now + 1.0)
+                if not late:
+                    self._wake.wait(max(0.05, min(soonest - now, 1.0)))
+            for conn in late:
+                with contextlib.suppress(Exception):  # the statement may have ended meanwhile
+                    conn.cancel_safe(timeout=CONNECT_TIMEOUT)
+
+
+_CANCELLER = _Canceller()
 
 
 def connection_options(application_name: str) -> dict[str, Any]:
@@ -138,6 +196,34 @@ class PostgresStore(Store):
         millis = max(1, int(self._busy_timeout * 1000))
         self._db.execute(f"SET lock_timeout = {millis}")
         self._db.execute(f"SET statement_timeout = {int(self._statement_timeout() * 1000)}")
+        self._unreplicated = False
+        self._unbounded = False
+        self._db.add_notice_handler(self._notice)
+
+    def _notice(self, notice: Any) -> None:
+        if str(notice.message_primary or "").startswith(_UNREPLICATED):
+            self._unreplicated = True
+
+    def _send(self, sql: str, params: Any) -> Any:
+        """One statement; a daemon's is cancelled from here if it outlasts
+        CLIENT_CANCEL_AFTER. A write committed here that the synchronous standby did not
+        confirm in time is an outage (StoreUnavailable, like an unreachable server): its
+        retries are safe, every write of the daemon being idempotent."""
+        conn = self._conn()
+        if not self._statement_timeout() or self._unbounded:
+            return conn.execute(sql, params)
+        with _CANCELLER.bound(conn, CLIENT_CANCEL_AFTER):
+            cursor = conn.execute(sql, params)
+        if self._unreplicated:
+            self._unreplicated = False
+            self.write_failure = (time.monotonic(), UNREPLICATED_CAUSE)
+            raise StoreUnavailable(
+                self.where,
+                UNREPLICATED_CAUSE,
+                f"committed here, not confirmed by a synchronous standby within "
+                f"{CLIENT_CANCEL_AFTER:g}s",
+            )
+        return cursor
 
     def _statement_timeout(self) -> float:
         """STATEMENT_TIMEOUT for a store that waits less than that for locks (the daemon's,
@@ -190,10 +276,10 @@ class PostgresStore(Store):
     def _execute(self, sql: str, args: Any = ()) -> Any:
         params = args or None  # none: a literal % stays itself
         if self._depth:
-            return self._conn().execute(sql, params)
+            return self._send(sql, params)
         self._ensure_connected()
         try:
-            return self._conn().execute(sql, params)
+            return self._send(sql, params)
         except psycopg.Error as exc:
             self._raise_unavailable(exc)
             raise
@@ -257,7 +343,11 @@ class PostgresStore(Store):
                 "CREATE TABLE IF NOT EXISTS schema_version ("
                 "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
             )
-            yield
+            self._unbounded = True
+            try:
+                yield
+            finally:
+                self._unbounded = False
 
 
 __all__ = ["PgRow", "PostgresStore"]
