@@ -85,7 +85,7 @@ PAGE = 100
 #: Deliveries an endpoint lane asks for at once (delivery.concurrency default).
 LANE = 8
 ENDPOINT = "ops"
-#: Product defaults (README config reference).
+#: Product defaults (docs/config.md).
 MIN_INTERVAL_S = 5.0
 MAX_INTERVAL_S = 120.0
 GIVE_UP_AFTER_S = 86_400.0

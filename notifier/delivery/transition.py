@@ -3,7 +3,7 @@
 A job event's id (the ``webhook-id`` receivers de-duplicate on) is derived from what the
 event is, not drawn at random: the job, the event type and how often the watch was reopened.
 An event made a second time, because the state that held it was lost (a PostgreSQL replica
-promoted before the commit reached it, see README "Several nodes"), therefore reaches the
+promoted before the commit reached it, see docs/several-nodes.md), therefore reaches the
 receivers with the id they already saw; a reopened watch's next event is a new event with
 an id of its own. Operational events are one per occurrence and keep random ids.
 """
