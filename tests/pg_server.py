@@ -13,7 +13,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+
+from tests.kit import free_port
 
 ENV_URL = "CHANJING_NOTIFIER_TEST_PG"
 
@@ -41,12 +42,6 @@ def _bindir() -> Path:
         "no PostgreSQL binaries (initdb) found: install the `postgresql` package, or set "
         f"{ENV_URL} to a server's URL"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as() -> str | None:
@@ -110,7 +105,7 @@ class PgServer:
             entry = pwd.getpwnam(user)
             for path in (root, sockets):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        port = _free_port()
+        port = free_port()
         try:
             subprocess.run(
                 [

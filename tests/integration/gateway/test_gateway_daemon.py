@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import SECRET_KEY, Simulator, Workspace
-from tests.integration.service.test_health_and_reload import free_port
+from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
 

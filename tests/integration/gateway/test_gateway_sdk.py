@@ -41,7 +41,7 @@ from tests.conftest import (
 )
 from tests.fault_fs import wait_until
 from tests.integration.service.test_ha_pair import ACQUIRED, at
-from tests.integration.service.test_health_and_reload import free_port
+from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.conftest import (
 )
 from tests.fault_fs import wait_until
 from tests.integration.service.test_clock_steps import steppable_clock
+from tests.kit import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -73,12 +73,6 @@ def receiver() -> Iterator[ReceiverServer]:
     rec = Receiver({"/a": [OPS_SECRET], "/b": [OPS_SECRET]})
     with ServerThread(rec.make_app) as server:
         yield ReceiverServer(rec, server)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def node(

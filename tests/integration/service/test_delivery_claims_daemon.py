@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.integration.service.test_store_faults import free_port
+from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
 

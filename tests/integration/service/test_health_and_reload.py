@@ -32,14 +32,9 @@ from tests.conftest import (
     daemon_env,
 )
 from tests.fault_fs import until, wait_until
+from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Running:

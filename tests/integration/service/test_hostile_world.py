@@ -19,7 +19,7 @@ from aiohttp import web
 
 from notifier.service.http_server import ServerThread
 from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.integration.service.test_health_and_reload import free_port
+from tests.kit import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 

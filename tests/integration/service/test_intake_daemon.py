@@ -12,7 +12,7 @@ import pytest
 
 from notifier.tools.receiver import Receiver
 from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.integration.service.test_health_and_reload import free_port
+from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -14,14 +14,9 @@ from notifier.polling.lease import MARGIN
 from notifier.store import Store
 from tests.conftest import ReceiverServer, Simulator, Workspace
 from tests.integration.service.test_service import NotifySocket
+from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check_endpoints(port: int, health: str, needles: tuple[str, ...]) -> None:

@@ -4,7 +4,6 @@ and the CLI reads and writes the same database (issue 10)."""
 from __future__ import annotations
 
 import json
-import socket
 
 import httpx
 import psycopg
@@ -13,6 +12,7 @@ import pytest
 from notifier.tools.receiver import Receiver
 from tests.conftest import ReceiverServer, Simulator, Workspace
 from tests.fault_fs import wait_until
+from tests.kit import free_port
 from tests.pg_server import PgServer
 
 pytestmark = pytest.mark.slow
@@ -20,12 +20,6 @@ pytestmark = pytest.mark.slow
 #: The throwaway server trusts every local login: any password opens it, and none may leak.
 PASSWORD = "pg-pass-7d1e0c5b9a"
 PAUSED = "state database cannot be written; polling and delivery are paused until it can"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def with_password(url: str) -> str:

@@ -4,7 +4,6 @@ defects 2, 4, 5, 15)."""
 from __future__ import annotations
 
 import signal
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -17,17 +16,12 @@ from notifier.tools.receiver import Receiver
 from tests.conftest import ReceiverServer, Simulator, Workspace
 from tests.fault_fs import SmallDisk, small_disk, wait_until
 from tests.integration.service.test_service import NotifySocket
+from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
 
 CANNOT_WRITE = "state database cannot be written; polling and delivery are paused until it can"
 RESUMED = "state database writable again; polling and delivery resumed"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def events(daemon_records: list[dict[str, object]], name: str) -> list[dict[str, object]]:

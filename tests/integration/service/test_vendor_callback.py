@@ -15,7 +15,7 @@ import pytest
 from notifier.tools.receiver import Receiver
 from tests.conftest import DaemonProcess, ReceiverServer, Simulator, Workspace
 from tests.fault_fs import wait_until
-from tests.integration.service.test_health_and_reload import free_port
+from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
 
