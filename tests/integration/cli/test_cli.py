@@ -31,7 +31,7 @@ from notifier.cli import CONFIG_ENV, main
 from notifier.delivery.transition import build_event
 from notifier.models import JobDetail, WatchSpec
 from notifier.store import Store
-from tests.conftest import Workspace, fail_as_before
+from tests.kit import Workspace, fail_as_before
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE_CONFIG = REPO / "config.example.yaml"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from notifier.models import JobDetail
 from notifier.store import Store
-from tests.conftest import Workspace
+from tests.kit import Workspace
 
 FORGED = "v\nFAKE ROW active"
 ANSI = "\x1b[31mred\x1b[0m \x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\"

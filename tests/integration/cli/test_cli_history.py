@@ -14,8 +14,7 @@ import pytest
 from notifier.intake.queue import take_queue
 from notifier.models import Event
 from notifier.store import Store
-from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.fault_fs import wait_until
+from tests.kit import ReceiverServer, Simulator, Workspace, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from notifier.store import DB_ERRORS
-from tests.conftest import Workspace
+from tests.kit import Workspace
 
 HEAVY = ["psycopg", "structlog", "rich", "aiohttp", "prometheus_client", "apscheduler", "httpx"]
 

@@ -19,7 +19,7 @@ import yaml
 
 from notifier.models import JobDetail, WatchSpec
 from notifier.store import Store
-from tests.conftest import Workspace, run_cli, run_cli_process
+from tests.kit import Workspace, run_cli, run_cli_process
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -23,8 +23,7 @@ from notifier.service.instance_lock import AlreadyRunning, InstanceLock
 from notifier.store import Store
 from notifier.store.transfer import TABLES
 from notifier.tools.receiver import Receiver
-from tests.conftest import SECRET_KEY, ReceiverServer, Simulator, Workspace, fail_as_before
-from tests.fault_fs import wait_until
+from tests.kit import SECRET_KEY, ReceiverServer, Simulator, Workspace, fail_as_before, wait_until
 
 pytestmark = pytest.mark.slow
 

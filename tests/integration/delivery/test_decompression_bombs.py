@@ -21,7 +21,7 @@ from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient, VendorError
 from notifier.service.http_server import AppServer
 from notifier.store import Store
-from tests.conftest import OPS_SECRET
+from tests.kit import OPS_SECRET
 
 #: 256 MiB of zeros, gzipped twice: a few hundred bytes on the wire.
 INFLATED = 256 * 1024 * 1024

@@ -18,7 +18,7 @@ from notifier.delivery.senders import Sender, SlackSender, WebhookSender
 from notifier.delivery.transition import build_event
 from notifier.models import Event, JobDetail, SendResult, WatchSpec
 from notifier.store import Store
-from tests.conftest import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
+from tests.kit import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
 
 SCHEDULE = [0.2, 0.4]
 

@@ -19,8 +19,8 @@ from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.senders import WebhookSender
 from notifier.models import WatchSpec
 from notifier.store import Store, StoreUnavailable
-from tests.conftest import OPS_SECRET, FakeClock, ReceiverServer
 from tests.integration.delivery.test_dispatcher_outcomes import attempts_done, finished
+from tests.kit import OPS_SECRET, FakeClock, ReceiverServer
 
 
 async def until(predicate: Callable[[], bool], timeout: float) -> bool:

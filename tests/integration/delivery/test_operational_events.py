@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.fault_fs import wait_until
+from tests.kit import ReceiverServer, Simulator, Workspace, wait_until
 
 pytestmark = pytest.mark.slow
 

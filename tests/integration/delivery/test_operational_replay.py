@@ -7,7 +7,7 @@ import time
 
 from notifier.delivery.operational import OpsFact, build_operational_event
 from notifier.store import Store
-from tests.conftest import Workspace
+from tests.kit import Workspace
 
 
 def test_replay_of_an_operational_event_adds_no_recipient(workspace: Workspace) -> None:

@@ -22,7 +22,7 @@ from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store
-from tests.conftest import SECRET_KEY, Simulator, StoreFactory, base_config, daemon_env
+from tests.kit import SECRET_KEY, Simulator, StoreFactory, base_config, daemon_env
 
 CALLBACK_TOKEN = "cb-token-0123456789abcdef"
 CREATE = "/open/v1/video_lip_sync/create"

@@ -9,8 +9,7 @@ import socket
 import httpx
 import pytest
 
-from tests.conftest import SECRET_KEY, Simulator, Workspace
-from tests.kit import free_port
+from tests.kit import SECRET_KEY, Simulator, Workspace, free_port
 
 pytestmark = pytest.mark.slow
 

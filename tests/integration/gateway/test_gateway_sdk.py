@@ -25,23 +25,23 @@ import chanjing.services.tts
 import chanjing.services.voice_clone
 import pytest
 
-from bench.harness import ArrivalLog
 from notifier.service.http_server import ServerThread
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import (
+from tests.integration.service.test_ha_pair import ACQUIRED, at
+from tests.kit import (
     SECRET_KEY,
     TRACED,
+    ArrivalLog,
     DaemonProcess,
     ReceiverServer,
     Simulator,
     Workspace,
     base_config,
     daemon_env,
+    free_port,
+    wait_until,
 )
-from tests.fault_fs import wait_until
-from tests.integration.service.test_ha_pair import ACQUIRED, at
-from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
 

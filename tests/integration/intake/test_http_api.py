@@ -26,7 +26,7 @@ from notifier.models import (
 from notifier.service.http_server import ServerThread
 from notifier.service.metrics import Metrics
 from notifier.store import Store
-from tests.conftest import StoreFactory, fail_as_before
+from tests.kit import StoreFactory, fail_as_before
 
 TOKEN_A = "tok-a-4f1d9c2b7e6a5d3c"
 TOKEN_B = "tok-b-8e7d6c5b4a392817"

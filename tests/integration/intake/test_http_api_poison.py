@@ -10,7 +10,6 @@ from structlog.testing import capture_logs
 
 from notifier.intake import http_api
 from notifier.models import MAX_LABELS, MAX_LABELS_TEXT
-from tests.conftest import StoreFactory
 from tests.integration.intake.test_http_api import (  # noqa: F401
     TOKEN_A,
     Api,
@@ -18,6 +17,7 @@ from tests.integration.intake.test_http_api import (  # noqa: F401
     api,
     backend,
 )
+from tests.kit import StoreFactory
 
 JSON_BODY = {"content-type": "application/json"}
 DEEP = b'{"ids": ["j1"], "labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Workspace
-from tests.kit import free_port
+from tests.kit import Workspace, free_port
 
 TOKEN = "tok-a-4f1d9c2b7e6a5d3c"
 CALLBACK_TOKEN = "cb-7d1e0c9b8a6f5e4d3c2b1a09"

@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from notifier.tools.receiver import Receiver
-from tests.conftest import CPU_LOADED, TRACED, ReceiverServer, Simulator, Workspace
+from tests.kit import CPU_LOADED, TRACED, ReceiverServer, Simulator, Workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 

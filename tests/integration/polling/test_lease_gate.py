@@ -21,7 +21,7 @@ from notifier.polling.vendor import DETAIL_PATH, LIST_PATH, TOKEN_PATH, VendorCl
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import SECRET_KEY, FakeClock
+from tests.kit import SECRET_KEY, FakeClock
 from tests.unit.polling.test_lease_keeper import until
 from tests.unit.store.test_lease_store import EPS, pin_db_clock
 

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from notifier.polling.lease import MARGIN, LeaseKeeper
 from notifier.store import Store
-from tests.conftest import FakeClock
+from tests.kit import FakeClock
 from tests.unit.polling.test_lease_keeper import until
 
 #: The paused node's steady clock reads this throughout.

@@ -22,7 +22,7 @@ from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import SECRET_KEY
+from tests.kit import SECRET_KEY
 
 SETTINGS = PollingSettings(min_interval=1, max_interval=60, give_up_after=86400)
 SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]

@@ -29,7 +29,7 @@ from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store, WatchRow
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import SECRET_KEY, T0, FakeClock
+from tests.kit import SECRET_KEY, T0, FakeClock
 
 APP_ID = "test-app"
 TOKEN_PATH = "/open/v1/access_token"

@@ -18,7 +18,7 @@ from notifier.polling.lease import LeaseKeeper
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import DETAIL_PATH, VendorClient
 from notifier.store import Store
-from tests.conftest import SECRET_KEY, Simulator, StoreFactory
+from tests.kit import SECRET_KEY, Simulator, StoreFactory
 
 TTL = 30.0
 

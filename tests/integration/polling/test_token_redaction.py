@@ -8,7 +8,7 @@ from notifier import log as logs
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.store import Store
-from tests.conftest import SECRET_KEY, Simulator
+from tests.kit import SECRET_KEY, Simulator
 
 
 def client_for(simulator: Simulator, store: Store) -> VendorClient:

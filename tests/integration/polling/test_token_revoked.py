@@ -36,7 +36,7 @@ from notifier.polling.vendor import (
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import SECRET_KEY, T0, FakeClock
+from tests.kit import SECRET_KEY, T0, FakeClock
 
 APP_ID = "test-app"
 TTL = 3600.0

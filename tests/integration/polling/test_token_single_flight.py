@@ -17,7 +17,7 @@ from notifier.polling import vendor as vendor_module
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.store import Store
-from tests.conftest import SECRET_KEY, Simulator, StoreFactory
+from tests.kit import SECRET_KEY, Simulator, StoreFactory
 
 #: The token endpoint answers this late: both nodes ask within that time unless one waits.
 TOKEN_DELAY = 1.0

@@ -32,7 +32,7 @@ from notifier.polling.vendor import (
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import SECRET_KEY, T0, FakeClock
+from tests.kit import SECRET_KEY, T0, FakeClock
 
 APP_ID = "test-app"
 #: The documented refresh margin (5 minutes), spelled out rather than imported from the client.

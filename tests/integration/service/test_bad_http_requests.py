@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from tests.conftest import Workspace
-from tests.kit import free_port
+from tests.kit import Workspace, free_port
 
 
 def test_a_request_that_cannot_be_parsed_gets_400_and_one_warning_line(

@@ -12,10 +12,8 @@ import pytest
 
 from notifier.service import daemon as daemon_module
 from notifier.tools.receiver import Receiver
-from tests.conftest import ReceiverServer, Simulator, base_config, daemon_env
-from tests.fault_fs import until
 from tests.integration.service.test_wakeups import HOUR, Running
-from tests.kit import free_port
+from tests.kit import ReceiverServer, Simulator, base_config, daemon_env, free_port, until
 
 pytestmark = pytest.mark.slow
 

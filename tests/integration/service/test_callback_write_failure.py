@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DaemonProcess, ReceiverServer, Simulator, Workspace
 from tests.integration.service.test_vendor_callback import CALLBACK_TOKEN, PREFIX, _enable
-from tests.pg_server import PgServer
+from tests.kit import DaemonProcess, PgServer, ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
 

@@ -22,24 +22,24 @@ import httpx
 import psycopg
 import pytest
 
-from bench.harness import ArrivalLog
 from notifier.polling.lease import IN_FLIGHT
 from notifier.service.http_server import ServerThread
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import (
+from tests.integration.service.test_clock_steps import steppable_clock
+from tests.kit import (
     OPS_SECRET,
     SECRET_KEY,
+    ArrivalLog,
     DaemonProcess,
     ReceiverServer,
     Simulator,
     Workspace,
     base_config,
     daemon_env,
+    free_port,
+    wait_until,
 )
-from tests.fault_fs import wait_until
-from tests.integration.service.test_clock_steps import steppable_clock
-from tests.kit import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -13,7 +13,7 @@ import yaml
 from notifier.config import load_config
 from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.service.daemon import Daemon
-from tests.conftest import ReceiverServer, Simulator, base_config, daemon_env
+from tests.kit import ReceiverServer, Simulator, base_config, daemon_env
 
 STEP = 2 * 86400.0
 STEP_BACK = 3600.0

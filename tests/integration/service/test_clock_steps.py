@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.fault_fs import wait_until
+from tests.kit import ReceiverServer, Simulator, Workspace, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 from notifier.models import WatchSpec
 from notifier.store import Store
 from notifier.tools.receiver import Receiver
-from tests.conftest import (
+from tests.kit import (
     SLACK_PATH,
     TRACED,
     ReceiverServer,

@@ -13,7 +13,7 @@ import pytest
 from notifier.service.http_server import ServerThread
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import SECRET_KEY, ReceiverServer, Simulator, Workspace
+from tests.kit import SECRET_KEY, ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
 

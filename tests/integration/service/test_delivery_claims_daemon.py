@@ -9,8 +9,7 @@ import sqlite3
 import httpx
 import pytest
 
-from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.kit import free_port
+from tests.kit import ReceiverServer, Simulator, Workspace, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 
 from notifier.store import Store
 from notifier.tools.receiver import Receiver
-from tests.conftest import ReceiverServer, Simulator, Workspace
+from tests.kit import ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
 

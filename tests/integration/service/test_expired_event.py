@@ -6,7 +6,7 @@ import pytest
 
 from notifier.delivery.senders import build_slack_message
 from notifier.tools.receiver import Receiver
-from tests.conftest import SLACK_PATH, ReceiverServer, Simulator, Workspace
+from tests.kit import SLACK_PATH, ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 
 from notifier.delivery.transition import job_event_id
 from notifier.tools.receiver import Receiver
-from tests.conftest import ReceiverServer, Simulator, Workspace, base_config, daemon_env
+from tests.kit import ReceiverServer, Simulator, Workspace, base_config, daemon_env
 
 pytestmark = pytest.mark.slow
 

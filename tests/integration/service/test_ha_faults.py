@@ -19,7 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import (
+from tests.integration.service.test_clock_steps import steppable_clock
+from tests.kit import (
     TRACED,
     DaemonProcess,
     ReceiverServer,
@@ -27,9 +28,8 @@ from tests.conftest import (
     Workspace,
     base_config,
     daemon_env,
+    wait_until,
 )
-from tests.fault_fs import wait_until
-from tests.integration.service.test_clock_steps import steppable_clock
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime, pytest.mark.timeout(300)]
 

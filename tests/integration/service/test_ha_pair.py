@@ -24,21 +24,21 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench.harness import ArrivalLog
 from notifier.service.http_server import ServerThread
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import (
+from tests.kit import (
     SECRET_KEY,
     TRACED,
+    ArrivalLog,
     DaemonProcess,
     ReceiverServer,
     Simulator,
     Workspace,
     base_config,
     daemon_env,
+    wait_until,
 )
-from tests.fault_fs import wait_until
 
 # Counts the vendor budget: CI runs it untraced too (see tests/conftest.py TRACED). About
 # 70 s untraced; under coverage several times that, beyond the default timeout.

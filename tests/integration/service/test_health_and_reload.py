@@ -23,16 +23,17 @@ from notifier.service import daemon as daemon_module
 from notifier.service.daemon import Daemon
 from notifier.service.http_server import ServerThread
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import (
+from tests.kit import (
     SECRET_KEY,
     ReceiverServer,
     Simulator,
     Workspace,
     base_config,
     daemon_env,
+    free_port,
+    until,
+    wait_until,
 )
-from tests.fault_fs import until, wait_until
-from tests.kit import free_port
 
 pytestmark = pytest.mark.slow
 

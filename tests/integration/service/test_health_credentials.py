@@ -9,8 +9,7 @@ import socket
 import httpx
 import pytest
 
-from tests.conftest import Simulator, Workspace
-from tests.fault_fs import wait_until
+from tests.kit import Simulator, Workspace, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,7 @@ import pytest
 from aiohttp import web
 
 from notifier.service.http_server import ServerThread
-from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.kit import free_port
+from tests.kit import ReceiverServer, Simulator, Workspace, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 

@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from notifier.tools.receiver import Receiver
-from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.kit import free_port
+from tests.kit import ReceiverServer, Simulator, Workspace, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,8 @@ import pytest
 
 from notifier.polling.lease import MARGIN
 from notifier.store import Store
-from tests.conftest import ReceiverServer, Simulator, Workspace
 from tests.integration.service.test_service import NotifySocket
-from tests.kit import free_port
+from tests.kit import ReceiverServer, Simulator, Workspace, free_port
 
 pytestmark = pytest.mark.slow
 

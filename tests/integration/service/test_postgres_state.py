@@ -10,10 +10,7 @@ import psycopg
 import pytest
 
 from notifier.tools.receiver import Receiver
-from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.fault_fs import wait_until
-from tests.kit import free_port
-from tests.pg_server import PgServer
+from tests.kit import PgServer, ReceiverServer, Simulator, Workspace, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

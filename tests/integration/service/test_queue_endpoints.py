@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from notifier.store import Store
-from tests.conftest import ReceiverServer, Simulator, Workspace
+from tests.kit import ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
 

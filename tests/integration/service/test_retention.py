@@ -8,7 +8,7 @@ import pytest
 
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import Store
-from tests.conftest import Workspace
+from tests.kit import Workspace
 
 pytestmark = pytest.mark.slow
 DAY = 86400.0

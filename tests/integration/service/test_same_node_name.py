@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from notifier.store import Store
-from tests.conftest import ReceiverServer, Simulator, Workspace, base_config, daemon_env
+from tests.kit import ReceiverServer, Simulator, Workspace, base_config, daemon_env
 
 pytestmark = pytest.mark.slow
 

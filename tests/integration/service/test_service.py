@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from notifier.tools.receiver import Receiver
-from tests.conftest import ReceiverServer, Simulator, Workspace
+from tests.kit import ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
 

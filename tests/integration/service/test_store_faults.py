@@ -13,10 +13,16 @@ import httpx
 import pytest
 
 from notifier.tools.receiver import Receiver
-from tests.conftest import ReceiverServer, Simulator, Workspace
-from tests.fault_fs import SmallDisk, small_disk, wait_until
 from tests.integration.service.test_service import NotifySocket
-from tests.kit import free_port
+from tests.kit import (
+    ReceiverServer,
+    Simulator,
+    SmallDisk,
+    Workspace,
+    free_port,
+    small_disk,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import socket
 import httpx
 import pytest
 
-from tests.conftest import Simulator, Workspace
+from tests.kit import Simulator, Workspace
 
 pytestmark = pytest.mark.slow
 

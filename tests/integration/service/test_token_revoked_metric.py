@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from notifier.polling.vendor import TOKEN_REVOKED_MESSAGE
-from tests.conftest import SECRET_KEY, ReceiverServer, Simulator, Workspace
+from tests.kit import SECRET_KEY, ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,7 @@ import httpx
 import pytest
 
 from notifier.tools.receiver import Receiver
-from tests.conftest import DaemonProcess, ReceiverServer, Simulator, Workspace
-from tests.fault_fs import wait_until
-from tests.kit import free_port
+from tests.kit import DaemonProcess, ReceiverServer, Simulator, Workspace, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

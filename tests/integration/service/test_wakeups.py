@@ -25,8 +25,7 @@ from notifier.service import wakeups as wakeups_module
 from notifier.service.daemon import Daemon
 from notifier.service.wakeups import Wakeups
 from notifier.tools.receiver import Receiver
-from tests.conftest import ReceiverServer, Simulator, base_config, daemon_env
-from tests.fault_fs import until
+from tests.kit import ReceiverServer, Simulator, base_config, daemon_env, until
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import DaemonProcess, ReceiverServer, Simulator, Workspace, base_config
+from tests.kit import DaemonProcess, ReceiverServer, Simulator, Workspace, base_config
 
 pytestmark = pytest.mark.slow
 

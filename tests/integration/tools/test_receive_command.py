@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import OPS_SECRET
+from tests.kit import OPS_SECRET
 
 
 def _start(*args: str) -> subprocess.Popen[str]:

@@ -19,7 +19,7 @@ from aiohttp import web
 from notifier.service.http_server import ServerThread
 from notifier.tools.sim_jobs import status_at
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.conftest import T0, FakeClock
+from tests.kit import T0, FakeClock
 
 
 class Vendor:

@@ -9,7 +9,7 @@ import re
 from notifier.delivery.operational import OpsFact, build_operational_event
 from notifier.delivery.transition import build_event, job_event_id
 from notifier.models import EXPIRED, SUCCEEDED, JobDetail, WatchSpec
-from tests.conftest import StoreFactory
+from tests.kit import StoreFactory
 
 #: The format receivers have always seen: ``evt_`` and 28 lowercase hex digits.
 ID_FORMAT = re.compile(r"^evt_[0-9a-f]{28}$")

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from notifier.polling import lease as lease_module
 from notifier.polling.lease import MARGIN, LeaseKeeper, LeaseLost
 from notifier.store import Store
-from tests.conftest import FakeClock
+from tests.kit import FakeClock
 from tests.unit.store.test_lease_store import EPS, pin_db_clock
 
 TTL = 10.0

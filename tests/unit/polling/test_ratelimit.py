@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from notifier.polling.ratelimit import LimiterClosed, RateLimiter
-from tests.conftest import run_virtual
+from tests.kit import run_virtual
 
 Clock = Callable[[], float]
 

@@ -18,7 +18,7 @@ from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import Store
 from notifier.store.postgres_listen import CHANNEL, Change, ChangeFeed
 from notifier.store.schema import _split_sql
-from tests.conftest import FakeClock
+from tests.kit import FakeClock
 
 MARKER = "marker"
 

@@ -12,7 +12,7 @@ from notifier.delivery.transition import route
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store
 from notifier.store.schema import Q, _migrations, _split_sql
-from tests.conftest import FakeClock, StoreFactory
+from tests.kit import FakeClock, StoreFactory
 
 SUBS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"]), ("team", ["lip_sync.failed"])]
 

@@ -17,7 +17,7 @@ import pytest
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import DueDelivery, Store
 from notifier.store.schema import Q
-from tests.conftest import FakeClock, StoreFactory
+from tests.kit import FakeClock, StoreFactory
 
 LONG = 60.0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store
 from notifier.store.schema import _migrations, _split_sql
-from tests.conftest import FakeClock, StoreFactory
+from tests.kit import FakeClock, StoreFactory
 
 
 def _finish(store: Store, job_id: str) -> Event:

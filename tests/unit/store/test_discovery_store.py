@@ -7,7 +7,7 @@ from pathlib import Path
 
 from notifier.models import WatchSpec
 from notifier.store import Store
-from tests.conftest import StoreFactory
+from tests.kit import StoreFactory
 from tests.unit.store.test_schema_upgrade import schema_1_file
 
 

@@ -12,7 +12,7 @@ from notifier.models import Event
 from notifier.store import Store
 from notifier.store.postgres import PostgresStore
 from notifier.store.sqlite import SqliteStore
-from tests.conftest import StoreFactory
+from tests.kit import StoreFactory
 
 
 def _event(n: int, created_at: float) -> Event:

@@ -13,7 +13,7 @@ from notifier.models import WatchSpec
 from notifier.store import Store
 from notifier.store.file_watches import LISTING_TTL
 from notifier.store.schema import _migrations
-from tests.conftest import FakeClock, StoreFactory
+from tests.kit import FakeClock, StoreFactory
 
 
 def _specs(*ids: str) -> list[WatchSpec]:

@@ -14,7 +14,7 @@ from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.polling.vendor import parse_detail
 from notifier.store import Observation, Store
 from notifier.store.rows import MAX_LAST_DATA
-from tests.conftest import FakeClock, StoreFactory
+from tests.kit import FakeClock, StoreFactory
 
 DATA = {
     "id": "job-1",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from notifier.store import Store
-from tests.conftest import FakeClock
+from tests.kit import FakeClock
 
 #: SQLite keeps its clock as a Julian day number (a double): about 50 µs apart at today's
 #: dates. Steps across an expiry go this much past it.

@@ -3,7 +3,7 @@ expired by the next statement, so expiry needs no waiting."""
 
 from __future__ import annotations
 
-from tests.conftest import StoreFactory
+from tests.kit import StoreFactory
 
 
 def test_lease_semantics_on_the_database_clock(make_store: StoreFactory) -> None:

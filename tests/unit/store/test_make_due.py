@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from notifier.models import JobMemory, WatchSpec
 from notifier.store import Store
-from tests.conftest import FakeClock, StoreFactory
+from tests.kit import FakeClock, StoreFactory
 from tests.unit.store.test_store import detail, event
 
 

@@ -15,8 +15,7 @@ from notifier.store import BUSY_CAUSE, SCHEMA_VERSION, Store, StoreError, StoreU
 from notifier.store.errors import UNREACHABLE_CAUSE
 from notifier.store.postgres import MIGRATION_LOCK, PostgresStore
 from notifier.store.schema import dialect
-from tests.conftest import FakeClock
-from tests.pg_server import PgServer
+from tests.kit import FakeClock, PgServer
 
 PASSWORD = "pw-9f2c4e1a7b3d-secret"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from notifier.models import Event, JobDetail, WatchSpec
 from notifier.store import Store
-from tests.conftest import T0, FakeClock, StoreFactory
+from tests.kit import T0, FakeClock, StoreFactory
 
 DAY = 86400.0
 

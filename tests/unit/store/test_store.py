@@ -9,7 +9,7 @@ import pytest
 
 from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store, StoreError
-from tests.conftest import FakeClock, StoreFactory, fail_as_before
+from tests.kit import FakeClock, StoreFactory, fail_as_before
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.kit import free_port
+from tests.kit.net import free_port
 
 ENV_URL = "CHANJING_NOTIFIER_TEST_PG"
 

@@ -1,4 +1,4 @@
-"""Small helpers every kind of test uses (the start of one test kit, issue 20 item 5)."""
+"""Loopback ports for the listeners a test or a benchmark names in a daemon's config."""
 
 from __future__ import annotations
 

@@ -4,15 +4,11 @@ with the reason."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -52,25 +48,3 @@ def small_disk(where: Path, size: str = "2m") -> Iterator[SmallDisk]:
         yield SmallDisk(where)
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """A bounded wait on a condition that no event announces (a file, a counter, an HTTP
-    answer): look every 50 ms, give up after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        tick.wait(0.05)
-    return True
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    """Let the daemon's loop run until ``predicate()`` holds (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)

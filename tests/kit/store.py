@@ -1,0 +1,21 @@
+"""The store as tests open it, and rows written as older versions wrote them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from notifier.store import Store
+
+#: What the ``make_store`` fixture hands out: ``make(**kwargs)`` opens a store on the test's
+#: state (each call a new connection).
+StoreFactory = Callable[..., Store]
+
+
+def fail_as_before(store: Store, job_id: str, reason: str) -> None:
+    """End a watch as the vendor's rejection of its id did before the ``rejected`` state
+    (issue 18, item 7b): ``failed``, ``reason`` as its note, no event. Such rows stay in
+    users' databases, and everything must still read them."""
+    unseen = dict.fromkeys(("status", "progress", "create_time", "last_data"))
+    args = {**unseen, "job_id": job_id, "msg": reason, "error": reason, "now": store.now()}
+    with store.transaction():
+        store._run("finish_watch", {**args, "state": "failed", "polled": 1, "observed": 0})
