@@ -1,9 +1,11 @@
-"""The store as tests open it, and rows written as older versions wrote them."""
+"""The store as tests open it: job details and events to record, and rows written as older
+versions wrote them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from notifier.models import Event, JobDetail
 from notifier.store import Store
 
 #: What the ``make_store`` fixture hands out: ``make(**kwargs)`` opens a store on the test's
@@ -19,3 +21,11 @@ def fail_as_before(store: Store, job_id: str, reason: str) -> None:
     args = {**unseen, "job_id": job_id, "msg": reason, "error": reason, "now": store.now()}
     with store.transaction():
         store._run("finish_watch", {**args, "state": "failed", "polled": 1, "observed": 0})
+
+
+def detail(job_id: str, status: int, progress: int = 0) -> JobDetail:
+    return JobDetail(job_id, status, progress, "ok", "", "", 0, 1_700_000_000)
+
+
+def event(job_id: str, type_: str = "lip_sync.succeeded", event_id: str | None = None) -> Event:
+    return Event(event_id or f"evt_{job_id}_{type_}", job_id, type_, 1.0, b"{}")

@@ -21,8 +21,8 @@ from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.senders import SlackSender, WebhookSender
 from notifier.models import WatchSpec
 from notifier.store import Store
-from tests.integration.delivery.test_dispatcher_outcomes import attempts_done, finished
 from tests.kit import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
+from tests.kit.delivery import attempts_done, finished
 
 TIMEOUT = 3.0
 BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)

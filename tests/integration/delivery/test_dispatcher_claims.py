@@ -20,8 +20,8 @@ from notifier.delivery.dispatcher import CLAIM_MARGIN, Dispatcher
 from notifier.delivery.senders import SlackSender, WebhookSender
 from notifier.models import Event, WatchSpec
 from notifier.store import Store
-from tests.integration.delivery.test_dispatcher_outcomes import attempts_done, finished
 from tests.kit import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
+from tests.kit.delivery import attempts_done, finished
 
 SCHEDULE = [0.2, 0.4]
 TIMEOUT = 3.0

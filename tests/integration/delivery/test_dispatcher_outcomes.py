@@ -4,7 +4,6 @@ an attempt in flight."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,12 @@ from structlog.testing import capture_logs
 
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.senders import Sender, SlackSender, WebhookSender
-from notifier.delivery.transition import build_event
-from notifier.models import Event, JobDetail, SendResult, WatchSpec
+from notifier.models import Event, SendResult, WatchSpec
 from notifier.store import Store
 from tests.kit import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
+from tests.kit.delivery import attempts_done, finished
 
 SCHEDULE = [0.2, 0.4]
-
-
-def finished(job_id: str, clock: FakeClock) -> tuple[JobDetail, Event]:
-    detail = JobDetail(job_id, 20, 100, "success", "https://v/1.mp4", "", 1000, 1_738_636_800)
-    return detail, build_event(detail, {}, clock.now)
 
 
 class Rig:
@@ -68,17 +62,6 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         if r.dispatcher is not None:
             await r.dispatcher.drain(1.0)
         r.close()
-
-
-async def attempts_done(timeout: float = 15.0) -> None:
-    """Wait until no delivery attempt is running (the kicks they cause included)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            await asyncio.sleep(0)  # let a pending kick start its attempts
-            tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("deliver ")]
-            if not tasks:
-                return
-            await asyncio.wait(tasks)
 
 
 async def run_until_settled(rig: Rig, done: Callable[[dict[str, Any]], bool], steps: int) -> None:

@@ -7,9 +7,7 @@ like "database or disk is full" or "database is locked"), then allowed again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,16 +17,8 @@ from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.senders import WebhookSender
 from notifier.models import WatchSpec
 from notifier.store import Store, StoreUnavailable
-from tests.integration.delivery.test_dispatcher_outcomes import attempts_done, finished
-from tests.kit import OPS_SECRET, FakeClock, ReceiverServer
-
-
-async def until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """A bounded poll for state that announces itself no other way."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-    return True
+from tests.kit import OPS_SECRET, FakeClock, ReceiverServer, until
+from tests.kit.delivery import attempts_done, finished
 
 
 async def test_unwritable_result_is_held_not_resent(

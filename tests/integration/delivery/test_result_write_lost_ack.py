@@ -27,8 +27,8 @@ from notifier.delivery.operational import OperationalEvents, Thresholds
 from notifier.delivery.senders import WebhookSender
 from notifier.models import WatchSpec
 from notifier.store import Store
-from tests.integration.delivery.test_dispatcher_outcomes import attempts_done, finished
 from tests.kit import OPS_SECRET, FakeClock, ReceiverServer, StoreFactory
+from tests.kit.delivery import attempts_done, finished
 
 #: In the result write's SQL, on every version of it (and in no other statement the
 #: dispatcher sends to PostgreSQL).

@@ -28,7 +28,6 @@ import pytest
 from notifier.service.http_server import ServerThread
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.integration.service.test_ha_pair import ACQUIRED, at
 from tests.kit import (
     SECRET_KEY,
     TRACED,
@@ -42,6 +41,7 @@ from tests.kit import (
     free_port,
     wait_until,
 )
+from tests.kit.logs import ACQUIRED, at
 
 pytestmark = pytest.mark.slow
 

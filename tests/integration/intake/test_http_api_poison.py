@@ -10,20 +10,14 @@ from structlog.testing import capture_logs
 
 from notifier.intake import http_api
 from notifier.models import MAX_LABELS, MAX_LABELS_TEXT
-from tests.integration.intake.test_http_api import (  # noqa: F401
-    TOKEN_A,
-    Api,
-    _record,
-    api,
-    backend,
-)
 from tests.kit import StoreFactory
+from tests.kit.intake_api import TOKEN_A, Api, _record, api_fixture, sqlite_backend  # noqa: F401
 
 JSON_BODY = {"content-type": "application/json"}
 DEEP = b'{"ids": ["j1"], "labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
 
-def test_json_nested_100k_deep_is_a_400(api: Api) -> None:  # noqa: F811
+def test_json_nested_100k_deep_is_a_400(api: Api) -> None:
     with capture_logs() as logs, api.client() as client:
         response = client.post("/v1/watches", content=DEEP, headers=JSON_BODY)
     assert response.status_code == 400
@@ -31,7 +25,7 @@ def test_json_nested_100k_deep_is_a_400(api: Api) -> None:  # noqa: F811
     assert not [e for e in logs if e["log_level"] == "error"]
 
 
-def test_limit_must_be_ascii_digits_and_short(api: Api) -> None:  # noqa: F811
+def test_limit_must_be_ascii_digits_and_short(api: Api) -> None:
     with api.client() as client:
         for limit in ("²", "1" * 5000, "-1", "1e3", "0"):
             response = client.get("/v1/events", params={"limit": limit})
@@ -39,7 +33,7 @@ def test_limit_must_be_ascii_digits_and_short(api: Api) -> None:  # noqa: F811
             assert len(response.json()["error"]) < 200
 
 
-def test_a_header_that_is_not_utf8_gets_401_not_500(api: Api) -> None:  # noqa: F811
+def test_a_header_that_is_not_utf8_gets_401_not_500(api: Api) -> None:
     with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
         sock.sendall(
             b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe-not-utf8\r\n"
@@ -52,7 +46,7 @@ def test_a_header_that_is_not_utf8_gets_401_not_500(api: Api) -> None:  # noqa: 
 
 
 def test_labels_that_could_never_be_sent_are_refused_and_stored_ones_read_back(
-    api: Api,  # noqa: F811
+    api: Api,
 ) -> None:
     with api.client() as client:
         surrogate = b'{"ids": ["j1"], "labels": {"k": "\\ud800"}}'
@@ -82,7 +76,7 @@ def test_one_unreadable_queue_row_is_rejected_and_the_rest_go_on(
     assert store.watch_summary("good1") is not None
 
 
-def test_labels_merged_into_a_watch_stay_within_their_limits(api: Api) -> None:  # noqa: F811
+def test_labels_merged_into_a_watch_stay_within_their_limits(api: Api) -> None:
     """20 POSTs of big labels used to pile 16.5 MB onto one watch, sent in each of its events."""
     with api.client() as client:
         value = "x" * 500
@@ -101,7 +95,7 @@ def test_labels_merged_into_a_watch_stay_within_their_limits(api: Api) -> None: 
 
 
 def test_a_page_of_events_stops_at_its_size_and_goes_on(
-    api: Api,  # noqa: F811
+    api: Api,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = [_record(api.store, n) for n in range(10)]

@@ -11,16 +11,8 @@ from structlog.testing import capture_logs
 
 from notifier.polling.discovery import Discoverer, DiscoverySettings
 from notifier.polling.poller import SWEEP_BUDGET_SHARE_PRODUCTIVE, Poller
-from tests.integration.polling.test_sweep import (
-    DETAIL_PATH,
-    LIST_PATH,
-    SETTINGS,
-    SUBSCRIPTIONS,
-    T0,
-    Rig,
-    add_jobs,
-    rig,
-)
+from tests.kit import T0
+from tests.kit.sweep import DETAIL_PATH, LIST_PATH, SETTINGS, SUBSCRIPTIONS, Rig, add_jobs, rig
 
 LABELS = {"source": "discovered", "team": "video"}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.polling.test_sweep import add_jobs, finish_polls, rig
 from tests.kit import Simulator, Workspace
+from tests.kit.sweep import add_jobs, finish_polls, rig
 
 GIVE_UP_AFTER = 3600.0
 

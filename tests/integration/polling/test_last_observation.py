@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from notifier.store import Observation
-from tests.integration.polling.test_sweep import DETAIL_PATH, LIST_PATH, Rig, finish_polls, rig
+from tests.kit.sweep import DETAIL_PATH, LIST_PATH, Rig, finish_polls, rig
 
 DETAIL_FIELDS = {
     "id",

@@ -21,9 +21,8 @@ from notifier.polling.vendor import DETAIL_PATH, LIST_PATH, TOKEN_PATH, VendorCl
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.kit import SECRET_KEY, FakeClock
-from tests.unit.polling.test_lease_keeper import until
-from tests.unit.store.test_lease_store import EPS, pin_db_clock
+from tests.kit import SECRET_KEY, FakeClock, until
+from tests.kit.lease import EPS, pin_db_clock
 
 SETTINGS = PollingSettings(min_interval=1, max_interval=60, give_up_after=86400)
 SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]

@@ -15,8 +15,7 @@ from structlog.testing import capture_logs
 
 from notifier.polling.lease import MARGIN, LeaseKeeper
 from notifier.store import Store
-from tests.kit import FakeClock
-from tests.unit.polling.test_lease_keeper import until
+from tests.kit import FakeClock, until
 
 #: The paused node's steady clock reads this throughout.
 FROZEN = 1000.0

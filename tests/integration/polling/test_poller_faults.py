@@ -6,68 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from notifier.models import JobDetail, WatchSpec
-from notifier.polling.policy import PollingSettings
-from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
-from notifier.polling.vendor import VendorClient
-from notifier.service.http_server import AppServer
-from notifier.store import Store
-from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.kit import SECRET_KEY
-
-SETTINGS = PollingSettings(min_interval=1, max_interval=60, give_up_after=86400)
-SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]
-
-
-@dataclass
-class Rig:
-    sim: VendorSimulator
-    store: Store
-    limiter: RateLimiter
-    client: VendorClient
-    poller: Poller
-
-    def watch(self, job_id: str) -> dict[str, Any]:
-        (row,) = [w for w in self.store.list_watches() if w["job_id"] == job_id]
-        return row
-
-
-@pytest.fixture
-async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
-    rigs: list[tuple[Rig, AppServer]] = []
-
-    async def make(*, secret_key: str = SECRET_KEY, qps: int = 100) -> Rig:
-        sim = VendorSimulator(SimConfig(app_id="test-app", secret_key=SECRET_KEY, qps=0, seed=7))
-        server = AppServer(sim.make_app())
-        await server.start()
-        store = Store(tmp_path / f"state{len(rigs)}.db")
-        limiter = RateLimiter(qps)
-        client = VendorClient(
-            base_url=server.url,
-            app_id="test-app",
-            secret_key=secret_key,
-            limiter=limiter,
-            store=store,
-        )
-        poller = Poller(store, client, limiter, SETTINGS, SUBSCRIPTIONS, list_sweep=False)
-        rig = Rig(sim, store, limiter, client, poller)
-        rigs.append((rig, server))
-        return rig
-
-    yield make
-    for rig, server in rigs:
-        await rig.client.aclose()
-        rig.store.close()
-        await server.stop()
+from tests.kit.poller import SETTINGS, Rig
 
 
 async def polls_done() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 from notifier.config.sections import WebhookEndpoint
 from notifier.models import WatchSpec
 from notifier.polling.poller import REJECT_RETRY, REJECT_WINDOW
-from tests.integration.polling.test_sweep import DETAIL_PATH, Rig, finish_polls, rig
 from tests.kit import OPS_SECRET
+from tests.kit.sweep import DETAIL_PATH, Rig, finish_polls, rig
 
 
 async def poll_once(r: Rig) -> None:

@@ -8,14 +8,8 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from tests.integration.polling.test_sweep import (
-    DETAIL_PATH,
-    LIST_PATH,
-    T0,
-    FrontVendor,
-    finish_polls,
-    rig,
-)
+from tests.kit import T0
+from tests.kit.sweep import DETAIL_PATH, LIST_PATH, FrontVendor, finish_polls, rig
 
 
 async def test_consecutive_sweeps_reach_every_watched_job(tmp_path: Path) -> None:

@@ -19,15 +19,7 @@ from notifier.polling.poller import (
 )
 from notifier.service.metrics import Metrics
 from notifier.store import Store
-from tests.integration.polling.test_sweep import (
-    DETAIL_PATH,
-    LIST_PATH,
-    MIN_INTERVAL,
-    FrontVendor,
-    Rig,
-    add_jobs,
-    rig,
-)
+from tests.kit.sweep import DETAIL_PATH, LIST_PATH, MIN_INTERVAL, FrontVendor, Rig, add_jobs, rig
 
 
 class ListFront(FrontVendor):

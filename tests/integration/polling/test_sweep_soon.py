@@ -7,13 +7,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from notifier.models import WatchSpec
-from tests.integration.polling.test_poller_faults import Rig, make_rig  # noqa: F401
+from tests.kit.poller import Rig
 
 LIST = "/open/v1/video_lip_sync/list"
 
 
 async def test_sweeps_at_once_are_one_and_early_ones_are_spaced(
-    make_rig: Callable[..., Awaitable[Rig]],  # noqa: F811
+    make_rig: Callable[..., Awaitable[Rig]],
 ) -> None:
     rig = await make_rig()
     jobs = [rig.sim.add_job(queue_s=0, run_s=3600) for _ in range(3)]

@@ -12,8 +12,8 @@ import pytest
 
 from notifier.service import daemon as daemon_module
 from notifier.tools.receiver import Receiver
-from tests.integration.service.test_wakeups import HOUR, Running
 from tests.kit import ReceiverServer, Simulator, base_config, daemon_env, free_port, until
+from tests.kit.wakeups import HOUR, Running
 
 pytestmark = pytest.mark.slow
 

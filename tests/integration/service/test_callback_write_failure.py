@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.service.test_vendor_callback import CALLBACK_TOKEN, PREFIX, _enable
 from tests.kit import DaemonProcess, PgServer, ReceiverServer, Simulator, Workspace
+from tests.kit.callbacks import CALLBACK_TOKEN, PREFIX, _enable
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,6 @@ from notifier.polling.lease import IN_FLIGHT
 from notifier.service.http_server import ServerThread
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.integration.service.test_clock_steps import steppable_clock
 from tests.kit import (
     OPS_SECRET,
     SECRET_KEY,
@@ -38,6 +37,7 @@ from tests.kit import (
     base_config,
     daemon_env,
     free_port,
+    steppable_clock,
     wait_until,
 )
 

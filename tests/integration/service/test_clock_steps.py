@@ -13,28 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit import ReceiverServer, Simulator, Workspace, wait_until
+from tests.kit import ReceiverServer, Simulator, Workspace, steppable_clock, wait_until
 
 pytestmark = pytest.mark.slow
 
-LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))), None)
 STEPPED = "system clock stepped; pending polls, deliveries and expiries move with it"
-
-
-def steppable_clock(tmp_path: Path, env: dict[str, str]) -> Path:
-    """Run the processes started with ``env`` on a wall clock the test steps: the file
-    returned holds the offset (``+0`` now; write ``-3600`` to step an hour back)."""
-    if LIBFAKETIME is None:
-        pytest.skip("libfaketime missing: install Debian's libfaketime (.ci/run does)")
-    offset = tmp_path / "faketime"
-    offset.write_text("+0\n")
-    env.update(
-        LD_PRELOAD=str(LIBFAKETIME),
-        FAKETIME_TIMESTAMP_FILE=str(offset),
-        FAKETIME_NO_CACHE="1",
-        FAKETIME_DONT_FAKE_MONOTONIC="1",
-    )
-    return offset
 
 
 @pytest.fixture

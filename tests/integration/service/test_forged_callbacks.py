@@ -16,8 +16,8 @@ import pytest
 
 from notifier.polling.fastpath import FAST_SHARE
 from notifier.tools.receiver import Receiver
-from tests.integration.service.test_vendor_callback import CALLBACK_TOKEN, PREFIX, _enable
 from tests.kit import DaemonProcess, ReceiverServer, Simulator, Workspace, wait_until
+from tests.kit.callbacks import CALLBACK_TOKEN, PREFIX, _enable
 
 pytestmark = pytest.mark.slow
 

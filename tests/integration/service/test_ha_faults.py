@@ -19,7 +19,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.service.test_clock_steps import steppable_clock
 from tests.kit import (
     TRACED,
     DaemonProcess,
@@ -28,6 +27,7 @@ from tests.kit import (
     Workspace,
     base_config,
     daemon_env,
+    steppable_clock,
     wait_until,
 )
 

@@ -18,7 +18,6 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -39,6 +38,7 @@ from tests.kit import (
     daemon_env,
     wait_until,
 )
+from tests.kit.logs import ACQUIRED, at
 
 # Counts the vendor budget: CI runs it untraced too (see tests/conftest.py TRACED). About
 # 70 s untraced; under coverage several times that, beyond the default timeout.
@@ -54,7 +54,6 @@ ANSWER_DELAY = 0.3
 #: Bounded waits: generous, for a loaded 2-core machine; none of them is a measurement.
 WAIT = 60.0
 
-ACQUIRED = "vendor lease acquired; this node calls the vendor"
 CANNOT_RENEW = "cannot renew the vendor lease; it lapses unless a renewal works"
 
 
@@ -74,11 +73,6 @@ def simulator(arrivals: ArrivalLog) -> Iterator[Simulator]:
 def node_of(proc: DaemonProcess) -> str:
     """The default ``state.node``: each process is a node of its own."""
     return f"{socket.gethostname()}:{proc.popen.pid}"
-
-
-def at(record: dict[str, Any]) -> float:
-    """When the daemon wrote a log record (unix seconds)."""
-    return datetime.fromisoformat(record["timestamp"]).timestamp()
 
 
 def logged(proc: DaemonProcess, event: str, since: float = 0.0, **fields: Any) -> bool:

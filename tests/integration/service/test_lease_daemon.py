@@ -12,8 +12,7 @@ import pytest
 
 from notifier.polling.lease import MARGIN
 from notifier.store import Store
-from tests.integration.service.test_service import NotifySocket
-from tests.kit import ReceiverServer, Simulator, Workspace, free_port
+from tests.kit import NotifySocket, ReceiverServer, Simulator, Workspace, free_port
 
 pytestmark = pytest.mark.slow
 

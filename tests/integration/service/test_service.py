@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,45 +12,9 @@ import httpx
 import pytest
 
 from notifier.tools.receiver import Receiver
-from tests.kit import ReceiverServer, Simulator, Workspace
+from tests.kit import NotifySocket, ReceiverServer, Simulator, Workspace
 
 pytestmark = pytest.mark.slow
-
-
-class NotifySocket:
-    """A datagram socket standing in for systemd's NOTIFY_SOCKET; records every message."""
-
-    def __init__(self, path: str) -> None:
-        self.address = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        bind_to = "\0" + path[1:] if path.startswith("@") else path
-        self.sock.bind(bind_to)
-        self.messages: list[tuple[float, str]] = []
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except OSError:
-                return
-            with self._cond:
-                self.messages.append((time.monotonic(), data.decode()))
-                self._cond.notify_all()
-
-    def lines(self) -> list[tuple[float, str]]:
-        with self._cond:
-            return [(t, line) for t, m in self.messages for line in m.splitlines()]
-
-    def wait_for(self, predicate: object, timeout: float) -> bool:
-        assert callable(predicate)
-        with self._cond:
-            return bool(self._cond.wait_for(lambda: predicate(self), timeout))
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(params=["path", "abstract"])

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from notifier.tools.receiver import Receiver
-from tests.integration.service.test_service import NotifySocket
 from tests.kit import (
+    NotifySocket,
     ReceiverServer,
     Simulator,
     SmallDisk,

@@ -9,7 +9,7 @@ from functools import cache
 
 import pytest
 
-from tests.integration.service.test_systemd_unit import UNIT, parse_unit
+from tests.kit.systemd import UNIT, parse_unit
 
 #: What aiohttp's listener calls: socket, bind, listen, accept, plus the options it sets.
 LISTENER_CALLS = {"socket", "bind", "listen", "accept4", "setsockopt", "getsockname"}

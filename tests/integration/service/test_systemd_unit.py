@@ -20,34 +20,14 @@ import pytest
 import yaml
 
 from notifier.cli import _build_parser
+from tests.kit.systemd import ROOT, UNIT, parse_unit
 
-ROOT = Path(__file__).resolve().parents[3]
-UNIT = ROOT / "systemd" / "chanjing-notifier.service"
 ENV_EXAMPLE = ROOT / "systemd" / "chanjing-notifier.env.example"
 CONFIG_EXAMPLE = ROOT / "config.example.yaml"
 UNIT_NAME = UNIT.name
 INSTALLED_EXE = "/opt/chanjing-notifier/bin/chanjing-notifier"
 MAX_EXPOSURE = 1.5
 DAEMON_STOP_BUDGET = 10.0  # seconds the daemon takes at most to exit after SIGTERM
-
-
-def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
-    """Section -> key -> every value in order (enough for our unit: no continuation lines)."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current: dict[str, list[str]] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], {})
-            continue
-        assert current is not None, f"assignment outside a section: {raw!r}"
-        assert not line.endswith("\\"), f"continuation lines are not expected: {raw!r}"
-        key, sep, value = line.partition("=")
-        assert sep, f"not a key=value line: {raw!r}"
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
 
 
 def seconds(span: str) -> float:

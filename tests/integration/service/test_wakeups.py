@@ -6,11 +6,8 @@ against a real PostgreSQL server, the simulator and the receiver on 127.0.0.1.""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -19,58 +16,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from structlog.testing import capture_logs
 
-from notifier.config import load_config
 from notifier.service import daemon as daemon_module
 from notifier.service import wakeups as wakeups_module
-from notifier.service.daemon import Daemon
-from notifier.service.wakeups import Wakeups
 from notifier.tools.receiver import Receiver
 from tests.kit import ReceiverServer, Simulator, base_config, daemon_env, until
+from tests.kit.wakeups import HOUR, Running
 
 pytestmark = pytest.mark.slow
-
-HOUR = 3600.0
-
-
-class Running:
-    """A Daemon on ``state.url`` running in this loop, its config file and CLI."""
-
-    def __init__(self, path: Path, config: dict[str, Any], env: dict[str, str]) -> None:
-        self.path = path
-        self.env = env
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.daemon = Daemon(load_config(str(path)), str(path))
-        self.task: asyncio.Task[int] | None = None
-
-    @property
-    def wakeups(self) -> Wakeups:
-        assert self.daemon.wakeups is not None
-        return self.daemon.wakeups
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.daemon.run())
-        await until(lambda: self.daemon.wakeups is not None)
-        await asyncio.wait_for(self.wakeups.listening.wait(), 20)
-
-    async def stop(self) -> int:
-        assert self.task is not None
-        self.daemon.request_stop()
-        return await self.task
-
-    async def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """A CLI command in its own process; the loop (and the daemon) runs meanwhile."""
-        command = [sys.executable, "-m", "notifier", "-c", str(self.path), *args]
-        result = await asyncio.to_thread(
-            subprocess.run, command, env=self.env, capture_output=True, text=True, timeout=60
-        )
-        assert result.returncode == 0, result.stderr
-        return result
-
-    def wakeups_counted(self, kind: str) -> float:
-        metrics = self.daemon.metrics
-        metrics.refresh_live()  # as a scrape does first
-        value = metrics.registry.get_sample_value("chanjing_wakeups_total", {"kind": kind})
-        return value or 0.0
 
 
 @pytest.fixture

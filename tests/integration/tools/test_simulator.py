@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,69 +18,8 @@ from aiohttp import web
 
 from notifier.service.http_server import ServerThread
 from notifier.tools.sim_jobs import status_at
-from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.kit import T0, FakeClock
-
-
-class Vendor:
-    """A running simulator plus an httpx client speaking the vendor API to it."""
-
-    def __init__(self, sim: VendorSimulator, server: ServerThread, clock: FakeClock) -> None:
-        self.sim = sim
-        self.server = server
-        self.clock = clock
-        self.http = httpx.Client(base_url=server.url, timeout=10)
-
-    def token(self, app_id: str = "demo-app", secret_key: str = "demo-secret") -> dict[str, Any]:
-        body = {"app_id": app_id, "secret_key": secret_key}
-        resp = self.http.post("/open/v1/access_token", json=body)
-        assert resp.status_code == 200
-        result: dict[str, Any] = resp.json()
-        return result
-
-    def new_token(self) -> str:
-        answer = self.token()
-        assert answer["code"] == 0, answer
-        token: str = answer["data"]["access_token"]
-        return token
-
-    def detail(self, job_id: str | None, token: str | None) -> dict[str, Any]:
-        headers = {"access_token": token} if token is not None else {}
-        params = {"id": job_id} if job_id is not None else {}
-        resp = self.http.get("/open/v1/video_lip_sync/detail", params=params, headers=headers)
-        assert resp.status_code == 200, resp.text
-        result: dict[str, Any] = resp.json()
-        return result
-
-    def post(self, path: str, body: Any, token: str | None = None) -> dict[str, Any]:
-        headers = {"access_token": token} if token is not None else {}
-        resp = self.http.post(path, json=body, headers=headers)
-        assert resp.status_code == 200, resp.text
-        result: dict[str, Any] = resp.json()
-        return result
-
-
-@pytest.fixture
-def vendor_factory() -> Iterator[Callable[..., Vendor]]:
-    started: list[Vendor] = []
-
-    def start(**config: Any) -> Vendor:
-        clock = FakeClock()
-        sim = VendorSimulator(SimConfig(**config), clock=clock)
-        server = ServerThread(sim.make_app).start()
-        vendor = Vendor(sim, server, clock)
-        started.append(vendor)
-        return vendor
-
-    yield start
-    for vendor in started:
-        vendor.http.close()
-        vendor.server.stop()
-
-
-@pytest.fixture
-def vendor(vendor_factory: Callable[..., Vendor]) -> Vendor:
-    return vendor_factory()
+from tests.kit import T0
+from tests.kit.vendor import Vendor
 
 
 def assert_envelope(answer: dict[str, Any]) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.integration.tools.test_simulator import Vendor, vendor, vendor_factory
-
-__all__ = ["vendor", "vendor_factory"]  # fixtures, shared with test_simulator
+from tests.kit.vendor import Vendor
 
 LIST = "/open/v1/video_lip_sync/list"
 

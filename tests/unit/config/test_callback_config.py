@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifier.config import Config, ConfigError, load_config
-from tests.unit.config.test_config import BASE, ENDPOINTS, ENV, write
+from tests.kit.config_files import BASE, ENDPOINTS, ENV, write
 
 CALLBACK = "cb-0a1b2c3d4e5f6a7b8c9d"
 

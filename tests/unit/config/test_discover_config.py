@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifier.config import Config, ConfigError, load_config
-from tests.unit.config.test_config import BASE, ENDPOINTS, ENV, write
+from tests.kit.config_files import BASE, ENDPOINTS, ENV, write
 
 
 def _load(tmp_path: Path, discover: str) -> Config:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.unit.config.test_config import BASE, ENDPOINTS, config_error, load_text
+from tests.kit.config_files import BASE, ENDPOINTS, config_error, load_text
 
 CLIENTS = """\
 gateway:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifier.config import ConfigError, load_config
-from tests.unit.config.test_config import BASE, ENV, write
+from tests.kit.config_files import BASE, ENV, write
 
 TOKEN = "intake-7c1d2e3f4a5b6c7d8e9f"
 OLD_TOKEN = "intake-old-0a1b2c3d4e5f6a7b"

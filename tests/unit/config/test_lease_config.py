@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from notifier.config import Config
-from tests.unit.config.test_config import BASE, config_error, load_text
+from tests.kit.config_files import BASE, config_error, load_text
 
 
 def test_defaults() -> None:

@@ -16,7 +16,7 @@ from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from tests.kit import FakeClock, StoreFactory
-from tests.unit.store.test_store import detail, event
+from tests.kit.store import detail, event
 
 
 async def test_one_poll_per_job_and_half_the_budget(make_store: StoreFactory) -> None:

@@ -3,7 +3,6 @@ FakeClock, two nodes as two keepers on two connections to one real SQLite file."
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ from structlog.testing import capture_logs
 from notifier.polling import lease as lease_module
 from notifier.polling.lease import MARGIN, LeaseKeeper, LeaseLost
 from notifier.store import Store
-from tests.kit import FakeClock
-from tests.unit.store.test_lease_store import EPS, pin_db_clock
+from tests.kit import FakeClock, until
+from tests.kit.lease import EPS, pin_db_clock
 
 TTL = 10.0
 
@@ -48,14 +47,6 @@ def keeper(store: Store, node: str, **kwargs: Any) -> tuple[LeaseKeeper, FakeClo
 
 def events(logs: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
     return [e for e in logs if e["event"].startswith(prefix)]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 class RoundTrip:

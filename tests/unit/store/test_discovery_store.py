@@ -8,7 +8,7 @@ from pathlib import Path
 from notifier.models import WatchSpec
 from notifier.store import Store
 from tests.kit import StoreFactory
-from tests.unit.store.test_schema_upgrade import schema_1_file
+from tests.kit.schema import schema_1_file
 
 
 class Clock:

@@ -11,25 +11,11 @@ import pytest
 
 from notifier.store import Store
 from tests.kit import FakeClock
-
-#: SQLite keeps its clock as a Julian day number (a double): about 50 µs apart at today's
-#: dates. Steps across an expiry go this much past it.
-EPS = 0.001
+from tests.kit.lease import EPS, pin_db_clock
 
 
 def near(value: float) -> object:
     return pytest.approx(value, abs=EPS)
-
-
-def pin_db_clock(store: Store, clock: FakeClock) -> None:
-    """Make the database's clock (``julianday('now')`` in the lease statements) read ``clock``:
-    SQLite lets an application function replace a built-in one, so the real SQL runs."""
-
-    def julianday(value: str) -> float:
-        assert value == "now"
-        return clock() / 86400.0 + 2440587.5
-
-    store._db.create_function("julianday", 1, julianday)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 from notifier.models import JobMemory, WatchSpec
 from notifier.store import Store
 from tests.kit import FakeClock, StoreFactory
-from tests.unit.store.test_store import detail, event
+from tests.kit.store import detail, event
 
 
 def test_an_active_watch_becomes_due_now_and_a_finished_one_does_not(

@@ -4,54 +4,12 @@ work on the upgraded file."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from importlib import resources
 from pathlib import Path
 
 from notifier.store import Store
 from notifier.store.schema import SCHEMA_VERSION
-
-NOW = 1_800_000_000.0
-
-
-def schema_1_file(path: Path) -> None:
-    script = resources.files("notifier.store").joinpath("sql/sqlite/migration_001.sql").read_text()
-    with sqlite3.connect(path) as db:
-        db.executescript(script)
-        db.execute("PRAGMA user_version = 1")
-        db.executemany(
-            "INSERT INTO watches (job_id, source, labels, endpoints, state, status, progress,"
-            " create_time, added_at, last_poll_at, next_poll_at, polls)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                ("old-active", "queue", '{"customer": "acme"}', '["ops"]', "active", 10, 40,
-                 1_799_999_000, NOW - 100, NOW - 5, NOW - 1, 7),
-                ("old-done", "file", "{}", None, "succeeded", 20, 100,
-                 1_799_999_000, NOW - 200, NOW - 50, None, 9),
-            ],
-        )  # fmt: skip
-        body = json.dumps({"type": "lip_sync.succeeded", "data": {"id": "old-done"}})
-        db.execute(
-            "INSERT INTO events (event_id, job_id, type, created_at, body) VALUES (?, ?, ?, ?, ?)",
-            ("evt_old", "old-done", "lip_sync.succeeded", NOW - 50, body.encode()),
-        )
-        db.executemany(
-            "INSERT INTO deliveries (event_id, endpoint, state, attempts, created_at,"
-            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                ("evt_old", "ops", "pending", 2, NOW - 50, NOW - 1),
-                ("evt_old", "team", "dead", 5, NOW - 50, None),
-            ],
-        )
-        db.execute(
-            "INSERT INTO vendor_token VALUES (?, ?, ?, ?)",
-            ("http://vendor|app", "tok-old", NOW + 3600, NOW - 60),
-        )
-        db.execute(
-            "INSERT INTO watch_queue (job_id, labels, endpoints) VALUES (?, ?, ?)",
-            ("queued-1", '{"a": "b"}', '["ops"]'),
-        )
+from tests.kit.schema import NOW, schema_1_file
 
 
 def test_schema_1_file_with_rows_is_upgraded_without_losing_any(tmp_path: Path) -> None:

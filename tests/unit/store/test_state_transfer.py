@@ -16,7 +16,7 @@ from notifier.models import WatchSpec
 from notifier.store import Store, StoreError
 from notifier.store.schema import named_queries
 from notifier.store.transfer import NOT_COPIED, TABLES, TargetNotEmpty, copy_state
-from tests.unit.store.test_schema_upgrade import schema_1_file
+from tests.kit.schema import schema_1_file
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from notifier.models import Event, JobDetail, JobMemory, WatchSpec
+from notifier.models import JobMemory, WatchSpec
 from notifier.store import SCHEMA_VERSION, Store, StoreError
 from tests.kit import FakeClock, StoreFactory, fail_as_before
+from tests.kit.store import detail, event
 
 
 @pytest.fixture
@@ -25,14 +26,6 @@ def store(make_store: StoreFactory, clock: FakeClock) -> Store:
 @pytest.fixture
 def sqlite_store(tmp_path: Path, clock: FakeClock) -> Store:
     return Store(tmp_path / "sub" / "state.db", clock=clock)
-
-
-def detail(job_id: str, status: int, progress: int = 0) -> JobDetail:
-    return JobDetail(job_id, status, progress, "ok", "", "", 0, 1_700_000_000)
-
-
-def event(job_id: str, type_: str = "lip_sync.succeeded", event_id: str | None = None) -> Event:
-    return Event(event_id or f"evt_{job_id}_{type_}", job_id, type_, 1.0, b"{}")
 
 
 def test_file_is_private_and_schema_versioned(sqlite_store: Store) -> None:

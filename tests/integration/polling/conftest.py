@@ -1,0 +1,46 @@
+"""Fixtures of the polling tests: pollers against the real simulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from notifier.polling.poller import Poller
+from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.vendor import VendorClient
+from notifier.service.http_server import AppServer
+from notifier.store import Store
+from notifier.tools.simulator import SimConfig, VendorSimulator
+from tests.kit import SECRET_KEY
+from tests.kit.poller import SETTINGS, SUBSCRIPTIONS, Rig
+
+
+@pytest.fixture
+async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
+    rigs: list[tuple[Rig, AppServer]] = []
+
+    async def make(*, secret_key: str = SECRET_KEY, qps: int = 100) -> Rig:
+        sim = VendorSimulator(SimConfig(app_id="test-app", secret_key=SECRET_KEY, qps=0, seed=7))
+        server = AppServer(sim.make_app())
+        await server.start()
+        store = Store(tmp_path / f"state{len(rigs)}.db")
+        limiter = RateLimiter(qps)
+        client = VendorClient(
+            base_url=server.url,
+            app_id="test-app",
+            secret_key=secret_key,
+            limiter=limiter,
+            store=store,
+        )
+        poller = Poller(store, client, limiter, SETTINGS, SUBSCRIPTIONS, list_sweep=False)
+        rig = Rig(sim, store, limiter, client, poller)
+        rigs.append((rig, server))
+        return rig
+
+    yield make
+    for rig, server in rigs:
+        await rig.client.aclose()
+        rig.store.close()
+        await server.stop()
