@@ -14,39 +14,31 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
-import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.harness import BenchRun, install_sigterm_exit
+from bench.report import quantile
+from tests.kit import free_port
 
 ENV_TOKEN = "BENCH_CALLBACK_TOKEN"
 POLLING = {"min_interval": "30s", "max_interval": "60s", "give_up_after": "1h", "list_sweep": True}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": float("nan"), "p95": float("nan"), "max": float("nan")}
-
-    def at(share: float) -> float:
-        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-    return {"p50": at(0.5), "p95": at(0.95), "max": ordered[-1]}
+    return {
+        "p50": quantile(values, 0.5, "nearest"),
+        "p95": quantile(values, 0.95, "nearest"),
+        "max": max(values) if values else float("nan"),
+    }
 
 
 def run_variant(jobs: int, seed: int, *, callback: bool, spread: float) -> dict[str, Any]:
     """One run: ``jobs`` jobs created over ``spread`` seconds, each 2-10 s long."""
     token = secrets.token_hex(24)
-    port = _free_port()
+    port = free_port()
     intake = {"listen": f"127.0.0.1:{port}", "callback_token": "${" + ENV_TOKEN + "}"}
     hook = f"http://127.0.0.1:{port}/v1/chanjing/callback/{token}"
     rng = random.Random(seed)

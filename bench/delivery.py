@@ -34,7 +34,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shutil
 import sqlite3
 import statistics
@@ -52,20 +51,22 @@ from standardwebhooks.webhooks import Webhook
 
 from bench.harness import (
     CallbackTracker,
+    CpuWindow,
     Credentials,
     Daemon,
     DaemonError,
     EndpointSpec,
     Servers,
+    build_state,
     daemon_config,
     daemon_env,
     install_sigterm_exit,
+    job_id,
+    make_events,
+    start_daemon,
     write_config,
 )
-from bench.scale import CpuWindow, table
-from notifier.delivery.transition import build_event
-from notifier.models import STATUS_SUCCESS, Event, JobDetail, WatchSpec
-from notifier.store import Store
+from bench.report import fmt, machine, table, verdict
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 FAST = EndpointSpec("fast", "/fast")
@@ -84,45 +85,6 @@ TARGET_ISOLATION = 1.25
 
 
 # --------------------------------------------------------------------------- state
-
-
-def job_id(i: int) -> str:
-    return f"job-{i:06d}"
-
-
-def make_events(n: int, now: float) -> list[tuple[JobDetail, Event]]:
-    """N succeeded jobs and their events, as the poller would build them."""
-    out = []
-    for i in range(n):
-        jid = job_id(i)
-        detail = JobDetail(
-            jid,
-            STATUS_SUCCESS,
-            100,
-            "success",
-            f"https://cdn.example.invalid/videos/{jid}.mp4",
-            f"https://cdn.example.invalid/videos/{jid}.jpg",
-            12_345,
-            int(now) - 120,
-        )
-        out.append((detail, build_event(detail, {"customer": "bench"}, now, now - 1)))
-    return out
-
-
-def build_state(path: Path, n: int, endpoints: Sequence[str]) -> float:
-    """A state file with N terminal events, each with a pending delivery per endpoint;
-    returns the seconds it took."""
-    began = time.perf_counter()
-    store = Store(path)
-    try:
-        with store.transaction():
-            specs = [WatchSpec(job_id(i), {"customer": "bench"}) for i in range(n)]
-            store.add_watches(specs, "queue")
-            for detail, event in make_events(n, time.time()):
-                store.record_terminal(detail, event, list(endpoints))
-    finally:
-        store.close()
-    return time.perf_counter() - began
 
 
 def delivery_states(path: Path) -> dict[str, dict[str, int]]:
@@ -262,9 +224,9 @@ def run_daemon(
             ),
         )
         tracker = CallbackTracker(servers.receiver, FAST.path)
-        daemon = Daemon(config_path, daemon_env(credentials), work / f"{slug}.log")
+        daemon: Daemon | None = None
         try:
-            daemon.start()
+            daemon = start_daemon(config_path, daemon_env(credentials), work / f"{slug}.log")
             run.start_to_ready_s = daemon.wait_ready(timeout=60)
             assert daemon.ready_at is not None and daemon.pid is not None
             window = CpuWindow(daemon.pid).start()
@@ -284,25 +246,22 @@ def run_daemon(
                         )
 
                     if daemon.wait_for_log(slow_delivered, SLOW_DELAY_S + 20):
-                        first = next(r for r in daemon.records if slow_delivered(r))
+                        first = next(r for r in daemon.records() if slow_delivered(r))
                         stamp = datetime.fromisoformat(str(first["timestamp"]))
                         run.slow_first_delivered_s = stamp.timestamp() - daemon.ready_at
             run.problems = len(daemon.problems())
-            run.exit_code = daemon.stop()
+            run.exit_code = daemon.terminate()
             run.states = delivery_states(state_path)
         except DaemonError as exc:
             run.error = str(exc).splitlines()[0]
             print(f"  {name}: {exc}", flush=True)
         finally:
-            daemon.close()
+            if daemon is not None:
+                daemon.close()
     return run
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _f(value: float | None, fmt: str = "{:.1f}") -> str:
-    return "-" if value is None else fmt.format(value)
 
 
 def throughput_table(runs: Sequence[Run]) -> str:
@@ -327,22 +286,22 @@ def throughput_table(runs: Sequence[Run]) -> str:
         [
             r.name,
             str(r.events),
-            _f(r.build_s, "{:.2f}"),
-            _f(r.complete_s, "{:.2f}"),
-            _f(r.rate, "{:.0f}"),
+            fmt(r.build_s, "{:.2f}"),
+            fmt(r.complete_s, "{:.2f}"),
+            fmt(r.rate, "{:.0f}"),
             f"{(r.rate or 0.0) / base:.2f}x" if base else "-",
-            _f(r.steady_rate, "{:.0f}"),
-            _f(r.first_s, "{:.2f}"),
-            _f(r.p50_s, "{:.2f}"),
-            _f(r.daemon_cpu_pct, "{:.0f}"),
-            _f(r.daemon_cpu_ms_per_delivery, "{:.2f}"),
+            fmt(r.steady_rate, "{:.0f}"),
+            fmt(r.first_s, "{:.2f}"),
+            fmt(r.p50_s, "{:.2f}"),
+            fmt(r.daemon_cpu_pct, "{:.0f}"),
+            fmt(r.daemon_cpu_ms_per_delivery, "{:.2f}"),
             str(r.missing) if r.error is None else "ERROR",
             str(r.duplicates),
             str(r.failed_verification),
         ]
         for r in runs
     ]
-    return table(headers, rows)
+    return table(headers, rows, align="r", rule=True)
 
 
 def isolation_table(runs: Sequence[Run]) -> str:
@@ -362,17 +321,17 @@ def isolation_table(runs: Sequence[Run]) -> str:
         [
             r.name,
             "+".join(r.endpoints),
-            _f(r.complete_s, "{:.2f}"),
+            fmt(r.complete_s, "{:.2f}"),
             f"{(r.complete_s or 0.0) / base:.2f}x" if base else "-",
-            _f(r.rate, "{:.0f}"),
-            _f(r.p50_s, "{:.2f}"),
-            _f(r.slow_requests_during, "{}"),
-            _f(r.slow_first_delivered_s, "{:.1f}"),
+            fmt(r.rate, "{:.0f}"),
+            fmt(r.p50_s, "{:.2f}"),
+            fmt(r.slow_requests_during, "{}"),
+            fmt(r.slow_first_delivered_s, "{:.1f}"),
             str(r.missing) if r.error is None else "ERROR",
         ]
         for r in runs
     ]
-    return table(headers, rows)
+    return table(headers, rows, align="r", rule=True)
 
 
 def _median(values: Sequence[float]) -> float:
@@ -536,8 +495,7 @@ def _main(args: argparse.Namespace, n: int, work: Path) -> int:
     print("\n[3/3] targets (issue 4, part 5)")
     checks = verdicts(throughput, isolation)
     for name, ok, detail in checks:
-        verdict = "INFO" if ok is None else "PASS" if ok else "FAIL"
-        print(f"  {verdict}  {name}" + (f"  ({detail})" if detail else ""))
+        print("  " + verdict(ok, name, detail))
     elapsed = time.monotonic() - started
     print(f"\ntook {elapsed:.0f} s")
 
@@ -546,11 +504,7 @@ def _main(args: argparse.Namespace, n: int, work: Path) -> int:
     report = {
         "benchmark": "delivery",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "events": n,
         "isolation_events": args.isolation_events,
         "repeat": args.repeat,

@@ -35,7 +35,7 @@ def measure(tmp: Path, *, discover: bool, rate: float, seconds: float) -> dict[s
         after = run.sim.stats()["by_path"]
         per_second = run.sim.stats()["per_second"]
         minutes = seconds / 60
-        sweeps = [r for r in run.daemon.records if r.get("event") == "discovered jobs"]
+        sweeps = [r for r in run.daemon.records() if r.get("event") == "discovered jobs"]
         return {
             "list_per_min": (after.get(LIST, 0) - before.get(LIST, 0)) / minutes,
             "detail_per_min": (after.get(DETAIL, 0) - before.get(DETAIL, 0)) / minutes,

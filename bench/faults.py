@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.harness import BenchRun, install_sigterm_exit
+from bench.report import table, verdict
 from notifier.tools.receiver import Receiver
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -116,8 +117,8 @@ def disk_full(work: Path, jobs: int, full_seconds: float, fault: bool) -> Row:
                     resume_s = time.monotonic() - freed
             missing = wait_delivered(run, ids, timeout=120)
             per_event = Counter(r.webhook_id for r in run.receiver.all("/hook"))
-            errors = [r for r in run.daemon.records if r.get("event") == CANNOT_WRITE]
-            tracebacks = [r for r in run.daemon.records if "exception" in r]
+            errors = [r for r in run.daemon.records() if r.get("event") == CANNOT_WRITE]
+            tracebacks = [r for r in run.daemon.records() if "exception" in r]
             return Row(
                 "disk full",
                 variant,
@@ -182,7 +183,7 @@ def second_daemon(work: Path) -> Row:
         started = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "notifier", "-c", str(run.config_path), "run"],
-            env=run.daemon._env,
+            env=run.daemon.env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -201,12 +202,13 @@ def second_daemon(work: Path) -> Row:
         )
 
 
-def table(rows: Sequence[Row]) -> str:
-    lines = []
-    for row in rows:
-        measures = "  ".join(f"{k}={v}" for k, v in row.measures.items())
-        lines.append(f"{row.scenario:<24} {row.variant:<22} {measures}")
-    return "\n".join(lines)
+def listing(rows: Sequence[Row]) -> str:
+    """A line a row: scenario, variant, then its measures as ``key=value``."""
+    cells = [
+        [row.scenario, row.variant, "  ".join(f"{k}={v}" for k, v in row.measures.items())]
+        for row in rows
+    ]
+    return table(None, cells, sep=" ", min_widths=(24, 22), pad_last=False)
 
 
 def verdicts(rows: Sequence[Row], full_seconds: float) -> list[tuple[bool, str]]:
@@ -259,11 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("second daemon …", flush=True)
         rows.append(second_daemon(work))
     print()
-    print(table(rows))
+    print(listing(rows))
     print()
     results = verdicts(rows, args.full_seconds)
     for ok, name in results:
-        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+        print("  " + verdict(ok, name))
     print(f"\ntook {time.monotonic() - started:.0f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "faults.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))

@@ -33,7 +33,9 @@ from typing import Any
 
 import httpx
 
-from bench.harness import BenchRun, Credentials, free_port, install_sigterm_exit
+from bench.harness import BenchRun, Credentials, install_sigterm_exit
+from bench.report import quantile
+from tests.kit import free_port
 
 DETAIL = "/open/v1/video_lip_sync/detail"
 TOKEN = "/open/v1/access_token"
@@ -42,8 +44,7 @@ HIGH_QPS = 1000
 
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile; inf when empty."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else math.inf
+    return quantile(values, q, "nearest") if values else math.inf
 
 
 def _gateway(port: int) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def forwarding(tmp: Path, samples: int, workers: int, secs: float) -> dict[str, 
             args = (gw, run.servers.sim_url, tokens, job, samples, workers, secs)
             result: dict[str, Any] = pool.submit(_client_side, *args).result()
         # The gateway's own clock for the latency samples: its handler, vendor call included.
-        calls = [r for r in run.daemon.records if r.get("outcome") == "forwarded"]
+        calls = [r for r in run.daemon.records() if r.get("outcome") == "forwarded"]
         result["inside"] = [float(r["duration_ms"]) for r in calls[21 : 21 + samples]]
         return result
 
@@ -192,7 +193,7 @@ def workload(tmp: Path, app: str, secs: float, seed: int) -> dict[str, Any]:
         # Whole vendor seconds inside the application's window.
         window = [stats["per_second"].get(str(s), 0) for s in range(int(t0) + 1, int(t1))]
         outcomes = Counter(
-            r.get("outcome") for r in run.daemon.records if r.get("event") == "gateway call"
+            r.get("outcome") for r in run.daemon.records() if r.get("event") == "gateway call"
         )
         latencies = tracker.detection_latencies(stats["jobs"], ending)
         p95 = pct([*latencies.values(), *[math.inf] * len(missing)], 0.95)

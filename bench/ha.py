@@ -42,7 +42,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.delivery import build_state, job_id
 from bench.harness import (
     ArrivalLog,
     CallbackTracker,
@@ -51,13 +50,17 @@ from bench.harness import (
     EndpointSpec,
     Intake,
     Servers,
+    build_state,
     daemon_config,
     daemon_env,
     install_sigterm_exit,
+    job_id,
+    start_daemon,
     write_config,
 )
+from bench.report import table, verdict
 from notifier.polling.lease import MARGIN, STANDBY_EVERY
-from tests.pg_server import PgServer
+from tests.kit import PgServer
 
 QPS = 10
 ENDPOINT = EndpointSpec("bench", "/hook")
@@ -96,7 +99,7 @@ class Cluster:
 
     def start(self) -> Daemon:
         log = self.work / f"daemon-{len(self.daemons)}.log"
-        daemon = Daemon(self.config_path(), daemon_env(self.credentials), log).start()
+        daemon = start_daemon(self.config_path(), daemon_env(self.credentials), log)
         self.daemons.append(daemon)
         assert daemon.pid is not None
         self.arrivals.watch(daemon.pid)
@@ -210,7 +213,7 @@ def taken_at(daemon: Daemon) -> float:
     """When ``daemon`` logged that it took the lease (its first time)."""
     if not daemon.wait_for_log(lambda r: r.get("event") == ACQUIRED, WAIT_S):
         raise RuntimeError(f"the standby never took the lease:\n{daemon.log_tail()}")
-    record = next(r for r in daemon.records if r.get("event") == ACQUIRED)
+    record = next(r for r in daemon.records() if r.get("event") == ACQUIRED)
     return datetime.fromisoformat(str(record["timestamp"])).timestamp()
 
 
@@ -272,12 +275,6 @@ def deliver(work: Path, name: str, location: str, state: dict[str, Any], n: int)
 
 
 # --------------------------------------------------------------------------- report
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [header, *rows]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -357,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     (args.out / "ha.json").write_text(json.dumps(results, indent=2))
     for what, ok in verdicts:
-        print(f"{'PASS' if ok else 'FAIL'}  {what}")
+        print(verdict(ok, what))
     return 0 if all(ok for _, ok in verdicts) else 1
 
 

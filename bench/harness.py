@@ -14,18 +14,10 @@ awaited with :meth:`notifier.tools.receiver.Receiver.wait_for_blocking`.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
-import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,21 +25,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import yaml
-from aiohttp import web
-
-from notifier.models import WatchSpec
+from notifier.delivery.transition import build_event
+from notifier.models import STATUS_SUCCESS, Event, JobDetail, WatchSpec
 from notifier.service.http_server import ServerThread
 from notifier.store import Store
 from notifier.tools.receiver import Received, Receiver
-from notifier.tools.simulator import API_PREFIX, SimConfig, VendorSimulator
+from notifier.tools.simulator import SimConfig, VendorSimulator
+from tests.kit import ArrivalLog, Daemon, DaemonError, free_port
+from tests.kit.config import chanjing_section, clean_env, ref, webhook_endpoint
+from tests.kit.config import write_config as kit_write_config
+
+__all__ = ["ArrivalLog", "Daemon", "DaemonError", "free_port"]  # the kit's, as benchmarks use them
 
 #: Environment variables the config refers to, so no secret is written into a file.
 ENV_SECRET_KEY = "BENCH_CHANJING_SECRET_KEY"
 ENV_WEBHOOK_SECRET = "BENCH_WEBHOOK_SECRET"
 
 APP_ID = "bench-app"
-STOP_TIMEOUT_S = 15.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- credentials
@@ -147,95 +142,6 @@ class Servers:
         self.stop()
 
 
-class ArrivalLog:
-    """Each vendor call as it reaches the simulator: when (``time.time()``), and which of the
-    :meth:`watch`-ed processes sent it.
-
-    The simulator counts calls per second but not who made them; with several daemons on one
-    vendor account a benchmark needs the first call of a new lease holder, and a test the
-    calls of one node. The sender is found once per connection, from the client socket's
-    port in ``/proc/net/tcp`` and the processes' open sockets (Linux only; None when none of
-    the watched processes has that socket).
-    """
-
-    def __init__(self) -> None:
-        self.arrivals: list[tuple[float, int | None]] = []
-        self._pids: list[int] = []
-        self._owners: dict[int, int | None] = {}
-        self._lock = threading.Lock()
-
-    def watch(self, pid: int) -> None:
-        with self._lock:
-            self._pids.append(pid)
-
-    def wrap(self, make_app: Callable[[], web.Application]) -> Callable[[], web.Application]:
-        """The simulator's app factory with this log in front of its own middleware."""
-
-        def make() -> web.Application:
-            app = make_app()
-
-            @web.middleware
-            async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-                if request.path.startswith(API_PREFIX):
-                    self._arrive(request)
-                response: web.StreamResponse = await handler(request)
-                return response
-
-            app.middlewares.insert(0, record)
-            return app
-
-        return make
-
-    def _arrive(self, request: web.Request) -> None:
-        now = time.time()
-        transport = request.transport
-        peer = transport.get_extra_info("peername") if transport else None
-        here = transport.get_extra_info("sockname") if transport else None
-        port = int(peer[1]) if peer else -1
-        with self._lock:
-            if self._owners.get(port) is None:  # unknown yet, or not found last time
-                self._owners[port] = _socket_owner(port, int(here[1]) if here else -1, self._pids)
-            self.arrivals.append((now, self._owners[port]))
-
-    def times(self, pid: int | None = None, since: float = 0.0) -> list[float]:
-        """Arrival times from ``since`` on (of ``pid``'s calls only, if given)."""
-        with self._lock:
-            return [t for t, who in self.arrivals if t >= since and (pid is None or who == pid)]
-
-
-def _socket_owner(port: int, server_port: int, pids: Sequence[int]) -> int | None:
-    """The process among ``pids`` holding the loopback TCP socket from ``port`` to
-    ``server_port``."""
-    inode = None
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                local, remote = fields[1], fields[2]
-                if (
-                    int(local.rsplit(":", 1)[1], 16) == port
-                    and int(remote.rsplit(":", 1)[1], 16) == server_port
-                ):
-                    inode = fields[9]
-    if inode is None:
-        return None
-    wanted = f"socket:[{inode}]"
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
-                        return pid
-    return None
-
-
-def free_port() -> int:
-    """A loopback port free right now (for a listener the daemon's config names)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --------------------------------------------------------------------------- config
 
 
@@ -257,24 +163,12 @@ def daemon_config(
     Secrets are ``${VAR}`` references, filled in from :func:`daemon_env`. ``sections``: more
     top-level sections (e.g. ``intake``).
     """
-    eps: list[dict[str, Any]] = []
-    for ep in endpoints:
-        entry: dict[str, Any] = {
-            "name": ep.name,
-            "type": "webhook",
-            "url": f"{receiver_url}{ep.path}",
-            "secret": "${" + ENV_WEBHOOK_SECRET + "}",
-        }
-        if ep.events is not None:
-            entry["events"] = list(ep.events)
-        eps.append(entry)
+    eps = [
+        webhook_endpoint(ep.name, f"{receiver_url}{ep.path}", ref(ENV_WEBHOOK_SECRET), ep.events)
+        for ep in endpoints
+    ]
     return {
-        "chanjing": {
-            "base_url": sim_url,
-            "app_id": app_id,
-            "secret_key": "${" + ENV_SECRET_KEY + "}",
-            "qps": qps,
-        },
+        "chanjing": chanjing_section(sim_url, app_id, ref(ENV_SECRET_KEY), qps),
         "state": {"path": str(state_path)},
         "polling": dict(polling or {}),
         "delivery": dict(delivery or {}),
@@ -286,239 +180,22 @@ def daemon_config(
 
 def daemon_env(credentials: Credentials, **extra: str) -> dict[str, str]:
     """This process's environment without anything that would steer the daemon elsewhere."""
-    drop = ("CHANJING_NOTIFIER", "NOTIFY_SOCKET", "WATCHDOG_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env[ENV_SECRET_KEY] = credentials.secret_key
-    env[ENV_WEBHOOK_SECRET] = credentials.webhook_secret
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+    return clean_env(
+        ("CHANJING_NOTIFIER", "NOTIFY_SOCKET", "WATCHDOG_"),
+        **{ENV_SECRET_KEY: credentials.secret_key, ENV_WEBHOOK_SECRET: credentials.webhook_secret},
+        **extra,
+    )
 
 
 def write_config(path: Path, config: Mapping[str, Any]) -> None:
-    path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
-    path.chmod(0o600)
+    """The config file, readable by its owner only (it names the secrets' variables)."""
+    kit_write_config(path, config, 0o600)
 
 
-# --------------------------------------------------------------------------- the daemon
-
-_LIVE: set[subprocess.Popen[bytes]] = set()
-_LIVE_LOCK = threading.Lock()
-
-
-def _kill_leftovers() -> None:
-    """Last resort at interpreter exit: no daemon outlives the benchmark."""
-    with _LIVE_LOCK:
-        procs = list(_LIVE)
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
-
-
-atexit.register(_kill_leftovers)
-
-
-class DaemonError(RuntimeError):
-    """The daemon did not start, or misbehaved in a way the benchmark cannot measure around."""
-
-
-class Daemon:
-    """``python -m notifier -c CONFIG run`` as a child process.
-
-    Its stdout and stderr are copied line by line into ``log_path`` (and kept, parsed, in
-    :attr:`records`). A private ``NOTIFY_SOCKET`` receives its sd_notify messages, so
-    readiness is known at any log level. Use as a context manager, or call :meth:`close`.
-    """
-
-    def __init__(
-        self, config_path: Path, env: Mapping[str, str], log_path: Path, *, python: str = ""
-    ) -> None:
-        self.config_path = config_path
-        self.log_path = log_path
-        self._env = dict(env)
-        self._python = python or sys.executable
-        self._cond = threading.Condition()
-        self.records: list[dict[str, Any]] = []
-        self.notifications: list[tuple[float, str]] = []
-        self.started_at: float | None = None
-        self.ready_at: float | None = None
-        self.returncode: int | None = None
-        self._popen: subprocess.Popen[bytes] | None = None
-        self._threads: list[threading.Thread] = []
-        self._sock_dir: str | None = None
-        self._sock: socket.socket | None = None
-        self._closing = threading.Event()
-
-    # -- start ----------------------------------------------------------------------------
-
-    def start(self) -> Daemon:
-        # A short path: AF_UNIX addresses are limited to ~107 bytes.
-        self._sock_dir = tempfile.mkdtemp(prefix="cjn-bench-")
-        sock_path = os.path.join(self._sock_dir, "notify")
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(sock_path)
-        self._sock.settimeout(0.5)  # only so the listener notices close(); not a sync wait
-        env = dict(self._env, NOTIFY_SOCKET=sock_path)
-        self.started_at = time.time()
-        self._popen = subprocess.Popen(
-            [self._python, "-m", "notifier", "-c", str(self.config_path), "run"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        with _LIVE_LOCK:
-            _LIVE.add(self._popen)
-        for target, name in ((self._read_log, "log"), (self._read_notify, "notify")):
-            thread = threading.Thread(target=target, name=f"daemon-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._popen is None else self._popen.pid
-
-    def running(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None
-
-    def _read_log(self) -> None:
-        assert self._popen is not None and self._popen.stdout is not None
-        with self.log_path.open("wb") as out:
-            for raw in self._popen.stdout:
-                out.write(raw)
-                out.flush()
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                if not isinstance(record, dict):
-                    record = {"event": line, "unparsed": True}
-                with self._cond:
-                    self.records.append(record)
-                    if record.get("event") == "ready" and self.ready_at is None:
-                        self.ready_at = time.time()
-                    self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def _read_notify(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        while not self._closing.is_set():
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            now = time.time()
-            with self._cond:
-                for line in data.decode("utf-8", "replace").splitlines():
-                    self.notifications.append((now, line))
-                    if line == "READY=1" and self.ready_at is None:
-                        self.ready_at = now
-                self._cond.notify_all()
-
-    # -- waits ----------------------------------------------------------------------------
-
-    def _exited(self) -> bool:
-        return self._popen is None or self._popen.poll() is not None
-
-    def wait_ready(self, timeout: float = 60.0) -> float:
-        """Block until the daemon says it is ready; return seconds from start to ready."""
-        with self._cond:
-            self._cond.wait_for(lambda: self.ready_at is not None or self._exited(), timeout)
-            ready_at = self.ready_at
-        if ready_at is None or self.started_at is None:
-            state = "exited" if self._exited() else f"not ready after {timeout:.0f} s"
-            raise DaemonError(f"daemon {state}; log tail:\n{self.log_tail()}")
-        return ready_at - self.started_at
-
-    def wait_for_log(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> bool:
-        """Block until a log record satisfies ``predicate`` (False on timeout or exit)."""
-        seen = 0
-
-        def matched() -> bool:
-            nonlocal seen
-            while seen < len(self.records):
-                if predicate(self.records[seen]):
-                    return True
-                seen += 1
-            return self._exited()
-
-        with self._cond:
-            self._cond.wait_for(matched, timeout)
-            return any(predicate(r) for r in self.records)
-
-    def problems(self) -> list[dict[str, Any]]:
-        """Log records at warning level or above, and lines that were not JSON."""
-        with self._cond:
-            return [
-                r
-                for r in self.records
-                if r.get("unparsed") or r.get("level") in ("warning", "error", "critical")
-            ]
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    # -- stop -----------------------------------------------------------------------------
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
-        """SIGTERM, wait up to ``timeout``, then SIGKILL. Returns the exit code."""
-        proc = self._popen
-        if proc is None:
-            return None
-        try:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                self.returncode = proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                self.returncode = proc.wait(10)
-        finally:
-            if proc.poll() is None:  # interrupted while waiting: never leave it behind
-                proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(10)
-            with _LIVE_LOCK:
-                _LIVE.discard(proc)
-        return self.returncode
-
-    def close(self) -> None:
-        """Stop the daemon if needed and release the threads, socket and temp dir."""
-        try:
-            self.stop()
-        finally:
-            self._closing.set()
-            for thread in self._threads:
-                thread.join(5)
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
-            if self._sock_dir is not None:
-                shutil.rmtree(self._sock_dir, ignore_errors=True)
-                self._sock_dir = None
-
-    def __enter__(self) -> Daemon:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+def start_daemon(config_path: Path, env: Mapping[str, str], log_path: Path) -> Daemon:
+    """The daemon on ``config_path``, its log to ``log_path``, its sd_notify messages
+    received (readiness at any log level)."""
+    return Daemon.start(config_path, env, log_path=log_path, notify=True)
 
 
 # --------------------------------------------------------------------------- intake
@@ -604,6 +281,94 @@ class CallbackTracker:
             for job_id in job_ids
             if job_id in self.first
         }
+
+
+# --------------------------------------------------------------------------- /proc
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds, from ``/proc/PID/stat``."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the ")" closing the command name: state is field 3, utime 14, stime 15.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak RSS) of ``pid`` in MB, from ``/proc/PID/status``."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024.0  # kB
+    return out
+
+
+@dataclass
+class CpuWindow:
+    """CPU used by a process between :meth:`start` and :meth:`stop`, as % of one core."""
+
+    pid: int
+    cpu0: float = 0.0
+    wall0: float = 0.0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    def start(self) -> CpuWindow:
+        self.cpu0 = proc_cpu_seconds(self.pid)
+        self.wall0 = time.monotonic()
+        return self
+
+    def stop(self) -> float:
+        self.cpu_s = proc_cpu_seconds(self.pid) - self.cpu0
+        self.wall_s = time.monotonic() - self.wall0
+        return self.percent
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- delivered state
+
+
+def job_id(i: int) -> str:
+    return f"job-{i:06d}"
+
+
+def make_events(n: int, now: float) -> list[tuple[JobDetail, Event]]:
+    """N succeeded jobs and their events, as the poller would build them."""
+    out = []
+    for i in range(n):
+        jid = job_id(i)
+        detail = JobDetail(
+            jid,
+            STATUS_SUCCESS,
+            100,
+            "success",
+            f"https://cdn.example.invalid/videos/{jid}.mp4",
+            f"https://cdn.example.invalid/videos/{jid}.jpg",
+            12_345,
+            int(now) - 120,
+        )
+        out.append((detail, build_event(detail, {"customer": "bench"}, now, now - 1)))
+    return out
+
+
+def build_state(path: Path, n: int, endpoints: Sequence[str]) -> float:
+    """A state file with N terminal events, each with a pending delivery per endpoint;
+    returns the seconds it took."""
+    began = time.perf_counter()
+    store = Store(path)
+    try:
+        with store.transaction():
+            specs = [WatchSpec(job_id(i), {"customer": "bench"}) for i in range(n)]
+            store.add_watches(specs, "queue")
+            for detail, event in make_events(n, time.time()):
+                store.record_terminal(detail, event, list(endpoints))
+    finally:
+        store.close()
+    return time.perf_counter() - began
 
 
 # --------------------------------------------------------------------------- one run
@@ -720,8 +485,7 @@ class BenchRun:
             write_config(self.config_path, self.config)
             self._intake = Intake(self.state_path)
             env = daemon_env(self.credentials, **self._env)
-            self._daemon = Daemon(self.config_path, env, self.log_path)
-            self._daemon.start()
+            self._daemon = start_daemon(self.config_path, env, self.log_path)
             self.startup_s = self._daemon.wait_ready(self._ready_timeout)
         except BaseException:
             self.close()
@@ -730,15 +494,15 @@ class BenchRun:
 
     def stop_daemon(self) -> int | None:
         """Stop the daemon gracefully now (servers stay up for reading stats)."""
-        return None if self._daemon is None else self._daemon.stop()
+        return None if self._daemon is None else self._daemon.terminate()
 
     def restart_daemon(self, log_name: str = "daemon-2.log") -> Daemon:
         """A new daemon process on the same config and state (after :meth:`stop_daemon`)."""
         if self._daemon is not None:
             self._daemon.close()
-        self._daemon = Daemon(
+        self._daemon = start_daemon(
             self.config_path, daemon_env(self.credentials, **self._env), self.run_dir / log_name
-        ).start()
+        )
         self._daemon.wait_ready(self._ready_timeout)
         return self._daemon
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import socket
 import statistics
 import tempfile
 import time
@@ -21,14 +20,9 @@ from pathlib import Path
 import httpx
 
 from bench.harness import BenchRun, install_sigterm_exit
+from tests.kit import free_port
 
 ENV_TOKEN = "BENCH_INTAKE_TOKEN"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def measure(client: httpx.Client, batch: int, requests: int, prefix: str) -> dict[str, float]:
@@ -55,7 +49,7 @@ def measure(client: httpx.Client, batch: int, requests: int, prefix: str) -> dic
 
 def main(singles: int, batches: int) -> None:
     token = secrets.token_hex(24)
-    port = _free_port()
+    port = free_port()
     sections = {"intake": {"listen": f"127.0.0.1:{port}", "tokens": ["${" + ENV_TOKEN + "}"]}}
     with tempfile.TemporaryDirectory() as tmp:
         run = BenchRun(Path(tmp), sections=sections, env={ENV_TOKEN: token}, log_level="info")

@@ -27,10 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
-import random
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import BenchRun, DaemonError, install_sigterm_exit
-from notifier.models import STATUS_FAILED, STATUS_SUCCESS
+from bench.latency_workloads import FULL, QUICK, WORKLOADS, JobPlan, Workload, make_workload
+from bench.report import fmt, git_state, machine, quantile, table
 
 QPS = 10
 MIN_INTERVAL_S = 1.0
@@ -58,190 +55,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-# --------------------------------------------------------------------------- workloads
-
-
-@dataclass(frozen=True)
-class JobPlan:
-    """One job: created in the simulator (and watched) ``at`` seconds into the workload."""
-
-    job_id: str
-    at: float
-    queue_s: float
-    run_s: float
-    outcome: int
-    progress_points: tuple[tuple[float, float], ...] | None = None
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    description: str
-    jobs: tuple[JobPlan, ...]
-    #: Simulator settings for the run (``VendorSimulator.set_faults``), e.g. a busy account.
-    sim: tuple[tuple[str, float], ...] = ()
-
-    @property
-    def last_completion(self) -> float:
-        return max(j.at + j.queue_s + j.run_s for j in self.jobs)
-
-
-@dataclass(frozen=True)
-class Scale:
-    """Full size, or the ``--quick`` smoke run (fewer jobs, shorter times)."""
-
-    count: float = 1.0
-    time: float = 1.0
-
-
-FULL = Scale()
-QUICK = Scale(count=0.2, time=0.12)
-
-
-def _n(count: int, scale: Scale) -> int:
-    return max(5, round(count * scale.count))
-
-
-def _job_id(rng: random.Random, workload: str, index: int) -> str:
-    return f"{workload}-{index:04d}-{rng.getrandbits(32):08x}"
-
-
-def _outcome(rng: random.Random) -> int:
-    return STATUS_FAILED if rng.random() < 0.1 else STATUS_SUCCESS
-
-
-def _standard_job(
-    rng: random.Random, workload: str, index: int, at: float, scale: Scale
-) -> JobPlan:
-    """Queue U(0, 20) s, run U(10, 40) s, linear progress, ~10 % failures."""
-    return JobPlan(
-        job_id=_job_id(rng, workload, index),
-        at=at,
-        queue_s=rng.uniform(0, 20) * scale.time,
-        run_s=rng.uniform(10, 40) * scale.time,
-        outcome=_outcome(rng),
-    )
-
-
-def saturate(rng: random.Random, scale: Scale) -> Workload:
-    n = _n(300, scale)
-    jobs = tuple(_standard_job(rng, "saturate", i, 0.0, scale) for i in range(n))
-    return Workload("saturate", f"{n} jobs at once, queue U(0,20) s, run U(10,40) s", jobs)
-
-
-def steady(rng: random.Random, scale: Scale) -> Workload:
-    rate = 4.0
-    n = max(5, round(rate * 60 * scale.time))
-    jobs = tuple(_standard_job(rng, "steady", i, i / rate, scale) for i in range(n))
-    return Workload("steady", f"{n} jobs, {rate:g}/s for {n / rate:g} s", jobs)
-
-
-def light(rng: random.Random, scale: Scale) -> Workload:
-    n = 10
-    jobs = tuple(_standard_job(rng, "light", i, 0.0, scale) for i in range(n))
-    return Workload("light", f"{n} jobs at once", jobs)
-
-
-def _jumpy_points(rng: random.Random) -> tuple[tuple[float, float], ...]:
-    """Progress that climbs, stalls on a plateau, then jumps.
-
-    ``[[0, 1], [a, y1], [b, y1], [b + 0.05, y2], [1, 99]]`` with random ``a < b``.
-    """
-    a = rng.uniform(0.05, 0.6)
-    b = rng.uniform(a + 0.1, min(0.9, a + 0.6))
-    y1 = rng.uniform(3, 90)
-    y2 = rng.uniform(min(y1 + 5, 99), 99)
-    return ((0.0, 1.0), (a, y1), (b, y1), (b + 0.05, y2), (1.0, 99.0))
-
-
-def jumpy(rng: random.Random, scale: Scale) -> Workload:
-    n = _n(150, scale)
-    queue_kinds: list[Callable[[], float]] = [
-        lambda: 0.0,
-        lambda: rng.uniform(0.5, 1.5),
-        lambda: rng.uniform(8, 12),
-        lambda: rng.uniform(50, 70),
-    ]
-    jobs = []
-    for i in range(n):
-        job_id = _job_id(rng, "jumpy", i)
-        queue_s = rng.choice(queue_kinds)() * scale.time
-        jobs.append(
-            JobPlan(
-                job_id=job_id,
-                at=0.0,
-                queue_s=queue_s,
-                run_s=rng.uniform(10, 40) * scale.time,
-                outcome=_outcome(rng),
-                progress_points=_jumpy_points(rng),
-            )
-        )
-    return Workload("jumpy", f"{n} jobs, stalling/jumping progress, queue 0|1|10|60 s", tuple(jobs))
-
-
-def burst(rng: random.Random, scale: Scale) -> Workload:
-    n = _n(200, scale)
-    jobs = tuple(
-        JobPlan(
-            job_id=_job_id(rng, "burst", i),
-            at=0.0,
-            queue_s=0.0,
-            run_s=(30 + rng.uniform(0, 5)) * scale.time,
-            outcome=_outcome(rng),
-        )
-        for i in range(n)
-    )
-    return Workload("burst", f"{n} jobs finishing within {5 * scale.time:g} s", jobs)
-
-
-#: A busy account: other applications create jobs at this rate, the list call caps pages at
-#: BUSY_PAGE_CAP and answers BUSY_LIST_LAG_S seconds behind the detail call.
-BUSY_NOISE_PER_S = 5.0
-BUSY_PAGE_CAP = 50
-BUSY_LIST_LAG_S = 3.0
-
-
-def busy(rng: random.Random, scale: Scale) -> Workload:
-    n = _n(300, scale)
-    jobs = tuple(_standard_job(rng, "busy", i, 0.0, scale) for i in range(n))
-    sim = (
-        ("noise_rate", BUSY_NOISE_PER_S),
-        ("list_page_cap", float(BUSY_PAGE_CAP)),
-        ("list_lag_s", BUSY_LIST_LAG_S),
-    )
-    description = (
-        f"{n} jobs at once on an account with {BUSY_NOISE_PER_S:g} other jobs/s, list pages "
-        f"capped at {BUSY_PAGE_CAP}, list {BUSY_LIST_LAG_S:g} s behind"
-    )
-    return Workload("busy", description, jobs, sim)
-
-
-WORKLOADS: dict[str, Callable[[random.Random, Scale], Workload]] = {
-    "saturate": saturate,
-    "steady": steady,
-    "light": light,
-    "jumpy": jumpy,
-    "burst": burst,
-    "busy": busy,
-}
-
-
-def make_workload(name: str, seed: int, scale: Scale) -> Workload:
-    """Deterministic for a (name, seed, scale): every variant gets the same jobs."""
-    return WORKLOADS[name](random.Random(f"{seed}/{name}"), scale)
-
-
 # --------------------------------------------------------------------------- statistics
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); NaN when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def summary(values: Sequence[float]) -> dict[str, float | None]:
@@ -250,8 +64,8 @@ def summary(values: Sequence[float]) -> dict[str, float | None]:
 
     mean = sum(values) / len(values) if values else math.nan
     return {
-        "p50": clean(percentile(values, 50)),
-        "p95": clean(percentile(values, 95)),
+        "p50": clean(quantile(values, 0.5)),
+        "p95": clean(quantile(values, 0.95)),
         "max": clean(max(values) if values else math.nan),
         "mean": clean(mean),
     }
@@ -463,10 +277,6 @@ def _analyse(
 # --------------------------------------------------------------------------- report
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _baseline_p95(results: Sequence[RunResult], workload: str) -> float | None:
     for r in results:
         if r.workload == workload and r.variant == BASELINE and r.latency.get("p95") is not None:
@@ -482,7 +292,7 @@ def _ratio(r: RunResult, results: Sequence[RunResult]) -> float | None:
     return p95 / base
 
 
-def table(results: Sequence[RunResult]) -> str:
+def results_table(results: Sequence[RunResult]) -> str:
     header = [
         "workload",
         "variant",
@@ -508,29 +318,19 @@ def table(results: Sequence[RunResult]) -> str:
                 r.variant,
                 str(r.jobs),
                 f"{r.detected}" + ("" if r.ok else " !"),
-                _fmt(r.latency.get("p50")),
-                _fmt(r.latency.get("p95")),
-                _fmt(r.latency.get("max")),
+                fmt(r.latency.get("p50")),
+                fmt(r.latency.get("p95")),
+                fmt(r.latency.get("max")),
                 "-" if ratio is None else f"{ratio:.2f}x",
-                _fmt(r.busy_calls_per_s),
+                fmt(r.busy_calls_per_s),
                 "-" if r.budget_use is None else f"{r.budget_use:.0%}",
                 str(r.max_calls_per_second),
                 str(r.qps_40001),
                 str(r.calls_total),
-                _fmt(r.wall_s, 0),
+                fmt(r.wall_s, "{:.0f}"),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [
-            c.ljust(w) if i < 2 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return table(header, rows[1:], align="llr", rule=True)
 
 
 @dataclass
@@ -557,14 +357,14 @@ def targets(results: Sequence[RunResult]) -> list[Target]:
                 Target(
                     f"saturate p50 <= 2 s [{v}]",
                     None if p50 is None else p50 <= 2,
-                    f"p50 {_fmt(p50, 2)} s",
+                    f"p50 {fmt(p50, '{:.2f}')} s",
                 )
             )
             out.append(
                 Target(
                     f"saturate p95 <= 6 s [{v}]",
                     None if p95 is None else p95 <= 6,
-                    f"p95 {_fmt(p95, 2)} s",
+                    f"p95 {fmt(p95, '{:.2f}')} s",
                 )
             )
             out.append(
@@ -585,7 +385,7 @@ def targets(results: Sequence[RunResult]) -> list[Target]:
                 Target(
                     f"steady p95 <= 2 s [{v}]",
                     None if p95 is None else p95 <= 2,
-                    f"p95 {_fmt(p95, 2)} s",
+                    f"p95 {fmt(p95, '{:.2f}')} s",
                 )
             )
         r = by_key.get(("light", v))
@@ -596,7 +396,7 @@ def targets(results: Sequence[RunResult]) -> list[Target]:
                 Target(
                     f"light p95 <= min_interval + 1 s = {limit:g} s [{v}]",
                     None if p95 is None else p95 <= limit,
-                    f"p95 {_fmt(p95, 2)} s",
+                    f"p95 {fmt(p95, '{:.2f}')} s",
                 )
             )
         r = by_key.get(("busy", v))
@@ -606,7 +406,7 @@ def targets(results: Sequence[RunResult]) -> list[Target]:
                 Target(
                     f"busy p95 <= 5 s [{v}]",
                     None if p95 is None else p95 <= 5,
-                    f"p95 {_fmt(p95, 2)} s",
+                    f"p95 {fmt(p95, '{:.2f}')} s",
                 )
             )
         for w in ("jumpy", "burst"):
@@ -619,7 +419,7 @@ def targets(results: Sequence[RunResult]) -> list[Target]:
                         None if ratio is None else ratio <= 1.1,
                         "no baseline"
                         if ratio is None
-                        else f"p95 {_fmt(p(r, 'p95'), 2)} s = {ratio:.2f}x round_robin",
+                        else f"p95 {fmt(p(r, 'p95'), '{:.2f}')} s = {ratio:.2f}x round_robin",
                     )
                 )
     for r in results:
@@ -676,7 +476,7 @@ def plot(results: Sequence[RunResult], path: Path, title: str) -> None:
                 values,
                 ys,
                 where="post",
-                label=f"{r.variant} (p95 {_fmt(r.latency.get('p95'))} s)",
+                label=f"{r.variant} (p95 {fmt(r.latency.get('p95'))} s)",
             )
         ax.axhline(0.95, color="grey", linewidth=0.6, linestyle=":")
         ax.set_title(f"{w} ({next(r.jobs for r in results if r.workload == w)} jobs)")
@@ -694,29 +494,6 @@ def plot(results: Sequence[RunResult], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _git_state() -> dict[str, Any]:
-    """The commit measured, and files changed since (the daemon runs from the work tree)."""
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", "notifier")
-    return {
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "modified": [line[3:] for line in status.splitlines()] if status else [],
-    }
 
 
 # --------------------------------------------------------------------------- CLI
@@ -809,8 +586,8 @@ def _main(args: argparse.Namespace) -> int:
             r = run_one(workload, variant, seed=args.seed, out_dir=out_dir, log=log)
             results.append(r)
             log(
-                f"  {r.detected}/{r.jobs} callbacks, p50 {_fmt(r.latency.get('p50'))} s, "
-                f"p95 {_fmt(r.latency.get('p95'))} s, {r.calls_total} vendor calls, "
+                f"  {r.detected}/{r.jobs} callbacks, p50 {fmt(r.latency.get('p50'))} s, "
+                f"p95 {fmt(r.latency.get('p95'))} s, {r.calls_total} vendor calls, "
                 f"40001 x{r.qps_40001} ({time.time() - t:.0f} s)"
             )
 
@@ -827,10 +604,8 @@ def _main(args: argparse.Namespace) -> int:
             "scale": asdict(scale),
             "started_at": started,
             "duration_s": round(time.time() - started, 1),
-            "git": _git_state(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
+            "git": git_state(),
+            **machine(),
         },
         "settings": {
             "qps": QPS,
@@ -872,7 +647,7 @@ def report(results: Sequence[RunResult], title: str, *, quick: bool) -> list[Tar
         "latency = first callback received - vendor completion"
     )
     print()
-    print(table(results))
+    print(results_table(results))
     print()
     if quick:
         print("targets (quick run: workloads are scaled down, so these are only indicative):")

@@ -128,12 +128,15 @@ class Daemon:
         self,
         popen: subprocess.Popen[bytes],
         *,
+        env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         notify: NotifySocket | None = None,
         sock_dir: str | None = None,
         started_at: float | None = None,
     ) -> None:
         self.popen = popen
+        #: The environment it was started with (without the private NOTIFY_SOCKET).
+        self.env = dict(env or {})
         self.log_path = log_path
         self.lines: list[str] = []
         self._records: list[dict[str, Any]] = []
@@ -160,6 +163,7 @@ class Daemon:
         python: str = "",
     ) -> Daemon:
         """Spawn the daemon on ``config_path`` with exactly ``env`` as its environment."""
+        given = dict(env)
         env = dict(env)
         sock_dir = None
         notify_socket = None
@@ -185,6 +189,7 @@ class Daemon:
         )
         daemon = cls(
             popen,
+            env=given,
             log_path=log_path,
             notify=notify_socket,
             sock_dir=sock_dir,
