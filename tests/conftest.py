@@ -1,6 +1,7 @@
-"""Fixtures every layer uses: the real simulator and receiver on 127.0.0.1, a throwaway
-PostgreSQL, stores on both backends, and a workspace to run the CLI and the daemon in. What
-they are built from lives in :mod:`tests.kit`; this file only hands it out."""
+"""What every layer of the suite shares: logging undone after each test, Hypothesis's profile,
+the package byte-compiled once, and a throwaway PostgreSQL with a fresh database a test on
+both state backends. The layers' own conftests (unit/, integration/, acceptance/) take the
+fixtures they need from :mod:`tests.kit.fixtures`."""
 
 from __future__ import annotations
 
@@ -8,30 +9,13 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
 from hypothesis import HealthCheck, settings
 
 from notifier import log as logs
-from notifier.service.http_server import ServerThread
-from notifier.store import Store
-from notifier.tools.receiver import Receiver
-from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.kit import (
-    ANALYTICS_SECRET,
-    OPS_SECRET,
-    SECRET_KEY,
-    PgServer,
-    PgUnavailable,
-    ReceiverServer,
-    Simulator,
-    StoreFactory,
-    Workspace,
-    base_config,
-    daemon_env,
-)
+from tests.kit import PgServer, PgUnavailable
 
 # Hypothesis times each example (a 200 ms deadline, a "generation is slow" check): on a
 # shared two-core machine running four workers that fails tests for the machine's load, not
@@ -117,56 +101,3 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
 def backend(request: pytest.FixtureRequest) -> str:
     """The store's behaviour tests run on both backends."""
     return str(request.param)
-
-
-@pytest.fixture
-def state_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """Where a test's state lives: a fresh SQLite file or a fresh PostgreSQL database."""
-    if backend == "sqlite":
-        return str(tmp_path / "state.db")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def make_store(state_location: str) -> Iterator[StoreFactory]:
-    """Opens stores on this test's state (each call a new connection); closes them after."""
-    opened: list[Store] = []
-
-    def make(**kwargs: Any) -> Store:
-        store = Store(state_location, **kwargs)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def simulator() -> Iterator[Simulator]:
-    sim = VendorSimulator(SimConfig(app_id="test-app", secret_key=SECRET_KEY, qps=10, seed=7))
-    with ServerThread(sim.make_app) as server:
-        yield Simulator(sim, server)
-
-
-@pytest.fixture
-def receiver() -> Iterator[ReceiverServer]:
-    rec = Receiver({"/ops": [OPS_SECRET], "/analytics": [ANALYTICS_SECRET]})
-    with ServerThread(rec.make_app) as server:
-        yield ReceiverServer(rec, server)
-
-
-@pytest.fixture
-def workspace(
-    tmp_path: Path, simulator: Simulator, receiver: ReceiverServer
-) -> Iterator[Workspace]:
-    ws = Workspace(
-        tmp_path, base_config(tmp_path, simulator.url, receiver.url), daemon_env(receiver.url)
-    )
-    ws.write_config()
-    ws.write_watch([])
-    yield ws
-    for proc in ws.processes:
-        if proc.popen.poll() is None:
-            proc.popen.kill()
-            proc.popen.wait(10)
