@@ -34,11 +34,9 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -64,6 +62,7 @@ from bench.harness import (
     job_id,
     make_events,
     start_daemon,
+    work_dir,
     write_config,
 )
 from bench.report import fmt, machine, table, verdict
@@ -431,14 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = args.events or (1000 if args.quick else 3000)
     args.isolation_events = args.isolation_events or (1000 if args.quick else 5000)
     args.repeat = args.repeat or (1 if args.quick else 2)
-    work = Path(tempfile.mkdtemp(prefix="cjn-delivery-"))
-    try:
+    with work_dir("cjn-delivery-", args.keep) as work:
         return _main(args, n, work)
-    finally:
-        if args.keep:
-            print(f"state files and daemon logs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _main(args: argparse.Namespace, n: int, work: Path) -> int:

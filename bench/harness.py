@@ -3,6 +3,7 @@
 One benchmark run is: the vendor simulator and a verifying receiver, in this process, on
 127.0.0.1 (each on its own :class:`~notifier.service.http_server.ServerThread`); a config file and a
 fresh state file in a run directory; ``python -m notifier -c CONFIG run`` as a child process
+(the test kit's runner, :class:`tests.kit.Daemon`, with its config and environment builders)
 whose log lines go to ``daemon.log`` in that directory (never to the console); and a writer
 for the daemon's SQLite intake queue. :class:`BenchRun` bundles all of it as a context
 manager that always stops (and, failing that, kills) the daemon.
@@ -17,9 +18,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -530,6 +533,20 @@ class BenchRun:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def work_dir(prefix: str, keep: bool) -> Iterator[Path]:
+    """A temp dir for a benchmark's state files and daemon logs: removed afterwards unless
+    ``keep`` (``--keep``), then its path is printed."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"state files and daemon logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def install_sigterm_exit() -> None:

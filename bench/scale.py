@@ -47,11 +47,9 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -70,6 +68,7 @@ from bench.harness import (
     install_sigterm_exit,
     proc_memory_mb,
     start_daemon,
+    work_dir,
     write_config,
 )
 from bench.report import fmt, machine, table, verdict
@@ -562,14 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         window_s=s.window_s if args.window is None else args.window,
         idle_window_s=s.idle_window_s if args.idle_window is None else args.idle_window,
     )
-    work = Path(tempfile.mkdtemp(prefix="cjn-scale-"))
-    try:
+    with work_dir("cjn-scale-", args.keep) as work:
         return _main(args, s, work)
-    finally:
-        if args.keep:
-            print(f"state files and daemon logs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _main(args: argparse.Namespace, s: Settings, work: Path) -> int:

@@ -65,13 +65,11 @@ def run_cli_process(
 
 
 @dataclass
-class Workspace:
-    """A config file, a watch file and the env to run the CLI and the daemon with."""
+class ConfigFiles:
+    """A test's config (as a dict) and where its config and watch files go."""
 
     tmp_path: Path
     config: dict[str, Any]
-    env: dict[str, str]
-    processes: list[Daemon] = field(default_factory=list)
 
     @property
     def config_path(self) -> Path:
@@ -80,6 +78,14 @@ class Workspace:
     @property
     def watch_path(self) -> Path:
         return self.tmp_path / "watch.yaml"
+
+
+@dataclass
+class Workspace(ConfigFiles):
+    """A config file, a watch file and the env to run the CLI and the daemon with."""
+
+    env: dict[str, str]
+    processes: list[Daemon] = field(default_factory=list)
 
     @property
     def state_path(self) -> Path:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from notifier.cli import main
+from tests.kit.cli import ConfigFiles
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "config.example.yaml"
@@ -67,21 +68,11 @@ def _assert_clean(result: Result) -> None:
 
 
 @dataclass
-class Env:
+class Env(ConfigFiles):
     """A config built from ``config.example.yaml``, the environment it needs, and a runner."""
 
-    tmp_path: Path
-    config: dict[str, Any]
     capsys: pytest.CaptureFixture[str]
     monkeypatch: pytest.MonkeyPatch
-
-    @property
-    def config_path(self) -> Path:
-        return self.tmp_path / "config.yaml"
-
-    @property
-    def watch_path(self) -> Path:
-        return self.tmp_path / "watch.yaml"
 
     @property
     def state_path(self) -> Path:
