@@ -4,8 +4,12 @@ The daemon as a child process (:mod:`.daemon`), config and environment builders
 (:mod:`.config`), the CLI and a workspace to run it in (:mod:`.cli`), the simulator and
 receiver as fixtures hand them out and a log of vendor calls (:mod:`.servers`), a throwaway
 PostgreSQL (:mod:`.pg`), a small real filesystem (:mod:`.fault_fs`), clocks (:mod:`.clocks`),
-bounded waits (:mod:`.waits`) and loopback ports (:mod:`.net`). Test modules import helpers
-from here only, never from another test module or a conftest.
+bounded waits (:mod:`.waits`) and loopback ports (:mod:`.net`); the fixtures the layers'
+conftests hand out (:mod:`.fixtures`). Helpers that tests of one stage share live beside
+them: the sweep and poller rigs, the simulator client, the intake API app, config texts, the
+CLI tests' environment, lease clocks, vendor-callback config, the systemd unit, the
+in-process daemon, old schema files, rows for the store. Test modules import helpers from
+here only, never from another test module or a conftest (tests/unit/test_layout.py).
 """
 
 from tests.kit.cli import Workspace, run_cli, run_cli_process
