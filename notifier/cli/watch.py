@@ -25,16 +25,10 @@ from notifier.cli.common import (
     show_time,
 )
 from notifier.config import Config
-from notifier.intake.adding import (
-    REOPENABLE,
-    LabelsTooMany,
-    add_watches,
-    endpoints_problem,
-    ids_problem,
-    watch_row,
-)
-from notifier.models import EVENT_TYPES, WatchState, labels_problem
+from notifier.intake.adding import REOPENABLE, LabelsTooMany, add_watches, watch_row
+from notifier.models import EVENT_TYPES, WatchState
 from notifier.store import StoreError
+from notifier.watchspec import Problem, parse_watches
 
 #: `watch list` columns; SEEN counts every vendor answer about the job (detail polls and
 #: sightings in list sweeps alike).
@@ -95,16 +89,28 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _parse_labels(pairs: Sequence[str]) -> dict[str, str]:
+    """``--label K=V`` pairs as a mapping (the labels themselves are the parser's to judge)."""
     labels: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise UsageError(f"--label {pair!r}: use KEY=VALUE")
         labels[key.strip()] = value
-    problem = labels_problem(labels)
-    if problem:
-        raise UsageError(f"--label: {problem}")
     return labels
+
+
+#: The option each part of a watch request came from, to frame the parser's problems.
+_OPTION = {"labels": "--label", "endpoints": "--endpoint"}
+
+
+def _usage(problems: Sequence[Problem]) -> UsageError:
+    """The parser's problems in the command line's frame: an id's as they are (they name
+    the id), the others after the option that gave them."""
+    said = [
+        p.msg if isinstance(p.loc[0], int) else f"{_OPTION[str(p.loc[0])]}: {p.msg}"
+        for p in problems
+    ]
+    return UsageError("; ".join(dict.fromkeys(said)))
 
 
 def _unreachable(config: Config, endpoints: Sequence[str]) -> list[str]:
@@ -128,16 +134,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     config, _path = load(args, secrets=False)
-    problem = ids_problem(args.ids)
-    if problem:
-        raise UsageError(problem)
-    labels = _parse_labels(args.label)
-    endpoints = None
-    if args.endpoint is not None:
-        problem = endpoints_problem(args.endpoint, config.endpoint_names())
-        if problem:
-            raise UsageError(f"--endpoint: {problem}")
-        endpoints = tuple(dict.fromkeys(args.endpoint))
+    parsed = parse_watches(
+        args.ids,
+        _parse_labels(args.label),
+        args.endpoint,
+        endpoints_configured=config.endpoint_names(),
+        ids_at=(),
+    )
+    if parsed.problems:
+        raise _usage(parsed.problems)
+    labels, endpoints = parsed.specs[0].labels, parsed.specs[0].endpoints
+    if endpoints is not None:
         missed = _unreachable(config, endpoints)
         if missed:
             print(

@@ -31,8 +31,9 @@ from aiohttp import web
 from notifier import log as logs
 from notifier.intake.adding import add_watches
 from notifier.intake.http_api import BadRequest, IntakeApi, UnsupportedMediaType
-from notifier.models import WatchState, job_id_problem
+from notifier.models import WatchState
 from notifier.store import DB_ERRORS
+from notifier.watchspec import id_problem
 
 log = logs.get_logger(component="intake")
 
@@ -70,7 +71,7 @@ def callback_job_id(body: Mapping[str, Any]) -> str:
             'no job id: expected the detail envelope {"code", "msg", "data": {"id": ...}} '
             '(or {"id": ...})'
         )
-    problem = job_id_problem(found)
+    problem = id_problem(found)
     if problem:
         raise BadRequest(f"{where}: {problem}")
     return str(found)

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from notifier.models import WatchSpec
 from notifier.store._mixin import StorePart
+from notifier.watchspec import watch_specs
 
 #: What the migration that adds marks says: the first mark is written when it is applied.
 CREATES_MARKS = "CREATE TABLE state_marks"
@@ -71,7 +72,6 @@ class DiscoveryMarks(StorePart):
             now = self.now()
             for job_id in new:
                 self._run("add_discovered", (job_id, found[job_id], now))
-            wanted = tuple(endpoints) if endpoints is not None else None
-            specs = [WatchSpec(job_id, dict(labels), wanted) for job_id in new]
+            specs = watch_specs(new, dict(labels), None if endpoints is None else list(endpoints))
             self.add_watches(specs, "discovery")
         return new

@@ -8,7 +8,7 @@ from pathlib import Path
 import notifier
 
 ROOT = Path(notifier.__file__).parent
-BASE = {"models", "log", "net", "_tasks", "config", "__init__"}
+BASE = {"models", "watchspec", "log", "net", "_tasks", "config", "__init__"}
 #: What each part may import besides itself and the shared base.
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
