@@ -30,8 +30,12 @@ from notifier.models import EVENT_TYPES, WatchState
 from notifier.store import StoreError
 from notifier.watchspec import Problem, parse_watches
 
+#: The states ``--reopen`` takes, for its message.
+_REOPENABLE_TEXT = ", ".join(REOPENABLE[:-1]) + " or " + REOPENABLE[-1]
+
 #: `watch list` columns; SEEN counts every vendor answer about the job (detail polls and
-#: sightings in list sweeps alike).
+#: sightings in list sweeps alike); SOURCE is where the watch came from (file, queue,
+#: discovery, callback).
 LIST_COLUMNS = [
     "job_id",
     "state",
@@ -43,6 +47,7 @@ LIST_COLUMNS = [
     "errors",
     "last_poll_at",
     "next_poll_at",
+    "source",
     "note",
 ]
 
@@ -160,6 +165,7 @@ def _add(args: argparse.Namespace) -> int:
         except LabelsTooMany as exc:
             raise UsageError(f"--label: {exc}") from None
     lines: list[str] = []
+    refused: list[str] = []
     for job_id in outcome.ids:
         if job_id in outcome.known:
             lines.append(f"{job_id}: already watched (labels merged)")
@@ -167,15 +173,19 @@ def _add(args: argparse.Namespace) -> int:
             lines.append(f"{job_id}: {outcome.reopened[job_id]}, watched again")
         elif job_id in outcome.finished:
             known = outcome.finished[job_id]
+            since = show_time(known["finished_at"])
+            if args.reopen:  # asked for and not done: say why, and fail
+                refused.append(
+                    f"{job_id}: not reopened: it {known['state']} at {since}; --reopen watches "
+                    f"again only {_REOPENABLE_TEXT} jobs (one event per job)"
+                )
+                continue
             hint = (
                 "; --reopen watches it again"
                 if known["state"] in REOPENABLE
                 else " (one event per job)"
             )
-            lines.append(
-                f"{job_id}: not watched: {known['state']} since "
-                f"{show_time(known['finished_at'])}{hint}"
-            )
+            lines.append(f"{job_id}: not watched: {known['state']} since {since}{hint}")
     finished = len(outcome.finished)
     watched = outcome.watched
     print(
@@ -184,7 +194,9 @@ def _add(args: argparse.Namespace) -> int:
     )
     for line in lines:
         print(line)
-    return EXIT_OK
+    for line in refused:
+        print(line, file=sys.stderr)
+    return EXIT_FAILURE if refused else EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:

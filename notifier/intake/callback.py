@@ -37,6 +37,8 @@ from notifier.watchspec import id_problem
 
 log = logs.get_logger(component="intake")
 
+#: The ``source`` of the watches callbacks make (``watch list``, ``GET /v1/watches/{id}``).
+SOURCE = "callback"
 #: Callbacks kept in memory while the state cannot take them, at most (about 1,000 reads
 #: when they are handled again: well under a second of the loop).
 HELD_MAX = 1000
@@ -199,7 +201,14 @@ class VendorCallback:
         known = store.watch_summary(job_id)
         if known is not None:
             return bool(known["state"] == WatchState.ACTIVE.value)
-        add_watches(store, [job_id], self.labels, self.endpoints, self.api.endpoint_names)
+        add_watches(
+            store,
+            [job_id],
+            self.labels,
+            self.endpoints,
+            self.api.endpoint_names,
+            source=SOURCE,
+        )
         return True
 
     def _act(self, job_id: str) -> tuple[str, bool]:
