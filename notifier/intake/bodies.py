@@ -1,5 +1,5 @@
-"""The intake API's request bodies as pydantic models: what the handlers validate with and
-what ``/openapi.json`` describes, one definition for both.
+"""The intake API's bodies as pydantic models: the requests (what the handlers validate
+with) and the answers, which ``/openapi.json`` describes from them.
 
 The limits are :mod:`notifier.models`' (as Field constraints and patterns, so the schema
 states them); each field first goes through the watch-spec parser's own check
@@ -11,7 +11,7 @@ schema: a body the parser takes, they take too.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -33,6 +33,7 @@ from notifier.models import (
     MAX_LABEL_VALUE,
     MAX_LABELS,
     MAX_LABELS_TEXT,
+    WatchState,
     label_map,
 )
 from notifier.watchspec import (
@@ -124,7 +125,7 @@ Labels = Annotated[
 class WatchRequest(BaseModel):
     """``POST /v1/watches``: the rules of ``watch add``."""
 
-    model_config = ConfigDict(extra="forbid", title="WatchRequest")
+    model_config = ConfigDict(extra="forbid")
 
     ids: Annotated[list[JobId], Field(min_length=1, max_length=MAX_IDS), BeforeValidator(_ids)]
     labels: Labels = Field(
@@ -171,7 +172,7 @@ class WatchRequest(BaseModel):
 class JobRef(BaseModel):
     """A job named by its id; whatever else the object holds is not read."""
 
-    model_config = ConfigDict(extra="allow", title="JobRef")
+    model_config = ConfigDict(extra="allow")
 
     id: JobId
 
@@ -180,7 +181,7 @@ class CallbackByData(BaseModel):
     """The vendor's detail envelope: the id read is ``data.id``; its other members (the
     result and its message) are not read."""
 
-    model_config = ConfigDict(extra="allow", title="CallbackByData")
+    model_config = ConfigDict(extra="allow")
 
     data: JobRef
 
@@ -188,7 +189,7 @@ class CallbackByData(BaseModel):
 class CallbackByTop(BaseModel):
     """A bare ``{"id": …}``, read only when there is no ``data.id``."""
 
-    model_config = ConfigDict(extra="allow", title="CallbackByTop")
+    model_config = ConfigDict(extra="allow")
 
     id: JobId
     data: Annotated[
@@ -202,6 +203,100 @@ class CallbackByTop(BaseModel):
             }
         ),
     ] = None
+
+
+# -- answers: described, never validated (the handlers build them) ---------------------
+
+
+def _absent_or(schema: dict[str, Any]) -> None:
+    """An optional member that is absent, never null, when it does not apply."""
+    first, _null = schema.pop("anyOf")
+    schema.pop("default", None)
+    schema.update(first)
+
+
+def _optional_all(schema: dict[str, Any]) -> None:
+    """No ``required``: the document promises the shape of what is there (as it did)."""
+    schema.pop("required", None)
+    for prop in schema["properties"].values():
+        prop.pop("default", None)
+
+
+class ProblemItem(BaseModel):
+    """One problem of a request body: where (keys, indexes) and what, in the parser's words."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorAnswer(BaseModel):
+    """Every answer but a success."""
+
+    error: str
+    problems: list[ProblemItem] | None = Field(
+        default=None,
+        json_schema_extra=_absent_or,
+        description="A 400 of a request body: every problem found, `error` being the first",
+    )
+
+
+class CallbackAccepted(BaseModel):
+    accepted: Literal[True]
+
+
+class Accepted(BaseModel):
+    accepted: int = Field(description="Distinct ids now watched")
+    new: int = Field(description="Of them, watches created")
+    finished: list[str] = Field(description="Ids not watched: finished already (one event per job)")
+
+
+class WatchAnswer(BaseModel):
+    """One watch, as a row of ``watch list --json``."""
+
+    model_config = ConfigDict(json_schema_extra=_optional_all)
+
+    job_id: str = ""
+    state: WatchState = WatchState.ACTIVE
+    status: int | None = None
+    progress: int | None = None
+    msg: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    endpoints: list[str] | None = None
+    source: str = Field(
+        default="", description="Where it came from: file, queue, discovery or callback"
+    )
+    added_at: float = Field(default=0, description="Unix seconds")
+    last_poll_at: float | None = None
+    next_poll_at: float | None = None
+    finished_at: float | None = None
+    polls: int = 0
+    seen: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    rejections: int = 0
+
+
+class EventAnswer(BaseModel):
+    id: str = Field(description="The webhook-id of its deliveries")
+    type: str
+    timestamp: str = Field(json_schema_extra={"format": "date-time"})
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[EventAnswer]
+    next: str | None = Field(description="Pass as `after` for the following page")
+
+
+#: The document's ``components/schemas``, by name.
+ANSWERS: dict[str, type[BaseModel]] = {
+    "Error": ErrorAnswer,
+    "CallbackAccepted": CallbackAccepted,
+    "Accepted": Accepted,
+    "Watch": WatchAnswer,
+    "Event": EventAnswer,
+    "EventPage": EventPage,
+}
 
 
 def problems_of(exc: ValidationError) -> list[dict[str, Any]]:
@@ -221,12 +316,17 @@ def schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema()
     defs = raw.pop("$defs", {})
 
-    def inline(node: Any) -> Any:
+    def inline(node: Any, names: bool = False) -> Any:
+        """``names``: ``node`` maps property names (one may be called ``title``)."""
         if isinstance(node, dict):
             ref = node.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
                 return inline(defs[ref.removeprefix("#/$defs/")])
-            return {k: inline(v) for k, v in node.items() if k != "title"}
+            return {
+                k: inline(v, names=k == "properties" and not names)
+                for k, v in node.items()
+                if names or k != "title"
+            }
         if isinstance(node, list):
             return [inline(v) for v in node]
         return node

@@ -1,8 +1,10 @@
 """``GET /openapi.json``: the intake API described as OpenAPI 3.1, for clients and humans.
 
-Built from the limits and patterns the handlers validate with (:mod:`notifier.models`, the
-constants of :mod:`notifier.intake.http_api`), so the two cannot drift; the test suite runs
-schemathesis against the live API to check that every answer is the documented one.
+The bodies' schemas are the ``model_json_schema()`` of the models the handlers validate with
+(:mod:`notifier.intake.bodies`, whose constraints are :mod:`notifier.models`' limits), so the
+two cannot drift; this module adds the paths, methods, statuses and the words. The test
+suite runs schemathesis against the live API to check that every answer is the documented
+one.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifier import __version__
-from notifier.intake.bodies import CallbackByData, CallbackByTop, JobRef, WatchRequest, schema
-from notifier.models import MAX_LABELS, MAX_LABELS_TEXT, WatchState
+from notifier.intake.bodies import (
+    ANSWERS,
+    CallbackByData,
+    CallbackByTop,
+    JobRef,
+    WatchRequest,
+    schema,
+)
+from notifier.models import MAX_LABELS, MAX_LABELS_TEXT
 
 #: The media type of every request body (``; charset=utf-8`` may follow).
 JSON = "application/json"
@@ -273,72 +282,5 @@ def _watch_request(endpoint_names: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    nullable_number = {"type": ["number", "null"]}
-    return {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {"error": {"type": "string"}},
-        },
-        "CallbackAccepted": {
-            "type": "object",
-            "required": ["accepted"],
-            "properties": {"accepted": {"const": True}},
-        },
-        "Accepted": {
-            "type": "object",
-            "required": ["accepted", "new", "finished"],
-            "properties": {
-                "accepted": {"type": "integer", "description": "Distinct ids now watched"},
-                "new": {"type": "integer", "description": "Of them, watches created"},
-                "finished": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": "Ids not watched: finished already (one event per job)",
-                },
-            },
-        },
-        "Watch": {
-            "type": "object",
-            "properties": {
-                "job_id": {"type": "string"},
-                "state": {"enum": [state.value for state in WatchState]},
-                "status": {"type": ["integer", "null"]},
-                "progress": {"type": ["integer", "null"]},
-                "msg": {"type": ["string", "null"]},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                "endpoints": {"type": ["array", "null"], "items": {"type": "string"}},
-                "source": {"type": "string"},
-                "added_at": {"type": "number", "description": "Unix seconds"},
-                "last_poll_at": nullable_number,
-                "next_poll_at": nullable_number,
-                "finished_at": nullable_number,
-                "polls": {"type": "integer"},
-                "seen": {"type": "integer"},
-                "errors": {"type": "integer"},
-                "last_error": {"type": ["string", "null"]},
-                "rejections": {"type": "integer"},
-            },
-        },
-        "Event": {
-            "type": "object",
-            "required": ["id", "type", "timestamp", "data"],
-            "properties": {
-                "id": {"type": "string", "description": "The webhook-id of its deliveries"},
-                "type": {"type": "string"},
-                "timestamp": {"type": "string", "format": "date-time"},
-                "data": {"type": "object"},
-            },
-        },
-        "EventPage": {
-            "type": "object",
-            "required": ["events", "next"],
-            "properties": {
-                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-                "next": {
-                    "type": ["string", "null"],
-                    "description": "Pass as `after` for the following page",
-                },
-            },
-        },
-    }
+    """The answers' schemas, from their models."""
+    return {name: schema(model) for name, model in ANSWERS.items()}
