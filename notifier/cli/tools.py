@@ -84,7 +84,7 @@ taken, the state cannot be opened).
 
 CHECK_HELP = """\
 Validate the config file the way `run` reads it (every key, ${VAR} references, endpoint
-secrets, routing) and the watch file (each id, label and endpoint name), and say where the
+secrets and events) and the watch file (each id, label and endpoint name), and say where the
 state is and whether it exists. Warns (on stderr, exit 0 all the same) about things that
 are allowed but probably not meant: plain http to a remote host, a listener without
 tokens, two listeners on one port.
