@@ -85,7 +85,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add_list_options(lst)
     lst.add_argument("--state", choices=[s.value for s in WatchState], help="only this state")
     rm = wsub.add_parser("rm", help="stop watching job ids", parents=[common])
-    rm.add_argument("ids", nargs="+", metavar="ID")
+    rm.add_argument("ids", nargs="+", metavar="ID", help="Chanjing job id")
     rej = wsub.add_parser(
         "rejected", help="queue rows the daemon refused, with the reason", parents=[common]
     )
