@@ -15,7 +15,6 @@ import psycopg
 
 from notifier.store import SCHEMA_VERSION, Store
 from notifier.store.schema import _split_sql
-from tests.pg_server import PgServer
 
 _SQL = resources.files("notifier.store") / "sql"
 
@@ -94,16 +93,14 @@ def _pg_catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:
         return {part: conn.execute(sql).fetchall() for part, sql in _PG_CATALOG.items()}
 
 
-def test_postgres_schema_file_is_what_the_migrations_make(pg_server: PgServer) -> None:
-    migrated, written = pg_server.database(), pg_server.database()
-    try:
-        Store(migrated).close()
-        with psycopg.connect(written, autocommit=True) as conn:
-            for statement in _split_sql(_schema_file("postgres")):
-                conn.execute(statement)
-        expected = _pg_catalog(migrated)
-        assert expected["triggers"] and expected["functions"]  # the catalog reads them
-        assert _pg_catalog(written) == expected
-    finally:
-        pg_server.drop(migrated)
-        pg_server.drop(written)
+def test_postgres_schema_file_is_what_the_migrations_make(pg_url: str) -> None:
+    Store(pg_url).close()
+    migrated = _pg_catalog(pg_url)
+    assert migrated["triggers"] and migrated["functions"]  # the catalog reads them
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+        assert _pg_catalog(pg_url)["columns"] == []
+        for statement in _split_sql(_schema_file("postgres")):
+            conn.execute(statement)
+    assert _pg_catalog(pg_url) == migrated
