@@ -7,10 +7,13 @@ the dialect's own placeholders; a name defined in both is refused when loading. 
 dialects answer the same names with the same parameters, and their migrations share
 numbers: a schema version means the same tables whichever database holds them.
 
-``{name}`` in a statement stands for the ``-- fragment: name`` of that name (the watch
+``{name}`` in a statement stands for the ``-- fragment: name`` of that name: the watch
 column list once for every query that reads a :class:`~notifier.store.rows.WatchRow`; the
-database's clock, per dialect). ``sql/<dialect>/schema.sql`` is the schema the migrations
-make, to read (a test keeps it true); the migrations stay what upgrades a state.
+database's clock, per dialect; parts two PostgreSQL statements share. A fragment of
+``sql/common/`` holds no placeholder (it is expanded after translation).
+
+``sql/<dialect>/schema.sql`` is the schema the migrations make, to read (a test keeps it
+true); the migrations stay what makes and upgrades a state.
 """
 
 from __future__ import annotations
@@ -113,6 +116,10 @@ def _load_queries(name: str, file: str = "queries.sql") -> dict[str, str]:
     twice = (common.keys() & own.keys()) | (common_fragments.keys() & own_fragments.keys())
     if twice:
         raise SqlError(f"sql/{name}/{file}: defined in sql/common/{file} too: {sorted(twice)}")
+    placeholders = [key for key, text in common_fragments.items() if to_psycopg(text) != text]
+    if placeholders:
+        # Expanded after translation: a placeholder in one would reach psycopg as SQLite's.
+        raise SqlError(f"sql/common/{file}: placeholders in fragments {placeholders}")
     fragments = {
         key: _fragment_text(text) for key, text in (common_fragments | own_fragments).items()
     }

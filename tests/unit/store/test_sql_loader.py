@@ -74,6 +74,9 @@ def test_fragments_expand_and_an_unknown_one_is_refused(
     (tmp_path / "sqlite" / "queries.sql").write_text("-- name: r\nSELECT {nowhere};\n")
     with pytest.raises(SqlError, match="nowhere"):
         schema._load_queries("sqlite")
+    (tmp_path / "common" / "queries.sql").write_text("-- fragment: f\na = :a\n")
+    with pytest.raises(SqlError, match="placeholders in fragments"):
+        schema._load_queries("postgres")
 
 
 def test_common_statements_reach_postgres_translated() -> None:

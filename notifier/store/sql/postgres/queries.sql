@@ -168,30 +168,6 @@ DELETE FROM watches WHERE job_id IN (
     SELECT job_id FROM watches
     WHERE state != 'active' AND finished_at < %(cutoff)s LIMIT %(batch)s);
 
--- name: acquire_lease
--- Take the lease if it is free (no row, or expired on the database's clock) or already ours,
--- or in any case with force = 1 (a daemon that knows it is alone: SQLite's instance lock,
--- so a restart after a crash does not wait out its own dead lease); no row comes back while
--- another owner holds it. A renewal keeps acquired_at and previous_owner; a take (from
--- someone else, or ours again after it lapsed) resets them. Both write advertise: where the
--- holder's gateway is reachable now.
-WITH clock (db_now) AS (SELECT {db_now})
-INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at, previous_owner,
-    advertise)
-SELECT %(name)s, %(owner)s, db_now + %(ttl)s, db_now, db_now, NULL, %(advertise)s FROM clock
-ON CONFLICT (name) DO UPDATE SET
-    owner = excluded.owner,
-    expires_at = excluded.expires_at,
-    renewed_at = excluded.renewed_at,
-    advertise = excluded.advertise,
-    acquired_at = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > excluded.renewed_at
-                       THEN leases.acquired_at ELSE excluded.renewed_at END,
-    previous_owner = CASE WHEN leases.owner = excluded.owner
-                               AND leases.expires_at > excluded.renewed_at
-                          THEN leases.previous_owner ELSE leases.owner END
-WHERE %(force)s = 1 OR leases.owner = excluded.owner OR leases.expires_at <= excluded.renewed_at
-RETURNING expires_at - renewed_at AS seconds_left, previous_owner;
-
 -- -- delivery claims ------------------------------------------------------------------------
 -- As in SQLite, with the database's clock as {db_now}; the rows are chosen with FOR UPDATE
 -- SKIP LOCKED, so two nodes claiming at once skip each other's rows instead of waiting (or
@@ -231,6 +207,26 @@ ORDER BY d.next_attempt_at, d.id;
 -- one statement is atomic on its own (autocommit), and each saved round trip is time on the
 -- daemon's loop (measured: 9.4 statements per delivery before, 2 after).
 
+-- fragment: prior_attempt
+-- The *_with_attempt statements' look for the attempt already written under this claim.
+prior AS (
+    SELECT applied FROM delivery_attempts
+    WHERE delivery_id = %(id)s AND claim_token = %(claim)s::bigint
+)
+
+-- fragment: new_attempt
+-- The *_with_attempt statements' attempt row (kept even when the delivery was not updated)
+-- and their answer: what the claim's write did.
+attempt AS (
+    INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status,
+        error, outcome, claim_token, applied)
+    SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer,
+           %(error)s::text, %(outcome)s, %(claim)s::bigint, (SELECT count(*) FROM updated)
+    FROM deliveries WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM prior)
+    ON CONFLICT DO NOTHING
+)
+SELECT COALESCE((SELECT applied FROM prior), (SELECT count(*) FROM updated))
+
 -- name: claim_and_read_deliveries
 -- claim_due_deliveries and claimed_deliveries in one: the claimed rows with their events.
 WITH clock (db_now) AS (SELECT {db_now}),
@@ -262,10 +258,7 @@ ORDER BY c.next_attempt_at, c.id;
 -- write still running (its client gone) waits on the row lock, then no longer matches
 -- (claimed_by is NULL) and its attempt row conflicts: 0, which the store checks with a
 -- fresh read of attempt_of_claim.
-WITH prior AS (
-    SELECT applied FROM delivery_attempts
-    WHERE delivery_id = %(id)s AND claim_token = %(claim)s::bigint
-), updated AS (
+WITH {prior_attempt}, updated AS (
     UPDATE deliveries SET state = 'delivered', attempts = attempts + 1,
         last_attempt_at = %(now)s, last_status = %(status)s, last_error = NULL,
         delivered_at = %(now)s, next_attempt_at = NULL,
@@ -275,22 +268,11 @@ WITH prior AS (
       AND (%(claim)s::bigint IS NULL OR (claim_token = %(claim)s AND claimed_by IS NOT NULL))
       AND NOT EXISTS (SELECT 1 FROM prior)
     RETURNING id
-), attempt AS (
-    INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status,
-        error, outcome, claim_token, applied)
-    SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer,
-           %(error)s::text, %(outcome)s, %(claim)s::bigint, (SELECT count(*) FROM updated)
-    FROM deliveries WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM prior)
-    ON CONFLICT DO NOTHING
-)
-SELECT COALESCE((SELECT applied FROM prior), (SELECT count(*) FROM updated));
+), {new_attempt};
 
 -- name: delivery_failed_with_attempt
 -- delivery_failed and insert_attempt in one (see delivery_succeeded_with_attempt).
-WITH prior AS (
-    SELECT applied FROM delivery_attempts
-    WHERE delivery_id = %(id)s AND claim_token = %(claim)s::bigint
-), updated AS (
+WITH {prior_attempt}, updated AS (
     UPDATE deliveries SET state = %(state)s, attempts = attempts + 1,
         last_attempt_at = %(now)s, last_status = %(status)s, last_error = %(error)s,
         next_attempt_at = %(next_attempt_at)s, deferred = deferred + %(deferred)s,
@@ -301,15 +283,7 @@ WITH prior AS (
       AND (%(claim)s::bigint IS NULL OR (claim_token = %(claim)s AND claimed_by IS NOT NULL))
       AND NOT EXISTS (SELECT 1 FROM prior)
     RETURNING id
-), attempt AS (
-    INSERT INTO delivery_attempts (delivery_id, generation, started_at, duration, status,
-        error, outcome, claim_token, applied)
-    SELECT id, generation, %(started)s, %(now)s - %(started)s, %(status)s::integer,
-           %(error)s::text, %(outcome)s, %(claim)s::bigint, (SELECT count(*) FROM updated)
-    FROM deliveries WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM prior)
-    ON CONFLICT DO NOTHING
-)
-SELECT COALESCE((SELECT applied FROM prior), (SELECT count(*) FROM updated));
+), {new_attempt};
 
 -- name: discovered_among
 SELECT job_id FROM discovered WHERE job_id IN (SELECT json_array_elements_text(%s::json))

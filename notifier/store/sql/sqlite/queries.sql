@@ -201,30 +201,6 @@ FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.id IN (SELECT value FROM json_each(:ids))
 ORDER BY d.next_attempt_at, d.id;
 
--- name: acquire_lease
--- Take the lease if it is free (no row, or expired on the database's clock) or already ours,
--- or in any case with :force = 1 (a daemon that knows it is alone: SQLite's instance lock,
--- so a restart after a crash does not wait out its own dead lease); no row comes back while
--- another owner holds it. A renewal keeps acquired_at and previous_owner; a take (from
--- someone else, or ours again after it lapsed) resets them. Both write advertise: where the
--- holder's gateway is reachable now.
-WITH clock (db_now) AS (SELECT {db_now})
-INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at, previous_owner,
-    advertise)
-SELECT :name, :owner, db_now + :ttl, db_now, db_now, NULL, :advertise FROM clock WHERE true
-ON CONFLICT (name) DO UPDATE SET
-    owner = excluded.owner,
-    expires_at = excluded.expires_at,
-    renewed_at = excluded.renewed_at,
-    advertise = excluded.advertise,
-    acquired_at = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > excluded.renewed_at
-                       THEN leases.acquired_at ELSE excluded.renewed_at END,
-    previous_owner = CASE WHEN leases.owner = excluded.owner
-                               AND leases.expires_at > excluded.renewed_at
-                          THEN leases.previous_owner ELSE leases.owner END
-WHERE :force = 1 OR leases.owner = excluded.owner OR leases.expires_at <= excluded.renewed_at
-RETURNING expires_at - renewed_at AS seconds_left, previous_owner;
-
 -- name: discovered_among
 SELECT job_id FROM discovered WHERE job_id IN (SELECT value FROM json_each(?))
 UNION SELECT job_id FROM watches WHERE job_id IN (SELECT value FROM json_each(?));
