@@ -173,18 +173,21 @@ DELETE FROM watches WHERE job_id IN (
 -- SKIP LOCKED, so two nodes claiming at once skip each other's rows instead of waiting (or
 -- claiming the same row twice).
 
+-- fragment: claimable
+-- The rows a claim takes (claim_due_deliveries, claim_and_read_deliveries): due rows of
+-- :endpoint nobody holds or whose claim lapsed, not in flight here, oldest due first.
+SELECT d.id FROM deliveries d
+WHERE d.state = 'pending' AND d.endpoint = %(endpoint)s AND d.next_attempt_at <= %(now)s
+  AND (d.claim_expires IS NULL OR d.claim_expires <= (SELECT db_now FROM clock))
+  AND d.id NOT IN (SELECT json_array_elements_text(%(exclude)s::json)::bigint)
+ORDER BY d.next_attempt_at LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+
 -- name: claim_due_deliveries
 WITH clock (db_now) AS (SELECT {db_now})
 UPDATE deliveries SET claimed_by = %(node)s, claim_token = claim_token + 1,
     claim_expires = (SELECT db_now FROM clock) + %(ttl)s
-WHERE id IN (
-    SELECT d.id FROM deliveries d
-    WHERE d.state = 'pending' AND d.endpoint = %(endpoint)s AND d.next_attempt_at <= %(now)s
-      AND (d.claim_expires IS NULL OR d.claim_expires <= (SELECT db_now FROM clock))
-      AND d.id NOT IN (SELECT json_array_elements_text(%(exclude)s::json)::bigint)
-    ORDER BY d.next_attempt_at LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
+WHERE id IN ({claimable})
 RETURNING id, claim_token, claim_expires - (SELECT db_now FROM clock) AS claim_left;
 
 -- name: any_claimable
@@ -233,14 +236,7 @@ WITH clock (db_now) AS (SELECT {db_now}),
 claimed AS (
     UPDATE deliveries SET claimed_by = %(node)s, claim_token = claim_token + 1,
         claim_expires = (SELECT db_now FROM clock) + %(ttl)s
-    WHERE id IN (
-        SELECT d.id FROM deliveries d
-        WHERE d.state = 'pending' AND d.endpoint = %(endpoint)s AND d.next_attempt_at <= %(now)s
-          AND (d.claim_expires IS NULL OR d.claim_expires <= (SELECT db_now FROM clock))
-          AND d.id NOT IN (SELECT json_array_elements_text(%(exclude)s::json)::bigint)
-        ORDER BY d.next_attempt_at LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    )
+    WHERE id IN ({claimable})
     RETURNING id, attempts, generation, deferred, first_attempt_at, event_id, next_attempt_at,
         claim_token, claim_expires - (SELECT db_now FROM clock) AS claim_left
 )
