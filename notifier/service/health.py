@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from notifier.delivery.operational import OperationalEvents
 from notifier.polling.lease import LeaseKeeper
@@ -56,6 +57,16 @@ class Health:
         if problem is not None:
             # Degraded, not dead: nothing can be polled until the operator fixes the config.
             return False, f"{problem}; check chanjing.app_id / chanjing.secret_key"
+        vendor = self.ops.state.vendor
+        if vendor.failing:
+            # Past alerts.vendor_failing_for (the vendor.failing event went out): nothing
+            # is polled, so no terminal status and no callback comes until it answers again.
+            since = "" if vendor.since is None else f" since {_iso(vendor.since)}"
+            return False, (
+                f"vendor failing{since} ({vendor.failures} failed calls; "
+                f"alerts.vendor_failing_for {self.ops.state.thresholds.vendor_failing_for:g}s): "
+                f"{vendor.last_error}"
+            )
         # A standby is healthy: it delivers, and takes over when the holder goes.
         return True, f"ok; {self.lease.describe()}"
 
@@ -74,3 +85,7 @@ class Health:
         if self.skew is not None and self.skew.off is not None:
             return f"PAUSED: {self.skew.off}; {text}"
         return text
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
