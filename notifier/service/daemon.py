@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
+from types import FrameType
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -608,12 +609,21 @@ def run_daemon(config: Config, config_path: str | None) -> int:
         daemon = Daemon(config, config_path)
         return await daemon.run()
 
+    # Ctrl-C before the daemon's own handler is in place (opening the state, a connect to
+    # a database that does not answer) interrupts at once: asyncio.run's handler would only
+    # cancel the main task, which is not awaiting anything yet, and the start-up went on.
+    # The CLI turns KeyboardInterrupt into exit code 130, without a traceback.
+    signal.signal(signal.SIGINT, _interrupt)
     if config.state.url is not None:
         # Several nodes may share a PostgreSQL state: no file, no lock.
         return asyncio.run(main())
     prepare_state_dir(config.state.path)  # only the default directory is created
     with InstanceLock(config.state.path):
         return asyncio.run(main())
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 __all__ = ["ClockWatch", "Daemon", "StoreOutage", "run_daemon"]
