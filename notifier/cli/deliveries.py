@@ -24,6 +24,7 @@ from notifier.cli.common import (
 )
 from notifier.delivery.transition import route
 from notifier.models import OPERATIONAL_EVENT_TYPES, DeliveryState
+from notifier.service.routing import subscriptions
 from notifier.store import StoreError
 
 DELIVERY_COLUMNS = [
@@ -171,7 +172,7 @@ def _replay(args: argparse.Namespace) -> int:
         if args.dead:
             print(f"replaying {store.replay_dead()} dead delivery(ies)")
             return EXIT_OK
-        subs = [(ep.name, list(ep.events)) for ep in config.endpoints]
+        subs = subscriptions(config)
 
         def routing(event_type: str, watch_endpoints: tuple[str, ...] | None) -> list[str]:
             # An event whose routing found no endpoint gets its deliveries now; one

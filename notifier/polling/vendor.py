@@ -15,7 +15,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import httpx
@@ -213,6 +213,18 @@ def _expiry(value: object, now: float) -> float:
         raise VendorError(f"token answer has no numeric expire_in: {str(value)[:40]!r}")
     # Anything before 2001 cannot be a timestamp; read it as seconds from now.
     return float(value) if value > 1e9 else now + float(value)
+
+
+@dataclass(frozen=True)
+class VendorSettings:
+    """The vendor account a client speaks for (``chanjing`` but its ``qps``, which is the
+    limiter's). A client is made for one account: another one is another client, so its
+    token cache and connections never cross accounts."""
+
+    base_url: str
+    app_id: str
+    #: Kept out of repr: settings may be logged or shown in a traceback.
+    secret_key: str = field(repr=False)
 
 
 class VendorClient:
