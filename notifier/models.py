@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -131,6 +131,12 @@ def labels_problem(labels: object) -> str | None:
     return None
 
 
+def unknown_endpoint(name: str, configured: Collection[str]) -> str:
+    """The one wording for an endpoint name that is not configured: every intake path (and
+    the config's own ``intake.endpoints`` / ``watch.discover.endpoints``) says it so."""
+    return f"unknown endpoint {quoted(name)} (configured: {', '.join(configured) or 'none'})"
+
+
 def label_map(labels: dict[Any, Any]) -> dict[str, str]:
     """Checked labels (see :func:`labels_problem`) as stored: every value a string, booleans
     spelt as in JSON and YAML (``true``, not Python's ``True``)."""
@@ -142,7 +148,8 @@ def label_map(labels: dict[Any, Any]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class WatchSpec:
-    """A request to watch one job, from the watch file, the queue or the CLI."""
+    """A request to watch one job. Built from what a user or a program gave by
+    :mod:`notifier.watchspec` (every intake path), which checks it first."""
 
     job_id: str
     labels: dict[str, str] = field(default_factory=dict)

@@ -33,7 +33,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "each one succeeds or fails."
         ),
         epilog=f"The config file comes from -c/--config (before or after the command) or "
-        f"${CONFIG_ENV}. The config reference: docs/config.md.",
+        f"${CONFIG_ENV}. New here: docs/try-it-locally.md (five minutes, no account needed). "
+        "The config reference: docs/config.md.",
     )
     parser.add_argument(
         "-c", "--config", metavar="PATH", help=f"config file (default: ${CONFIG_ENV})"

@@ -24,6 +24,7 @@ from notifier.cli.common import (
 )
 from notifier.delivery.transition import route
 from notifier.models import OPERATIONAL_EVENT_TYPES, DeliveryState
+from notifier.service.routing import subscriptions
 from notifier.store import StoreError
 
 DELIVERY_COLUMNS = [
@@ -60,7 +61,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     show = dsub.add_parser(
         "show", help="one event: its body, deliveries and every attempt", parents=[common]
     )
-    show.add_argument("event_id", metavar="EVENT_ID")
+    show.add_argument("event_id", metavar="EVENT_ID", help="the event's id (its webhook-id)")
     show.add_argument("--json", action="store_true", help="print a JSON object")
     replay = dsub.add_parser(
         "replay",
@@ -68,7 +69,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "created from the current routing); the attempt history is kept",
         parents=[common],
     )
-    replay.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+    replay.add_argument(
+        "event_ids", nargs="*", metavar="EVENT_ID", help="events to send again (or --dead)"
+    )
     replay.add_argument("--dead", action="store_true", help="replay every dead delivery")
     replay.add_argument("--endpoint", metavar="NAME", help="only the delivery to this endpoint")
 
@@ -126,7 +129,7 @@ def _show(args: argparse.Namespace) -> int:
     for d in event["deliveries"]:
         lines.append("")
         nxt = f", next attempt {show_time(d['next_attempt_at'])}" if d["next_attempt_at"] else ""
-        lines.append(f"{d['endpoint']}: {d['state']} after {d['attempts']} attempt(s){nxt}")
+        lines.append(f"{d['endpoint']}: {d['state']} after {_attempts(d)}{nxt}")
         history = [
             {
                 **a,
@@ -140,6 +143,19 @@ def _show(args: argparse.Namespace) -> int:
         lines += ["  " + line for line in table.splitlines()]
     emit("\n".join(lines))
     return EXIT_OK
+
+
+def _attempts(delivery: dict[str, Any]) -> str:
+    """Every attempt ever made, replays included: the delivery row counts only those since
+    its last replay (the retry schedule starts again there)."""
+    total = max(len(delivery["history"]), delivery["attempts"])
+    replays = max((a["generation"] for a in delivery["history"]), default=0)
+    if replays == 0:
+        return f"{total} attempt(s)"
+    return (
+        f"{total} attempt(s) in all, over {replays} replay(s) "
+        f"({delivery['attempts']} since the last)"
+    )
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -156,7 +172,7 @@ def _replay(args: argparse.Namespace) -> int:
         if args.dead:
             print(f"replaying {store.replay_dead()} dead delivery(ies)")
             return EXIT_OK
-        subs = [(ep.name, list(ep.events)) for ep in config.endpoints]
+        subs = subscriptions(config)
 
         def routing(event_type: str, watch_endpoints: tuple[str, ...] | None) -> list[str]:
             # An event whose routing found no endpoint gets its deliveries now; one

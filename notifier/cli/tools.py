@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
 import yaml
 
-from notifier.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, load
-from notifier.config import StateConfig
+from notifier.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, load
+from notifier.config import Config, StateConfig
 from notifier.config.fields import webhook_secret
 from notifier.intake.watchfile import WatchFileError, load_watch_file
 from notifier.models import job_id_problem
@@ -51,6 +52,12 @@ def _port(text: str) -> int:
     return value
 
 
+def _url_path(text: str) -> str:
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path (it starts with /)")
+    return text
+
+
 def _whsec(text: str) -> str:
     try:
         return webhook_secret(text)
@@ -58,14 +65,72 @@ def _whsec(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+RUN_HELP = """\
+Run the daemon in the foreground: poll the vendor for the watched jobs and send each
+endpoint its callbacks. Logs go to stderr (log.level); under systemd it reports ready
+and keeps the watchdog fed.
+
+Signals: SIGHUP re-reads the config and the watch file (a broken config is logged and
+the running one kept); SIGTERM or SIGINT (Ctrl-C) stop it gracefully: in-flight
+requests get 5 s, and it exits within 10 s.
+
+Creates the state (state.path, and its directory only when that is the default
+/var/lib/chanjing-notifier; or its tables in the state.url database).
+
+Exit codes: 0 stopped by a signal; 2 bad config (the message names the key); 1 any
+other failure at start-up (another daemon holds the state file, a listener's port is
+taken, the state cannot be opened).
+"""
+
+CHECK_HELP = """\
+Validate the config file the way `run` reads it (every key, ${VAR} references, endpoint
+secrets and events) and the watch file (each id, label and endpoint name), and say where the
+state is and whether it exists. Warns (on stderr, exit 0 all the same) about things that
+are allowed but probably not meant: plain http to a remote host, a listener without
+tokens, two listeners on one port.
+
+Offline: no network unless --online, and a state.url database is named, not contacted.
+--online makes one token call to chanjing.base_url with the configured app_id and
+secret_key. The vendor keeps one live token per app_id: a daemon running on the account
+fetches a new one on its next call (and counts a token revocation).
+
+Exit codes: 0 valid; 2 bad config or watch file, or --online credentials refused
+(the message names the file, the key and the problem); 1 --online could not reach the
+vendor (connection failed, timed out, or an answer that is not the vendor's).
+"""
+
+DEMO_HELP = """\
+Run the whole product on embedded defaults, offline, in one process: a stand-in of the
+Chanjing API, a receiver that verifies every signature, a throw-away state and the real
+daemon, all on 127.0.0.1. Twelve jobs with mixed outcomes reach the daemon each way a job
+can (watch file, queue, HTTP intake API, vendor callback, discovery, gateway). A live
+table on a terminal, one line per fact otherwise. Needs no config. Takes about 20 s.
+
+Exit codes: 0 every expected callback arrived and verified; 1 one did not (the summary
+says which); 130 interrupted (Ctrl-C).
+"""
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
     sub.add_parser(
         "run",
         help="run the daemon in the foreground (SIGTERM stops, SIGHUP reloads)",
+        description=RUN_HELP,
+        formatter_class=raw,
         parents=[common],
     )
-    sub.add_parser(
-        "check", help="validate the config and the watch file, offline", parents=[common]
+    check = sub.add_parser(
+        "check",
+        help="validate the config and the watch file, offline (--online: the credentials too)",
+        description=CHECK_HELP,
+        formatter_class=raw,
+        parents=[common],
+    )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also make one token call to chanjing.base_url with the configured credentials",
     )
 
     sim = sub.add_parser(
@@ -116,9 +181,23 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="WHSEC",
         help="whsec_… secret to verify with (repeatable; none: accept unverified)",
     )
+    rec.add_argument(
+        "--slack-path",
+        action="append",
+        type=_url_path,
+        default=[],
+        metavar="PATH",
+        help="take unsigned Slack-format posts on this path (repeatable) while the other "
+        "paths are verified with --secret",
+    )
     rec.add_argument("--json", action="store_true", help="one JSON object per request")
 
-    sub.add_parser("demo", help="everything on embedded defaults, offline, with a live view")
+    sub.add_parser(
+        "demo",
+        help="everything on embedded defaults, offline, with a live view",
+        description=DEMO_HELP,
+        formatter_class=raw,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -153,11 +232,66 @@ def cmd_check(args: argparse.Namespace) -> int:
             ) from None
         watch_info = f"watch file {config.watch.file}: {len(specs)} job(s)"
     state = _state_info(path, config.state)
-    for warning in config.warnings():
+    for warning in [*config.warnings(), *_shared_ports(config)]:
         print(f"warning: {warning}", file=sys.stderr)
     names = ", ".join(f"{ep.name} ({ep.type})" for ep in config.endpoints) or "none"
     print(f"{path}: OK — endpoints: {names}; {watch_info}")
     print(f"state: {state}")
+    if args.online:
+        return _check_online(path, config)
+    return EXIT_OK
+
+
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "*", ""})
+
+
+def _shared_ports(config: Config) -> list[str]:
+    """Two listeners on one port (the same host, or one on every address): `run` would
+    fail to bind the second."""
+    listeners = [
+        (key, section.listen, section.address())
+        for key, section in (
+            ("intake.listen", config.intake),
+            ("metrics.listen", config.metrics),
+            ("gateway.listen", config.gateway),
+        )
+    ]
+    out = []
+    for i, (key, listen, address) in enumerate(listeners):
+        for other, other_listen, other_address in listeners[i + 1 :]:
+            if address is None or other_address is None or address[1] != other_address[1]:
+                continue
+            hosts = {address[0], other_address[0]}
+            if len(hosts) == 1 or hosts & _WILDCARD_HOSTS:
+                out.append(
+                    f"{key}: {listen} and {other}: {other_listen} share a port; "
+                    "the daemon cannot listen on both (give each its own port)"
+                )
+    return out
+
+
+def _check_online(path: str, config: Config) -> int:
+    """One token call with the configured credentials; the secret is never printed."""
+    from notifier.polling.vendor import CredentialsRejected, VendorError, check_credentials
+
+    base_url = config.chanjing.base_url
+    try:
+        asyncio.run(
+            check_credentials(
+                base_url, config.chanjing.app_id, config.chanjing.secret_key.get_secret_value()
+            )
+        )
+    except CredentialsRejected as exc:
+        print(
+            f"error: {path}: chanjing.app_id/chanjing.secret_key: refused by chanjing.base_url "
+            f"{base_url}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except VendorError as exc:
+        print(f"error: online: no token from the vendor: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"online: OK — chanjing.base_url {base_url} issued a token for these credentials")
     return EXIT_OK
 
 
@@ -243,7 +377,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
     from notifier.tools.receiver import run_receiver
 
     try:
-        run_receiver(args.host, args.port, args.secret, as_json=args.json)
+        run_receiver(
+            args.host, args.port, args.secret, as_json=args.json, slack_paths=args.slack_path
+        )
     except ValueError as exc:
         raise UsageError(f"--secret: {exc}") from None
     except OSError as exc:

@@ -25,19 +25,17 @@ from notifier.cli.common import (
     show_time,
 )
 from notifier.config import Config
-from notifier.intake.adding import (
-    REOPENABLE,
-    LabelsTooMany,
-    add_watches,
-    endpoints_problem,
-    ids_problem,
-    watch_row,
-)
-from notifier.models import EVENT_TYPES, WatchState, labels_problem
+from notifier.intake.adding import REOPENABLE, LabelsTooMany, add_watches, watch_row
+from notifier.models import EVENT_TYPES, WatchState
 from notifier.store import StoreError
+from notifier.watchspec import Problem, parse_watches
+
+#: The states ``--reopen`` takes, for its message.
+_REOPENABLE_TEXT = ", ".join(REOPENABLE[:-1]) + " or " + REOPENABLE[-1]
 
 #: `watch list` columns; SEEN counts every vendor answer about the job (detail polls and
-#: sightings in list sweeps alike).
+#: sightings in list sweeps alike); SOURCE is where the watch came from (file, queue,
+#: discovery, callback).
 LIST_COLUMNS = [
     "job_id",
     "state",
@@ -49,6 +47,7 @@ LIST_COLUMNS = [
     "errors",
     "last_poll_at",
     "next_poll_at",
+    "source",
     "note",
 ]
 
@@ -86,7 +85,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add_list_options(lst)
     lst.add_argument("--state", choices=[s.value for s in WatchState], help="only this state")
     rm = wsub.add_parser("rm", help="stop watching job ids", parents=[common])
-    rm.add_argument("ids", nargs="+", metavar="ID")
+    rm.add_argument("ids", nargs="+", metavar="ID", help="Chanjing job id")
     rej = wsub.add_parser(
         "rejected", help="queue rows the daemon refused, with the reason", parents=[common]
     )
@@ -95,16 +94,28 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _parse_labels(pairs: Sequence[str]) -> dict[str, str]:
+    """``--label K=V`` pairs as a mapping (the labels themselves are the parser's to judge)."""
     labels: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise UsageError(f"--label {pair!r}: use KEY=VALUE")
         labels[key.strip()] = value
-    problem = labels_problem(labels)
-    if problem:
-        raise UsageError(f"--label: {problem}")
     return labels
+
+
+#: The option each part of a watch request came from, to frame the parser's problems.
+_OPTION = {"labels": "--label", "endpoints": "--endpoint"}
+
+
+def _usage(problems: Sequence[Problem]) -> UsageError:
+    """The parser's problems in the command line's frame: an id's as they are (they name
+    the id), the others after the option that gave them."""
+    said = [
+        p.msg if isinstance(p.loc[0], int) else f"{_OPTION[str(p.loc[0])]}: {p.msg}"
+        for p in problems
+    ]
+    return UsageError("; ".join(dict.fromkeys(said)))
 
 
 def _unreachable(config: Config, endpoints: Sequence[str]) -> list[str]:
@@ -128,16 +139,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     config, _path = load(args, secrets=False)
-    problem = ids_problem(args.ids)
-    if problem:
-        raise UsageError(problem)
-    labels = _parse_labels(args.label)
-    endpoints = None
-    if args.endpoint is not None:
-        problem = endpoints_problem(args.endpoint, config.endpoint_names())
-        if problem:
-            raise UsageError(f"--endpoint: {problem}")
-        endpoints = tuple(dict.fromkeys(args.endpoint))
+    parsed = parse_watches(
+        args.ids,
+        _parse_labels(args.label),
+        args.endpoint,
+        endpoints_configured=config.endpoint_names(),
+        ids_at=(),
+    )
+    if parsed.problems:
+        raise _usage(parsed.problems)
+    labels, endpoints = parsed.specs[0].labels, parsed.specs[0].endpoints
+    if endpoints is not None:
         missed = _unreachable(config, endpoints)
         if missed:
             print(
@@ -153,6 +165,7 @@ def _add(args: argparse.Namespace) -> int:
         except LabelsTooMany as exc:
             raise UsageError(f"--label: {exc}") from None
     lines: list[str] = []
+    refused: list[str] = []
     for job_id in outcome.ids:
         if job_id in outcome.known:
             lines.append(f"{job_id}: already watched (labels merged)")
@@ -160,15 +173,19 @@ def _add(args: argparse.Namespace) -> int:
             lines.append(f"{job_id}: {outcome.reopened[job_id]}, watched again")
         elif job_id in outcome.finished:
             known = outcome.finished[job_id]
+            since = show_time(known["finished_at"])
+            if args.reopen:  # asked for and not done: say why, and fail
+                refused.append(
+                    f"{job_id}: not reopened: it {known['state']} at {since}; --reopen watches "
+                    f"again only {_REOPENABLE_TEXT} jobs (one event per job)"
+                )
+                continue
             hint = (
                 "; --reopen watches it again"
                 if known["state"] in REOPENABLE
                 else " (one event per job)"
             )
-            lines.append(
-                f"{job_id}: not watched: {known['state']} since "
-                f"{show_time(known['finished_at'])}{hint}"
-            )
+            lines.append(f"{job_id}: not watched: {known['state']} since {since}{hint}")
     finished = len(outcome.finished)
     watched = outcome.watched
     print(
@@ -177,7 +194,9 @@ def _add(args: argparse.Namespace) -> int:
     )
     for line in lines:
         print(line)
-    return EXIT_OK
+    for line in refused:
+        print(line, file=sys.stderr)
+    return EXIT_FAILURE if refused else EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:

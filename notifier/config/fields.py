@@ -231,30 +231,44 @@ def secret_http_url(value: object) -> str:
 
 
 _WHSEC_HELP = "must start with 'whsec_' followed by base64 (24-64 bytes)"
+#: Every secret error ends with how to make a good one (standardwebhooks takes 24-64 bytes).
+WHSEC_RECIPE = (
+    'make one: python3 -c "import base64, os; '
+    "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
+)
 
 
 def webhook_secret(value: object) -> str:
+    problem = _webhook_secret_problem(value)
+    if problem:
+        raise ValueError(f"{problem}; {WHSEC_RECIPE}")
+    assert isinstance(value, str | SecretStr)
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _webhook_secret_problem(value: object) -> str | None:
+    """What is wrong with a ``whsec_`` secret, or None."""
     import base64
     import binascii
 
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if not isinstance(value, str):
-        raise ValueError(f"must be a 'whsec_...' string (base64, 24-64 bytes), got {kind(value)}")
+        return f"must be a 'whsec_...' string (base64, 24-64 bytes), got {kind(value)}"
     if not value.startswith("whsec_"):
-        raise ValueError(_WHSEC_HELP)
+        return _WHSEC_HELP
     body = value[len("whsec_") :]
     try:
         raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f"{_WHSEC_HELP}; the part after 'whsec_' is not valid base64") from None
+        return f"{_WHSEC_HELP}; the part after 'whsec_' is not valid base64"
     if not 24 <= len(raw) <= 64:
-        raise ValueError(f"{_WHSEC_HELP}; it decodes to {len(raw)} bytes")
+        return f"{_WHSEC_HELP}; it decodes to {len(raw)} bytes"
     try:
         Webhook(value)
     except Exception:
-        raise ValueError(_WHSEC_HELP) from None
-    return value
+        return _WHSEC_HELP
+    return None
 
 
 def as_event(value: object) -> str:

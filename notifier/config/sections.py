@@ -49,6 +49,7 @@ from notifier.models import (
     SUCCEEDED,
     label_map,
     labels_problem,
+    unknown_endpoint,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -642,10 +643,7 @@ class Config(BaseModel):
             (("intake", "endpoints"), self.intake.endpoints),
         ]
         problems: list[tuple[Loc, str]] = [
-            (
-                (*where, i),
-                f"unknown endpoint {name!r} (configured: {', '.join(names) or 'none'})",
-            )
+            ((*where, i), unknown_endpoint(name, names))
             for where, wanted in given
             for i, name in enumerate(wanted or [])
             if name not in names

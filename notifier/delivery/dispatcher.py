@@ -30,7 +30,7 @@ from typing import Any
 
 from notifier._tasks import settle, steady_clock
 from notifier.delivery.retry import plan_retry
-from notifier.delivery.senders import Gate, Sender, Withheld
+from notifier.delivery.senders import EndpointSettings, Gate, Sender, Withheld
 from notifier.log import LineBudget, get_logger
 from notifier.models import Event, SendResult
 from notifier.store import DB_ERRORS, DueDelivery, Store
@@ -65,6 +65,20 @@ def default_node() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+#: The senders for a set of endpoints: {endpoint name: (sender, concurrency)}.
+Lanes = Mapping[str, tuple[Sender, int]]
+#: Makes (or keeps) the senders of the configured endpoints (the daemon's sender pool).
+LaneSource = Callable[[Sequence[EndpointSettings]], Lanes]
+
+
+@dataclass(frozen=True)
+class DispatcherSettings:
+    """``delivery.retry_schedule`` and the endpoints to deliver to."""
+
+    retry_schedule: tuple[float, ...]
+    endpoints: tuple[EndpointSettings, ...]
+
+
 @dataclass
 class Lane:
     name: str
@@ -87,9 +101,10 @@ class Dispatcher:
     def __init__(
         self,
         store: Store,
-        lanes: Mapping[str, tuple[Sender, int]],
+        lanes: Lanes,
         retry_schedule: Sequence[float],
         *,
+        senders: LaneSource | None = None,
         clock: Callable[[], float] = time.time,
         observer: Callable[[str, DueDelivery, SendResult, float], None] | None = None,
         reporter: Reporter | None = None,
@@ -100,7 +115,8 @@ class Dispatcher:
         claim_margin: float = CLAIM_MARGIN,
     ) -> None:
         """``node``: the name this process claims deliveries under (unique per process);
-        ``monotonic``: the clock claim deadlines are kept on (steady, through suspends)."""
+        ``monotonic``: the clock claim deadlines are kept on (steady, through suspends);
+        ``senders``: what :meth:`configure` turns endpoints into lanes with."""
         self.store = store
         self._clock = clock
         self.node = default_node() if node is None else node
@@ -131,9 +147,17 @@ class Dispatcher:
         #: Told each recorded result (operational events): endpoint, event, outcome
         #: (delivered, failed, dead), error, attempts so far.
         self.reporter = reporter
-        self.configure(lanes, retry_schedule)
+        self._senders = senders
+        self.set_lanes(lanes, retry_schedule)
 
-    def configure(self, lanes: Mapping[str, tuple[Sender, int]], schedule: Sequence[float]) -> None:
+    def configure(self, settings: DispatcherSettings) -> None:
+        """A reload: the endpoints' lanes (senders from the ``senders`` source) and the
+        retry schedule."""
+        if self._senders is None:
+            raise RuntimeError("a dispatcher made without senders cannot be configured")
+        self.set_lanes(self._senders(settings.endpoints), settings.retry_schedule)
+
+    def set_lanes(self, lanes: Lanes, schedule: Sequence[float]) -> None:
         """(Re)build the lanes; attempts in flight finish undisturbed and are not repeated.
 
         Deliveries of an endpoint that is gone are parked (dead, "endpoint removed"), and

@@ -240,6 +240,14 @@ def route_operational(
     return [name for name, events in subscriptions if fact.type in events and name != fact.subject]
 
 
+@dataclass(frozen=True)
+class AlertSettings:
+    """``alerts`` and who is subscribed to which operational event."""
+
+    subscriptions: tuple[tuple[str, tuple[str, ...]], ...]
+    thresholds: Thresholds
+
+
 class OperationalEvents:
     """Feeds the state machine from the daemon's observers and records what it returns."""
 
@@ -258,12 +266,11 @@ class OperationalEvents:
         #: Called after events were recorded (the dispatcher's ``kick``).
         self.on_recorded: Callable[[], None] | None = None
 
-    def configure(
-        self, subscriptions: Sequence[tuple[str, Sequence[str]]], thresholds: Thresholds
-    ) -> None:
-        self.subscriptions = list(subscriptions)
-        self.state.thresholds = thresholds
-        names = {name for name, _events in subscriptions}
+    def configure(self, settings: AlertSettings) -> None:
+        """A reload: new routing and thresholds; removed endpoints' health is forgotten."""
+        self.subscriptions = list(settings.subscriptions)
+        self.state.thresholds = settings.thresholds
+        names = {name for name, _events in settings.subscriptions}
         for gone in set(self.state.endpoints) - names:
             del self.state.endpoints[gone]
 

@@ -29,8 +29,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from notifier import log as logs
-from notifier.config import Config
-from notifier.gateway.tokens import ACCOUNT_CLIENT, Credentials, GatewayTokens
+from notifier.gateway.tokens import Credentials, GatewayTokens
 from notifier.intake.adding import add_watches, endpoints_problem
 from notifier.models import JobDetail, job_id_problem, labels_problem
 from notifier.polling.lease import LeaseLost
@@ -126,6 +125,24 @@ def _header_items(values: Sequence[str]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+@dataclass(frozen=True)
+class GatewaySettings:
+    """``gateway``, with what it needs of the rest of the config."""
+
+    #: (client name, app_id, secret_key): our own account first, then ``gateway.clients``.
+    credentials: tuple[tuple[str, str, str], ...] = field(repr=False)
+    share: float
+    max_wait: float
+    #: ``polling.min_interval``: an observation this fresh answers a detail call.
+    min_interval: float
+    labels: Mapping[str, str]
+    endpoints: tuple[str, ...] | None
+    endpoint_names: tuple[str, ...]
+    #: ``intake``'s callback URL, put into creates (None: no callback).
+    callback_url: str | None
+    advertise: str | None
+
+
 class Gateway:
     """The gateway's behaviour, apart from HTTP (``notifier.gateway.server`` serves it)."""
 
@@ -165,24 +182,20 @@ class Gateway:
         self.callback_url: str | None = None
         self.advertise: str | None = None
 
-    def configure(self, config: Config) -> None:
-        """Take the gateway's settings from ``config`` (at start and on every reload)."""
-        gateway = config.gateway
-        account = (ACCOUNT_CLIENT, config.chanjing.app_id, config.chanjing.secret_key)
-        entries = [(account[0], account[1], account[2].get_secret_value())]
-        entries += [(c.name, c.app_id, c.secret_key.get_secret_value()) for c in gateway.clients]
-        self._credentials = Credentials(entries)
+    def configure(self, settings: GatewaySettings) -> None:
+        """Take the gateway's settings (at start and on every reload)."""
+        self._credentials = Credentials(list(settings.credentials))
         vendor = self._vendor()
         if self._share is None or self._share.limiter is not vendor.limiter:
-            self._share = Share(vendor.limiter, gateway.share)
-        self._share.share = gateway.share
-        self.max_wait = gateway.max_wait
-        self.min_interval = config.polling.min_interval
-        self.labels = dict(gateway.labels)
-        self.endpoints = list(gateway.endpoints) if gateway.endpoints is not None else None
-        self.endpoint_names = config.endpoint_names()
-        self.callback_url = config.intake.callback_url()
-        self.advertise = gateway.advertised()
+            self._share = Share(vendor.limiter, settings.share)
+        self._share.share = settings.share
+        self.max_wait = settings.max_wait
+        self.min_interval = settings.min_interval
+        self.labels = dict(settings.labels)
+        self.endpoints = list(settings.endpoints) if settings.endpoints is not None else None
+        self.endpoint_names = list(settings.endpoint_names)
+        self.callback_url = settings.callback_url
+        self.advertise = settings.advertise
 
     def _token_keeper(self) -> GatewayTokens:
         if self._tokens is None:

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifier.intake.queue import take_queue
-from notifier.models import WatchSpec, WatchState, job_id_problem, labels_problem
+from notifier.models import WatchSpec, WatchState
 from notifier.store import Store
+from notifier.watchspec import Problem, parse_endpoints, parse_watch, watch_specs
 
 
 class LabelsTooMany(ValueError):
     """Labels merged into a known watch would pass the limits (nothing was written)."""
 
 
+#: Where watches written through the queue come from (``watch add``, the API).
+QUEUE = "queue"
 #: A finished watch that ``reopen`` may watch again (a success is final: one event per job).
 REOPENABLE = (WatchState.EXPIRED.value, WatchState.FAILED.value, WatchState.REJECTED.value)
 
@@ -44,23 +47,12 @@ class AddOutcome:
         return len(self.ids) - len(self.finished)
 
 
-def ids_problem(ids: Sequence[object]) -> str | None:
-    """Why one of ``ids`` is not a job id, or None."""
-    for job_id in ids:
-        problem = job_id_problem(job_id)
-        if problem:
-            return problem
-    return None
-
-
 def endpoints_problem(names: Sequence[str], configured: Collection[str]) -> str | None:
-    """Why ``names`` cannot be the endpoints of a watch (an unknown name), or None."""
-    unknown = [n for n in names if n not in configured]
-    if unknown:
-        return (
-            f"unknown endpoint {', '.join(unknown)} (configured: {', '.join(configured) or 'none'})"
-        )
-    return None
+    """Why ``names`` cannot be the endpoints of a watch (in the parser's words), or None: for
+    a caller that names endpoints outside a watch request (the gateway's header)."""
+    problems: list[Problem] = []
+    parse_endpoints(list(names), configured, problems)
+    return "; ".join(p.msg for p in problems) or None
 
 
 def add_watches(
@@ -71,31 +63,37 @@ def add_watches(
     endpoint_names: Collection[str],
     *,
     reopen: bool = False,
+    source: str = "queue",
 ) -> AddOutcome:
     """Watch ``ids`` (already checked): new ones are created, known ones get ``labels`` merged
     (given ones win) and ``endpoints`` replaced when given; finished ones stay finished unless
-    ``reopen`` and they expired, failed or were rejected.
+    ``reopen`` and they expired, failed or were rejected. Every spec is the parser's
+    (:mod:`notifier.watchspec`): merged labels are checked as given ones are.
 
     :class:`LabelsTooMany` when a known watch's merged labels would pass the limits.
 
     One transaction: the rows go through the queue (as any program's would) and the queue is
-    taken at once, so the watches exist when this returns.
+    taken at once, so the watches exist when this returns; ``source`` other than ``queue``
+    (a callback) writes the watches directly, under that source.
     """
-    wanted = tuple(dict.fromkeys(endpoints)) if endpoints is not None else None
+    wanted = list(endpoints) if endpoints is not None else None
     outcome = AddOutcome(list(dict.fromkeys(ids)))
     with store.transaction():
-        specs = []
+        specs: list[WatchSpec] = []
         for job_id in outcome.ids:
             known = store.watch_summary(job_id)
             if known is None:
-                specs.append(WatchSpec(job_id, dict(labels), wanted))
+                specs += watch_specs([job_id], dict(labels), wanted)
                 continue
             merged = {**known["labels"], **labels}
-            problem = labels_problem(merged)
-            if problem:  # raised inside the transaction: nothing of this request is kept
-                raise LabelsTooMany(f"{job_id}: with the labels it has, {problem}")
-            keep = tuple(known["endpoints"]) if known["endpoints"] is not None else None
-            specs.append(WatchSpec(job_id, merged, wanted if wanted is not None else keep))
+            keep = known["endpoints"]
+            spec = parse_watch(
+                job_id, merged, wanted if wanted is not None else keep, endpoints_configured=None
+            )
+            if not isinstance(spec, WatchSpec):  # raised inside the transaction: nothing kept
+                said = "; ".join(p.msg for p in spec)
+                raise LabelsTooMany(f"{job_id}: with the labels it has, {said}")
+            specs.append(spec)
             if known["state"] == WatchState.ACTIVE.value:
                 outcome.known.append(job_id)
             elif reopen and known["state"] in REOPENABLE:
@@ -103,6 +101,11 @@ def add_watches(
                 outcome.reopened[job_id] = known["state"]
             else:
                 outcome.finished[job_id] = known
+        if source != QUEUE:
+            # Made by the daemon itself from its own settings (a callback): written as
+            # what they are, so ``watch list`` says where the watch came from.
+            outcome.added = store.add_watches(specs, source)[0]
+            return outcome
         store.enqueue(specs)
         # Taken in the same transaction: the watches are listed right after, and a daemon
         # that has not loaded an endpoint named here (config edited, no reload yet) never

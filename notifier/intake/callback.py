@@ -31,11 +31,14 @@ from aiohttp import web
 from notifier import log as logs
 from notifier.intake.adding import add_watches
 from notifier.intake.http_api import BadRequest, IntakeApi, UnsupportedMediaType
-from notifier.models import WatchState, job_id_problem
+from notifier.models import WatchState
 from notifier.store import DB_ERRORS
+from notifier.watchspec import id_problem
 
 log = logs.get_logger(component="intake")
 
+#: The ``source`` of the watches callbacks make (``watch list``, ``GET /v1/watches/{id}``).
+SOURCE = "callback"
 #: Callbacks kept in memory while the state cannot take them, at most (about 1,000 reads
 #: when they are handled again: well under a second of the loop).
 HELD_MAX = 1000
@@ -70,7 +73,7 @@ def callback_job_id(body: Mapping[str, Any]) -> str:
             'no job id: expected the detail envelope {"code", "msg", "data": {"id": ...}} '
             '(or {"id": ...})'
         )
-    problem = job_id_problem(found)
+    problem = id_problem(found)
     if problem:
         raise BadRequest(f"{where}: {problem}")
     return str(found)
@@ -198,7 +201,14 @@ class VendorCallback:
         known = store.watch_summary(job_id)
         if known is not None:
             return bool(known["state"] == WatchState.ACTIVE.value)
-        add_watches(store, [job_id], self.labels, self.endpoints, self.api.endpoint_names)
+        add_watches(
+            store,
+            [job_id],
+            self.labels,
+            self.endpoints,
+            self.api.endpoint_names,
+            source=SOURCE,
+        )
         return True
 
     def _act(self, job_id: str) -> tuple[str, bool]:

@@ -19,34 +19,27 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from notifier import log as logs
-from notifier.intake.adding import (
-    LabelsTooMany,
-    add_watches,
-    endpoints_problem,
-    find_watch,
-    ids_problem,
-)
+from notifier.config import kind
+from notifier.intake.adding import LabelsTooMany, add_watches, find_watch
+from notifier.intake.bodies import WatchRequest, first_problem, problems_of
 from notifier.intake.openapi import JSON, openapi_document
-from notifier.models import job_id_problem, label_map, labels_problem, quoted
+from notifier.models import quoted
 from notifier.store import DB_ERRORS, Store
+from notifier.watchspec import id_problem
 
 log = logs.get_logger(component="intake")
 
 #: Bodies over this get 413 (before they are read, when Content-Length says so).
 MAX_BODY = 1024 * 1024
-#: Ids per POST /v1/watches: one request is one transaction on the daemon's loop; a bigger
-#: one would hold up polling (about 6 statements an id).
-MAX_IDS = 1000
 #: GET /v1/events page sizes.
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 #: … and a page stops before its events' bodies pass this size (``next`` goes on from there).
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 _LIMIT_RE = re.compile(r"[0-9]{1,6}")
-#: The keys of a POST /v1/watches body; others are errors (as unknown config keys are).
-WATCH_KEYS = ("ids", "labels", "endpoints", "reopen")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: (method, route template, status, seconds) of every answered request, for the metrics.
@@ -58,7 +51,16 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 
 class BadRequest(Exception):
-    """A 400 whose message names the problem."""
+    """A 400 whose message names the problem; ``problems``, when a body was validated, every
+    problem found (``{"loc": [...], "msg": ...}``), the first of which is the message."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    @classmethod
+    def of(cls, problems: list[dict[str, Any]]) -> BadRequest:
+        return cls(first_problem(problems), problems)
 
 
 class UnsupportedMediaType(Exception):
@@ -181,7 +183,9 @@ class IntakeApi:
         try:
             return await handler(request)
         except BadRequest as exc:
-            return _error(400, str(exc))
+            if exc.problems is None:
+                return _error(400, str(exc))
+            return web.json_response({"error": str(exc), "problems": exc.problems}, status=400)
         except UnsupportedMediaType as exc:
             return _error(415, str(exc))
         except web.HTTPRequestEntityTooLarge:
@@ -249,13 +253,13 @@ class IntakeApi:
         except RecursionError:
             raise BadRequest("body is nested too deeply") from None
         if not isinstance(body, dict):
-            raise BadRequest(f"body must be a JSON object, got {_kind(body)}")
+            raise BadRequest(f"body must be a JSON object, got {kind(body)}")
         return body
 
     @staticmethod
     def _job_id(request: web.Request) -> str:
         job_id = request.match_info["id"]
-        problem = job_id_problem(job_id)
+        problem = id_problem(job_id)
         if problem:
             raise BadRequest(problem)
         return job_id
@@ -264,45 +268,18 @@ class IntakeApi:
 
     async def post_watches(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
-        unknown = sorted(set(body) - set(WATCH_KEYS))
-        if unknown:
-            raise BadRequest(
-                f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(WATCH_KEYS)})"
-            )
-        ids = body.get("ids")
-        if not isinstance(ids, list) or not ids:
-            raise BadRequest(f"ids: must be a non-empty array of job ids, got {_kind(ids)}")
-        if len(ids) > MAX_IDS:
-            raise BadRequest(f"ids: at most {MAX_IDS} per request, got {len(ids)}")
-        problem = ids_problem(ids)
-        if problem:
-            raise BadRequest(f"ids: {problem}")
-        labels = body.get("labels", {})
-        if not isinstance(labels, dict):  # null, [], "", 0, false too: never taken as none
-            raise BadRequest(f"labels: must be an object of key: value, got {_kind(labels)}")
-        problem = labels_problem(labels)
-        if problem:
-            raise BadRequest(f"labels: {problem}")
-        endpoints = body.get("endpoints")
-        if endpoints is not None:
-            if not isinstance(endpoints, list) or not all(isinstance(n, str) for n in endpoints):
-                raise BadRequest(
-                    f"endpoints: must be an array of endpoint names, got {_kind(endpoints)}"
-                )
-            problem = endpoints_problem(endpoints, self.endpoint_names)
-            if problem:
-                raise BadRequest(f"endpoints: {problem}")
-        reopen = body.get("reopen", False)
-        if not isinstance(reopen, bool):
-            raise BadRequest(f"reopen: must be true or false, got {_kind(reopen)}")
+        try:
+            wanted = WatchRequest.model_validate(body, context={"endpoints": self.endpoint_names})
+        except ValidationError as exc:
+            raise BadRequest.of(problems_of(exc)) from None
         try:
             outcome = add_watches(
                 self.store,
-                ids,
-                label_map(labels),
-                endpoints,
+                wanted.ids,
+                wanted.stored_labels,
+                wanted.endpoints,
                 self.endpoint_names,
-                reopen=reopen,
+                reopen=wanted.reopen,
             )
         except LabelsTooMany as exc:
             # The body is fine on its own; the labels a watch has already are in the way.
@@ -354,7 +331,6 @@ class IntakeApi:
 
     async def openapi(self, request: web.Request) -> web.Response:
         document = openapi_document(
-            max_ids=MAX_IDS,
             max_limit=MAX_LIMIT,
             default_limit=DEFAULT_LIMIT,
             max_body=MAX_BODY,
@@ -375,12 +351,6 @@ def _is_json(content_type: str) -> bool:
         if name.strip().lower() != "charset" or value.strip().strip('"').lower() not in _UTF8:
             return False
     return True
-
-
-def _kind(value: object) -> str:
-    """A JSON value's type as a client would name it."""
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
 
 
 def _dumps(value: Any) -> str:

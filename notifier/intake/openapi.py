@@ -1,8 +1,10 @@
 """``GET /openapi.json``: the intake API described as OpenAPI 3.1, for clients and humans.
 
-Built from the limits and patterns the handlers validate with (:mod:`notifier.models`, the
-constants of :mod:`notifier.intake.http_api`), so the two cannot drift; the test suite runs
-schemathesis against the live API to check that every answer is the documented one.
+The bodies' schemas are the ``model_json_schema()`` of the models the handlers validate with
+(:mod:`notifier.intake.bodies`, whose constraints are :mod:`notifier.models`' limits), so the
+two cannot drift; this module adds the paths, methods, statuses and the words. The test
+suite runs schemathesis against the live API to check that every answer is the documented
+one.
 """
 
 from __future__ import annotations
@@ -11,26 +13,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifier import __version__
-from notifier.models import (
-    JOB_ID_RE,
-    LABEL_KEY_RE,
-    MAX_LABEL_NUMBER,
-    MAX_LABEL_VALUE,
-    MAX_LABELS,
-    MAX_LABELS_TEXT,
-    WatchState,
+from notifier.intake.bodies import (
+    ANSWERS,
+    CallbackByData,
+    CallbackByTop,
+    JobRef,
+    WatchRequest,
+    schema,
 )
+from notifier.models import MAX_LABELS, MAX_LABELS_TEXT
 
 #: The media type of every request body (``; charset=utf-8`` may follow).
 JSON = "application/json"
 
 _ERROR = {"$ref": "#/components/responses/Error"}
-_JOB_ID_SCHEMA = {"type": "string", "pattern": JOB_ID_RE.pattern}
 _JOB_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": _JOB_ID_SCHEMA,
+    "schema": schema(JobRef)["properties"]["id"],
 }
 
 
@@ -61,7 +62,6 @@ def _body_errors(max_body: int, client_timeout: float) -> dict[str, Any]:
 
 def openapi_document(
     *,
-    max_ids: int,
     max_limit: int,
     default_limit: int,
     max_body: int,
@@ -93,7 +93,7 @@ def openapi_document(
                     "operationId": "addWatches",
                     "requestBody": {
                         "required": True,
-                        "content": {JSON: {"schema": _watch_request(max_ids, endpoint_names)}},
+                        "content": {JSON: {"schema": _watch_request(endpoint_names)}},
                     },
                     "responses": {
                         "202": {
@@ -230,32 +230,11 @@ def openapi_document(
 
 def _callback_path(max_body: int, client_timeout: float) -> dict[str, Any]:
     """The vendor's callback: its own secret in the path, no bearer token."""
-    with_data_id = {
-        "type": "object",
-        "required": ["data"],
-        "properties": {
-            "data": {"type": "object", "required": ["id"], "properties": {"id": _JOB_ID_SCHEMA}}
-        },
-    }
-    with_top_id = {
-        "type": "object",
-        "required": ["id"],
-        "properties": {
-            "id": _JOB_ID_SCHEMA,
-            # data.id, when there is one, is the id read: it must be absent or null here.
-            "data": {
-                "anyOf": [
-                    {"not": {"type": "object"}},
-                    {"type": "object", "properties": {"id": {"type": "null"}}},
-                ]
-            },
-        },
-    }
     envelope = {
         "description": "The vendor's detail envelope `{code, msg, data}`: only the job id is "
         "read, `data.id` (else a top-level `id`); every other member is ignored, whatever it "
         "holds",
-        "anyOf": [with_data_id, with_top_id],
+        "anyOf": [schema(CallbackByData), schema(CallbackByTop)],
     }
     return {
         "parameters": [
@@ -293,122 +272,15 @@ def _callback_path(max_body: int, client_timeout: float) -> dict[str, Any]:
     }
 
 
-def _labels() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "maxProperties": MAX_LABELS,
-        "propertyNames": {"pattern": LABEL_KEY_RE.pattern},
-        "additionalProperties": {
-            "anyOf": [
-                {"type": "string", "maxLength": MAX_LABEL_VALUE},
-                {"type": "number", "minimum": -MAX_LABEL_NUMBER, "maximum": MAX_LABEL_NUMBER},
-                {"type": "boolean"},
-            ]
-        },
-        "description": "Merged into a known watch's labels (given keys win). Stored as "
-        "strings (`true`/`false` for booleans). Strings hold no lone UTF-16 surrogate; keys "
-        f"and values hold at most {MAX_LABELS_TEXT} characters together, also after a merge",
-    }
-
-
-def _watch_request(max_ids: int, endpoint_names: Sequence[str] | None) -> dict[str, Any]:
-    names: dict[str, Any] = {"type": "string"}
+def _watch_request(endpoint_names: Sequence[str] | None) -> dict[str, Any]:
+    """The model's schema; with a token, the configured names are the only ``endpoints``."""
+    body = schema(WatchRequest)
     if endpoint_names is not None:
-        names = {"enum": list(endpoint_names)} if endpoint_names else {"not": {}}
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["ids"],
-        "properties": {
-            "ids": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": max_ids,
-                "items": _JOB_ID_SCHEMA,
-            },
-            "labels": _labels(),
-            "endpoints": {
-                "type": ["array", "null"],
-                "items": names,
-                "description": "Names of configured endpoints to notify (null or absent: every "
-                "endpoint whose events match, or what a known watch has)",
-            },
-            "reopen": {
-                "type": "boolean",
-                "default": False,
-                "description": "Watch an expired, failed or rejected job again",
-            },
-        },
-    }
+        names: dict[str, Any] = {"enum": list(endpoint_names)} if endpoint_names else {"not": {}}
+        body["properties"]["endpoints"]["items"] = names
+    return body
 
 
 def _schemas() -> dict[str, Any]:
-    nullable_number = {"type": ["number", "null"]}
-    return {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {"error": {"type": "string"}},
-        },
-        "CallbackAccepted": {
-            "type": "object",
-            "required": ["accepted"],
-            "properties": {"accepted": {"const": True}},
-        },
-        "Accepted": {
-            "type": "object",
-            "required": ["accepted", "new", "finished"],
-            "properties": {
-                "accepted": {"type": "integer", "description": "Distinct ids now watched"},
-                "new": {"type": "integer", "description": "Of them, watches created"},
-                "finished": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": "Ids not watched: finished already (one event per job)",
-                },
-            },
-        },
-        "Watch": {
-            "type": "object",
-            "properties": {
-                "job_id": {"type": "string"},
-                "state": {"enum": [state.value for state in WatchState]},
-                "status": {"type": ["integer", "null"]},
-                "progress": {"type": ["integer", "null"]},
-                "msg": {"type": ["string", "null"]},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                "endpoints": {"type": ["array", "null"], "items": {"type": "string"}},
-                "source": {"type": "string"},
-                "added_at": {"type": "number", "description": "Unix seconds"},
-                "last_poll_at": nullable_number,
-                "next_poll_at": nullable_number,
-                "finished_at": nullable_number,
-                "polls": {"type": "integer"},
-                "seen": {"type": "integer"},
-                "errors": {"type": "integer"},
-                "last_error": {"type": ["string", "null"]},
-                "rejections": {"type": "integer"},
-            },
-        },
-        "Event": {
-            "type": "object",
-            "required": ["id", "type", "timestamp", "data"],
-            "properties": {
-                "id": {"type": "string", "description": "The webhook-id of its deliveries"},
-                "type": {"type": "string"},
-                "timestamp": {"type": "string", "format": "date-time"},
-                "data": {"type": "object"},
-            },
-        },
-        "EventPage": {
-            "type": "object",
-            "required": ["events", "next"],
-            "properties": {
-                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-                "next": {
-                    "type": ["string", "null"],
-                    "description": "Pass as `after` for the following page",
-                },
-            },
-        },
-    }
+    """The answers' schemas, from their models."""
+    return {name: schema(model) for name, model in ANSWERS.items()}

@@ -6,48 +6,31 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 
-from notifier.models import WatchSpec, job_id_problem, label_map, labels_problem
+from notifier.models import WatchSpec
 from notifier.store import IntakeResult, Store
+from notifier.watchspec import describe, parse_watch
 
 
 def parse_queue_row(
     job_id: object, labels: object, endpoints: object, endpoint_names: Collection[str] | None
 ) -> WatchSpec | str:
-    """A queue row as a WatchSpec, or the reason it is rejected."""
-    problem = job_id_problem(job_id)
-    if problem:
-        return problem
-    assert isinstance(job_id, str)
-    labels_stored: dict[str, str] = {}
-    if labels not in (None, ""):
+    """A queue row as a WatchSpec, or the reason it is rejected. Its columns hold JSON text
+    (the queue's format, read here); what they ask for is the parser's to judge."""
+    decoded: dict[str, object] = {"labels": None, "endpoints": None}
+    for column, value, expected in (
+        ("labels", labels, 'an object like {"k": "v"}'),
+        ("endpoints", endpoints, "an array of endpoint names"),
+    ):
+        if value in (None, ""):
+            continue
         try:
-            decoded = json.loads(labels) if isinstance(labels, str | bytes) else labels
+            decoded[column] = json.loads(value) if isinstance(value, str | bytes) else value
         except ValueError:
-            return 'labels is not valid JSON (expected an object like {"k": "v"})'
-        if decoded is not None:
-            problem = labels_problem(decoded)
-            if problem:
-                return problem
-            assert isinstance(decoded, dict)
-            labels_stored = label_map(decoded)
-    names: tuple[str, ...] | None = None
-    if endpoints not in (None, ""):
-        try:
-            decoded = json.loads(endpoints) if isinstance(endpoints, str | bytes) else endpoints
-        except ValueError:
-            return "endpoints is not valid JSON (expected an array of endpoint names)"
-        if decoded is not None:
-            if not isinstance(decoded, list) or not all(isinstance(n, str) for n in decoded):
-                return "endpoints must be a JSON array of endpoint names"
-            unknown = [n for n in decoded if endpoint_names is not None and n not in endpoint_names]
-            if unknown:
-                return (
-                    f"unknown endpoint(s) {', '.join(unknown)} (configured: "
-                    + (", ".join(sorted(endpoint_names or [])) or "none")
-                    + ")"
-                )
-            names = tuple(decoded)
-    return WatchSpec(job_id=job_id, labels=labels_stored, endpoints=names)
+            return f"{column} is not valid JSON (expected {expected})"
+    parsed = parse_watch(
+        job_id, decoded["labels"], decoded["endpoints"], endpoints_configured=endpoint_names
+    )
+    return parsed if isinstance(parsed, WatchSpec) else describe(parsed)
 
 
 def take_queue(store: Store, endpoint_names: Collection[str] | None) -> IntakeResult:

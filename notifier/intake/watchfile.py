@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from notifier.config import ProblemsError, dotted, kind, read_yaml_file, show
-from notifier.models import WatchSpec, job_id_problem, label_map, labels_problem
+from notifier.models import WatchSpec
 from notifier.store import Store
+from notifier.watchspec import parse_watch
 
 __all__ = ["ITEM_KEYS", "WatchFile", "WatchFileError", "load_watch_file", "parse_watch_items"]
 
@@ -83,100 +84,46 @@ def _parse_item(
     known: list[str] | None,
     problems: list[tuple[tuple[str | int, ...], str]],
 ) -> WatchSpec | None:
-    """One list item → WatchSpec, or None after appending (relative key, message) problems."""
-    if isinstance(item, dict):
-        return _parse_mapping(item, known, problems)
-    problem = _id_problem(item)
-    if problem is not None:
-        problems.append(((), problem))
+    """One list item → WatchSpec, or None after appending (relative key, message) problems.
+    The item's shape is the file's business; what it asks for is the parser's."""
+    if item is None:
+        problems.append(((), "empty item: expected a job id or a mapping with an 'id' key"))
         return None
-    assert isinstance(item, str)
-    return WatchSpec(job_id=item)
-
-
-def _id_problem(job_id: object) -> str | None:
-    if job_id is None:
-        return "empty item: expected a job id or a mapping with an 'id' key"
-    if isinstance(job_id, int | float) and not isinstance(job_id, bool):
-        return (
-            f"job id must be a string, got {kind(job_id)} {show(job_id)}; "
-            "quote ids that look like numbers"
-        )
-    if isinstance(job_id, list):
-        return "must be a job id or a mapping with an 'id' key, got list"
-    return job_id_problem(job_id)
-
-
-def _parse_mapping(
-    item: dict[object, object],
-    known: list[str] | None,
-    problems: list[tuple[tuple[str | int, ...], str]],
-) -> WatchSpec | None:
+    if isinstance(item, list):
+        problems.append(((), "must be a job id or a mapping with an 'id' key, got list"))
+        return None
+    if not isinstance(item, dict):
+        parsed = parse_watch(item, endpoints_configured=known)
+        if isinstance(parsed, WatchSpec):
+            return parsed
+        problems.extend((p.loc[1:], p.msg) for p in parsed)  # a bare id: no "id" key to name
+        return None
     start = len(problems)
     for key in item:
         if key not in ITEM_KEYS:
             name = key if isinstance(key, str) else show(key)
             problems.append(((name,), f"unknown key (allowed: {', '.join(ITEM_KEYS)})"))
-
-    job_id = item.get("id")
     if "id" not in item:
         problems.append((("id",), "required key is missing"))
-    else:
-        problem = _id_problem(job_id)
-        if problem is not None:
-            problems.append((("id",), problem))
-
-    labels: dict[str, str] = {}
-    raw_labels = item.get("labels")
-    if raw_labels is not None:
-        problem = labels_problem(raw_labels)
-        if problem is not None:
-            problems.append((("labels",), problem))
-        else:
-            assert isinstance(raw_labels, dict)
-            labels = label_map(raw_labels)
-
-    endpoints: tuple[str, ...] | None = None
-    raw_endpoints = item.get("endpoints")
-    if raw_endpoints is not None:
-        endpoints = _parse_endpoints(raw_endpoints, known, problems)
-
-    if len(problems) > start:
-        return None
-    assert isinstance(job_id, str)
-    return WatchSpec(job_id=job_id, labels=labels, endpoints=endpoints)
-
-
-def _parse_endpoints(
-    raw: object,
-    known: list[str] | None,
-    problems: list[tuple[tuple[str | int, ...], str]],
-) -> tuple[str, ...] | None:
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list):
-        problems.append((("endpoints",), f"must be a list of endpoint names, got {kind(raw)}"))
-        return None
-    if not raw:
+    endpoints = item.get("endpoints")
+    if isinstance(endpoints, str):  # the file's shorthand for a list of one
+        endpoints = [endpoints]
+    elif endpoints == []:
         problems.append(
             (
                 ("endpoints",),
                 "must list at least one endpoint name (leave it out to notify every endpoint)",
             )
         )
-        return None
-    names: list[str] = []
-    for i, name in enumerate(raw):
-        if not isinstance(name, str):
-            problems.append((("endpoints", i), f"must be an endpoint name, got {kind(name)}"))
-        elif known is not None and name not in known:
-            configured = ", ".join(known) if known else "none are configured"
-            problems.append(
-                (("endpoints", i), f"unknown endpoint {show(name)} (configured: {configured})")
-            )
-        elif name not in names:
-            names.append(name)
-    return tuple(names)
+        endpoints = None
+    parsed = parse_watch(
+        item.get("id", ""), item.get("labels"), endpoints, endpoints_configured=known
+    )
+    if isinstance(parsed, WatchSpec):
+        return parsed if len(problems) == start else None
+    missing = "id" not in item  # said once already: "required key is missing"
+    problems.extend((p.loc, p.msg) for p in parsed if not (missing and p.loc == ("id",)))
+    return None
 
 
 class WatchFile:

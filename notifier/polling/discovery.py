@@ -15,7 +15,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from notifier.config import Config
 from notifier.log import get_logger
 from notifier.models import JobDetail, job_id_problem
 from notifier.store import Store
@@ -25,23 +24,14 @@ log = get_logger(component="discovery")
 
 @dataclass(frozen=True)
 class DiscoverySettings:
-    #: Vendor seconds; jobs created before are never watched by discovery.
-    since: float
+    """``watch.discover``."""
+
+    #: Vendor seconds; jobs created before are never watched by discovery. None
+    #: (``since: start``): when the state began, read from the state.
+    since: float | None
     labels: Mapping[str, str] = field(default_factory=dict)
     #: None: every endpoint subscribed to the event, as for a watch added without any.
     endpoints: tuple[str, ...] | None = None
-
-
-def settings_from(config: Config, store: Store) -> DiscoverySettings | None:
-    """``watch.discover``, its ``since: start`` read from the state (when it began)."""
-    discover = config.watch.discover
-    if discover is None:
-        return None
-    since = discover.since
-    if since == "start":
-        since = store.state_created_at() or store.now()
-    endpoints = tuple(discover.endpoints) if discover.endpoints is not None else None
-    return DiscoverySettings(float(since), dict(discover.labels), endpoints)
 
 
 class Discoverer:
@@ -49,17 +39,27 @@ class Discoverer:
 
     def __init__(self, store: Store, settings: DiscoverySettings) -> None:
         self.store = store
+        self.since = 0.0
         self.settings = settings
+        self.configure(settings)
         #: Watches made since the daemon started (``chanjing_discovered_total``).
         self.discovered = 0
         #: The newest create_time the current round saw on its first page.
         self._round_top: int | None = None
 
+    def configure(self, settings: DiscoverySettings) -> None:
+        """At start and on each reload; the count of watches made is kept."""
+        self.settings = settings
+        since = settings.since
+        if since is None:
+            since = self.store.state_created_at() or self.store.now()
+        self.since = float(since)
+
     def floor(self) -> float:
         """The oldest create_time the current round must reach down to. The vendor counts
         whole seconds: a job of the second ``since`` falls in counts as new (better an
         event for a job a moment older than none for a new one)."""
-        return float(math.floor(self.store.discovery_covered(self.settings.since)))
+        return float(math.floor(self.store.discovery_covered(self.since)))
 
     def start_round(self, details: Sequence[JobDetail]) -> None:
         """The first page of a round: the mark may move up to its newest job at the end."""
@@ -71,7 +71,7 @@ class Discoverer:
         has been seen. Once a round: later calls of the same round do nothing."""
         top, self._round_top = self._round_top, None
         if top is not None and top > floor:
-            self.store.advance_discovery(self.settings.since, float(top))
+            self.store.advance_discovery(self.since, float(top))
 
     def take(self, details: Sequence[JobDetail], floor: float) -> set[str]:
         """Make watches of the page's new jobs; the ids made (the caller observes them from

@@ -47,10 +47,10 @@ import contextlib
 import math
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from notifier._tasks import steady_clock
-from notifier.config.sections import MIN_LEASE
 from notifier.log import get_logger
 from notifier.store.lease import owner_name
 
@@ -75,7 +75,22 @@ PAUSE_TOLERANCE = 0.5
 PRESENCE_PREFIX = "node:"
 #: A clean stop waits at most this long for the release statement.
 RELEASE_TIMEOUT = 2.0
-assert MIN_LEASE >= MARGIN + 1.0, "state.lease must leave time to call between renewals"
+#: The shortest lease that leaves time to call between renewals (``state.lease`` is checked
+#: against it where the settings are built: notifier.service.settings).
+MIN_TTL = MARGIN + 1.0
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    """What the keeper takes of the config: ``state.lease`` and ``gateway.advertise``."""
+
+    ttl: float
+    #: Where this node's gateway is reachable (published with every take and renewal).
+    advertise: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ttl < MIN_TTL:
+            raise ValueError(f"a lease of {self.ttl}s leaves no time to call between renewals")
 
 
 def make_owner(node: str) -> str:
@@ -171,6 +186,12 @@ class LeaseKeeper:
         #: Why this node must not call the vendor whatever the lease says (its clock is off
         #: the database's), None: nothing holds it back.
         self.paused: str | None = None
+
+    def configure(self, settings: LeaseSettings) -> None:
+        """A reload: the new length counts from the next renewal on, and the next renewal
+        publishes the new advertise URL."""
+        self.ttl = settings.ttl
+        self.advertise = settings.advertise
 
     @property
     def renew_every(self) -> float:

@@ -13,14 +13,14 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from notifier._tasks import settle
 from notifier.delivery.transition import build_event, route
 from notifier.log import get_logger
 from notifier.models import STATUS_GENERATING, STATUS_QUEUED, JobDetail
-from notifier.polling.discovery import Discoverer
+from notifier.polling.discovery import Discoverer, DiscoverySettings
 from notifier.polling.lease import LeaseLost
 from notifier.polling.policy import PollingSettings, plan_after_poll, retry_delay
 from notifier.polling.ratelimit import LimiterClosed, RateLimiter
@@ -66,6 +66,22 @@ REJECT_LIMIT = 3
 REJECT_WINDOW = 120.0
 #: The second look at a rejected id comes this soon; the third REJECT_WINDOW after the first.
 REJECT_RETRY = 5.0
+
+
+#: Who gets which event: (endpoint name, its event types), in the config's order.
+Subscriptions = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    """What the poller takes of the config (``polling``, the endpoints' events,
+    ``watch.discover``)."""
+
+    polling: PollingSettings
+    subscriptions: Subscriptions
+    list_sweep: bool = True
+    #: None: discovery off.
+    discovery: DiscoverySettings | None = None
 
 
 class Poller:
@@ -115,6 +131,19 @@ class Poller:
         #: resumes), refused (page size rejected), failed (list call failed).
         self.sweep_results: dict[str, int] = {"ok": 0, "partial": 0, "refused": 0, "failed": 0}
         self.events = 0
+
+    def configure(self, settings: PollerSettings) -> None:
+        """A reload: new timings and routing from the next decision on; discovery keeps the
+        count of watches it made (a new :class:`Discoverer` when it was off)."""
+        self.settings = settings.polling
+        self.subscriptions = list(settings.subscriptions)
+        self.list_sweep = settings.list_sweep
+        if settings.discovery is None:
+            self.discovery = None
+        elif self.discovery is None:
+            self.discovery = Discoverer(self.store, settings.discovery)
+        else:
+            self.discovery.configure(settings.discovery)
 
     @property
     def in_flight(self) -> int:

@@ -129,6 +129,13 @@ class LimiterClosed(Exception):
     """The daemon is stopping: calls that have not been sent yet are not sent."""
 
 
+@dataclass(frozen=True)
+class LimiterSettings:
+    """What a reload may change of the limiter: ``chanjing.qps``."""
+
+    qps: int
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -164,8 +171,9 @@ class RateLimiter:
         self.throttled = 0
         self.waiting = 0
 
-    def reconfigure(self, qps: int) -> None:
+    def configure(self, settings: LimiterSettings) -> None:
         """Apply a new budget (config reload) without forgetting recent calls."""
+        qps = settings.qps
         self.rate = float(qps) if self.rate >= self.qps else min(self.rate, float(qps))
         self.qps = qps
 

@@ -15,7 +15,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import httpx
@@ -215,6 +215,18 @@ def _expiry(value: object, now: float) -> float:
     return float(value) if value > 1e9 else now + float(value)
 
 
+@dataclass(frozen=True)
+class VendorSettings:
+    """The vendor account a client speaks for (``chanjing`` but its ``qps``, which is the
+    limiter's). A client is made for one account: another one is another client, so its
+    token cache and connections never cross accounts."""
+
+    base_url: str
+    app_id: str
+    #: Kept out of repr: settings may be logged or shown in a traceback.
+    secret_key: str = field(repr=False)
+
+
 class VendorClient:
     def __init__(
         self,
@@ -244,6 +256,8 @@ class VendorClient:
         self._store = store
         self._clock = clock
         self._account = f"{base_url.rstrip('/')}#{app_id}"
+        #: Ends every connection and HTTP error: the operator's first question is "where to?"
+        self._where = f"(chanjing.base_url {base_url.rstrip('/')})"
         self._answer_within = timeout
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -340,10 +354,10 @@ class VendorClient:
             raise
         except httpx.TimeoutException:
             label = "timeout"
-            raise VendorError("timed out") from None
+            raise VendorError(f"timed out {self._where}") from None
         except httpx.HTTPError as exc:
             label = "http_error"
-            raise VendorError(f"connection failed: {type(exc).__name__}") from None
+            raise VendorError(f"connection failed: {type(exc).__name__} {self._where}") from None
         except VendorError:
             label = "bad_answer"  # too big, or in an encoding we do not read
             raise
@@ -408,7 +422,7 @@ class VendorClient:
                 endpoint, method, path, priority=priority, wait=wait, **kwargs
             )
             if answer.code is None:
-                raise VendorError(answer.msg)
+                raise VendorError(f"{answer.msg} {self._where}")
             if answer.code != CODE_QPS:
                 return answer
             self._limiter.throttle()
@@ -639,3 +653,29 @@ class VendorClient:
         if code == CODE_BAD_PARAMETER:
             raise UnknownJob(msg or "parameter error")
         raise VendorError(f"{msg or 'error'} (code {code})")
+
+
+async def check_credentials(
+    base_url: str, app_id: str, secret_key: str, *, timeout: float = 10.0
+) -> None:
+    """One token call with these credentials, its token kept nowhere (``check --online``).
+
+    CredentialsRejected when the vendor refuses them; VendorError (naming ``base_url``) when
+    no usable answer came. A scratch state holds nothing: the client wants one for its token
+    cache, which this call never reads."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as scratch, Store(Path(scratch) / "check.db") as store:
+        client = VendorClient(
+            base_url=base_url,
+            app_id=app_id,
+            secret_key=secret_key,
+            limiter=RateLimiter(1),
+            store=store,
+            timeout=timeout,
+        )
+        try:
+            await client._fetch_token()
+        finally:
+            await client.aclose()

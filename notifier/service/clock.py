@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier import log as logs
-from notifier.polling.lease import steady_clock
+from notifier._tasks import steady_clock
 from notifier.store import Store, StoreError, StoreUnavailable
 
 log = logs.get_logger(component="daemon")
@@ -231,6 +231,13 @@ class NodeClock:
         self.check()
         return time.time() if self.skew is None else self.skew.clock.now()
 
+    def keep_checking(self, stop: asyncio.Event) -> None:
+        """Look for a step every CLOCK_CHECK_EVERY until ``stop``, on the loop's own
+        (monotonic) timer: APScheduler's jobs are on the wall clock, so this one must not be."""
+        self.check()
+        if not stop.is_set():
+            asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self.keep_checking, stop)
+
     def check(self) -> None:
         step = self.watch.step()
         if step is None:
@@ -257,3 +264,11 @@ class NodeClock:
             asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self.shift)
             return
         self.watch.pending = 0.0
+
+
+def rearm(scheduler: Any) -> None:
+    """Run every job of ``scheduler`` (an APScheduler) now: after a backward step it would
+    otherwise wait the step out before any tick runs again."""
+    now = datetime.now().astimezone()
+    for job in scheduler.get_jobs():
+        job.modify(next_run_time=now)

@@ -8,51 +8,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from datetime import datetime
+from types import FrameType
 from typing import Any
 
-import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from notifier import __version__
 from notifier import log as logs
-from notifier.config import Config, ConfigError, SlackEndpoint, WebhookEndpoint, load_config
+from notifier.config import Config, ConfigError, load_config
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.operational import OperationalEvents
-from notifier.delivery.senders import Sender, SlackSender, WebhookSender
-from notifier.delivery.senders._http import http_client
 from notifier.gateway.door import Gateway
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
 from notifier.models import JobDetail
-from notifier.polling.discovery import Discoverer, settings_from
 from notifier.polling.fastpath import FastPath
 from notifier.polling.lease import LeaseKeeper
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
-from notifier.polling.vendor import VendorClient
+from notifier.polling.vendor import VendorClient, VendorSettings
+from notifier.service.clients import SenderPool, VendorSlot, shared_tls
 from notifier.service.clock import (
-    CLOCK_CHECK_EVERY,
     ClockWatch,
     GatedLeaseStore,
     NodeClock,
     SkewGuard,
     SteadyInterval,
+    rearm,
 )
 from notifier.service.gateway_listener import GatewayListener
+from notifier.service.health import Health
 from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
-from notifier.service.intake_listener import IntakeListener, ListenError
+from notifier.service.intake_listener import IntakeListener
+from notifier.service.listener import Listener, ListenError, ListenSettings
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
-from notifier.service.settings import config_summary, polling_settings, subscriptions, thresholds
+from notifier.service.settings import Settings, build, config_summary
 from notifier.service.store_outage import StoreOutage
 from notifier.service.wakeups import Wakeups
 from notifier.store import (
@@ -76,10 +73,6 @@ HOUSEKEEPING_TICK = 30.0
 STATUS_TICK = 5.0
 #: An idle connection to the metrics listener is closed after this long.
 METRICS_KEEPALIVE = 30.0
-#: /healthz fails when the poll tick (every 0.2 s) has not run for this long.
-HEALTH_STALE_AFTER = 5.0
-#: A vendor client replaced by a reload is closed once its last calls surely ended.
-OLD_CLIENT_CLOSE_DELAY = 30.0
 #: How long a write on the event loop waits for another writer's lock before it is retried
 #: later: a tick must not stall behind a big `watch add` or another program's transaction.
 STORE_BUSY_TIMEOUT = 0.05
@@ -98,11 +91,11 @@ class Daemon:
     def __init__(self, config: Config, config_path: str | None) -> None:
         self.config = config
         self.config_path = config_path
+        settings = self.settings = build(config)
         self.sd = SdNotifier()
         node = config.state.node or f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = Metrics(node)
-        self.metrics_server: AppServer | None = None
-        self.last_tick = time.monotonic()
+        self.metrics_listener = Listener(self._metrics_server, "metrics listener", fallback=False)
         #: PostgreSQL: the shared schedule keeps the database's time; None on SQLite.
         self.skew: SkewGuard | None = None
         self._clock_task: asyncio.Task[None] | None = None
@@ -111,7 +104,7 @@ class Daemon:
             self.skew = SkewGuard(store, self._clock_pause)
         self.clock = NodeClock(
             self.skew,
-            self._rearm,
+            lambda: rearm(self.scheduler),
             lambda delta: self.store.shift_schedule(delta),
             lambda: self.store_outage.check(),
         )
@@ -127,19 +120,21 @@ class Daemon:
         # that state and a restart may take its dead predecessor's lease at once. A shared
         # PostgreSQL state has no such proof: there a restarted node waits the lease out.
         self.lease = LeaseKeeper(
-            self.lease_gate, node, config.state.lease, sole=config.state.url is None
+            self.lease_gate, node, settings.lease.ttl, sole=config.state.url is None
         )
+        self.lease.configure(settings.lease)
         self.scheduler = AsyncIOScheduler()
-        self.limiter = RateLimiter(config.chanjing.qps)
-        self.vendor = self._make_vendor(config)
-        self._senders: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]] = {}
+        self.limiter = RateLimiter(settings.limiter.qps)
+        self.vendor_slot = VendorSlot(self._make_vendor, settings.vendor)
+        self.senders = SenderPool(clock=self.now)
         self.ops = OperationalEvents(
-            self.store, subscriptions(config), thresholds(config), clock=self.now
+            self.store, settings.alerts.subscriptions, settings.alerts.thresholds, clock=self.now
         )
         self.dispatcher = Dispatcher(
             self.store,
-            self._lanes(config),
-            config.delivery.retry_schedule,
+            self.senders.lanes(settings.dispatcher.endpoints),
+            settings.dispatcher.retry_schedule,
+            senders=self.senders.lanes,
             observer=self.metrics.on_delivery,
             reporter=self.ops.on_result,
             clock=self.now,
@@ -151,16 +146,17 @@ class Daemon:
             self.store,
             self.vendor,
             self.limiter,
-            polling_settings(config),
-            subscriptions(config),
-            list_sweep=config.polling.list_sweep,
-            discovery=self._discoverer(config),
+            settings.poller.polling,
+            settings.poller.subscriptions,
+            list_sweep=settings.poller.list_sweep,
             on_event=self.dispatcher.kick,
             clock=self.now,
         )
+        self.poller.configure(settings.poller)  # discovery, its since read from the state
+        self.vendor_slot.on_change = lambda client: setattr(self.poller, "vendor", client)
         # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
         shared = config.state.url is not None
-        self.watch_file = WatchFile(config.watch.file, node=node if shared else None)
+        self.watch_file = WatchFile(settings.watch_file, node=node if shared else None)
         self.fast_path = FastPath(self.poller, outcomes=self.metrics.on_callback)
         self.intake = IntakeListener(
             self.store,
@@ -169,7 +165,6 @@ class Daemon:
             callback_observer=self.metrics.on_callback,
             verify=self.fast_path.verify,
         )
-        self.lease.advertise = config.gateway.advertised()
         self.gateway = Gateway(
             self.store,
             lambda: self.vendor,
@@ -179,32 +174,32 @@ class Daemon:
             clock=self.now,
         )
         self.gateway_listener = GatewayListener(self.gateway, self.metrics.on_gateway_call)
+        self.health_report = Health(
+            self.store, self.store_outage, self.lease, self.skew, lambda: self.vendor, self.ops
+        )
         self._stop = asyncio.Event()
         self.wakeups: Wakeups | None = None
 
-    # -- construction from config ---------------------------------------------------------
+    # -- construction from settings -------------------------------------------------------
 
-    def _discoverer(self, config: Config) -> Discoverer | None:
-        """Discovery as configured; a reload keeps the count of watches it made."""
-        settings = settings_from(config, self.store)
-        if settings is None:
-            return None
-        running: Poller | None = getattr(self, "poller", None)
-        if running is not None and running.discovery is not None:
-            running.discovery.settings = settings
-            return running.discovery
-        return Discoverer(self.store, settings)
+    @property
+    def vendor(self) -> VendorClient:
+        """The current vendor client (a reload with another account or address replaces it)."""
+        return self.vendor_slot.client
 
-    def _make_vendor(self, config: Config) -> VendorClient:
-        c = config.chanjing
+    @property
+    def metrics_server(self) -> AppServer | None:
+        return self.metrics_listener.server
+
+    def _make_vendor(self, settings: VendorSettings) -> VendorClient:
         client = VendorClient(
-            base_url=c.base_url,
-            app_id=c.app_id,
-            secret_key=c.secret_key.get_secret_value(),
+            base_url=settings.base_url,
+            app_id=settings.app_id,
+            secret_key=settings.secret_key,
             limiter=self.limiter,
             store=self.store,
             lease=self.lease,
-            verify=self._tls(),
+            verify=shared_tls(),
             clock=self.now,
         )
         metrics = self.metrics
@@ -227,77 +222,25 @@ class Daemon:
         client.on_token_revoked = revoked
         return client
 
-    @staticmethod
-    @functools.cache
-    def _tls() -> ssl.SSLContext:
-        """One TLS context (httpx's default: certifi's CA bundle, or SSL_CERT_FILE/DIR) for
-        every client of the process: each context loads the bundle again (~60 ms of CPU),
-        and the daemon makes one client per sender, at start and on each reload."""
-        return httpx.create_ssl_context()
+    def _metrics_server(self, address: tuple[str, int], _options: object) -> AppServer:
+        # Scrapers keep their connection between scrapes; an idle one is closed after this
+        # (aiohttp's own default kept them an hour).
+        app = make_app(self.metrics, self.health)
+        return AppServer(app, address[0], address[1], keepalive_timeout=METRICS_KEEPALIVE)
 
-    @classmethod
-    def _http_client(cls, connections: int) -> httpx.AsyncClient:
-        """One connection pool per sender, sized to its lane: httpcore's pool costs grow
-        with its size, and one endpoint's connections never wait behind another's."""
-        return http_client(
-            connections,
-            verify=cls._tls(),
-            headers={"user-agent": f"chanjing-notifier/{__version__}"},
-        )
+    async def _configure_metrics(self, listen: ListenSettings) -> None:
+        """Start, move or stop the metrics listener to match ``metrics.listen``; an address
+        that cannot be bound leaves it off (:class:`ListenError`)."""
+        if await self.metrics_listener.bind(listen):
+            url = self.metrics_listener.url
+            log.info("metrics listening", url=f"{url}/metrics", health=f"{url}/healthz")
 
-    def _lanes(self, config: Config) -> dict[str, tuple[Sender, int]]:
-        """Senders per endpoint. A sender whose settings did not change is kept, and one
-        Slack URL has one sender whichever endpoints use it: pacing is per URL."""
-        lanes: dict[str, tuple[Sender, int]] = {}
-        senders: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]] = {}
-        previous = self._senders
-        timeout = config.delivery.timeout
-        for ep in config.endpoints:
-            if isinstance(ep, WebhookEndpoint):
-                secrets = [s.get_secret_value() for s in ep.secret]
-                concurrency = config.delivery.concurrency
-                key: tuple[Any, ...] = (
-                    "webhook",
-                    ep.name,
-                    ep.url,
-                    tuple(secrets),
-                    timeout,
-                    concurrency,
-                )
-                entry = senders.get(key) or previous.get(key)
-                if entry is None:
-                    client = self._http_client(concurrency)
-                    # Signed on the schedule's clock (PostgreSQL: the database's).
-                    sender = WebhookSender(client, ep.url, secrets, timeout, clock=self.now)
-                    entry = (sender, client)
-            else:
-                assert isinstance(ep, SlackEndpoint)
-                url = ep.url.get_secret_value()
-                concurrency = 1  # paced to one message a second anyway
-                key = ("slack", url, timeout)
-                entry = senders.get(key) or previous.get(key)
-                if entry is None:
-                    client = self._http_client(1)
-                    entry = (SlackSender(client, url, timeout), client)
-            senders[key] = entry
-            lanes[ep.name] = (entry[0], concurrency)
-        self._senders = senders
-        return lanes
-
-    def _retire_clients(
-        self, before: dict[tuple[Any, ...], tuple[Sender, httpx.AsyncClient]]
-    ) -> None:
-        """Close the pools of senders a reload dropped, once their last attempts ended."""
-        kept = {id(client) for _sender, client in self._senders.values()}
-        for _sender, client in before.values():
-            if id(client) not in kept:
-                self._close_later(client.aclose)
-
-    @staticmethod
-    def _close_later(close: Callable[[], Any]) -> None:
-        asyncio.get_running_loop().call_later(
-            OLD_CLIENT_CLOSE_DELAY, lambda: asyncio.ensure_future(close())
-        )
+    async def _listen_on(self, settings: Settings) -> None:
+        """Every listener to its configured address; the first one that cannot be bound
+        raises :class:`ListenError` (its key names it)."""
+        await self.intake.configure(settings.intake)
+        await self.gateway_listener.configure(settings.gateway)
+        await self._configure_metrics(settings.metrics)
 
     def _observe_forwarded(self, detail: JobDetail) -> None:
         """A detail answer the gateway forwarded for an active watch is that watch's poll."""
@@ -313,7 +256,7 @@ class Daemon:
             self.gateway.flush()
         if self.intake.callback.held:  # callbacks the state could not take when they came
             self.intake.callback.flush()
-        result = take_queue(self.store, self.config.endpoint_names())
+        result = take_queue(self.store, self.settings.endpoint_names)
         if result.added or result.updated:
             log.info("watches taken from the queue", added=result.added, updated=result.updated)
         for seq, reason in result.rejected:
@@ -324,7 +267,7 @@ class Daemon:
             await self.poller.tick()
 
     async def _check_watch_file(self, force: bool = False) -> None:
-        result = self.watch_file.poll(self.store, self.config.endpoint_names(), force=force)
+        result = self.watch_file.poll(self.store, self.settings.endpoint_names, force=force)
         if result is None:
             return
         if "error" in result:
@@ -346,8 +289,8 @@ class Daemon:
 
     async def _prune(self) -> None:
         """``state.retention``: a few batches per tick, yielding to the loop between them."""
-        retention = self.config.state.retention
-        if not retention:
+        retention = self.settings.retention
+        if retention is None:
             return
         pruned: dict[str, int] = {}
         for _ in range(PRUNE_BATCHES_PER_TICK):
@@ -360,22 +303,9 @@ class Daemon:
         if any(pruned.values()):
             log.info("pruned history older than state.retention", retention=retention, **pruned)
 
-    def _watch_clock(self) -> None:
-        """Every second on the loop's own (monotonic) timer: APScheduler's jobs are on the
-        wall clock, so this one must not be."""
-        self.clock.check()
-        if not self._stop.is_set():
-            asyncio.get_running_loop().call_later(CLOCK_CHECK_EVERY, self._watch_clock)
-
     def now(self) -> float:
         """The time of every decision and row (see :class:`NodeClock`)."""
         return self.clock.now()
-
-    def _rearm(self) -> None:
-        # APScheduler would otherwise wait out a backward step before any tick runs again.
-        now = datetime.now().astimezone()
-        for job in self.scheduler.get_jobs():
-            job.modify(next_run_time=now)
 
     def _clock_pause(self, reason: str | None) -> None:
         """Hold back (or let go again) what this node sends and calls; its renewals fail,
@@ -390,20 +320,7 @@ class Daemon:
         await self.poller.tick()
 
     def status_text(self) -> str:
-        try:
-            active, pending = self.store.live_counts()
-        except DB_ERRORS as exc:
-            # The state went away between two looks (sent at ready and after a reload too):
-            # say so; the outage itself is handled by the jobs, which pause and resume.
-            self.store_outage.check()
-            return f"cannot read the state {self.store.where}: {exc}; {self.lease.describe()}"
-        text = f"watching {active} job(s), {pending} delivery(ies) pending; {self.lease.describe()}"
-        cause = self.store_outage.cause
-        if cause is not None:
-            return f"PAUSED: cannot write {self.store.where}: {cause}; {text}"
-        if self.skew is not None and self.skew.off is not None:
-            return f"PAUSED: {self.skew.off}; {text}"
-        return text
+        return self.health_report.status_text()
 
     async def _status(self) -> None:
         self.sd.status(self.status_text())
@@ -413,23 +330,7 @@ class Daemon:
         self.sd.watchdog()
 
     def health(self) -> tuple[bool, str]:
-        if self.store_outage.cause is None and not self.store_outage.writable_lately():
-            self.store_outage.check()
-        cause = self.store_outage.cause
-        if cause is not None:
-            return False, f"state database {self.store.where} cannot be written: {cause}"
-        if self.skew is not None and self.skew.off is not None:
-            return False, f"{self.skew.off}: not sending or calling the vendor; fix its time"
-        stale = time.monotonic() - self.last_tick
-        if stale > HEALTH_STALE_AFTER:
-            return False, f"scheduler stalled: no tick for {stale:.1f}s"
-        if self.vendor.credentials_problem is not None:
-            # Degraded, not dead: nothing can be polled until the operator fixes the config.
-            return False, (
-                f"{self.vendor.credentials_problem}; check chanjing.app_id / chanjing.secret_key"
-            )
-        # A standby is healthy: it delivers, and takes over when the holder goes.
-        return True, f"ok; {self.lease.describe()}"
+        return self.health_report.health()
 
     def _snapshot(self) -> dict[str, Any]:
         """Stored numbers for a scrape. Runs on a worker thread (counting a long history takes
@@ -450,7 +351,7 @@ class Daemon:
             "sweep": self.poller.sweep_state(),
             "endpoints_failing": {
                 name: int(name in self.ops.state.failing_endpoints())
-                for name in self.config.endpoint_names()
+                for name in self.settings.endpoint_names
             },
             "vendor_failing": int(self.ops.state.vendor.failing),
             "gateway_pending": len(self.gateway.pending),
@@ -464,37 +365,6 @@ class Daemon:
             },
         }
 
-    async def _apply_metrics(self, config: Config) -> None:
-        """Start, move or stop the metrics listener to match ``metrics.listen``."""
-        address = config.metrics.address()
-        current = (
-            (self.metrics_server.host, self.metrics_server.requested_port)
-            if self.metrics_server
-            else None
-        )
-        if address == current:
-            return
-        if self.metrics_server is not None:
-            await self.metrics_server.stop()
-            self.metrics_server = None
-        if address is None:
-            return
-        # Scrapers keep their connection between scrapes; an idle one is closed after this
-        # (aiohttp's own default kept them an hour).
-        server = AppServer(
-            make_app(self.metrics, self.health),
-            address[0],
-            address[1],
-            keepalive_timeout=METRICS_KEEPALIVE,
-        )
-        try:
-            await server.start()
-        except OSError as exc:
-            log.error("cannot listen for metrics", listen=config.metrics.listen, error=str(exc))
-            return
-        self.metrics_server = server
-        log.info("metrics listening", url=f"{server.url}/metrics", health=f"{server.url}/healthz")
-
     def _guarded(self, name: str, job: Callable[[], Any]) -> Callable[[], Any]:
         """A scheduled job that logs its failures instead of losing them in APScheduler."""
 
@@ -504,7 +374,7 @@ class Daemon:
             if name == "poll":
                 # /healthz: the poll tick runs (a paused one too: the store outage is
                 # reported as such, not as a stalled loop).
-                self.last_tick = time.monotonic()
+                self.health_report.tick()
             if writes and not self.store_outage.check():
                 return  # its results could not be recorded: wait for the store
             try:
@@ -529,7 +399,7 @@ class Daemon:
             ("housekeeping", self._housekeeping, HOUSEKEEPING_TICK),
             ("status", self._status, STATUS_TICK),
         ]
-        jobs.append(("sweep", self.poller.sweep, self.config.polling.min_interval))
+        jobs.append(("sweep", self.poller.sweep, self.settings.sweep_every))
         if self.sd.watchdog_interval:
             jobs.append(("watchdog", self._watchdog, self.sd.watchdog_interval))
         for name, job, seconds in jobs:
@@ -588,45 +458,42 @@ class Daemon:
             )
             state = new.state.model_copy(update={"node": old.state.node})
             new = new.model_copy(update={"state": state})
-        self.lease.ttl = new.state.lease  # from the next renewal on
         logs.redactor.add(new.secrets())
         logs.configure(new.log.level)
         self.config = new
-        self.limiter.reconfigure(new.chanjing.qps)
-        if new.chanjing.model_copy(update={"qps": 0}) != old.chanjing.model_copy(update={"qps": 0}):
-            old_vendor = self.vendor
-            self.vendor = self._make_vendor(new)
-            self.poller.vendor = self.vendor
-            self._close_later(old_vendor.aclose)
-        self.poller.settings = polling_settings(new)
-        self.poller.list_sweep = new.polling.list_sweep
-        self.poller.discovery = self._discoverer(new)
-        if new.polling.min_interval != old.polling.min_interval:
-            self.scheduler.reschedule_job(
-                "sweep", trigger=SteadyInterval(seconds=new.polling.min_interval)
-            )
-        self.poller.subscriptions = subscriptions(new)
-        self.ops.configure(subscriptions(new), thresholds(new))
-        before = self._senders
-        self.dispatcher.configure(self._lanes(new), new.delivery.retry_schedule)
-        self._retire_clients(before)
-        self.watch_file.path = new.watch.file
-        await self._apply_metrics(new)
-        try:
-            await self.intake.apply(new.intake, new.endpoint_names())
-        except ListenError as exc:
-            log.error("intake.listen: the new address is not used", error=str(exc))
-        self.lease.advertise = new.gateway.advertised()
-        try:
-            await self.gateway_listener.apply(new)
-        except ListenError as exc:
-            log.error("gateway.listen: the new address is not used", error=str(exc))
+        await self._configure(build(new))
         logs.redactor.replace(self._secrets() + old.secrets())
         await self._check_watch_file(force=True)
         for warning in new.warnings():
             log.warning(warning)
         log.info("reloaded", **config_summary(new, self.config_path))
         return True
+
+    async def _configure(self, settings: Settings) -> None:
+        """A reload: each part takes its new settings (what cannot change while running, the
+        state and the node's name, was kept above). A listener whose new address cannot be
+        bound says so; the others carry on."""
+        old, self.settings = self.settings, settings
+        self.lease.configure(settings.lease)  # from the next renewal on
+        self.limiter.configure(settings.limiter)
+        self.vendor_slot.configure(settings.vendor)
+        self.poller.configure(settings.poller)
+        if settings.sweep_every != old.sweep_every:
+            self.scheduler.reschedule_job(
+                "sweep", trigger=SteadyInterval(seconds=settings.sweep_every)
+            )
+        self.ops.configure(settings.alerts)
+        self.dispatcher.configure(settings.dispatcher)
+        self.watch_file.path = settings.watch_file
+        for listener in (
+            self._configure_metrics(settings.metrics),
+            self.intake.configure(settings.intake),
+            self.gateway_listener.configure(settings.gateway),
+        ):
+            try:
+                await listener
+            except ListenError as exc:
+                log.error(f"{exc.key}: the new address is not used", error=str(exc))
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -637,24 +504,22 @@ class Daemon:
         log.info("starting", node=self.lease.node, **config_summary(self.config, self.config_path))
         for warning in self.config.warnings():
             log.warning(warning)
-        key = "intake.listen"
+        self.metrics.watch_state(self._snapshot, self._live_numbers)
         try:
-            await self.intake.apply(self.config.intake, self.config.endpoint_names())
-            key = "gateway.listen"
-            await self.gateway_listener.apply(self.config)
+            await self._listen_on(self.settings)
         except ListenError as exc:
-            log.error(f"cannot start: {key}", error=str(exc))
+            log.error(f"cannot start: {exc.key}", error=str(exc))
             await self.intake.stop()
             await self.gateway_listener.stop()
+            await self.metrics_listener.stop()
             await self.vendor.aclose()
+            await self.senders.aclose()
             self.store.close()
             self.lease_store.close()
             return 1
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-        self.metrics.watch_state(self._snapshot, self._live_numbers)
-        await self._apply_metrics(self.config)
         if self.skew is not None:
             # A node starting with its clock off takes no lease and claims no delivery.
             self.skew.judge(self.skew.clock.skew)
@@ -664,7 +529,7 @@ class Daemon:
         self._schedule()
         self.scheduler.start()
         self._listen()
-        self._watch_clock()
+        self.clock.keep_checking(self._stop)
         if self.skew is not None:
             self._clock_task = asyncio.create_task(self.skew.keep(self._stop), name="db clock")
         try:
@@ -715,8 +580,7 @@ class Daemon:
         await self.gateway_listener.stop()
         if self.wakeups is not None:
             await self.wakeups.close()
-        if self.metrics_server is not None:
-            await self.metrics_server.stop()
+        await self.metrics_listener.stop()
         await asyncio.gather(
             self.poller.drain(STOP_GRACE),
             self.fast_path.drain(STOP_GRACE),
@@ -724,8 +588,7 @@ class Daemon:
         )
         await self.lease.release()  # after the last calls: another node may take over
         await self.vendor.aclose()
-        for _sender, client in self._senders.values():
-            await client.aclose()
+        await self.senders.aclose()
         if self._clock_task is not None:  # it waits on the stop, or for one sample
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._clock_task, STOP_GRACE)
@@ -746,12 +609,21 @@ def run_daemon(config: Config, config_path: str | None) -> int:
         daemon = Daemon(config, config_path)
         return await daemon.run()
 
+    # Ctrl-C before the daemon's own handler is in place (opening the state, a connect to
+    # a database that does not answer) interrupts at once: asyncio.run's handler would only
+    # cancel the main task, which is not awaiting anything yet, and the start-up went on.
+    # The CLI turns KeyboardInterrupt into exit code 130, without a traceback.
+    signal.signal(signal.SIGINT, _interrupt)
     if config.state.url is not None:
         # Several nodes may share a PostgreSQL state: no file, no lock.
         return asyncio.run(main())
     prepare_state_dir(config.state.path)  # only the default directory is created
     with InstanceLock(config.state.path):
         return asyncio.run(main())
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 __all__ = ["ClockWatch", "Daemon", "StoreOutage", "run_daemon"]

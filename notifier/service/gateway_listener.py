@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass
+
 from notifier import log as logs
-from notifier.config import Config
-from notifier.gateway.door import Gateway
+from notifier.gateway.door import Gateway, GatewaySettings
 from notifier.gateway.server import GatewayServer, Observer
 from notifier.service.http_server import AppServer
-from notifier.service.intake_listener import ListenError
+from notifier.service.listener import Listener, ListenSettings
 
 log = logs.get_logger(component="gateway")
+
+
+@dataclass(frozen=True)
+class GatewayListenerSettings:
+    """The gateway's behaviour, its address, and ``intake.client_timeout`` (its clients
+    are held to the intake API's)."""
+
+    gateway: GatewaySettings
+    listen: ListenSettings
+    client_timeout: float
 
 
 class GatewayListener:
@@ -19,49 +31,27 @@ class GatewayListener:
     def __init__(self, gateway: Gateway, observer: Observer | None = None) -> None:
         self.gateway = gateway
         self.http = GatewayServer(gateway, observer=observer)
-        self.server: AppServer | None = None
+        self._listener = Listener(self._server, "gateway", stopped="gateway stopped")
+
+    @property
+    def server(self) -> AppServer | None:
+        return self._listener.server
 
     @property
     def url(self) -> str | None:
-        return self.server.url if self.server is not None else None
+        return self._listener.url
 
-    async def apply(self, config: Config) -> None:
-        """Match ``config``. :class:`ListenError` when the address cannot be bound; a
+    async def configure(self, settings: GatewayListenerSettings) -> None:
+        """Match ``settings``. :class:`ListenError` when the address cannot be bound; a
         listener that was running then keeps running where it was."""
-        self.gateway.configure(config)
-        self.http.client_timeout = config.intake.client_timeout
-        address = config.gateway.address()
-        server = self.server
-        current = (server.host, server.requested_port) if server is not None else None
-        if address == current:
-            return
-        if server is not None:
-            await server.stop()  # first: the new address may be the same port
-            self.server = None
-        if address is None:
-            log.info("gateway stopped")
-            return
-        try:
-            await self._start(address)
-        except OSError as exc:
-            if current is not None:
-                try:
-                    await self._start(current)  # keep serving where it was
-                except OSError:
-                    log.error("gateway stopped: its old address is gone too")
-            raise ListenError(
-                f"cannot listen on {config.gateway.listen}: {exc.strerror or exc}"
-            ) from exc
-        assert self.server is not None
-        log.info("gateway listening", url=self.server.url, advertise=self.gateway.advertise)
+        self.gateway.configure(settings.gateway)
+        self.http.client_timeout = settings.client_timeout
+        if await self._listener.bind(settings.listen):
+            log.info("gateway listening", url=self.url, advertise=self.gateway.advertise)
 
-    async def _start(self, address: tuple[str, int]) -> None:
-        server = AppServer(self.http.app(), address[0], address[1], **self.http.runner_options())
-        await server.start()
-        self.server = server
+    def _server(self, address: tuple[str, int], _options: Hashable) -> AppServer:
+        return AppServer(self.http.app(), address[0], address[1], **self.http.runner_options())
 
     async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop()
-            self.server = None
+        await self._listener.stop()
         await self.gateway.aclose()

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 
 from notifier import log as logs
-from notifier.config import IntakeConfig
 from notifier.intake.callback import CallbackObserver, PollNow, VendorCallback, Verify
 from notifier.intake.http_api import IntakeApi, Observer
 from notifier.service.http_server import AppServer
+from notifier.service.listener import Listener, ListenError, ListenSettings
 from notifier.store import Store
 
 log = logs.get_logger(component="intake")
 
+__all__ = ["IntakeListener", "IntakeSettings", "ListenError"]
 
-class ListenError(Exception):
-    """The configured intake address cannot be bound (in use, not ours, no permission)."""
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """``intake``, and the endpoint names a watch may name."""
+
+    listen: ListenSettings
+    tokens: tuple[str, ...] = field(repr=False)
+    client_timeout: float
+    endpoint_names: tuple[str, ...]
+    #: ``intake.callback_token`` (None: every vendor callback gets 404).
+    callback_secret: str | None = field(repr=False)
+    labels: Mapping[str, str]
+    endpoints: tuple[str, ...] | None
 
 
 class IntakeListener:
@@ -33,51 +46,32 @@ class IntakeListener:
     ) -> None:
         self.api = IntakeApi(store, [], [], observer=observer)
         self.callback = VendorCallback(self.api, poll_now, callback_observer, verify)
-        self.server: AppServer | None = None
-        self._timeout: float | None = None
+        self._listener = Listener(
+            self._server, "intake listener", stopped="intake listener stopped"
+        )
+
+    @property
+    def server(self) -> AppServer | None:
+        return self._listener.server
 
     @property
     def url(self) -> str | None:
-        return self.server.url if self.server is not None else None
+        return self._listener.url
 
-    async def apply(self, config: IntakeConfig, endpoint_names: Sequence[str]) -> None:
-        """Match ``config``. Raises :class:`ListenError` when the address cannot be bound;
+    async def configure(self, settings: IntakeSettings) -> None:
+        """Match ``settings``. Raises :class:`ListenError` when the address cannot be bound;
         a listener that was running then keeps running where it was."""
-        self.api.set_tokens(config.token_values())
-        self.api.endpoint_names = list(endpoint_names)
-        self.api.client_timeout = config.client_timeout
-        self.callback.configure(config.callback_secret(), config.labels, config.endpoints)
-        address = config.address()
-        server = self.server
-        current = (server.host, server.requested_port) if server is not None else None
-        if address == current and config.client_timeout == self._timeout:
-            return
-        if server is not None:
-            await server.stop()  # first: the new address may be the same port
-            self.server = None
-        if address is None:
-            log.info("intake listener stopped")
-            return
-        try:
-            await self._start(address, config.client_timeout)
-        except OSError as exc:
-            if current is not None and self._timeout is not None:
-                try:
-                    await self._start(current, self._timeout)  # keep serving where it was
-                except OSError:
-                    log.error("intake listener stopped: its old address is gone too")
-            raise ListenError(f"cannot listen on {config.listen}: {exc.strerror or exc}") from exc
-        assert self.server is not None
-        log.info("intake listening", url=self.server.url)
+        self.api.set_tokens(settings.tokens)
+        self.api.endpoint_names = list(settings.endpoint_names)
+        self.api.client_timeout = settings.client_timeout
+        self.callback.configure(settings.callback_secret, settings.labels, settings.endpoints)
+        if await self._listener.bind(settings.listen, settings.client_timeout):
+            log.info("intake listening", url=self.url)
 
-    async def _start(self, address: tuple[str, int], timeout: float) -> None:
-        self.api.client_timeout = timeout
-        server = AppServer(self.api.app(), address[0], address[1], **self.api.runner_options())
-        await server.start()
-        self.server = server
-        self._timeout = timeout
+    def _server(self, address: tuple[str, int], timeout: Hashable) -> AppServer:
+        assert isinstance(timeout, float | int)
+        self.api.client_timeout = float(timeout)
+        return AppServer(self.api.app(), address[0], address[1], **self.api.runner_options())
 
     async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop()
-            self.server = None
+        await self._listener.stop()

@@ -1,17 +1,100 @@
-"""What the daemon's parts take of its config: each stage gets its own settings, not the
-whole config, and the start-up line a summary without secrets."""
+"""The one settings flow: what each of the daemon's parts takes of the config.
+
+:func:`build` turns a :class:`~notifier.config.Config` into :class:`Settings`, a frozen
+bundle of one frozen dataclass per part. Each dataclass lives next to its part (so the
+imports keep pointing down: a part knows only its own settings, never a pydantic section),
+and each part takes it at construction and through one ``configure(settings)``. A reload is
+"build, configure each" (:meth:`notifier.service.daemon.Daemon._reload`); the CLI uses the
+same translation (``deliveries replay`` routes with
+:func:`notifier.service.routing.subscriptions`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from notifier import __version__
 from notifier.config import Config, WebhookEndpoint
-from notifier.delivery.operational import Thresholds
+from notifier.config.sections import MIN_LEASE
+from notifier.delivery.dispatcher import DispatcherSettings
+from notifier.delivery.operational import AlertSettings, Thresholds
+from notifier.delivery.senders import EndpointSettings
+from notifier.gateway.door import GatewaySettings
+from notifier.gateway.tokens import ACCOUNT_CLIENT
+from notifier.polling.discovery import DiscoverySettings
+from notifier.polling.lease import MIN_TTL, LeaseSettings
 from notifier.polling.policy import PollingSettings
+from notifier.polling.poller import PollerSettings
+from notifier.polling.ratelimit import LimiterSettings
+from notifier.polling.vendor import VendorSettings
+from notifier.service.gateway_listener import GatewayListenerSettings
+from notifier.service.intake_listener import IntakeSettings
+from notifier.service.listener import ListenSettings
+from notifier.service.routing import subscriptions
 from notifier.store import describe_state
+
+# The config refuses a shorter lease than the keeper can work with.
+assert MIN_LEASE >= MIN_TTL, "state.lease must leave time to call between renewals"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon's parts take of one config."""
+
+    limiter: LimiterSettings
+    vendor: VendorSettings
+    lease: LeaseSettings
+    poller: PollerSettings
+    #: ``polling.min_interval``: how often the scheduled list sweep runs.
+    sweep_every: float
+    alerts: AlertSettings
+    dispatcher: DispatcherSettings
+    intake: IntakeSettings
+    gateway: GatewayListenerSettings
+    metrics: ListenSettings
+    watch_file: Path | None
+    #: ``state.retention`` (None: history kept for ever).
+    retention: float | None
+    log_level: str
+    endpoint_names: tuple[str, ...]
+
+
+def build(config: Config) -> Settings:
+    """The settings of every part, from one config."""
+    return Settings(
+        limiter=LimiterSettings(config.chanjing.qps),
+        vendor=vendor_settings(config),
+        lease=LeaseSettings(config.state.lease, config.gateway.advertised()),
+        poller=poller_settings(config),
+        sweep_every=config.polling.min_interval,
+        alerts=AlertSettings(subscriptions(config), thresholds(config)),
+        dispatcher=DispatcherSettings(
+            tuple(config.delivery.retry_schedule), endpoint_settings(config)
+        ),
+        intake=intake_settings(config),
+        gateway=GatewayListenerSettings(
+            gateway_settings(config),
+            listen("gateway.listen", config.gateway.listen, config.gateway.address()),
+            config.intake.client_timeout,
+        ),
+        metrics=listen("metrics.listen", config.metrics.listen, config.metrics.address()),
+        watch_file=config.watch.file,
+        retention=config.state.retention or None,
+        log_level=config.log.level,
+        endpoint_names=tuple(config.endpoint_names()),
+    )
+
+
+def listen(key: str, text: str | None, address: tuple[str, int] | None) -> ListenSettings:
+    return ListenSettings(key, text, address)
+
+
+def vendor_settings(config: Config) -> VendorSettings:
+    c = config.chanjing
+    return VendorSettings(c.base_url, c.app_id, c.secret_key.get_secret_value())
 
 
 def polling_settings(config: Config) -> PollingSettings:
@@ -19,13 +102,70 @@ def polling_settings(config: Config) -> PollingSettings:
     return PollingSettings(p.min_interval, p.max_interval, p.give_up_after, p.policy)
 
 
-def subscriptions(config: Config) -> list[tuple[str, Sequence[str]]]:
-    return [(ep.name, list(ep.events)) for ep in config.endpoints]
+def discovery_settings(config: Config) -> DiscoverySettings | None:
+    """``watch.discover``; ``since: start`` is read from the state by the discoverer."""
+    discover = config.watch.discover
+    if discover is None:
+        return None
+    since = None if discover.since == "start" else float(discover.since)
+    endpoints = tuple(discover.endpoints) if discover.endpoints is not None else None
+    return DiscoverySettings(since, dict(discover.labels), endpoints)
+
+
+def poller_settings(config: Config) -> PollerSettings:
+    return PollerSettings(
+        polling_settings(config),
+        subscriptions(config),
+        config.polling.list_sweep,
+        discovery_settings(config),
+    )
 
 
 def thresholds(config: Config) -> Thresholds:
     a = config.alerts
     return Thresholds(a.endpoint_failing_after, a.endpoint_failing_for, a.vendor_failing_for)
+
+
+def endpoint_settings(config: Config) -> tuple[EndpointSettings, ...]:
+    d = config.delivery
+    out = []
+    for ep in config.endpoints:
+        if isinstance(ep, WebhookEndpoint):
+            url, secrets = ep.url, tuple(s.get_secret_value() for s in ep.secret)
+        else:
+            url, secrets = ep.url.get_secret_value(), ()
+        out.append(EndpointSettings(ep.name, ep.type, url, secrets, d.timeout, d.concurrency))
+    return tuple(out)
+
+
+def intake_settings(config: Config) -> IntakeSettings:
+    i = config.intake
+    return IntakeSettings(
+        listen=listen("intake.listen", i.listen, i.address()),
+        tokens=tuple(i.token_values()),
+        client_timeout=i.client_timeout,
+        endpoint_names=tuple(config.endpoint_names()),
+        callback_secret=i.callback_secret(),
+        labels=dict(i.labels),
+        endpoints=tuple(i.endpoints) if i.endpoints is not None else None,
+    )
+
+
+def gateway_settings(config: Config) -> GatewaySettings:
+    g, c = config.gateway, config.chanjing
+    credentials = [(ACCOUNT_CLIENT, c.app_id, c.secret_key.get_secret_value())]
+    credentials += [(x.name, x.app_id, x.secret_key.get_secret_value()) for x in g.clients]
+    return GatewaySettings(
+        credentials=tuple(credentials),
+        share=g.share,
+        max_wait=g.max_wait,
+        min_interval=config.polling.min_interval,
+        labels=dict(g.labels),
+        endpoints=tuple(g.endpoints) if g.endpoints is not None else None,
+        endpoint_names=tuple(config.endpoint_names()),
+        callback_url=config.intake.callback_url(),
+        advertise=g.advertised(),
+    )
 
 
 def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:

@@ -1,12 +1,13 @@
-"""The state: the only package that speaks SQL. One behaviour (``base.Store``) on two
-backends: SQLite (``sqlite.py``, the embedded default) and PostgreSQL (``postgres.py``, for
-several nodes); ``rows`` holds what they hand out, ``errors`` what goes wrong."""
+"""The state: the only package that speaks SQL. One :class:`Store` (``state.py``), composed of
+parts that each own their tables (``watches``, ``deliveries``, ``lease``, ``marks``,
+``listings``) on one backend (``base.py`` opens it): SQLite (``sqlite.py``, the embedded
+default) or PostgreSQL (``postgres.py``, for several nodes). ``schema`` loads the SQL of
+``sql/``; ``rows`` holds what the store hands out, ``errors`` what goes wrong."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from notifier.store.base import Store
 from notifier.store.errors import (
     BUSY_CAUSE,
     StoreError,
@@ -24,6 +25,7 @@ from notifier.store.rows import (
     WatchRow,
 )
 from notifier.store.schema import SCHEMA_VERSION
+from notifier.store.state import Store
 
 if TYPE_CHECKING:
     from notifier.config import StateConfig

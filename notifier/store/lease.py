@@ -1,13 +1,18 @@
-"""The vendor lease (which node calls the vendor; its expiry on the database's clock) and the
-vendor token all nodes share: parts of :class:`~notifier.store.base.Store`, kept apart for
-size, shared by both backends through the named queries."""
+"""The vendor lease (which node calls the vendor; its expiry on the database's clock), the
+vendor token all nodes share and the lock around fetching one, and what the gateway (the
+daemon's vendor-compatible endpoint) reads of the state: a watched job's last answer as the
+vendor sent it, the key that signs its tokens, where the lease holder's gateway is."""
 
 from __future__ import annotations
 
 import re
+import secrets
 
-from notifier.store._mixin import StorePart
+from notifier.store.base import StoreBase
+from notifier.store.rows import Observation, observation_from_row
 
+#: The name of the key that signs the gateway's access tokens (``gateway_keys``).
+GATEWAY_TOKEN_KEY = "tokens"
 #: A lease owner is a node name plus ``#`` and a process's random id (12 hex digits: see
 #: ``notifier.polling.lease.make_owner``); rows of older versions carry the bare name.
 _OWNER_ID = re.compile(r"#[0-9a-f]{12}\Z")
@@ -18,8 +23,8 @@ def owner_name(owner: str) -> str:
     return _OWNER_ID.sub("", owner)
 
 
-class VendorLease(StorePart):
-    """The lease's and the shared token's queries."""
+class VendorLease(StoreBase):
+    """The ``leases``, ``vendor_token`` and ``gateway_keys`` tables."""
 
     # -- vendor token ---------------------------------------------------------------------
 
@@ -61,10 +66,10 @@ class VendorLease(StorePart):
         """Take the cross-process lock around a token fetch, without waiting: False while
         another process (or another holder on this connection) has it. Issuing a token
         revokes the previous one, so whoever holds it re-reads the stored token first."""
-        raise NotImplementedError
+        return self.backend.try_token_lock(self._execute)
 
     def release_token_lock(self) -> None:
-        raise NotImplementedError
+        self.backend.release_token_lock()
 
     # -- lease: which node calls the vendor; expiry on the database's clock ----------------
 
@@ -102,3 +107,34 @@ class VendorLease(StorePart):
         clock), None when nobody holds it."""
         row = self._run("lease_holder", {"name": name}).fetchone()
         return None if row is None else (str(row[0]), float(row[1]))
+
+    def lease_advertise(self, name: str) -> str | None:
+        """The advertise URL of the lease's unexpired holder (the database's clock), where a
+        standby forwards gateway calls; None when nobody holds it or the holder gave none."""
+        row = self._run("lease_advertise", {"name": name}).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    # -- the gateway ----------------------------------------------------------------------
+
+    def last_observation(self, job_id: str) -> Observation | None:
+        """The job's last answer as the vendor sent it (written by every poll and sweep
+        that records one), with the watch's state; None when the job is not watched."""
+        row = self._run("last_observation", (job_id,)).fetchone()
+        return None if row is None else observation_from_row(row)
+
+    def gateway_key(self) -> bytes:
+        """The secret that signs the gateway's tokens: 32 random bytes made by whoever asks
+        first, the same for every process and node on this state ever after (a token one
+        node issued is valid on all). Two first askers at once agree: the insert keeps the
+        first key, and the read after it, in the same transaction, sees that one."""
+        secret = self._one("get_gateway_key", GATEWAY_TOKEN_KEY)
+        if secret is None:
+            args = {
+                "name": GATEWAY_TOKEN_KEY,
+                "secret": secrets.token_bytes(32).hex(),
+                "now": self.now(),
+            }
+            with self.transaction():
+                self._run("add_gateway_key", args)
+                secret = self._one("get_gateway_key", GATEWAY_TOKEN_KEY)
+        return bytes.fromhex(str(secret))

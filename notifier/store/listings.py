@@ -1,5 +1,5 @@
-"""What operators read (``watch list``, ``deliveries show``, the metrics): read-only
-listings, shared by both backends through the named queries."""
+"""What operators read (``watch list``, ``deliveries show``, ``GET /v1/events``, the
+metrics): read-only listings over every table, through the named queries."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from notifier.models import DeliveryState, WatchState
-from notifier.store._mixin import StorePart
+from notifier.store.base import StoreBase
 
 
 def _decoded(row: Any) -> dict[str, Any]:
@@ -20,8 +20,8 @@ def _decoded(row: Any) -> dict[str, Any]:
     return item
 
 
-class Listings(StorePart):
-    """Read-only queries of :class:`~notifier.store.base.Store`, kept apart for size."""
+class Listings(StoreBase):
+    """Read-only queries, over every table."""
 
     def _in_state(self, query: str, state: str | None) -> list[dict[str, Any]]:
         """``query`` for every state, or ``{query}_in_state`` for one."""

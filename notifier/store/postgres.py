@@ -1,10 +1,11 @@
 """The PostgreSQL backend (psycopg 3): a database several daemons may share.
 
-One synchronous connection per :class:`PostgresStore`, in autocommit mode so that the shared
-:meth:`Store.transaction` brackets writes with its own BEGIN … COMMIT and a read outside one
-holds no snapshot open. A connection the server dropped (restart, failover, terminated
-backend) is opened again by the next call; until then calls raise :class:`StoreUnavailable`
-("the database server is unreachable") and the daemon pauses as for a full disk.
+One synchronous connection per :class:`PostgresBackend`, in autocommit mode so that the
+store's :meth:`~notifier.store.base.StoreBase.transaction` brackets writes with its own
+BEGIN … COMMIT and a read outside one holds no snapshot open. A connection the server
+dropped (restart, failover, terminated backend) is opened again by the next call; until then
+calls raise :class:`StoreUnavailable` ("the database server is unreachable") and the daemon
+pauses as for a full disk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import getpass
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,7 +24,6 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from notifier.store.base import Store
 from notifier.store.errors import (
     UNREPLICATED_CAUSE,
     StoreError,
@@ -30,9 +31,10 @@ from notifier.store.errors import (
     StoreUnavailable,
     classify_pg,
 )
-from notifier.store.schema import SCHEMA_VERSION, Dialect, dialect
+from notifier.store.schema import Dialect, dialect
 
 if TYPE_CHECKING:
+    from notifier.store.backend import Cursor, Execute
     from notifier.store.postgres_listen import ChangeFeed
 
 #: Key of the advisory lock held while migrating: nodes starting at once migrate in turn.
@@ -160,17 +162,21 @@ def describe(url: str) -> tuple[str, str | None]:
     return f"postgresql://{user}@{host}:{port}/{name}", str(password) if password else None
 
 
-class PostgresStore(Store):
+class PostgresBackend:
     """A connection to the state in a PostgreSQL database."""
 
     dialect: ClassVar[Dialect] = dialect("postgres")
-    _FAULTS: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error,)
+    faults: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error,)
+    open_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error,)
+    outage_on_read: ClassVar[bool] = True
 
-    def _open(self, location: str | os.PathLike[str], *, create: bool) -> None:
+    def __init__(self, location: str | os.PathLike[str], *, busy_timeout: float, create: bool):
         self.url = str(location)
         self.where, self._password = describe(self.url)
+        self._busy_timeout = busy_timeout
         self._db: psycopg.Connection[Any] | None = None
         self._token_locked = False
+        self._unbounded = False
         try:
             self._connect()
             if not create and not self._has_schema():
@@ -178,15 +184,19 @@ class PostgresStore(Store):
                     self.where,
                     "no state tables in this database (the daemon creates them when it first runs)",
                 )
-            self._migrate()
         except psycopg.Error as exc:
             self.close()
             raise StoreError(
-                f"{self.where}: cannot open state database: {self._detail(exc)}"
+                f"{self.where}: cannot open state database: {self.detail(exc)}"
             ) from exc
         except BaseException:
             self.close()
             raise
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        assert self._db is not None
+        return self._db
 
     def _connect(self) -> None:
         self._db = psycopg.connect(
@@ -209,14 +219,13 @@ class PostgresStore(Store):
         CLIENT_CANCEL_AFTER. A write committed here that the synchronous standby did not
         confirm in time is an outage (StoreUnavailable, like an unreachable server): its
         retries are safe, every write of the daemon being idempotent."""
-        conn = self._conn()
+        conn = self.connection
         if not self._statement_timeout() or self._unbounded:
             return conn.execute(sql, params)
         with _CANCELLER.bound(conn, CLIENT_CANCEL_AFTER):
             cursor = conn.execute(sql, params)
         if self._unreplicated:
             self._unreplicated = False
-            self.write_failure = (time.monotonic(), UNREPLICATED_CAUSE)
             raise StoreUnavailable(
                 self.where,
                 UNREPLICATED_CAUSE,
@@ -230,17 +239,20 @@ class PostgresStore(Store):
         the lease keeper's); 0 (none) for the CLI's, whose copies may take minutes."""
         return STATEMENT_TIMEOUT if self._busy_timeout < STATEMENT_TIMEOUT else 0.0
 
+    def opened(self) -> None:
+        pass
+
     def close(self) -> None:
         if self._db is not None:
             self.release_token_lock()  # at once: the server would only as the session ends
             self._db.close()
 
-    def try_token_lock(self) -> bool:
+    def try_token_lock(self, execute: Execute) -> bool:
         """A session-level advisory lock on this store's connection: the server drops it with
         the session, so a node that dies (or whose connection drops) mid-fetch frees it."""
         if self._token_locked:
             return False  # held through this store already (locks nest in one session)
-        row = self._execute("SELECT pg_try_advisory_lock(%s)", (TOKEN_LOCK,)).fetchone()
+        row = execute("SELECT pg_try_advisory_lock(%s)", (TOKEN_LOCK,)).fetchone()
         self._token_locked = bool(row and row[0])
         return self._token_locked
 
@@ -248,7 +260,7 @@ class PostgresStore(Store):
         if not self._token_locked:
             return
         self._token_locked = False
-        conn = self._conn()
+        conn = self.connection
         if conn.closed or conn.broken:
             return  # the server dropped it with the session
         with contextlib.suppress(psycopg.Error):  # if the session is gone, so is the lock
@@ -260,82 +272,78 @@ class PostgresStore(Store):
         return ChangeFeed(self.url, self.where, self._password)
 
     def session_id(self) -> int | None:
-        conn = self._conn()
+        conn = self.connection
         return None if conn.closed or conn.broken else conn.info.backend_pid
 
     def _has_schema(self) -> bool:
-        row = self._conn().execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
-        return bool(row and row[0])
+        row = self.connection.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+        found = row.fetchone()
+        return bool(found and found[0])
 
-    def _conn(self) -> psycopg.Connection[Any]:
-        assert self._db is not None
-        return self._db
+    # -- what the store runs --------------------------------------------------------------
 
-    # -- what the shared behaviour needs ---------------------------------------------------
-
-    def _execute(self, sql: str, args: Any = ()) -> Any:
+    def execute(self, sql: str, args: Any, *, reconnect: bool) -> Cursor:
         params = args or None  # none: a literal % stays itself
-        if self._depth:
-            return self._send(sql, params)
-        self._ensure_connected()
-        try:
-            return self._send(sql, params)
-        except psycopg.Error as exc:
-            self._raise_unavailable(exc)
-            raise
+        if reconnect:
+            self._ensure_connected()
+        cursor: Cursor = self._send(sql, params)
+        return cursor
 
     def _ensure_connected(self) -> None:
         """A connection the server dropped is opened anew (the server restarted)."""
-        conn = self._conn()
+        conn = self.connection
         if not (conn.closed or conn.broken):
             return
         conn.close()
-        try:
-            self._connect()
-        except psycopg.Error as exc:
-            self._raise_unavailable(exc)
-            raise
+        self._connect()
 
-    def _begin(self) -> None:
+    def begin(self) -> None:
         self._ensure_connected()
-        self._conn().execute("BEGIN")
+        self.connection.execute("BEGIN")
 
-    def _in_transaction(self) -> bool:
-        conn = self._conn()
+    def in_transaction(self) -> bool:
+        conn = self.connection
         status = conn.info.transaction_status
         return not conn.closed and status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 
-    def _classify(self, exc: BaseException) -> str | None:
+    def rollback(self) -> None:
+        if self.in_transaction():
+            with contextlib.suppress(psycopg.Error):
+                self.connection.execute("ROLLBACK")
+
+    def classify(self, exc: BaseException) -> str | None:
         return classify_pg(exc) if isinstance(exc, psycopg.Error) else None
 
-    def _detail(self, exc: BaseException) -> str:
+    def detail(self, exc: BaseException) -> str:
         text = str(exc).strip()
         if self._password:
             text = text.replace(self._password, "***")
         return text
 
-    def _schema_version(self) -> int:
-        row = self._conn().execute("SELECT max(version) FROM schema_version").fetchone()
+    def schema_version(self) -> int | None:
+        """None before the first migration (no ``schema_version`` table): a read, no lock
+        and no write, so a read-only standby that is up to date opens."""
+        if not self._has_schema():
+            return None
+        row = self.connection.execute("SELECT max(version) FROM schema_version").fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
 
-    def _set_schema_version(self, number: int) -> None:
-        self._conn().execute(
+    def set_schema_version(self, number: int) -> None:
+        self.connection.execute(
             "INSERT INTO schema_version (version, applied_at) VALUES (%s, now())", (number,)
         )
 
-    def _migrate(self) -> None:
-        """Up to date already: a read, no lock and no write (a read-only standby opens)."""
-        if self._has_schema():
-            version = self._schema_version()
-            self._refuse_newer(version)
-            if version == SCHEMA_VERSION:
-                return
-        super()._migrate()
+    def migration_guard(
+        self, transaction: Callable[[], AbstractContextManager[None]]
+    ) -> AbstractContextManager[None]:
+        return self._migration_guard(transaction)
 
     @contextlib.contextmanager
-    def _migration_guard(self) -> Iterator[None]:
-        with self.transaction():
-            conn = self._conn()
+    def _migration_guard(
+        self, transaction: Callable[[], AbstractContextManager[None]]
+    ) -> Iterator[None]:
+        with transaction():
+            conn = self.connection
             # A migration runs to its end, however big the tables (this transaction only).
             conn.execute("SET LOCAL statement_timeout = 0")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -350,4 +358,4 @@ class PostgresStore(Store):
                 self._unbounded = False
 
 
-__all__ = ["PgRow", "PostgresStore"]
+__all__ = ["MIGRATION_LOCK", "PgRow", "PostgresBackend", "connection_options", "describe"]

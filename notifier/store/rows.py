@@ -1,14 +1,16 @@
-"""What the store hands out: rows as typed values, decoded from SQLite rows."""
+"""What the store hands out: rows as typed values, decoded from either backend's rows."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier.models import Event, JobMemory
+
+if TYPE_CHECKING:
+    from notifier.store.backend import Row
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Observation:
     observed_at: float | None
 
 
-def observation_from_row(row: Any) -> Observation:
+def observation_from_row(row: Row) -> Observation:
     data: Any = None
     if row["last_data"] is not None:
         try:
@@ -129,7 +131,7 @@ def dump_endpoints(endpoints: Sequence[str] | None) -> str | None:
     return None if endpoints is None else json.dumps(list(endpoints))
 
 
-def event_from_row(row: sqlite3.Row) -> Event:
+def event_from_row(row: Row) -> Event:
     return Event(
         row["event_id"],
         row["job_id"],
@@ -140,9 +142,7 @@ def event_from_row(row: sqlite3.Row) -> Event:
     )
 
 
-def due_from_row(
-    row: sqlite3.Row, claim: int | None = None, left: float | None = None
-) -> DueDelivery:
+def due_from_row(row: Row, claim: int | None = None, left: float | None = None) -> DueDelivery:
     return DueDelivery(
         row["id"],
         row["attempts"],
@@ -155,7 +155,7 @@ def due_from_row(
     )
 
 
-def watch_from_row(row: sqlite3.Row) -> WatchRow:
+def watch_from_row(row: Row) -> WatchRow:
     endpoints = row["endpoints"]
     return WatchRow(
         job_id=row["job_id"],

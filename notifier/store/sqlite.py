@@ -1,35 +1,42 @@
 """The SQLite backend: one file in WAL mode, the embedded default.
 
 The daemon and CLI commands open the file side by side; the schema version is SQLite's
-``PRAGMA user_version``.
+``PRAGMA user_version``; the token lock is an ``flock`` on a file beside the state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from notifier.store.base import FAIL_FAST_FOR, PRUNE_BATCH, Store
 from notifier.store.errors import StoreError, StoreMissing, classify
 from notifier.store.schema import Dialect, dialect
 
-__all__ = ["FAIL_FAST_FOR", "PRUNE_BATCH", "SqliteStore"]
+if TYPE_CHECKING:
+    from notifier.store.backend import Cursor, Execute
+    from notifier.store.postgres_listen import ChangeFeed
 
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
 
 
-class SqliteStore(Store):
+class SqliteBackend:
     """A connection to the state file."""
 
     dialect: ClassVar[Dialect] = dialect("sqlite")
-    _FAULTS: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.OperationalError,)
+    faults: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.OperationalError,)
+    open_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, sqlite3.Error)
+    outage_on_read: ClassVar[bool] = False
 
-    def _open(self, location: str | os.PathLike[str], *, create: bool) -> None:
+    def __init__(self, location: str | os.PathLike[str], *, busy_timeout: float, create: bool):
         self.path = Path(location)
         self.where = str(self.path)
+        self._busy_timeout = busy_timeout
         self._token_fd: int | None = None
         if not create and not self.path.exists():
             raise StoreMissing(self.where)
@@ -49,16 +56,55 @@ class SqliteStore(Store):
             self._db.execute("PRAGMA busy_timeout = 10000")
             # 32 MB of page cache: the active watches' indexes stay in memory at 100k.
             self._db.execute("PRAGMA cache_size = -32000")
-            self._migrate()
-            self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open state database: {exc}") from exc
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
+
+    def opened(self) -> None:
+        """Migrations wait up to 10 s for a lock; from here on, the caller's busy timeout."""
+        self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+
     def close(self) -> None:
         self.release_token_lock()
-        super().close()
+        self._db.close()
 
-    def try_token_lock(self) -> bool:
+    def execute(self, sql: str, args: Any, *, reconnect: bool) -> Cursor:
+        return self._db.execute(sql, args)
+
+    def begin(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def in_transaction(self) -> bool:
+        return bool(self._db.in_transaction)
+
+    def rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(*self.faults):
+                self._db.execute("ROLLBACK")
+
+    def classify(self, exc: BaseException) -> str | None:
+        return classify(exc) if isinstance(exc, sqlite3.Error) else None
+
+    def detail(self, exc: BaseException) -> str:
+        return str(exc)
+
+    def schema_version(self) -> int:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        return int(version)
+
+    def set_schema_version(self, number: int) -> None:
+        self._db.execute(f"PRAGMA user_version = {number}")
+
+    def migration_guard(
+        self, transaction: Callable[[], AbstractContextManager[None]]
+    ) -> AbstractContextManager[None]:
+        """Nothing: SQLite has one writer at a time, and each migration is a transaction."""
+        return contextlib.nullcontext()
+
+    def try_token_lock(self, execute: Execute) -> bool:
         """An ``flock`` on a file beside the state: every process that opens a SQLite file
         runs on its host. The kernel drops it with the process (``kill -9`` included)."""
         if self._token_fd is not None:
@@ -86,18 +132,12 @@ class SqliteStore(Store):
             self._token_fd = None
             os.close(fd)  # closing the file releases the flock
 
-    def _begin(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+    def change_feed(self) -> ChangeFeed | None:
+        """None: the single daemon on a file notices other programs' writes at its ticks."""
+        return None
 
-    def _in_transaction(self) -> bool:
-        return bool(self._db.in_transaction)
+    def session_id(self) -> int | None:
+        return None
 
-    def _classify(self, exc: BaseException) -> str | None:
-        return classify(exc) if isinstance(exc, sqlite3.Error) else None
 
-    def _schema_version(self) -> int:
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
-        return int(version)
-
-    def _set_schema_version(self, number: int) -> None:
-        self._db.execute(f"PRAGMA user_version = {number}")
+__all__ = ["SqliteBackend"]

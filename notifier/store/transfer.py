@@ -18,11 +18,11 @@ from typing import Any
 
 import psycopg
 
-from notifier.store.base import Store
 from notifier.store.errors import StoreError
-from notifier.store.postgres import PostgresStore
+from notifier.store.postgres import PostgresBackend
 from notifier.store.schema import SCHEMA_VERSION, named_queries
-from notifier.store.sqlite import SqliteStore
+from notifier.store.sqlite import SqliteBackend
+from notifier.store.state import Store
 
 #: What is copied, in this order (a row's references are copied before it).
 TABLES = (
@@ -105,9 +105,10 @@ def copy_state(
     deliveries (``replace``: they are deleted first, in the same transaction), and
     :class:`StoreError` when a row does not fit (the target is then unchanged).
     """
-    if not isinstance(source, SqliteStore):
+    source_db, target_db = source.backend, target.backend
+    if not isinstance(source_db, SqliteBackend):
         raise StoreError(f"{source.where}: the source of a migration is a SQLite state file")
-    if not isinstance(target, PostgresStore):
+    if not isinstance(target_db, PostgresBackend):
         raise StoreError(f"{target.where}: the target of a migration is a PostgreSQL database")
     reads = named_queries("sqlite", "transfer.sql")
     writes = named_queries("postgres", "transfer.sql")
@@ -129,7 +130,7 @@ def copy_state(
                 target._execute(writes["empty_tables"])
             for table in TABLES:
                 began = time.monotonic()
-                rows = _copy_table(source, target, table, reads, writes)
+                rows = _copy_table(source_db, target_db, table, reads, writes)
                 if progress is not None:
                     progress(table, rows, time.monotonic() - began)
             target._execute(writes["restart_identities"])
@@ -147,7 +148,7 @@ def copy_state(
     except psycopg.Error as exc:
         raise StoreError(
             f"{target.where}: the copy failed and was rolled back (the database is as it "
-            f"was): {_pg_detail(target, exc)}"
+            f"was): {_pg_detail(target_db, exc)}"
         ) from exc
     except sqlite3.Error as exc:
         raise StoreError(
@@ -158,8 +159,8 @@ def copy_state(
 
 
 def _copy_table(
-    source: SqliteStore,
-    target: PostgresStore,
+    source: SqliteBackend,
+    target: PostgresBackend,
     table: str,
     reads: dict[str, str],
     writes: dict[str, str],
@@ -167,11 +168,11 @@ def _copy_table(
     """Stream one table: rows in batches from SQLite, COPY into PostgreSQL (some 30,000
     rows a second on 2 busy cores; the token, the marks and the keys, a handful of rows, are
     upserted)."""
-    cursor = source._db.cursor()
+    cursor = source.connection.cursor()
     cursor.row_factory = None  # plain tuples, in the column order of the COPY
     cursor.execute(reads[f"read_{table}"])
     count = 0
-    with target._conn().cursor() as out:
+    with target.connection.cursor() as out:
         if table in UPSERTED:
             rows = cursor.fetchall()
             out.executemany(writes[f"copy_{table}"], rows)
@@ -196,16 +197,16 @@ def _check_counts(where: str, expected: dict[str, int], copied: dict[str, int]) 
         raise StoreError(f"{where}: the copy does not add up, rolled back: " + "; ".join(wrong))
 
 
-def _pg_detail(target: PostgresStore, exc: psycopg.Error) -> str:
+def _pg_detail(target: PostgresBackend, exc: psycopg.Error) -> str:
     """The server's message, the row it choked on (COPY's context) and the key at fault."""
-    parts = [target._detail(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__]
+    parts = [target.detail(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__]
     diag = getattr(exc, "diag", None)
     for extra in (
         getattr(diag, "message_detail", None),
         getattr(diag, "context", None),
     ):
         if extra:
-            parts.append(target._detail(Exception(extra)))
+            parts.append(target.detail(Exception(extra)))
     return "; ".join(parts)
 
 

@@ -98,11 +98,14 @@ class Receiver:
         clock: Callable[[], float] = time.time,
         *,
         any_path: Sequence[str] | None = None,
+        unsigned: Sequence[str] = (),
         on_request: Callable[[Received], None] | None = None,
     ) -> None:
         """``any_path``: secrets for every path without its own (``chanjing-notifier
-        receive``); ``on_request`` sees each request as it is recorded."""
+        receive``); ``unsigned``: paths taken without a signature whatever ``any_path``
+        says (Slack posts carry none); ``on_request`` sees each request as it is recorded."""
         self._verifiers = {path: _verifiers(s) for path, s in (secrets or {}).items()}
+        self._unsigned = frozenset(unsigned)
         self._any_path = _verifiers(any_path) if any_path else None
         self._on_request = on_request
         self._clock = clock
@@ -302,7 +305,7 @@ class Receiver:
 
     def _verify(self, path: str, body: bytes, headers: dict[str, str]) -> bool | None:
         verifiers = self._verifiers.get(path, self._any_path)
-        if verifiers is None:
+        if verifiers is None or path in self._unsigned:
             return None
         for verifier in verifiers:
             try:
@@ -354,8 +357,16 @@ def describe(record: Received) -> str:
     return "  ".join(parts)
 
 
-def run_receiver(host: str, port: int, secrets: Sequence[str], *, as_json: bool = False) -> None:
-    """Serve until SIGINT/SIGTERM, printing each request as it arrives."""
+def run_receiver(
+    host: str,
+    port: int,
+    secrets: Sequence[str],
+    *,
+    as_json: bool = False,
+    slack_paths: Sequence[str] = (),
+) -> None:
+    """Serve until SIGINT/SIGTERM, printing each request as it arrives; ``slack_paths`` take
+    unsigned (Slack-format) posts while the other paths are verified."""
     import signal
     import sys
 
@@ -369,7 +380,7 @@ def run_receiver(host: str, port: int, secrets: Sequence[str], *, as_json: bool 
         if record.verified is not False and record.payload is not None:
             print("  " + json.dumps(record.payload, ensure_ascii=False), flush=True)
 
-    receiver = Receiver(any_path=list(secrets) or None, on_request=show)
+    receiver = Receiver(any_path=list(secrets) or None, unsigned=slack_paths, on_request=show)
 
     async def main() -> None:
         server = AppServer(receiver.make_app(), host, port)
@@ -380,6 +391,8 @@ def run_receiver(host: str, port: int, secrets: Sequence[str], *, as_json: bool 
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
         checked = "checking signatures" if secrets else "NOT checking signatures (no --secret)"
+        if slack_paths:
+            checked += f"; unsigned Slack posts on {', '.join(slack_paths)}"
         print(f"receiver listening on {server.url}/ (any path), {checked}", file=sys.stderr)
         sys.stderr.flush()
         try:

@@ -1,18 +1,23 @@
-"""The docs stay true to the code: links lead somewhere, the README's config is valid, and
-every config key and every command is documented where the README's map says."""
+"""The docs stay true to the code: links lead somewhere (anchors included), cross-references
+are links, every YAML example passes the real ``check`` (or the watch-file parser), and every
+config key and every command is documented where the README's map says."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
-from notifier.cli import _build_parser
-from notifier.config import Config, load_config
+from notifier.cli import _build_parser, main
+from notifier.config import Config, load_config, read_yaml_file
+from notifier.intake.watchfile import load_watch_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -89,3 +94,132 @@ def test_every_module_the_architecture_page_names_exists() -> None:
             if not (folder / name).exists() and not (ROOT / "notifier" / name).exists():
                 missing.append(name)
     assert missing == []
+
+
+# -- every YAML example passes `check` ---------------------------------------------------------
+
+FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.S | re.M)
+#: Values for the ${VAR}s the examples use, each of the form its key wants. A new name fails
+#: the test below until it is given one here.
+EXAMPLE_ENV = {
+    "CHANJING_APP_ID": "app",
+    "CHANJING_SECRET_KEY": "key",
+    "OPS_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"o" * 32).decode(),
+    "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x",
+    "NOTIFIER_DB_PASSWORD": "pw",
+    "INTAKE_TOKEN": "intake-token-0123456789abcdef",
+    "CALLBACK_TOKEN": "callback-token-0123456789abcdef",
+    "SHOP_GATEWAY_SECRET": "shop-secret",
+    "HOSTNAME": "web-1",
+}
+#: A YAML block that is neither a config nor a watch file names its file in a first-line
+#: comment (``# prometheus.yml``): another program's.
+OTHER_FILE = re.compile(r"# [\w./-]+\.ya?ml\n")
+
+
+def _yaml_blocks() -> list[tuple[str, str]]:
+    blocks = []
+    for page in [*PAGES, *sorted((ROOT / "examples").glob("*.yaml"))]:
+        text = page.read_text(encoding="utf-8")
+        if page.suffix == ".yaml":
+            blocks.append((page.name, text))
+            continue
+        for match in FENCE.finditer(text):
+            if match.group(1) in ("yaml", "yml"):
+                line = text[: match.start()].count("\n") + 1
+                blocks.append((f"{page.name}:{line}", match.group(2)))
+    return blocks
+
+
+def _read(block: str, path: Path) -> Any:
+    """The block as the daemon's reader parses it (``[${TOKEN}]`` included)."""
+    path.write_text(block, encoding="utf-8")
+    return read_yaml_file(path)
+
+
+@pytest.mark.parametrize(("where", "block"), _yaml_blocks(), ids=[w for w, _ in _yaml_blocks()])
+def test_every_yaml_example_passes_check(
+    where: str,
+    block: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A config (every top-level key a config section) is checked by the real ``check``,
+    a fragment on top of the README's config (its sections replace the README's); a list
+    is a watch file, read by the watch-file parser against the README's endpoints."""
+    data = _read(block, tmp_path / "example.yaml")
+    if isinstance(data, list):
+        assert load_watch_file(tmp_path / "example.yaml", ["ops"])
+        return
+    assert isinstance(data, dict), where
+    if not set(data) <= set(Config.model_fields):
+        assert OTHER_FILE.match(block), f"{where}: neither a config nor a watch file: {set(data)}"
+        return
+    unknown = sorted(set(re.findall(r"\$\{(\w+)\}", block)) - set(EXAMPLE_ENV))
+    assert unknown == [], f"{where}: give EXAMPLE_ENV a value for these"
+    for name, value in EXAMPLE_ENV.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "config.yaml"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (base,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "chanjing:" in b]
+    path.write_text(yaml.safe_dump({**_read(base, tmp_path / "base.yaml"), **data}))
+    if isinstance(data.get("watch"), dict) and "file" in data["watch"]:
+        (tmp_path / data["watch"]["file"]).write_text("[]\n")
+    code = main(["check", "-c", str(path)])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_the_local_walkthrough_shows_the_shipped_example_config() -> None:
+    page = (ROOT / "docs" / "try-it-locally.md").read_text(encoding="utf-8")
+    shipped = (ROOT / "examples" / "local.yaml").read_text(encoding="utf-8")
+    body = "".join(line for line in shipped.splitlines(True) if not line.startswith("#"))
+    assert f"```yaml\n{body}```" in page
+
+
+# -- cross-references are links, and their anchors exist ----------------------------------
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    kept = "".join(c for c in text if c in " -" or unicodedata.category(c)[0] in "LN")
+    return kept.replace(" ", "-")
+
+
+def _prose(text: str) -> str:
+    return FENCE.sub("", text)
+
+
+def _headings(page: Path) -> list[str]:
+    return re.findall(r"^#+ (.+)$", _prose(page.read_text(encoding="utf-8")), re.M)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_link_anchor_names_a_heading(page: Path) -> None:
+    text = _prose(page.read_text(encoding="utf-8"))
+    missing = []
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", text):
+        linked = page if not target else page.parent / target
+        if linked.suffix == ".md" and anchor not in map(_slug, _headings(linked)):
+            missing.append(f"{target}#{anchor}")
+    assert missing == []
+
+
+def test_cross_references_between_pages_are_links() -> None:
+    """No "see *Polling*" or "see \"Run it as a service\"": a heading named in prose is a link."""
+    headings = {h.strip() for page in PAGES for h in _headings(page)}
+    named = []
+    for page in PAGES:
+        text = re.sub(r"`[^`]*`", "", _prose(page.read_text(encoding="utf-8")))
+        for quoted in re.findall(r'"([^"\n]+)"|(?<!\*)\*([^*\n]+)\*(?!\*)', text):
+            name = next(q for q in quoted if q)
+            if any(h == name or h.startswith((f"{name} ", f"{name}:")) for h in headings):
+                named.append(f"{page.name}: {name}")
+    assert named == []
+
+
+def test_the_readme_map_links_every_page() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    assert [name for name in pages if f"](docs/{name})" not in readme] == []

@@ -82,7 +82,7 @@ def test_history_is_kept_across_a_replay_of_one_endpoint(
 
     table = cli(workspace, "deliveries", "show", event_id).stdout
     assert f"event {event_id}  lip_sync.succeeded  job job-h" in table
-    assert "ops: delivered after 1 attempt(s)" in table
+    assert "ops: delivered after 3 attempt(s) in all, over 1 replay(s) (1 since the last)" in table
     assert "STARTED_AT" in table and "500" in table
     missing = cli(workspace, "deliveries", "replay", event_id, "--endpoint", "team")
     assert missing.returncode == 1 and "no deliveries to team" in missing.stderr

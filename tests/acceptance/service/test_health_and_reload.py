@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from notifier.config import load_config
 from notifier.models import WatchSpec
 from notifier.service import daemon as daemon_module
+from notifier.service import health as health_module
 from notifier.service.daemon import Daemon
 from notifier.service.http_server import ServerThread
 from notifier.tools.simulator import SimConfig, VendorSimulator
@@ -101,7 +102,7 @@ async def aget(url: str) -> httpx.Response | None:
 async def test_healthz_fails_when_the_poll_tick_stalls_and_recovers(
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(daemon_module, "HEALTH_STALE_AFTER", 0.5)
+    monkeypatch.setattr(health_module, "HEALTH_STALE_AFTER", 0.5)
     await running.start()
     d = running.daemon
     await until(lambda: d.metrics_server is not None)

@@ -50,9 +50,9 @@ def test_queue_rows_with_bad_or_unknown_endpoints_are_rejected_and_good_ones_rou
         )
     assert list(rejected) == ["qbadjson01", "qnotarray1", "qunknown01"]
     assert "endpoints is not valid JSON" in rejected["qbadjson01"]
-    assert "must be a JSON array" in rejected["qnotarray1"]
-    assert "unknown endpoint(s) nosuch" in rejected["qunknown01"]
-    assert "analytics, ops, team" in rejected["qunknown01"]
+    assert "endpoints: must be a list of endpoint names, got mapping" in rejected["qnotarray1"]
+    assert "endpoints[1]: unknown endpoint 'nosuch' (configured: " in rejected["qunknown01"]
+    assert all(name in rejected["qunknown01"] for name in ("analytics", "ops", "team"))
     assert {w["job_id"] for w in workspace.cli_json("watch", "list")} == {job}
     logged = [r for r in daemon.records() if r.get("event", "").startswith("queue row rejected")]
     assert len(logged) == 3

@@ -26,7 +26,7 @@ async def test_unwritable_result_is_held_not_resent(
 ) -> None:
     clock = FakeClock()
     rec = receiver.receiver
-    with Store(tmp_path / "state.db", clock=clock) as store, Store(store.path) as reader:
+    with Store(tmp_path / "state.db", clock=clock) as store, Store(store.backend.path) as reader:
         detail, event = finished("job-1", clock)
         store.add_watches([WatchSpec("job-1")], "queue")
         store.record_terminal(detail, event, ["ops"])

@@ -18,9 +18,10 @@ from notifier.gateway.server import GatewayServer
 from notifier.models import JobDetail
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
+from notifier.service.settings import gateway_settings
 from notifier.store import Store
 from tests.kit import SECRET_KEY, Simulator, StoreFactory, base_config, daemon_env
 
@@ -88,7 +89,7 @@ async def door(
         poller.observe(watch, detail)
 
     gateway = Gateway(store, lambda: vendor, observe=observe, holder=lambda: None)
-    gateway.configure(config_for(tmp_path, simulator))
+    gateway.configure(gateway_settings(config_for(tmp_path, simulator)))
     server = AppServer(GatewayServer(gateway).app())
     await server.start()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -232,8 +233,10 @@ async def test_only_the_vendor_api_and_its_methods_and_sizes_pass(door: Door) ->
 
 
 async def test_a_call_that_cannot_get_a_turn_in_time_gets_40001(door: Door, tmp_path: Path) -> None:
-    door.gateway.configure(config_for(tmp_path, door.simulator, max_wait="1500ms", share=0))
-    door.vendor.limiter.reconfigure(1)
+    door.gateway.configure(
+        gateway_settings(config_for(tmp_path, door.simulator, max_wait="1500ms", share=0))
+    )
+    door.vendor.limiter.configure(LimiterSettings(1))
     token = await door.token()
     await door.vendor.token()  # the vendor token first: each call below waits for a turn only
     job_id = door.simulator.sim.add_job(queue_s=0, run_s=600)
@@ -253,7 +256,7 @@ async def test_a_call_that_cannot_get_a_turn_in_time_gets_40001(door: Door, tmp_
 async def test_a_call_waiting_for_the_vendor_token_past_max_wait_gets_40001(
     door: Door, tmp_path: Path, make_store: StoreFactory
 ) -> None:
-    door.gateway.configure(config_for(tmp_path, door.simulator, max_wait="500ms"))
+    door.gateway.configure(gateway_settings(config_for(tmp_path, door.simulator, max_wait="500ms")))
     token = await door.token()
     other = make_store()  # another process fetching the vendor token, for a long while
     assert other.try_token_lock()

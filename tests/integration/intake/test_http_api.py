@@ -12,7 +12,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from notifier.intake.http_api import MAX_BODY, MAX_IDS, IntakeApi
+from notifier.intake.bodies import MAX_IDS
+from notifier.intake.http_api import MAX_BODY, IntakeApi
 from notifier.models import (
     JOB_ID_RE,
     LABEL_KEY_RE,
@@ -90,29 +91,50 @@ async def _set_tokens(intake: IntakeApi, tokens: list[str]) -> None:
     [
         (b"{not json", "body is not valid JSON"),
         (b"", "body is not valid JSON"),
-        (b"[1, 2]", "body must be a JSON object, got array"),
-        (b'{"ids": "job1"}', "ids: must be a non-empty array of job ids, got string"),
-        (b'{"ids": []}', "ids: must be a non-empty array of job ids, got array"),
-        (b'{"labels": {}}', "ids: must be a non-empty array of job ids, got null"),
-        (b'{"ids": [42]}', "ids: job id must be a string, got int"),
-        (b'{"ids": ["bad id!"]}', "ids: invalid job id 'bad id!'"),
-        (b'{"ids": ["j1"], "labels": ["a"]}', "labels: must be an object of key: value, got array"),
+        (b"[1, 2]", "body must be a JSON object, got list"),
+        (b'{"ids": "job1"}', "ids: must be a non-empty list of job ids, got string"),
+        (b'{"ids": []}', "ids: must be a non-empty list of job ids, got list"),
+        (b'{"labels": {}}', "ids: must be a non-empty list of job ids, got null"),
+        (b'{"ids": [42]}', "ids[0]: job id must be a string, got integer 42"),
+        (b'{"ids": ["bad id!"]}', "ids[0]: invalid job id 'bad id!'"),
+        (
+            b'{"ids": ["j1"], "labels": ["a"]}',
+            "labels: labels must be a mapping of key: value, got list",
+        ),
         # Not taken as "no labels": anything but an object is refused, as documented.
-        (b'{"ids": ["j1"], "labels": null}', "labels: must be an object of key: value, got null"),
-        (b'{"ids": ["j1"], "labels": []}', "labels: must be an object of key: value, got array"),
-        (b'{"ids": ["j1"], "labels": ""}', "labels: must be an object of key: value, got string"),
-        (b'{"ids": ["j1"], "labels": 0}', "labels: must be an object of key: value, got number"),
+        (
+            b'{"ids": ["j1"], "labels": null}',
+            "labels: labels must be a mapping of key: value, got null",
+        ),
+        (
+            b'{"ids": ["j1"], "labels": []}',
+            "labels: labels must be a mapping of key: value, got list",
+        ),
+        (
+            b'{"ids": ["j1"], "labels": ""}',
+            "labels: labels must be a mapping of key: value, got string",
+        ),
+        (
+            b'{"ids": ["j1"], "labels": 0}',
+            "labels: labels must be a mapping of key: value, got integer",
+        ),
         (
             b'{"ids": ["j1"], "labels": false}',
-            "labels: must be an object of key: value, got boolean",
+            "labels: labels must be a mapping of key: value, got boolean",
         ),
         (
             b'{"ids": ["j1"], "labels": {"n": 9007199254740992}}',
             "labels: label 'n' must be a number",
         ),
         (b'{"ids": ["j1"], "labels": {"k": {"x": 1}}}', "labels: label 'k' must have a scalar"),
-        (b'{"ids": ["j1"], "endpoints": "ops"}', "endpoints: must be an array of endpoint names"),
-        (b'{"ids": ["j1"], "endpoints": ["ops", "pager"]}', "endpoints: unknown endpoint pager"),
+        (
+            b'{"ids": ["j1"], "endpoints": "ops"}',
+            "endpoints: must be a list of endpoint names, got string",
+        ),
+        (
+            b'{"ids": ["j1"], "endpoints": ["ops", "pager"]}',
+            "endpoints[1]: unknown endpoint 'pager' (configured: ops, analytics)",
+        ),
         (b'{"ids": ["j1"], "reopen": "yes"}', "reopen: must be true or false, got string"),
         (b'{"ids": ["j1"], "colour": "red"}', "unknown key(s) colour (allowed: ids, labels"),
     ],

@@ -46,6 +46,14 @@ async def stalling() -> AsyncIterator[AppServer]:
     await server.stop()
 
 
+async def _connected(client: httpx.AsyncClient) -> None:
+    """Until the pool holds a connection whose socket is open: a connection enters the
+    pool before its TCP connect finishes."""
+    pool: Any = client._transport._pool  # type: ignore[attr-defined]
+    while not pool.connections or any(c._connection is None for c in pool.connections):
+        await asyncio.sleep(0.01)
+
+
 def user_timeouts(client: httpx.AsyncClient) -> list[int]:
     """TCP_USER_TIMEOUT (ms) of every socket in the client's pool, read from the kernel."""
     pool: Any = client._transport._pool  # type: ignore[attr-defined]
@@ -70,8 +78,7 @@ async def test_vendor_sockets_carry_the_user_timeout(tmp_path: Path, stalling: A
     try:
         call = asyncio.create_task(vendor.token())
         # While the request waits for its answer, its connection is in the pool.
-        while not vendor._http._transport._pool.connections:  # type: ignore[attr-defined]
-            await asyncio.sleep(0.01)
+        await _connected(vendor._http)
         assert user_timeouts(vendor._http) == [int(VENDOR_USER_TIMEOUT * 1000)]
         with pytest.raises(VendorError):
             await call
@@ -84,8 +91,7 @@ async def test_sender_sockets_carry_the_user_timeout(stalling: AppServer) -> Non
     client = http_client(2, verify=True, headers={"user-agent": "t"})
     try:
         post = asyncio.create_task(client.post(f"{stalling.url}/hook", content=b"{}"))
-        while not client._transport._pool.connections:  # type: ignore[attr-defined]
-            await asyncio.sleep(0.01)
+        await _connected(client)
         assert user_timeouts(client) == [int(WEBHOOK_USER_TIMEOUT * 1000)]
         post.cancel()
     finally:

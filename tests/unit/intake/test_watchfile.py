@@ -137,8 +137,7 @@ def test_invalid(tmp_path: Path, text: str, expected: str) -> None:
 def test_unknown_endpoint_when_none_configured(tmp_path: Path) -> None:
     problems = error(tmp_path, "- {id: a, endpoints: [ops]}\n", names=[])
     assert problems == [
-        f"{tmp_path / 'watch.yaml'}: [0].endpoints[0]: unknown endpoint 'ops' "
-        "(configured: none are configured)"
+        f"{tmp_path / 'watch.yaml'}: [0].endpoints[0]: unknown endpoint 'ops' (configured: none)"
     ]
 
 
@@ -160,7 +159,7 @@ def test_message_format_with_relative_path(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(WatchFileError) as info:
         load_watch_file("watch.yaml")
     assert str(info.value) == (
-        "watch.yaml: [3].labels: labels must be a mapping of key: value, got str"
+        "watch.yaml: [3].labels: labels must be a mapping of key: value, got string"
     )
 
 

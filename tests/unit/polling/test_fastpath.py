@@ -13,7 +13,7 @@ from notifier.polling import fastpath
 from notifier.polling.fastpath import FastPath
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from tests.kit import FakeClock, StoreFactory
 from tests.kit.store import detail, event
@@ -40,7 +40,7 @@ async def test_one_poll_per_job_and_half_the_budget(make_store: StoreFactory) ->
         clock.advance(0.2)  # refilled at 5 a second
         assert fast.request("job5") == "polling"
         assert fast.request("job6") == "due"
-        limiter.reconfigure(4)  # a reload: the share follows qps
+        limiter.configure(LimiterSettings(4))  # a reload: the share follows qps
         clock.advance(10)
         assert [fast.request(i) for i in ("job7", "job6", "job5")] == [
             "polling",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from notifier.polling.ratelimit import LimiterClosed, RateLimiter
+from notifier.polling.ratelimit import LimiterClosed, LimiterSettings, RateLimiter
 from tests.kit import run_virtual
 
 Clock = Callable[[], float]
@@ -108,7 +108,7 @@ def test_lowering_qps_while_calls_wait_applies_to_the_waiting_calls() -> None:
         waiting = asyncio.ensure_future(send(limiter, clock, 12))
         await asyncio.sleep(0.25)  # three have gone, the fourth sleeps until 0.3
         changed_at = clock()
-        limiter.reconfigure(4)
+        limiter.configure(LimiterSettings(4))
         return changed_at, await waiting
 
     changed_at, sent = run_virtual(main)
@@ -143,9 +143,9 @@ def test_close_releases_waiters_at_once() -> None:
 
 def test_reconfigure_applies_new_budget() -> None:
     limiter = RateLimiter(10)
-    limiter.reconfigure(4)
+    limiter.configure(LimiterSettings(4))
     assert limiter.qps == 4 and limiter.rate == 4.0
-    limiter.reconfigure(20)
+    limiter.configure(LimiterSettings(20))
     assert limiter.rate == 20.0
 
 

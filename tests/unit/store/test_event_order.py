@@ -10,8 +10,8 @@ import pytest
 
 from notifier.models import Event
 from notifier.store import Store
-from notifier.store.postgres import PostgresStore
-from notifier.store.sqlite import SqliteStore
+from notifier.store.postgres import PostgresBackend
+from notifier.store.sqlite import SqliteBackend
 from tests.kit import StoreFactory
 
 
@@ -49,7 +49,9 @@ def test_pages_follow_the_recording_not_the_timestamps(make_store: StoreFactory)
 def test_events_of_an_older_schema_get_an_order_on_upgrade(
     make_store: StoreFactory, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cls: type[Store] = SqliteStore if backend == "sqlite" else PostgresStore
+    cls: type[SqliteBackend | PostgresBackend] = (
+        SqliteBackend if backend == "sqlite" else PostgresBackend
+    )
     # The schema before the migration that orders events (later ones left out too).
     ordered = next(n for n, script in cls.dialect.migrations if "events ADD COLUMN seq" in script)
     older = [(n, script) for n, script in cls.dialect.migrations if n < ordered]

@@ -11,8 +11,8 @@ from pathlib import Path
 from notifier.intake.watchfile import WatchFile
 from notifier.models import WatchSpec
 from notifier.store import Store
-from notifier.store.file_watches import LISTING_TTL
 from notifier.store.schema import _migrations
+from notifier.store.watches import LISTING_TTL
 from tests.kit import FakeClock, StoreFactory
 
 

@@ -13,7 +13,7 @@ import pytest
 from notifier.models import WatchSpec
 from notifier.store import BUSY_CAUSE, SCHEMA_VERSION, Store, StoreError, StoreUnavailable
 from notifier.store.errors import UNREACHABLE_CAUSE
-from notifier.store.postgres import MIGRATION_LOCK, PostgresStore
+from notifier.store.postgres import MIGRATION_LOCK
 from notifier.store.schema import dialect
 from tests.kit import FakeClock, PgServer
 
@@ -186,7 +186,7 @@ def test_the_password_is_never_in_a_message(pg_server: PgServer, pg_url: str) ->
 
     # Nobody listens on port 1: the open fails, naming the database but not the password.
     with pytest.raises(StoreError) as refused:
-        PostgresStore(f"postgresql://someone:{PASSWORD}@127.0.0.1:1/state")
+        Store(f"postgresql://someone:{PASSWORD}@127.0.0.1:1/state")
     message = str(refused.value)
     assert PASSWORD not in message
     assert message.startswith("postgresql://someone@127.0.0.1:1/state: cannot open")

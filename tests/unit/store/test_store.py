@@ -29,8 +29,8 @@ def sqlite_store(tmp_path: Path, clock: FakeClock) -> Store:
 
 
 def test_file_is_private_and_schema_versioned(sqlite_store: Store) -> None:
-    assert stat.S_IMODE(sqlite_store.path.stat().st_mode) == 0o600
-    with sqlite3.connect(sqlite_store.path) as db:
+    assert stat.S_IMODE(sqlite_store.backend.path.stat().st_mode) == 0o600
+    with sqlite3.connect(sqlite_store.backend.path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -219,7 +219,7 @@ def test_per_tick_queries_use_their_index_without_sorting(
     from notifier.store.schema import Q
 
     sqlite_store.add_watches([WatchSpec(f"j{i}") for i in range(50)], "queue")
-    db = sqlite3.connect(sqlite_store.path)
+    db = sqlite3.connect(sqlite_store.backend.path)
     plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + Q[name], args))
     assert f"INDEX {index}" in plan, plan
     assert "TEMP B-TREE" not in plan and "SCAN watches" not in plan, plan

@@ -11,7 +11,7 @@ import pytest
 
 from notifier.models import WatchSpec
 from notifier.store import BUSY_CAUSE, Store, StoreUnavailable
-from notifier.store.sqlite import FAIL_FAST_FOR
+from notifier.store.base import FAIL_FAST_FOR
 from tests.kit import SmallDisk, small_disk
 
 

@@ -2,18 +2,6 @@
 -- (notifier.store.transfer), all in one transaction: a failure leaves the database as it was.
 -- Each `copy_<table>` takes the columns of the SQLite `read_<table>`, in that order.
 
--- name: counts
-SELECT (SELECT count(*) FROM watch_queue) AS watch_queue,
-       (SELECT count(*) FROM watches) AS watches,
-       (SELECT count(*) FROM events) AS events,
-       (SELECT count(*) FROM deliveries) AS deliveries,
-       (SELECT count(*) FROM delivery_attempts) AS delivery_attempts,
-       (SELECT count(*) FROM discovered) AS discovered,
-       (SELECT count(*) FROM vendor_token) AS vendor_token,
-       (SELECT count(*) FROM state_marks) AS state_marks,
-       (SELECT count(*) FROM gateway_keys) AS gateway_keys,
-       (SELECT count(*) FROM watch_queue WHERE rejected IS NOT NULL) AS queue_rejected;
-
 -- name: lock_tables
 -- Nobody writes (or reads a half-copied state) until the copy commits; a daemon or producer
 -- that started meanwhile waits, then sees the whole state.

@@ -4,18 +4,6 @@
 -- `copy_<table>`; tests/unit/store/test_state_transfer.py checks both against the schemas.
 -- Not copied: leases (a fresh database has no holder), write_probe (the daemon's own).
 
--- name: counts
-SELECT (SELECT count(*) FROM watch_queue) AS watch_queue,
-       (SELECT count(*) FROM watches) AS watches,
-       (SELECT count(*) FROM events) AS events,
-       (SELECT count(*) FROM deliveries) AS deliveries,
-       (SELECT count(*) FROM delivery_attempts) AS delivery_attempts,
-       (SELECT count(*) FROM discovered) AS discovered,
-       (SELECT count(*) FROM vendor_token) AS vendor_token,
-       (SELECT count(*) FROM state_marks) AS state_marks,
-       (SELECT count(*) FROM gateway_keys) AS gateway_keys,
-       (SELECT count(*) FROM watch_queue WHERE rejected IS NOT NULL) AS queue_rejected;
-
 -- name: read_watch_queue
 SELECT seq, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue ORDER BY seq;
 

@@ -1,0 +1,295 @@
+"""The watches and the intake queue: what is watched, what the poller learns of it, and how
+watches arrive (the queue any program writes, each node's watch file, discovery).
+
+With several nodes on one state each node's watch file is that node's *listing*: a sync
+replaces only its own listing, and an active file-sourced watch is removed only when no
+node's listing has it any more, so a node with an older copy of the file cannot delete the
+watches of the others. A node keeps its listing alive (each watch-file tick); a listing not
+kept for :data:`LISTING_TTL` (the node is gone, or restarted under a new ``hostname:pid``)
+is dropped by another node's next sync. One daemon on the state (SQLite) passes no node: its
+file is the only listing, as before listings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from notifier.models import JobDetail, JobMemory, WatchSpec
+from notifier.store.base import StoreBase
+from notifier.store.rows import IntakeResult, WatchRow, dump_data, dump_endpoints, watch_from_row
+from notifier.watchspec import watch_specs
+
+#: A node's watch-file listing not kept for this long is dropped by another node's next sync
+#: (its ids stay watched until then): the node is gone, or restarted under a new name.
+LISTING_TTL = 300.0
+
+
+class Watches(StoreBase):
+    """The ``watches``, ``watch_queue``, ``file_listings``/``file_listers`` and
+    ``discovered`` tables."""
+
+    def add_watches(self, specs: Iterable[WatchSpec], source: str) -> tuple[int, int]:
+        """Insert new watches (polled at once); update labels/endpoints of known ones.
+
+        Returns (added, updated). A finished watch stays finished: one event per job.
+        """
+        added = updated = 0
+        now = self.now()
+        with self.transaction():
+            for spec in specs:
+                existed = self._one("watch_exists", spec.job_id) is not None
+                cursor = self._run(
+                    "upsert_watch",
+                    {
+                        "job_id": spec.job_id,
+                        "source": source,
+                        "labels": json.dumps(spec.labels, sort_keys=True),
+                        "endpoints": dump_endpoints(spec.endpoints),
+                        "now": now,
+                    },
+                )
+                if not existed:
+                    added += 1
+                elif cursor.rowcount:
+                    updated += 1
+        return added, updated
+
+    def remove_watches(self, job_ids: Iterable[str]) -> int:
+        removed = 0
+        now = self.now()
+        with self.transaction():
+            for job_id in job_ids:
+                # Discovery must not make a removed watch again.
+                self._run("tombstone_watch", {"job_id": job_id, "now": now})
+                removed += self._run("delete_watch", (job_id,)).rowcount
+        return removed
+
+    def enqueue(self, specs: Iterable[WatchSpec]) -> int:
+        """Write rows into the intake queue, exactly as any other program may."""
+        count = 0
+        now = self.now()
+        with self.transaction():
+            for spec in specs:
+                self._run(
+                    "queue_insert",
+                    (
+                        spec.job_id,
+                        json.dumps(spec.labels, sort_keys=True),
+                        dump_endpoints(spec.endpoints),
+                        now,
+                    ),
+                )
+                count += 1
+        return count
+
+    def take_queue(self, parse: Any, limit: int = 1000) -> IntakeResult:
+        """Move queue rows into watches; rows ``parse`` rejects are kept with the reason.
+
+        ``parse(job_id, labels_json, endpoints_json)`` returns a WatchSpec or a problem string.
+        """
+        accepted: list[WatchSpec] = []
+        rejected: list[tuple[int, str]] = []
+        with self.transaction():
+            rows = self._run("queue_rows", (limit,)).fetchall()
+            for row in rows:
+                result = parse(row["job_id"], row["labels"], row["endpoints"])
+                if isinstance(result, WatchSpec):
+                    accepted.append(result)
+                    self._run("queue_delete", (row["seq"],))
+                else:
+                    rejected.append((row["seq"], str(result)))
+                    self._run("queue_reject", (str(result), row["seq"]))
+            added, updated = self.add_watches(accepted, "queue") if accepted else (0, 0)
+        return IntakeResult(added, updated, rejected)
+
+    def due_watches(
+        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+    ) -> list[WatchRow]:
+        """Watches whose poll is due (``poll_key`` passed), most overdue first, skipping
+        ones already being polled."""
+        return self._watches("due_watches", now, limit, exclude)
+
+    def early_watches(
+        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+    ) -> list[WatchRow]:
+        """Watches that may be polled now if budget is spare (``next_poll_at`` passed)."""
+        return self._watches("early_watches", now, limit, exclude)
+
+    def _watches(
+        self, query: str, now: float, limit: int, exclude: frozenset[str]
+    ) -> list[WatchRow]:
+        rows = self._run(query, (now, limit + len(exclude))).fetchall()
+        found = [watch_from_row(row) for row in rows if row["job_id"] not in exclude]
+        return found[:limit]
+
+    def active_watches_among(self, job_ids: Sequence[str]) -> list[WatchRow]:
+        rows = self._run("active_watches_among", (json.dumps(list(job_ids)),))
+        return [watch_from_row(row) for row in rows]
+
+    def oldest_active_create_time(self) -> int | None:
+        value = self._one("oldest_active_create_time")
+        return None if value is None else int(value)
+
+    def newest_active_create_time(self) -> int | None:
+        value = self._one("newest_active_create_time")
+        return None if value is None else int(value)
+
+    def get_watch(self, job_id: str) -> WatchRow | None:
+        row = self._run("get_watch", (job_id,)).fetchone()
+        return None if row is None else watch_from_row(row)
+
+    def record_poll(
+        self, detail: JobDetail, earliest: float, deadline: float, memory: JobMemory
+    ) -> None:
+        """A non-terminal answer: its status, and when to poll next (policy's plan)."""
+        with self.transaction():
+            self._run(
+                "record_poll",
+                {
+                    "job_id": detail.id,
+                    "status": detail.status,
+                    "progress": detail.progress,
+                    "msg": detail.msg,
+                    "create_time": detail.create_time,
+                    "now": self.now(),
+                    "next_poll_at": earliest,
+                    "poll_key": deadline,
+                    "first_running_at": memory.first_running_at,
+                    "first_running_progress": memory.first_running_progress,
+                    "last_queued_at": memory.last_queued_at,
+                    "misses": memory.misses,
+                    "predicted_at": memory.predicted_at,
+                    "last_data": dump_data(detail.raw),
+                },
+            )
+
+    def record_poll_error(self, job_id: str, error: str, next_poll_at: float) -> None:
+        with self.transaction():
+            self._run(
+                "record_poll_error",
+                {"job_id": job_id, "error": error, "now": self.now(), "next_poll_at": next_poll_at},
+            )
+
+    def expirable_watches(self, give_up_after: float) -> list[WatchRow]:
+        """Watches past ``give_up_after`` whose last answer, that late, said not finished (to
+        expire); the others past it are made due, so they get that last look first (a daemon
+        that was down for longer must still report what finished meanwhile)."""
+        now = self.now()
+        args = {"now": now, "cutoff": now - give_up_after, "give_up_after": give_up_after}
+        with self.transaction():
+            rows = self._run("expirable_watches", args).fetchall()
+            self._run("due_for_last_look", args)
+        return [watch_from_row(row) for row in rows]
+
+    def record_rejection(
+        self, job_id: str, vendor_msg: str, retry_at: float, window: float
+    ) -> tuple[int, float, str] | None:
+        """A 40000 for this job id: count it and say so in the watch's msg. The next look is
+        at ``retry_at`` after the first rejection, then no sooner than ``window`` after the
+        first one. Returns
+        (rejections since the last good answer, when the first came, that msg), None if the
+        watch is not active."""
+        now = self.now()
+        with self.transaction():
+            row = self._run(
+                "record_rejection",
+                {"job_id": job_id, "now": now, "retry_at": retry_at, "window": window},
+            ).fetchone()
+            if row is None:
+                return None
+            count, first = int(row[0]), float(row[1])
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first))
+            msg = f"vendor rejected the id {count}x since {since}: {vendor_msg}"
+            self._run("note_rejection", {"job_id": job_id, "msg": msg})
+        return count, first, msg
+
+    def reopen_watch(self, job_id: str) -> bool:
+        """An expired, failed or rejected watch is polled again, as if just added; its
+        reopen count goes up, so its next event is a new event with an id of its own."""
+        with self.transaction():
+            args = {"job_id": job_id, "now": self.now()}
+            return bool(self._run("reopen_watch", args).rowcount > 0)
+
+    def make_due(self, job_id: str) -> bool:
+        """Poll an active watch now rather than when planned (a vendor callback said it may
+        have finished). On PostgreSQL every node hears of it, so the one that holds the vendor
+        lease polls it at once. False when the watch is not active."""
+        with self.transaction():
+            args = {"job_id": job_id, "now": self.now()}
+            return bool(self._run("make_due", args).rowcount > 0)
+
+    def clear_rejected(self) -> int:
+        with self.transaction():
+            return int(self._run("queue_clear_rejected").rowcount)
+
+    # -- the watch files ------------------------------------------------------------------
+
+    def sync_file_watches(
+        self, specs: Sequence[WatchSpec], node: str | None = None
+    ) -> tuple[int, int, int]:
+        """Take a watch file's ``specs``: (added, updated, removed).
+
+        ``node`` None: the one daemon on the state (SQLite): the active file-sourced watches
+        become equal to ``specs``. With ``node`` (several nodes share the state): the file is
+        that node's listing; the sync replaces only its own listing, and removes an active
+        file-sourced watch only when no node's listing has it any more (a node with an older
+        copy of the file must not delete the watches of the others). Listings of nodes not
+        seen for :data:`LISTING_TTL` (gone, or restarted under a new ``hostname:pid``) are
+        dropped first.
+        """
+        wanted = {spec.job_id for spec in specs}
+        now = self.now()
+        with self.transaction():
+            added, updated = self.add_watches(specs, "file")
+            if node is None:
+                self._run("file_listings_clear")
+                self._run("file_listers_clear")
+                stale = [row[0] for row in self._run("file_watch_ids") if row[0] not in wanted]
+            else:
+                self._run("file_lister_seen", {"node": node, "now": now})
+                cutoff = {"cutoff": now - LISTING_TTL}
+                self._run("file_listings_drop_stale", cutoff)
+                self._run("file_listers_drop_stale", cutoff)
+                listed = {row[0] for row in self._run("file_listing_ids", {"node": node})}
+                for job_id in sorted(listed - wanted):
+                    self._run("file_listing_remove", {"node": node, "job_id": job_id})
+                for job_id in sorted(wanted - listed):
+                    self._run("file_listing_add", {"node": node, "job_id": job_id})
+                stale = [row[0] for row in self._run("file_watch_ids_unlisted")]
+            for job_id in stale:
+                self._run("delete_watch", (job_id,))
+        return added, updated, len(stale)
+
+    def keep_file_listing(self, node: str) -> bool:
+        """This node is still here: its listing stays (see :meth:`sync_file_watches`). False
+        when it has none any more (another node dropped it as stale: sync again)."""
+        with self.transaction():
+            cursor = self._run("file_lister_touch", {"node": node, "now": self.now()})
+            return bool(cursor.rowcount)
+
+    # -- discovery ------------------------------------------------------------------------
+
+    def discover(
+        self,
+        found: Mapping[str, int],
+        labels: Mapping[str, str],
+        endpoints: Sequence[str] | None,
+    ) -> list[str]:
+        """Make watches of the ``found`` ids ({id: create_time}) that never were one (nor
+        were discovered before); the ids made, in the order given. Idempotent: a job seen
+        twice (pages shifting) is made once."""
+        if not found:
+            return []
+        ids = json.dumps(list(found))
+        with self.transaction():
+            known = {row[0] for row in self._run("discovered_among", (ids, ids))}
+            new = [job_id for job_id in found if job_id not in known]
+            now = self.now()
+            for job_id in new:
+                self._run("add_discovered", (job_id, found[job_id], now))
+            specs = watch_specs(new, dict(labels), None if endpoints is None else list(endpoints))
+            self.add_watches(specs, "discovery")
+        return new

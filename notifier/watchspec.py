@@ -1,0 +1,205 @@
+"""One watch-spec parser: what every intake path checks before a job id becomes a watch.
+
+The watch file, the queue, ``watch add``, the HTTP API, the vendor callback and discovery
+all build their :class:`~notifier.models.WatchSpec` here, so a job id, a label or an
+endpoint name is judged the same way whichever door it came through, and each problem has
+one wording. Each path reports the problems in its own frame (a watch file's
+``file: [3].labels: …``, a queue row's ``rejected`` reason, the API's 400, the CLI's exit 2);
+the text after the frame is this module's. Pure: no I/O, no state.
+
+What a path does before calling in (reading YAML or JSON, a mapping's unknown keys, the
+watch file's ``endpoints: ops`` shorthand) stays with the path: it is about its format, not
+about a watch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from notifier.config import dotted, kind, show
+from notifier.models import (
+    WatchSpec,
+    job_id_problem,
+    label_map,
+    labels_problem,
+    unknown_endpoint,
+)
+
+__all__ = [
+    "Loc",
+    "Parsed",
+    "Problem",
+    "WatchProblems",
+    "describe",
+    "endpoint_problem",
+    "endpoints_type_problem",
+    "id_problem",
+    "labels_check",
+    "parse_endpoints",
+    "parse_watch",
+    "parse_watches",
+    "watch_specs",
+]
+
+#: Where in the input a problem is: ``("labels",)``, ``("endpoints", 1)``, ``("ids", 0)``.
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a watch request: where, and the parser's words for it."""
+
+    loc: Loc
+    msg: str
+
+    def __str__(self) -> str:
+        return f"{dotted(self.loc)}: {self.msg}" if self.loc else self.msg
+
+    def at(self, *prefix: str | int) -> Problem:
+        """The same problem seen from further out (a watch file item's index)."""
+        return Problem((*prefix, *self.loc), self.msg)
+
+
+class WatchProblems(ValueError):
+    """Input a caller promised was checked was not (a bug, not a user's mistake)."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(describe(problems))
+        self.problems = list(problems)
+
+
+def describe(problems: Sequence[Problem]) -> str:
+    """Problems as one line (a queue row's ``rejected``, a CLI message)."""
+    return "; ".join(map(str, problems))
+
+
+def id_problem(job_id: object) -> str | None:
+    """Why ``job_id`` is not a job id, or None. A number gets a hint: YAML and JSON writers
+    both turn an unquoted all-digit id into one."""
+    if isinstance(job_id, int | float) and not isinstance(job_id, bool):
+        return (
+            f"job id must be a string, got {kind(job_id)} {show(job_id)}; "
+            "quote ids that look like numbers"
+        )
+    if not isinstance(job_id, str):
+        return f"job id must be a string, got {kind(job_id)}"
+    return job_id_problem(job_id)
+
+
+def endpoints_type_problem(raw: object) -> str | None:
+    """Why ``raw`` is not a list of endpoint names as a whole, or None."""
+    if not isinstance(raw, list):
+        return f"must be a list of endpoint names, got {kind(raw)}"
+    return None
+
+
+def endpoint_problem(name: object, configured: Collection[str] | None) -> str | None:
+    """Why ``name`` cannot be one of a watch's endpoints (``configured`` given: checked
+    against them), or None."""
+    if not isinstance(name, str):
+        return f"must be an endpoint name, got {kind(name)}"
+    if configured is not None and name not in configured:
+        return unknown_endpoint(name, configured)
+    return None
+
+
+def parse_endpoints(
+    raw: object, configured: Collection[str] | None, problems: list[Problem]
+) -> tuple[str, ...] | None:
+    """``raw`` as endpoint names (duplicates dropped), or None after appending its problems
+    (at ``()`` for the whole, ``(i,)`` for the i-th name)."""
+    problem = endpoints_type_problem(raw)
+    if problem is not None:
+        problems.append(Problem((), problem))
+        return None
+    assert isinstance(raw, list)
+    start = len(problems)
+    for i, name in enumerate(raw):
+        problem = endpoint_problem(name, configured)
+        if problem is not None:
+            problems.append(Problem((i,), problem))
+    return tuple(dict.fromkeys(raw)) if len(problems) == start else None
+
+
+def labels_check(raw: object) -> str | None:
+    """Why ``raw`` cannot be a watch's labels, or None (the limits: :mod:`notifier.models`)."""
+    if not isinstance(raw, dict):
+        return f"labels must be a mapping of key: value, got {kind(raw)}"
+    return labels_problem(raw)
+
+
+def _labels(raw: object, problems: list[Problem]) -> dict[str, str]:
+    problem = labels_check(raw)
+    if problem is not None:
+        problems.append(Problem(("labels",), problem))
+        return {}
+    assert isinstance(raw, dict)
+    return label_map(raw)
+
+
+class Parsed(NamedTuple):
+    """What :func:`parse_watches` made of a request: its specs, or (then none) its problems."""
+
+    specs: list[WatchSpec]
+    problems: list[Problem]
+
+
+def parse_watches(
+    ids: Sequence[object],
+    labels: object = None,
+    endpoints: object = None,
+    *,
+    endpoints_configured: Collection[str] | None,
+    ids_at: Loc = ("ids",),
+) -> Parsed:
+    """Watch specs for ``ids`` that share ``labels`` and ``endpoints`` (None: absent: no
+    labels, every endpoint whose events match), or every problem found. ``endpoints`` are
+    checked against ``endpoints_configured`` unless it is None. Ids repeated are one spec.
+
+    Problems are at ``(*ids_at, i)`` for the i-th id, ``("labels",)`` and
+    ``("endpoints", …)``."""
+    problems: list[Problem] = []
+    for i, job_id in enumerate(ids):
+        problem = id_problem(job_id)
+        if problem is not None:
+            problems.append(Problem((*ids_at, i), problem))
+    stored = {} if labels is None else _labels(labels, problems)
+    names: tuple[str, ...] | None = None
+    if endpoints is not None:
+        found: list[Problem] = []
+        names = parse_endpoints(endpoints, endpoints_configured, found)
+        problems += [p.at("endpoints") for p in found]
+    if problems:
+        return Parsed([], problems)
+    specs = [WatchSpec(str(job_id), dict(stored), names) for job_id in dict.fromkeys(ids)]
+    return Parsed(specs, [])
+
+
+def parse_watch(
+    job_id: object,
+    labels: object = None,
+    endpoints: object = None,
+    *,
+    endpoints_configured: Collection[str] | None,
+) -> WatchSpec | list[Problem]:
+    """One watch spec, or its problems (at ``("id",)``, ``("labels",)``,
+    ``("endpoints", …)``); see :func:`parse_watches`."""
+    specs, problems = parse_watches(
+        [job_id], labels, endpoints, endpoints_configured=endpoints_configured, ids_at=()
+    )
+    if specs:
+        return specs[0]
+    return [Problem(("id",), p.msg) if p.loc == (0,) else p for p in problems]
+
+
+def watch_specs(
+    ids: Sequence[str], labels: object = None, endpoints: object = None
+) -> list[WatchSpec]:
+    """Specs for input checked already (ids from a vendor list, labels and endpoints from
+    the config): :class:`WatchProblems` if it was not after all."""
+    specs, problems = parse_watches(ids, labels, endpoints, endpoints_configured=None)
+    if problems:
+        raise WatchProblems(problems)
+    return specs

@@ -1,0 +1,113 @@
+"""One settings flow (issue 20, item 2): the config's pydantic sections stop at the service;
+every part below takes a frozen dataclass of its own, built in one place."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import notifier
+from notifier.config import parse_config
+from notifier.delivery.senders import SENDERS
+from notifier.service.routing import subscriptions
+from notifier.service.settings import Settings, build
+
+ROOT = Path(notifier.__file__).parent
+#: The parts below the service. (The store opens a state from ``StateConfig``: that stays,
+#: it names where the state is, not a component's settings.)
+BELOW_SERVICE = ("polling", "delivery", "gateway", "intake")
+#: What ``notifier.config`` also offers that is not a section: the YAML reader and problems.
+NOT_SECTIONS = {"ProblemsError", "dotted", "kind", "read_yaml_file", "show"}
+
+
+def section_imports(path: Path) -> list[str]:
+    """Imports of the config's sections (the module, or a model from the package)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.startswith("notifier.config.sections"):
+                found.append(node.module)
+            elif node.module == "notifier.config":
+                found += [a.name for a in node.names if a.name not in NOT_SECTIONS]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("notifier.config")]
+    return found
+
+
+def test_no_part_below_the_service_reads_a_config_section() -> None:
+    wrong = {
+        str(path.relative_to(ROOT)): names
+        for part in BELOW_SERVICE
+        for path in sorted((ROOT / part).rglob("*.py"))
+        if (names := section_imports(path))
+    }
+    assert wrong == {}
+
+
+def test_the_check_catches_a_section_import(tmp_path: Path) -> None:
+    bad = tmp_path / "x.py"
+    bad.write_text(
+        "from notifier.config.sections import MIN_LEASE\nfrom notifier.config import Config\n"
+    )
+    assert section_imports(bad) == ["notifier.config.sections", "Config"]
+
+
+CONFIG = {
+    "chanjing": {"app_id": "app", "secret_key": "sk-very-secret-1", "qps": 7},
+    "state": {"lease": "20s"},
+    "polling": {"min_interval": "4s", "list_sweep": False},
+    "delivery": {"concurrency": 3, "timeout": "9s"},
+    "watch": {"discover": {"since": "start", "labels": {"team": "a"}}},
+    "metrics": {"listen": "127.0.0.1:9464"},
+    "endpoints": [
+        {
+            "name": "ops",
+            "type": "webhook",
+            "url": "http://127.0.0.1:1/ops",
+            "secret": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        },
+        {
+            "name": "team",
+            "type": "slack",
+            "url": "https://hooks.slack.com/services/T0/B0/very-secret-path",
+            "events": ["lip_sync.failed"],
+        },
+    ],
+}
+
+
+def test_build_gives_each_part_frozen_settings_of_its_own() -> None:
+    settings = build(parse_config(CONFIG))
+    assert isinstance(settings, Settings)
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(value, "x", 1)  # noqa: B010
+    assert settings.limiter.qps == 7
+    assert settings.lease.ttl == 20.0
+    assert settings.sweep_every == 4.0
+    assert settings.poller.list_sweep is False
+    assert settings.poller.discovery is not None and settings.poller.discovery.since is None
+    assert settings.metrics.key == "metrics.listen"
+    assert settings.metrics.address == ("127.0.0.1", 9464)
+    ops, team = settings.dispatcher.endpoints
+    assert (ops.type, ops.concurrency, ops.timeout) == ("webhook", 3, 9.0)
+    # A Slack URL is one sender per URL, one attempt at a time: the table says so.
+    assert SENDERS[team.type].concurrency(team) == 1
+    assert settings.alerts.subscriptions == settings.poller.subscriptions
+    assert settings.alerts.subscriptions[1] == ("team", ("lip_sync.failed",))
+
+
+def test_settings_repr_shows_no_secret() -> None:
+    text = repr(build(parse_config(CONFIG)))
+    for secret in ("sk-very-secret-1", "very-secret-path", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"):
+        assert secret not in text
+
+
+def test_the_cli_routes_replays_with_the_daemons_subscriptions() -> None:
+    config = parse_config(CONFIG)
+    assert subscriptions(config) == build(config).poller.subscriptions
