@@ -91,9 +91,20 @@ def test_every_module_the_architecture_page_names_exists() -> None:
         row = re.match(r"\| `(notifier/[a-z_]+/)` \|", line)
         folder = ROOT / row.group(1) if row else ROOT / "notifier"
         for name in re.findall(r"`([a-z_/{},]+\.py)`", line):
-            if not (folder / name).exists() and not (ROOT / "notifier" / name).exists():
+            if not any(p.exists() for p in (folder / name, ROOT / "notifier" / name, ROOT / name)):
                 missing.append(name)
     assert missing == []
+
+
+def test_every_path_a_recipe_names_exists() -> None:
+    """The recipes ("add a job kind", ...) name files and folders from the checkout's root, in
+    the order a newcomer touches them: each must be there."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    recipes = page.split("\n## Recipes\n", 1)[1]
+    named = re.findall(r"`((?:notifier|tests|docs)/[\w./{},-]*)`", recipes)
+    assert len(named) >= 20
+    assert [p for p in named if not (ROOT / p).exists()] == []
+    assert "### Add a job kind" in recipes
 
 
 # -- every YAML example passes `check` ---------------------------------------------------------
