@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from notifier import kinds
+from notifier.kinds import Phase
+
 #: Job ids we accept: what Chanjing issues (hex-ish) with a little slack for other tokens.
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 #: Label keys: short identifiers, so they survive Slack fields and log lines.
@@ -172,10 +175,16 @@ class JobDetail:
     #: The ``data`` object as the vendor sent it (kept for the gateway, which answers in the
     #: vendor's own words); not part of equality or the hash, and None when not parsed.
     raw: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: The job's kind (:data:`notifier.kinds.KINDS`).
+    kind: str = "lip_sync"
+
+    @property
+    def phase(self) -> Phase:
+        return kinds.get(self.kind).phase({"status": self.status, **(self.raw or {})})
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL_EVENT
+        return self.phase.terminal
 
     def as_dict(self) -> dict[str, Any]:
         return {
