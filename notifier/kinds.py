@@ -132,6 +132,13 @@ class Kind:
     link_title: str
     #: Seconds a job typically runs, for kinds without progress.
     typical_run: float = 60.0
+    #: The fields an event's ``data`` carries, as numbers and text the vendor client checked
+    #: (lip-sync: today's payload); empty: the vendor's ``data`` object as it came.
+    payload_fields: tuple[str, ...] = ()
+    #: The status an event of a job never seen says it had (lip-sync's events always said 0).
+    unseen_status: int | None = None
+    #: The status is a number (read as one, whatever JSON type it came in); False: words.
+    numeric_status: bool = True
 
     def event(self, outcome: str) -> str:
         """The event type for one of :data:`OUTCOMES`: ``<kind>.<outcome>``."""
@@ -147,7 +154,8 @@ class Kind:
         status = data.get(self.status_field)
         phase = self.phase_rule(status, data)
         if phase is None:
-            raise ValueError(f"unknown {self.name} {self.status_field} {str(status)[:40]!r}")
+            shown = status if isinstance(status, int) else repr(str(status)[:40])
+            raise ValueError(f"unknown job status {shown} for a {self.name} job")
         return phase
 
     def message(self, data: Mapping[str, Any]) -> str:
@@ -192,6 +200,17 @@ LIP_SYNC = Kind(
     message_fields=("msg",),
     link_fields=("video_url",),
     link_title="video",
+    unseen_status=0,
+    payload_fields=(
+        "id",
+        "status",
+        "progress",
+        "msg",
+        "video_url",
+        "preview_url",
+        "duration",
+        "create_time",
+    ),
 )
 
 VIDEO = Kind(
@@ -279,6 +298,7 @@ AI_CREATION = Kind(
     create_id="data",
     callback=True,
     status_field="progress_desc",
+    numeric_status=False,
     phase_rule=_words(
         {
             "Queued": Phase.QUEUED,

@@ -162,31 +162,43 @@ class WatchSpec:
 
 @dataclass(frozen=True)
 class JobDetail:
-    """One job as the vendor reported it (the ``data`` of a detail answer)."""
+    """One job as the vendor reported it, in neutral terms: its kind's table entry
+    (:mod:`notifier.kinds`) turned the vendor's status into ``phase`` at the vendor client.
+
+    ``status`` is the vendor's own value, kept to show and to store, never interpreted
+    outside the kind table. The lip-sync fields (``video_url`` …) are what its events carry;
+    other kinds' events carry ``data`` (the answer as sent)."""
 
     id: str
-    status: int
+    status: int | None
     progress: int
     msg: str
-    video_url: str
-    preview_url: str
-    duration: int
-    create_time: int
+    video_url: str = ""
+    preview_url: str = ""
+    duration: int = 0
+    create_time: int = 0
     #: The ``data`` object as the vendor sent it (kept for the gateway, which answers in the
     #: vendor's own words); not part of equality or the hash, and None when not parsed.
     raw: Mapping[str, Any] | None = field(default=None, compare=False)
     #: The job's kind (:data:`notifier.kinds.KINDS`).
-    kind: str = "lip_sync"
+    kind: str = kinds.DEFAULT_KIND
+    #: None: read from the kind's table with ``status`` (a detail made by hand, e.g. a test's).
+    phase: Phase = None  # type: ignore[assignment]
+    #: What an event's ``data`` carries of this answer; None: the lip-sync fields.
+    data: Mapping[str, Any] | None = field(default=None, compare=False)
 
-    @property
-    def phase(self) -> Phase:
-        return kinds.get(self.kind).phase({"status": self.status, **(self.raw or {})})
+    def __post_init__(self) -> None:
+        if self.phase is None:
+            phase = kinds.get(self.kind).phase({**(self.raw or {}), "status": self.status})
+            object.__setattr__(self, "phase", phase)
 
     @property
     def terminal(self) -> bool:
         return self.phase.terminal
 
     def as_dict(self) -> dict[str, Any]:
+        if self.data is not None:
+            return {**self.data, "id": self.id}
         return {
             "id": self.id,
             "status": self.status,

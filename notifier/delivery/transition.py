@@ -16,7 +16,8 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from notifier.models import EXPIRED, REJECTED, TERMINAL_EVENT, Event, JobDetail
+from notifier import kinds
+from notifier.models import Event, JobDetail
 
 #: Separates the inputs of a job event's id from any other use of the same hash.
 _JOB_EVENT_KEY = b"chanjing-notifier job event v1"
@@ -55,12 +56,22 @@ def build_event(
     up unfinished; or, with ``rejections``, for an id the vendor said that many times it does
     not know, ``detail.msg`` being its answer); its body is what every endpoint receives.
     ``reopens``: the watch's count (``WatchRow.reopens``), part of the event's id."""
-    data: dict[str, object] = {**detail.as_dict(), "labels": dict(labels)}
+    kind = kinds.get(detail.kind)
+    # Lip-sync's payload is fixed by the contract (PRODUCT.md) as it was before kinds: its
+    # type says the kind. Every other kind's data names it as well.
+    data: dict[str, object] = detail.as_dict()
+    if not kind.payload_fields:
+        data["kind"] = kind.name
+    data["labels"] = dict(labels)
     if rejections is not None:
-        event_type = REJECTED
+        event_type = kind.event("rejected")
         data["rejections"] = rejections
+    elif expired:
+        event_type = kind.event("expired")
+    elif detail.terminal:
+        event_type = kind.event(detail.phase.value)
     else:
-        event_type = EXPIRED if expired else TERMINAL_EVENT[detail.status]
+        raise ValueError(f"no event for a job that is {detail.phase.value}")
     body = {
         "type": event_type,
         "timestamp": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -8,8 +8,10 @@ O(log n) in the store (two indexes).
 The adaptive policy reads the vendor's progress: two samples while generating give a rate,
 the rate gives a predicted completion, and the poll goes just after it — closer as the
 baseline grows and the prediction firms up. Queued jobs tell us nothing about when they will
-finish, so they are looked at rarely. Predictions that keep missing (progress that stalls and
-jumps) pull the job back to plain round-robin at ``min_interval``.
+finish, so they are looked at rarely. Kinds that report no progress (TTS, AI creation) are
+expected done a typical run (their kind's ``typical_run``) after they were first seen running.
+Predictions that keep missing (progress that stalls and jumps) pull the job back to plain
+round-robin at ``min_interval``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from notifier.models import STATUS_GENERATING, STATUS_QUEUED, JobDetail, JobMemory
+from notifier import kinds
+from notifier.kinds import Phase
+from notifier.models import JobDetail, JobMemory
 
 #: Progress the vendor reports when a job is done.
 DONE = 100.0
@@ -83,10 +87,13 @@ def adaptive(memory: JobMemory, detail: JobDetail, now: float, s: PollingSetting
     )
     if not detail.terminal and (_early(memory, now) or _erratic(memory, detail, now)):
         mem = replace(mem, misses=mem.misses + 1)
-    if detail.status == STATUS_QUEUED:
+    if detail.phase is Phase.QUEUED:
         return _plan_queued(mem, now, s)
-    if detail.status != STATUS_GENERATING:
+    if detail.phase is not Phase.RUNNING:
         return Plan(*_bounded(now, now, now, s), mem)  # terminal: nothing more to plan
+    kind = kinds.get(detail.kind)
+    if kind.progress_field is None:
+        return _plan_by_duration(mem, kind.typical_run, now, s)
     if mem.first_running_at is None or (
         mem.first_running_progress is not None and detail.progress < mem.first_running_progress
     ):
@@ -107,7 +114,7 @@ def _erratic(memory: JobMemory, detail: JobDetail, now: float) -> bool:
     first_at, first_progress = memory.first_running_at, memory.first_running_progress
     last_at, last_progress = memory.last_poll_at, memory.last_progress
     if (
-        detail.status != STATUS_GENERATING
+        detail.phase is not Phase.RUNNING
         or first_at is None
         or first_progress is None
         or last_at is None
@@ -136,6 +143,24 @@ def _plan_queued(mem: JobMemory, now: float, s: PollingSettings) -> Plan:
         first_running_progress=None,
     )
     return Plan(*_fallback(mem, now, s, now + wait, now + 2 * wait))
+
+
+def _plan_by_duration(mem: JobMemory, typical: float, now: float, s: PollingSettings) -> Plan:
+    # No progress to read (TTS, AI creation): expect it done a typical run after it was
+    # first seen running, look a few times before that, and after it back off in step with
+    # how late it is, so a long job costs few calls and a typical one is seen soon after.
+    if mem.first_running_at is None:
+        mem = replace(mem, first_running_at=now, first_running_progress=0)
+    started = mem.first_running_at
+    assert started is not None
+    expected = started + typical
+    if now < expected:
+        deadline = min(expected, now + max(s.min_interval, (expected - now) / 2))
+    else:
+        deadline = now + max(s.min_interval, 0.25 * (now - started))
+    mem = replace(mem, predicted_at=None)
+    earliest, deadline, mem = _fallback(mem, now, s, now + s.min_interval, deadline)
+    return Plan(earliest, deadline, mem)
 
 
 def _plan_first_running(mem: JobMemory, progress: int, now: float, s: PollingSettings) -> Plan:

@@ -16,10 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from notifier import kinds
 from notifier._tasks import settle
 from notifier.delivery.transition import build_event, route
+from notifier.kinds import Phase
 from notifier.log import get_logger
-from notifier.models import STATUS_GENERATING, STATUS_QUEUED, JobDetail
+from notifier.models import JobDetail
 from notifier.polling.discovery import Discoverer, DiscoverySettings
 from notifier.polling.lease import LeaseLost
 from notifier.polling.policy import PollingSettings, plan_after_poll, retry_delay
@@ -183,12 +185,12 @@ class Poller:
         task.add_done_callback(self._forget)
         return True
 
-    async def probe(self, job_id: str) -> JobDetail | None:
+    async def probe(self, job_id: str, kind: str = kinds.DEFAULT_KIND) -> JobDetail | None:
         """One priority detail call for an id with no watch (a vendor callback named it):
         what the vendor says of it, or None when it does not know it (40000). Nothing is
         recorded; other failures raise as :meth:`VendorClient.detail` raises them."""
         try:
-            return await self.vendor.detail(job_id, priority=True)
+            return await self.vendor.detail(job_id, priority=True, kind=kinds.get(kind))
         except UnknownJob:
             return None
 
@@ -206,10 +208,11 @@ class Poller:
     async def _poll(self, watch: WatchRow, *, priority: bool = False) -> None:
         job_log = log.bind(job_id=watch.job_id)
         try:
+            kind = kinds.get(watch.kind)
             if priority:
-                detail = await self.vendor.detail(watch.job_id, priority=True)
+                detail = await self.vendor.detail(watch.job_id, priority=True, kind=kind)
             else:
-                detail = await self.vendor.detail(watch.job_id)
+                detail = await self.vendor.detail(watch.job_id, kind=kind)
         except (LimiterClosed, LeaseLost):
             # Shutting down, or the vendor lease is gone, before the call went out: nothing
             # happened, so nothing is recorded (the watch stays due for the lease holder).
@@ -275,16 +278,7 @@ class Poller:
     ) -> None:
         """Give the watch up as unknown to the vendor, with its ``lip_sync.rejected`` event
         (the vendor's answer as ``msg``; status and progress as last seen, 0 if never)."""
-        last = JobDetail(
-            id=watch.job_id,
-            status=watch.status or 0,
-            progress=watch.progress or 0,
-            msg=vendor_msg,
-            video_url="",
-            preview_url="",
-            duration=0,
-            create_time=watch.create_time or 0,
-        )
+        last = _last_seen(watch, vendor_msg)
         event = build_event(
             last, watch.labels, now, watch.last_poll_at, rejections=count, reopens=watch.reopens
         )
@@ -335,10 +329,12 @@ class Poller:
                     self._expire(watch, detail, now)
                 return
             self.store.record_poll(detail, earliest, deadline, plan.memory)
-            if detail.status != watch.status or detail.progress != watch.progress:
+            if detail.phase != watch.phase or detail.progress != watch.progress:
                 log.debug(
                     "job progress",
                     job_id=watch.job_id,
+                    kind=detail.kind,
+                    phase=detail.phase.value,
                     status=detail.status,
                     progress=detail.progress,
                 )
@@ -609,16 +605,7 @@ class Poller:
         now = self._clock()
         expired = 0
         for watch in self.store.expirable_watches(self.settings.give_up_after):
-            last = JobDetail(
-                id=watch.job_id,
-                status=watch.status or 0,
-                progress=watch.progress or 0,
-                msg="",
-                video_url="",
-                preview_url="",
-                duration=0,
-                create_time=watch.create_time or 0,
-            )
+            last = _last_seen(watch, "")
             expired += self._expire(watch, last, now)
         if expired:
             log.warning(
@@ -666,8 +653,25 @@ def _retrieved(task: asyncio.Task[None]) -> None:
 def _behind(watch: WatchRow, detail: JobDetail) -> bool:
     """The list answer shows the job earlier in its run than we last saw it (the vendor's
     list can lag behind its detail answers): recording it would set the plan back."""
-    if detail.terminal or watch.status is None:
+    if detail.terminal or watch.phase is None:
         return False
-    if watch.status == STATUS_GENERATING and detail.status == STATUS_QUEUED:
+    if watch.phase is Phase.RUNNING and detail.phase is Phase.QUEUED:
         return True
-    return detail.status == watch.status and detail.progress < (watch.progress or 0)
+    return detail.phase is watch.phase and detail.progress < (watch.progress or 0)
+
+
+def _last_seen(watch: WatchRow, msg: str) -> JobDetail:
+    """The job as last seen, for the event of a watch given up (expired or rejected): its
+    status, phase and progress as recorded (never seen: queued, the kind's ``unseen_status``)."""
+    kind = kinds.get(watch.kind)
+    seen = {"status": watch.status, "progress": watch.progress or 0, "msg": msg}
+    return JobDetail(
+        id=watch.job_id,
+        status=kind.unseen_status if watch.status is None else watch.status,
+        progress=watch.progress or 0,
+        msg=msg,
+        create_time=watch.create_time or 0,
+        kind=kind.name,
+        phase=watch.phase or Phase.QUEUED,
+        data=None if kind.payload_fields else seen,
+    )

@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from notifier import net
+from notifier import kinds, net
+from notifier.kinds import Kind, Listing
 from notifier.log import get_logger, redactor
 from notifier.models import JobDetail, has_surrogate
 from notifier.polling.lease import IN_FLIGHT, LeaseKeeper, LeaseLost
@@ -28,8 +29,9 @@ from notifier.polling.ratelimit import LATE_ARRIVAL, VENDOR_USER_TIMEOUT, Priori
 from notifier.store import Store
 
 TOKEN_PATH = "/open/v1/access_token"
-DETAIL_PATH = "/open/v1/video_lip_sync/detail"
-LIST_PATH = "/open/v1/video_lip_sync/list"
+DETAIL_PATH = kinds.LIP_SYNC.poll.path
+assert kinds.LIP_SYNC.listing is not None
+LIST_PATH = kinds.LIP_SYNC.listing.path
 
 log = get_logger(component="vendor")
 #: How long the current task's last call waited for its turn at the limiter.
@@ -56,7 +58,6 @@ TOKEN_REVOKED_HINT = (
     "route your application through the gateway (gateway.listen) or run one daemon per "
     "account; every token fetch revokes the previous one"
 )
-KNOWN_STATUSES = frozenset({0, 10, 20, 30})
 # The lease's margin assumes a request reaches the vendor within IN_FLIGHT of the gate's last
 # look; the kernel's bound on our sockets (plus the last segment's trip) is what makes it so.
 assert LATE_ARRIVAL <= IN_FLIGHT, "a late vendor request could land in the next holder's second"
@@ -107,8 +108,23 @@ class CredentialsRejected(VendorError):
     """The token endpoint refused app_id/secret_key: an operator has to fix the config."""
 
 
-def parse_detail(job_id: str, data: object) -> JobDetail:
-    """Turn a detail ``data`` object into a JobDetail, or raise ValueError naming the field."""
+def _clean(value: Any, depth: int = 0) -> Any:
+    """``value`` safe to write and to send: lone surrogates escaped in every string (they
+    would fail the event body and every write of it), nesting cut at 32 levels."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode() if has_surrogate(value) else value
+    if depth > 32:
+        return None
+    if isinstance(value, Mapping):
+        return {_clean(str(k)): _clean(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v, depth + 1) for v in value]
+    return value
+
+
+def parse_detail(job_id: str, data: object, kind: Kind = kinds.LIP_SYNC) -> JobDetail:
+    """Turn a detail ``data`` object of ``kind`` into a JobDetail (its status turned into a
+    phase by the kind's table), or raise ValueError naming the field."""
     if not isinstance(data, Mapping):
         raise ValueError(f"detail data is {type(data).__name__}, expected an object")
 
@@ -130,24 +146,32 @@ def parse_detail(job_id: str, data: object) -> JobDetail:
 
     def text(name: str) -> str:
         value = data.get(name)
-        text = "" if value is None else str(value)
-        # A lone surrogate in a vendor string would fail the event body and every write of it.
-        return text.encode("utf-8", "backslashreplace").decode() if has_surrogate(text) else text
+        return str(_clean("" if value is None else str(value)))
 
-    status = integer("status")
-    if status not in KNOWN_STATUSES:
-        raise ValueError(f"unknown job status {status}")
-    progress = max(0, min(100, integer("progress", 0)))
+    status: int | None = None
+    if kind.numeric_status:
+        status = integer(kind.status_field)
+        phase = kind.phase({**data, kind.status_field: status})
+    else:
+        if data.get(kind.status_field) is None:
+            raise ValueError(f"detail data has no {kind.status_field!r}")
+        phase = kind.phase(data)
+    progress = 0
+    if kind.progress_field is not None:
+        progress = max(0, min(100, integer(kind.progress_field, 0)))
     return JobDetail(
         id=job_id,
         status=status,
         progress=progress,
-        msg=text("msg"),
+        msg=_clean(kind.message(data)),
         video_url=text("video_url"),
         preview_url=text("preview_url"),
         duration=max(0, integer("duration", 0)),
         create_time=max(0, integer("create_time", 0)),
         raw=data,
+        kind=kind.name,
+        phase=phase,
+        data=None if kind.payload_fields else {**_clean(dict(data)), "id": job_id},
     )
 
 
@@ -611,48 +635,78 @@ class VendorClient:
             content=content,
         )
 
-    async def list_page(self, page: int, page_size: int) -> ListPage:
-        """One page of the account's jobs, newest first, and the number of pages.
+    async def list_page(self, page: int, page_size: int, kind: Kind = kinds.LIP_SYNC) -> ListPage:
+        """One page of the account's jobs of ``kind`` (a kind listed by page), newest first,
+        and the number of pages.
 
         Items that cannot be parsed are skipped: one odd job must not hide the others.
         """
+        _listing(kind, "page")
+        return await self._list(kind, {"page": page, "page_size": page_size}, page)
+
+    async def list_ids(self, job_ids: list[str], kind: Kind) -> ListPage:
+        """The jobs among ``job_ids`` of ``kind`` (a kind listed by ids: AI creation), in one
+        call of at most the kind's page size."""
+        listing = _listing(kind, "ids")
+        if len(job_ids) > listing.max_page_size:
+            raise ValueError(f"at most {listing.max_page_size} ids in one {kind.name} list call")
+        body = {listing.ids_param: job_ids, "page": 1, "page_size": listing.max_page_size}
+        return await self._list(kind, body, 1)
+
+    async def _list(self, kind: Kind, body: dict[str, Any], page: int) -> ListPage:
+        listing = kind.listing
+        assert listing is not None
         # Priority at the limiter: one list call stands for up to a page of detail calls.
         code, msg, data, _ = await self._authorized(
-            "list", "POST", LIST_PATH, priority=True, json={"page": page, "page_size": page_size}
+            "list", "POST", listing.path, priority=True, json=body
         )
         if code == CODE_BAD_PARAMETER:
             raise ParameterRejected(f"{msg or 'parameter error'} (code {code})")
         if code != CODE_OK:
             raise VendorError(f"{msg or 'error'} (code {code})")
-        if not isinstance(data, Mapping) or not isinstance(data.get("list"), list):
-            raise VendorError("list answer has no data.list array")
+        if not isinstance(data, Mapping) or not isinstance(data.get(listing.items), list):
+            raise VendorError(f"{kind.name} list answer has no data.{listing.items} array")
         details = []
-        items = data["list"]
+        items = data[listing.items]
         for item in items:
-            if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+            if isinstance(item, Mapping) and isinstance(item.get(listing.id_field), str):
                 try:
-                    details.append(parse_detail(item["id"], item))
+                    details.append(parse_detail(item[listing.id_field], item, kind))
                 except ValueError:
                     continue
-        info = data.get("page_info")
-        total = info.get("total_page") if isinstance(info, Mapping) else None
+        info = data.get(listing.page_info)
+        total = info.get(listing.pages) if isinstance(info, Mapping) else None
         pages = total if isinstance(total, int) and not isinstance(total, bool) else page
         return ListPage(details, max(pages, 0), len(items))
 
-    async def detail(self, job_id: str, *, priority: bool = False) -> JobDetail:
+    async def detail(
+        self, job_id: str, *, priority: bool = False, kind: Kind = kinds.LIP_SYNC
+    ) -> JobDetail:
         """The job's current state. UnknownJob for a rejected id, VendorError otherwise.
         ``priority``: ahead of ordinary calls at the limiter (a vendor callback's poll)."""
+        poll = kind.poll
+        where: dict[str, Any] = (
+            {"params": {poll.id_param: job_id}}
+            if poll.method == "GET"
+            else {"json": {poll.id_param: job_id}}
+        )
         code, msg, data, _ = await self._authorized(
-            "detail", "GET", DETAIL_PATH, priority=priority, params={"id": job_id}
+            "detail", poll.method, poll.path, priority=priority, **where
         )
         if code == CODE_OK:
             try:
-                return parse_detail(job_id, data)
+                return parse_detail(job_id, data, kind)
             except ValueError as exc:
                 raise VendorError(f"unusable detail answer: {exc}") from None
         if code == CODE_BAD_PARAMETER:
             raise UnknownJob(msg or "parameter error")
         raise VendorError(f"{msg or 'error'} (code {code})")
+
+
+def _listing(kind: Kind, by: str) -> Listing:
+    if kind.listing is None or kind.listing.by != by:
+        raise ValueError(f"{kind.name} has no list call by {by}")
+    return kind.listing
 
 
 async def check_credentials(

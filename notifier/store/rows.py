@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from notifier.kinds import DEFAULT_KIND, LIP_SYNC, Phase
 from notifier.models import Event, JobMemory
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ class WatchRow:
     predicted_at: float | None
     #: How often the watch was reopened: part of its next event's id (a new one per reopen).
     reopens: int = 0
+    kind: str = DEFAULT_KIND
+    #: The phase last seen (None: never answered).
+    phase: Phase | None = None
 
     def memory(self) -> JobMemory:
         """What the polling policy remembers of this job."""
@@ -176,4 +180,6 @@ def watch_from_row(row: Row) -> WatchRow:
         misses=row["misses"],
         predicted_at=row["predicted_at"],
         reopens=row["reopens"],
+        # Until the state stores it: the lip-sync table reads the stored status.
+        phase=None if row["status"] is None else LIP_SYNC.phase({"status": row["status"]}),
     )

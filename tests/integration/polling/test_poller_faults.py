@@ -56,12 +56,12 @@ async def test_a_bug_in_one_poll_is_logged_and_retried_and_others_carry_on(
     rig.store.add_watches([WatchSpec("buggyjob1"), WatchSpec("finejob01")], "queue")
     real_detail = rig.client.detail
 
-    async def detail(job_id: str) -> JobDetail:
+    async def detail(job_id: str, **options: Any) -> JobDetail:
         # A vendor cannot make our own code raise something unexpected; this stands in for
         # such a bug, for one job only.
         if job_id == "buggyjob1":
             raise RuntimeError("boom")
-        return await real_detail(job_id)
+        return await real_detail(job_id, **options)
 
     monkeypatch.setattr(rig.client, "detail", detail)
     with capture_logs() as logs:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from notifier.kinds import LIP_SYNC, Phase
 from notifier.models import JobDetail
 from notifier.polling.vendor import (
-    KNOWN_STATUSES,
     VendorError,
     _expiry,
     parse_detail,
@@ -53,8 +53,9 @@ detail_like = st.fixed_dictionaries(
 def check_detail(detail: JobDetail, job_id: str) -> None:
     assert isinstance(detail, JobDetail)
     assert detail.id == job_id
-    assert detail.status in KNOWN_STATUSES
     assert type(detail.status) is int
+    assert detail.phase is LIP_SYNC.phase({"status": detail.status})
+    assert detail.phase in Phase
     assert 0 <= detail.progress <= 100
     assert type(detail.progress) is int
     assert type(detail.duration) is int and detail.duration >= 0

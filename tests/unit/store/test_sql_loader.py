@@ -90,7 +90,8 @@ def test_common_statements_reach_postgres_translated() -> None:
 def test_every_watch_query_reads_the_columns_of_a_watch_row(tmp_path: Path) -> None:
     """The column list is written once (a fragment): what every query that hands out a
     WatchRow selects is what WatchRow holds."""
-    wanted = [field.name for field in dataclasses.fields(WatchRow)]
+    # kind and phase: not columns yet (issue 21, item 3, lands in the next migration).
+    wanted = [f.name for f in dataclasses.fields(WatchRow) if f.name not in ("kind", "phase")]
     queries = dialect("sqlite").queries
     with sqlite3.connect(tmp_path / "s.db") as db:
         for _number, script in schema._migrations():
