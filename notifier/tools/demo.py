@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from notifier import kinds
 from notifier import log as logs
 from notifier.config import load_config
 from notifier.gateway.door import CREATE_PATH, LABEL_HEADER
@@ -87,7 +88,13 @@ OLD_JOB_AGE = 60
 #: How the gateway served the application's detail calls, in the summary's words.
 DETAIL_TEXT = {"forwarded": "forwarded to the vendor", "absorbed": "absorbed (no vendor call)"}
 
-STATUS_TEXT = {0: "queued", 10: "generating", 20: "succeeded", 30: "failed"}
+
+def _phase(job: Mapping[str, Any]) -> str:
+    """What the simulator's job is, in the kind table's words ("?" for a status it lacks)."""
+    try:
+        return kinds.get(str(job.get("kind") or kinds.DEFAULT_KIND)).phase(job).value
+    except (KeyError, ValueError):
+        return "?"
 
 
 def _whsec() -> str:
@@ -398,7 +405,7 @@ class Demo:
         for job_id, _outcome in self.outcomes.items():
             v = vendor.get(job_id, {})
             w = watches.get(job_id, {})
-            status = STATUS_TEXT.get(int(v.get("status", 0)), "?")
+            status = _phase(v) if v else "queued"
             cells = []
             for path in ("/ops", "/analytics", SLACK_PATH):
                 if job_id not in expected[path]:
@@ -576,11 +583,12 @@ async def _listening(daemon: Daemon, runner: asyncio.Task[int]) -> tuple[str, st
 def _print_progress(console: Console, demo: Demo, seen: set[str]) -> None:
     """Non-interactive output: one line per new fact."""
     for job in demo.sim.jobs():
-        key = f"{job['id']}:{job['status']}"
+        phase = _phase(job)
+        key = f"{job['id']}:{phase}"
         if job["id"] in demo.names and key not in seen:
             seen.add(key)
-            via = f" (via {VIA_TEXT[demo.via[job['id']]]})" if job["status"] == 0 else ""
-            console.print(f"job {demo.names[job['id']]:11} {STATUS_TEXT.get(job['status'])}{via}")
+            via = f" (via {VIA_TEXT[demo.via[job['id']]]})" if phase == "queued" else ""
+            console.print(f"job {demo.names[job['id']]:11} {phase}{via}")
     for record in demo.receiver.all():
         job_id = _job_of(record.payload, demo.outcomes) or "?"
         key = f"{record.path}:{job_id}:{record.attempt}"
