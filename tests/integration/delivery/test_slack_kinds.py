@@ -5,19 +5,16 @@ failure, status 40, as "failed" with the vendor's reason."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from notifier.delivery.senders import SlackSender
 from notifier.delivery.transition import build_event
 from notifier.kinds import VIDEO
 from notifier.models import Event
 from notifier.polling.vendor import parse_detail
-from notifier.service.http_server import ServerThread
-from notifier.tools.receiver import Receiver
+from tests.kit import SLACK_PATH, ReceiverServer
 
 VIDEO_URL = "https://cdn.example.com/v/vid-1.mp4"
 
@@ -28,36 +25,20 @@ def video_event(answer: dict[str, Any]) -> Event:
     return build_event(detail, {"customer": "acme"}, 1_800_000_000.0)
 
 
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver(unsigned=["/slack"])
-
-
-@pytest.fixture
-def server(receiver: Receiver) -> Iterator[ServerThread]:
-    with ServerThread(receiver.make_app) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
 async def test_a_video_success_and_failure_reach_slack_as_what_they_are(
-    receiver: Receiver, server: ServerThread, client: httpx.AsyncClient
+    receiver: ReceiverServer,
 ) -> None:
-    sender = SlackSender(client, server.url + "/slack", timeout=5, min_spacing=0)
     succeeded = video_event(
         {"id": "vid-1", "status": 30, "progress": 100, "video_url": VIDEO_URL, "duration": 12}
     )
     failed = video_event({"id": "vid-1", "status": 40, "progress": 10, "msg": "bad audio url"})
     assert (succeeded.type, failed.type) == ("video.succeeded", "video.failed")
-    for event in (succeeded, failed):
-        result = await sender.send(event)
-        assert result.ok, result.error
-    ready, broken = (r.payload for r in receiver.accepted("/slack"))
+    async with httpx.AsyncClient() as client:
+        sender = SlackSender(client, receiver.url + SLACK_PATH, timeout=5, min_spacing=0)
+        for event in (succeeded, failed):
+            result = await sender.send(event)
+            assert result.ok, result.error
+    ready, broken = (r.payload for r in receiver.receiver.accepted(SLACK_PATH))
     assert ready["blocks"][0]["text"]["text"] == "✅ Digital-human video ready"
     assert ready["text"] == "✅ Digital-human video ready: job vid-1"
     (actions,) = [b for b in ready["blocks"] if b["type"] == "actions"]

@@ -90,6 +90,18 @@ def event_payload(kind: str, answer: dict[str, Any], **how: Any) -> dict[str, An
     return payload
 
 
+def slack(kind: str, answer: dict[str, Any], **how: Any) -> tuple[str, dict[str, Any]]:
+    """The event's type and the Slack message made of it."""
+    payload = event_payload(kind, answer, **how)
+    return payload["type"], build_slack_message(payload)
+
+
+def _header(message: dict[str, Any]) -> str:
+    (header,) = _blocks(message, "header")
+    text: str = header["text"]["text"]
+    return text
+
+
 def _blocks(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [b for b in message["blocks"] if b["type"] == kind]
 
@@ -105,11 +117,9 @@ def test_every_kind_but_lip_sync_is_covered_here() -> None:
 
 @pytest.mark.parametrize("kind", sorted(ANSWERS))
 def test_a_success_says_ready_and_links_the_result(kind: str) -> None:
-    payload = event_payload(kind, ANSWERS[kind][0])
-    assert payload["type"] == f"{kind}.succeeded"
-    message = build_slack_message(payload)
-    (header,) = _blocks(message, "header")
-    assert header["text"]["text"] == f"✅ {KINDS[kind].title} ready"
+    event_type, message = slack(kind, ANSWERS[kind][0])
+    assert event_type == f"{kind}.succeeded"
+    assert _header(message) == f"✅ {KINDS[kind].title} ready"
     assert "failed" not in json.dumps(message)
     assert message["text"].startswith(f"✅ {KINDS[kind].title} ready: job {kind}-job")
     (actions,) = _blocks(message, "actions")
@@ -122,7 +132,7 @@ def test_a_success_says_ready_and_links_the_result(kind: str) -> None:
 
 
 def test_a_video_success_is_status_30_and_shows_the_video_and_its_preview() -> None:
-    message = build_slack_message(event_payload("video", ANSWERS["video"][0]))
+    _, message = slack("video", ANSWERS["video"][0])
     fields = _fields(message)
     assert "*Status*\nsucceeded (30)" in fields
     # Video's duration comes in seconds, not lip-sync's checked milliseconds: not shown as
@@ -134,9 +144,7 @@ def test_a_video_success_is_status_30_and_shows_the_video_and_its_preview() -> N
 
 
 def test_an_avatar_shows_its_picture_and_links_its_preview() -> None:
-    message = build_slack_message(
-        event_payload("customised_person", ANSWERS["customised_person"][0])
-    )
+    _, message = slack("customised_person", ANSWERS["customised_person"][0])
     (image,) = _blocks(message, "image")
     assert image["image_url"] == f"{CDN}/p1.png"  # the preview is the link, not the image
     (actions,) = _blocks(message, "actions")
@@ -145,11 +153,9 @@ def test_an_avatar_shows_its_picture_and_links_its_preview() -> None:
 
 @pytest.mark.parametrize("kind", sorted(ANSWERS))
 def test_a_failure_says_failed_and_why(kind: str) -> None:
-    payload = event_payload(kind, ANSWERS[kind][1])
-    assert payload["type"] == f"{kind}.failed"
-    message = build_slack_message(payload)
-    (header,) = _blocks(message, "header")
-    assert header["text"]["text"] == f"❌ {KINDS[kind].title} job failed"
+    event_type, message = slack(kind, ANSWERS[kind][1])
+    assert event_type == f"{kind}.failed"
+    assert _header(message) == f"❌ {KINDS[kind].title} job failed"
     assert message["text"].endswith(f" — {REASONS[kind]}")
     fields = _fields(message)
     assert f"*Vendor message*\n{REASONS[kind]}" in fields
@@ -158,10 +164,7 @@ def test_a_failure_says_failed_and_why(kind: str) -> None:
 
 
 def test_the_status_is_the_vendors_value_as_it_came() -> None:
-    fields = {
-        kind: _fields(build_slack_message(event_payload(kind, ANSWERS[kind][1])))
-        for kind in ANSWERS
-    }
+    fields = {kind: _fields(slack(kind, ANSWERS[kind][1])[1]) for kind in ANSWERS}
     assert "*Status*\nfailed (40)" in fields["video"]
     assert "*Status*\nfailed (4)" in fields["voice_clone"]
     assert "*Status*\nfailed (9)" in fields["tts"]  # TTS's 9 is "done", either way
@@ -172,28 +175,19 @@ def test_the_status_is_the_vendors_value_as_it_came() -> None:
 def test_the_header_follows_the_event_type_whatever_the_status(status: object) -> None:
     for outcome, header in [("succeeded", "✅ Digital-human video ready"), ("failed", "❌")]:
         payload = {"type": f"video.{outcome}", "data": {"id": "v1", "status": status}}
-        (block,) = _blocks(build_slack_message(payload), "header")
-        assert block["text"]["text"].startswith(header)
+        assert _header(build_slack_message(payload)).startswith(header)
 
 
 def test_expired_and_rejected_of_another_kind() -> None:
-    expired = build_slack_message(
-        event_payload("video", {"id": "v1", "status": 10, "progress": 40}, expired=True)
-    )
-    assert expired["blocks"][0]["text"]["text"] == (
-        "⌛ Digital-human video job given up (still not finished)"
-    )
+    _, expired = slack("video", {"id": "v1", "status": 10, "progress": 40}, expired=True)
+    assert _header(expired) == "⌛ Digital-human video job given up (still not finished)"
     fields = _fields(expired)
     assert "*Status*\nnot finished (10)" in fields and "*Progress*\n40%" in fields
     # A kind without progress shows none.
-    tts = build_slack_message(event_payload("tts", {"status": 1, "errMsg": ""}, expired=True))
+    _, tts = slack("tts", {"status": 1, "errMsg": ""}, expired=True)
     assert "Progress" not in _fields(tts)
-    rejected = build_slack_message(
-        event_payload("tts", {"status": 0, "errMsg": "record not found"}, rejections=3)
-    )
-    assert rejected["blocks"][0]["text"]["text"] == (
-        "🚫 Speech job id unknown to Chanjing (no longer watched)"
-    )
+    _, rejected = slack("tts", {"status": 0, "errMsg": "record not found"}, rejections=3)
+    assert _header(rejected) == "🚫 Speech job id unknown to Chanjing (no longer watched)"
     assert "3 times" in _fields(rejected) and "Status" not in _fields(rejected)
 
 
@@ -206,12 +200,12 @@ def test_a_kind_the_table_does_not_have_still_reads_sensibly() -> None:
             "data": {"id": "h1", "status": 1, "msg": "done", "labels": {"a": "b"}},
         }
     )
-    assert message["blocks"][0]["text"]["text"] == "✅ Chanjing hologram job ready"
+    assert _header(message) == "✅ Chanjing hologram job ready"
     fields = _fields(message)
     assert "`h1`" in fields and "*Status*\nsucceeded (1)" in fields and "done" in fields
     assert not _blocks(message, "actions")
     odd = build_slack_message({"type": "hologram", "data": {"id": "h1"}})
-    assert odd["blocks"][0]["text"]["text"] == "🔔 Chanjing job update (hologram)"
+    assert _header(odd) == "🔔 Chanjing job update (hologram)"
 
 
 def test_lip_sync_messages_are_worded_as_before() -> None:
@@ -225,7 +219,7 @@ def test_lip_sync_messages_are_worded_as_before() -> None:
         "duration": 12345,
         "create_time": 1738636800,
     }
-    message = build_slack_message(event_payload("lip_sync", answer))
+    _, message = slack("lip_sync", answer)
     assert message["text"] == "✅ Lip-sync video ready: job lip_sync-job (12.3 s)"
     fields = _fields(message)
     assert "*Status*\nsucceeded (20)" in fields and "*Duration*\n12.3 s" in fields
@@ -238,8 +232,8 @@ def test_lip_sync_messages_are_worded_as_before() -> None:
         "url": f"{CDN}/l1.mp4",
         "action_id": "open_video",
     }
-    failed = build_slack_message(event_payload("lip_sync", {**answer, "status": 30, "msg": "x"}))
-    assert failed["blocks"][0]["text"]["text"] == "❌ Lip-sync job failed"
-    expired = build_slack_message(event_payload("lip_sync", {**answer, "status": 10}, expired=True))
-    assert expired["blocks"][0]["text"]["text"] == "⌛ Lip-sync job given up (still not finished)"
+    _, failed = slack("lip_sync", {**answer, "status": 30, "msg": "x"})
+    assert _header(failed) == "❌ Lip-sync job failed"
+    _, expired = slack("lip_sync", {**answer, "status": 10}, expired=True)
+    assert _header(expired) == "⌛ Lip-sync job given up (still not finished)"
     assert "*Status*\nnot finished (10)" in _fields(expired)
