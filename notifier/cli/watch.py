@@ -121,7 +121,7 @@ def _usage(problems: Sequence[Problem]) -> UsageError:
 def _unreachable(config: Config, endpoints: Sequence[str]) -> list[str]:
     """Event types none of the named endpoints takes: such a job ending that way notifies
     nobody."""
-    taken = {t for ep in config.endpoints if ep.name in endpoints for t in ep.events}
+    taken = {t for ep in config.endpoints if ep.name in endpoints for t in ep.event_types()}
     return [t for t in EVENT_TYPES if t not in taken]
 
 

@@ -20,7 +20,6 @@ from pydantic import (
 from standardwebhooks import Webhook
 
 from notifier.config.problems import kind, show
-from notifier.models import ALL_EVENT_TYPES
 
 # --------------------------------------------------------------------------------------------
 # Durations
@@ -269,12 +268,6 @@ def _webhook_secret_problem(value: object) -> str | None:
     except Exception:
         return _WHSEC_HELP
     return None
-
-
-def as_event(value: object) -> str:
-    if isinstance(value, str) and value in ALL_EVENT_TYPES:
-        return value
-    raise ValueError(f"unknown event {show(value)} (allowed: {', '.join(ALL_EVENT_TYPES)})")
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")

@@ -132,6 +132,8 @@ def read_yaml_file(
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context == "while scanning an alias":  # events: [*.failed]
+            problem += '; a value that starts with * must be quoted, e.g. "*.failed"'
         fail(f"YAML syntax error{where}: {problem}")
     except yaml.reader.ReaderError as exc:
         fail(

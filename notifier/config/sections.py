@@ -6,7 +6,7 @@ import contextlib
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -16,14 +16,16 @@ from pydantic import (
     Field,
     SecretStr,
     StrictBool,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from notifier.config.events import DEFAULT_EVENTS, expand
+from notifier.config.events import problem as event_problem
 from notifier.config.fields import (
     Duration,
     PositiveDuration,
-    as_event,
     as_path,
     endpoint_name,
     format_duration,
@@ -40,67 +42,38 @@ from notifier.config.fields import (
     webhook_secret,
 )
 from notifier.config.problems import KeyedProblems, Loc, kind, show
-from notifier.models import (
-    ALL_EVENT_TYPES,
-    EVENT_TYPES,
-    EXPIRED,
-    FAILED,
-    REJECTED,
-    SUCCEEDED,
-    label_map,
-    labels_problem,
-    unknown_endpoint,
-)
+from notifier.models import label_map, labels_problem, unknown_endpoint
 
 # --------------------------------------------------------------------------------------------
 # Models
 
 _MODEL = ConfigDict(extra="forbid", frozen=True)
-EventType = Literal[
-    "lip_sync.succeeded",
-    "lip_sync.failed",
-    "lip_sync.expired",
-    "lip_sync.rejected",
-    "endpoint.failing",
-    "endpoint.recovered",
-    "delivery.dead",
-    "vendor.failing",
-    "vendor.recovered",
-]
-#: The default ``events``: the job events only (operational events are opt-in).
-_ALL_EVENTS: list[EventType] = [
-    "lip_sync.succeeded",
-    "lip_sync.failed",
-    "lip_sync.expired",
-    "lip_sync.rejected",
-]
-assert tuple(_ALL_EVENTS) == EVENT_TYPES == (SUCCEEDED, FAILED, EXPIRED, REJECTED)
-assert set(get_args(EventType)) == set(ALL_EVENT_TYPES)
 
 
-def _events(value: object) -> list[str]:
+def _events(value: object, info: ValidationInfo) -> list[str]:
+    """``events`` as written (exact names and patterns, each once): ``check`` and the start-up
+    line show them so; :func:`notifier.config.events.expand` makes them types for routing."""
     if not isinstance(value, list | tuple):
-        raise ValueError(
-            f"must be a list of events ({', '.join(ALL_EVENT_TYPES)}), got {kind(value)}"
-        )
+        raise ValueError(f"must be a list of events ({_EVENTS_HELP}), got {kind(value)}")
     if not value:
-        raise ValueError(f"must list at least one event ({', '.join(ALL_EVENT_TYPES)})")
+        raise ValueError(f"must list at least one event ({_EVENTS_HELP})")
+    name = info.data.get("name")
+    where = f"endpoint {name!r}: " if isinstance(name, str) else ""
     problems: list[tuple[Loc, str]] = []
-    events: list[str] = []
+    entries: list[str] = []
     for i, item in enumerate(value):
-        try:
-            event = as_event(item)
-        except ValueError as exc:
-            problems.append(((i,), str(exc)))
-            continue
-        if event not in events:
-            events.append(event)
+        problem = event_problem(item)
+        if problem is not None:
+            problems.append(((i,), where + problem))
+        elif item not in entries:
+            entries.append(item)
     if problems:
         raise KeyedProblems(problems)
-    return events
+    return entries
 
 
-Events = Annotated[list[EventType], BeforeValidator(_events)]
+_EVENTS_HELP = "e.g. lip_sync.succeeded, video.*, *.failed, *, vendor.failing"
+Events = Annotated[list[str], BeforeValidator(_events)]
 
 
 class ChanjingConfig(BaseModel):
@@ -326,11 +299,16 @@ class _EndpointBase(BaseModel):
     model_config = _MODEL
 
     name: Annotated[str, BeforeValidator(endpoint_name)]
-    events: Events = Field(default_factory=lambda: list(_ALL_EVENTS))
+    #: As written: exact event types and patterns (``video.*``, ``*.failed``, ``*``).
+    events: Events = Field(default_factory=lambda: list(DEFAULT_EVENTS))
+
+    def event_types(self) -> tuple[str, ...]:
+        """The concrete event types ``events`` subscribes to."""
+        return expand(self.events)
 
     def wants(self, event_type: str) -> bool:
         """Whether this endpoint subscribes to ``event_type``."""
-        return event_type in self.events
+        return event_type in self.event_types()
 
     def target_url(self) -> str:
         """The URL to POST to (a secret for Slack endpoints)."""

@@ -94,6 +94,8 @@ def route(
 ) -> list[str]:
     """Endpoint names that get this event.
 
+    ``subscriptions`` hold concrete event types: an endpoint's patterns (``video.*``,
+    ``*.failed``) were expanded by ``notifier.service.routing.subscriptions``.
     A watch that names endpoints notifies exactly those (that subscribe to the type);
     otherwise every endpoint whose ``events`` include it. A named endpoint that is not in
     ``subscriptions`` at all (not configured in the running daemon, e.g. added to the file

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from notifier import kinds
 from notifier.delivery.senders._http import (
     ERROR_TEXT_LIMIT,
     Gate,
@@ -22,17 +25,7 @@ from notifier.delivery.senders._http import (
     redirect_error,
     sanitize_text,
 )
-from notifier.models import (
-    EXPIRED,
-    FAILED,
-    OPERATIONAL_EVENT_TYPES,
-    REJECTED,
-    STATUS_FAILED,
-    STATUS_SUCCESS,
-    SUCCEEDED,
-    Event,
-    SendResult,
-)
+from notifier.models import OPERATIONAL_EVENT_TYPES, Event, SendResult
 
 # Block Kit limits (https://api.slack.com/reference/block-kit).
 HEADER_TEXT_MAX = 150
@@ -43,10 +36,20 @@ URL_MAX = 3000
 BUTTON_TEXT_MAX = 75
 ALT_TEXT_MAX = 2000
 
-HEADER_SUCCEEDED = "✅ Lip-sync video ready"
-HEADER_FAILED = "❌ Lip-sync job failed"
-HEADER_EXPIRED = "⌛ Lip-sync job given up (still not finished)"
-HEADER_REJECTED = "🚫 Lip-sync job id unknown to Chanjing (no longer watched)"
+#: Headers of job events by outcome: ``{title}`` is the kind's result ("Digital-human
+#: video"), ``{subject}`` the job ("Digital-human video job").
+HEADERS = {
+    "succeeded": "✅ {title} ready",
+    "failed": "❌ {subject} failed",
+    "expired": "⌛ {subject} given up (still not finished)",
+    "rejected": "🚫 {subject} id unknown to Chanjing (no longer watched)",
+}
+#: The job of a kind where it is not "<title> job": lip-sync's wording since its first message.
+_SUBJECTS = {"lip_sync": "Lip-sync job"}
+#: What the outcome says a job is, beside the vendor's own status value.
+_STATE = {"succeeded": "succeeded", "failed": "failed", "expired": "not finished"}
+#: ``data`` keys of a picture to show on success (when it is not already the link).
+_IMAGE_FIELDS = ("preview_url", "pic_url")
 #: Operational events (about the notifier itself, not a job).
 OPS_HEADERS = {
     "endpoint.failing": "🚨 Notification endpoint failing",
@@ -55,8 +58,6 @@ OPS_HEADERS = {
     "vendor.failing": "🚨 Chanjing API failing",
     "vendor.recovered": "✅ Chanjing API recovered",
 }
-
-_STATUS_TEXT = {0: "queued", 10: "generating", STATUS_SUCCESS: "succeeded", STATUS_FAILED: "failed"}
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -115,9 +116,73 @@ def _field(title: str, value: str) -> dict[str, str]:
     return {"type": "mrkdwn", "text": _truncate(f"*{title}*\n{value}", FIELD_TEXT_MAX)}
 
 
+@dataclass(frozen=True)
+class _Job:
+    """How to word one job event: from its kind's table entry, or, for a kind the table does
+    not have (an event row of another version), from the type's own words."""
+
+    type: str
+    name: str
+    outcome: str
+    title: str
+    subject: str
+    kind: kinds.Kind | None
+
+    @classmethod
+    def of(cls, event_type: object) -> _Job:
+        shown = str(event_type)
+        name, _, outcome = shown.partition(".")
+        kind = kinds.KINDS.get(name)
+        if kind is not None:
+            subject = _SUBJECTS.get(kind.name, f"{kind.title} job")
+            return cls(shown, kind.name, outcome, kind.title, subject, kind)
+        title = f"Chanjing {name} job" if name and outcome else "Chanjing job"
+        return cls(shown, name, outcome, title, title, None)
+
+    @property
+    def header(self) -> str:
+        template = HEADERS.get(self.outcome, "🔔 {subject} update ({type})")
+        return template.format(title=self.title, subject=self.subject, type=self.type)
+
+    def status(self, data: Mapping[str, Any]) -> str | None:
+        """The vendor's own status value, as it came (never read for a meaning here), after
+        what the outcome says of the job."""
+        raw = data.get(self.kind.status_field if self.kind else "status")
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str) or raw == "":
+            return None
+        shown = _truncate(_escape(raw), 60)
+        state = _STATE.get(self.outcome)
+        return f"{state} ({shown})" if state else shown
+
+    def progress(self, data: Mapping[str, Any]) -> object:
+        field = self.kind.progress_field if self.kind else "progress"
+        return data.get(field) if field else None
+
+    def message(self, data: Mapping[str, Any]) -> str:
+        """The vendor's message: why it failed (lip-sync's also says "success")."""
+        text = self.kind.message(data) if self.kind else str(data.get("msg") or "")
+        return text.strip()
+
+    def duration(self, data: Mapping[str, Any]) -> str | None:
+        """Only a duration the vendor client checked: lip-sync's, in milliseconds (other
+        kinds' ``duration`` comes as the vendor sent it, in seconds or not at all)."""
+        checked = self.kind is not None and "duration" in self.kind.payload_fields
+        return format_duration(data.get("duration")) if checked else None
+
+    def link(self, data: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(URL, what it is) of the result, when the job succeeded and the data has one."""
+        if self.kind is None:
+            return None
+        url = _http_url(self.kind.link(data))
+        return (url, self.kind.link_title) if url else None
+
+
 def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The ``{"text", "blocks"}`` message for an event payload (``{"type", "timestamp", "data"}``).
 
+    A job event is worded from its type, ``<kind>.<outcome>``: the kind's table entry gives
+    the title, the link and the vendor's message; the vendor's status is shown as it came,
+    never interpreted (the same code means success for one kind, failure for another).
     Tolerates missing or odd fields; every value from the vendor is escaped and truncated to
     Block Kit's limits.
     """
@@ -126,32 +191,23 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
     if event_type in OPERATIONAL_EVENT_TYPES:
         return _operational_message(str(event_type), data, payload.get("timestamp"))
-    status = data.get("status")
-    succeeded = event_type == SUCCEEDED or (event_type != FAILED and status == STATUS_SUCCESS)
-    if succeeded:
-        header = HEADER_SUCCEEDED
-    elif event_type == FAILED or status == STATUS_FAILED:
-        header = HEADER_FAILED
-    elif event_type == EXPIRED:
-        header = HEADER_EXPIRED
-    elif event_type == REJECTED:
-        header = HEADER_REJECTED
-    else:
-        header = f"🔔 Lip-sync job update ({event_type})"
+    job = _Job.of(event_type)
+    header = job.header
+    succeeded = job.outcome == "succeeded"
 
     job_id = str(data.get("id") or "?")
-    msg = data.get("msg")
-    msg_text = str(msg).strip() if msg is not None else ""
+    msg_text = job.message(data)
 
     # A rejected id was never seen running: its status and progress say nothing.
-    seen = event_type != REJECTED
+    seen = job.outcome != "rejected"
     fields = [_field("Job", _code(job_id))]
-    if seen and isinstance(status, int) and not isinstance(status, bool):
-        fields.append(_field("Status", f"{_STATUS_TEXT.get(status, 'unknown')} ({status})"))
-    duration = format_duration(data.get("duration"))
+    status = job.status(data)
+    if seen and status:
+        fields.append(_field("Status", status))
+    duration = job.duration(data)
     if duration:
         fields.append(_field("Duration", duration))
-    progress = data.get("progress")
+    progress = job.progress(data)
     if seen and not succeeded and isinstance(progress, int) and not isinstance(progress, bool):
         fields.append(_field("Progress", f"{progress}%"))
     rejections = data.get("rejections")
@@ -175,33 +231,7 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
         {"type": "section", "fields": fields[:MAX_FIELDS]},
     ]
     if succeeded:
-        preview = _http_url(data.get("preview_url"))
-        if preview:
-            blocks.append(
-                {
-                    "type": "image",
-                    "image_url": preview,
-                    "alt_text": _truncate(f"Preview of lip-sync job {job_id}", ALT_TEXT_MAX),
-                }
-            )
-        video = _http_url(data.get("video_url"))
-        if video:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "text": {
-                                "type": "plain_text",
-                                "text": _truncate("▶ Open video", BUTTON_TEXT_MAX),
-                            },
-                            "url": video,
-                            "action_id": "open_video",
-                        }
-                    ],
-                }
-            )
+        blocks += _result_blocks(job, data, job_id)
     context = f"{_code(event_type or 'event')} at {_escape(payload.get('timestamp') or '?')}"
     blocks.append(
         {
@@ -216,6 +246,30 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     if msg_text and not succeeded:
         text += f" — {_escape(msg_text)}"
     return {"text": _truncate(text, TEXT_MAX), "blocks": blocks}
+
+
+def _result_blocks(job: _Job, data: Mapping[str, Any], job_id: str) -> list[dict[str, Any]]:
+    """A succeeded job's picture (a preview that is not the result itself) and a button to
+    its result."""
+    blocks: list[dict[str, Any]] = []
+    link = job.link(data)
+    images = (_http_url(data.get(key)) for key in _IMAGE_FIELDS)
+    image = next((url for url in images if url and (link is None or url != link[0])), None)
+    if image:
+        alt = f"Preview of {job.name.replace('_', '-')} job {job_id}"
+        blocks.append(
+            {"type": "image", "image_url": image, "alt_text": _truncate(alt, ALT_TEXT_MAX)}
+        )
+    if link is not None:
+        url, what = link
+        button = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": _truncate(f"▶ Open {what}", BUTTON_TEXT_MAX)},
+            "url": url,
+            "action_id": "open_" + re.sub(r"\W+", "_", what),
+        }
+        blocks.append({"type": "actions", "elements": [button]})
+    return blocks
 
 
 def _operational_message(

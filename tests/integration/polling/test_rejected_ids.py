@@ -71,7 +71,7 @@ def default_endpoints() -> list[tuple[str, list[str]]]:
         )
         for name in ("ops", "analytics")
     ]
-    return [(ep.name, list(ep.events)) for ep in made] + [("wins", ["lip_sync.succeeded"])]
+    return [(ep.name, list(ep.event_types())) for ep in made] + [("wins", ["lip_sync.succeeded"])]
 
 
 async def test_an_id_rejected_three_times_over_two_minutes_is_rejected_with_an_event(

@@ -16,6 +16,7 @@ from notifier.config import (
     load_config,
     parse_config,
 )
+from notifier.kinds import JOB_EVENT_TYPES
 from tests.kit.config_files import (
     BASE,
     ENDPOINTS,
@@ -85,13 +86,10 @@ metrics: {listen: "[::1]:9464"}
     assert isinstance(team, SlackEndpoint)
     assert config.endpoint("nope") is None
     assert ops.secret_values() == [WHSEC]
-    assert ops.events == [
-        "lip_sync.succeeded",
-        "lip_sync.failed",
-        "lip_sync.expired",
-        "lip_sync.rejected",
-    ]
-    assert ops.wants("lip_sync.failed")
+    # No events listed: every job event of every kind, shown as the pattern it is.
+    assert ops.events == ["*"]
+    assert ops.event_types() == JOB_EVENT_TYPES
+    assert ops.wants("lip_sync.failed") and not ops.wants("vendor.failing")
     assert team.events == ["lip_sync.failed"]
     assert not team.wants("lip_sync.succeeded")
     assert team.target_url() == SLACK_URL
@@ -356,9 +354,8 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         "unknown event",
         BASE + ENDPOINTS.replace("[lip_sync.failed]", "[lip_sync.done]"),
         None,
-        "endpoints[1].events[0]: unknown event 'lip_sync.done' "
-        "(allowed: lip_sync.succeeded, lip_sync.failed, lip_sync.expired, lip_sync.rejected, "
-        "endpoint.failing, endpoint.recovered, delivery.dead, vendor.failing, vendor.recovered)",
+        "endpoints[1].events[0]: endpoint 'team': unknown event 'lip_sync.done' "
+        "(outcomes: succeeded, failed, expired, rejected, or * for all of them)",
     ),
     (
         "empty events",

@@ -205,12 +205,11 @@ def test_alerts_defaults_and_opt_in_events() -> None:
     assert config.alerts.endpoint_failing_after == 5
     assert config.alerts.endpoint_failing_for == 600.0
     assert config.alerts.vendor_failing_for == 120.0
-    assert config.endpoints[0].events == [
-        "lip_sync.succeeded",
-        "lip_sync.failed",
-        "lip_sync.expired",
-        "lip_sync.rejected",
-    ]
+    # The default is every job event (of every kind) and no operational one.
+    assert config.endpoints[0].events == ["*"]
+    default = config.endpoints[0].event_types()
+    assert {"lip_sync.succeeded", "lip_sync.failed", "lip_sync.expired"} <= set(default)
+    assert not {"delivery.dead", "vendor.failing", "endpoint.failing"} & set(default)
     assert config.endpoints[1].events == ["delivery.dead", "vendor.failing", "vendor.recovered"]
 
 
