@@ -86,6 +86,9 @@ def _person(m: Moment) -> dict[str, Any]:
         "height": 1920 if done else 0,
         "audio_man_id": f"C-{m.id[:16]}" if done else "",
         "err_reason": m.msg,
+        "type": "person",
+        "is_open": 1,
+        "reason": "",
         "create_time": m.create_time,
     }
 
@@ -125,7 +128,8 @@ def _ai_creation(m: Moment) -> dict[str, Any]:
     done = m.phase == SUCCEEDED
     return {
         "unique_id": m.id,
-        "type": 1,
+        "type": 3,  # an image (4: a video)
+        "model_code": "doubao-seedream-4.5",
         "progress_desc": m.status,
         "output_url": [f"{CDN_BASE}/ai/{m.id}.png"] if done else [],
         "err_msg": m.msg,

@@ -112,11 +112,32 @@ class QpsCounter:
         self.max_per_second = 0
 
 
-def ids_of(value: Any) -> set[str]:
-    """The ids of a by-ids list call (AI creation's ``unique_ids``)."""
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise SimInputError("unique_ids must be a non-empty list of task ids")
+def ids_of(value: Any) -> set[str] | None:
+    """The ids a by-ids list call (AI creation's ``unique_ids``) asks for; None when it asks
+    for all (the field left out or an empty list)."""
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SimInputError("unique_ids must be a list of task ids")
     return set(value)
+
+
+def flag_of(name: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise SimInputError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def creation_type_of(value: Any) -> int | None:
+    """AI creation's ``type``: 3 images, 4 videos. Checked, but it does not filter: every
+    simulated AI creation is an image (type 3) whatever a list asks for."""
+    if value is None:
+        return None
+    if value not in (3, 4) or isinstance(value, bool):
+        raise SimInputError(f"type must be 3 (images) or 4 (videos), got {value!r}")
+    return int(value)
 
 
 async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:

@@ -54,7 +54,9 @@ from notifier.tools.sim_wire import (
     QpsCounter,
     TokenStore,
     bad_gateway,
+    creation_type_of,
     envelope,
+    flag_of,
     ids_of,
     json_response,
     read_object,
@@ -526,7 +528,11 @@ class VendorSimulator:
             size = positive_int(
                 "page_size", body.get("page_size"), 10, maximum=kind.list_max_page_size
             )
-            wanted = ids_of(body.get("unique_ids")) if kind.list_by == "ids" else None
+            wanted, success_only = None, False
+            if kind.list_by == "ids":
+                wanted = ids_of(body.get("unique_ids"))
+                success_only = flag_of("is_success", body.get("is_success"))
+                creation_type_of(body.get("type"))
         except SimInputError as exc:
             return self._reply(CODE_PARAM, str(exc))
         with self._lock:
@@ -542,6 +548,7 @@ class VendorSimulator:
                 if j.created_at <= then
                 and not j.unknown(now)
                 and (wanted is None or j.id in wanted)
+                and (not success_only or j.phase(then) == SUCCEEDED)
             ]
             chunk = [job.detail(then) for job in jobs[(page - 1) * size : page * size]]
         total = len(jobs)

@@ -4,6 +4,7 @@ for all of them; the vendor's own SDK (``chanjingsdk``) driving TTS and a voice 
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -216,7 +217,7 @@ def test_ai_creation_goes_by_words_and_lists_by_ids(vendor: Vendor) -> None:
     other = create(vendor, "/open/v1/ai_creation/task/submit", token)
     vendor.clock.advance(5)
     page = "/open/v1/ai_creation/task/page"
-    body = {"unique_ids": [task, failed, "unknown"], "type": 1, "page": 1, "page_size": 50}
+    body = {"unique_ids": [task, failed, "unknown"], "type": 3, "page": 1, "page_size": 50}
     listed = ok(vendor.post(page, body, token))
     items = {item["unique_id"]: item for item in listed["list"]}
     assert set(items) == {task, failed}  # asked for, and known; not `other`
@@ -225,7 +226,12 @@ def test_ai_creation_goes_by_words_and_lists_by_ids(vendor: Vendor) -> None:
     assert listed["page_info"]["total_count"] == 2
 
     assert vendor.post(page, {**body, "page_size": 51}, token)["code"] == 40000
-    assert vendor.post(page, {"page": 1, "page_size": 10}, token)["code"] == 40000
+    assert vendor.post(page, {**body, "unique_ids": "not-a-list"}, token)["code"] == 40000
+    # No ids (or an empty list) is every task; is_success keeps the successful ones.
+    everything = ok(vendor.post(page, {"unique_ids": [], "type": 3}, token))["list"]
+    assert [item["unique_id"] for item in everything] == [other, failed, task]
+    succeeded = ok(vendor.post(page, {"type": 3, "is_success": True}, token))["list"]
+    assert [item["unique_id"] for item in succeeded] == [other, task]
 
 
 # --------------------------------------------------------------------------- every kind
@@ -547,3 +553,13 @@ def test_the_sdk_polls_a_voice_clone_to_the_end_and_validates_it(
     assert progress[-1] == 100 and any(0 < p < 100 for p in progress)
     assert service._validate_voice(voice_id, token)
     assert not service._validate_voice("no-such-voice", token)
+
+
+def test_the_jobs_file_example_in_the_docs_is_taken(vendor: Vendor) -> None:
+    page = (Path(__file__).parents[3] / "docs" / "try-it-locally.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```json\n(\[.*?\])\n```", page, re.S)
+    specs = json.loads(block)
+    assert {spec["kind"] for spec in specs} == {"video", "tts", "voice_clone"}
+    resp = vendor.http.post("/_sim/jobs", json=specs)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["ids"] == [spec["id"] for spec in specs]
