@@ -137,18 +137,18 @@ def _ai_creation(m: Moment) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SimKind:
     """One job kind as the vendor serves it."""
 
     name: str
     create_path: str
     #: Where the create answer puts the new id: ``None`` for ``data`` itself, else a key of it.
-    create_id: str | None
-    detail_method: Literal["GET", "POST"]
+    create_id: str | None = None
+    detail_method: Literal["GET", "POST"] = "GET"
     detail_path: str
     #: The query parameter (GET) or JSON body key (POST) carrying the id.
-    id_param: str
+    id_param: str = "id"
     #: The status values: one while queued, the ones a run goes through (in order, each an
     #: equal share of the run), the success, the failures (the first is the default one).
     queued: Status
@@ -156,11 +156,11 @@ class SimKind:
     success: Status
     failures: tuple[Status, ...]
     #: Statuses a success may later turn into (a voice that expires or is deleted).
-    later: tuple[Status, ...]
-    progress: bool
+    later: tuple[Status, ...] = ()
+    progress: bool = True
     #: What the vendor posts to a create's ``callback``: the detail envelope, the bare detail
     #: ``data``, or nothing (the kind's create takes no callback).
-    callback: Literal["envelope", "bare"] | None
+    callback: Literal["envelope", "bare"] | None = None
     render: Callable[[Moment], dict[str, Any]]
     #: The list call: its path, ``page`` (the account's jobs, newest first) or ``ids`` (the
     #: jobs asked for), the answer's keys, the largest page.
@@ -203,16 +203,11 @@ class SimKind:
 LIP_SYNC = SimKind(
     name="lip_sync",
     create_path="/open/v1/video_lip_sync/create",
-    create_id=None,
-    detail_method="GET",
     detail_path="/open/v1/video_lip_sync/detail",
-    id_param="id",
     queued=0,
     running=(10,),
     success=20,
     failures=(30,),
-    later=(),
-    progress=True,
     callback="envelope",
     render=_lip_sync,
     list_path="/open/v1/video_lip_sync/list",
@@ -222,18 +217,13 @@ LIP_SYNC = SimKind(
 VIDEO = SimKind(
     name="video",
     create_path="/open/v1/create_video",
-    create_id=None,
-    detail_method="GET",
     detail_path="/open/v1/video",
-    id_param="id",
     # No queued status is documented: a video is "10 generating" from the start.
     queued=10,
     running=(10,),
     success=30,
     # 4X a parameter error, 5X a service error.
-    failures=(40, *range(41, 50), *range(50, 60)),
-    later=(),
-    progress=True,
+    failures=tuple(range(40, 60)),
     callback="bare",
     render=_video,
     list_path="/open/v1/video_list",
@@ -245,16 +235,11 @@ VIDEO = SimKind(
 CUSTOMISED_PERSON = SimKind(
     name="customised_person",
     create_path="/open/v1/create_customised_person",
-    create_id=None,
-    detail_method="GET",
     detail_path="/open/v1/customised_person",
-    id_param="id",
     queued=0,
     running=(1,),
     success=2,
     failures=(4, 5),
-    later=(),
-    progress=True,
     callback="bare",
     render=_person,
     list_path="/open/v1/list_customised_person",
@@ -264,17 +249,12 @@ CUSTOMISED_PERSON = SimKind(
 VOICE_CLONE = SimKind(
     name="voice_clone",
     create_path="/open/v1/create_customised_audio",
-    create_id=None,
-    detail_method="GET",
     detail_path="/open/v1/customised_audio",
-    id_param="id",
     queued=0,
     running=(1,),
     success=2,
     failures=(4, 3, 99),
     later=(3, 99),
-    progress=True,
-    callback=None,
     render=_voice,
     list_path="/open/v1/list_customised_audio",
     default_msg="reference audio too noisy",
@@ -292,9 +272,7 @@ TTS = SimKind(
     running=(1,),
     success=9,
     failures=(9,),
-    later=(),
     progress=False,
-    callback=None,
     render=_tts,
     default_msg="synthesis failed",
 )
@@ -302,15 +280,12 @@ TTS = SimKind(
 AI_CREATION = SimKind(
     name="ai_creation",
     create_path="/open/v1/ai_creation/task/submit",
-    create_id=None,
-    detail_method="GET",
     detail_path="/open/v1/ai_creation/task",
     id_param="unique_id",
     queued="Queued",
     running=("Ready", "Generating"),
     success="Success",
     failures=("Error", "Fail"),
-    later=(),
     progress=False,
     callback="bare",  # unverified: the same as video's
     render=_ai_creation,

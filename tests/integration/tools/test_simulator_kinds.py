@@ -29,7 +29,7 @@ from notifier import kinds
 from notifier.service.http_server import ServerThread
 from notifier.tools.sim_jobs import SimJob
 from notifier.tools.sim_kinds import SIM_KINDS
-from tests.kit import T0
+from tests.kit import T0, run_cli
 from tests.kit.vendor import Vendor
 
 HINT = {"queue_s": 1, "run_s": 4}
@@ -436,46 +436,37 @@ def test_simulate_jobs_file_takes_a_kind(tmp_path: Path) -> None:
             ]
         )
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "notifier", "simulate", "--port", "0", "--jobs-file", str(jobs)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    argv = [sys.executable, "-m", "notifier", "simulate", "--port", "0", "--jobs-file", str(jobs)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline() == "job video-1\n"
-        assert proc.stdout.readline() == "job speech-1\n"
-        match = re.search(r"listening on (http://\S+)", proc.stdout.readline())
-        assert match
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[:2] == ["job video-1\n", "job speech-1\n"]
+        match = re.search(r"listening on (http://\S+)", lines[2])
+        assert match, lines
         with httpx.Client(base_url=match.group(1), timeout=10) as http:
             creds = {"app_id": "demo-app", "secret_key": "demo-secret"}
             token = http.post("/open/v1/access_token", json=creds).json()["data"]["access_token"]
             headers = {"access_token": token}
             video = http.get("/open/v1/video", params={"id": "video-1"}, headers=headers)
             assert video.json()["data"]["status"] == 30
-            speech = http.post(
-                "/open/v1/audio_task_state", json={"task_id": "speech-1"}, headers=headers
-            )
+            body = {"task_id": "speech-1"}
+            speech = http.post("/open/v1/audio_task_state", json=body, headers=headers)
             assert speech.json()["data"]["errMsg"]
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=15)
-        assert proc.returncode == 0, stderr
     finally:
-        if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            raise
+    assert proc.returncode == 0
 
 
 def test_simulate_jobs_file_names_an_unknown_kind(tmp_path: Path) -> None:
     jobs = tmp_path / "jobs.yaml"
     jobs.write_text(yaml.safe_dump([{"kind": "video"}, {"kind": "photo"}]))
-    result = subprocess.run(
-        [sys.executable, "-m", "notifier", "simulate", "--port", "0", "--jobs-file", str(jobs)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(["simulate", "--port", "0", "--jobs-file", str(jobs)], env={})
     assert result.returncode == 2
     assert "item 2: kind must be one of ['lip_sync', 'video'" in result.stderr
 
