@@ -158,8 +158,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     sim.add_argument(
         "--jobs-file",
         metavar="PATH",
-        help="YAML or JSON list of scripted jobs, each {id, queue_s, run_s, outcome, msg, "
-        "progress_points, create_time, callback} (all optional)",
+        help="YAML or JSON list of scripted jobs, each {kind, id, queue_s, run_s, outcome, msg, "
+        "progress_points, create_time, callback, later_status, later_s} (all optional; kind: "
+        "lip_sync, video, customised_person, voice_clone, tts or ai_creation, default lip_sync)",
     )
     sim.add_argument("--seed", type=int, default=None, help="random seed")
 

@@ -1,18 +1,26 @@
-"""The simulator's jobs: each one's timeline (queued, generating, terminal) on the simulator
-clock, and validation of the job and fault descriptions a test or ``--jobs-file`` gives it."""
+"""The simulator's jobs: each one's timeline (queued, running, terminal, and for a voice
+perhaps expired later) on the simulator clock, in its kind's status values, and validation of
+the job and fault descriptions a test or ``--jobs-file`` gives it."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from notifier.models import STATUS_FAILED, STATUS_GENERATING, STATUS_QUEUED, STATUS_SUCCESS
+from notifier.tools.sim_kinds import (
+    FAILED,
+    LIP_SYNC,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Moment,
+    SimKind,
+    Status,
+)
 
-CDN_BASE = "https://cdn.example.invalid/videos"
 #: Default progress curve while generating: linear from 1 % to 99 % over ``run_s``.
 DEFAULT_PROGRESS_POINTS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (1.0, 99.0))
 
@@ -36,6 +44,29 @@ def _round_half_up(value: float) -> int:
     return math.floor(value + 0.5 + 1e-9)
 
 
+def phase_at(
+    elapsed: float,
+    queue_s: float,
+    run_s: float,
+    succeeds: bool,
+    progress_points: Sequence[tuple[float, float]] | None = None,
+) -> tuple[str, float, int]:
+    """``(phase, fraction of the run, progress)`` of a job ``elapsed`` seconds after creation.
+
+    Queued (progress 0) while ``elapsed < queue_s``; running until ``queue_s + run_s`` with
+    progress following ``progress_points`` (fraction of the run → percent, capped at 99); then
+    terminal: progress 100 on success, 0 on failure.
+    """
+    points = progress_points or DEFAULT_PROGRESS_POINTS
+    if elapsed < queue_s:
+        return QUEUED, 0.0, 0
+    if elapsed < queue_s + run_s:
+        fraction = (elapsed - queue_s) / run_s
+        progress = _round_half_up(interpolate(points, fraction))
+        return RUNNING, fraction, min(99, max(0, progress))
+    return (SUCCEEDED, 1.0, 100) if succeeds else (FAILED, 1.0, 0)
+
+
 def status_at(
     elapsed: float,
     queue_s: float,
@@ -43,42 +74,35 @@ def status_at(
     outcome: int,
     progress_points: Sequence[tuple[float, float]] | None = None,
 ) -> tuple[int, int]:
-    """``(status, progress)`` of a job ``elapsed`` seconds after creation.
-
-    Queued (0, progress 0) while ``elapsed < queue_s``; generating (10) until
-    ``queue_s + run_s`` with progress following ``progress_points`` (fraction of the run →
-    percent, capped at 99); then the terminal ``outcome``: progress 100 on success, 0 on failure.
-    """
-    points = progress_points or DEFAULT_PROGRESS_POINTS
-    if elapsed < queue_s:
-        return STATUS_QUEUED, 0
-    if elapsed < queue_s + run_s:
-        fraction = (elapsed - queue_s) / run_s
-        progress = _round_half_up(interpolate(points, fraction))
-        return STATUS_GENERATING, min(99, max(0, progress))
-    return outcome, 100 if outcome == STATUS_SUCCESS else 0
-
-
-def _duration_ms(job_id: str) -> int:
-    """A stable, plausible video length (5..60 s) derived from the id."""
-    digest = hashlib.sha256(job_id.encode()).digest()
-    return 5_000 + int.from_bytes(digest[:4], "big") % 55_001
+    """``(status, progress)`` of a lip-sync job: 0 queued, 10 generating, then ``outcome``."""
+    phase, _fraction, progress = phase_at(
+        elapsed, queue_s, run_s, outcome == LIP_SYNC.success, progress_points
+    )
+    status = {QUEUED: LIP_SYNC.queued, RUNNING: LIP_SYNC.running[0]}.get(phase, outcome)
+    return int(status), progress
 
 
 @dataclass
 class SimJob:
-    """One lip-sync job: its timeline on the simulator clock plus what was observed of it."""
+    """One job of one kind: its timeline on the simulator clock plus what was observed of it."""
 
     id: str
     created_at: float
     queue_s: float
     run_s: float
-    outcome: int
+    #: The terminal status value, and whether it is a success (TTS ends in 9 either way).
+    outcome: Status
     msg: str
     progress_points: tuple[tuple[float, float], ...] | None
     create_time: int
     callback: str | None
     seq: int
+    kind: SimKind = LIP_SYNC
+    succeeds: bool = True
+    #: A success turns into this status ``later_s`` seconds after it finished (a voice that
+    #: expires, 3, or is deleted, 99).
+    later_status: Status | None = None
+    later_s: float = 0.0
     #: The vendor answers 40000 ("record not found") to its first ``reject_first_calls``
     #: detail calls, and to every call in its first ``reject_for_s`` seconds (and leaves it
     #: out of list answers meanwhile): a vendor that does not know a job for a moment.
@@ -89,10 +113,6 @@ class SimJob:
     detail_calls: int = 0
     callback_sent_at: float | None = None
     callback_result: str | None = None
-    duration: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.duration = _duration_ms(self.id)
 
     @property
     def completed_at(self) -> float:
@@ -109,31 +129,38 @@ class SimJob:
             return True
         return False
 
-    def state(self, now: float) -> tuple[int, int]:
-        return status_at(
-            now - self.created_at, self.queue_s, self.run_s, self.outcome, self.progress_points
+    def moment(self, now: float) -> Moment:
+        """The job at ``now``, in its kind's status values."""
+        phase, fraction, progress = phase_at(
+            now - self.created_at, self.queue_s, self.run_s, self.succeeds, self.progress_points
         )
+        status: Status
+        if phase == QUEUED:
+            status = self.kind.queued
+        elif phase == RUNNING:
+            status = self.kind.running_status(fraction)
+        elif (
+            phase == SUCCEEDED
+            and self.later_status is not None
+            and now >= self.completed_at + self.later_s
+        ):
+            status = self.later_status
+        else:
+            status = self.outcome
+        msg = self.msg if phase == FAILED else ""
+        return Moment(self.id, phase, status, progress, msg, self.create_time)
+
+    def state(self, now: float) -> tuple[Status, int]:
+        """``(status, progress)`` at ``now``."""
+        moment = self.moment(now)
+        return moment.status, moment.progress
+
+    def phase(self, now: float) -> str:
+        return self.moment(now).phase
 
     def detail(self, now: float) -> dict[str, Any]:
         """The ``data`` of a detail answer at ``now``."""
-        status, progress = self.state(now)
-        done = status == STATUS_SUCCESS
-        if done:
-            msg = "success"
-        elif status == STATUS_FAILED:
-            msg = self.msg
-        else:
-            msg = ""
-        return {
-            "id": self.id,
-            "status": status,
-            "progress": progress,
-            "msg": msg,
-            "video_url": f"{CDN_BASE}/{self.id}.mp4" if done else "",
-            "preview_url": f"{CDN_BASE}/{self.id}.jpg" if done else "",
-            "duration": self.duration if done else 0,
-            "create_time": self.create_time,
-        }
+        return self.kind.render(self.moment(now))
 
 
 # --------------------------------------------------------------------------- validation
@@ -178,10 +205,28 @@ def progress_points_of(value: Any) -> tuple[tuple[float, float], ...]:
     return tuple(points)
 
 
-def outcome_of(value: Any) -> int:
-    if value not in (STATUS_SUCCESS, STATUS_FAILED) or isinstance(value, bool):
-        raise SimInputError(f"outcome must be 20 (success) or 30 (failed), got {value!r}")
-    return int(value)
+def outcome_of(kind: SimKind, value: Any) -> tuple[str, Status]:
+    """``(phase, status)`` of an ``outcome`` given for a job of ``kind``."""
+    try:
+        return kind.outcome(value)
+    except ValueError as exc:
+        raise SimInputError(str(exc)) from None
+
+
+def later_of(kind: SimKind, value: Any) -> Status | None:
+    """The status a success turns into later, if the kind has such (a voice's 3 or 99)."""
+    if value is None:
+        return None
+    for status in kind.later:
+        if value == status and not isinstance(value, bool):
+            return status
+    if not kind.later:
+        raise SimInputError(
+            f"a {kind.name} job does not change after it finished (no later_status)"
+        )
+    raise SimInputError(
+        f"later_status of a {kind.name} job must be one of {list(kind.later)}, got {value!r}"
+    )
 
 
 def callback_url_of(value: Any) -> str:

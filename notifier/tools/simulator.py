@@ -1,11 +1,13 @@
-"""A faithful local stand-in of Chanjing's lip-sync open API.
+"""A faithful local stand-in of Chanjing's open API for every job kind (lip-sync, video
+synthesis, avatars, voice clones, speech, AI creation; their wire truth is in ``sim_kinds``).
 
 Used by ``chanjing-notifier simulate``, the offline demo, the integration tests and the latency
 benchmark. It speaks the vendor's wire format (HTTP 200 + ``{trace_id, code, msg, data}``
 envelope, real 404 for unknown paths), enforces the per-second QPS limit on *its own* clock,
 revokes the previous access token when a new one is issued, and keeps its own bookkeeping
 (arrivals per second, codes returned, when each job finished and when a poller first saw it)
-so tests and benchmarks can judge a client from the server's side.
+so tests and benchmarks can judge a client from the server's side. Every kind's create,
+detail and list calls share the account's one QPS budget and token, as the vendor's do.
 
 Time is whatever ``clock()`` says: tests inject a fake clock and advance it instead of sleeping.
 Only the ``slow_seconds`` fault and the callback ticker use real time.
@@ -16,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hmac
-import json
 import logging
 import math
 import random
@@ -32,39 +32,45 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from notifier.models import (
-    STATUS_SUCCESS,
-    TERMINAL_EVENT,
-)
 from notifier.service.http_server import AppServer
 from notifier.tools.sim_jobs import (
     SimInputError,
     SimJob,
     callback_url_of,
+    later_of,
     number,
     outcome_of,
     positive_int,
     progress_points_of,
+)
+from notifier.tools.sim_kinds import DEFAULT_KIND, SIM_KINDS, SUCCEEDED, TERMINAL, SimKind, sim_kind
+from notifier.tools.sim_wire import (
+    CODE_INTERNAL,
+    CODE_INTERNAL_2,
+    CODE_OK,
+    CODE_PARAM,
+    CODE_QPS,
+    CODE_TOKEN_INVALID,
+    QpsCounter,
+    TokenStore,
+    bad_gateway,
+    creation_type_of,
+    envelope,
+    flag_of,
+    ids_of,
+    json_response,
+    read_object,
+    same,
 )
 
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- wire constants
 
-CODE_OK = 0
-CODE_TOKEN_INVALID = 10400
-CODE_PARAM = 40000
-CODE_QPS = 40001
-CODE_INTERNAL = 50000
-CODE_INTERNAL_2 = 51000
-
 API_PREFIX = "/open/v1/"
-DEFAULT_FAIL_MSG = "audio decode failed"
 #: How often (real seconds) the background ticker looks for jobs whose callback is due.
 CALLBACK_TICK_S = 0.05
 CALLBACK_TIMEOUT_S = 10.0
-#: Per-second arrival counts older than this many seconds are dropped (a long demo run).
-PER_SECOND_KEEP = 86_400
 
 FAULT_KEYS = (
     "fault_50000",
@@ -79,6 +85,7 @@ FAULT_KEYS = (
 #: Fault settings that are not probabilities.
 NON_RATE_KEYS = frozenset({"slow_seconds", "list_page_cap", "list_lag_s", "noise_rate"})
 JOB_FIELDS = (
+    "kind",
     "id",
     "queue_s",
     "run_s",
@@ -89,12 +96,12 @@ JOB_FIELDS = (
     "callback",
     "reject_first_calls",
     "reject_for_s",
+    "later_status",
+    "later_s",
 )
-
-BAD_GATEWAY_HTML = (
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    "</body>\r\n</html>\r\n"
+#: What a create call's ``_sim`` object may say about the job it makes.
+CREATE_HINTS = frozenset(
+    {"queue_s", "run_s", "outcome", "msg", "progress_points", "later_status", "later_s"}
 )
 
 
@@ -124,88 +131,6 @@ class SimConfig:
     noise_rate: float = 0.0
 
 
-# --------------------------------------------------------------------------- envelope helpers
-
-
-def envelope(code: int, msg: str, data: Any = None) -> dict[str, Any]:
-    """The vendor's answer shape; every answer carries a fresh trace id like the real one."""
-    return {"trace_id": secrets.token_hex(16), "code": code, "msg": msg, "data": data}
-
-
-def _json_response(body: Mapping[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(dict(body), status=status)
-
-
-def _bad_gateway() -> web.Response:
-    """What a failing gateway in front of the API returns: HTML, not JSON."""
-    return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
-
-
-# --------------------------------------------------------------------------- token store
-
-
-def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison that also accepts non-ASCII input (str compare_digest won't)."""
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-class TokenStore:
-    """One valid access token per app: issuing a new token revokes the previous one."""
-
-    def __init__(self) -> None:
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self.issued = 0
-
-    def issue(self, now: float, ttl: float) -> tuple[str, int]:
-        """A new token and its expiry as a UNIX timestamp (what ``expire_in`` carries)."""
-        self._token = secrets.token_hex(16)
-        self._expires_at = now + ttl
-        self.issued += 1
-        return self._token, int(self._expires_at)
-
-    def valid(self, token: str | None, now: float) -> bool:
-        if not token or self._token is None or now >= self._expires_at:
-            return False
-        return _same(token, self._token)
-
-    def revoke(self) -> None:
-        self._token = None
-
-
-# --------------------------------------------------------------------------- QPS counter
-
-
-class QpsCounter:
-    """Arrivals per calendar second (``int(clock())``); an arrival beyond ``qps`` is rejected.
-
-    Rejected arrivals still count: that is how the real limiter behaves, and what a client
-    that hammers the API after a 40001 should see reflected in the stats.
-    """
-
-    def __init__(self) -> None:
-        self.per_second: dict[int, int] = {}
-        self.total = 0
-        self.max_per_second = 0
-
-    def arrive(self, now: float) -> int:
-        """Record one arrival and return its 1-based index within its second."""
-        sec = int(now)
-        n = self.per_second.get(sec, 0) + 1
-        self.per_second[sec] = n
-        self.total += 1
-        self.max_per_second = max(self.max_per_second, n)
-        if len(self.per_second) > PER_SECOND_KEEP:
-            for old in sorted(self.per_second)[: len(self.per_second) - PER_SECOND_KEEP]:
-                del self.per_second[old]
-        return n
-
-    def reset(self) -> None:
-        self.per_second.clear()
-        self.total = 0
-        self.max_per_second = 0
-
-
 # --------------------------------------------------------------------------- the simulator
 
 
@@ -225,7 +150,10 @@ class VendorSimulator:
         self._rng = random.Random(self.config.seed)
         self._tokens = TokenStore()
         self._qps = QpsCounter()
-        self._jobs: dict[str, SimJob] = {}
+        #: Jobs by kind, then id: the same id under two kinds is two jobs.
+        self._kind_jobs: dict[str, dict[str, SimJob]] = {name: {} for name in SIM_KINDS}
+        #: The lip-sync jobs (what tests of the lip-sync daemon reach into).
+        self._jobs = self._kind_jobs[DEFAULT_KIND]
         self._seq = 0
         self._codes: dict[int, int] = {}
         self._http_errors = 0
@@ -242,22 +170,33 @@ class VendorSimulator:
         *,
         queue_s: float | None = None,
         run_s: float | None = None,
-        outcome: int = 20,
+        outcome: int | str | None = None,
         msg: str | None = None,
         progress_points: Sequence[Sequence[float]] | None = None,
         create_time: int | None = None,
         callback: str | None = None,
         reject_first_calls: int = 0,
         reject_for_s: float = 0.0,
+        kind: str = DEFAULT_KIND,
+        later_status: int | None = None,
+        later_s: float = 0.0,
     ) -> str:
-        """Create a job now (simulator clock) and return its id (32 hex chars unless given)."""
+        """Create a job of ``kind`` now (simulator clock) and return its id (32 hex chars
+        unless given); ``outcome`` is ``succeeded``/``failed`` or one of the kind's status
+        values (default: success)."""
+        try:
+            spec = sim_kind(kind)
+        except ValueError as exc:
+            raise SimInputError(str(exc)) from None
         if job_id is None:
             job_id = secrets.token_hex(16)
         elif not isinstance(job_id, str) or not job_id:
             raise SimInputError(f"id must be a non-empty string, got {job_id!r}")
         q = self.config.default_queue_s if queue_s is None else number("queue_s", queue_s)
         r = self.config.default_run_s if run_s is None else number("run_s", run_s)
-        status = outcome_of(outcome)
+        phase, status = outcome_of(spec, outcome)
+        later = later_of(spec, later_status)
+        later_after = number("later_s", later_s)
         if msg is not None and not isinstance(msg, str):
             raise SimInputError(f"msg must be a string, got {type(msg).__name__}")
         points = None if progress_points is None else progress_points_of(progress_points)
@@ -266,20 +205,27 @@ class VendorSimulator:
         ):
             raise SimInputError(f"create_time must be an integer, got {create_time!r}")
         cb = None if callback is None else callback_url_of(callback)
+        if cb is not None and spec.callback is None:
+            raise SimInputError(f"a {spec.name} job does not call back (drop callback)")
         rejects = int(number("reject_first_calls", reject_first_calls))
         reject_s = number("reject_for_s", reject_for_s)
         with self._lock:
-            if job_id in self._jobs:
-                raise SimInputError(f"job {job_id!r} already exists")
+            jobs = self._kind_jobs[spec.name]
+            if job_id in jobs:
+                raise SimInputError(f"{spec.name} job {job_id!r} already exists")
             now = self.clock()
             self._seq += 1
-            self._jobs[job_id] = SimJob(
+            jobs[job_id] = SimJob(
                 id=job_id,
                 created_at=now,
                 queue_s=q,
                 run_s=r,
                 outcome=status,
-                msg=msg if msg is not None else DEFAULT_FAIL_MSG,
+                kind=spec,
+                succeeds=phase == SUCCEEDED,
+                later_status=later,
+                later_s=later_after,
+                msg=msg if msg is not None else spec.default_msg,
                 progress_points=points,
                 create_time=int(now) if create_time is None else create_time,
                 callback=cb,
@@ -342,7 +288,7 @@ class VendorSimulator:
             self._http_errors = 0
             self._by_path.clear()
             self._tokens.issued = 0
-            for job in self._jobs.values():
+            for job in self._all_jobs():
                 job.detail_calls = 0
 
     def stats(self) -> dict[str, Any]:
@@ -359,7 +305,7 @@ class VendorSimulator:
                 "http_errors": self._http_errors,
                 "tokens_issued": self._tokens.issued,
                 "by_path": dict(sorted(self._by_path.items())),
-                "jobs": {job.id: self._job_stats(job, now) for job in self._jobs.values()},
+                "jobs": {_stats_key(job): self._job_stats(job, now) for job in self._all_jobs()},
             }
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -367,7 +313,8 @@ class VendorSimulator:
         with self._lock:
             now = self.clock()
             return [
-                {**job.detail(now), **self._job_stats(job, now)} for job in self._newest_first()
+                {"id": job.id, **job.detail(now), **self._job_stats(job, now)}
+                for job in self._newest_first()
             ]
 
     async def fire_due_callbacks(self) -> list[str]:
@@ -376,21 +323,25 @@ class VendorSimulator:
         The background ticker calls this; tests may call it on the server loop to make the
         "not yet / only once" checks deterministic. Returns the ids dispatched now.
         """
-        due: list[tuple[str, dict[str, Any]]] = []
+        due: list[tuple[SimJob, dict[str, Any]]] = []
         with self._lock:
             now = self.clock()
-            for job in self._jobs.values():
+            for job in self._all_jobs():
                 if job.callback is None or job.callback_sent_at is not None:
                     continue
-                if job.state(now)[0] in TERMINAL_EVENT:
+                if job.phase(now) in TERMINAL:
                     job.callback_sent_at = now
-                    due.append((job.id, envelope(CODE_OK, "success", job.detail(now))))
+                    data = job.detail(now)
+                    body = (
+                        data if job.kind.callback == "bare" else envelope(CODE_OK, "success", data)
+                    )
+                    due.append((job, body))
         loop = asyncio.get_running_loop()
-        for job_id, body in due:
-            task = loop.create_task(self._post_callback(job_id, body))
+        for job, body in due:
+            task = loop.create_task(self._post_callback(job, body))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return [job_id for job_id, _ in due]
+        return [job.id for job, _ in due]
 
     # ----------------------------------------------------------------- bookkeeping
 
@@ -413,8 +364,8 @@ class VendorSimulator:
                 created_at=at,
                 queue_s=self.config.default_queue_s,
                 run_s=self.config.default_run_s,
-                outcome=STATUS_SUCCESS,
-                msg=DEFAULT_FAIL_MSG,
+                outcome=SIM_KINDS[DEFAULT_KIND].success,
+                msg=SIM_KINDS[DEFAULT_KIND].default_msg,
                 progress_points=None,
                 create_time=int(at),
                 callback=None,
@@ -425,6 +376,7 @@ class VendorSimulator:
     @staticmethod
     def _job_stats(job: SimJob, now: float) -> dict[str, Any]:
         return {
+            "kind": job.kind.name,
             "status_now": job.state(now)[0],
             "created_at": job.created_at,
             "completed_at": job.completed_at,
@@ -435,13 +387,18 @@ class VendorSimulator:
             "callback_result": job.callback_result,
         }
 
-    def _newest_first(self) -> list[SimJob]:
-        return sorted(self._jobs.values(), key=lambda j: (j.created_at, j.seq), reverse=True)
+    def _all_jobs(self) -> list[SimJob]:
+        return [job for jobs in self._kind_jobs.values() for job in jobs.values()]
+
+    def _newest_first(self, kind: str | None = None) -> list[SimJob]:
+        """Jobs of ``kind`` (every kind when None), newest first, as list calls show them."""
+        jobs = self._all_jobs() if kind is None else list(self._kind_jobs[kind].values())
+        return sorted(jobs, key=lambda j: (j.created_at, j.seq), reverse=True)
 
     def _reply(self, code: int, msg: str, data: Any = None) -> web.Response:
         with self._lock:
             self._codes[code] = self._codes.get(code, 0) + 1
-        return _json_response(envelope(code, msg, data))
+        return json_response(envelope(code, msg, data))
 
     def _http_error(self) -> None:
         with self._lock:
@@ -456,10 +413,11 @@ class VendorSimulator:
         with self._lock:
             return self._tokens.valid(request.headers.get("access_token"), self.clock())
 
-    async def _post_callback(self, job_id: str, body: dict[str, Any]) -> None:
-        """POST the detail envelope once, unsigned, no retries; failures are only recorded."""
-        with self._lock:
-            url = self._jobs[job_id].callback
+    async def _post_callback(self, job: SimJob, body: dict[str, Any]) -> None:
+        """POST the detail (its envelope or bare ``data``, by kind) once, unsigned, no
+        retries; failures are only recorded."""
+        url = job.callback
+        job_id = job.id
         assert url is not None
         try:
             timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT_S)
@@ -472,7 +430,7 @@ class VendorSimulator:
             result = f"error {type(exc).__name__}"
         log.debug("simulator callback for job %s: %s", job_id, result)
         with self._lock:
-            self._jobs[job_id].callback_result = result
+            job.callback_result = result
 
     # ----------------------------------------------------------------- fault injection
 
@@ -498,7 +456,7 @@ class VendorSimulator:
             await asyncio.sleep(delay)
         if kind == "html":
             self._http_error()
-            return _bad_gateway()
+            return bad_gateway()
         if kind == "50000":
             return self._reply(CODE_INTERNAL, "internal server error")
         if kind == "51000":
@@ -509,7 +467,7 @@ class VendorSimulator:
 
     async def _handle_token(self, request: web.Request) -> web.Response:
         try:
-            body = await _read_object(request)
+            body = await read_object(request)
         except SimInputError as exc:
             return self._reply(CODE_PARAM, str(exc))
         app_id, secret = body.get("app_id"), body.get("secret_key")
@@ -517,48 +475,64 @@ class VendorSimulator:
             return self._reply(CODE_PARAM, "app_id is required")
         if not isinstance(secret, str) or not secret:
             return self._reply(CODE_PARAM, "secret_key is required")
-        if not _same(app_id, self.config.app_id):
+        if not same(app_id, self.config.app_id):
             return self._reply(CODE_PARAM, "app_id not found")
-        if not _same(secret, self.config.secret_key):
+        if not same(secret, self.config.secret_key):
             return self._reply(CODE_PARAM, "secret_key is incorrect")
         with self._lock:
             token, expire_in = self._tokens.issue(self.clock(), self.config.token_ttl)
         return self._reply(CODE_OK, "success", {"access_token": token, "expire_in": expire_in})
 
-    async def _handle_detail(self, request: web.Request) -> web.Response:
+    async def _handle_detail(self, kind: SimKind, request: web.Request) -> web.Response:
         faulted = await self._fault()
         if faulted is not None:
             return faulted
         if not self._token_ok(request):
             return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
-        job_id = request.query.get("id", "")
+        if kind.detail_method == "POST":  # TTS: the id in a JSON body
+            try:
+                raw_id = (await read_object(request)).get(kind.id_param)
+            except SimInputError as exc:
+                return self._reply(CODE_PARAM, str(exc))
+            job_id = raw_id if isinstance(raw_id, str) else ""
+        else:
+            job_id = request.query.get(kind.id_param, "")
         if not job_id:
-            return self._reply(CODE_PARAM, "param id is required")
+            return self._reply(CODE_PARAM, f"param {kind.id_param} is required")
         with self._lock:
             now = self.clock()
             self._make_noise(now)
-            job = self._jobs.get(job_id)
+            job = self._kind_jobs[kind.name].get(job_id)
             if job is None or job.reject_detail(now):
                 data = None
             else:
                 data = job.detail(now)
                 job.detail_calls += 1
-                if data["status"] in TERMINAL_EVENT and job.first_terminal_seen_at is None:
+                if job.phase(now) in TERMINAL and job.first_terminal_seen_at is None:
                     job.first_terminal_seen_at = now
         if data is None:
             return self._reply(CODE_PARAM, "record not found")
         return self._reply(CODE_OK, "success", data)
 
-    async def _handle_list(self, request: web.Request) -> web.Response:
+    async def _handle_list(self, kind: SimKind, request: web.Request) -> web.Response:
+        """A page of the account's jobs of ``kind``, newest first; a by-ids list (AI
+        creation) holds only the jobs asked for."""
         faulted = await self._fault()
         if faulted is not None:
             return faulted
         if not self._token_ok(request):
             return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
         try:
-            body = await _read_object(request, allow_empty=True)
+            body = await read_object(request, allow_empty=kind.list_by == "page")
             page = positive_int("page", body.get("page"), 1)
-            size = positive_int("page_size", body.get("page_size"), 10, maximum=100)
+            size = positive_int(
+                "page_size", body.get("page_size"), 10, maximum=kind.list_max_page_size
+            )
+            wanted, success_only = None, False
+            if kind.list_by == "ids":
+                wanted = ids_of(body.get("unique_ids"))
+                success_only = flag_of("is_success", body.get("is_success"))
+                creation_type_of(body.get("type"))
         except SimInputError as exc:
             return self._reply(CODE_PARAM, str(exc))
         with self._lock:
@@ -568,7 +542,14 @@ class VendorSimulator:
             size = min(size, cap) if cap > 0 else size
             # A lagging list shows the account as it was list_lag_s ago.
             then = now - self.config.list_lag_s
-            jobs = [j for j in self._newest_first() if j.created_at <= then and not j.unknown(now)]
+            jobs = [
+                j
+                for j in self._newest_first(kind.name)
+                if j.created_at <= then
+                and not j.unknown(now)
+                and (wanted is None or j.id in wanted)
+                and (not success_only or j.phase(then) == SUCCEEDED)
+            ]
             chunk = [job.detail(then) for job in jobs[(page - 1) * size : page * size]]
         total = len(jobs)
         page_info = {
@@ -577,31 +558,37 @@ class VendorSimulator:
             "total_count": total,
             "total_page": math.ceil(total / size),
         }
-        return self._reply(CODE_OK, "success", {"list": chunk, "page_info": page_info})
+        data = {kind.list_items: chunk, kind.list_page_info: page_info}
+        return self._reply(CODE_OK, "success", data)
 
-    async def _handle_create(self, request: web.Request) -> web.Response:
+    async def _handle_create(self, kind: SimKind, request: web.Request) -> web.Response:
         if not self._token_ok(request):
             return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
         try:
-            body = await _read_object(request)
+            body = await read_object(request)
             hints = body.get("_sim") or {}
             if not isinstance(hints, dict):
                 raise SimInputError("_sim must be an object")
-            unknown = sorted(set(hints) - {"queue_s", "run_s", "outcome", "msg", "progress_points"})
+            unknown = sorted(set(hints) - CREATE_HINTS)
             if unknown:
                 raise SimInputError(f"unknown _sim hint(s) {unknown}")
-            callback = body.get("callback")
+            # A kind whose create takes no callback ignores the field, as the vendor would.
+            callback = body.get("callback") if kind.callback is not None else None
             job_id = self.add_job(
+                kind=kind.name,
+                callback=callback if callback else None,
                 queue_s=hints.get("queue_s"),
                 run_s=hints.get("run_s"),
-                outcome=hints.get("outcome", STATUS_SUCCESS),
+                outcome=hints.get("outcome"),
                 msg=hints.get("msg"),
                 progress_points=hints.get("progress_points"),
-                callback=callback if callback else None,
+                later_status=hints.get("later_status"),
+                later_s=hints.get("later_s", 0.0),
             )
         except SimInputError as exc:
             return self._reply(CODE_PARAM, str(exc))
-        return self._reply(CODE_OK, "success", job_id)
+        data = job_id if kind.create_id is None else {kind.create_id: job_id}
+        return self._reply(CODE_OK, "success", data)
 
     # ----------------------------------------------------------------- admin handlers
 
@@ -639,6 +626,22 @@ class VendorSimulator:
         return web.json_response({"reset": True})
 
     # ----------------------------------------------------------------- the app
+
+    def _route_kind(self, app: web.Application, kind: SimKind) -> None:
+        """The create, detail and (if any) list routes of one kind."""
+
+        def bound(
+            handler: Callable[[SimKind, web.Request], Awaitable[web.Response]],
+        ) -> Callable[[web.Request], Awaitable[web.Response]]:
+            async def handle(request: web.Request) -> web.Response:
+                return await handler(kind, request)
+
+            return handle
+
+        app.router.add_post(kind.create_path, bound(self._handle_create))
+        app.router.add_route(kind.detail_method, kind.detail_path, bound(self._handle_detail))
+        if kind.list_path is not None:
+            app.router.add_post(kind.list_path, bound(self._handle_list))
 
     def make_app(self) -> web.Application:
         """A fresh aiohttp app over this simulator's state (one per server is fine)."""
@@ -686,9 +689,8 @@ class VendorSimulator:
         app = web.Application(middlewares=[vendor_gate])
         app.cleanup_ctx.append(callback_ticker)
         app.router.add_post("/open/v1/access_token", self._handle_token)
-        app.router.add_get("/open/v1/video_lip_sync/detail", self._handle_detail)
-        app.router.add_post("/open/v1/video_lip_sync/list", self._handle_list)
-        app.router.add_post("/open/v1/video_lip_sync/create", self._handle_create)
+        for kind in SIM_KINDS.values():
+            self._route_kind(app, kind)
         app.router.add_post("/_sim/jobs", self._admin_add_jobs)
         app.router.add_get("/_sim/jobs", self._admin_list_jobs)
         app.router.add_get("/_sim/stats", self._admin_stats)
@@ -698,20 +700,9 @@ class VendorSimulator:
         return app
 
 
-async def _read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    """The request body as a JSON object; the vendor answers 40000 for anything else."""
-    raw = await request.read()
-    if not raw.strip():
-        if allow_empty:
-            return {}
-        raise SimInputError("request body must be a JSON object")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise SimInputError("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise SimInputError("request body must be a JSON object")
-    return body
+def _stats_key(job: SimJob) -> str:
+    """A job's key in ``stats()["jobs"]``: its id for lip-sync (as always), else kind:id."""
+    return job.id if job.kind.name == DEFAULT_KIND else f"{job.kind.name}:{job.id}"
 
 
 # --------------------------------------------------------------------------- CLI entry point
