@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from notifier.delivery.transition import build_event
-from notifier.models import STATUS_GENERATING, STATUS_SUCCESS, JobDetail, JobMemory, WatchSpec
+from notifier.models import JobDetail, JobMemory, WatchSpec
 from notifier.polling.policy import PollingSettings, plan_after_poll
 from notifier.store import Store
 
@@ -33,6 +33,10 @@ API_FINISHED_ROWS = 20_000
 PENDING_DELIVERIES = 100
 #: Simulator jobs run this long: they stay active for the whole benchmark.
 SIM_RUN_S = 36_000.0
+
+#: Lip-sync's vendor status codes, for details made by hand (the vendor client reads them
+#: with the kind table).
+STATUS_GENERATING, STATUS_SUCCESS = 10, 20
 
 
 @dataclass(frozen=True)

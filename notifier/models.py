@@ -18,6 +18,7 @@ JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 #: Label keys: short identifiers, so they survive Slack fields and log lines.
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
+#: Lip-sync's job events (every kind's: :data:`notifier.kinds.JOB_EVENT_TYPES`).
 SUCCEEDED = "lip_sync.succeeded"
 FAILED = "lip_sync.failed"
 #: The watch was given up after ``give_up_after`` without a terminal status.
@@ -39,13 +40,6 @@ OPERATIONAL_EVENT_TYPES = (
     VENDOR_FAILING,
     VENDOR_RECOVERED,
 )
-ALL_EVENT_TYPES = EVENT_TYPES + OPERATIONAL_EVENT_TYPES
-
-STATUS_QUEUED = 0
-STATUS_GENERATING = 10
-STATUS_SUCCESS = 20
-STATUS_FAILED = 30
-TERMINAL_EVENT = {STATUS_SUCCESS: SUCCEEDED, STATUS_FAILED: FAILED}
 
 
 class WatchState(StrEnum):

@@ -26,14 +26,8 @@ from notifier.polling.discovery import Discoverer, DiscoverySettings
 from notifier.polling.lease import LeaseLost
 from notifier.polling.policy import PollingSettings, plan_after_poll, retry_delay
 from notifier.polling.ratelimit import LimiterClosed, RateLimiter
-from notifier.polling.vendor import (
-    CredentialsRejected,
-    ListPage,
-    ParameterRejected,
-    UnknownJob,
-    VendorClient,
-    VendorError,
-)
+from notifier.polling.sweep import Budget, PageSweep
+from notifier.polling.vendor import CredentialsRejected, UnknownJob, VendorClient, VendorError
 from notifier.store import DB_ERRORS, Store, StoreUnavailable, WatchRow
 
 log = get_logger(component="poller")
@@ -41,26 +35,15 @@ log = get_logger(component="poller")
 #: Keep about this many seconds of budget queued at the limiter, so it never runs dry
 #: between ticks, while the choice of *which* job to poll stays fresh.
 LOOKAHEAD_SECONDS = 1.0
-#: Jobs per list call we ask for first; a vendor that refuses it (40000) or caps it gets
-#: smaller pages, down to MIN_PAGE_SIZE.
-PAGE_SIZE = 100
-MIN_PAGE_SIZE = 10
-#: After this long without a 40000 or a capped page, try pages twice as large (up to
-#: PAGE_SIZE): one odd answer must not shrink sweeps for good.
-PAGE_GROW_AFTER = 300.0
 #: A sweep may spend at most this share of the budget of one sweep interval…
 SWEEP_BUDGET_SHARE = 0.5
 #: …or up to this share while its pages keep holding watched jobs (at least
-#: PRODUCTIVE_SHARE of a page): such a call sees many jobs, a detail call one.
+#: sweep.PRODUCTIVE_SHARE of a page): such a call sees many jobs, a detail call one. The
+#: shares are split between kinds by their active watches.
 SWEEP_BUDGET_SHARE_PRODUCTIVE = 0.8
-PRODUCTIVE_SHARE = 0.1
-#: After a failed list call, sweeps wait this long, doubling with each failure in a row up to
-#: SWEEP_RETRY_MAX (detail polls carry on meanwhile); a sweep that works resets it.
-SWEEP_RETRY_FIRST = 2.0
 #: Sweeps asked for early (:meth:`Poller.sweep_soon`) start at most once per this share of
 #: ``min_interval`` (the scheduled ones come every min_interval), and a second apart at least.
 SWEEP_SOON_SHARE = 0.5
-SWEEP_RETRY_MAX = 60.0
 #: A 40000 for a job id gives its watch up (``rejected``, with a ``lip_sync.rejected`` event)
 #: only after this many, spread over at least
 #: REJECT_WINDOW seconds (a vendor may not know a job for a moment after creating it).
@@ -112,26 +95,20 @@ class Poller:
         self._clock = clock
         self._rng = random.Random()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._sweep_paused_until = 0.0
         #: The sweep under way (the scheduled one or one asked for early), and when the
         #: last one started (monotonic).
         self._sweeping: asyncio.Task[None] | None = None
         self._swept_at = -math.inf
-        self._sweep_failures = 0
-        self._page_size_since = clock()
-        #: Where the next sweep starts when the last one ran out of budget before reaching
-        #: every watched job (a busy account): sweeps take turns over the pages.
-        self._resume_page = 1
-        #: Leading pages that held only jobs newer than any watched one (other
-        #: applications' jobs on a busy account): a round of sweeps starts after them.
-        self._skip_pages = 0
-        #: Pages the last complete round read after the leading ones.
-        self._round_pages = 0
-        self.page_size = PAGE_SIZE
-        self.sweeps = 0
-        #: Sweeps by result: ok (every page it needed), partial (out of budget: the next one
-        #: resumes), refused (page size rejected), failed (list call failed).
+        #: Sweeps by result, every kind's: ok (every page it needed), partial (out of
+        #: budget: the next one resumes), refused (page size rejected), failed (list call
+        #: failed).
         self.sweep_results: dict[str, int] = {"ok": 0, "partial": 0, "refused": 0, "failed": 0}
+        #: One sweep per kind with a list call, keeping its place between rounds.
+        self._sweeps = {
+            k.name: PageSweep(k, self.sweep_results, clock)
+            for k in kinds.KINDS.values()
+            if k.listing is not None and k.listing.by == "page"
+        }
         self.events = 0
 
     def configure(self, settings: PollerSettings) -> None:
@@ -396,169 +373,46 @@ class Poller:
         discovery = self.discovery
         if not (active or discovery) or not self.list_sweep:
             return
-        if self._clock() < self._sweep_paused_until:
-            return
         if not self.vendor.may_call():
             return  # a standby node: the vendor lease holder sweeps
-        self._grow_page_size()
         interval = self.settings.min_interval
         budget = self.limiter.qps * interval
-        max_pages = max(1, int(budget * SWEEP_BUDGET_SHARE))
-        max_productive = max(max_pages, int(budget * SWEEP_BUDGET_SHARE_PRODUCTIVE))
-        productive = False
-        oldest = self.store.oldest_active_create_time()
-        newest = self.store.newest_active_create_time()
-        # Until the next sweep, detail polls of the jobs this one saw are not due (they may
-        # still use spare budget).
-        covered_until = self._clock() + 2 * interval
-        seen = 0
-        new_round = self._resume_page <= 1
-        floor = 0.0
-        made: set[str] = set()  # watches this sweep made
-        if discovery is not None:
-            # The leading pages are where new jobs are: a round starts at the newest.
-            self._skip_pages = 0
-            floor = discovery.floor()
-        page = first = self._skip_pages + 1 if new_round else self._resume_page
-        fetches: dict[int, tuple[int, asyncio.Task[ListPage]]] = {}
-        started = 0
+        # Lip-sync is swept while discovery is on, watched or not: discovery reads its list.
+        counts = {kinds.DEFAULT_KIND: active}
+        total = sum(counts.values())
+        runs = []
+        for name, count in counts.items():
+            sweep = self._sweeps.get(name)
+            if sweep is None or sweep.paused():
+                continue
+            if not count and not (discovery is not None and name == kinds.DEFAULT_KIND):
+                continue
+            share = count / total if total else 1.0
+            pages = max(1, int(budget * SWEEP_BUDGET_SHARE * share))
+            productive = max(pages, int(budget * SWEEP_BUDGET_SHARE_PRODUCTIVE * share))
+            with_discovery = discovery if name == kinds.DEFAULT_KIND else None
+            runs.append(sweep.run(self, Budget(pages, productive), count, interval, with_discovery))
+        # Side by side: each kind's pages queue at the one limiter as its budget allows.
+        await asyncio.gather(*runs)
 
-        def fetch(n: int) -> None:
-            nonlocal started
-            if n not in fetches and started < (max_productive if productive else max_pages):
-                started += 1
-                call = self.vendor.list_page(n, self.page_size)
-                fetches[n] = (self.page_size, asyncio.create_task(call, name=f"list {n}"))
+    def clock(self) -> float:
+        return self._clock()
 
-        try:
-            fetch(page)
-            while True:
-                entry = fetches.pop(page, None)
-                if entry is None:
-                    self._sweep_done("partial", resume=page)
-                    return
-                if page + 1 <= self._skip_pages + self._round_pages:
-                    # The last round needed the next page too: ask for it now, so list calls
-                    # go back to back at the limiter instead of taking turns with detail polls.
-                    fetch(page + 1)
-                size, task = entry
-                try:
-                    answer = await task
-                except (LimiterClosed, LeaseLost):
-                    return  # not sent: not a failure; the sweep keeps its place
-                except VendorError as exc:
-                    self._list_failed(exc, page)
-                    return
-                if size != self.page_size:
-                    fetch(page)  # asked for before the page size changed: ask again
-                    continue
-                if answer.received and answer.received < size and page < answer.pages:
-                    # A full page came back short: the vendor caps the page size; follow it.
-                    # Items that did not parse still count: they say nothing about the cap.
-                    self.page_size = max(MIN_PAGE_SIZE, answer.received)
-                    self._page_size_since = self._clock()
-                    log.info("vendor caps the list page size", page_size=self.page_size)
-                if discovery is not None:
-                    if new_round and page == 1:
-                        discovery.start_round(answer.details)
-                    made |= discovery.take(answer.details, floor)
-                watched = self._observe_page(answer.details, covered_until)
-                # Watches made by this sweep were not counted in ``active``.
-                seen += len(watched - made)
-                productive = len(watched) >= max(1, PRODUCTIVE_SHARE * self.page_size)
-                # create_time 0 means the vendor did not say: it cannot tell us where we are.
-                stamps = [d.create_time for d in answer.details if d.create_time > 0]
-                if new_round and discovery is None:
-                    self._note_leading_page(page, first, stamps, newest)
-                watches_done = seen >= active or (
-                    oldest is not None and stamps and min(stamps) < oldest
-                )
-                # Past the covered mark: the jobs after it are older ones.
-                discovery_done = discovery is None or bool(stamps and min(stamps) < floor)
-                if discovery is not None and discovery_done:
-                    # Kept now, while the round may go on for older watched jobs.
-                    discovery.finish_round(floor)
-                if not answer.received or page >= answer.pages or (watches_done and discovery_done):
-                    # What the next round, starting after the leading pages, will need.
-                    self._round_pages = page - self._skip_pages
-                    if discovery is not None:
-                        discovery.finish_round(floor)
-                    self._sweep_done("ok", resume=1)
-                    return
-                page += 1
-                fetch(page)
-        finally:
-            if made:
-                log.info("discovered jobs", count=len(made), pages=started)
-            for _size, task in fetches.values():
-                task.cancel()
-            await asyncio.gather(
-                *(task for _size, task in fetches.values()), return_exceptions=True
-            )
+    @property
+    def page_size(self) -> int:
+        """Jobs per lip-sync list call now (the vendor may have capped it)."""
+        return self._sweeps[kinds.DEFAULT_KIND].page_size
 
-    def _list_failed(self, exc: VendorError, page: int) -> None:
-        if isinstance(exc, ParameterRejected) and self.page_size > MIN_PAGE_SIZE:
-            self._page_size_since = self._clock()
-            self.page_size = max(MIN_PAGE_SIZE, self.page_size // 2)
-            log.info(
-                "vendor refused the page size; asking for less",
-                page_size=self.page_size,
-                error=str(exc),
-            )
-            self.sweep_results["refused"] += 1
-            self._resume_page = 1  # page numbers of the old size mean nothing now
-            return  # the next sweep uses the smaller pages
-        self._sweep_failed(exc, page)
-
-    def _note_leading_page(
-        self, page: int, first: int, stamps: list[int], newest: int | None
-    ) -> None:
-        """Learn how many leading pages hold only jobs newer than every watched one.
-
-        Called for each page a round reads, in order from its first. Pages of only newer
-        jobs from the start move the next round's start past them. A round whose first
-        page holds nothing as new as the newest watched job started too deep (jobs
-        deleted, watches added): the next one starts a page earlier.
-        """
-        if newest is None or not stamps:
-            if page == first:
-                self._skip_pages = 0
-        elif min(stamps) > newest:
-            if page == first or self._skip_pages == page - 1:
-                self._skip_pages = page
-        elif page == first and first > 1 and max(stamps) < newest:
-            self._skip_pages = first - 2
-
-    def _sweep_done(self, result: str, *, resume: int) -> None:
-        self._resume_page = resume
-        self._sweep_failures = 0
-        self.sweeps += 1
-        self.sweep_results[result] += 1
-
-    def _grow_page_size(self) -> None:
-        now = self._clock()
-        if self.page_size < PAGE_SIZE and now - self._page_size_since >= PAGE_GROW_AFTER:
-            self.page_size = min(PAGE_SIZE, self.page_size * 2)
-            self._page_size_since = now
-            self._resume_page = 1
-            log.info("trying larger list pages", page_size=self.page_size)
-
-    def _sweep_failed(self, exc: Exception, page: int) -> None:
-        self._sweep_failures += 1
-        wait = min(SWEEP_RETRY_MAX, SWEEP_RETRY_FIRST * 2.0 ** (self._sweep_failures - 1))
-        self._sweep_paused_until = self._clock() + wait
-        self._resume_page = page
-        self.sweep_results["failed"] += 1
-        log.warning(
-            "list sweep failed; detail polls carry on",
-            error=str(exc),
-            retry_in=wait,
-            failures=self._sweep_failures,
-        )
+    @property
+    def sweeps(self) -> int:
+        return sum(s.sweeps for s in self._sweeps.values())
 
     def sweep_state(self) -> dict[str, Any]:
-        """For /metrics: page size, whether sweeps are paused and for how long, results."""
-        retry_in = max(0.0, self._sweep_paused_until - self._clock()) if self.list_sweep else 0.0
+        """For /metrics: page size, whether sweeps are paused and for how long, results
+        (lip-sync's page size; paused while any kind's sweeps wait)."""
+        now = self._clock()
+        paused_until = max(s.paused_until for s in self._sweeps.values())
+        retry_in = max(0.0, paused_until - now) if self.list_sweep else 0.0
         return {
             "enabled": self.list_sweep,
             "page_size": self.page_size,
@@ -569,8 +423,11 @@ class Poller:
             "discovered": self.discovery.discovered if self.discovery is not None else 0,
         }
 
-    def _observe_page(self, details: Sequence[JobDetail], covered_until: float) -> set[str]:
-        """Record what a list page says of watched jobs; the ids of those it held."""
+    def observe_page(
+        self, details: Sequence[JobDetail], covered_until: float, kind: kinds.Kind
+    ) -> set[str]:
+        """Record what a list page of ``kind`` says of watched jobs; the ids of those it
+        held."""
         by_id = {d.id: d for d in details}
         watches = self.store.active_watches_among(list(by_id))
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from notifier.polling.poller import SWEEP_RETRY_FIRST
+from notifier.polling.sweep import SWEEP_RETRY_FIRST
 from tests.kit import T0
 from tests.kit.sweep import (
     DETAIL_PATH,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from notifier.polling.poller import (
+from notifier.polling.sweep import (
     PAGE_GROW_AFTER,
     PAGE_SIZE,
     SWEEP_RETRY_FIRST,
