@@ -152,6 +152,9 @@ class WatchSpec:
     labels: dict[str, str] = field(default_factory=dict)
     #: Endpoint names to notify; None means every endpoint whose ``events`` match.
     endpoints: tuple[str, ...] | None = None
+    #: The job's kind (:data:`notifier.kinds.KINDS`): the same id under two kinds is two
+    #: watches.
+    kind: str = kinds.DEFAULT_KIND
 
 
 @dataclass(frozen=True)

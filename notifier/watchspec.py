@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from notifier.config import dotted, kind, show
+from notifier.kinds import DEFAULT_KIND, kind_problem
 from notifier.models import (
     WatchSpec,
     job_id_problem,
@@ -36,6 +37,7 @@ __all__ = [
     "endpoint_problem",
     "endpoints_type_problem",
     "id_problem",
+    "kind_check",
     "labels_check",
     "parse_endpoints",
     "parse_watch",
@@ -139,6 +141,12 @@ def _labels(raw: object, problems: list[Problem]) -> dict[str, str]:
     return label_map(raw)
 
 
+def kind_check(raw: object) -> str | None:
+    """Why ``raw`` is not a kind's name, or None: the kind table's one wording
+    (:func:`notifier.kinds.kind_problem`). None is not given here: absent means lip-sync."""
+    return kind_problem(raw)
+
+
 class Parsed(NamedTuple):
     """What :func:`parse_watches` made of a request: its specs, or (then none) its problems."""
 
@@ -153,13 +161,15 @@ def parse_watches(
     *,
     endpoints_configured: Collection[str] | None,
     ids_at: Loc = ("ids",),
+    kind: object = None,
 ) -> Parsed:
-    """Watch specs for ``ids`` that share ``labels`` and ``endpoints`` (None: absent: no
-    labels, every endpoint whose events match), or every problem found. ``endpoints`` are
-    checked against ``endpoints_configured`` unless it is None. Ids repeated are one spec.
+    """Watch specs for ``ids`` that share ``labels``, ``endpoints`` and ``kind`` (None:
+    absent: no labels, every endpoint whose events match, lip-sync), or every problem
+    found. ``endpoints`` are checked against ``endpoints_configured`` unless it is None.
+    Ids repeated are one spec.
 
-    Problems are at ``(*ids_at, i)`` for the i-th id, ``("labels",)`` and
-    ``("endpoints", …)``."""
+    Problems are at ``(*ids_at, i)`` for the i-th id, ``("labels",)``, ``("endpoints", …)``
+    and ``("kind",)``."""
     problems: list[Problem] = []
     for i, job_id in enumerate(ids):
         problem = id_problem(job_id)
@@ -171,9 +181,14 @@ def parse_watches(
         found: list[Problem] = []
         names = parse_endpoints(endpoints, endpoints_configured, found)
         problems += [p.at("endpoints") for p in found]
+    chosen = DEFAULT_KIND if kind is None else kind
+    problem = kind_check(chosen)
+    if problem is not None:
+        problems.append(Problem(("kind",), problem))
     if problems:
         return Parsed([], problems)
-    specs = [WatchSpec(str(job_id), dict(stored), names) for job_id in dict.fromkeys(ids)]
+    assert isinstance(chosen, str)
+    specs = [WatchSpec(str(job_id), dict(stored), names, chosen) for job_id in dict.fromkeys(ids)]
     return Parsed(specs, [])
 
 
@@ -183,11 +198,17 @@ def parse_watch(
     endpoints: object = None,
     *,
     endpoints_configured: Collection[str] | None,
+    kind: object = None,
 ) -> WatchSpec | list[Problem]:
     """One watch spec, or its problems (at ``("id",)``, ``("labels",)``,
-    ``("endpoints", …)``); see :func:`parse_watches`."""
+    ``("endpoints", …)``, ``("kind",)``); see :func:`parse_watches`."""
     specs, problems = parse_watches(
-        [job_id], labels, endpoints, endpoints_configured=endpoints_configured, ids_at=()
+        [job_id],
+        labels,
+        endpoints,
+        endpoints_configured=endpoints_configured,
+        ids_at=(),
+        kind=kind,
     )
     if specs:
         return specs[0]
@@ -195,11 +216,15 @@ def parse_watch(
 
 
 def watch_specs(
-    ids: Sequence[str], labels: object = None, endpoints: object = None
+    ids: Sequence[str],
+    labels: object = None,
+    endpoints: object = None,
+    *,
+    kind: str = DEFAULT_KIND,
 ) -> list[WatchSpec]:
     """Specs for input checked already (ids from a vendor list, labels and endpoints from
-    the config): :class:`WatchProblems` if it was not after all."""
-    specs, problems = parse_watches(ids, labels, endpoints, endpoints_configured=None)
+    the config, a kind of the table): :class:`WatchProblems` if it was not after all."""
+    specs, problems = parse_watches(ids, labels, endpoints, endpoints_configured=None, kind=kind)
     if problems:
         raise WatchProblems(problems)
     return specs

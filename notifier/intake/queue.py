@@ -12,10 +12,15 @@ from notifier.watchspec import describe, parse_watch
 
 
 def parse_queue_row(
-    job_id: object, labels: object, endpoints: object, endpoint_names: Collection[str] | None
+    job_id: object,
+    labels: object,
+    endpoints: object,
+    endpoint_names: Collection[str] | None,
+    kind: object = None,
 ) -> WatchSpec | str:
     """A queue row as a WatchSpec, or the reason it is rejected. Its columns hold JSON text
-    (the queue's format, read here); what they ask for is the parser's to judge."""
+    (the queue's format, read here); what they ask for is the parser's to judge. ``kind``:
+    the row's ``kind`` column (lip-sync when its writer left it out)."""
     decoded: dict[str, object] = {"labels": None, "endpoints": None}
     for column, value, expected in (
         ("labels", labels, 'an object like {"k": "v"}'),
@@ -28,7 +33,11 @@ def parse_queue_row(
         except ValueError:
             return f"{column} is not valid JSON (expected {expected})"
     parsed = parse_watch(
-        job_id, decoded["labels"], decoded["endpoints"], endpoints_configured=endpoint_names
+        job_id,
+        decoded["labels"],
+        decoded["endpoints"],
+        endpoints_configured=endpoint_names,
+        kind=kind,
     )
     return parsed if isinstance(parsed, WatchSpec) else describe(parsed)
 
@@ -36,11 +45,11 @@ def parse_queue_row(
 def take_queue(store: Store, endpoint_names: Collection[str] | None) -> IntakeResult:
     """Move every waiting queue row into the watches (rejecting bad rows with a reason)."""
 
-    def parse(job_id: object, labels: object, endpoints: object) -> WatchSpec | str:
+    def parse(job_id: object, labels: object, endpoints: object, kind: object) -> WatchSpec | str:
         # Whatever one row holds (JSON nested 100k deep, bytes that are no text), it is that
         # row that is rejected, with its reason; the others go on.
         try:
-            return parse_queue_row(job_id, labels, endpoints, endpoint_names)
+            return parse_queue_row(job_id, labels, endpoints, endpoint_names, kind)
         except RecursionError:
             return "cannot read this row: its JSON is nested too deeply"
         except Exception as exc:

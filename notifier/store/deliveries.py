@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
+from notifier.kinds import DEFAULT_KIND, Phase
 from notifier.models import DeliveryState, Event, JobDetail, WatchState
 from notifier.store.base import StoreBase
 from notifier.store.rows import (
@@ -38,17 +39,20 @@ class Deliveries(StoreBase):
 
         Returns False when nothing new is queued: the job already had this event, or its
         watch is no longer active (expired, removed or finished while this answer was on its
-        way: one event per job, and none for a watch that is gone).
+        way: one event per job, and none for a watch that is gone). The watch is the
+        detail's kind's; succeeded or failed is its phase (each kind has codes of its own).
         """
         now = self.now()
-        state = WatchState.SUCCEEDED if detail.status == 20 else WatchState.FAILED
+        state = WatchState.SUCCEEDED if detail.phase is Phase.SUCCEEDED else WatchState.FAILED
         with self.transaction():
             finished = self._run(
                 "finish_watch",
                 {
+                    "kind": detail.kind,
                     "job_id": detail.id,
                     "state": state.value,
                     "status": detail.status,
+                    "phase": None if detail.phase is None else detail.phase.value,
                     "progress": detail.progress,
                     "msg": detail.msg,
                     "create_time": detail.create_time,
@@ -61,12 +65,15 @@ class Deliveries(StoreBase):
             )
             if not finished.rowcount:
                 return False
-            return self._insert_event(event, endpoints, now)
+            return self._insert_event(event, endpoints, now, detail.kind)
 
-    def _insert_event(self, event: Event, endpoints: Sequence[str], now: float) -> bool:
+    def _insert_event(
+        self, event: Event, endpoints: Sequence[str], now: float, kind: str | None
+    ) -> bool:
         """The event and one delivery per endpoint; False if the job had this event already
         (an event made again has its id: its row and deliveries stand, no seq is taken; one
-        the state lost, on a promoted replica, is recorded and delivered under that id)."""
+        the state lost, on a promoted replica, is recorded and delivered under that id).
+        ``kind``: its watch's kind (None: the daemon's own event)."""
         self._run("lock_event_order")
         inserted = self._run(
             "insert_event",
@@ -77,6 +84,7 @@ class Deliveries(StoreBase):
                 event.created_at,
                 event.body,
                 event.last_seen_running_at,
+                kind,
             ),
         ).rowcount
         if not inserted:
@@ -88,36 +96,49 @@ class Deliveries(StoreBase):
     def record_operational(self, event: Event, endpoints: Sequence[str]) -> None:
         """An event about the daemon itself and its deliveries: one transaction."""
         with self.transaction():
-            self._insert_event(event, endpoints, self.now())
+            self._insert_event(event, endpoints, self.now(), None)
 
     def reject_watch(
-        self, job_id: str, reason: str, event: Event, endpoints: Sequence[str]
+        self,
+        job_id: str,
+        reason: str,
+        event: Event,
+        endpoints: Sequence[str],
+        *,
+        kind: str = DEFAULT_KIND,
     ) -> bool:
         """Stop polling a job the vendor rejects (unknown id), ``reason`` kept as its note,
         record its ``lip_sync.rejected`` event and queue its deliveries: one transaction.
         False if the watch is not active (nothing recorded)."""
         now = self.now()
-        unseen = dict.fromkeys(("status", "progress", "create_time", "last_data"))
-        args = {**unseen, "job_id": job_id, "msg": reason, "error": reason, "now": now}
+        unseen = dict.fromkeys(("status", "phase", "progress", "create_time", "last_data"))
+        args = {**unseen, "kind": kind, "job_id": job_id, "msg": reason, "error": reason}
+        args["now"] = now
         args |= {"state": WatchState.REJECTED.value, "polled": 1, "observed": 0}
         with self.transaction():
             if not self._run("finish_watch", args).rowcount:
                 return False
-            self._insert_event(event, endpoints, now)
+            self._insert_event(event, endpoints, now, kind)
         return True
 
     def expire_watch(
-        self, job_id: str, event: Event, endpoints: Sequence[str], cutoff: float
+        self,
+        job_id: str,
+        event: Event,
+        endpoints: Sequence[str],
+        cutoff: float,
+        *,
+        kind: str = DEFAULT_KIND,
     ) -> bool:
         """Expire one watch added by ``cutoff`` (its last look said not finished), record its
         ``lip_sync.expired`` event and queue its deliveries: one transaction. False if it is
         not active, or younger than that by the stored time (a clock step moved it)."""
         now = self.now()
         with self.transaction():
-            cursor = self._run("expire_watch", {"job_id": job_id, "now": now, "cutoff": cutoff})
-            if not cursor.rowcount:
+            args = {"kind": kind, "job_id": job_id, "now": now, "cutoff": cutoff}
+            if not self._run("expire_watch", args).rowcount:
                 return False
-            self._insert_event(event, endpoints, now)
+            self._insert_event(event, endpoints, now, kind)
         return True
 
     def due_deliveries(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 
+from notifier.kinds import DEFAULT_KIND
 from notifier.store.base import StoreBase
 from notifier.store.rows import Observation, observation_from_row
 
@@ -116,10 +117,10 @@ class VendorLease(StoreBase):
 
     # -- the gateway ----------------------------------------------------------------------
 
-    def last_observation(self, job_id: str) -> Observation | None:
+    def last_observation(self, job_id: str, *, kind: str = DEFAULT_KIND) -> Observation | None:
         """The job's last answer as the vendor sent it (written by every poll and sweep
         that records one), with the watch's state; None when the job is not watched."""
-        row = self._run("last_observation", (job_id,)).fetchone()
+        row = self._run("last_observation", (kind, job_id)).fetchone()
         return None if row is None else observation_from_row(row)
 
     def gateway_key(self) -> bytes:

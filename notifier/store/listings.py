@@ -7,6 +7,7 @@ import json
 from enum import Enum
 from typing import Any
 
+from notifier.kinds import DEFAULT_KIND
 from notifier.models import DeliveryState, WatchState
 from notifier.store.base import StoreBase
 
@@ -108,11 +109,14 @@ class Listings(StoreBase):
         job: str | None = None,
         since: float | None = None,
         limit: int | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first: ``what`` is watches, events or deliveries."""
-        args = {"state": state, "job": job, "since": since, "limit": -1 if limit is None else limit}
+        """Newest first: ``what`` is watches, events or deliveries (``kind``: only those of
+        that kind's watches)."""
+        args = {"state": state, "job": job, "since": since, "kind": kind}
+        args["limit"] = -1 if limit is None else limit
         return [_decoded(row) for row in self._run(f"list_{what}_filtered", args)]
 
-    def watch_summary(self, job_id: str) -> dict[str, Any] | None:
-        row = self._run("watch_summary", (job_id,)).fetchone()
+    def watch_summary(self, job_id: str, *, kind: str = DEFAULT_KIND) -> dict[str, Any] | None:
+        row = self._run("watch_summary", (kind, job_id)).fetchone()
         return None if row is None else _decoded(row)

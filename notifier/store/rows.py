@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from notifier.kinds import DEFAULT_KIND, LIP_SYNC, Phase
+from notifier.kinds import DEFAULT_KIND, Phase
 from notifier.models import Event, JobMemory
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ class Observation:
     data: dict[str, Any] | None
     #: When it was recorded (the store's clock); None before the first answer.
     observed_at: float | None
+    kind: str = DEFAULT_KIND
+    phase: Phase | None = None
 
 
 def observation_from_row(row: Row) -> Observation:
@@ -83,6 +85,8 @@ def observation_from_row(row: Row) -> Observation:
         status=row["status"],
         data=data if isinstance(data, dict) else None,
         observed_at=None if row["observed_at"] is None else float(row["observed_at"]),
+        kind=row["kind"],
+        phase=stored_phase(row["phase"]),
     )
 
 
@@ -180,6 +184,15 @@ def watch_from_row(row: Row) -> WatchRow:
         misses=row["misses"],
         predicted_at=row["predicted_at"],
         reopens=row["reopens"],
-        # Until the state stores it: the lip-sync table reads the stored status.
-        phase=None if row["status"] is None else LIP_SYNC.phase({"status": row["status"]}),
+        kind=row["kind"],
+        phase=stored_phase(row["phase"]),
     )
+
+
+def stored_phase(value: object) -> Phase | None:
+    """The ``phase`` column as a Phase; None when unknown (never answered, or a value
+    another program wrote)."""
+    try:
+        return Phase(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

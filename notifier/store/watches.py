@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from notifier.kinds import DEFAULT_KIND
 from notifier.models import JobDetail, JobMemory, WatchSpec
 from notifier.store.base import StoreBase
 from notifier.store.rows import IntakeResult, WatchRow, dump_data, dump_endpoints, watch_from_row
@@ -40,10 +41,11 @@ class Watches(StoreBase):
         now = self.now()
         with self.transaction():
             for spec in specs:
-                existed = self._one("watch_exists", spec.job_id) is not None
+                existed = self._one("watch_exists", spec.kind, spec.job_id) is not None
                 cursor = self._run(
                     "upsert_watch",
                     {
+                        "kind": spec.kind,
                         "job_id": spec.job_id,
                         "source": source,
                         "labels": json.dumps(spec.labels, sort_keys=True),
@@ -57,14 +59,15 @@ class Watches(StoreBase):
                     updated += 1
         return added, updated
 
-    def remove_watches(self, job_ids: Iterable[str]) -> int:
+    def remove_watches(self, job_ids: Iterable[str], *, kind: str = DEFAULT_KIND) -> int:
+        """Remove the watches of ``kind`` with these ids (another kind's of the same id stay)."""
         removed = 0
         now = self.now()
         with self.transaction():
             for job_id in job_ids:
                 # Discovery must not make a removed watch again.
-                self._run("tombstone_watch", {"job_id": job_id, "now": now})
-                removed += self._run("delete_watch", (job_id,)).rowcount
+                self._run("tombstone_watch", {"kind": kind, "job_id": job_id, "now": now})
+                removed += self._run("delete_watch", (kind, job_id)).rowcount
         return removed
 
     def enqueue(self, specs: Iterable[WatchSpec]) -> int:
@@ -80,6 +83,7 @@ class Watches(StoreBase):
                         json.dumps(spec.labels, sort_keys=True),
                         dump_endpoints(spec.endpoints),
                         now,
+                        spec.kind,
                     ),
                 )
                 count += 1
@@ -88,14 +92,15 @@ class Watches(StoreBase):
     def take_queue(self, parse: Any, limit: int = 1000) -> IntakeResult:
         """Move queue rows into watches; rows ``parse`` rejects are kept with the reason.
 
-        ``parse(job_id, labels_json, endpoints_json)`` returns a WatchSpec or a problem string.
+        ``parse(job_id, labels_json, endpoints_json, kind)`` returns a WatchSpec or a problem
+        string (``kind``: the row's column, ``lip_sync`` unless its writer named one).
         """
         accepted: list[WatchSpec] = []
         rejected: list[tuple[int, str]] = []
         with self.transaction():
             rows = self._run("queue_rows", (limit,)).fetchall()
             for row in rows:
-                result = parse(row["job_id"], row["labels"], row["endpoints"])
+                result = parse(row["job_id"], row["labels"], row["endpoints"], row["kind"])
                 if isinstance(result, WatchSpec):
                     accepted.append(result)
                     self._run("queue_delete", (row["seq"],))
@@ -125,32 +130,49 @@ class Watches(StoreBase):
         found = [watch_from_row(row) for row in rows if row["job_id"] not in exclude]
         return found[:limit]
 
-    def active_watches_among(self, job_ids: Sequence[str]) -> list[WatchRow]:
-        rows = self._run("active_watches_among", (json.dumps(list(job_ids)),))
+    def active_watches_among(
+        self, job_ids: Sequence[str], *, kind: str = DEFAULT_KIND
+    ) -> list[WatchRow]:
+        """The active watches of ``kind`` among these ids (a list sweep's page)."""
+        rows = self._run("active_watches_among", (kind, json.dumps(list(job_ids))))
         return [watch_from_row(row) for row in rows]
 
-    def oldest_active_create_time(self) -> int | None:
-        value = self._one("oldest_active_create_time")
+    def oldest_active_create_time(self, *, kind: str = DEFAULT_KIND) -> int | None:
+        value = self._one("oldest_active_create_time", kind)
         return None if value is None else int(value)
 
-    def newest_active_create_time(self) -> int | None:
-        value = self._one("newest_active_create_time")
+    def newest_active_create_time(self, *, kind: str = DEFAULT_KIND) -> int | None:
+        value = self._one("newest_active_create_time", kind)
         return None if value is None else int(value)
 
-    def get_watch(self, job_id: str) -> WatchRow | None:
-        row = self._run("get_watch", (job_id,)).fetchone()
+    def active_counts_by_kind(self) -> dict[str, int]:
+        """{kind: active watches}, only kinds that have one (the sweeps share their budget
+        by these)."""
+        return {str(row[0]): int(row[1]) for row in self._run("active_counts_by_kind")}
+
+    def active_ids(self, kind: str, limit: int, after: str = "") -> list[str]:
+        """Up to ``limit`` active ids of ``kind`` after ``after``, in id order (a kind listed
+        by ids asks for them a batch at a time; ``""`` from the first)."""
+        args = {"kind": kind, "limit": limit, "after": after}
+        return [str(row[0]) for row in self._run("active_ids", args)]
+
+    def get_watch(self, job_id: str, *, kind: str = DEFAULT_KIND) -> WatchRow | None:
+        row = self._run("get_watch", (kind, job_id)).fetchone()
         return None if row is None else watch_from_row(row)
 
     def record_poll(
         self, detail: JobDetail, earliest: float, deadline: float, memory: JobMemory
     ) -> None:
-        """A non-terminal answer: its status, and when to poll next (policy's plan)."""
+        """A non-terminal answer: its status and phase, and when to poll next (policy's
+        plan). The watch is the detail's kind's."""
         with self.transaction():
             self._run(
                 "record_poll",
                 {
+                    "kind": detail.kind,
                     "job_id": detail.id,
                     "status": detail.status,
+                    "phase": None if detail.phase is None else detail.phase.value,
                     "progress": detail.progress,
                     "msg": detail.msg,
                     "create_time": detail.create_time,
@@ -166,12 +188,12 @@ class Watches(StoreBase):
                 },
             )
 
-    def record_poll_error(self, job_id: str, error: str, next_poll_at: float) -> None:
+    def record_poll_error(
+        self, job_id: str, error: str, next_poll_at: float, *, kind: str = DEFAULT_KIND
+    ) -> None:
+        args = {"kind": kind, "job_id": job_id, "error": error, "next_poll_at": next_poll_at}
         with self.transaction():
-            self._run(
-                "record_poll_error",
-                {"job_id": job_id, "error": error, "now": self.now(), "next_poll_at": next_poll_at},
-            )
+            self._run("record_poll_error", {**args, "now": self.now()})
 
     def expirable_watches(self, give_up_after: float) -> list[WatchRow]:
         """Watches past ``give_up_after`` whose last answer, that late, said not finished (to
@@ -185,7 +207,13 @@ class Watches(StoreBase):
         return [watch_from_row(row) for row in rows]
 
     def record_rejection(
-        self, job_id: str, vendor_msg: str, retry_at: float, window: float
+        self,
+        job_id: str,
+        vendor_msg: str,
+        retry_at: float,
+        window: float,
+        *,
+        kind: str = DEFAULT_KIND,
     ) -> tuple[int, float, str] | None:
         """A 40000 for this job id: count it and say so in the watch's msg. The next look is
         at ``retry_at`` after the first rejection, then no sooner than ``window`` after the
@@ -196,29 +224,35 @@ class Watches(StoreBase):
         with self.transaction():
             row = self._run(
                 "record_rejection",
-                {"job_id": job_id, "now": now, "retry_at": retry_at, "window": window},
+                {
+                    "kind": kind,
+                    "job_id": job_id,
+                    "now": now,
+                    "retry_at": retry_at,
+                    "window": window,
+                },
             ).fetchone()
             if row is None:
                 return None
             count, first = int(row[0]), float(row[1])
             since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first))
             msg = f"vendor rejected the id {count}x since {since}: {vendor_msg}"
-            self._run("note_rejection", {"job_id": job_id, "msg": msg})
+            self._run("note_rejection", {"kind": kind, "job_id": job_id, "msg": msg})
         return count, first, msg
 
-    def reopen_watch(self, job_id: str) -> bool:
+    def reopen_watch(self, job_id: str, *, kind: str = DEFAULT_KIND) -> bool:
         """An expired, failed or rejected watch is polled again, as if just added; its
         reopen count goes up, so its next event is a new event with an id of its own."""
         with self.transaction():
-            args = {"job_id": job_id, "now": self.now()}
+            args = {"kind": kind, "job_id": job_id, "now": self.now()}
             return bool(self._run("reopen_watch", args).rowcount > 0)
 
-    def make_due(self, job_id: str) -> bool:
+    def make_due(self, job_id: str, *, kind: str = DEFAULT_KIND) -> bool:
         """Poll an active watch now rather than when planned (a vendor callback said it may
         have finished). On PostgreSQL every node hears of it, so the one that holds the vendor
         lease polls it at once. False when the watch is not active."""
         with self.transaction():
-            args = {"job_id": job_id, "now": self.now()}
+            args = {"kind": kind, "job_id": job_id, "now": self.now()}
             return bool(self._run("make_due", args).rowcount > 0)
 
     def clear_rejected(self) -> int:
@@ -240,28 +274,33 @@ class Watches(StoreBase):
         seen for :data:`LISTING_TTL` (gone, or restarted under a new ``hostname:pid``) are
         dropped first.
         """
-        wanted = {spec.job_id for spec in specs}
+        wanted = {(spec.kind, spec.job_id) for spec in specs}
         now = self.now()
         with self.transaction():
             added, updated = self.add_watches(specs, "file")
             if node is None:
                 self._run("file_listings_clear")
                 self._run("file_listers_clear")
-                stale = [row[0] for row in self._run("file_watch_ids") if row[0] not in wanted]
+                stale = [key for key in self._keys("file_watch_ids") if key not in wanted]
             else:
                 self._run("file_lister_seen", {"node": node, "now": now})
                 cutoff = {"cutoff": now - LISTING_TTL}
                 self._run("file_listings_drop_stale", cutoff)
                 self._run("file_listers_drop_stale", cutoff)
-                listed = {row[0] for row in self._run("file_listing_ids", {"node": node})}
-                for job_id in sorted(listed - wanted):
-                    self._run("file_listing_remove", {"node": node, "job_id": job_id})
-                for job_id in sorted(wanted - listed):
-                    self._run("file_listing_add", {"node": node, "job_id": job_id})
-                stale = [row[0] for row in self._run("file_watch_ids_unlisted")]
-            for job_id in stale:
-                self._run("delete_watch", (job_id,))
+                listed = set(self._keys("file_listing_ids", {"node": node}))
+                for kind, job_id in sorted(listed - wanted):
+                    args = {"node": node, "kind": kind, "job_id": job_id}
+                    self._run("file_listing_remove", args)
+                for kind, job_id in sorted(wanted - listed):
+                    self._run("file_listing_add", {"node": node, "kind": kind, "job_id": job_id})
+                stale = self._keys("file_watch_ids_unlisted")
+            for key in stale:
+                self._run("delete_watch", key)
         return added, updated, len(stale)
+
+    def _keys(self, query: str, args: Any = ()) -> list[tuple[str, str]]:
+        """(kind, job_id) of each row ``query`` answers."""
+        return [(str(row[0]), str(row[1])) for row in self._run(query, args)]
 
     def keep_file_listing(self, node: str) -> bool:
         """This node is still here: its listing stays (see :meth:`sync_file_watches`). False
@@ -277,6 +316,8 @@ class Watches(StoreBase):
         found: Mapping[str, int],
         labels: Mapping[str, str],
         endpoints: Sequence[str] | None,
+        *,
+        kind: str = DEFAULT_KIND,
     ) -> list[str]:
         """Make watches of the ``found`` ids ({id: create_time}) that never were one (nor
         were discovered before); the ids made, in the order given. Idempotent: a job seen
@@ -285,11 +326,12 @@ class Watches(StoreBase):
             return []
         ids = json.dumps(list(found))
         with self.transaction():
-            known = {row[0] for row in self._run("discovered_among", (ids, ids))}
+            known = {row[0] for row in self._run("discovered_among", (kind, ids, kind, ids))}
             new = [job_id for job_id in found if job_id not in known]
             now = self.now()
             for job_id in new:
-                self._run("add_discovered", (job_id, found[job_id], now))
-            specs = watch_specs(new, dict(labels), None if endpoints is None else list(endpoints))
+                self._run("add_discovered", (kind, job_id, found[job_id], now))
+            chosen = None if endpoints is None else list(endpoints)
+            specs = watch_specs(new, dict(labels), chosen, kind=kind)
             self.add_watches(specs, "discovery")
         return new

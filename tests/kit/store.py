@@ -17,8 +17,9 @@ def fail_as_before(store: Store, job_id: str, reason: str) -> None:
     """End a watch as the vendor's rejection of its id did before the ``rejected`` state
     (issue 18, item 7b): ``failed``, ``reason`` as its note, no event. Such rows stay in
     users' databases, and everything must still read them."""
-    unseen = dict.fromkeys(("status", "progress", "create_time", "last_data"))
+    unseen = dict.fromkeys(("status", "phase", "progress", "create_time", "last_data"))
     args = {**unseen, "job_id": job_id, "msg": reason, "error": reason, "now": store.now()}
+    args["kind"] = "lip_sync"
     with store.transaction():
         store._run("finish_watch", {**args, "state": "failed", "polled": 1, "observed": 0})
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from notifier.kinds import Phase
 from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.polling.vendor import parse_detail
 from notifier.store import Observation, Store
@@ -57,20 +58,20 @@ def test_a_poll_keeps_the_answer_as_sent_and_when(store: Store, clock: FakeClock
     assert store.last_observation("job-1") == Observation("job-1", "active", None, None, None)
     poll(store, parse_detail("job-1", DATA))
     assert store.last_observation("job-1") == Observation(
-        "job-1", "active", 10, DATA, 1_800_000_000.0
+        "job-1", "active", 10, DATA, 1_800_000_000.0, phase=Phase.RUNNING
     )
 
     clock.advance(7.5)
     done = {**DATA, "status": 20, "progress": 100, "video_url": "https://cdn.example/v.mp4"}
     assert store.record_terminal(parse_detail("job-1", done), event("job-1"), ["ops"])
     assert store.last_observation("job-1") == Observation(
-        "job-1", "succeeded", 20, done, 1_800_000_007.5
+        "job-1", "succeeded", 20, done, 1_800_000_007.5, phase=Phase.SUCCEEDED
     )
 
 
 def test_the_stored_json_is_compact_ascii(store: Store) -> None:
     poll(store, parse_detail("job-1", DATA))
-    row = store._run("last_observation", ("job-1",)).fetchone()
+    row = store._run("last_observation", ("lip_sync", "job-1")).fetchone()
     assert row["last_data"] == json.dumps(DATA, ensure_ascii=True, separators=(",", ":"))
 
 
@@ -121,8 +122,10 @@ def test_data_another_program_garbled_reads_as_unknown(store: Store) -> None:
 
 def _poll_args(store: Store) -> dict[str, Any]:
     return {
+        "kind": "lip_sync",
         "job_id": "job-1",
         "status": 10,
+        "phase": "running",
         "progress": 40,
         "msg": "",
         "create_time": 0,

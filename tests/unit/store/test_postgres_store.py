@@ -116,11 +116,11 @@ def test_the_queue_taken_by_two_stores_at_once_gives_each_row_to_one(pg_url: str
     first.enqueue([WatchSpec(f"job{i:03d}") for i in range(120)])
     seen: dict[str, list[str]] = {"first": [], "second": []}
 
-    def parse_second(job_id: object, labels: object, endpoints: object) -> WatchSpec:
+    def parse_second(job_id: object, labels: object, endpoints: object, kind: object) -> WatchSpec:
         seen["second"].append(str(job_id))
         return WatchSpec(str(job_id))
 
-    def parse_first(job_id: object, labels: object, endpoints: object) -> WatchSpec:
+    def parse_first(job_id: object, labels: object, endpoints: object, kind: object) -> WatchSpec:
         if not seen["first"]:
             # The other node takes the queue while this one holds its rows, uncommitted.
             second.take_queue(parse_second)
@@ -199,7 +199,7 @@ def test_a_failed_commit_leaves_no_transaction_open(
     be out of the transaction afterwards, and the next write must work."""
     store = Store(pg_url)
     admin.execute(
-        "CREATE TABLE tagged (job_id TEXT REFERENCES watches (job_id) "
+        "CREATE TABLE tagged (job_id TEXT REFERENCES events (event_id) "
         "DEFERRABLE INITIALLY DEFERRED)"
     )
     with pytest.raises(psycopg.errors.ForeignKeyViolation), store.transaction():

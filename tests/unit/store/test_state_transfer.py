@@ -37,8 +37,9 @@ def columns(store: Store, table: str) -> list[str]:
 
 
 def table_rows(store: Store, table: str, names: list[str]) -> list[tuple[Any, ...]]:
-    """Every row, by the first column, with bytes as bytes on both sides."""
-    order = names[0]
+    """Every row, by the first column (and the kind: one id under two kinds is two rows),
+    with bytes as bytes on both sides."""
+    order = f"{names[0]}, kind" if "kind" in names and table != "events" else names[0]
     listed = ", ".join(names)
     rows = store._execute(f"SELECT {listed} FROM {table} ORDER BY {order}").fetchall()
     return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
@@ -48,9 +49,13 @@ def rich_source(path: Path) -> Store:
     """A state with a row of every table, odd values in every column that can hold one."""
     store = Store(path, clock=lambda: TIMES[1])
     store.add_watches([WatchSpec("job-a", {"k": "v"}, ("ops",)), WatchSpec("job-b")], "cli")
+    # The same id under another kind is a watch of its own.
+    store.add_watches([WatchSpec("job-a", kind="video")], "cli")
     store.enqueue([WatchSpec("queued-1"), WatchSpec("bad id")])
-    store.take_queue(lambda job, _l, _e: "rejected for the test" if " " in job else WatchSpec(job))
-    store.enqueue([WatchSpec("queued-2")])
+    store.take_queue(
+        lambda job, _l, _e, _k: "rejected for the test" if " " in job else WatchSpec(job)
+    )
+    store.enqueue([WatchSpec("queued-2", kind="tts")])
     store.save_token("http://vendor#app", "tok-1", TIMES[5])
     # Discovery's marks, and a removed watch it must not make again.
     store.advance_discovery(TIMES[0], TIMES[5])
@@ -61,12 +66,12 @@ def rich_source(path: Path) -> Store:
         store._execute(
             "UPDATE watches SET labels = ?, progress = 55, create_time = 1764355200,"
             " first_running_at = ?, predicted_at = ?, poll_key = ?, last_data = ?,"
-            " observed_at = ? WHERE job_id = 'job-a'",
+            " observed_at = ?, phase = 'running' WHERE job_id = 'job-a'",
             (LABELS, TIMES[0], TIMES[2], TIMES[3], LABELS, TIMES[0]),
         )
         store._execute(
-            "INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at)"
-            " VALUES ('evt-1', 'job-a', 'lip_sync.succeeded', ?, ?, ?)",
+            "INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at,"
+            " kind) VALUES ('evt-1', 'job-a', 'lip_sync.succeeded', ?, ?, ?, 'lip_sync')",
             (TIMES[1], BODY, TIMES[4]),
         )
         # Ids with gaps, as after pruning; a claim of the daemon that stopped.
@@ -124,7 +129,7 @@ def test_every_row_arrives_with_its_values_unchanged(tmp_path: Path, pg_url: str
         summary = copy_state(source, target, progress=lambda t, n, _s: seen.append((t, n)))
         assert seen == [
             ("watch_queue", 2),
-            ("watches", 3),
+            ("watches", 4),
             ("events", 1),
             ("deliveries", 2),
             ("delivery_attempts", 2),
@@ -136,7 +141,7 @@ def test_every_row_arrives_with_its_values_unchanged(tmp_path: Path, pg_url: str
         assert summary.rows == dict(seen)
         assert summary.as_dict()["queue"] == {"pending": 1, "rejected": 1}
         assert summary.deliveries == {"pending": 1, "delivered": 0, "dead": 1}
-        assert summary.watches["active"] == 3
+        assert summary.watches["active"] == 4
         for table in TABLES:
             names = columns(target, table)
             want = table_rows(source, table, names)

@@ -106,7 +106,7 @@ def test_delivery_lifecycle_and_replay(store: Store, clock: FakeClock) -> None:
 def test_queue_intake_accepts_and_rejects(store: Store) -> None:
     store.enqueue([WatchSpec("a", {"k": "v"}), WatchSpec("b")])
 
-    def parse(job_id: object, labels: object, endpoints: object) -> WatchSpec | str:
+    def parse(job_id: object, labels: object, endpoints: object, kind: object) -> WatchSpec | str:
         if job_id == "b":
             return "nope"
         return WatchSpec(str(job_id), json.loads(str(labels)))
@@ -207,7 +207,7 @@ def test_token_cache_is_shared_and_dropped_only_if_current(make_store: StoreFact
     [
         ("due_watches", (0, 10), "watches_key"),
         ("early_watches", (0, 10), "watches_due"),
-        ("oldest_active_create_time", (), "watches_active_created"),
+        ("oldest_active_create_time", ("lip_sync",), "watches_active_created"),
         ("due_deliveries", ("ops", 0, 10), "deliveries_due"),
     ],
 )

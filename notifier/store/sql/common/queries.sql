@@ -8,28 +8,28 @@
 -- What WatchRow is read from (notifier.store.rows.watch_from_row).
 job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at, reopens
+       last_queued_at, misses, predicted_at, reopens, kind, phase
 
 -- name: watch_exists
-SELECT 1 FROM watches WHERE job_id = ?;
+SELECT 1 FROM watches WHERE kind = ? AND job_id = ?;
 
 -- name: file_watch_ids
-SELECT job_id FROM watches WHERE source = 'file' AND state = 'active';
+SELECT kind, job_id FROM watches WHERE source = 'file' AND state = 'active';
 
 -- name: file_watch_ids_unlisted
 -- An active file watch that no node's watch file lists any more.
-SELECT job_id FROM watches w WHERE source = 'file' AND state = 'active'
-AND NOT EXISTS (SELECT 1 FROM file_listings l WHERE l.job_id = w.job_id);
+SELECT kind, job_id FROM watches w WHERE source = 'file' AND state = 'active'
+AND NOT EXISTS (SELECT 1 FROM file_listings l WHERE l.kind = w.kind AND l.job_id = w.job_id);
 
 -- name: file_listing_ids
-SELECT job_id FROM file_listings WHERE node = :node;
+SELECT kind, job_id FROM file_listings WHERE node = :node;
 
 -- name: file_listing_add
-INSERT INTO file_listings (node, job_id) VALUES (:node, :job_id)
-ON CONFLICT (node, job_id) DO NOTHING;
+INSERT INTO file_listings (node, kind, job_id) VALUES (:node, :kind, :job_id)
+ON CONFLICT (node, kind, job_id) DO NOTHING;
 
 -- name: file_listing_remove
-DELETE FROM file_listings WHERE node = :node AND job_id = :job_id;
+DELETE FROM file_listings WHERE node = :node AND kind = :kind AND job_id = :job_id;
 
 -- name: file_lister_seen
 INSERT INTO file_listers (node, seen_at) VALUES (:node, :now)
@@ -53,7 +53,7 @@ DELETE FROM file_listings;
 DELETE FROM file_listers;
 
 -- name: delete_watch
-DELETE FROM watches WHERE job_id = ?;
+DELETE FROM watches WHERE kind = ? AND job_id = ?;
 
 -- name: queue_delete
 DELETE FROM watch_queue WHERE seq = ?;
@@ -62,64 +62,75 @@ DELETE FROM watch_queue WHERE seq = ?;
 UPDATE watch_queue SET rejected = ? WHERE seq = ?;
 
 -- name: queue_insert
-INSERT INTO watch_queue (job_id, labels, endpoints, enqueued_at) VALUES (?, ?, ?, ?);
+INSERT INTO watch_queue (job_id, labels, endpoints, enqueued_at, kind) VALUES (?, ?, ?, ?, ?);
 
 -- name: queue_rejected
-SELECT seq, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue
+SELECT seq, kind, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue
 WHERE rejected IS NOT NULL ORDER BY seq;
 
 -- name: get_watch
 SELECT {watch_columns}
-FROM watches WHERE job_id = ?;
+FROM watches WHERE kind = ? AND job_id = ?;
 
 -- name: record_poll
-UPDATE watches SET status = :status, progress = :progress, msg = :msg, create_time = :create_time,
+UPDATE watches SET status = :status, phase = :phase, progress = :progress, msg = :msg, create_time = :create_time,
     last_poll_at = :now, next_poll_at = :next_poll_at, poll_key = :poll_key, polls = polls + 1,
     errors = 0, last_error = NULL, first_running_at = :first_running_at,
     first_running_progress = :first_running_progress, last_queued_at = :last_queued_at,
     misses = :misses, predicted_at = :predicted_at, answered_at = :now, rejections = 0,
     first_rejected_at = NULL, last_data = :last_data, observed_at = :now
-WHERE job_id = :job_id AND state = 'active';
+WHERE kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: last_observation
-SELECT job_id, state, status, last_data, observed_at FROM watches WHERE job_id = ?;
+SELECT kind, job_id, state, status, phase, last_data, observed_at FROM watches
+WHERE kind = ? AND job_id = ?;
 
 -- name: record_poll_error
 UPDATE watches SET last_poll_at = :now, next_poll_at = :next_poll_at,
     poll_key = :next_poll_at, errors = errors + 1, last_error = :error
-WHERE job_id = :job_id AND state = 'active';
+WHERE kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: finish_watch
 -- observed = 1: an answer ends it (its data is the last observation); 0: the id was refused,
 -- and the last answer seen stays the last observation.
-UPDATE watches SET state = :state, status = :status, progress = :progress, msg = :msg,
+UPDATE watches SET state = :state, status = :status, phase = :phase, progress = :progress,
+    msg = :msg,
     create_time = :create_time, last_poll_at = :now, next_poll_at = NULL, poll_key = NULL,
     polls = polls + :polled,
     finished_at = :now, last_error = :error,
     last_data = CASE WHEN :observed = 1 THEN :last_data ELSE last_data END,
     observed_at = CASE WHEN :observed = 1 THEN :now ELSE observed_at END
-WHERE job_id = :job_id AND state = 'active';
+WHERE kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: expire_watch
 UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
     last_error = 'not terminal after give_up_after; no longer polled'
-WHERE job_id = :job_id AND state = 'active' AND added_at <= :cutoff;
+WHERE kind = :kind AND job_id = :job_id AND state = 'active' AND added_at <= :cutoff;
 
 -- name: note_rejection
-UPDATE watches SET msg = :msg, last_error = :msg WHERE job_id = :job_id AND state = 'active';
+UPDATE watches SET msg = :msg, last_error = :msg
+WHERE kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: list_watches
-SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
-       next_poll_at, polls, errors, last_error, finished_at, rejections
-FROM watches ORDER BY added_at, job_id;
+SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
+       last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
+FROM watches ORDER BY added_at, kind, job_id;
 
 -- name: list_watches_in_state
-SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
-       next_poll_at, polls, errors, last_error, finished_at, rejections
-FROM watches WHERE state = ? ORDER BY added_at, job_id;
+SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
+       last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
+FROM watches WHERE state = ? ORDER BY added_at, kind, job_id;
 
 -- name: count_active
 SELECT COUNT(*) FROM watches WHERE state = 'active';
+
+-- name: active_counts_by_kind
+SELECT kind, COUNT(*) FROM watches WHERE state = 'active' GROUP BY kind;
+
+-- name: active_ids
+-- A kind's active ids in id order, after :after ('' from the first): kinds listed by ids.
+SELECT job_id FROM watches WHERE state = 'active' AND kind = :kind AND job_id > :after
+ORDER BY job_id LIMIT :limit;
 
 -- name: count_pending_deliveries
 SELECT COUNT(*) FROM deliveries WHERE state = 'pending';
@@ -129,8 +140,8 @@ SELECT state, COUNT(*) FROM watches GROUP BY state;
 
 -- name: insert_event
 -- seq: the recorded order (GET /v1/events); lock_event_order first.
-INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at, seq)
-VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))
+INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at, kind, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))
 ON CONFLICT DO NOTHING;
 
 -- name: insert_delivery
@@ -138,7 +149,7 @@ INSERT INTO deliveries (event_id, endpoint, created_at, next_attempt_at) VALUES 
 ON CONFLICT DO NOTHING;
 
 -- name: list_events
-SELECT event_id, job_id, type, created_at FROM events ORDER BY created_at, event_id;
+SELECT event_id, kind, job_id, type, created_at FROM events ORDER BY created_at, event_id;
 
 -- name: replay_event
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
@@ -151,9 +162,10 @@ UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attem
 WHERE state = 'dead';
 
 -- name: get_event
-SELECT e.event_id, e.job_id, e.type, e.created_at, e.body, e.last_seen_running_at,
+SELECT e.event_id, e.kind, e.job_id, e.type, e.created_at, e.body, e.last_seen_running_at,
        w.endpoints AS watch_endpoints
-FROM events e LEFT JOIN watches w ON w.job_id = e.job_id WHERE e.event_id = ?;
+FROM events e LEFT JOIN watches w ON w.kind = e.kind AND w.job_id = e.job_id
+WHERE e.event_id = ?;
 
 -- name: park_endpoint
 -- Pending deliveries of an endpoint the daemon does not run: dead, replayable, and revived
@@ -253,7 +265,7 @@ SELECT d.id, d.endpoint, d.state, d.attempts, d.generation, d.created_at, d.last
 FROM deliveries d WHERE d.event_id = ? ORDER BY d.endpoint;
 
 -- name: event_summary
-SELECT event_id, job_id, type, created_at, body FROM events WHERE event_id = ?;
+SELECT event_id, kind, job_id, type, created_at, body FROM events WHERE event_id = ?;
 
 -- name: replay_event_endpoint
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
@@ -261,14 +273,15 @@ UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attem
 WHERE event_id = :event_id AND endpoint = :endpoint;
 
 -- name: watch_summary
-SELECT job_id, state, source, labels, endpoints, finished_at FROM watches WHERE job_id = ?;
+SELECT kind, job_id, state, phase, source, labels, endpoints, finished_at FROM watches
+WHERE kind = ? AND job_id = ?;
 
 -- name: reopen_watch
 -- reopens: a new count, so the watch's next event is a new one (with an id of its own).
 UPDATE watches SET state = 'active', added_at = :now, next_poll_at = :now, poll_key = :now,
     finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL,
     rejections = 0, first_rejected_at = NULL, reopens = reopens + 1
-WHERE job_id = :job_id AND state IN ('expired', 'failed', 'rejected');
+WHERE kind = :kind AND job_id = :job_id AND state IN ('expired', 'failed', 'rejected');
 
 -- name: queue_clear_rejected
 DELETE FROM watch_queue WHERE rejected IS NOT NULL;
@@ -354,14 +367,15 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value;
 INSERT INTO state_marks (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING;
 
 -- name: add_discovered
-INSERT INTO discovered (job_id, create_time, at) VALUES (?, ?, ?)
-ON CONFLICT (job_id) DO NOTHING;
+INSERT INTO discovered (kind, job_id, create_time, at) VALUES (?, ?, ?, ?)
+ON CONFLICT (kind, job_id) DO NOTHING;
 
 -- name: tombstone_watch
 -- A removed watch is not made again by discovery.
-INSERT INTO discovered (job_id, create_time, at)
-SELECT job_id, coalesce(create_time, 0), :now FROM watches WHERE job_id = :job_id
-ON CONFLICT (job_id) DO NOTHING;
+INSERT INTO discovered (kind, job_id, create_time, at)
+SELECT kind, job_id, coalesce(create_time, 0), :now FROM watches
+WHERE kind = :kind AND job_id = :job_id
+ON CONFLICT (kind, job_id) DO NOTHING;
 
 -- name: prune_discovered
 DELETE FROM discovered WHERE create_time < ?;

@@ -7,13 +7,13 @@
 extract(epoch from clock_timestamp())::double precision
 
 -- name: upsert_watch
-INSERT INTO watches (job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
-VALUES (%(job_id)s, %(source)s, %(labels)s, %(endpoints)s, %(now)s, %(now)s, %(now)s)
-ON CONFLICT (job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
+INSERT INTO watches (kind, job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
+VALUES (%(kind)s, %(job_id)s, %(source)s, %(labels)s, %(endpoints)s, %(now)s, %(now)s, %(now)s)
+ON CONFLICT (kind, job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
 WHERE watches.labels IS DISTINCT FROM excluded.labels OR watches.endpoints IS DISTINCT FROM excluded.endpoints;
 
 -- name: queue_rows
-SELECT seq, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT %s
+SELECT seq, kind, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT %s
 FOR UPDATE SKIP LOCKED;
 
 -- name: due_watches
@@ -28,15 +28,16 @@ WHERE state = 'active' AND next_poll_at <= %s ORDER BY next_poll_at LIMIT %s;
 
 -- name: active_watches_among
 SELECT {watch_columns}
-FROM watches WHERE state = 'active' AND job_id IN (SELECT json_array_elements_text(%s::json));
+FROM watches WHERE state = 'active' AND kind = %s
+  AND job_id IN (SELECT json_array_elements_text(%s::json));
 
 -- name: oldest_active_create_time
 SELECT MIN(create_time) FROM watches
-WHERE state = 'active' AND create_time > 0;
+WHERE state = 'active' AND kind = %s AND create_time > 0;
 
 -- name: newest_active_create_time
 SELECT MAX(create_time) FROM watches
-WHERE state = 'active' AND create_time > 0;
+WHERE state = 'active' AND kind = %s AND create_time > 0;
 
 -- name: expirable_watches
 SELECT {watch_columns}
@@ -45,8 +46,8 @@ WHERE state = 'active' AND added_at <= %(cutoff)s AND answered_at >= added_at + 
 
 -- name: due_for_last_look
 UPDATE watches SET next_poll_at = LEAST(next_poll_at, %(now)s), poll_key = LEAST(poll_key, %(now)s)
-WHERE job_id IN (
-    SELECT job_id FROM watches
+WHERE (kind, job_id) IN (
+    SELECT kind, job_id FROM watches
     WHERE state = 'active' AND added_at <= %(cutoff)s
       AND (answered_at IS NULL OR answered_at < added_at + %(give_up_after)s)
       AND poll_key > %(now)s
@@ -60,7 +61,7 @@ UPDATE watches SET last_poll_at = %(now)s,
     poll_key = CASE WHEN rejections = 0 THEN %(retry_at)s
                     ELSE GREATEST(%(retry_at)s, first_rejected_at + %(window)s) END,
     rejections = rejections + 1, first_rejected_at = COALESCE(first_rejected_at, %(now)s)
-WHERE job_id = %(job_id)s AND state = 'active'
+WHERE kind = %(kind)s AND job_id = %(job_id)s AND state = 'active'
 RETURNING rejections, first_rejected_at;
 
 -- name: lock_event_order
@@ -119,31 +120,33 @@ FROM deliveries WHERE id = %(id)s;
 WITH moved AS (
     UPDATE watches SET next_poll_at = LEAST(next_poll_at, %(now)s),
         poll_key = LEAST(poll_key, %(now)s)
-    WHERE job_id = %(job_id)s AND state = 'active' RETURNING job_id
+    WHERE kind = %(kind)s AND job_id = %(job_id)s AND state = 'active' RETURNING job_id
 )
 SELECT pg_notify('chanjing_notifier', 'watch') FROM moved;
 
 -- name: list_watches_filtered
-SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
-       next_poll_at, polls, errors, last_error, finished_at, rejections
+SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
+       last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
 FROM watches
 WHERE (%(state)s::text IS NULL OR state = %(state)s) AND (%(job)s::text IS NULL OR job_id = %(job)s)
+  AND (%(kind)s::text IS NULL OR kind = %(kind)s)
   AND (%(since)s::double precision IS NULL OR added_at >= %(since)s)
-ORDER BY added_at DESC, job_id DESC LIMIT NULLIF(%(limit)s, -1);
+ORDER BY added_at DESC, kind DESC, job_id DESC LIMIT NULLIF(%(limit)s, -1);
 
 -- name: list_events_filtered
-SELECT event_id, job_id, type, created_at FROM events
-WHERE (%(job)s::text IS NULL OR job_id = %(job)s) AND (%(since)s::double precision IS NULL OR created_at >= %(since)s)
+SELECT event_id, kind, job_id, type, created_at FROM events
+WHERE (%(job)s::text IS NULL OR job_id = %(job)s) AND (%(kind)s::text IS NULL OR kind = %(kind)s) AND (%(since)s::double precision IS NULL OR created_at >= %(since)s)
 ORDER BY created_at DESC, event_id DESC LIMIT NULLIF(%(limit)s, -1);
 
 -- name: list_deliveries_filtered
-SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
-       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at,
+SELECT d.id, d.event_id, e.kind, e.job_id, e.type, d.endpoint, d.state, d.attempts,
+       d.created_at, d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error,
+       d.delivered_at,
        CASE WHEN d.claim_expires > {db_now}
             THEN d.claimed_by END AS claimed_by
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE (%(state)s::text IS NULL OR d.state = %(state)s) AND (%(job)s::text IS NULL OR e.job_id = %(job)s)
-  AND (%(since)s::double precision IS NULL OR d.created_at >= %(since)s)
+  AND (%(kind)s::text IS NULL OR e.kind = %(kind)s) AND (%(since)s::double precision IS NULL OR d.created_at >= %(since)s)
 ORDER BY d.id DESC LIMIT NULLIF(%(limit)s, -1);
 
 -- name: old_settled_events
@@ -164,8 +167,8 @@ DELETE FROM deliveries WHERE event_id IN (SELECT json_array_elements_text(%(ids)
 DELETE FROM events WHERE event_id IN (SELECT json_array_elements_text(%(ids)s::json));
 
 -- name: prune_watches
-DELETE FROM watches WHERE job_id IN (
-    SELECT job_id FROM watches
+DELETE FROM watches WHERE (kind, job_id) IN (
+    SELECT kind, job_id FROM watches
     WHERE state != 'active' AND finished_at < %(cutoff)s LIMIT %(batch)s);
 
 -- -- delivery claims ------------------------------------------------------------------------
@@ -282,5 +285,5 @@ WITH {prior_attempt}, updated AS (
 ), {new_attempt};
 
 -- name: discovered_among
-SELECT job_id FROM discovered WHERE job_id IN (SELECT json_array_elements_text(%s::json))
-UNION SELECT job_id FROM watches WHERE job_id IN (SELECT json_array_elements_text(%s::json));
+SELECT job_id FROM discovered WHERE kind = %s AND job_id IN (SELECT json_array_elements_text(%s::json))
+UNION SELECT job_id FROM watches WHERE kind = %s AND job_id IN (SELECT json_array_elements_text(%s::json));

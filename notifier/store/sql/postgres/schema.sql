@@ -2,7 +2,7 @@
 -- place. The migrations (migration_NNN.sql) are what make and upgrade a state; this file is
 -- never run by the program. tests/unit/store/test_schema_files.py applies both to empty
 -- databases and holds them to the same catalog.
--- schema_version: 17
+-- schema_version: 18
 -- Times are unix seconds in DOUBLE PRECISION (REAL would lose whole seconds of a current
 -- time): the daemon's clock, except where the DATABASE's is named. JSON is TEXT, as in SQLite.
 
@@ -14,13 +14,15 @@ CREATE TABLE watch_queue (
     labels      TEXT,             -- optional JSON object {"key": "value"}
     endpoints   TEXT,             -- optional JSON array of endpoint names
     enqueued_at DOUBLE PRECISION NOT NULL DEFAULT (extract(epoch FROM now())::double precision),
-    rejected    TEXT              -- why the daemon could not take the row; the row is kept
+    rejected    TEXT,             -- why the daemon could not take the row; the row is kept
+    kind        TEXT NOT NULL DEFAULT 'lip_sync'  -- the job's kind (notifier/kinds.py)
 );
 CREATE INDEX watch_queue_todo ON watch_queue (seq) WHERE rejected IS NULL;
 
--- One row per watched job.
+-- One row per watched job: a kind and the vendor's id of it (the same id under two kinds
+-- is two watches).
 CREATE TABLE watches (
-    job_id                 TEXT PRIMARY KEY,
+    job_id                 TEXT NOT NULL,
     source                 TEXT NOT NULL,                  -- file | queue | discovery
     labels                 TEXT NOT NULL DEFAULT '{}',     -- JSON object
     endpoints              TEXT,                           -- JSON array, NULL = all matching
@@ -50,13 +52,16 @@ CREATE TABLE watches (
     -- the last answer as the vendor sent it (JSON of `data`; NULL: unknown or too large)
     last_data              TEXT,
     observed_at            DOUBLE PRECISION,
-    reopens                INTEGER NOT NULL DEFAULT 0      -- part of its next event's id
+    reopens                INTEGER NOT NULL DEFAULT 0,     -- part of its next event's id
+    kind                   TEXT NOT NULL DEFAULT 'lip_sync', -- notifier/kinds.py
+    phase                  TEXT,                           -- queued | running | succeeded | failed (last seen)
+    PRIMARY KEY (kind, job_id)
 );
 CREATE INDEX watches_due ON watches (next_poll_at) WHERE state = 'active';
 CREATE INDEX watches_state ON watches (state, job_id);
 CREATE INDEX watches_active_added ON watches (added_at) WHERE state = 'active';
 CREATE INDEX watches_key ON watches (poll_key) WHERE state = 'active';
-CREATE INDEX watches_active_created ON watches (create_time) WHERE state = 'active';
+CREATE INDEX watches_active_created ON watches (kind, create_time) WHERE state = 'active';
 CREATE INDEX watches_finished ON watches (finished_at) WHERE state != 'active';
 
 -- One per job and event type (and reopen): what every endpoint of it receives.
@@ -68,10 +73,12 @@ CREATE TABLE events (
     body                 BYTEA NOT NULL,   -- the exact JSON sent to every endpoint
     last_seen_running_at DOUBLE PRECISION,            -- when the job was last seen unfinished
     seq                  BIGINT,          -- the recorded order (GET /v1/events)
+    kind                 TEXT,            -- the watch's kind; NULL: the daemon's own event
     UNIQUE (job_id, type)
 );
 CREATE INDEX events_created ON events (created_at);
 CREATE UNIQUE INDEX events_seq ON events (seq);
+CREATE INDEX events_watch ON events (kind, job_id);
 
 -- One per event and endpoint.
 CREATE TABLE deliveries (
@@ -149,9 +156,11 @@ CREATE TABLE state_marks (
 
 -- Ids discovery must not make a watch of (again): the ones it made, and removed watches.
 CREATE TABLE discovered (
-    job_id      TEXT PRIMARY KEY,
+    job_id      TEXT NOT NULL,
     create_time BIGINT NOT NULL,
-    at          DOUBLE PRECISION NOT NULL
+    at          DOUBLE PRECISION NOT NULL,
+    kind        TEXT NOT NULL DEFAULT 'lip_sync',
+    PRIMARY KEY (kind, job_id)
 );
 
 -- Secrets every node shares ('tokens': the key that signs the gateway's tokens, hex).
@@ -165,7 +174,8 @@ CREATE TABLE gateway_keys (
 CREATE TABLE file_listings (
     node   TEXT NOT NULL,
     job_id TEXT NOT NULL,
-    PRIMARY KEY (node, job_id)
+    kind   TEXT NOT NULL DEFAULT 'lip_sync',
+    PRIMARY KEY (node, kind, job_id)
 );
 CREATE TABLE file_listers (
     node    TEXT PRIMARY KEY,

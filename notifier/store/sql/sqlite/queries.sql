@@ -6,13 +6,13 @@
 (julianday('now') - 2440587.5) * 86400.0
 
 -- name: upsert_watch
-INSERT INTO watches (job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
-VALUES (:job_id, :source, :labels, :endpoints, :now, :now, :now)
-ON CONFLICT (job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
+INSERT INTO watches (kind, job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
+VALUES (:kind, :job_id, :source, :labels, :endpoints, :now, :now, :now)
+ON CONFLICT (kind, job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
 WHERE watches.labels IS NOT excluded.labels OR watches.endpoints IS NOT excluded.endpoints;
 
 -- name: queue_rows
-SELECT seq, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT ?;
+SELECT seq, kind, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT ?;
 
 -- name: due_watches
 SELECT {watch_columns}
@@ -26,15 +26,15 @@ WHERE state = 'active' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?;
 
 -- name: active_watches_among
 SELECT {watch_columns}
-FROM watches WHERE state = 'active' AND job_id IN (SELECT value FROM json_each(?));
+FROM watches WHERE state = 'active' AND kind = ? AND job_id IN (SELECT value FROM json_each(?));
 
 -- name: oldest_active_create_time
 SELECT MIN(create_time) FROM watches INDEXED BY watches_active_created
-WHERE state = 'active' AND create_time > 0;
+WHERE state = 'active' AND kind = ? AND create_time > 0;
 
 -- name: newest_active_create_time
 SELECT MAX(create_time) FROM watches INDEXED BY watches_active_created
-WHERE state = 'active' AND create_time > 0;
+WHERE state = 'active' AND kind = ? AND create_time > 0;
 
 -- name: expirable_watches
 SELECT {watch_columns}
@@ -43,8 +43,8 @@ WHERE state = 'active' AND added_at <= :cutoff AND answered_at >= added_at + :gi
 
 -- name: due_for_last_look
 UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)
-WHERE job_id IN (
-    SELECT job_id FROM watches INDEXED BY watches_active_added
+WHERE (kind, job_id) IN (
+    SELECT kind, job_id FROM watches INDEXED BY watches_active_added
     WHERE state = 'active' AND added_at <= :cutoff
       AND (answered_at IS NULL OR answered_at < added_at + :give_up_after)
       AND poll_key > :now
@@ -58,7 +58,7 @@ UPDATE watches SET last_poll_at = :now,
     poll_key = CASE WHEN rejections = 0 THEN :retry_at
                     ELSE MAX(:retry_at, first_rejected_at + :window) END,
     rejections = rejections + 1, first_rejected_at = COALESCE(first_rejected_at, :now)
-WHERE job_id = :job_id AND state = 'active'
+WHERE kind = :kind AND job_id = :job_id AND state = 'active'
 RETURNING rejections, first_rejected_at;
 
 -- name: lock_event_order
@@ -117,31 +117,32 @@ FROM deliveries WHERE id = :id;
 
 -- name: make_due
 UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)
-WHERE job_id = :job_id AND state = 'active';
+WHERE kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: list_watches_filtered
-SELECT job_id, state, status, progress, msg, labels, endpoints, source, added_at, last_poll_at,
-       next_poll_at, polls, errors, last_error, finished_at, rejections
+SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
+       last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
 FROM watches
 WHERE (:state IS NULL OR state = :state) AND (:job IS NULL OR job_id = :job)
-  AND (:since IS NULL OR added_at >= :since)
-ORDER BY added_at DESC, job_id DESC LIMIT :limit;
+  AND (:kind IS NULL OR kind = :kind) AND (:since IS NULL OR added_at >= :since)
+ORDER BY added_at DESC, kind DESC, job_id DESC LIMIT :limit;
 
 -- name: list_events_filtered
-SELECT event_id, job_id, type, created_at FROM events
-WHERE (:job IS NULL OR job_id = :job) AND (:since IS NULL OR created_at >= :since)
+SELECT event_id, kind, job_id, type, created_at FROM events
+WHERE (:job IS NULL OR job_id = :job) AND (:kind IS NULL OR kind = :kind) AND (:since IS NULL OR created_at >= :since)
 ORDER BY created_at DESC, event_id DESC LIMIT :limit;
 
 -- name: list_deliveries_filtered
 -- claims: claimed_by (--json only) names the node while its claim is live (db_now: see
 -- claim_due_deliveries).
-SELECT d.id, d.event_id, e.job_id, e.type, d.endpoint, d.state, d.attempts, d.created_at,
-       d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at,
+SELECT d.id, d.event_id, e.kind, e.job_id, e.type, d.endpoint, d.state, d.attempts,
+       d.created_at, d.last_attempt_at, d.next_attempt_at, d.last_status, d.last_error,
+       d.delivered_at,
        CASE WHEN d.claim_expires > {db_now}
             THEN d.claimed_by END AS claimed_by
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE (:state IS NULL OR d.state = :state) AND (:job IS NULL OR e.job_id = :job)
-  AND (:since IS NULL OR d.created_at >= :since)
+  AND (:kind IS NULL OR e.kind = :kind) AND (:since IS NULL OR d.created_at >= :since)
 ORDER BY d.id DESC LIMIT :limit;
 
 -- name: old_settled_events
@@ -162,8 +163,8 @@ DELETE FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids));
 DELETE FROM events WHERE event_id IN (SELECT value FROM json_each(:ids));
 
 -- name: prune_watches
-DELETE FROM watches WHERE job_id IN (
-    SELECT job_id FROM watches INDEXED BY watches_finished
+DELETE FROM watches WHERE (kind, job_id) IN (
+    SELECT kind, job_id FROM watches INDEXED BY watches_finished
     WHERE state != 'active' AND finished_at < :cutoff LIMIT :batch);
 
 -- name: claim_due_deliveries
@@ -202,5 +203,5 @@ WHERE d.id IN (SELECT value FROM json_each(:ids))
 ORDER BY d.next_attempt_at, d.id;
 
 -- name: discovered_among
-SELECT job_id FROM discovered WHERE job_id IN (SELECT value FROM json_each(?))
-UNION SELECT job_id FROM watches WHERE job_id IN (SELECT value FROM json_each(?));
+SELECT job_id FROM discovered WHERE kind = ? AND job_id IN (SELECT value FROM json_each(?))
+UNION SELECT job_id FROM watches WHERE kind = ? AND job_id IN (SELECT value FROM json_each(?));

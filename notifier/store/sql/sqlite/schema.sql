@@ -2,7 +2,7 @@
 -- place. The migrations (migration_NNN.sql) are what make and upgrade a state; this file is
 -- never run by the program. tests/unit/store/test_schema_files.py applies both to empty
 -- databases and holds them to the same catalog.
--- schema_version: 17
+-- schema_version: 18
 -- Times are unix seconds (REAL): the daemon's clock, except where the DATABASE's is named.
 
 -- The intake queue: any program may INSERT here; the daemon moves rows into `watches` within
@@ -13,13 +13,16 @@ CREATE TABLE watch_queue (
     labels      TEXT,             -- optional JSON object {"key": "value"}
     endpoints   TEXT,             -- optional JSON array of endpoint names
     enqueued_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
-    rejected    TEXT              -- why the daemon could not take the row; the row is kept
+    rejected    TEXT,             -- why the daemon could not take the row; the row is kept
+    kind        TEXT NOT NULL DEFAULT 'lip_sync'  -- the job's kind (notifier/kinds.py)
 );
 CREATE INDEX watch_queue_todo ON watch_queue (seq) WHERE rejected IS NULL;
 
--- One row per watched job.
+-- One row per watched job: a kind and the vendor's id of it (the same id under two kinds
+-- is two watches).
 CREATE TABLE watches (
-    job_id                 TEXT PRIMARY KEY,
+    kind                   TEXT NOT NULL DEFAULT 'lip_sync', -- notifier/kinds.py
+    job_id                 TEXT NOT NULL,
     source                 TEXT NOT NULL,                  -- file | queue | discovery
     labels                 TEXT NOT NULL DEFAULT '{}',     -- JSON object
     endpoints              TEXT,                           -- JSON array, NULL = all matching
@@ -49,13 +52,15 @@ CREATE TABLE watches (
     -- the last answer as the vendor sent it (JSON of `data`; NULL: unknown or too large)
     last_data              TEXT,
     observed_at            REAL,
-    reopens                INTEGER NOT NULL DEFAULT 0      -- part of its next event's id
+    reopens                INTEGER NOT NULL DEFAULT 0,     -- part of its next event's id
+    phase                  TEXT,                           -- queued | running | succeeded | failed (last seen)
+    PRIMARY KEY (kind, job_id)
 );
 CREATE INDEX watches_due ON watches (next_poll_at) WHERE state = 'active';
 CREATE INDEX watches_state ON watches (state, job_id);
 CREATE INDEX watches_active_added ON watches (added_at) WHERE state = 'active';
 CREATE INDEX watches_key ON watches (poll_key) WHERE state = 'active';
-CREATE INDEX watches_active_created ON watches (create_time) WHERE state = 'active';
+CREATE INDEX watches_active_created ON watches (kind, create_time) WHERE state = 'active';
 CREATE INDEX watches_finished ON watches (finished_at) WHERE state != 'active';
 
 -- One per job and event type (and reopen): what every endpoint of it receives.
@@ -67,10 +72,12 @@ CREATE TABLE events (
     body                 BLOB NOT NULL,   -- the exact JSON sent to every endpoint
     last_seen_running_at REAL,            -- when the job was last seen unfinished
     seq                  INTEGER,         -- the recorded order (GET /v1/events)
+    kind                 TEXT,            -- the watch's kind; NULL: the daemon's own event
     UNIQUE (job_id, type)
 );
 CREATE INDEX events_created ON events (created_at);
 CREATE UNIQUE INDEX events_seq ON events (seq);
+CREATE INDEX events_watch ON events (kind, job_id);
 
 -- One per event and endpoint.
 CREATE TABLE deliveries (
@@ -148,9 +155,11 @@ CREATE TABLE state_marks (
 
 -- Ids discovery must not make a watch of (again): the ones it made, and removed watches.
 CREATE TABLE discovered (
-    job_id      TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL DEFAULT 'lip_sync',
+    job_id      TEXT NOT NULL,
     create_time INTEGER NOT NULL,
-    at          REAL NOT NULL
+    at          REAL NOT NULL,
+    PRIMARY KEY (kind, job_id)
 );
 
 -- Secrets every node shares ('tokens': the key that signs the gateway's tokens, hex).
@@ -163,8 +172,9 @@ CREATE TABLE gateway_keys (
 -- Which file-sourced ids each node's watch file lists, and when each node was last seen.
 CREATE TABLE file_listings (
     node   TEXT NOT NULL,
+    kind   TEXT NOT NULL DEFAULT 'lip_sync',
     job_id TEXT NOT NULL,
-    PRIMARY KEY (node, job_id)
+    PRIMARY KEY (node, kind, job_id)
 );
 CREATE TABLE file_listers (
     node    TEXT PRIMARY KEY,
