@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifier.intake.queue import take_queue
+from notifier.kinds import DEFAULT_KIND
 from notifier.models import WatchSpec, WatchState
 from notifier.store import Store
 from notifier.watchspec import Problem, parse_endpoints, parse_watch, watch_specs
@@ -64,11 +65,13 @@ def add_watches(
     *,
     reopen: bool = False,
     source: str = "queue",
+    kind: str = DEFAULT_KIND,
 ) -> AddOutcome:
-    """Watch ``ids`` (already checked): new ones are created, known ones get ``labels`` merged
-    (given ones win) and ``endpoints`` replaced when given; finished ones stay finished unless
-    ``reopen`` and they expired, failed or were rejected. Every spec is the parser's
-    (:mod:`notifier.watchspec`): merged labels are checked as given ones are.
+    """Watch ``ids`` of ``kind`` (already checked, the kind too): new ones are created,
+    known ones get ``labels`` merged (given ones win) and ``endpoints`` replaced when given;
+    finished ones stay finished unless ``reopen`` and they expired, failed or were
+    rejected. Every spec is the parser's (:mod:`notifier.watchspec`): merged labels are
+    checked as given ones are. The same id under another kind is another watch.
 
     :class:`LabelsTooMany` when a known watch's merged labels would pass the limits.
 
@@ -81,14 +84,18 @@ def add_watches(
     with store.transaction():
         specs: list[WatchSpec] = []
         for job_id in outcome.ids:
-            known = store.watch_summary(job_id)
+            known = store.watch_summary(job_id, kind=kind)
             if known is None:
-                specs += watch_specs([job_id], dict(labels), wanted)
+                specs += watch_specs([job_id], dict(labels), wanted, kind=kind)
                 continue
             merged = {**known["labels"], **labels}
             keep = known["endpoints"]
             spec = parse_watch(
-                job_id, merged, wanted if wanted is not None else keep, endpoints_configured=None
+                job_id,
+                merged,
+                wanted if wanted is not None else keep,
+                endpoints_configured=None,
+                kind=kind,
             )
             if not isinstance(spec, WatchSpec):  # raised inside the transaction: nothing kept
                 said = "; ".join(p.msg for p in spec)
@@ -97,7 +104,7 @@ def add_watches(
             if known["state"] == WatchState.ACTIVE.value:
                 outcome.known.append(job_id)
             elif reopen and known["state"] in REOPENABLE:
-                store.reopen_watch(job_id)
+                store.reopen_watch(job_id, kind=kind)
                 outcome.reopened[job_id] = known["state"]
             else:
                 outcome.finished[job_id] = known
@@ -120,6 +127,7 @@ def watch_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def find_watch(store: Store, job_id: str) -> dict[str, Any] | None:
-    rows = store.list_filtered("watches", job=job_id, limit=1)
+def find_watch(store: Store, job_id: str, kind: str = DEFAULT_KIND) -> dict[str, Any] | None:
+    """The watch of ``kind`` with this id (another kind's of the same id is another watch)."""
+    rows = store.list_filtered("watches", job=job_id, kind=kind, limit=1)
     return watch_row(rows[0]) if rows else None

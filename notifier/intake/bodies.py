@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from notifier.config import dotted, kind
+from notifier.kinds import DEFAULT_KIND, KINDS, Phase
 from notifier.models import (
     JOB_ID_RE,
     LABEL_KEY_RE,
@@ -40,6 +41,7 @@ from notifier.watchspec import (
     endpoint_problem,
     endpoints_type_problem,
     id_problem,
+    kind_check,
     labels_check,
 )
 
@@ -110,6 +112,8 @@ def _nullable(schema: dict[str, Any]) -> None:
 
 
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_RE.pattern), _judged(id_problem)]
+#: A kind's name (:data:`notifier.kinds.KINDS`), checked with the kind table's wording.
+KindName = Annotated[str, Field(json_schema_extra={"enum": list(KINDS)}), _judged(kind_check)]
 LabelValue = (
     Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE)]
     | Annotated[float, Field(ge=-MAX_LABEL_NUMBER, le=MAX_LABEL_NUMBER)]
@@ -146,6 +150,10 @@ class WatchRequest(BaseModel):
     )
     reopen: Annotated[bool, BeforeValidator(_reopen)] = Field(
         default=False, description="Watch an expired, failed or rejected job again"
+    )
+    kind: KindName = Field(
+        default=DEFAULT_KIND,
+        description="The jobs' kind (absent: lip_sync); the same id under two kinds is two watches",
     )
 
     @property
@@ -256,8 +264,14 @@ class WatchAnswer(BaseModel):
     model_config = ConfigDict(json_schema_extra=_optional_all)
 
     job_id: str = ""
+    kind: str = Field(default=DEFAULT_KIND, json_schema_extra={"enum": list(KINDS)})
     state: WatchState = WatchState.ACTIVE
-    status: int | None = None
+    phase: Phase | None = Field(
+        default=None, description="Where the job was at the last answer (null: none yet)"
+    )
+    status: int | None = Field(
+        default=None, description="The vendor's own last status value, as its kind uses it"
+    )
     progress: int | None = None
     msg: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)

@@ -26,9 +26,10 @@ from notifier.config import kind
 from notifier.intake.adding import LabelsTooMany, add_watches, find_watch
 from notifier.intake.bodies import WatchRequest, first_problem, problems_of
 from notifier.intake.openapi import JSON, openapi_document
+from notifier.kinds import DEFAULT_KIND
 from notifier.models import quoted
 from notifier.store import DB_ERRORS, Store
-from notifier.watchspec import id_problem
+from notifier.watchspec import id_problem, kind_check
 
 log = logs.get_logger(component="intake")
 
@@ -264,6 +265,15 @@ class IntakeApi:
             raise BadRequest(problem)
         return job_id
 
+    @staticmethod
+    def _kind(request: web.Request) -> str:
+        """``?kind=`` (absent: lip_sync), in the kind table's words when it is none."""
+        name = request.query.get("kind", DEFAULT_KIND)
+        problem = kind_check(name)
+        if problem:
+            raise BadRequest(f"kind: {problem}")
+        return name
+
     # -- handlers -------------------------------------------------------------------------
 
     async def post_watches(self, request: web.Request) -> web.Response:
@@ -280,6 +290,7 @@ class IntakeApi:
                 wanted.endpoints,
                 self.endpoint_names,
                 reopen=wanted.reopen,
+                kind=wanted.kind,
             )
         except LabelsTooMany as exc:
             # The body is fine on its own; the labels a watch has already are in the way.
@@ -299,15 +310,15 @@ class IntakeApi:
         return web.json_response(answer, status=202)
 
     async def get_watch(self, request: web.Request) -> web.Response:
-        job_id = self._job_id(request)
-        row = find_watch(self.store, job_id)
+        job_id, kind_name = self._job_id(request), self._kind(request)
+        row = find_watch(self.store, job_id, kind_name)
         if row is None:
             return _error(404, f"no watch for job {job_id}")
         return web.json_response(row, dumps=_dumps)
 
     async def delete_watch(self, request: web.Request) -> web.Response:
-        job_id = self._job_id(request)
-        if not self.store.remove_watches([job_id]):
+        job_id, kind_name = self._job_id(request), self._kind(request)
+        if not self.store.remove_watches([job_id], kind=kind_name):
             return _error(404, f"no watch for job {job_id}")
         return web.Response(status=204)
 

@@ -33,6 +33,13 @@ _JOB_ID = {
     "required": True,
     "schema": schema(JobRef)["properties"]["id"],
 }
+_KIND = {
+    "name": "kind",
+    "in": "query",
+    "required": False,
+    "description": "The job's kind: the same id under two kinds is two watches",
+    "schema": schema(WatchRequest)["properties"]["kind"],
+}
 
 
 def _error(description: str, **headers: str) -> dict[str, Any]:
@@ -125,7 +132,7 @@ def openapi_document(
                 }
             },
             "/v1/watches/{id}": {
-                "parameters": [_JOB_ID],
+                "parameters": [_JOB_ID, _KIND],
                 "get": {
                     "summary": "One watch, as a row of `watch list --json`",
                     "operationId": "getWatch",
@@ -134,7 +141,7 @@ def openapi_document(
                             "description": "The watch",
                             "content": {JSON: {"schema": {"$ref": "#/components/schemas/Watch"}}},
                         },
-                        "400": _error("Not a job id"),
+                        "400": _error("Not a job id, or not a kind"),
                         "401": unauthorized,
                         "404": _error("No watch for this job"),
                     },
@@ -144,7 +151,7 @@ def openapi_document(
                     "operationId": "deleteWatch",
                     "responses": {
                         "204": {"description": "Removed"},
-                        "400": _error("Not a job id"),
+                        "400": _error("Not a job id, or not a kind"),
                         "401": unauthorized,
                         "404": _error("No watch for this job"),
                         "503": _error(

@@ -1,4 +1,5 @@
-"""The watch file: a YAML list of job ids (or ``{id, labels, endpoints}`` mappings) to watch.
+"""The watch file: a YAML list of job ids (or ``{id, kind, labels, endpoints}`` mappings) to
+watch. An item without ``kind`` is a lip-sync job; the same id under two kinds is two watches.
 
 An empty file (or ``[]``, or only comments) is valid and watches nothing. Problems are collected,
 not just the first, and raised together as :class:`WatchFileError` with lines like
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from notifier.config import ProblemsError, dotted, kind, read_yaml_file, show
+from notifier.kinds import DEFAULT_KIND
 from notifier.models import WatchSpec
 from notifier.store import Store
 from notifier.watchspec import parse_watch
@@ -21,7 +23,7 @@ from notifier.watchspec import parse_watch
 __all__ = ["ITEM_KEYS", "WatchFile", "WatchFileError", "load_watch_file", "parse_watch_items"]
 
 #: Keys allowed in a mapping item.
-ITEM_KEYS = ("id", "labels", "endpoints")
+ITEM_KEYS = ("id", "kind", "labels", "endpoints")
 
 
 class WatchFileError(ProblemsError):
@@ -50,28 +52,31 @@ def parse_watch_items(
         raise WatchFileError(
             [
                 f"{source}: top level must be a list of job ids or "
-                f"{{id, labels, endpoints}} mappings, got {kind(data)}"
+                f"{{id, kind, labels, endpoints}} mappings, got {kind(data)}"
             ]
         )
     known = None if endpoint_names is None else list(endpoint_names)
     problems: list[str] = []
     specs: list[WatchSpec] = []
-    first_seen: dict[str, int] = {}
+    first_seen: dict[tuple[str, str], int] = {}
     for index, item in enumerate(data):
         item_problems: list[tuple[tuple[str | int, ...], str]] = []
         spec = _parse_item(item, known, item_problems)
         id_loc: tuple[str | int, ...] = ("id",) if isinstance(item, dict) else ()
         if spec is not None:
-            if spec.job_id in first_seen:
+            # One id under two kinds is two watches; twice under one kind is a mistake.
+            key = (spec.kind, spec.job_id)
+            if key in first_seen:
+                of = "" if spec.kind == DEFAULT_KIND else f" of kind {spec.kind}"
                 item_problems.append(
                     (
                         id_loc,
-                        f"duplicate job id {spec.job_id!r} (already listed at "
-                        f"[{first_seen[spec.job_id]}])",
+                        f"duplicate job id {spec.job_id!r}{of} (already listed at "
+                        f"[{first_seen[key]}])",
                     )
                 )
             else:
-                first_seen[spec.job_id] = index
+                first_seen[key] = index
                 specs.append(spec)
         problems.extend(f"{source}: {dotted((index, *loc))}: {msg}" for loc, msg in item_problems)
     if problems:
@@ -117,7 +122,11 @@ def _parse_item(
         )
         endpoints = None
     parsed = parse_watch(
-        item.get("id", ""), item.get("labels"), endpoints, endpoints_configured=known
+        item.get("id", ""),
+        item.get("labels"),
+        endpoints,
+        endpoints_configured=known,
+        kind=item.get("kind"),
     )
     if isinstance(parsed, WatchSpec):
         return parsed if len(problems) == start else None
