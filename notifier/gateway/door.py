@@ -10,7 +10,8 @@ never leaves this module's vendor client.
   when that is fresh (``polling.min_interval``) or final. No vendor call.
 * **Forwarded**: anything else under ``/open/v1/``, with our token, through the one limiter
   (ahead of our own polls within ``gateway.share``), the answer handed back as it came. A
-  detail answer for a watched job counts as its poll; a lip-sync create becomes a watch.
+  detail answer for a watched job counts as its poll (every kind's); a create of any kind
+  becomes a watch of that kind.
 * **Relayed**: on a standby (no vendor lease) the call goes to the lease holder's gateway.
 """
 
@@ -28,9 +29,11 @@ from urllib.parse import parse_qs
 
 import httpx
 
+from notifier import kinds
 from notifier import log as logs
 from notifier.gateway.tokens import Credentials, GatewayTokens
 from notifier.intake.adding import add_watches, endpoints_problem
+from notifier.kinds import Kind
 from notifier.models import JobDetail, job_id_problem, labels_problem
 from notifier.polling.lease import LeaseLost
 from notifier.polling.ratelimit import LimiterClosed, Priority, Share
@@ -39,7 +42,6 @@ from notifier.polling.vendor import (
     CODE_OK,
     CODE_QPS,
     CODE_TOKEN_INVALID,
-    DETAIL_PATH,
     TOKEN_PATH,
     VendorClient,
     VendorError,
@@ -52,7 +54,9 @@ from notifier.store import DB_ERRORS, Store
 
 log = logs.get_logger(component="gateway")
 
-CREATE_PATH = "/open/v1/video_lip_sync/create"
+CREATE_PATH = kinds.LIP_SYNC.create_path or ""
+#: Creates the gateway watches: every kind's create call.
+CREATES = {k.create_path: k for k in kinds.KINDS.values() if k.create_path}
 #: Paths we forward: the vendor's are lower-case words under /open/v1/. Nothing that could
 #: climb out of it (no dots, no percent-escapes, no empty segments).
 PATH_RE = re.compile(r"/open/v1/[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*")
@@ -69,15 +73,17 @@ HOLDER_RETRY = 0.2
 REFRESH_WAIT = 2.0
 #: Paths named in metrics as they are; any other is "other" (no label per made-up path).
 KNOWN_PATHS = frozenset(
-    {
-        TOKEN_PATH,
-        DETAIL_PATH,
-        CREATE_PATH,
-        "/open/v1/video_lip_sync/list",
-        "/open/v1/common/create_upload_url",
-        "/open/v1/common/file_detail",
-    }
+    {TOKEN_PATH, "/open/v1/common/create_upload_url", "/open/v1/common/file_detail"}
+    | {k.poll.path for k in kinds.KINDS.values()}
+    | {k.listing.path for k in kinds.KINDS.values() if k.listing is not None}
+    | set(CREATES)
 )
+
+
+#: Detail calls the gateway absorbs: every kind's poll.
+POLLS: dict[tuple[str, str], Kind] = {(k.poll.method, k.poll.path): k for k in kinds.KINDS.values()}
+#: What a create becomes: its kind, and the watch's labels and endpoints.
+WatchTo = tuple[Kind, dict[str, str], list[str] | None]
 
 
 @dataclass
@@ -172,8 +178,9 @@ class Gateway:
         self._share: Share | None = None
         # No proxy from the environment: the holder is another node on the operator's network.
         self._relay = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False)
-        #: Ids a create returned while the state could not be written: watched once it can.
-        self.pending: dict[str, tuple[dict[str, str], list[str] | None]] = {}
+        #: (kind, id) a create returned while the state could not be written: watched once
+        #: it can.
+        self.pending: dict[tuple[str, str], tuple[dict[str, str], list[str] | None]] = {}
         self.max_wait = 10.0
         self.min_interval = 5.0
         self.labels: dict[str, str] = {}
@@ -259,22 +266,25 @@ class Gateway:
         return self._token_keeper().client_of(token.strip(), self._credentials.names)
 
     async def _serve(self, call: Call, deadline: float) -> Reply:
-        job_id = self._detail_id(call)
-        if job_id is not None:
-            absorbed, watched = self._absorbed(job_id)
+        target = self._detail_target(call)
+        job_id = kind = None
+        if target is not None:
+            kind, job_id = target
+            absorbed, watched = self._absorbed(job_id, kind)
             if absorbed is None and watched and self._refresh is not None:
                 # Too old to answer with: a sweep may see it (and the application's next
                 # calls for other watched jobs) for one list call, where this is one each.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(REFRESH_WAIT, deadline - time.monotonic())):
                         await self._refresh()
-                absorbed, watched = self._absorbed(job_id)
+                absorbed, watched = self._absorbed(job_id, kind)
             if absorbed is not None:
                 return absorbed
-        watch_to: tuple[dict[str, str], list[str] | None] | None = None
-        if call.path == CREATE_PATH and call.method == "POST":
+        watch_to: WatchTo | None = None
+        created = CREATES.get(call.path) if call.method == "POST" else None
+        if created is not None:
             try:
-                watch_to = self._watch_settings(call)
+                watch_to = (created, *self._watch_settings(call))
             except ValueError as exc:
                 return error_reply(400, str(exc))
         while True:
@@ -289,24 +299,37 @@ class Gateway:
                 await asyncio.sleep(HOLDER_RETRY)  # a failover: wait for a holder
                 continue
             try:
-                return await self._forwarded(vendor, call, deadline, job_id, watch_to)
+                return await self._forwarded(vendor, call, deadline, target, watch_to)
             except LeaseLost:
                 continue  # lost just now: relay, or wait for the next holder
 
     # -- absorbed -------------------------------------------------------------------------
 
     @staticmethod
-    def _detail_id(call: Call) -> str | None:
-        if call.method != "GET" or call.path != DETAIL_PATH:
+    def _detail_target(call: Call) -> tuple[Kind, str] | None:
+        """The kind and job id of a detail call (a GET with the id in the query, or TTS's
+        POST with it in a JSON body); None for any other call."""
+        kind = POLLS.get((call.method, call.path))
+        if kind is None:
             return None
-        ids = parse_qs(call.query).get("id", [])
-        return ids[0] if len(ids) == 1 and job_id_problem(ids[0]) is None else None
+        if kind.poll.method == "GET":
+            ids = parse_qs(call.query).get(kind.poll.id_param, [])
+            found: object = ids[0] if len(ids) == 1 else None
+        else:
+            try:
+                body = json.loads(call.body)
+            except (ValueError, RecursionError):
+                return None
+            found = body.get(kind.poll.id_param) if isinstance(body, dict) else None
+        if not isinstance(found, str) or job_id_problem(found) is not None:
+            return None
+        return kind, found
 
-    def _absorbed(self, job_id: str) -> tuple[Reply | None, bool]:
+    def _absorbed(self, job_id: str, kind: Kind) -> tuple[Reply | None, bool]:
         """Our last observation of a watched job, when it is what the vendor would say; and
         whether the job is an active watch (that a sweep would look at)."""
         try:
-            seen = self.store.last_observation(job_id)
+            seen = self.store.last_observation(job_id, kind=kind.name)
         except DB_ERRORS:
             return None, False  # the vendor can still answer
         if seen is None:
@@ -326,12 +349,12 @@ class Gateway:
         vendor: VendorClient,
         call: Call,
         deadline: float,
-        job_id: str | None,
-        watch_to: tuple[dict[str, str], list[str] | None] | None,
+        target: tuple[Kind, str] | None,
+        watch_to: WatchTo | None,
     ) -> Reply:
         assert self._share is not None
         priority = Priority.INTERACTIVE if self._share.take() else Priority.ORDINARY
-        body = self._with_callback(call) if watch_to is not None else call.body
+        body = self._with_callback(call, watch_to[0]) if watch_to is not None else call.body
         started = time.monotonic()
         try:
             answer = await vendor.forward(
@@ -365,18 +388,19 @@ class Gateway:
         if answer.code == CODE_OK:
             if watch_to is not None:
                 self._watch_created(answer.data, *watch_to)
-            elif job_id is not None:
-                self._observed(job_id, answer.data)
+            elif target is not None:
+                self._observed(*target, answer.data)
         return reply
 
     def _limited(self, why: str) -> Reply:
         log.warning("gateway call answered 40001", reason=why, max_wait=self.max_wait)
         return vendor_reply(CODE_QPS, "request too frequent, please retry later", outcome="limited")
 
-    def _with_callback(self, call: Call) -> bytes:
-        """A create without ``callback`` gets ours (the fast path), when one is configured;
+    def _with_callback(self, call: Call, kind: Kind) -> bytes:
+        """A create without ``callback`` gets ours (the fast path) when one is configured and
+        the kind takes one, its route naming the kind (the vendor's callback body does not);
         one the application gave is kept as it is."""
-        if self.callback_url is None:
+        if self.callback_url is None or not kind.callback:
             return call.body
         try:
             body = json.loads(call.body)
@@ -384,12 +408,13 @@ class Gateway:
             return call.body  # the vendor answers it
         if not isinstance(body, dict) or body.get("callback"):
             return call.body
-        body["callback"] = self.callback_url
+        suffix = "" if kind.name == kinds.DEFAULT_KIND else f"/{kind.name}"
+        body["callback"] = self.callback_url + suffix
         return json.dumps(body, ensure_ascii=True).encode()
 
-    def _observed(self, job_id: str, data: object) -> None:
+    def _observed(self, kind: Kind, job_id: str, data: object) -> None:
         try:
-            detail = parse_detail(job_id, data)
+            detail = parse_detail(job_id, data, kind)
         except ValueError:
             return  # the application gets it as it came; our poll will judge it
         try:
@@ -422,23 +447,29 @@ class Gateway:
         return labels, endpoints
 
     def _watch_created(
-        self, data: object, labels: dict[str, str], endpoints: list[str] | None
+        self, data: object, kind: Kind, labels: dict[str, str], endpoints: list[str] | None
     ) -> None:
         job_id = data if isinstance(data, str) else None
-        if isinstance(data, Mapping):  # some kinds answer {"id": …}
-            job_id = data.get("id") if isinstance(data.get("id"), str) else None
+        if isinstance(data, Mapping):  # TTS answers {"task_id": …}, some kinds {"id": …}
+            for key in (kind.create_id, "id", kind.poll.id_param):
+                if key is not None and isinstance(data.get(key), str):
+                    job_id = data[key]
+                    break
         if job_id is None or job_id_problem(job_id) is not None:
-            log.warning("a create through the gateway returned no usable job id; not watched")
+            log.warning(
+                "a create through the gateway returned no usable job id; not watched",
+                kind=kind.name,
+            )
             return
-        self.pending[job_id] = (labels, endpoints)
+        self.pending[(kind.name, job_id)] = (labels, endpoints)
         self.flush()
 
     def flush(self) -> int:
         """Watch the ids creates returned while the state could not be written; how many
         are still waiting. Called after each create and on the daemon's queue tick."""
-        for job_id, (labels, endpoints) in list(self.pending.items()):
+        for (kind, job_id), (labels, endpoints) in list(self.pending.items()):
             try:
-                add_watches(self.store, [job_id], labels, endpoints, self.endpoint_names)
+                add_watches(self.store, [job_id], labels, endpoints, self.endpoint_names, kind=kind)
             except DB_ERRORS as exc:
                 log.warning(
                     "cannot watch a job created through the gateway yet; kept, trying again",
@@ -447,8 +478,8 @@ class Gateway:
                     waiting=len(self.pending),
                 )
                 return len(self.pending)
-            del self.pending[job_id]
-            log.info("job created through the gateway is watched", job_id=job_id)
+            del self.pending[(kind, job_id)]
+            log.info("job created through the gateway is watched", job_id=job_id, kind=kind)
         return 0
 
     # -- relayed --------------------------------------------------------------------------

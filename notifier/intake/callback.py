@@ -1,6 +1,10 @@
-"""``POST /v1/chanjing/callback/{callback_token}``: the vendor's callback as a fast path.
+"""``POST /v1/chanjing/callback/{callback_token}[/{kind}]``: the vendor's callback as a fast
+path.
 
-The vendor POSTs a job's detail envelope to the ``callback`` URL given at creation, once,
+The vendor's callback body does not say its kind (lip-sync's, video's and an avatar's look
+alike), so the route carries it: ``…/{token}/video`` for a video job, lip-sync when absent
+(the gateway puts the right URL into the creates it forwards). The vendor POSTs a job's detail
+(as an envelope, or as its bare ``data``) to the ``callback`` URL given at creation, once,
 unsigned, without retries. Anyone who learns the URL can forge one, so the body is only a
 hint: for a watched id the daemon's hook is asked to poll it now; an id not watched yet is
 handed to the ``verify`` hook, which polls it first and makes the watch (with
@@ -28,9 +32,11 @@ from typing import Any
 
 from aiohttp import web
 
+from notifier import kinds
 from notifier import log as logs
 from notifier.intake.adding import add_watches
 from notifier.intake.http_api import BadRequest, IntakeApi, UnsupportedMediaType
+from notifier.kinds import Kind
 from notifier.models import WatchState
 from notifier.store import DB_ERRORS
 from notifier.watchspec import id_problem
@@ -44,34 +50,39 @@ SOURCE = "callback"
 HELD_MAX = 1000
 #: Any characters after the prefix: a token may hold "/".
 PATH = "/v1/chanjing/callback/{token:.+}"
-#: Asked to poll an active watch soon; returns what it did (a metrics label).
-PollNow = Callable[[str], str]
+#: Asked to poll an active watch (job id, kind) soon; returns what it did (a metrics label).
+PollNow = Callable[[str, str], str]
 #: Called with each callback's result (metrics).
 CallbackObserver = Callable[[str], None]
 #: Makes the watch of a verified id; False when it is watched and finished already. When
 #: the state cannot be written it raises the store's error, after keeping the id (held).
 Admit = Callable[[str], bool]
-#: Asked to check an id not watched yet (with the hook that makes its watch once the vendor
-#: knows it); returns what it did (a metrics label).
-Verify = Callable[[str, Admit], str]
+#: Asked to check an id (and kind) not watched yet, with the hook that makes its watch once
+#: the vendor knows it; returns what it did (a metrics label).
+Verify = Callable[[str, str, Admit], str]
 
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def callback_job_id(body: Mapping[str, Any]) -> str:
-    """The job id of a callback body: the detail envelope's ``data.id`` (a bare ``id`` at
-    the top too, leniently). Nothing else in the body is read."""
+def callback_job_id(body: Mapping[str, Any], kind: Kind = kinds.LIP_SYNC) -> str:
+    """The job id of a callback body: the detail envelope's ``data.id``, or the bare
+    detail's ``id`` (either also under the kind's own id name, e.g. AI creation's
+    ``unique_id``). Nothing else in the body is read."""
+    names = dict.fromkeys(("id", kind.poll.id_param))
     data = body.get("data")
-    found = data.get("id") if isinstance(data, Mapping) else None
-    where = "data.id"
-    if found is None and "id" in body:
-        found, where = body["id"], "id"
+    found: object = None
+    where = ""
+    for scope, prefix in ((data, "data."), (body, "")):
+        if found is None and isinstance(scope, Mapping):
+            key = next((n for n in names if scope.get(n) is not None), None)
+            if key is not None:
+                found, where = scope[key], prefix + key
     if found is None:
         raise BadRequest(
             'no job id: expected the detail envelope {"code", "msg", "data": {"id": ...}} '
-            '(or {"id": ...})'
+            '(or the bare detail {"id": ...})'
         )
     problem = id_problem(found)
     if problem:
@@ -95,8 +106,8 @@ class VendorCallback:
         self.verify = verify
         self._token: bytes | None = None
         #: Ids of callbacks the state could not take, oldest first: handled again by flush.
-        self.held: dict[str, None] = {}
-        self._lost: str | None = None
+        self.held: dict[tuple[str, str], None] = {}
+        self._lost: tuple[str, str] | None = None
         self.labels: dict[str, str] = {}
         self.endpoints: list[str] | None = None
         # Every method: a wrong token is a 404 whatever the method, as for a path that
@@ -120,39 +131,51 @@ class VendorCallback:
         if self.observer is not None:
             self.observer(result)
 
+    def _kind_of(self, given: str) -> str | None:
+        """The kind the route names (lip-sync when it names none), or None when the token
+        is not ours. Both readings are compared, so the time taken says nothing."""
+        head, _, tail = given.rpartition("/")
+        whole = self._matches(given)
+        with_kind = self._matches(head) and tail in kinds.KINDS
+        if whole:
+            return kinds.DEFAULT_KIND
+        return tail if with_kind else None
+
     async def handle(self, request: web.Request) -> web.Response:
-        if not self._matches(request.match_info["token"]):
+        kind = self._kind_of(request.match_info["token"])
+        if kind is None:
             self._observe("wrong_token")
             log.info("vendor callback", result="wrong_token")
             raise web.HTTPNotFound()  # the answer of any unknown path
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])
         try:
-            job_id = callback_job_id(await self.api._json_body(request))
+            job_id = callback_job_id(await self.api._json_body(request), kinds.get(kind))
         except (BadRequest, UnsupportedMediaType) as exc:
             self._observe("bad_body")
             log.info("vendor callback", result="bad_body", problem=str(exc))
             raise
         new: bool | None
         try:
-            result, new = self._act(job_id)
+            result, new = self._act(job_id, kind)
         except DB_ERRORS as exc:
-            if not self._hold(job_id, exc):
+            if not self._hold(job_id, kind, exc):
                 raise  # the middleware's 503: the truth, though the vendor will not retry
             result, new = "held", None
         self._observe(result)
-        log.info("vendor callback", job_id=job_id, result=result, new=new)
+        log.info("vendor callback", job_id=job_id, kind=kind, result=result, new=new)
         return web.json_response({"accepted": True}, status=202)
 
-    def _hold(self, job_id: str, exc: BaseException) -> bool:
+    def _hold(self, job_id: str, kind: str, exc: BaseException) -> bool:
         """Keep ``job_id`` to handle it again once the state can be written; False when the
         memory is full (it is not kept: logged with its id and counted as ``lost``). Once
         per failure: admit and the handler may both be told of one."""
-        if job_id in self.held:
+        key = (job_id, kind)
+        if key in self.held:
             return True
         if len(self.held) >= HELD_MAX:
-            if self._lost != job_id:
-                self._lost = job_id
+            if self._lost != key:
+                self._lost = key
                 self._observe("lost")
                 log.error(
                     "vendor callback lost: the state cannot be written and too many are held",
@@ -162,7 +185,7 @@ class VendorCallback:
                 )
             return False
         self._lost = None
-        self.held[job_id] = None
+        self.held[key] = None
         log.warning(
             "vendor callback kept in memory: the state cannot be written; handled when it can",
             job_id=job_id,
@@ -175,30 +198,30 @@ class VendorCallback:
         """Handle the held callbacks again, oldest first, as if they came now; stops at the
         first that the state still cannot take. How many are still held. Called on the
         daemon's queue tick (which runs only while the state can be written)."""
-        for job_id in list(self.held):
+        for job_id, kind in list(self.held):
             try:
-                result, new = self._act(job_id)
+                result, new = self._act(job_id, kind)
             except DB_ERRORS:
                 return len(self.held)
-            self.held.pop(job_id, None)
+            self.held.pop((job_id, kind), None)
             self._observe(result)
-            log.info("vendor callback", job_id=job_id, result=result, new=new, held=True)
+            log.info("vendor callback", job_id=job_id, kind=kind, result=result, new=new, held=True)
         return 0
 
-    def admit(self, job_id: str) -> bool:
+    def admit(self, job_id: str, kind: str = kinds.DEFAULT_KIND) -> bool:
         """Watch ``job_id`` (the vendor knows it) with the callback's labels and endpoints,
         as they are now. False when it is watched and finished already. When the state
         cannot take it, the id is held (handled again, and verified again, by
         :meth:`flush`) and the store's error raised."""
         try:
-            return self._admit(job_id)
+            return self._admit(job_id, kind)
         except DB_ERRORS as exc:
-            self._hold(job_id, exc)
+            self._hold(job_id, kind, exc)
             raise
 
-    def _admit(self, job_id: str) -> bool:
+    def _admit(self, job_id: str, kind: str) -> bool:
         store = self.api.store
-        known = store.watch_summary(job_id)
+        known = store.watch_summary(job_id, kind=kind)
         if known is not None:
             return bool(known["state"] == WatchState.ACTIVE.value)
         add_watches(
@@ -208,34 +231,39 @@ class VendorCallback:
             self.endpoints,
             self.api.endpoint_names,
             source=SOURCE,
+            kind=kind,
         )
         return True
 
-    def _act(self, job_id: str) -> tuple[str, bool]:
+    def _act(self, job_id: str, kind: str) -> tuple[str, bool]:
         """Ask for a poll of a watched job, or for a check of a new one before it becomes a
         watch. No await in here: callbacks for one id that arrive together are handled one
         after the other, and make one poll."""
         store = self.api.store
-        known = store.watch_summary(job_id)
+        known = store.watch_summary(job_id, kind=kind)
+
+        def admit(job_id: str) -> bool:
+            return self.admit(job_id, kind)
+
         new = known is None
         if known is not None and known["state"] != WatchState.ACTIVE.value:
             return "finished", False  # one event per job: a second callback changes nothing
         if new and self.verify is not None:
             try:
-                return self.verify(job_id, self.admit), new
+                return self.verify(job_id, kind, admit), new
             except DB_ERRORS:
                 raise  # held by the caller (or by admit already)
             except Exception:  # not lost: watched unverified, polled in its turn
                 log.exception("vendor callback: cannot start the check", job_id=job_id)
-                if self.admit(job_id):
-                    store.make_due(job_id)
+                if admit(job_id):
+                    store.make_due(job_id, kind=kind)
                 return "error", new
         if new:
-            self.admit(job_id)
+            admit(job_id)
         if self.poll_now is None:
-            return ("due" if store.make_due(job_id) else "finished"), new
+            return ("due" if store.make_due(job_id, kind=kind) else "finished"), new
         try:
-            return self.poll_now(job_id), new
+            return self.poll_now(job_id, kind), new
         except DB_ERRORS:
             raise  # held by the caller: handled again when the state can be written
         except Exception:  # the watch exists: polling reaches it in its turn anyway

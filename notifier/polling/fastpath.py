@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from notifier import kinds
 from notifier._tasks import settle
 from notifier.log import LineBudget, get_logger
 from notifier.models import JobDetail
@@ -75,9 +76,10 @@ class FastPath:
         self.poller = poller
         self._share = Share(poller.limiter, FAST_SHARE, clock=clock)
         self._outcomes = outcomes
-        #: Ids waiting for a place in the lane, oldest first, with their admission hook.
-        self._pending: OrderedDict[str, Admit] = OrderedDict()
-        self._verifying: dict[str, asyncio.Task[None]] = {}
+        #: (id, kind) waiting for a place in the lane, oldest first, with their admission
+        #: hook.
+        self._pending: OrderedDict[tuple[str, str], Admit] = OrderedDict()
+        self._verifying: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._drainer: asyncio.Task[None] | None = None
         self._unknown = _Quiet(
             "vendor callbacks for jobs the vendor does not know; no watch made",
@@ -96,7 +98,7 @@ class FastPath:
         if self._outcomes is not None:
             self._outcomes(result)
 
-    def request(self, job_id: str) -> str:
+    def request(self, job_id: str, kind: str = kinds.DEFAULT_KIND) -> str:
         """Poll ``job_id`` (an active watch) soon. Returns what was done:
 
         ``polling`` a priority poll started; ``in_flight`` one is on its way already;
@@ -107,21 +109,21 @@ class FastPath:
         poller = self.poller
         store = poller.store
         if not poller.vendor.may_call():
-            return "standby" if store.make_due(job_id) else "finished"
+            return "standby" if store.make_due(job_id, kind=kind) else "finished"
         if poller.polling(job_id):
             return "in_flight"
-        summary = store.watch_summary(job_id)
-        watch = store.get_watch(job_id)
+        summary = store.watch_summary(job_id, kind=kind)
+        watch = store.get_watch(job_id, kind=kind)
         if summary is None or summary["state"] != "active" or watch is None:
             return "finished"
         if not self._share.take():
-            return "due" if store.make_due(job_id) else "finished"
+            return "due" if store.make_due(job_id, kind=kind) else "finished"
         poller.poll_now(watch)
         return "polling"
 
     # -- ids not watched yet --------------------------------------------------------------
 
-    def verify(self, job_id: str, admit: Admit) -> str:
+    def verify(self, job_id: str, kind: str, admit: Admit) -> str:
         """Ask the vendor about ``job_id`` (not watched) before it becomes a watch through
         ``admit``. Returns what was done (never waits for the vendor):
 
@@ -129,35 +131,37 @@ class FastPath:
         the share: it waits its turn; ``standby`` this node may not call the vendor: the
         watch was made (within the share) and made due for the lease holder.
         """
-        if job_id in self._verifying:
+        key = (job_id, kind)
+        if key in self._verifying:
             return "in_flight"
-        if job_id in self._pending:
-            self._pending[job_id] = admit
+        if key in self._pending:
+            self._pending[key] = admit
             return "pending"
         if self._share.take():
-            return self._start(job_id, admit)
-        self._hold(job_id, admit)
+            return self._start(key, admit)
+        self._hold(key, admit)
         return "pending"
 
-    def _start(self, job_id: str, admit: Admit) -> str:
+    def _start(self, key: tuple[str, str], admit: Admit) -> str:
+        job_id, kind = key
         if not self.poller.vendor.may_call():
             # The lease holder polls it as any watch (a 40000 fails it within minutes); the
             # share still bounds how fast callbacks make watches here.
             if admit(job_id):
-                self.poller.store.make_due(job_id)
+                self.poller.store.make_due(job_id, kind=kind)
             self._outcome("unverified")
             return "standby"
-        task = asyncio.create_task(self._verify(job_id, admit), name=f"verify {job_id}")
-        self._verifying[job_id] = task
-        task.add_done_callback(lambda _task: self._verifying.pop(job_id, None))
+        task = asyncio.create_task(self._verify(key, admit), name=f"verify {job_id}")
+        self._verifying[key] = task
+        task.add_done_callback(lambda _task: self._verifying.pop(key, None))
         return "verifying"
 
-    def _hold(self, job_id: str, admit: Admit) -> None:
-        self._pending[job_id] = admit
+    def _hold(self, key: tuple[str, str], admit: Admit) -> None:
+        self._pending[key] = admit
         while len(self._pending) > PENDING_MAX:
-            dropped, _admit = self._pending.popitem(last=False)
+            (dropped, kind), _admit = self._pending.popitem(last=False)
             self._outcome("dropped")
-            self._dropped(job_id=dropped, waiting=PENDING_MAX)
+            self._dropped(job_id=dropped, kind=kind, waiting=PENDING_MAX)
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="callback verification")
 
@@ -171,44 +175,51 @@ class FastPath:
             if not self._share.take():
                 await asyncio.sleep(0.01)
                 continue
-            job_id, admit = self._pending.popitem(last=True)
+            key, admit = self._pending.popitem(last=True)
+            job_id = key[0]
             try:
-                self._start(job_id, admit)
+                self._start(key, admit)
             except DB_ERRORS:
                 self._outcome("held")  # admit kept it: handled again when the state can be
             except Exception:  # the state file's trouble: the daemon reports it
                 self._outcome("error")
                 log.exception("vendor callback: cannot verify the job", job_id=job_id)
 
-    async def _verify(self, job_id: str, admit: Admit) -> None:
+    async def _verify(self, key: tuple[str, str], admit: Admit) -> None:
+        job_id, kind = key
         try:
-            detail = await self.poller.probe(job_id)
+            detail = await self.poller.probe(job_id, kind)
         except LimiterClosed:
             return  # stopping: nothing was sent
         except Exception as exc:  # vendor trouble says nothing of the id
             # Not lost: the watch is made and polled in its turn, as before verification
             # (a 40000 then fails it); the share bounded how fast this can happen.
-            self._admit(job_id, admit, None, f"{type(exc).__name__}: {exc}")
+            self._admit(key, admit, None, f"{type(exc).__name__}: {exc}")
             return
         if detail is None:
             self._outcome("unknown_job")
-            self._unknown(job_id=job_id, hint="forged or mistyped; the vendor answered 40000")
+            self._unknown(
+                job_id=job_id, kind=kind, hint="forged or mistyped; the vendor answered 40000"
+            )
             return
-        self._admit(job_id, admit, detail)
+        self._admit(key, admit, detail)
 
-    def _admit(self, job_id: str, admit: Admit, detail: JobDetail | None, error: str = "") -> None:
+    def _admit(
+        self, key: tuple[str, str], admit: Admit, detail: JobDetail | None, error: str = ""
+    ) -> None:
         """Make the watch; record ``detail`` as its first poll (a terminal answer makes its
         event now), or with no answer make it due."""
         poller = self.poller
+        job_id, kind = key
         try:
             if not admit(job_id):
                 self._outcome("finished")
                 return
-            watch = poller.store.get_watch(job_id)
+            watch = poller.store.get_watch(job_id, kind=kind)
             if watch is None:
                 return
             if detail is None:
-                poller.store.make_due(job_id)
+                poller.store.make_due(job_id, kind=kind)
                 self._outcome("unverified")
                 log.warning(
                     "vendor callback: could not verify the job; watching it",

@@ -26,7 +26,7 @@ from notifier.polling.discovery import Discoverer, DiscoverySettings
 from notifier.polling.lease import LeaseLost
 from notifier.polling.policy import PollingSettings, plan_after_poll, retry_delay
 from notifier.polling.ratelimit import LimiterClosed, RateLimiter
-from notifier.polling.sweep import Budget, PageSweep
+from notifier.polling.sweep import Budget, IdSweep, PageSweep
 from notifier.polling.vendor import CredentialsRejected, UnknownJob, VendorClient, VendorError
 from notifier.store import DB_ERRORS, Store, StoreUnavailable, WatchRow
 
@@ -104,10 +104,10 @@ class Poller:
         #: failed).
         self.sweep_results: dict[str, int] = {"ok": 0, "partial": 0, "refused": 0, "failed": 0}
         #: One sweep per kind with a list call, keeping its place between rounds.
-        self._sweeps = {
-            k.name: PageSweep(k, self.sweep_results, clock)
+        self._sweeps: dict[str, PageSweep | IdSweep] = {
+            k.name: (PageSweep if k.listing.by == "page" else IdSweep)(k, self.sweep_results, clock)
             for k in kinds.KINDS.values()
-            if k.listing is not None and k.listing.by == "page"
+            if k.listing is not None
         }
         self.events = 0
 
@@ -378,7 +378,8 @@ class Poller:
         interval = self.settings.min_interval
         budget = self.limiter.qps * interval
         # Lip-sync is swept while discovery is on, watched or not: discovery reads its list.
-        counts = {kinds.DEFAULT_KIND: active}
+        counts = self.store.active_counts_by_kind()
+        counts.setdefault(kinds.DEFAULT_KIND, 0)
         total = sum(counts.values())
         runs = []
         for name, count in counts.items():
@@ -429,7 +430,7 @@ class Poller:
         """Record what a list page of ``kind`` says of watched jobs; the ids of those it
         held."""
         by_id = {d.id: d for d in details}
-        watches = self.store.active_watches_among(list(by_id))
+        watches = self.store.active_watches_among(list(by_id), kind=kind.name)
         try:
             # One commit for the page, not one per job: a sweep must fit its interval.
             with self.store.transaction():

@@ -123,8 +123,8 @@ class PageSweep(_KindSweep):
         max_pages, max_productive = budget.pages, budget.productive
         self._grow_page_size()
         productive = False
-        oldest = host.store.oldest_active_create_time()
-        newest = host.store.newest_active_create_time()
+        oldest = host.store.oldest_active_create_time(kind=self.kind.name)
+        newest = host.store.newest_active_create_time(kind=self.kind.name)
         # Until the next sweep, detail polls of the jobs this one saw are not due (they may
         # still use spare budget).
         covered_until = host.clock() + 2 * interval
@@ -263,3 +263,56 @@ class PageSweep(_KindSweep):
     def _sweep_failed(self, exc: Exception, where: int) -> None:
         self._resume_page = where
         super()._sweep_failed(exc, where)
+
+
+class IdSweep(_KindSweep):
+    """A kind listed by ids (AI creation): its active watches' ids, a page of them per call,
+    in id order; a sweep out of budget leaves the next to go on from the last id it asked."""
+
+    def __init__(self, kind: Kind, results: dict[str, int], clock: Callable[[], float]) -> None:
+        super().__init__(kind, results, clock)
+        assert kind.listing is not None and kind.listing.by == "ids"
+        self.page_size = kind.listing.max_page_size
+        self._after = ""
+        self.sweeps = 0
+
+    async def run(
+        self,
+        host: Host,
+        budget: Budget,
+        active: int,
+        interval: float,
+        discovery: Discoverer | None = None,
+    ) -> None:
+        covered_until = host.clock() + 2 * interval
+        calls = 0
+        while True:
+            if calls >= budget.pages:
+                self._done("partial")
+                return
+            ids = host.store.active_ids(self.kind.name, self.page_size, self._after)
+            if not ids and self._after:
+                self._after = ""  # the round went past the last id: start it again
+                continue
+            if not ids:
+                self._done("ok")
+                return
+            calls += 1
+            try:
+                answer = await host.vendor.list_ids(ids, self.kind)
+            except (LimiterClosed, LeaseLost):
+                return  # not sent: the sweep keeps its place
+            except VendorError as exc:
+                self._sweep_failed(exc, 0)
+                return
+            host.observe_page(answer.details, covered_until, self.kind)
+            self._after = ids[-1]
+            if len(ids) < self.page_size:
+                self._after = ""
+                self._done("ok")
+                return
+
+    def _done(self, result: str) -> None:
+        self.failures = 0
+        self.sweeps += 1
+        self.results[result] += 1

@@ -1,11 +1,11 @@
 """`chanjing-notifier demo`: the whole product on embedded defaults, offline, in one process.
 
-A vendor simulator, a receiver that verifies every signature, a throw-away state file and
-the real daemon, all on 127.0.0.1. Twelve jobs with mixed outcomes and timings, reaching the
-daemon each way a job can: the watch file, the queue, the HTTP API, the vendor's callback,
-discovery, and a create through the gateway by the demo acting as the user's own application.
-The live view shows them move and the callbacks arrive. Exit 0 when every expected callback
-arrived verified.
+A vendor simulator, a receiver that verifies every signature, a throw-away state file and the
+real daemon, all on 127.0.0.1. Fourteen jobs of three kinds (lip-sync, a digital-human video, a
+speech task) with mixed outcomes and timings, reaching the daemon each way a job can: the watch
+file, the queue, the HTTP API, the vendor's callback, discovery, and a create through the
+gateway by the demo acting as the user's own application. The live view shows them move and the
+callbacks arrive. Exit 0 when every expected callback arrived verified.
 """
 
 from __future__ import annotations
@@ -52,25 +52,32 @@ class DemoJob:
     name: str
     queue_s: float
     run_s: float
-    outcome: int
+    #: ``succeeded`` or ``failed``.
+    outcome: str
     msg: str | None = None
     #: How the job reaches the daemon: file, queue, api, callback, discovery or gateway.
     via: str = "file"
+    kind: str = kinds.DEFAULT_KIND
 
 
+OK, FAIL = "succeeded", "failed"
 JOBS = [
-    DemoJob("intro-en", 1.0, 6.0, 20),
-    DemoJob("intro-zh", 2.0, 9.0, 20),
-    DemoJob("promo-30s", 1.5, 12.0, 20),
-    DemoJob("lesson-01", 3.0, 5.0, 20),
-    DemoJob("lesson-02", 4.0, 8.0, 20, via="queue"),
-    DemoJob("no-credit", 1.0, 3.0, 30, "insufficient balance: please top up your account", "queue"),
-    DemoJob("bad-audio", 2.5, 4.0, 30, "audio decode failed", "queue"),
-    DemoJob("outro", 0.5, 14.0, 20, via="queue"),
-    DemoJob("api-upload", 1.0, 5.0, 20, via="api"),
-    DemoJob("cb-render", 1.0, 7.0, 20, via="callback"),
-    DemoJob("found-later", 0.5, 4.0, 20, via="discovery"),
-    DemoJob("app-render", 1.0, 6.0, 20, via="gateway"),
+    DemoJob("intro-en", 1.0, 6.0, OK),
+    DemoJob("intro-zh", 2.0, 9.0, OK),
+    DemoJob("promo-30s", 1.5, 12.0, OK),
+    DemoJob("lesson-01", 3.0, 5.0, OK),
+    DemoJob("avatar-video", 1.0, 8.0, OK, kind="video"),
+    DemoJob("voiceover", 0.5, 3.0, OK, kind="tts"),
+    DemoJob("lesson-02", 4.0, 8.0, OK, via="queue"),
+    DemoJob(
+        "no-credit", 1.0, 3.0, FAIL, "insufficient balance: please top up your account", "queue"
+    ),
+    DemoJob("bad-audio", 2.5, 4.0, FAIL, "audio decode failed", "queue"),
+    DemoJob("outro", 0.5, 14.0, OK, via="queue"),
+    DemoJob("api-upload", 1.0, 5.0, OK, via="api"),
+    DemoJob("cb-render", 1.0, 7.0, OK, via="callback"),
+    DemoJob("found-later", 0.5, 4.0, OK, via="discovery"),
+    DemoJob("app-render", 1.0, 6.0, OK, via="gateway"),
 ]
 #: The view's wording for each way in.
 VIA_TEXT = {
@@ -101,12 +108,12 @@ def _whsec() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def expected_callbacks(outcomes: dict[str, int]) -> dict[str, set[str]]:
+def expected_callbacks(outcomes: dict[str, str]) -> dict[str, set[str]]:
     """Job ids each receiver path must get: ops all, analytics successes, Slack failures."""
     return {
         "/ops": set(outcomes),
-        "/analytics": {j for j, o in outcomes.items() if o == 20},
-        SLACK_PATH: {j for j, o in outcomes.items() if o == 30},
+        "/analytics": {j for j, o in outcomes.items() if o == OK},
+        SLACK_PATH: {j for j, o in outcomes.items() if o == FAIL},
     }
 
 
@@ -189,7 +196,8 @@ class Demo:
         )
         # The analytics receiver fails each first attempt: watch the retry schedule work.
         self.receiver.script("/analytics", [503])
-        self.outcomes: dict[str, int] = {}
+        self.outcomes: dict[str, str] = {}
+        self.kinds: dict[str, str] = {}
         self.names: dict[str, str] = {}
         self.via: dict[str, str] = {}
         self.intake_token = secrets.token_hex(16)
@@ -253,13 +261,13 @@ class Demo:
                     "type": "webhook",
                     "url": receiver_url + "/analytics",
                     "secret": "${DEMO_ANALYTICS_SECRET}",
-                    "events": ["lip_sync.succeeded"],
+                    "events": ["*.succeeded"],
                 },
                 {
                     "name": "team",
                     "type": "slack",
                     "url": "${DEMO_SLACK_URL}",
-                    "events": ["lip_sync.failed"],
+                    "events": ["*.failed"],
                 },
             ],
         }
@@ -269,13 +277,19 @@ class Demo:
 
     def _add(self, job: DemoJob, **extra: Any) -> str:
         job_id = self.sim.add_job(
-            queue_s=job.queue_s, run_s=job.run_s, outcome=job.outcome, msg=job.msg, **extra
+            queue_s=job.queue_s,
+            run_s=job.run_s,
+            outcome=job.outcome,
+            msg=job.msg,
+            kind=job.kind,
+            **extra,
         )
         self._record(job, job_id)
         return job_id
 
     def _record(self, job: DemoJob, job_id: str) -> None:
         self.outcomes[job_id] = job.outcome
+        self.kinds[job_id] = job.kind
         self.names[job_id] = job.name
         self.via[job_id] = job.via
 
@@ -292,10 +306,14 @@ class Demo:
             elif job.via in ("file", "queue", "api"):
                 self._add(job, create_time=old)
         (self.workdir / "watch.yaml").write_text(
-            yaml.safe_dump(
-                [{"id": j, "labels": {"name": self.names[j]}} for j in self.ids_via("file")]
-            )
+            yaml.safe_dump([self._file_item(j) for j in self.ids_via("file")])
         )
+
+    def _file_item(self, job_id: str) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": job_id, "labels": {"name": self.names[job_id]}}
+        if self.kinds[job_id] != kinds.DEFAULT_KIND:
+            item["kind"] = self.kinds[job_id]
+        return item
 
     def enqueue(self, daemon: Daemon) -> None:
         from notifier.models import WatchSpec

@@ -331,7 +331,7 @@ async def test_a_create_while_the_state_cannot_be_written_still_answers_and_is_w
     assert answer["code"] == 0, answer
     job_id = answer["data"]
     assert door.store.watch_summary(job_id) is None
-    assert list(door.gateway.pending) == [job_id]
+    assert list(door.gateway.pending) == [("lip_sync", job_id)]
     assert door.gateway.flush() == 1  # still full: kept
     monkeypatch.setattr(door.store, "enqueue", real)
     assert door.gateway.flush() == 0

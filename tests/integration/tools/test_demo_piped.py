@@ -26,7 +26,7 @@ def test_piped_demo_keeps_lines_whole_and_names_endpoints_alike() -> None:
     first = result.stdout.splitlines()[0]
     assert first.startswith("vendor simulator http://127.0.0.1:")
     assert " · receiver http://127.0.0.1:" in first and first.endswith("state.db")
-    assert " · gateway http://127.0.0.1:" in first and " · 12 jobs · " in first
+    assert " · gateway http://127.0.0.1:" in first and " · 14 jobs · " in first
     callbacks = [line for line in result.stdout.splitlines() if line.startswith("callback ")]
     assert {line.split()[1] for line in callbacks} == {"ops", "analytics", "team"}
     lines = [line.strip() for line in result.stdout.splitlines()]
@@ -49,4 +49,4 @@ def test_piped_demo_keeps_lines_whole_and_names_endpoints_alike() -> None:
     (details,) = [line for line in lines if line.startswith("gateway detail calls")]
     assert details.startswith("gateway detail calls   app-render: "), details
     assert "absorbed (no vendor call)" in details, details
-    assert "ops (webhook)          12/12 received" in lines
+    assert "ops (webhook)          14/14 received" in lines

@@ -70,7 +70,7 @@ async def test_an_unwatched_id_is_checked_first_and_watched_only_if_the_vendor_k
     asked: list[str] = []
     real = {"real1": 10, "done1": 20, "late1": 0}
 
-    async def probe(job_id: str) -> JobDetail | None:
+    async def probe(job_id: str, _kind: str = "lip_sync") -> JobDetail | None:
         asked.append(job_id)
         await asyncio.sleep(0)
         status = real.get(job_id)
@@ -89,10 +89,10 @@ async def test_an_unwatched_id_is_checked_first_and_watched_only_if_the_vendor_k
                 return
 
     try:
-        assert fast.verify("forged1", admit) == "verifying"
-        assert fast.verify("forged1", admit) == "in_flight"  # the same check
-        assert fast.verify("real1", admit) == "verifying"
-        assert fast.verify("done1", admit) == "verifying"
+        assert fast.verify("forged1", "lip_sync", admit) == "verifying"
+        assert fast.verify("forged1", "lip_sync", admit) == "in_flight"  # the same check
+        assert fast.verify("real1", "lip_sync", admit) == "verifying"
+        assert fast.verify("done1", "lip_sync", admit) == "verifying"
         await settled()
         assert store.watch_summary("forged1") is None
         real1 = store.get_watch("real1")
@@ -103,10 +103,12 @@ async def test_an_unwatched_id_is_checked_first_and_watched_only_if_the_vendor_k
         assert poller.events == 1
         assert sorted(outcomes) == ["unknown_job", "verified", "verified"]
         # Two places left in the burst of 5; then callbacks wait, newest checked first.
-        assert [fast.verify(i, admit) for i in ("forged2", "forged3")] == ["verifying"] * 2
-        assert fast.verify("late1", admit) == "pending"
-        assert fast.verify("forged4", admit) == "pending"
-        assert fast.verify("late1", admit) == "pending"  # once in the set
+        assert [fast.verify(i, "lip_sync", admit) for i in ("forged2", "forged3")] == [
+            "verifying"
+        ] * 2
+        assert fast.verify("late1", "lip_sync", admit) == "pending"
+        assert fast.verify("forged4", "lip_sync", admit) == "pending"
+        assert fast.verify("late1", "lip_sync", admit) == "pending"  # once in the set
         clock.advance(1)  # the share refills
         await settled()
         assert asked[-2:] == ["forged4", "late1"]
@@ -118,7 +120,7 @@ async def test_an_unwatched_id_is_checked_first_and_watched_only_if_the_vendor_k
         for _ in range(10):
             fast._share.take()  # spend the share
         ids = [f"wait{n}" for n in range(5)]
-        assert [fast.verify(i, admit) for i in ids] == ["pending"] * 5
+        assert [fast.verify(i, "lip_sync", admit) for i in ids] == ["pending"] * 5
         assert outcomes == ["dropped", "dropped"] and fast.pending == 3
         clock.advance(10)
         await settled()
@@ -148,7 +150,7 @@ async def test_a_standby_watches_unchecked_within_the_share(make_store: StoreFac
 
     try:
         ids = [f"sb{n}" for n in range(7)]
-        assert [fast.verify(i, admit) for i in ids] == ["standby"] * 5 + ["pending"] * 2
+        assert [fast.verify(i, "lip_sync", admit) for i in ids] == ["standby"] * 5 + ["pending"] * 2
         assert store.watch_summary("sb4") is not None and store.watch_summary("sb5") is None
     finally:
         await fast.drain(0)
