@@ -4,99 +4,14 @@ the real vendor client and limiter, a real store) → the vendor simulator; on b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from notifier.config import Config, parse_config
-from notifier.gateway.door import Gateway
-from notifier.gateway.server import GatewayServer
-from notifier.models import JobDetail
-from notifier.polling.policy import PollingSettings
-from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import LimiterSettings, RateLimiter
-from notifier.polling.vendor import VendorClient
-from notifier.service.http_server import AppServer
+from notifier.polling.ratelimit import LimiterSettings
 from notifier.service.settings import gateway_settings
-from notifier.store import Store
-from tests.kit import SECRET_KEY, Simulator, StoreFactory, base_config, daemon_env
-
-CALLBACK_TOKEN = "cb-token-0123456789abcdef"
-CREATE = "/open/v1/video_lip_sync/create"
-DETAIL = "/open/v1/video_lip_sync/detail"
-
-
-@dataclass
-class Door:
-    gateway: Gateway
-    store: Store
-    vendor: VendorClient
-    http: httpx.AsyncClient
-    simulator: Simulator
-    poller: Poller
-
-    def vendor_calls(self, path: str) -> int:
-        return int(self.simulator.sim.stats()["by_path"].get(path, 0))
-
-    async def token(self, app_id: str = "test-app", secret: str = SECRET_KEY) -> str:
-        answer = (
-            await self.http.post(
-                "/open/v1/access_token", json={"app_id": app_id, "secret_key": secret}
-            )
-        ).json()
-        assert answer["code"] == 0, answer
-        return str(answer["data"]["access_token"])
-
-
-def config_for(tmp_path: Path, simulator: Simulator, **gateway: Any) -> Config:
-    data = base_config(
-        tmp_path,
-        simulator.url,
-        "http://127.0.0.1:9",
-        gateway={
-            "listen": "127.0.0.1:8787",
-            "clients": [{"name": "shop", "app_id": "shop-app", "secret_key": "shop-secret-1"}],
-            **gateway,
-        },
-        intake={"callback_token": CALLBACK_TOKEN, "public_url": "https://notifier.example.com"},
-    )
-    data["polling"].update(min_interval="5s", max_interval="60s")
-    return parse_config(data, environ=daemon_env("http://127.0.0.1:9"))
-
-
-@pytest.fixture
-async def door(
-    tmp_path: Path, simulator: Simulator, make_store: StoreFactory
-) -> AsyncIterator[Door]:
-    store = make_store()
-    limiter = RateLimiter(10)
-    vendor = VendorClient(
-        base_url=simulator.url,
-        app_id="test-app",
-        secret_key=SECRET_KEY,
-        limiter=limiter,
-        store=store,
-    )
-    poller = Poller(store, vendor, limiter, PollingSettings(5.0, 60.0, 3600.0), [])
-
-    def observe(detail: JobDetail) -> None:
-        watch = store.get_watch(detail.id)
-        assert watch is not None
-        poller.observe(watch, detail)
-
-    gateway = Gateway(store, lambda: vendor, observe=observe, holder=lambda: None)
-    gateway.configure(gateway_settings(config_for(tmp_path, simulator)))
-    server = AppServer(GatewayServer(gateway).app())
-    await server.start()
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        yield Door(gateway, store, vendor, http, simulator, poller)
-    await server.stop()
-    await gateway.aclose()
-    await vendor.aclose()
+from tests.kit import SECRET_KEY, StoreFactory
+from tests.kit.gateway import CALLBACK_TOKEN, CREATE, DETAIL, Door, config_for
 
 
 async def test_tokens_for_the_account_and_for_clients_wrong_ones_say_nothing(door: Door) -> None:
