@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from notifier.config import Config, ConfigError, parse_config, parse_duration, read_yaml_file
 from notifier.store import (
@@ -25,6 +25,7 @@ from notifier.store import (
     prepare_state_dir,
 )
 from notifier.store import open_store as open_state
+from notifier.watchspec import kind_check
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CONFIG_ENV = "CHANJING_NOTIFIER_CONFIG"
@@ -170,6 +171,21 @@ def add_list_options(parser: argparse.ArgumentParser, *, job: bool = True) -> No
     if job:
         parser.add_argument("--job", metavar="ID", help="only this job id")
     parser.add_argument("--no-pager", action="store_true", help="never page the output")
+
+
+def add_kind_option(parser: argparse.ArgumentParser, help_text: str, default: str | None) -> None:
+    """``--kind KIND``; not argparse's choices: an unknown kind gets the kind table's
+    wording (see :func:`chosen_kind`)."""
+    parser.add_argument("--kind", default=default, metavar="KIND", help=help_text)
+
+
+def chosen_kind(args: argparse.Namespace) -> str | None:
+    """``--kind`` as given (None: not given, where it is a filter), or a usage error in the
+    kind table's words."""
+    problem = None if args.kind is None else kind_check(args.kind)
+    if problem is not None:
+        raise UsageError(f"--kind: {problem}")
+    return cast("str | None", args.kind)
 
 
 def list_limit(args: argparse.Namespace) -> int | None:

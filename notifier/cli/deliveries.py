@@ -12,7 +12,9 @@ from notifier.cli.common import (
     EXIT_OK,
     NoState,
     UsageError,
+    add_kind_option,
     add_list_options,
+    chosen_kind,
     emit,
     list_limit,
     load,
@@ -48,6 +50,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "list", help="event id, job id, type, time; newest first", parents=[common]
     )
     add_list_options(elist)
+    add_kind_option(elist, "only events of this kind's watches", None)
 
     deliveries = sub.add_parser(
         "deliveries", help="per-endpoint delivery attempts", parents=[common]
@@ -92,7 +95,8 @@ def _rows(args: argparse.Namespace, what: str, **filters: Any) -> list[dict[str,
 def cmd_events(args: argparse.Namespace) -> int:
     if args.action != "list":
         raise UsageError("events: choose list")
-    print_list(args, _rows(args, "events"), ["event_id", "job_id", "type", "created_at"])
+    rows = _rows(args, "events", kind=chosen_kind(args))
+    print_list(args, rows, ["event_id", "job_id", "type", "created_at"])
     return EXIT_OK
 
 

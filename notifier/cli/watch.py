@@ -1,4 +1,7 @@
-"""``watch add | list | rm | rejected``."""
+"""``watch add | list | show | rm | rejected``.
+
+A watch is a kind and a job id: ``--kind`` (default ``lip_sync``) names which of two watches
+of one id a command means, and ``watch list --kind`` shows one kind's."""
 
 from __future__ import annotations
 
@@ -14,7 +17,10 @@ from notifier.cli.common import (
     EXIT_OK,
     NoState,
     UsageError,
+    add_kind_option,
     add_list_options,
+    cell,
+    chosen_kind,
     list_limit,
     load,
     open_store,
@@ -25,7 +31,8 @@ from notifier.cli.common import (
     show_time,
 )
 from notifier.config import Config
-from notifier.intake.adding import REOPENABLE, LabelsTooMany, add_watches, watch_row
+from notifier.intake.adding import REOPENABLE, LabelsTooMany, add_watches, find_watch, watch_row
+from notifier.kinds import DEFAULT_KIND, KINDS
 from notifier.models import EVENT_TYPES, WatchState
 from notifier.store import StoreError
 from notifier.watchspec import Problem, parse_watches
@@ -33,13 +40,15 @@ from notifier.watchspec import Problem, parse_watches
 #: The states ``--reopen`` takes, for its message.
 _REOPENABLE_TEXT = ", ".join(REOPENABLE[:-1]) + " or " + REOPENABLE[-1]
 
-#: `watch list` columns; SEEN counts every vendor answer about the job (detail polls and
-#: sightings in list sweeps alike); SOURCE is where the watch came from (file, queue,
-#: discovery, callback).
+#: `watch list` columns; PHASE is where the job was at the last answer, whatever its kind's
+#: own status codes (`watch show` has the vendor's status); SEEN counts every vendor answer
+#: about the job (detail polls and sightings in list sweeps alike); SOURCE is where the
+#: watch came from (file, queue, discovery, callback).
 LIST_COLUMNS = [
     "job_id",
+    "kind",
     "state",
-    "status",
+    "phase",
     "progress",
     "endpoints",
     "labels",
@@ -50,6 +59,9 @@ LIST_COLUMNS = [
     "source",
     "note",
 ]
+
+
+_KIND_HELP = f"the jobs' kind: {', '.join(KINDS)} (default: {DEFAULT_KIND})"
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -79,13 +91,22 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="watch an expired, failed or rejected id again (polled at once, give_up_after anew)",
     )
+    add_kind_option(add, _KIND_HELP, DEFAULT_KIND)
     lst = wsub.add_parser(
         "list", help="watches, newest first, with their problems", parents=[common]
     )
     add_list_options(lst)
     lst.add_argument("--state", choices=[s.value for s in WatchState], help="only this state")
+    add_kind_option(lst, f"only this kind ({', '.join(KINDS)})", None)
+    show = wsub.add_parser(
+        "show", help="one watch, every field (the vendor's own status too)", parents=[common]
+    )
+    show.add_argument("id", metavar="ID", help="Chanjing job id")
+    show.add_argument("--json", action="store_true", help="print a JSON object")
+    add_kind_option(show, _KIND_HELP, DEFAULT_KIND)
     rm = wsub.add_parser("rm", help="stop watching job ids", parents=[common])
     rm.add_argument("ids", nargs="+", metavar="ID", help="Chanjing job id")
+    add_kind_option(rm, _KIND_HELP, DEFAULT_KIND)
     rej = wsub.add_parser(
         "rejected", help="queue rows the daemon refused, with the reason", parents=[common]
     )
@@ -105,7 +126,7 @@ def _parse_labels(pairs: Sequence[str]) -> dict[str, str]:
 
 
 #: The option each part of a watch request came from, to frame the parser's problems.
-_OPTION = {"labels": "--label", "endpoints": "--endpoint"}
+_OPTION = {"labels": "--label", "endpoints": "--endpoint", "kind": "--kind"}
 
 
 def _usage(problems: Sequence[Problem]) -> UsageError:
@@ -130,11 +151,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return _add(args)
     if args.action == "list":
         return _list(args)
+    if args.action == "show":
+        return _show(args)
     if args.action == "rm":
         return _rm(args)
     if args.action == "rejected":
         return _rejected(args)
-    raise UsageError("watch: choose add, list, rm or rejected")
+    raise UsageError("watch: choose add, list, show, rm or rejected")
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -145,6 +168,7 @@ def _add(args: argparse.Namespace) -> int:
         args.endpoint,
         endpoints_configured=config.endpoint_names(),
         ids_at=(),
+        kind=args.kind,
     )
     if parsed.problems:
         raise _usage(parsed.problems)
@@ -160,7 +184,13 @@ def _add(args: argparse.Namespace) -> int:
     with open_writable(config) as store:
         try:
             outcome = add_watches(
-                store, args.ids, labels, endpoints, config.endpoint_names(), reopen=args.reopen
+                store,
+                args.ids,
+                labels,
+                endpoints,
+                config.endpoint_names(),
+                reopen=args.reopen,
+                kind=parsed.specs[0].kind,
             )
         except LabelsTooMany as exc:
             raise UsageError(f"--label: {exc}") from None
@@ -201,11 +231,17 @@ def _add(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     config, _path = load(args, secrets=False)
+    kind = chosen_kind(args)
     try:
         with open_store(config) as store:
             since = None if args.since is None else parse_since(args.since, store.now())
             rows = store.list_filtered(
-                "watches", state=args.state, job=args.job, since=since, limit=list_limit(args)
+                "watches",
+                state=args.state,
+                job=args.job,
+                since=since,
+                limit=list_limit(args),
+                kind=kind,
             )
     except NoState as exc:
         print(f"note: {exc}", file=sys.stderr)
@@ -218,16 +254,38 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show(args: argparse.Namespace) -> int:
+    config, _path = load(args, secrets=False)
+    kind = chosen_kind(args) or DEFAULT_KIND
+    try:
+        store = open_store(config)
+    except NoState as exc:
+        raise StoreError(str(exc)) from None
+    with store:
+        row = find_watch(store, args.id, kind)
+    if row is None:
+        print(f"no {kind} watch for job {args.id}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(row, indent=2, ensure_ascii=False, default=str))
+    else:
+        width = max(map(len, row))
+        for key, value in row.items():
+            print(f"{key.ljust(width)}  {cell(key, value)}")
+    return EXIT_OK
+
+
 def _rm(args: argparse.Namespace) -> int:
     config, _path = load(args, secrets=False)
+    kind = chosen_kind(args) or DEFAULT_KIND
     ids = list(dict.fromkeys(args.ids))
     try:
         store = open_store(config)
     except NoState as exc:
         raise StoreError(str(exc)) from None
     with store:
-        known = {job_id: store.watch_summary(job_id) for job_id in ids}
-        removed = store.remove_watches(ids)
+        known = {job_id: store.watch_summary(job_id, kind=kind) for job_id in ids}
+        removed = store.remove_watches(ids, kind=kind)
     print(f"removed {removed} of {len(ids)} watch(es)")
     from_file = [j for j, w in known.items() if w is not None and w["source"] == "file"]
     if from_file:
@@ -239,8 +297,9 @@ def _rm(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     missing = [job_id for job_id, w in known.items() if w is None]
+    of = "" if kind == DEFAULT_KIND else f"{kind} "
     for job_id in missing:
-        print(f"no watch for job {job_id}", file=sys.stderr)
+        print(f"no {of}watch for job {job_id}", file=sys.stderr)
     return EXIT_FAILURE if missing else EXIT_OK
 
 
@@ -261,7 +320,7 @@ def _rejected(args: argparse.Namespace) -> int:
                 # Shown as it was written when it is not JSON: that may be why it was refused.
                 with contextlib.suppress(ValueError):
                     row[key] = json.loads(row[key])
-    columns = ["seq", "job_id", "labels", "endpoints", "enqueued_at", "rejected"]
+    columns = ["seq", "kind", "job_id", "labels", "endpoints", "enqueued_at", "rejected"]
     print(render(rows, columns, args.json))
     if args.clear:
         print(f"cleared {cleared} rejected row(s)", file=sys.stderr)

@@ -354,7 +354,7 @@ def test_watch_add_list_rm(env: Env) -> None:
         assert env.json("watch", "list", "--state", state) == []
 
     table = env.ok("watch", "list").out.splitlines()
-    assert table[0].split()[:4] == ["JOB_ID", "STATE", "STATUS", "PROGRESS"]
+    assert table[0].split()[:5] == ["JOB_ID", "KIND", "STATE", "PHASE", "PROGRESS"]
     assert any(line.startswith("job-a") and "k=v" in line for line in table[1:])
 
     # Adding again is not an error; it updates labels but adds nothing.
@@ -400,9 +400,9 @@ def test_watch_list_shows_a_rejected_id_apart_from_a_failed_job(env: Env) -> Non
     assert [r["job_id"] for r in env.json("watch", "list", "--state", "failed")] == ["old-1"]
     table = env.ok("watch", "list").out.splitlines()
     (line,) = [line for line in table if line.startswith("typo-1")]
-    assert line.split()[1] == "rejected" and line.endswith(note)
+    assert line.split()[2] == "rejected" and line.endswith(note)
     (line,) = [line for line in table if line.startswith("old-1")]
-    assert line.split()[1] == "failed"
+    assert line.split()[2] == "failed"
     assert [e["type"] for e in env.json("events", "list")] == ["lip_sync.rejected"]
 
     out = env.ok("watch", "add", "typo-1").out

@@ -289,10 +289,11 @@ def test_watch_list_shows_endpoints_errors_and_utc_times(workspace: Workspace) -
         store.record_poll_error("job-a", "vendor said 50000", store.now() + 5)
     lines = cli(workspace, "watch", "list").stdout.splitlines()
     header = lines[0].split()
-    assert header[:9] == [
+    assert header[:10] == [
         "JOB_ID",
+        "KIND",
         "STATE",
-        "STATUS",
+        "PHASE",
         "PROGRESS",
         "ENDPOINTS",
         "LABELS",
@@ -303,7 +304,7 @@ def test_watch_list_shows_endpoints_errors_and_utc_times(workspace: Workspace) -
     row = lines[1]
     assert "ops" in row and "vendor said 50000" in row
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", row)
-    assert row.split()[7] == "1"  # ERRORS
+    assert row.split()[8] == "1"  # ERRORS
 
 
 def test_an_endpoint_restriction_that_misses_an_outcome_is_warned(workspace: Workspace) -> None:
