@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from notifier.models import WatchSpec
 from notifier.store import Store
 from notifier.watchspec import parse_watch
 
-__all__ = ["ITEM_KEYS", "WatchFile", "WatchFileError", "load_watch_file", "parse_watch_items"]
+__all__ = [
+    "ITEM_KEYS",
+    "WatchFile",
+    "WatchFileError",
+    "WatchFileSettings",
+    "load_watch_file",
+    "parse_watch_items",
+]
 
 #: Keys allowed in a mapping item.
 ITEM_KEYS = ("id", "kind", "labels", "endpoints")
@@ -135,6 +143,13 @@ def _parse_item(
     return None
 
 
+@dataclass(frozen=True)
+class WatchFileSettings:
+    """``watch.file``: the file to follow (None: no watch file), frozen for one reload."""
+
+    path: Path | None
+
+
 class WatchFile:
     """Follows the watch file: re-read when its content changes, or when forced (SIGHUP).
 
@@ -144,12 +159,16 @@ class WatchFile:
     again at once if another node dropped it as stale.
     """
 
-    def __init__(self, path: Path | None, node: str | None = None) -> None:
-        self.path = path
+    def __init__(self, settings: WatchFileSettings, node: str | None = None) -> None:
+        self.path = settings.path
         self.node = node
         self._listed = False
         self._digest: str | None = None
         self._error_digest: str | None = None
+
+    def configure(self, settings: WatchFileSettings) -> None:
+        """Follow another file from the next poll on (config reload)."""
+        self.path = settings.path
 
     def _digest_now(self) -> str:
         """A fingerprint of the file's content (or of why it cannot be read)."""

@@ -484,7 +484,7 @@ class Daemon:
             )
         self.ops.configure(settings.alerts)
         self.dispatcher.configure(settings.dispatcher)
-        self.watch_file.path = settings.watch_file
+        self.watch_file.configure(settings.watch_file)
         for listener in (
             self._configure_metrics(settings.metrics),
             self.intake.configure(settings.intake),

@@ -12,7 +12,6 @@ same translation (``deliveries replay`` routes with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +23,7 @@ from notifier.delivery.operational import AlertSettings, Thresholds
 from notifier.delivery.senders import EndpointSettings
 from notifier.gateway.door import GatewaySettings
 from notifier.gateway.tokens import ACCOUNT_CLIENT
+from notifier.intake.watchfile import WatchFileSettings
 from notifier.polling.discovery import DiscoverySettings
 from notifier.polling.lease import MIN_TTL, LeaseSettings
 from notifier.polling.policy import PollingSettings
@@ -55,7 +55,7 @@ class Settings:
     intake: IntakeSettings
     gateway: GatewayListenerSettings
     metrics: ListenSettings
-    watch_file: Path | None
+    watch_file: WatchFileSettings
     #: ``state.retention`` (None: history kept for ever).
     retention: float | None
     log_level: str
@@ -81,7 +81,7 @@ def build(config: Config) -> Settings:
             config.intake.client_timeout,
         ),
         metrics=listen("metrics.listen", config.metrics.listen, config.metrics.address()),
-        watch_file=config.watch.file,
+        watch_file=WatchFileSettings(config.watch.file),
         retention=config.state.retention or None,
         log_level=config.log.level,
         endpoint_names=tuple(config.endpoint_names()),

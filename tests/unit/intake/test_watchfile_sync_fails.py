@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from notifier.intake.watchfile import WatchFile
+from notifier.intake.watchfile import WatchFile, WatchFileSettings
 from notifier.store import Store, StoreUnavailable
 
 
@@ -15,7 +15,7 @@ def test_a_change_is_synced_after_a_failed_sync(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     watch = tmp_path / "watch.yaml"
     store = Store(state, busy_timeout=0.05)
-    follower = WatchFile(watch)
+    follower = WatchFile(WatchFileSettings(watch))
     watch.write_text("- first01\n")
     assert follower.poll(store, None) == {"added": 1, "updated": 0, "removed": 0, "total": 1}
 

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from notifier.intake.watchfile import WatchFile
+from notifier.intake.watchfile import WatchFile, WatchFileSettings
 from notifier.models import WatchSpec
 from notifier.store import Store
 from notifier.store.schema import _migrations
@@ -90,7 +90,7 @@ def test_a_node_whose_listing_was_dropped_lists_its_file_again(
     store = make_store(clock=clock)
     watch = tmp_path / "watch.yaml"
     watch.write_text("- f1\n")
-    follower = WatchFile(watch, node="b")
+    follower = WatchFile(WatchFileSettings(watch), node="b")
     assert follower.poll(store, None) == {"added": 1, "updated": 0, "removed": 0, "total": 1}
     # B was not seen for longer than the TTL (frozen, the state down): A's sync drops it.
     clock.advance(LISTING_TTL + 1)
