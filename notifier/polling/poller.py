@@ -235,7 +235,7 @@ class Poller:
         once it keeps coming over minutes."""
         now = self._clock()
         seen = self.store.record_rejection(
-            watch.job_id, vendor_msg, now + REJECT_RETRY, REJECT_WINDOW
+            watch.job_id, vendor_msg, now + REJECT_RETRY, REJECT_WINDOW, kind=watch.kind
         )
         if seen is None:
             return
@@ -262,7 +262,7 @@ class Poller:
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         # The vendor's answer first: `watch list` cuts a long note.
         note = f"unknown to the vendor: {vendor_msg} ({count}x in {over:.0f}s)"
-        if not self.store.reject_watch(watch.job_id, note, event, endpoints):
+        if not self.store.reject_watch(watch.job_id, note, event, endpoints, kind=watch.kind):
             return
         self.events += 1
         log.error(
@@ -278,7 +278,7 @@ class Poller:
 
     def _retry_later(self, watch: WatchRow, error: str) -> float:
         delay = retry_delay(watch.errors + 1, self.settings, self._rng.random())
-        self.store.record_poll_error(watch.job_id, error, self._clock() + delay)
+        self.store.record_poll_error(watch.job_id, error, self._clock() + delay, kind=watch.kind)
         return delay
 
     # -- what an answer means -------------------------------------------------------------
@@ -480,7 +480,7 @@ class Poller:
         )
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         cutoff = now - self.settings.give_up_after
-        if not self.store.expire_watch(watch.job_id, event, endpoints, cutoff):
+        if not self.store.expire_watch(watch.job_id, event, endpoints, cutoff, kind=watch.kind):
             return False
         self.events += 1
         log.warning(

@@ -188,6 +188,6 @@ def test_demo_runs_offline_and_exits_zero() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo OK" in result.stdout
-    assert "ops (webhook)          12/12 received" in result.stdout
-    assert "analytics (webhook)    10/10 received" in result.stdout
+    assert "ops (webhook)          14/14 received" in result.stdout
+    assert "analytics (webhook)    12/12 received" in result.stdout
     assert "signature failures     0" in result.stdout

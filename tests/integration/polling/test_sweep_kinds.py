@@ -14,7 +14,8 @@ Make = Callable[..., Awaitable[Rig]]
 
 
 def _watch(rig: Rig, kind: str, count: int, **job: object) -> list[str]:
-    ids = [rig.sim.add_job(kind=kind, queue_s=0, run_s=0, **job) for _ in range(count)]  # type: ignore[arg-type]
+    job = {"queue_s": 0, "run_s": 0, **job}
+    ids = [rig.sim.add_job(kind=kind, **job) for _ in range(count)]  # type: ignore[arg-type]
     rig.store.add_watches([WatchSpec(i, kind=kind) for i in ids], "queue")
     return ids
 
@@ -77,3 +78,23 @@ async def test_every_watched_kind_gets_a_call_when_the_budget_is_small(make_rig:
     assert paths[kinds.VIDEO.listing.path] == 1
     assert paths[kinds.LIP_SYNC.listing.path] == 1
     assert rig.store.live_counts()[0] == 0  # both kinds finished in the one sweep
+
+
+async def test_a_video_watch_given_up_expires_as_a_video(make_rig: Make) -> None:
+    """Past give_up_after, one more look that says it is still running ends it with
+    ``video.expired``, on the video watch (not on a lip-sync one of that id)."""
+    from dataclasses import replace
+
+    from tests.kit.waits import until
+
+    rig = await make_rig()
+    rig.poller.subscriptions = [("ops", list(kinds.JOB_EVENT_TYPES))]
+    rig.poller.settings = replace(rig.poller.settings, give_up_after=0.0)
+    (job_id,) = _watch(rig, "video", 1, run_s=3600)
+    await rig.poller.expire()  # made due for its last look
+    await rig.poller.tick()
+    assert await until(lambda: bool(rig.store.list_events()), 10)
+    ((event_job, event_type),) = {(e["job_id"], e["type"]) for e in rig.store.list_events()}
+    assert (event_job, event_type) == (job_id, "video.expired")
+    (watch,) = rig.store.list_watches()
+    assert (watch["kind"], watch["state"]) == ("video", "expired")
