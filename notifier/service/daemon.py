@@ -120,9 +120,8 @@ class Daemon:
         # that state and a restart may take its dead predecessor's lease at once. A shared
         # PostgreSQL state has no such proof: there a restarted node waits the lease out.
         self.lease = LeaseKeeper(
-            self.lease_gate, node, settings.lease.ttl, sole=config.state.url is None
+            self.lease_gate, node, settings.lease, sole=config.state.url is None
         )
-        self.lease.configure(settings.lease)
         self.scheduler = AsyncIOScheduler()
         self.limiter = RateLimiter(settings.limiter.qps)
         self.vendor_slot = VendorSlot(self._make_vendor, settings.vendor)

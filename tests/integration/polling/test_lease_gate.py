@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from notifier.models import WatchSpec
-from notifier.polling.lease import LeaseKeeper, LeaseLost
+from notifier.polling.lease import LeaseKeeper, LeaseLost, LeaseSettings
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
@@ -70,7 +70,7 @@ async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
         for s in (lease_store, other):
             pin_db_clock(s, db_clock)
         steady = FakeClock(1000.0)
-        keeper = LeaseKeeper(lease_store, "A", TTL, clock=steady)
+        keeper = LeaseKeeper(lease_store, "A", LeaseSettings(TTL), clock=steady)
         limiter = RateLimiter(qps, cooldown=cooldown)
         client = VendorClient(
             base_url=server.url,
