@@ -126,9 +126,7 @@ class Daemon:
         self.limiter = RateLimiter(settings.limiter.qps)
         self.vendor_slot = VendorSlot(self._make_vendor, settings.vendor)
         self.senders = SenderPool(clock=self.now)
-        self.ops = OperationalEvents(
-            self.store, settings.alerts.subscriptions, settings.alerts.thresholds, clock=self.now
-        )
+        self.ops = OperationalEvents(self.store, settings.alerts, clock=self.now)
         self.dispatcher = Dispatcher(
             self.store,
             self.senders.lanes(settings.dispatcher.endpoints),

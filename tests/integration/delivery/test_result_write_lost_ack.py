@@ -23,7 +23,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from notifier.delivery.dispatcher import Dispatcher
-from notifier.delivery.operational import OperationalEvents, Thresholds
+from notifier.delivery.operational import AlertSettings, OperationalEvents, Thresholds
 from notifier.delivery.senders import WebhookSender
 from notifier.models import WatchSpec
 from notifier.store import Store
@@ -169,7 +169,9 @@ async def test_a_result_write_retried_after_its_commit_is_applied_once(
             detail, event = finished("job-1", clock)
             look.add_watches([WatchSpec("job-1")], "queue")
             assert look.record_terminal(detail, event, ["ops"])
-        ops = OperationalEvents(store, [("watcher", ["delivery.dead"])], Thresholds())
+        ops = OperationalEvents(
+            store, AlertSettings((("watcher", ("delivery.dead",)),), Thresholds())
+        )
 
         def reporter(endpoint: str, ev: Any, what: str, error: str | None, n: int) -> None:
             reported.append((endpoint, what, n))

@@ -23,6 +23,7 @@ from notifier.delivery.operational import (
     TOKEN_REVOCATION_WINDOW,
     TOKEN_REVOCATIONS_FAILING,
     TOKEN_REVOKED_CAUSE,
+    AlertSettings,
     OperationalEvents,
     Thresholds,
 )
@@ -194,8 +195,8 @@ async def test_revocations_that_go_on_make_the_vendor_failing_until_they_stop(
     account: Account, clock: FakeClock
 ) -> None:
     store = account.store
-    subscribed = [("ops", ["vendor.failing", "vendor.recovered"])]
-    ops = OperationalEvents(store, subscribed, Thresholds(), clock=clock)
+    subscribed = (("ops", ("vendor.failing", "vendor.recovered")),)
+    ops = OperationalEvents(store, AlertSettings(subscribed, Thresholds()), clock=clock)
     client = account.client
     client.observer = ops.on_vendor_call
     client.on_token_revoked = ops.on_token_revoked
