@@ -129,9 +129,8 @@ class Daemon:
         self.ops = OperationalEvents(self.store, settings.alerts, clock=self.now)
         self.dispatcher = Dispatcher(
             self.store,
-            self.senders.lanes(settings.dispatcher.endpoints),
-            settings.dispatcher.retry_schedule,
-            senders=self.senders.lanes,
+            settings.dispatcher,
+            self.senders.lanes,
             observer=self.metrics.on_delivery,
             reporter=self.ops.on_result,
             clock=self.now,
