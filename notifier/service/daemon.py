@@ -142,13 +142,10 @@ class Daemon:
             self.store,
             self.vendor,
             self.limiter,
-            settings.poller.polling,
-            settings.poller.subscriptions,
-            list_sweep=settings.poller.list_sweep,
+            settings.poller,
             on_event=self.dispatcher.kick,
             clock=self.now,
         )
-        self.poller.configure(settings.poller)  # discovery, its since read from the state
         self.vendor_slot.on_change = lambda client: setattr(self.poller, "vendor", client)
         # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
         shared = config.state.url is not None

@@ -21,6 +21,7 @@ from notifier.service.http_server import AppServer
 from notifier.store import Store, WatchRow
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, T0, FakeClock
+from tests.kit.poller import poller_settings
 
 APP_ID = "test-app"
 
@@ -165,7 +166,9 @@ async def rig(
         stack.push_async_callback(vendor.aclose)
         if proxy is not None:
             stack.callback(proxy.release.set)  # a failed test must not leave a call held
-        poller = Poller(store, vendor, limiter, SETTINGS, SUBSCRIPTIONS, clock=clock)
+        poller = Poller(
+            store, vendor, limiter, poller_settings(SETTINGS, SUBSCRIPTIONS), clock=clock
+        )
         yield Rig(clock, sim, store, limiter, poller), proxy
 
 

@@ -19,6 +19,7 @@ from notifier.service.http_server import AppServer
 from notifier.service.settings import gateway_settings
 from tests.kit import SECRET_KEY, Simulator, StoreFactory
 from tests.kit.gateway import Door, config_for
+from tests.kit.poller import poller_settings
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def door(
         limiter=limiter,
         store=store,
     )
-    poller = Poller(store, vendor, limiter, PollingSettings(5.0, 60.0, 3600.0), [])
+    poller = Poller(store, vendor, limiter, poller_settings(PollingSettings(5.0, 60.0, 3600.0), []))
 
     def observe(detail: JobDetail) -> None:
         watch = store.get_watch(detail.id, kind=detail.kind)

@@ -14,7 +14,7 @@ from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY
-from tests.kit.poller import SETTINGS, SUBSCRIPTIONS, Rig
+from tests.kit.poller import Rig, poller_settings
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]
             limiter=limiter,
             store=store,
         )
-        poller = Poller(store, client, limiter, SETTINGS, SUBSCRIPTIONS, list_sweep=False)
+        poller = Poller(store, client, limiter, poller_settings(list_sweep=False))
         rig = Rig(sim, store, limiter, client, poller)
         rigs.append((rig, server))
         return rig

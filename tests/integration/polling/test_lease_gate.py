@@ -23,6 +23,7 @@ from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, FakeClock, until
 from tests.kit.lease import EPS, pin_db_clock
+from tests.kit.poller import poller_settings
 
 SETTINGS = PollingSettings(min_interval=1, max_interval=60, give_up_after=86400)
 SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]
@@ -80,7 +81,9 @@ async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
             store=store,
             lease=keeper,
         )
-        poller = Poller(store, client, limiter, SETTINGS, SUBSCRIPTIONS, list_sweep=list_sweep)
+        poller = Poller(
+            store, client, limiter, poller_settings(SETTINGS, SUBSCRIPTIONS, list_sweep=list_sweep)
+        )
         node = Node(sim, store, limiter, client, poller, keeper, steady, db_clock, other)
         client.observer = lambda endpoint, label, _s: node.observed.append((endpoint, label))
         made.append((node, server, lease_store))
