@@ -123,7 +123,7 @@ class Daemon:
             self.lease_gate, node, settings.lease, sole=config.state.url is None
         )
         self.scheduler = AsyncIOScheduler()
-        self.limiter = RateLimiter(settings.limiter.qps)
+        self.limiter = RateLimiter(settings.limiter)
         self.vendor_slot = VendorSlot(self._make_vendor, settings.vendor)
         self.senders = SenderPool(clock=self.now)
         self.ops = OperationalEvents(self.store, settings.alerts, clock=self.now)

@@ -15,7 +15,7 @@ from aiohttp import web
 from notifier.models import WatchSpec
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store, WatchRow
@@ -154,7 +154,7 @@ async def rig(
             url = (await stack.enter_async_context(AppServer(proxy.make_app()))).url
         store = Store(tmp_path / "state.db", clock=clock)
         stack.callback(store.close)
-        limiter = RateLimiter(qps)
+        limiter = RateLimiter(LimiterSettings(qps))
         vendor = VendorClient(
             base_url=url,
             app_id=APP_ID,

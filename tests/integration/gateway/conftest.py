@@ -13,7 +13,7 @@ from notifier.gateway.server import GatewayServer
 from notifier.models import JobDetail
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.service.settings import gateway_settings
@@ -27,7 +27,7 @@ async def door(
     tmp_path: Path, simulator: Simulator, make_store: StoreFactory
 ) -> AsyncIterator[Door]:
     store = make_store()
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     vendor = VendorClient(
         base_url=simulator.url,
         app_id="test-app",

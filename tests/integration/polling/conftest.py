@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store
@@ -26,7 +26,7 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]
         server = AppServer(sim.make_app())
         await server.start()
         store = Store(tmp_path / f"state{len(rigs)}.db")
-        limiter = RateLimiter(qps)
+        limiter = RateLimiter(LimiterSettings(qps))
         client = VendorClient(
             base_url=server.url,
             app_id="test-app",

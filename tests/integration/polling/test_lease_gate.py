@@ -16,7 +16,7 @@ from notifier.models import WatchSpec
 from notifier.polling.lease import LeaseKeeper, LeaseLost, LeaseSettings
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import DETAIL_PATH, LIST_PATH, TOKEN_PATH, VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store
@@ -72,7 +72,7 @@ async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
             pin_db_clock(s, db_clock)
         steady = FakeClock(1000.0)
         keeper = LeaseKeeper(lease_store, "A", LeaseSettings(TTL), clock=steady)
-        limiter = RateLimiter(qps, cooldown=cooldown)
+        limiter = RateLimiter(LimiterSettings(qps), cooldown=cooldown)
         client = VendorClient(
             base_url=server.url,
             app_id="test-app",

@@ -15,7 +15,7 @@ import pytest
 
 from notifier.polling import vendor as vendor_module
 from notifier.polling.lease import LeaseKeeper, LeaseSettings
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import DETAIL_PATH, VendorClient
 from notifier.store import Store
 from tests.kit import SECRET_KEY, Simulator, StoreFactory
@@ -51,7 +51,7 @@ def client(
         base_url=simulator.url,
         app_id="test-app",
         secret_key=SECRET_KEY,
-        limiter=RateLimiter(100),
+        limiter=RateLimiter(LimiterSettings(100)),
         store=store,
         lease=keeper,
         transport=transport,

@@ -27,7 +27,7 @@ from notifier.delivery.operational import (
     OperationalEvents,
     Thresholds,
 )
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import (
     TOKEN_REFRESH_MARGIN,
     TOKEN_REVOKED_HINT,
@@ -61,7 +61,7 @@ class Account:
             base_url=self.url,
             app_id=APP_ID,
             secret_key=SECRET_KEY,
-            limiter=RateLimiter(1000, cooldown=0.1),
+            limiter=RateLimiter(LimiterSettings(1000), cooldown=0.1),
             store=store,
             clock=self.clock,
         )

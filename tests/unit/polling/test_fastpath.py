@@ -26,7 +26,7 @@ SLOW = poller_settings(PollingSettings(30.0, 60.0, 3600.0), [])
 async def test_one_poll_per_job_and_half_the_budget(make_store: StoreFactory) -> None:
     clock = FakeClock(1000.0)
     store = make_store(clock=clock)
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     # Nothing listens on port 9: the polls started here fail and are recorded as errors.
     vendor = VendorClient(
         base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
@@ -64,7 +64,7 @@ async def test_an_unwatched_id_is_checked_first_and_watched_only_if_the_vendor_k
     share it waits (newest first, at most PENDING_MAX, the oldest dropped), never lost."""
     clock = FakeClock(1000.0)
     store = make_store(clock=clock)
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     vendor = VendorClient(
         base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
     )
@@ -140,7 +140,7 @@ async def test_a_standby_watches_unchecked_within_the_share(make_store: StoreFac
     lease holder (its 40000s fail a forged one), at the share's pace."""
     clock = FakeClock(1000.0)
     store = make_store(clock=clock)
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     vendor = VendorClient(
         base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
     )
