@@ -101,10 +101,9 @@ class Dispatcher:
     def __init__(
         self,
         store: Store,
-        lanes: Lanes,
-        retry_schedule: Sequence[float],
+        settings: DispatcherSettings,
+        senders: LaneSource,
         *,
-        senders: LaneSource | None = None,
         clock: Callable[[], float] = time.time,
         observer: Callable[[str, DueDelivery, SendResult, float], None] | None = None,
         reporter: Reporter | None = None,
@@ -116,7 +115,8 @@ class Dispatcher:
     ) -> None:
         """``node``: the name this process claims deliveries under (unique per process);
         ``monotonic``: the clock claim deadlines are kept on (steady, through suspends);
-        ``senders``: what :meth:`configure` turns endpoints into lanes with."""
+        ``senders``: what turns the settings' endpoints into lanes (here and on
+        :meth:`configure`)."""
         self.store = store
         self._clock = clock
         self.node = default_node() if node is None else node
@@ -148,13 +148,11 @@ class Dispatcher:
         #: (delivered, failed, dead), error, attempts so far.
         self.reporter = reporter
         self._senders = senders
-        self.set_lanes(lanes, retry_schedule)
+        self.configure(settings)
 
     def configure(self, settings: DispatcherSettings) -> None:
         """A reload: the endpoints' lanes (senders from the ``senders`` source) and the
         retry schedule."""
-        if self._senders is None:
-            raise RuntimeError("a dispatcher made without senders cannot be configured")
         self.set_lanes(self._senders(settings.endpoints), settings.retry_schedule)
 
     def set_lanes(self, lanes: Lanes, schedule: Sequence[float]) -> None:

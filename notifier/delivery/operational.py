@@ -254,14 +254,13 @@ class OperationalEvents:
     def __init__(
         self,
         store: Store,
-        subscriptions: Sequence[tuple[str, Sequence[str]]],
-        thresholds: Thresholds,
+        settings: AlertSettings,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.subscriptions = list(subscriptions)
-        self.state = OperationalState(thresholds)
+        self.subscriptions = list(settings.subscriptions)
+        self.state = OperationalState(settings.thresholds)
         self._clock = clock
         #: Called after events were recorded (the dispatcher's ``kick``).
         self.on_recorded: Callable[[], None] | None = None

@@ -139,7 +139,7 @@ class LeaseKeeper:
         self,
         store: LeaseStore,
         node: str,
-        ttl: float,
+        settings: LeaseSettings,
         *,
         sole: bool = False,
         clock: Callable[[], float] = steady_clock,
@@ -157,7 +157,7 @@ class LeaseKeeper:
         self._renew_soon = False
         #: Pauses the steady clock did not see, found by :meth:`probe`.
         self.pauses = 0
-        self.ttl = ttl
+        self.ttl = settings.ttl
         self.name = name
         self._sole = sole
         self._clock = clock
@@ -173,7 +173,7 @@ class LeaseKeeper:
         self.holder: str | None = None
         #: Where this node's gateway is reachable, written with every take and renewal (set
         #: it at any time, e.g. on reload: the next renewal publishes it).
-        self.advertise: str | None = None
+        self.advertise: str | None = settings.advertise
         #: The holder's advertise URL at the last look that worked (ours while we hold it;
         #: None: nobody holds it, or the holder gave none): where a standby forwards to, read
         #: here on the keeper's own thread so the event loop never waits for the database.

@@ -75,22 +75,22 @@ class Poller:
         store: Store,
         vendor: VendorClient,
         limiter: RateLimiter,
-        settings: PollingSettings,
-        subscriptions: Sequence[tuple[str, Sequence[str]]],
+        settings: PollerSettings,
         *,
-        list_sweep: bool = True,
-        discovery: Discoverer | None = None,
         on_event: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.vendor = vendor
         self.limiter = limiter
-        self.settings = settings
-        self.subscriptions = list(subscriptions)
-        self.list_sweep = list_sweep
-        #: ``watch.discover``: sweeps also make watches of new jobs (None: off).
-        self.discovery = discovery
+        self.settings = settings.polling
+        self.subscriptions = list(settings.subscriptions)
+        self.list_sweep = settings.list_sweep
+        #: ``watch.discover``: sweeps also make watches of new jobs (None: off; its since
+        #: is read from the state here).
+        self.discovery = (
+            None if settings.discovery is None else Discoverer(store, settings.discovery)
+        )
         self._on_event = on_event
         self._clock = clock
         self._rng = random.Random()

@@ -139,7 +139,7 @@ class LimiterSettings:
 class RateLimiter:
     def __init__(
         self,
-        qps: int,
+        settings: LimiterSettings,
         *,
         guard: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
@@ -165,8 +165,8 @@ class RateLimiter:
         self._last_slot = -1e18
         self._paused_until = 0.0
         self._rate_at = clock()
-        self.qps = qps
-        self.rate = float(qps)
+        self.qps = settings.qps
+        self.rate = float(settings.qps)
         self.calls = 0
         self.throttled = 0
         self.waiting = 0

@@ -25,7 +25,13 @@ from notifier.kinds import Kind, Listing
 from notifier.log import get_logger, redactor
 from notifier.models import JobDetail, has_surrogate
 from notifier.polling.lease import IN_FLIGHT, LeaseKeeper, LeaseLost
-from notifier.polling.ratelimit import LATE_ARRIVAL, VENDOR_USER_TIMEOUT, Priority, RateLimiter
+from notifier.polling.ratelimit import (
+    LATE_ARRIVAL,
+    VENDOR_USER_TIMEOUT,
+    LimiterSettings,
+    Priority,
+    RateLimiter,
+)
 from notifier.store import Store
 
 TOKEN_PATH = "/open/v1/access_token"
@@ -725,7 +731,7 @@ async def check_credentials(
             base_url=base_url,
             app_id=app_id,
             secret_key=secret_key,
-            limiter=RateLimiter(1),
+            limiter=RateLimiter(LimiterSettings(1)),
             store=store,
             timeout=timeout,
         )

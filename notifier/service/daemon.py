@@ -116,25 +116,21 @@ class Daemon:
         # The keeper renews from a worker thread, on a connection (and wall clock) of its own.
         self.lease_store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
         self.lease_gate = GatedLeaseStore(self.lease_store)
+        # Several nodes on one PostgreSQL state (a SQLite file has one daemon).
+        shared = config.state.url is not None
         # sole: run_daemon holds a SQLite file's instance lock, so no other daemon can run on
         # that state and a restart may take its dead predecessor's lease at once. A shared
         # PostgreSQL state has no such proof: there a restarted node waits the lease out.
-        self.lease = LeaseKeeper(
-            self.lease_gate, node, settings.lease.ttl, sole=config.state.url is None
-        )
-        self.lease.configure(settings.lease)
+        self.lease = LeaseKeeper(self.lease_gate, node, settings.lease, sole=not shared)
         self.scheduler = AsyncIOScheduler()
-        self.limiter = RateLimiter(settings.limiter.qps)
+        self.limiter = RateLimiter(settings.limiter)
         self.vendor_slot = VendorSlot(self._make_vendor, settings.vendor)
         self.senders = SenderPool(clock=self.now)
-        self.ops = OperationalEvents(
-            self.store, settings.alerts.subscriptions, settings.alerts.thresholds, clock=self.now
-        )
+        self.ops = OperationalEvents(self.store, settings.alerts, clock=self.now)
         self.dispatcher = Dispatcher(
             self.store,
-            self.senders.lanes(settings.dispatcher.endpoints),
-            settings.dispatcher.retry_schedule,
-            senders=self.senders.lanes,
+            settings.dispatcher,
+            self.senders.lanes,
             observer=self.metrics.on_delivery,
             reporter=self.ops.on_result,
             clock=self.now,
@@ -146,16 +142,12 @@ class Daemon:
             self.store,
             self.vendor,
             self.limiter,
-            settings.poller.polling,
-            settings.poller.subscriptions,
-            list_sweep=settings.poller.list_sweep,
+            settings.poller,
             on_event=self.dispatcher.kick,
             clock=self.now,
         )
-        self.poller.configure(settings.poller)  # discovery, its since read from the state
         self.vendor_slot.on_change = lambda client: setattr(self.poller, "vendor", client)
         # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
-        shared = config.state.url is not None
         self.watch_file = WatchFile(settings.watch_file, node=node if shared else None)
         self.fast_path = FastPath(self.poller, outcomes=self.metrics.on_callback)
         self.intake = IntakeListener(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from notifier.polling.policy import PollingSettings
-from notifier.polling.poller import Poller
+from notifier.polling.poller import Poller, PollerSettings
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.store import Store
@@ -16,6 +17,17 @@ SETTINGS = PollingSettings(min_interval=1, max_interval=60, give_up_after=86400)
 
 
 SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]
+
+
+def poller_settings(
+    polling: PollingSettings = SETTINGS,
+    subscriptions: Iterable[tuple[str, Iterable[str]]] = SUBSCRIPTIONS,
+    *,
+    list_sweep: bool = True,
+) -> PollerSettings:
+    """A poller's settings as the tests spell them (subscriptions as lists; no discovery)."""
+    routes = tuple((name, tuple(events)) for name, events in subscriptions)
+    return PollerSettings(polling, routes, list_sweep)
 
 
 @dataclass

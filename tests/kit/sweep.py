@@ -15,12 +15,13 @@ from aiohttp import web
 from notifier.models import WatchSpec
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store, WatchRow
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, T0, FakeClock
+from tests.kit.poller import poller_settings
 
 APP_ID = "test-app"
 
@@ -153,7 +154,7 @@ async def rig(
             url = (await stack.enter_async_context(AppServer(proxy.make_app()))).url
         store = Store(tmp_path / "state.db", clock=clock)
         stack.callback(store.close)
-        limiter = RateLimiter(qps)
+        limiter = RateLimiter(LimiterSettings(qps))
         vendor = VendorClient(
             base_url=url,
             app_id=APP_ID,
@@ -165,7 +166,9 @@ async def rig(
         stack.push_async_callback(vendor.aclose)
         if proxy is not None:
             stack.callback(proxy.release.set)  # a failed test must not leave a call held
-        poller = Poller(store, vendor, limiter, SETTINGS, SUBSCRIPTIONS, clock=clock)
+        poller = Poller(
+            store, vendor, limiter, poller_settings(SETTINGS, SUBSCRIPTIONS), clock=clock
+        )
         yield Rig(clock, sim, store, limiter, poller), proxy
 
 

@@ -17,12 +17,11 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.senders import SlackSender, WebhookSender
 from notifier.models import WatchSpec
 from notifier.store import Store
 from tests.kit import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
-from tests.kit.delivery import attempts_done, finished
+from tests.kit.delivery import attempts_done, finished, make_dispatcher
 
 TIMEOUT = 3.0
 BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
@@ -52,7 +51,7 @@ async def test_a_claim_taken_before_a_host_suspend_has_lapsed_after_it(
         queue(store, clock, "job-1", ["ops"])
         async with httpx.AsyncClient() as client:
             sender = WebhookSender(client, f"{receiver.url}/ops", [OPS_SECRET], TIMEOUT)
-            dispatcher = Dispatcher(store, {"ops": (sender, 1)}, [1.0], clock=clock)
+            dispatcher = make_dispatcher(store, {"ops": (sender, 1)}, [1.0], clock=clock)
             await dispatcher.tick()  # claimed; the attempt runs at the next await
             real = time.clock_gettime
 
@@ -86,7 +85,7 @@ async def test_a_request_that_would_outlive_its_claim_is_not_written(
         queue(store, clock, "job-1", ["team", "alerts"])
         async with httpx.AsyncClient() as client:
             slack = SlackSender(client, f"{receiver.url}{SLACK_PATH}", TIMEOUT, min_spacing=0.1)
-            dispatcher = Dispatcher(
+            dispatcher = make_dispatcher(
                 store,
                 {"team": (slack, 1), "alerts": (slack, 1)},
                 [1.0],

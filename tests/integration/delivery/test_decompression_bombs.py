@@ -17,7 +17,7 @@ from aiohttp import web
 
 from notifier.delivery.senders import WebhookSender
 from notifier.models import Event
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient, VendorError
 from notifier.service.http_server import AppServer
 from notifier.store import Store
@@ -85,7 +85,7 @@ async def test_a_vendors_bomb_is_a_bad_answer_not_gigabytes(
         base_url=f"{bomber}/{layers}",
         app_id="a",
         secret_key="s",
-        limiter=RateLimiter(10),
+        limiter=RateLimiter(LimiterSettings(10)),
         store=store,
     )
     tracemalloc.start()

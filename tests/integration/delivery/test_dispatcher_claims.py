@@ -16,12 +16,12 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from notifier.delivery.dispatcher import CLAIM_MARGIN, Dispatcher
+from notifier.delivery.dispatcher import CLAIM_MARGIN
 from notifier.delivery.senders import SlackSender, WebhookSender
 from notifier.models import Event, WatchSpec
 from notifier.store import Store
 from tests.kit import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
-from tests.kit.delivery import attempts_done, finished
+from tests.kit.delivery import attempts_done, finished, make_dispatcher
 
 SCHEDULE = [0.2, 0.4]
 TIMEOUT = 3.0
@@ -38,7 +38,7 @@ class Node:
         self.mono = FakeClock(1000.0)
         self.seen: list[tuple[str, str, int]] = []
         sender = WebhookSender(client, f"{url}/ops", [OPS_SECRET], TIMEOUT)
-        self.dispatcher = Dispatcher(
+        self.dispatcher = make_dispatcher(
             self.store,
             {"ops": (sender, 4)},
             SCHEDULE,
@@ -261,7 +261,7 @@ async def test_a_claim_covers_the_wait_for_a_shared_slack_url(
             slack = SlackSender(client, f"{receiver.url}{SLACK_PATH}", TIMEOUT, min_spacing=0.1)
             webhook = WebhookSender(client, f"{receiver.url}/ops", [OPS_SECRET], TIMEOUT)
             lanes = {"team": (slack, 1), "alerts": (slack, 1), "ops": (webhook, 4)}
-            dispatcher = Dispatcher(store, lanes, SCHEDULE, clock=clock)
+            dispatcher = make_dispatcher(store, lanes, SCHEDULE, clock=clock)
             await dispatcher.tick()
             left = dict(
                 store._db.execute(

@@ -17,7 +17,7 @@ from notifier.delivery.senders import Sender, SlackSender, WebhookSender
 from notifier.models import Event, SendResult, WatchSpec
 from notifier.store import Store
 from tests.kit import OPS_SECRET, SLACK_PATH, FakeClock, ReceiverServer
-from tests.kit.delivery import attempts_done, finished
+from tests.kit.delivery import attempts_done, finished, make_dispatcher
 
 SCHEDULE = [0.2, 0.4]
 
@@ -40,7 +40,7 @@ class Rig:
         return event
 
     def start(self, endpoint: str, sender: Sender, schedule: list[float] = SCHEDULE) -> Dispatcher:
-        self.dispatcher = Dispatcher(
+        self.dispatcher = make_dispatcher(
             self.store, {endpoint: (sender, 2)}, schedule, clock=self.clock
         )
         return self.dispatcher

@@ -13,12 +13,11 @@ from pathlib import Path
 import httpx
 from structlog.testing import capture_logs
 
-from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.senders import WebhookSender
 from notifier.models import WatchSpec
 from notifier.store import Store, StoreUnavailable
 from tests.kit import OPS_SECRET, FakeClock, ReceiverServer, until
-from tests.kit.delivery import attempts_done, finished
+from tests.kit.delivery import attempts_done, finished, make_dispatcher
 
 
 async def test_unwritable_result_is_held_not_resent(
@@ -32,7 +31,7 @@ async def test_unwritable_result_is_held_not_resent(
         store.record_terminal(detail, event, ["ops"])
         async with httpx.AsyncClient() as client:
             sender = WebhookSender(client, f"{receiver.url}/ops", [OPS_SECRET], 3.0)
-            dispatcher = Dispatcher(store, {"ops": (sender, 4)}, [1.0], clock=clock)
+            dispatcher = make_dispatcher(store, {"ops": (sender, 4)}, [1.0], clock=clock)
             with capture_logs() as logs:
                 await dispatcher.tick()  # claims the delivery (a write); the attempt runs next
                 store._db.execute("PRAGMA query_only = ON")  # the disk is full from here on

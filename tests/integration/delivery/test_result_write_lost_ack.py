@@ -22,13 +22,12 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from notifier.delivery.dispatcher import Dispatcher
-from notifier.delivery.operational import OperationalEvents, Thresholds
+from notifier.delivery.operational import AlertSettings, OperationalEvents, Thresholds
 from notifier.delivery.senders import WebhookSender
 from notifier.models import WatchSpec
 from notifier.store import Store
 from tests.kit import OPS_SECRET, FakeClock, ReceiverServer, StoreFactory
-from tests.kit.delivery import attempts_done, finished
+from tests.kit.delivery import attempts_done, finished, make_dispatcher
 
 #: In the result write's SQL, on every version of it (and in no other statement the
 #: dispatcher sends to PostgreSQL).
@@ -169,7 +168,9 @@ async def test_a_result_write_retried_after_its_commit_is_applied_once(
             detail, event = finished("job-1", clock)
             look.add_watches([WatchSpec("job-1")], "queue")
             assert look.record_terminal(detail, event, ["ops"])
-        ops = OperationalEvents(store, [("watcher", ["delivery.dead"])], Thresholds())
+        ops = OperationalEvents(
+            store, AlertSettings((("watcher", ("delivery.dead",)),), Thresholds())
+        )
 
         def reporter(endpoint: str, ev: Any, what: str, error: str | None, n: int) -> None:
             reported.append((endpoint, what, n))
@@ -177,7 +178,7 @@ async def test_a_result_write_retried_after_its_commit_is_applied_once(
 
         async with webhook_client() as client:
             sender = WebhookSender(client, f"{receiver.url}/ops", [OPS_SECRET], 3.0)
-            dispatcher = Dispatcher(
+            dispatcher = make_dispatcher(
                 store,
                 {"ops": (sender, 1)},
                 [60.0],

@@ -13,12 +13,13 @@ from notifier.gateway.server import GatewayServer
 from notifier.models import JobDetail
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.service.settings import gateway_settings
 from tests.kit import SECRET_KEY, Simulator, StoreFactory
 from tests.kit.gateway import Door, config_for
+from tests.kit.poller import poller_settings
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ async def door(
     tmp_path: Path, simulator: Simulator, make_store: StoreFactory
 ) -> AsyncIterator[Door]:
     store = make_store()
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     vendor = VendorClient(
         base_url=simulator.url,
         app_id="test-app",
@@ -34,7 +35,7 @@ async def door(
         limiter=limiter,
         store=store,
     )
-    poller = Poller(store, vendor, limiter, PollingSettings(5.0, 60.0, 3600.0), [])
+    poller = Poller(store, vendor, limiter, poller_settings(PollingSettings(5.0, 60.0, 3600.0), []))
 
     def observe(detail: JobDetail) -> None:
         watch = store.get_watch(detail.id, kind=detail.kind)

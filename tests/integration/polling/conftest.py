@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY
-from tests.kit.poller import SETTINGS, SUBSCRIPTIONS, Rig
+from tests.kit.poller import Rig, poller_settings
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]
         server = AppServer(sim.make_app())
         await server.start()
         store = Store(tmp_path / f"state{len(rigs)}.db")
-        limiter = RateLimiter(qps)
+        limiter = RateLimiter(LimiterSettings(qps))
         client = VendorClient(
             base_url=server.url,
             app_id="test-app",
@@ -34,7 +34,7 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]
             limiter=limiter,
             store=store,
         )
-        poller = Poller(store, client, limiter, SETTINGS, SUBSCRIPTIONS, list_sweep=False)
+        poller = Poller(store, client, limiter, poller_settings(list_sweep=False))
         rig = Rig(sim, store, limiter, client, poller)
         rigs.append((rig, server))
         return rig

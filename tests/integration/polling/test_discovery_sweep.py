@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from notifier.polling.discovery import Discoverer, DiscoverySettings
 from notifier.polling.poller import SWEEP_BUDGET_SHARE_PRODUCTIVE, Poller
 from tests.kit import T0
+from tests.kit.poller import poller_settings
 from tests.kit.sweep import DETAIL_PATH, LIST_PATH, SETTINGS, SUBSCRIPTIONS, Rig, add_jobs, rig
 
 LABELS = {"source": "discovered", "team": "video"}
@@ -25,7 +26,9 @@ def discover(r: Rig, since: float, labels: Mapping[str, str] = LABELS) -> Discov
 
 def restart(r: Rig, since: float) -> Discoverer:
     """A new Poller on the same state, as after a restart (nothing kept in memory)."""
-    r.poller = Poller(r.store, r.poller.vendor, r.limiter, SETTINGS, SUBSCRIPTIONS, clock=r.clock)
+    r.poller = Poller(
+        r.store, r.poller.vendor, r.limiter, poller_settings(SETTINGS, SUBSCRIPTIONS), clock=r.clock
+    )
     return discover(r, since)
 
 

@@ -13,16 +13,17 @@ from typing import Any
 import pytest
 
 from notifier.models import WatchSpec
-from notifier.polling.lease import LeaseKeeper, LeaseLost
+from notifier.polling.lease import LeaseKeeper, LeaseLost, LeaseSettings
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import DETAIL_PATH, LIST_PATH, TOKEN_PATH, VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, FakeClock, until
 from tests.kit.lease import EPS, pin_db_clock
+from tests.kit.poller import poller_settings
 
 SETTINGS = PollingSettings(min_interval=1, max_interval=60, give_up_after=86400)
 SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]
@@ -70,8 +71,8 @@ async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
         for s in (lease_store, other):
             pin_db_clock(s, db_clock)
         steady = FakeClock(1000.0)
-        keeper = LeaseKeeper(lease_store, "A", TTL, clock=steady)
-        limiter = RateLimiter(qps, cooldown=cooldown)
+        keeper = LeaseKeeper(lease_store, "A", LeaseSettings(TTL), clock=steady)
+        limiter = RateLimiter(LimiterSettings(qps), cooldown=cooldown)
         client = VendorClient(
             base_url=server.url,
             app_id="test-app",
@@ -80,7 +81,9 @@ async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
             store=store,
             lease=keeper,
         )
-        poller = Poller(store, client, limiter, SETTINGS, SUBSCRIPTIONS, list_sweep=list_sweep)
+        poller = Poller(
+            store, client, limiter, poller_settings(SETTINGS, SUBSCRIPTIONS, list_sweep=list_sweep)
+        )
         node = Node(sim, store, limiter, client, poller, keeper, steady, db_clock, other)
         client.observer = lambda endpoint, label, _s: node.observed.append((endpoint, label))
         made.append((node, server, lease_store))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from notifier.polling.lease import MARGIN, LeaseKeeper
+from notifier.polling.lease import MARGIN, LeaseKeeper, LeaseSettings
 from notifier.store import Store
 from tests.kit import FakeClock, until
 
@@ -45,11 +45,11 @@ async def test_a_node_resumed_after_another_took_its_lease_shuts_its_gate_at_onc
     stores: tuple[Store, Store],
 ) -> None:
     """A 30 s lease (renewals 10 s apart): the takeover is seen within the first probe."""
-    a = LeaseKeeper(stores[0], "node-a", 30.0, clock=FakeClock(FROZEN))
+    a = LeaseKeeper(stores[0], "node-a", LeaseSettings(30.0), clock=FakeClock(FROZEN))
     await a.renew()
     assert a.may_call()
     # Paused long enough for A's lease to run out; B took it (sole: without waiting it out).
-    b = LeaseKeeper(stores[1], "node-b", 30.0, sole=True)
+    b = LeaseKeeper(stores[1], "node-b", LeaseSettings(30.0), sole=True)
     await b.renew()
     assert b.may_call()
     assert a.may_call()  # A's own clock saw nothing
@@ -66,7 +66,7 @@ async def test_a_pause_is_measured_against_the_databases_clock(
 ) -> None:
     """Nobody took the lease, but the database's clock ran on while A's stood still: A's
     deadline moves nearer by the pause, A logs it, and renews at once."""
-    a = LeaseKeeper(stores[0], "node-a", 3.0, clock=FakeClock(FROZEN))
+    a = LeaseKeeper(stores[0], "node-a", LeaseSettings(3.0), clock=FakeClock(FROZEN))
     await a.renew()
     assert a.deadline == FROZEN + 3.0
     # Paused: wait (on the database's clock) until less than MARGIN of the lease is left.

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from notifier.polling import vendor as vendor_module
-from notifier.polling.lease import LeaseKeeper
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.lease import LeaseKeeper, LeaseSettings
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import DETAIL_PATH, VendorClient
 from notifier.store import Store
 from tests.kit import SECRET_KEY, Simulator, StoreFactory
@@ -51,7 +51,7 @@ def client(
         base_url=simulator.url,
         app_id="test-app",
         secret_key=SECRET_KEY,
-        limiter=RateLimiter(100),
+        limiter=RateLimiter(LimiterSettings(100)),
         store=store,
         lease=keeper,
         transport=transport,
@@ -69,9 +69,9 @@ async def test_a_fetch_that_outlived_its_lease_does_not_overwrite_the_newer_toke
     new tenure): A's token is still the older one, and newest wins."""
     monkeypatch.setattr(vendor_module, "TOKEN_LOCK_PATIENCE", 0.2)
     store_a, lease_a, store_b, lease_b = (make_store() for _ in range(4))
-    keeper_a = LeaseKeeper(lease_a, "node-a", TTL)
+    keeper_a = LeaseKeeper(lease_a, "node-a", LeaseSettings(TTL))
     # sole: B's first take does not wait for A's lease to run out (as if it just had).
-    keeper_b = LeaseKeeper(lease_b, "node-b", TTL, sole=True)
+    keeper_b = LeaseKeeper(lease_b, "node-b", LeaseSettings(TTL), sole=True)
     held = HeldAnswers()
     vendor_a = client(store_a, simulator, keeper_a, held)
     vendor_b = client(store_b, simulator, keeper_b, httpx.AsyncHTTPTransport())
@@ -112,7 +112,7 @@ async def test_a_lone_node_still_stores_its_token(
 ) -> None:
     """The fenced save on the single-node path (SQLite's sole daemon, and PostgreSQL)."""
     store, lease_store = make_store(), make_store()
-    keeper = LeaseKeeper(lease_store, "node-a", TTL, sole=True)
+    keeper = LeaseKeeper(lease_store, "node-a", LeaseSettings(TTL), sole=True)
     vendor = client(store, simulator, keeper, httpx.AsyncHTTPTransport())
     try:
         await keeper.renew()

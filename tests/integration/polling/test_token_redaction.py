@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from notifier import log as logs
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.store import Store
 from tests.kit import SECRET_KEY, Simulator
@@ -16,7 +16,7 @@ def client_for(simulator: Simulator, store: Store) -> VendorClient:
         base_url=simulator.url,
         app_id="test-app",
         secret_key=SECRET_KEY,
-        limiter=RateLimiter(10),
+        limiter=RateLimiter(LimiterSettings(10)),
         store=store,
     )
 

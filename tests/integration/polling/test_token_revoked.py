@@ -23,10 +23,11 @@ from notifier.delivery.operational import (
     TOKEN_REVOCATION_WINDOW,
     TOKEN_REVOCATIONS_FAILING,
     TOKEN_REVOKED_CAUSE,
+    AlertSettings,
     OperationalEvents,
     Thresholds,
 )
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import (
     TOKEN_REFRESH_MARGIN,
     TOKEN_REVOKED_HINT,
@@ -60,7 +61,7 @@ class Account:
             base_url=self.url,
             app_id=APP_ID,
             secret_key=SECRET_KEY,
-            limiter=RateLimiter(1000, cooldown=0.1),
+            limiter=RateLimiter(LimiterSettings(1000), cooldown=0.1),
             store=store,
             clock=self.clock,
         )
@@ -194,8 +195,8 @@ async def test_revocations_that_go_on_make_the_vendor_failing_until_they_stop(
     account: Account, clock: FakeClock
 ) -> None:
     store = account.store
-    subscribed = [("ops", ["vendor.failing", "vendor.recovered"])]
-    ops = OperationalEvents(store, subscribed, Thresholds(), clock=clock)
+    subscribed = (("ops", ("vendor.failing", "vendor.recovered")),)
+    ops = OperationalEvents(store, AlertSettings(subscribed, Thresholds()), clock=clock)
     client = account.client
     client.observer = ops.on_vendor_call
     client.on_token_revoked = ops.on_token_revoked

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from notifier.polling import vendor as vendor_module
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.store import Store
 from tests.kit import SECRET_KEY, Simulator, StoreFactory
@@ -43,7 +43,7 @@ def client(store: Store, simulator: Simulator) -> VendorClient:
         base_url=simulator.url,
         app_id="test-app",
         secret_key=SECRET_KEY,
-        limiter=RateLimiter(100),
+        limiter=RateLimiter(LimiterSettings(100)),
         store=store,
         transport=SlowTokens(),
     )

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from notifier.models import JobDetail
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import (
     CredentialsRejected,
     UnknownJob,
@@ -42,7 +42,7 @@ DETAIL_FIELDS = ("id", "status", "progress", "msg", "video_url", "preview_url", 
 
 def fast_limiter(qps: int = 1000, cooldown: float = 0.1) -> RateLimiter:
     """A real limiter with a budget big enough that spacing never slows a test down."""
-    return RateLimiter(qps, cooldown=cooldown)
+    return RateLimiter(LimiterSettings(qps), cooldown=cooldown)
 
 
 def stored_tokens(path: Path) -> list[tuple[str, str, float]]:
@@ -588,7 +588,7 @@ class RecordingLimiter(RateLimiter):
 
 
 async def test_40001_pauses_everyone_and_the_call_succeeds_after(harness: Harness) -> None:
-    limiter = RecordingLimiter(2, cooldown=1.0)
+    limiter = RecordingLimiter(LimiterSettings(2), cooldown=1.0)
     arrivals: list[float] = []
 
     async def others_waiting() -> None:
@@ -629,7 +629,7 @@ async def test_40001_is_retried_with_the_same_token(harness: Harness) -> None:
             return envelope(40001, "request too frequent, please retry later")
         return envelope(0, "success", detail_data())
 
-    limiter = RateLimiter(10, cooldown=0.1)
+    limiter = RateLimiter(LimiterSettings(10), cooldown=0.1)
     async with fake_vendor(detail) as fake:
         client = harness.client(fake.url, limiter=limiter)
         result = await client.detail("job-1")

@@ -13,7 +13,7 @@ import pytest
 
 from notifier import kinds
 from notifier.kinds import Kind, Phase
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import UnknownJob, VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store
@@ -51,7 +51,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
                 base_url=server.url,
                 app_id=APP_ID,
                 secret_key=SECRET_KEY,
-                limiter=RateLimiter(1000, cooldown=0.1),
+                limiter=RateLimiter(LimiterSettings(1000), cooldown=0.1),
                 store=store,
                 clock=clock,
             )

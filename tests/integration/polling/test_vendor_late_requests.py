@@ -17,7 +17,12 @@ import pytest
 from aiohttp import web
 
 from notifier.delivery.senders._http import WEBHOOK_USER_TIMEOUT, http_client
-from notifier.polling.ratelimit import LATE_ARRIVAL, VENDOR_USER_TIMEOUT, RateLimiter
+from notifier.polling.ratelimit import (
+    LATE_ARRIVAL,
+    VENDOR_USER_TIMEOUT,
+    LimiterSettings,
+    RateLimiter,
+)
 from notifier.polling.vendor import VendorClient, VendorError
 from notifier.service.http_server import AppServer
 from notifier.store import Store
@@ -71,7 +76,7 @@ async def test_vendor_sockets_carry_the_user_timeout(tmp_path: Path, stalling: A
         base_url=stalling.url,
         app_id="a",
         secret_key="s",
-        limiter=RateLimiter(10),
+        limiter=RateLimiter(LimiterSettings(10)),
         store=store,
         timeout=0.3,
     )
@@ -104,7 +109,7 @@ async def test_a_timed_out_call_keeps_its_slot_until_it_cannot_arrive(
     """qps 1: after an answered call the next goes one second after the answer; after one
     that timed out, the request may still arrive up to LATE_ARRIVAL later, so the next call
     waits that much longer (a lower bound: a slow machine only waits more)."""
-    limiter = RateLimiter(1)
+    limiter = RateLimiter(LimiterSettings(1))
     store = Store(tmp_path / "state.db")
     vendor = VendorClient(
         base_url=stalling.url,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient, VendorError
 from notifier.service.http_server import AppServer
 from notifier.store import Store
@@ -34,7 +34,7 @@ async def test_an_answer_trickled_past_the_timeout_is_given_up(tmp_path: Path) -
         base_url=server.url,
         app_id="a",
         secret_key="s",
-        limiter=RateLimiter(10),
+        limiter=RateLimiter(LimiterSettings(10)),
         store=store,
         timeout=1.0,
     )

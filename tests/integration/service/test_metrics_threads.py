@@ -9,14 +9,14 @@ from typing import Any
 
 import httpx
 
-from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.service.http_server import AppServer
 from notifier.service.metrics import Metrics, make_app
 
 
 async def test_loop_owned_numbers_are_read_on_the_loop() -> None:
     loop_thread = threading.get_ident()
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     seen: dict[str, int] = {}
 
     def snapshot() -> dict[str, Any]:

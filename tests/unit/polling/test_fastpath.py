@@ -16,18 +16,22 @@ from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from tests.kit import FakeClock, StoreFactory
+from tests.kit.poller import poller_settings
 from tests.kit.store import detail, event
+
+#: Polls 30 s apart: a test's watches are due only when it says so.
+SLOW = poller_settings(PollingSettings(30.0, 60.0, 3600.0), [])
 
 
 async def test_one_poll_per_job_and_half_the_budget(make_store: StoreFactory) -> None:
     clock = FakeClock(1000.0)
     store = make_store(clock=clock)
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     # Nothing listens on port 9: the polls started here fail and are recorded as errors.
     vendor = VendorClient(
         base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
     )
-    poller = Poller(store, vendor, limiter, PollingSettings(30.0, 60.0, 3600.0), [], clock=clock)
+    poller = Poller(store, vendor, limiter, SLOW, clock=clock)
     fast = FastPath(poller, clock=clock)
     ids = [f"job{n}" for n in range(8)]
     store.add_watches([WatchSpec(i) for i in [*ids, "done"]], "queue")
@@ -60,11 +64,11 @@ async def test_an_unwatched_id_is_checked_first_and_watched_only_if_the_vendor_k
     share it waits (newest first, at most PENDING_MAX, the oldest dropped), never lost."""
     clock = FakeClock(1000.0)
     store = make_store(clock=clock)
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     vendor = VendorClient(
         base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
     )
-    poller = Poller(store, vendor, limiter, PollingSettings(30.0, 60.0, 3600.0), [], clock=clock)
+    poller = Poller(store, vendor, limiter, SLOW, clock=clock)
     outcomes: list[str] = []
     fast = FastPath(poller, clock=clock, outcomes=outcomes.append)
     asked: list[str] = []
@@ -136,12 +140,12 @@ async def test_a_standby_watches_unchecked_within_the_share(make_store: StoreFac
     lease holder (its 40000s fail a forged one), at the share's pace."""
     clock = FakeClock(1000.0)
     store = make_store(clock=clock)
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     vendor = VendorClient(
         base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
     )
     vendor.may_call = lambda: False  # type: ignore[method-assign]
-    poller = Poller(store, vendor, limiter, PollingSettings(30.0, 60.0, 3600.0), [], clock=clock)
+    poller = Poller(store, vendor, limiter, SLOW, clock=clock)
     fast = FastPath(poller, clock=clock)
 
     def admit(job_id: str) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from notifier.polling import lease as lease_module
-from notifier.polling.lease import MARGIN, LeaseKeeper, LeaseLost
+from notifier.polling.lease import MARGIN, LeaseKeeper, LeaseLost, LeaseSettings
 from notifier.store import Store
 from tests.kit import FakeClock, until
 from tests.kit.lease import EPS, pin_db_clock
@@ -42,7 +42,7 @@ def open_store(tmp_path: Path, db_clock: FakeClock) -> Iterator[Callable[..., St
 
 def keeper(store: Store, node: str, **kwargs: Any) -> tuple[LeaseKeeper, FakeClock]:
     steady = FakeClock(1000.0)
-    return LeaseKeeper(store, node, TTL, clock=steady, **kwargs), steady
+    return LeaseKeeper(store, node, LeaseSettings(TTL), clock=steady, **kwargs), steady
 
 
 def events(logs: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
@@ -83,7 +83,7 @@ async def test_deadline_is_measured_from_before_the_round_trip(
 ) -> None:
     steady = FakeClock(1000.0)
     slow = RoundTrip(open_store(), steady, there=1.0, back=2.0)
-    k = LeaseKeeper(slow, "A", TTL, clock=steady)
+    k = LeaseKeeper(slow, "A", LeaseSettings(TTL), clock=steady)
     await k.renew()
     # Sent at 1000: the database granted 10 s from its own "now" (at 1001 or later), so
     # 1010 is the latest we may assume; the 3 s round trip came off what is left.
@@ -247,7 +247,7 @@ def test_renewals_leave_the_margin_even_after_one_late_renewal(
     """Renewed every renew_every: at the next renewal at least MARGIN + renew_every is left,
     so one renewal may fail (or come late by that much) before the gate shuts."""
     for ttl in (3.0, 4.0, 10.0, 60.0):
-        k = LeaseKeeper(open_store(), "A", ttl)
+        k = LeaseKeeper(open_store(), "A", LeaseSettings(ttl))
         assert ttl - 2 * k.renew_every >= MARGIN
         assert k.renew_every <= ttl / 3
 

@@ -33,7 +33,7 @@ async def send(limiter: RateLimiter, clock: Clock, n: int, **kw: bool) -> list[f
 
 def test_never_more_than_qps_in_any_second_and_evenly_spaced() -> None:
     async def main(clock: Clock) -> list[float]:
-        return await send(RateLimiter(5, clock=clock), clock, 12)
+        return await send(RateLimiter(LimiterSettings(5), clock=clock), clock, 12)
 
     sent = run_virtual(main)
     start = sent[0]
@@ -44,7 +44,7 @@ def test_never_more_than_qps_in_any_second_and_evenly_spaced() -> None:
 
 def test_window_rule_keeps_a_guard_for_late_arrivals() -> None:
     async def main(clock: Clock) -> tuple[list[float], int]:
-        limiter = RateLimiter(10, guard=0.05, clock=clock)
+        limiter = RateLimiter(LimiterSettings(10), guard=0.05, clock=clock)
         sent = await send(limiter, clock, 21)
         return sent, limiter.calls
 
@@ -64,7 +64,9 @@ def test_throttle_pauses_callers_already_waiting_then_rate_recovers() -> None:
     still wait out the pause (the re-check after the sleep), then go at the lowered rate."""
 
     async def main(clock: Clock) -> tuple[float, float, list[float], RateLimiter]:
-        limiter = RateLimiter(10, clock=clock, cooldown=1.0, recovery_per_second=0.1)
+        limiter = RateLimiter(
+            LimiterSettings(10), clock=clock, cooldown=1.0, recovery_per_second=0.1
+        )
         start = clock()
         waiting = asyncio.ensure_future(send(limiter, clock, 6))
         await asyncio.sleep(0.15)  # two have gone; the third sleeps until its slot at 0.2
@@ -88,7 +90,9 @@ def test_throttle_pauses_callers_already_waiting_then_rate_recovers() -> None:
 
 def test_rate_recovers_fully_after_a_quiet_spell() -> None:
     async def main(clock: Clock) -> tuple[list[float], list[float]]:
-        limiter = RateLimiter(10, clock=clock, cooldown=1.0, recovery_per_second=0.1)
+        limiter = RateLimiter(
+            LimiterSettings(10), clock=clock, cooldown=1.0, recovery_per_second=0.1
+        )
         limiter.throttle()
         slow = await send(limiter, clock, 3)
         await asyncio.sleep(4.0)  # 7 + 4 s x 1/s: back to the full 10
@@ -104,7 +108,7 @@ def test_rate_recovers_fully_after_a_quiet_spell() -> None:
 
 def test_lowering_qps_while_calls_wait_applies_to_the_waiting_calls() -> None:
     async def main(clock: Clock) -> tuple[float, list[float]]:
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(LimiterSettings(10), clock=clock)
         waiting = asyncio.ensure_future(send(limiter, clock, 12))
         await asyncio.sleep(0.25)  # three have gone, the fourth sleeps until 0.3
         changed_at = clock()
@@ -123,7 +127,7 @@ def test_lowering_qps_while_calls_wait_applies_to_the_waiting_calls() -> None:
 
 def test_close_releases_waiters_at_once() -> None:
     async def main(clock: Clock) -> float:
-        limiter = RateLimiter(1, clock=clock)
+        limiter = RateLimiter(LimiterSettings(1), clock=clock)
         await limiter.acquire()
         start = clock()
         waiter = asyncio.ensure_future(limiter.acquire())
@@ -142,7 +146,7 @@ def test_close_releases_waiters_at_once() -> None:
 
 
 def test_reconfigure_applies_new_budget() -> None:
-    limiter = RateLimiter(10)
+    limiter = RateLimiter(LimiterSettings(10))
     limiter.configure(LimiterSettings(4))
     assert limiter.qps == 4 and limiter.rate == 4.0
     limiter.configure(LimiterSettings(20))
@@ -151,7 +155,7 @@ def test_reconfigure_applies_new_budget() -> None:
 
 def test_priority_callers_go_before_waiting_ordinary_ones() -> None:
     async def main(clock: Clock) -> list[str]:
-        limiter = RateLimiter(20, clock=clock)
+        limiter = RateLimiter(LimiterSettings(20), clock=clock)
         order: list[str] = []
 
         async def call(name: str, priority: bool = False) -> None:
@@ -169,7 +173,7 @@ def test_priority_callers_go_before_waiting_ordinary_ones() -> None:
 
 def test_a_cancelled_waiter_does_not_block_the_queue() -> None:
     async def main(clock: Clock) -> None:
-        limiter = RateLimiter(20, clock=clock)
+        limiter = RateLimiter(LimiterSettings(20), clock=clock)
         await limiter.acquire()
         holder = asyncio.ensure_future(limiter.acquire())  # waits for its slot, holding the turn
         await asyncio.sleep(0)
@@ -187,7 +191,7 @@ def test_a_cancelled_waiter_does_not_block_the_queue() -> None:
 
 def test_a_waiter_cancelled_while_sleeping_passes_the_turn_on() -> None:
     async def main(clock: Clock) -> float:
-        limiter = RateLimiter(2, clock=clock)
+        limiter = RateLimiter(LimiterSettings(2), clock=clock)
         await limiter.acquire()
         sleeper = asyncio.ensure_future(limiter.acquire())  # sleeps 0.5 s holding the turn
         after = asyncio.ensure_future(limiter.acquire())
@@ -207,7 +211,7 @@ def test_a_waiter_cancelled_as_the_turn_passes_it_leaves_the_limiter_working() -
     The exact interleaving is made by hand, through the turn's own methods."""
 
     async def main(clock: Clock) -> None:
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(LimiterSettings(10), clock=clock)
         await limiter._take_turn(3)  # this test holds the turn
         waiter = asyncio.create_task(limiter._take_turn(3))
         await asyncio.sleep(0)  # queued behind us

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from notifier.polling.ratelimit import LimiterClosed, RateLimiter
+from notifier.polling.ratelimit import LimiterClosed, LimiterSettings, RateLimiter
 from tests.kit import run_virtual
 
 Clock = Callable[[], float]
@@ -49,7 +49,9 @@ async def traffic(
 def test_late_arrivals_never_make_more_than_qps_in_a_second() -> None:
     def run(answered: bool) -> tuple[list[float], list[float]]:
         async def main(clock: Clock) -> tuple[list[float], list[float]]:
-            return await traffic(RateLimiter(10, clock=clock), clock, 60, answered=answered)
+            return await traffic(
+                RateLimiter(LimiterSettings(10), clock=clock), clock, 60, answered=answered
+            )
 
         return run_virtual(main)
 
@@ -65,7 +67,7 @@ def test_late_arrivals_never_make_more_than_qps_in_a_second() -> None:
 
 def test_a_backlog_runs_at_qps_over_one_plus_the_round_trip() -> None:
     async def main(clock: Clock) -> list[float]:
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(LimiterSettings(10), clock=clock)
         admitted: list[float] = []
 
         async def one() -> None:
@@ -84,7 +86,7 @@ def test_a_backlog_runs_at_qps_over_one_plus_the_round_trip() -> None:
 
 def test_close_releases_a_caller_waiting_for_answers() -> None:
     async def main(clock: Clock) -> tuple[type[BaseException] | None, int]:
-        limiter = RateLimiter(2, clock=clock)
+        limiter = RateLimiter(LimiterSettings(2), clock=clock)
         stuck = asyncio.Event()
 
         async def never_answered() -> None:
@@ -113,7 +115,7 @@ def test_close_releases_a_caller_waiting_for_answers() -> None:
 
 def test_a_call_cancelled_before_it_went_takes_no_place() -> None:
     async def main(clock: Clock) -> tuple[float, int]:
-        limiter = RateLimiter(1, clock=clock)
+        limiter = RateLimiter(LimiterSettings(1), clock=clock)
         start = clock()
         async with limiter.call():
             pass
