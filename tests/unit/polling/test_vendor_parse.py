@@ -20,18 +20,11 @@ from notifier.polling.vendor import (
     parse_detail,
     parse_envelope,
 )
+from tests.kit.strategies import json_like
 
 FIELDS = ("id", "status", "progress", "msg", "video_url", "preview_url", "duration", "create_time")
 NUMBER_FIELDS = ("status", "progress", "duration", "create_time")
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-json_like = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 # Values a number field might plausibly carry, good and bad: real numbers, numeric strings,
 # booleans, huge integers, non-finite floats, junk.
 numberish = st.one_of(

@@ -14,15 +14,8 @@ from notifier import kinds
 from notifier.delivery.transition import build_event
 from notifier.kinds import Kind, Phase
 from notifier.polling.vendor import parse_detail
+from tests.kit.strategies import json_like
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-json_like = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
 status_like = st.one_of(
     st.sampled_from([0, 1, 2, 3, 4, 5, 9, 10, 20, 30, 40, 45, 50, 59, 99, "30", 30.0]),
     st.sampled_from(["Queued", "Ready", "Generating", "Success", "Error", "Fail", "success"]),
