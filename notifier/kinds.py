@@ -322,6 +322,11 @@ KINDS: Mapping[str, Kind] = {
 DEFAULT_KIND = LIP_SYNC.name
 #: Every job event type of every kind.
 JOB_EVENT_TYPES: tuple[str, ...] = tuple(e for k in KINDS.values() for e in k.events)
+#: Kinds discovery (``watch.discover``) can cover: their list pages through the account's
+#: jobs, newest first. AI creation's is asked by ids, so it shows only jobs already watched.
+DISCOVERABLE: tuple[str, ...] = tuple(
+    k.name for k in KINDS.values() if k.listing is not None and k.listing.by == "page"
+)
 
 
 def kind_problem(name: object) -> str | None:
@@ -330,6 +335,16 @@ def kind_problem(name: object) -> str | None:
         return None
     shown = repr(name) if isinstance(name, str) else type(name).__name__
     return f"unknown kind {shown[:60]} (kinds: {', '.join(KINDS)})"
+
+
+def discovery_problem(name: object) -> str | None:
+    """Why discovery cannot cover ``name``, or None."""
+    if problem := kind_problem(name):
+        return problem
+    if name in DISCOVERABLE:
+        return None
+    why = "it has no list call" if KINDS[str(name)].listing is None else "its list is asked by ids"
+    return f"kind {name!r} cannot be discovered: {why} (discoverable: {', '.join(DISCOVERABLE)})"
 
 
 def get(name: str) -> Kind:

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from notifier import kinds
 from notifier.config.events import DEFAULT_EVENTS, expand
 from notifier.config.events import problem as event_problem
 from notifier.config.fields import (
@@ -182,6 +183,19 @@ def _labels(value: object) -> object:
     return label_map(value)
 
 
+def _discover_kinds(value: object) -> list[str]:
+    """A kind, a list of kinds, or ``*`` (every kind discovery can cover), in table order."""
+    names = value if isinstance(value, list) else [value]
+    if "*" in names:
+        return list(kinds.DISCOVERABLE)
+    if not names:
+        raise ValueError(f"name at least one kind (discoverable: {', '.join(kinds.DISCOVERABLE)})")
+    for name in names:
+        if problem := kinds.discovery_problem(name):
+            raise ValueError(problem)
+    return [k for k in kinds.DISCOVERABLE if k in names]
+
+
 class DiscoverConfig(BaseModel):
     """``watch.discover``: list sweeps make watches of new jobs by themselves."""
 
@@ -192,6 +206,10 @@ class DiscoverConfig(BaseModel):
     labels: Annotated[dict[str, str], BeforeValidator(_labels)] = Field(default_factory=dict)
     #: None: every endpoint subscribed to the event (as a watch added without endpoints).
     endpoints: list[Annotated[str, BeforeValidator(endpoint_name)]] | None = None
+    #: The kinds whose lists discovery reads; lip-sync alone unless named.
+    kinds: Annotated[list[str], BeforeValidator(_discover_kinds)] = Field(
+        default_factory=lambda: [kinds.DEFAULT_KIND]
+    )
 
 
 class WatchConfig(BaseModel):

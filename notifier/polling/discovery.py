@@ -7,6 +7,8 @@ gets there, every job from that mark up to the newest one the round saw first ha
 looked at, and the mark moves up to it (kept in the state, so a restart neither misses jobs
 nor scans the account again). The mark is inclusive: jobs of its very second are looked at
 again, and the store makes each one a watch once, whatever page it shows up on.
+
+Each kind discovery covers (``watch.discover.kinds``) has its own list, round and mark.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from notifier.kinds import DEFAULT_KIND
 from notifier.log import get_logger
 from notifier.models import JobDetail, job_id_problem
 from notifier.store import Store
@@ -32,6 +35,8 @@ class DiscoverySettings:
     labels: Mapping[str, str] = field(default_factory=dict)
     #: None: every endpoint subscribed to the event, as for a watch added without any.
     endpoints: tuple[str, ...] | None = None
+    #: The kinds whose lists are read for new jobs (each must list by page).
+    kinds: tuple[str, ...] = (DEFAULT_KIND,)
 
 
 class Discoverer:
@@ -44,8 +49,8 @@ class Discoverer:
         self.configure(settings)
         #: Watches made since the daemon started (``chanjing_discovered_total``).
         self.discovered = 0
-        #: The newest create_time the current round saw on its first page.
-        self._round_top: int | None = None
+        #: Per kind: the newest create_time its current round saw on its first page.
+        self._round_top: dict[str, int | None] = {}
 
     def configure(self, settings: DiscoverySettings) -> None:
         """At start and on each reload; the count of watches made is kept."""
@@ -55,25 +60,28 @@ class Discoverer:
             since = self.store.state_created_at() or self.store.now()
         self.since = float(since)
 
-    def floor(self) -> float:
-        """The oldest create_time the current round must reach down to. The vendor counts
-        whole seconds: a job of the second ``since`` falls in counts as new (better an
-        event for a job a moment older than none for a new one)."""
-        return float(math.floor(self.store.discovery_covered(self.since)))
+    def covers(self, kind: str) -> bool:
+        return kind in self.settings.kinds
 
-    def start_round(self, details: Sequence[JobDetail]) -> None:
+    def floor(self, kind: str) -> float:
+        """The oldest create_time the current round of ``kind`` must reach down to. The
+        vendor counts whole seconds: a job of the second ``since`` falls in counts as new
+        (better an event for a job a moment older than none for a new one)."""
+        return float(math.floor(self.store.discovery_covered(self.since, kind)))
+
+    def start_round(self, kind: str, details: Sequence[JobDetail]) -> None:
         """The first page of a round: the mark may move up to its newest job at the end."""
         stamps = [d.create_time for d in details if d.create_time > 0]
-        self._round_top = max(stamps) if stamps else None
+        self._round_top[kind] = max(stamps) if stamps else None
 
-    def finish_round(self, floor: float) -> None:
+    def finish_round(self, kind: str, floor: float) -> None:
         """The round read down to ``floor`` (or the list's end): everything up to its top
         has been seen. Once a round: later calls of the same round do nothing."""
-        top, self._round_top = self._round_top, None
+        top = self._round_top.pop(kind, None)
         if top is not None and top > floor:
-            self.store.advance_discovery(self.since, float(top))
+            self.store.advance_discovery(self.since, float(top), kind)
 
-    def take(self, details: Sequence[JobDetail], floor: float) -> set[str]:
+    def take(self, kind: str, details: Sequence[JobDetail], floor: float) -> set[str]:
         """Make watches of the page's new jobs; the ids made (the caller observes them from
         the same answer, so a job that already finished makes its event now)."""
         found: dict[str, int] = {}
@@ -85,8 +93,8 @@ class Discoverer:
                 log.debug("listed job id not watchable; skipped", job_id=detail.id)
                 continue
             found[detail.id] = detail.create_time
-        made = self.store.discover(found, self.settings.labels, self.settings.endpoints)
+        made = self.store.discover(found, self.settings.labels, self.settings.endpoints, kind=kind)
         for job_id in made:
-            log.debug("discovered job", job_id=job_id, create_time=found[job_id])
+            log.debug("discovered job", kind=kind, job_id=job_id, create_time=found[job_id])
         self.discovered += len(made)
         return set(made)

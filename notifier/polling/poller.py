@@ -377,21 +377,22 @@ class Poller:
             return  # a standby node: the vendor lease holder sweeps
         interval = self.settings.min_interval
         budget = self.limiter.qps * interval
-        # Lip-sync is swept while discovery is on, watched or not: discovery reads its list.
+        # A kind discovery covers is swept watched or not: discovery reads its list.
         counts = self.store.active_counts_by_kind()
-        counts.setdefault(kinds.DEFAULT_KIND, 0)
+        for name in discovery.settings.kinds if discovery is not None else ():
+            counts.setdefault(name, 0)
         total = sum(counts.values())
         runs = []
         for name, count in counts.items():
             sweep = self._sweeps.get(name)
             if sweep is None or sweep.paused():
                 continue
-            if not count and not (discovery is not None and name == kinds.DEFAULT_KIND):
+            with_discovery = discovery if discovery is not None and discovery.covers(name) else None
+            if not count and with_discovery is None:
                 continue
             share = count / total if total else 1.0
             pages = max(1, int(budget * SWEEP_BUDGET_SHARE * share))
             productive = max(pages, int(budget * SWEEP_BUDGET_SHARE_PRODUCTIVE * share))
-            with_discovery = discovery if name == kinds.DEFAULT_KIND else None
             runs.append(sweep.run(self, Budget(pages, productive), count, interval, with_discovery))
         # Side by side: each kind's pages queue at the one limiter as its budget allows.
         await asyncio.gather(*runs)

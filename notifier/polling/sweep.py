@@ -135,7 +135,7 @@ class PageSweep(_KindSweep):
         if discovery is not None:
             # The leading pages are where new jobs are: a round starts at the newest.
             self._skip_pages = 0
-            floor = discovery.floor()
+            floor = discovery.floor(self.kind.name)
         page = first = self._skip_pages + 1 if new_round else self._resume_page
         fetches: dict[int, tuple[int, asyncio.Task[ListPage]]] = {}
         started = 0
@@ -177,8 +177,8 @@ class PageSweep(_KindSweep):
                     log.info("vendor caps the list page size", page_size=self.page_size)
                 if discovery is not None:
                     if new_round and page == 1:
-                        discovery.start_round(answer.details)
-                    made |= discovery.take(answer.details, floor)
+                        discovery.start_round(self.kind.name, answer.details)
+                    made |= discovery.take(self.kind.name, answer.details, floor)
                 watched = host.observe_page(answer.details, covered_until, self.kind)
                 # Watches made by this sweep were not counted in ``active``.
                 seen += len(watched - made)
@@ -194,12 +194,12 @@ class PageSweep(_KindSweep):
                 discovery_done = discovery is None or bool(stamps and min(stamps) < floor)
                 if discovery is not None and discovery_done:
                     # Kept now, while the round may go on for older watched jobs.
-                    discovery.finish_round(floor)
+                    discovery.finish_round(self.kind.name, floor)
                 if not answer.received or page >= answer.pages or (watches_done and discovery_done):
                     # What the next round, starting after the leading pages, will need.
                     self._round_pages = page - self._skip_pages
                     if discovery is not None:
-                        discovery.finish_round(floor)
+                        discovery.finish_round(self.kind.name, floor)
                     self._sweep_done("ok", resume=1)
                     return
                 page += 1

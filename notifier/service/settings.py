@@ -109,7 +109,7 @@ def discovery_settings(config: Config) -> DiscoverySettings | None:
         return None
     since = None if discover.since == "start" else float(discover.since)
     endpoints = tuple(discover.endpoints) if discover.endpoints is not None else None
-    return DiscoverySettings(since, dict(discover.labels), endpoints)
+    return DiscoverySettings(since, dict(discover.labels), endpoints, tuple(discover.kinds))
 
 
 def poller_settings(config: Config) -> PollerSettings:

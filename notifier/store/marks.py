@@ -3,6 +3,7 @@ far back discovery (``watch.discover``) has covered the vendor's list."""
 
 from __future__ import annotations
 
+from notifier.kinds import DEFAULT_KIND
 from notifier.store.base import CREATED_AT, StoreBase
 
 #: The ``since`` the covered mark was reached for (another ``since`` starts over).
@@ -12,6 +13,11 @@ DISCOVERY_SINCE = "discovery_since"
 DISCOVERY_COVERED = "discovery_covered"
 
 
+def _mark(name: str, kind: str) -> str:
+    """Each kind's list has its own marks; lip-sync's keep their names of before kinds."""
+    return name if kind == DEFAULT_KIND else f"{name}:{kind}"
+
+
 class DiscoveryMarks(StoreBase):
     """The ``state_marks`` table (and the ``discovered`` rows the covered mark retires)."""
 
@@ -19,18 +25,18 @@ class DiscoveryMarks(StoreBase):
         value = self._one("get_mark", CREATED_AT)
         return None if value is None else float(value)
 
-    def discovery_covered(self, since: float) -> float:
-        """Where discovery starts looking: the covered mark if it was reached for this
-        ``since``, else ``since`` itself."""
-        if self._one("get_mark", DISCOVERY_SINCE) != since:
+    def discovery_covered(self, since: float, kind: str = DEFAULT_KIND) -> float:
+        """Where discovery starts looking in ``kind``'s list: the covered mark if it was
+        reached for this ``since``, else ``since`` itself."""
+        if self._one("get_mark", _mark(DISCOVERY_SINCE, kind)) != since:
             return since
-        value = self._one("get_mark", DISCOVERY_COVERED)
+        value = self._one("get_mark", _mark(DISCOVERY_COVERED, kind))
         return since if value is None else max(since, float(value))
 
-    def advance_discovery(self, since: float, covered: float) -> None:
-        """A round of sweeps covered the list down to the old mark: ids below the new one
-        are never looked at again, so their rows go."""
+    def advance_discovery(self, since: float, covered: float, kind: str = DEFAULT_KIND) -> None:
+        """A round of sweeps covered ``kind``'s list down to the old mark: its ids below the
+        new one are never looked at again, so their rows go (other kinds' stay)."""
         with self.transaction():
-            self._run("set_mark", {"name": DISCOVERY_SINCE, "value": since})
-            self._run("set_mark", {"name": DISCOVERY_COVERED, "value": covered})
-            self._run("prune_discovered", (int(covered),))
+            self._run("set_mark", {"name": _mark(DISCOVERY_SINCE, kind), "value": since})
+            self._run("set_mark", {"name": _mark(DISCOVERY_COVERED, kind), "value": covered})
+            self._run("prune_discovered", (kind, int(covered)))

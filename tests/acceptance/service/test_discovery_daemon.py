@@ -95,7 +95,7 @@ def test_sighup_turns_discovery_on_and_changes_its_labels(
     workspace: Workspace, simulator: Simulator, receiver: ReceiverServer
 ) -> None:
     """Reload: discovery switched on finds a job that was already there (``since`` before
-    it); new labels apply to the jobs discovered after the reload."""
+    it); new labels and kinds apply to the jobs discovered after the reload."""
     sim = simulator.sim
     since = int(time.time()) - 2
     daemon = workspace.start()
@@ -122,12 +122,17 @@ def test_sighup_turns_discovery_on_and_changes_its_labels(
         )
 
     assert arrived(first), receiver.receiver.summary()
-    reload({"since": iso, "labels": {"round": "two"}, "endpoints": ["ops"]})
+    # The second round also reads video's list (a video job made before it is found too).
+    video = sim.add_job(kind="video", queue_s=0, run_s=0.3, outcome="succeeded")
+    two = {"since": iso, "labels": {"round": "two"}, "endpoints": ["ops"]}
+    reload({**two, "kinds": ["lip_sync", "video"]})
     second = sim.add_job("after-change", queue_s=0, run_s=0.3, outcome=30)
     assert arrived(second), receiver.receiver.summary()
+    assert arrived(video), receiver.receiver.summary()
     assert daemon.stop() == 0
     got = delivered(receiver)
     assert got == {
         first: ("lip_sync.succeeded", {"round": "one"}),
         second: ("lip_sync.failed", {"round": "two"}),
+        video: ("video.succeeded", {"round": "two"}),
     }

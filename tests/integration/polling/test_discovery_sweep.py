@@ -9,6 +9,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from notifier.kinds import DEFAULT_KIND
 from notifier.polling.discovery import Discoverer, DiscoverySettings
 from notifier.polling.poller import SWEEP_BUDGET_SHARE_PRODUCTIVE, Poller
 from tests.kit import T0
@@ -18,8 +19,13 @@ from tests.kit.sweep import DETAIL_PATH, LIST_PATH, SETTINGS, SUBSCRIPTIONS, Rig
 LABELS = {"source": "discovered", "team": "video"}
 
 
-def discover(r: Rig, since: float, labels: Mapping[str, str] = LABELS) -> Discoverer:
-    found = Discoverer(r.store, DiscoverySettings(since, dict(labels), ("ops",)))
+def discover(
+    r: Rig,
+    since: float,
+    labels: Mapping[str, str] = LABELS,
+    kinds: tuple[str, ...] = (DEFAULT_KIND,),
+) -> Discoverer:
+    found = Discoverer(r.store, DiscoverySettings(since, dict(labels), ("ops",), kinds))
     r.poller.discovery = found
     return found
 
@@ -34,6 +40,10 @@ def restart(r: Rig, since: float) -> Discoverer:
 
 def watched(r: Rig) -> dict[str, str]:
     return {w["job_id"]: w["source"] for w in r.store.list_watches()}
+
+
+def by_kind(r: Rig) -> set[tuple[str, str]]:
+    return {(w["kind"], w["job_id"]) for w in r.store.list_watches()}
 
 
 def events(r: Rig) -> list[tuple[str, str]]:
@@ -209,3 +219,38 @@ async def test_the_covered_mark_survives_a_restart(tmp_path: Path) -> None:
         restart(r, since + 50)
         await r.poller.sweep()
         assert len(watched(r)) == 43
+
+
+async def test_each_kind_named_is_discovered_from_its_own_list(tmp_path: Path) -> None:
+    async with rig(tmp_path, start=T0 - 100) as (r, _):
+        old_video = r.sim.add_job(kind="video", queue_s=0, run_s=5)
+        r.clock.advance(100)
+        since = float(int(r.clock()))
+        found = discover(r, since, kinds=("lip_sync", "video"))
+        lip = r.sim.add_job(queue_s=0, run_s=50)
+        video = r.sim.add_job(kind="video", queue_s=0, run_s=50)
+        avatar = r.sim.add_job(kind="customised_person", queue_s=0, run_s=50)
+        done = r.sim.add_job(kind="video", queue_s=0, run_s=0.5, outcome="failed")
+        r.clock.advance(1)
+
+        await r.poller.sweep()
+
+        # Lip-sync and video, each from its own list; avatars were not named, and video's
+        # job from before ``since`` is not new.
+        assert by_kind(r) == {("lip_sync", lip), ("video", video), ("video", done)}
+        assert r.calls("/open/v1/list_customised_person") == 0
+        assert found.discovered == 3
+        # One that had already finished makes its event of its kind from the list answer.
+        assert events(r) == [(done, "video.failed")]
+        assert old_video not in {job_id for _kind, job_id in by_kind(r)}
+        # Each list's round was completed: each kind's mark moved to its own newest job.
+        vendor = r.vendor_view()
+        assert r.store.discovery_covered(since, "video") == vendor[video]["create_time"]
+        assert r.store.discovery_covered(since) == vendor[lip]["create_time"]
+        assert r.store.discovery_covered(since, "customised_person") == since
+        # Nothing watched yet of an avatar: a reload that adds the kind reads its list too.
+        found.configure(replace(found.settings, kinds=("lip_sync", "video", "customised_person")))
+        r.clock.advance(1)
+        await r.poller.sweep()
+        assert ("customised_person", avatar) in by_kind(r)
+        assert r.calls(DETAIL_PATH) == 0  # all of it from list answers

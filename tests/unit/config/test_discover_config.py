@@ -29,6 +29,33 @@ def test_empty_means_every_new_job_since_the_state_began(tmp_path: Path) -> None
     discover = _load(tmp_path, "\n").watch.discover
     assert discover is not None
     assert (discover.since, discover.labels, discover.endpoints) == ("start", {}, None)
+    assert discover.kinds == ["lip_sync"]  # as before kinds: existing configs unchanged
+
+
+@pytest.mark.parametrize(
+    ("given", "kinds"),
+    [
+        ("video", ["video"]),
+        ("[video, lip_sync, video]", ["lip_sync", "video"]),  # table order, once each
+        ("'*'", ["lip_sync", "video", "customised_person", "voice_clone"]),
+    ],
+)
+def test_the_kinds_it_covers(tmp_path: Path, given: str, kinds: list[str]) -> None:
+    discover = _load(tmp_path, f" {{kinds: {given}}}\n").watch.discover
+    assert discover is not None and discover.kinds == kinds
+
+
+@pytest.mark.parametrize(
+    ("given", "wanted"),
+    [
+        ("[video, tts]", "watch.discover.kinds: kind 'tts' cannot be discovered: it has no list"),
+        ("[ai_creation]", "kind 'ai_creation' cannot be discovered: its list is asked by ids"),
+        ("[vidoe]", "watch.discover.kinds: unknown kind 'vidoe' (kinds: lip_sync, video,"),
+        ("[]", "watch.discover.kinds: name at least one kind (discoverable: lip_sync, video,"),
+    ],
+)
+def test_a_kind_it_cannot_cover_is_named(tmp_path: Path, given: str, wanted: str) -> None:
+    assert wanted in _error(tmp_path, f" {{kinds: {given}}}\n")
 
 
 @pytest.mark.parametrize(

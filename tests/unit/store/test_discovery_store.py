@@ -70,6 +70,24 @@ def test_the_covered_mark_belongs_to_its_since(make_store: StoreFactory) -> None
     assert [r[0] for r in rows] == ["edge", "new"]
 
 
+def test_each_kind_has_its_own_covered_mark_and_rows(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.discover({"lip": 1500}, {}, None)
+    store.discover({"vid": 1500, "lip": 1600}, {}, None, kind="video")
+    store.advance_discovery(1000.0, 2000.0, "video")
+    again = make_store()
+    assert again.discovery_covered(1000.0, "video") == 2000.0
+    assert again.discovery_covered(1000.0) == 1000.0  # lip-sync's list is not covered yet
+    # Only video's rows below its mark went; lip-sync's ids are still known to discovery.
+    rows = again._execute("SELECT kind, job_id FROM discovered ORDER BY kind").fetchall()
+    assert [tuple(r) for r in rows] == [("lip_sync", "lip")]
+    assert again.discover({"lip": 1500}, {}, None) == []
+    # An older state's lip-sync mark keeps its name (and so its place) under kinds.
+    again.advance_discovery(1000.0, 1800.0)
+    marks = dict(again._execute("SELECT name, value FROM state_marks").fetchall())
+    assert marks["discovery_covered"] == 1800.0 and marks["discovery_covered:video"] == 2000.0
+
+
 def test_retention_forgets_old_ids(make_store: StoreFactory) -> None:
     clock = Clock(1_800_000_000.0)
     store = make_store(clock=clock)

@@ -378,7 +378,7 @@ WHERE kind = :kind AND job_id = :job_id
 ON CONFLICT (kind, job_id) DO NOTHING;
 
 -- name: prune_discovered
-DELETE FROM discovered WHERE create_time < ?;
+DELETE FROM discovered WHERE kind = ? AND create_time < ?;
 
 -- name: prune_discovered_before
 -- Retention: a removed watch's row, kept even without discovery, goes with the history.

@@ -148,7 +148,8 @@ CREATE TABLE leases (
     advertise      TEXT               -- where the holder's gateway is reachable
 );
 
--- Marks of the state itself: 'created_at', 'discovery_since', 'discovery_covered'.
+-- Marks of the state itself: 'created_at', 'discovery_since', 'discovery_covered' (those two
+-- of lip-sync's list; another kind's are suffixed ':<kind>', e.g. 'discovery_covered:video').
 CREATE TABLE state_marks (
     name  TEXT PRIMARY KEY,
     value DOUBLE PRECISION NOT NULL
