@@ -110,7 +110,7 @@ class FastPath:
         store = poller.store
         if not poller.vendor.may_call():
             return "standby" if store.make_due(job_id, kind=kind) else "finished"
-        if poller.polling(job_id):
+        if poller.polling(job_id, kind):
             return "in_flight"
         summary = store.watch_summary(job_id, kind=kind)
         watch = store.get_watch(job_id, kind=kind)

@@ -12,7 +12,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -94,7 +94,8 @@ class Poller:
         self._on_event = on_event
         self._clock = clock
         self._rng = random.Random()
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        #: Polls on their way, by (kind, job id): the same id under two kinds is two watches.
+        self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         #: The sweep under way (the scheduled one or one asked for early), and when the
         #: last one started (monotonic).
         self._sweeping: asyncio.Task[None] | None = None
@@ -137,30 +138,38 @@ class Poller:
         if want <= 0 or not self.vendor.may_call():
             return  # a standby node: the vendor lease holder polls
         now = self._clock()
-        busy = frozenset(self._in_flight)
+        # By id alone: a twin of another kind waits for the next tick (ids of different
+        # kinds rarely meet), and no watch is ever polled twice at once.
+        busy = frozenset(job_id for _kind, job_id in self._in_flight)
         chosen = self.store.due_watches(now, want, busy)
         if len(chosen) < want:
             busy = busy | {w.job_id for w in chosen}
             chosen += self.store.early_watches(now, want - len(chosen), busy)
         for watch in chosen:
-            task = asyncio.create_task(self._poll_quietly(watch), name=f"poll {watch.job_id}")
-            self._in_flight[watch.job_id] = task
-            task.add_done_callback(self._forget)
+            self._start(watch, self._poll_quietly(watch))
 
-    def polling(self, job_id: str) -> bool:
-        """Whether a detail poll of ``job_id`` is on its way."""
-        return job_id in self._in_flight
+    def polling(self, job_id: str, kind: str = kinds.DEFAULT_KIND) -> bool:
+        """Whether a detail poll of the watch (``kind``, ``job_id``) is on its way."""
+        return (kind, job_id) in self._in_flight
 
     def poll_now(self, watch: WatchRow) -> bool:
         """Poll ``watch`` at once, ahead of ordinary calls at the limiter (a vendor callback
         said it may have finished). False when a poll of it is on its way already."""
-        if watch.job_id in self._in_flight:
+        if (watch.kind, watch.job_id) in self._in_flight:
             return False
-        poll = self._poll_quietly(watch, priority=True)
-        task = asyncio.create_task(poll, name=f"poll {watch.job_id}")
-        self._in_flight[watch.job_id] = task
-        task.add_done_callback(self._forget)
+        self._start(watch, self._poll_quietly(watch, priority=True))
         return True
+
+    def _start(self, watch: WatchRow, poll: Coroutine[Any, Any, None]) -> None:
+        key = (watch.kind, watch.job_id)
+        task = asyncio.create_task(poll, name=f"poll {watch.kind} {watch.job_id}")
+        self._in_flight[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._in_flight.get(key) is done:
+                del self._in_flight[key]
+
+        task.add_done_callback(forget)
 
     async def probe(self, job_id: str, kind: str = kinds.DEFAULT_KIND) -> JobDetail | None:
         """One priority detail call for an id with no watch (a vendor callback named it):
@@ -170,11 +179,6 @@ class Poller:
             return await self.vendor.detail(job_id, priority=True, kind=kinds.get(kind))
         except UnknownJob:
             return None
-
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        job_id = task.get_name().removeprefix("poll ")
-        if self._in_flight.get(job_id) is task:
-            del self._in_flight[job_id]
 
     async def _poll_quietly(self, watch: WatchRow, *, priority: bool = False) -> None:
         """A poll whose outcome cannot be stored changes nothing: the watch stays due, and
@@ -436,7 +440,7 @@ class Poller:
             # One commit for the page, not one per job: a sweep must fit its interval.
             with self.store.transaction():
                 for watch in watches:
-                    polling = self._in_flight.get(watch.job_id)
+                    polling = self._in_flight.get((watch.kind, watch.job_id))
                     if polling is not None:
                         if not by_id[watch.job_id].terminal:
                             continue  # its detail poll is on its way; let that one record it

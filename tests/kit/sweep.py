@@ -173,7 +173,7 @@ async def rig(
 
 
 async def finish_polls() -> None:
-    """Wait for the detail polls ``tick()`` started (the poller names them "poll <id>")."""
+    """Wait for the detail polls ``tick()`` started (the poller names them "poll <kind> <id>")."""
     tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("poll ")]
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
 

@@ -89,7 +89,7 @@ async def test_a_swept_completion_is_recorded_while_a_detail_poll_waits(
         r.watch([job])
         await r.poller.tick()  # its detail poll goes out and is held at the vendor
         await asyncio.wait_for(front.held.wait(), timeout=10)
-        (poll,) = [t for t in asyncio.all_tasks() if t.get_name() == f"poll {job}"]
+        (poll,) = [t for t in asyncio.all_tasks() if t.get_name() == f"poll lip_sync {job}"]
         r.clock.advance(2)
 
         await r.poller.sweep()

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from notifier import kinds
 from notifier.models import WatchSpec
 from tests.kit.poller import Rig
+from tests.kit.sweep import finish_polls
 
 Make = Callable[..., Awaitable[Rig]]
 
@@ -98,3 +99,25 @@ async def test_a_video_watch_given_up_expires_as_a_video(make_rig: Make) -> None
     assert (event_job, event_type) == (job_id, "video.expired")
     (watch,) = rig.store.list_watches()
     assert (watch["kind"], watch["state"]) == ("video", "expired")
+
+
+async def test_one_id_under_two_kinds_is_two_polls_each_kept_track_of(make_rig: Make) -> None:
+    """Polls in flight are keyed by kind and id: twins chosen in one tick are both tracked
+    (and both counted), and each poll records its own kind's answer."""
+    rig = await make_rig()
+    rig.poller.subscriptions = [("ops", list(kinds.JOB_EVENT_TYPES))]
+    twin = "7" * 19
+    rig.sim.add_job(twin, queue_s=0, run_s=0)
+    rig.sim.add_job(twin, kind="video", queue_s=0, run_s=0, outcome="failed")
+    rig.store.add_watches([WatchSpec(twin), WatchSpec(twin, kind="video")], "queue")
+    await rig.poller.tick()
+    assert rig.poller.in_flight == 2
+    assert rig.poller.polling(twin) and rig.poller.polling(twin, "video")
+    await finish_polls()
+    assert rig.poller.in_flight == 0
+    states = {w["kind"]: w["state"] for w in rig.store.list_watches()}
+    assert states == {"lip_sync": "succeeded", "video": "failed"}
+    assert sorted(e["type"] for e in rig.store.list_events()) == [
+        "lip_sync.succeeded",
+        "video.failed",
+    ]
