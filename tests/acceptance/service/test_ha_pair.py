@@ -51,6 +51,10 @@ JOBS = 120
 #: at the receiver for that long, so two attempts of one delivery that overlapped in time
 #: would arrive less than this apart.
 ANSWER_DELAY = 0.3
+#: After the thaw, a request the frozen node had checked its claim for just before SIGSTOP
+#: may still go out (docs/several-nodes.md: "calls in that window are not covered"): an
+#: overlap of attempts is allowed only for arrivals this soon after the thaw.
+THAW_WINDOW = 1.0
 #: Bounded waits: generous, for a loaded 2-core machine; none of them is a measurement.
 WAIT = 60.0
 
@@ -206,9 +210,9 @@ def test_two_nodes_survive_kill_freeze_restart_and_thaw(
         (event,) = by_job[job]
         assert event["type"] == ("lip_sync.failed" if i % 10 == 0 else "lip_sync.succeeded")
     event_ids = {job: evs[0]["event_id"] for job, evs in by_job.items()}
-    check_callbacks(rec, "/ops", event_ids, set(jobs))
+    check_callbacks(rec, "/ops", event_ids, set(jobs), thawed_at)
     succeeded = {job for i, job in enumerate(jobs) if i % 10 != 0}
-    check_callbacks(rec, "/analytics", event_ids, succeeded)
+    check_callbacks(rec, "/analytics", event_ids, succeeded, thawed_at)
 
     # The vendor budget of both nodes together, on the simulator's clock; rejected calls
     # count too, so this also says no call was refused for the rate.
@@ -225,7 +229,9 @@ def pending(pg_url: str) -> int:
     return int(row[0])
 
 
-def check_callbacks(rec: Receiver, path: str, event_ids: dict[str, str], jobs: set[str]) -> None:
+def check_callbacks(
+    rec: Receiver, path: str, event_ids: dict[str, str], jobs: set[str], thawed_at: float
+) -> None:
     """Every job reported at ``path`` under its event's id as webhook-id, and no two attempts
     of one delivery in flight at once.
 
@@ -235,7 +241,9 @@ def check_callbacks(rec: Receiver, path: str, event_ids: dict[str, str], jobs: s
     delivery, on any node, can start only after the receiver answered the first: its
     arrival is at least ANSWER_DELAY after the first one's. Two nodes holding the delivery at
     once would send within that window (the receiver would hold both requests at the same
-    time). Repeats of one webhook-id are allowed (at-least-once), overlaps are not.
+    time). Repeats of one webhook-id are allowed (at-least-once), overlaps are not, but
+    for one in the thaw window: a request whose claim check came right before SIGSTOP goes
+    out on SIGCONT, and nothing between that check and its first byte can stop it.
     """
     arrivals: dict[str | None, list[float]] = defaultdict(list)
     for record in rec.all(path):
@@ -248,4 +256,5 @@ def check_callbacks(rec: Receiver, path: str, event_ids: dict[str, str], jobs: s
     for webhook_id, times in arrivals.items():
         times.sort()
         for earlier, later in itertools.pairwise(times):
-            assert later - earlier >= ANSWER_DELAY, (path, webhook_id, times)
+            in_thaw = thawed_at <= later <= thawed_at + THAW_WINDOW + ANSWER_DELAY
+            assert later - earlier >= ANSWER_DELAY or in_thaw, (path, webhook_id, times)
