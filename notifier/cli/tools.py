@@ -274,14 +274,12 @@ def _shared_ports(config: Config) -> list[str]:
 def _check_online(path: str, config: Config) -> int:
     """One token call with the configured credentials; the secret is never printed."""
     from notifier.polling.vendor import CredentialsRejected, VendorError, check_credentials
+    from notifier.service.settings import vendor_settings
 
-    base_url = config.chanjing.base_url
+    account = vendor_settings(config)
+    base_url = account.base_url
     try:
-        asyncio.run(
-            check_credentials(
-                base_url, config.chanjing.app_id, config.chanjing.secret_key.get_secret_value()
-            )
-        )
+        asyncio.run(check_credentials(account))
     except CredentialsRejected as exc:
         print(
             f"error: {path}: chanjing.app_id/chanjing.secret_key: refused by chanjing.base_url "

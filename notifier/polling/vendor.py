@@ -248,8 +248,10 @@ def _expiry(value: object, now: float) -> float:
 @dataclass(frozen=True)
 class VendorSettings:
     """The vendor account a client speaks for (``chanjing`` but its ``qps``, which is the
-    limiter's). A client is made for one account: another one is another client, so its
-    token cache and connections never cross accounts."""
+    limiter's): where it is and its credentials, together, so that one account is one
+    object (several accounts, issue 22, add a ``name`` here). A client is made for one
+    account: another one is another client, so its token cache and connections never cross
+    accounts."""
 
     base_url: str
     app_id: str
@@ -260,10 +262,8 @@ class VendorSettings:
 class VendorClient:
     def __init__(
         self,
+        settings: VendorSettings,
         *,
-        base_url: str,
-        app_id: str,
-        secret_key: str,
         limiter: RateLimiter,
         store: Store,
         timeout: float = 10.0,
@@ -272,25 +272,29 @@ class VendorClient:
         lease: LeaseKeeper | None = None,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
-        """``lease``: the gate of every call (None: this process is the only caller).
+        """``settings``: the account, fixed for the client's life (a reload with another
+        one makes another client). ``lease``: the gate of every call (None: this process is
+        the only caller). ``timeout``: the most one call and its answer may take.
         ``verify``: the TLS context (httpx's default when True; a shared one saves loading
         the CA bundle again for each client). ``transport``: used as given (tests); by
         default one whose sockets carry TCP_USER_TIMEOUT = VENDOR_USER_TIMEOUT, so a request
         we gave up on cannot reach the vendor later than LATE_ARRIVAL after it was written."""
-        self._app_id = app_id
+        self.settings = settings
+        base_url = settings.base_url.rstrip("/")
+        self._app_id = settings.app_id
         self._lease = lease
         # httpcore calls this as it is about to write a request: the last look at the lease.
         self._extensions = {"trace": self._last_look} if lease is not None else {}
-        self._secret_key = secret_key
+        self._secret_key = settings.secret_key
         self._limiter = limiter
         self._store = store
         self._clock = clock
-        self._account = f"{base_url.rstrip('/')}#{app_id}"
+        self._account = f"{base_url}#{settings.app_id}"
         #: Ends every connection and HTTP error: the operator's first question is "where to?"
-        self._where = f"(chanjing.base_url {base_url.rstrip('/')})"
+        self._where = f"(chanjing.base_url {base_url})"
         self._answer_within = timeout
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             follow_redirects=False,
             transport=transport or net.transport(VENDOR_USER_TIMEOUT, verify=verify),
@@ -715,10 +719,9 @@ def _listing(kind: Kind, by: str) -> Listing:
     return kind.listing
 
 
-async def check_credentials(
-    base_url: str, app_id: str, secret_key: str, *, timeout: float = 10.0
-) -> None:
-    """One token call with these credentials, its token kept nowhere (``check --online``).
+async def check_credentials(settings: VendorSettings, *, timeout: float = 10.0) -> None:
+    """One token call with the account's credentials, its token kept nowhere (``check
+    --online``).
 
     CredentialsRejected when the vendor refuses them; VendorError (naming ``base_url``) when
     no usable answer came. A scratch state holds nothing: the client wants one for its token
@@ -728,12 +731,7 @@ async def check_credentials(
 
     with tempfile.TemporaryDirectory() as scratch, Store(Path(scratch) / "check.db") as store:
         client = VendorClient(
-            base_url=base_url,
-            app_id=app_id,
-            secret_key=secret_key,
-            limiter=RateLimiter(LimiterSettings(1)),
-            store=store,
-            timeout=timeout,
+            settings, limiter=RateLimiter(LimiterSettings(1)), store=store, timeout=timeout
         )
         try:
             await client._fetch_token()

@@ -185,9 +185,7 @@ class Daemon:
 
     def _make_vendor(self, settings: VendorSettings) -> VendorClient:
         client = VendorClient(
-            base_url=settings.base_url,
-            app_id=settings.app_id,
-            secret_key=settings.secret_key,
+            settings,
             limiter=self.limiter,
             store=self.store,
             lease=self.lease,

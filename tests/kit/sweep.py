@@ -16,15 +16,12 @@ from notifier.models import WatchSpec
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
-from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store, WatchRow
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, T0, FakeClock
 from tests.kit.poller import poller_settings
-
-APP_ID = "test-app"
-
+from tests.kit.vendor import APP_ID, vendor_client
 
 TOKEN_PATH = "/open/v1/access_token"
 
@@ -155,14 +152,7 @@ async def rig(
         store = Store(tmp_path / "state.db", clock=clock)
         stack.callback(store.close)
         limiter = RateLimiter(LimiterSettings(qps))
-        vendor = VendorClient(
-            base_url=url,
-            app_id=APP_ID,
-            secret_key=SECRET_KEY,
-            limiter=limiter,
-            store=store,
-            clock=clock,
-        )
+        vendor = vendor_client(url, store, limiter, clock=clock)
         stack.push_async_callback(vendor.aclose)
         if proxy is not None:
             stack.callback(proxy.release.set)  # a failed test must not leave a call held

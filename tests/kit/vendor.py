@@ -1,4 +1,5 @@
-"""The vendor simulator on a fake clock, served over loopback, as its tests use it."""
+"""The vendor as tests meet it: a client for an account (the simulator fixture's unless
+told otherwise), and the simulator on a fake clock served over loopback."""
 
 from __future__ import annotations
 
@@ -6,9 +7,37 @@ from typing import Any
 
 import httpx
 
+from notifier.polling.ratelimit import LimiterSettings, RateLimiter
+from notifier.polling.vendor import VendorClient, VendorSettings
 from notifier.service.http_server import ServerThread
+from notifier.store import Store
 from notifier.tools.simulator import VendorSimulator
-from tests.kit import FakeClock
+from tests.kit.clocks import FakeClock
+from tests.kit.config import SECRET_KEY
+
+#: The simulator fixture's account (tests/kit/fixtures.py).
+APP_ID = "test-app"
+
+
+def vendor_client(
+    base_url: str,
+    store: Store,
+    limiter: RateLimiter | None = None,
+    *,
+    app_id: str = APP_ID,
+    secret_key: str = SECRET_KEY,
+    **runtime: Any,
+) -> VendorClient:
+    """A client for the account at ``base_url`` (the simulator fixture's credentials by
+    default), as the daemon builds one: its settings, then its collaborators. ``limiter``:
+    10 calls/s when not given; ``runtime``: the client's other keywords (``clock``, ``lease``,
+    ``timeout``, ``transport``, ``verify``)."""
+    return VendorClient(
+        VendorSettings(base_url, app_id, secret_key),
+        limiter=limiter if limiter is not None else RateLimiter(LimiterSettings(10)),
+        store=store,
+        **runtime,
+    )
 
 
 class Vendor:

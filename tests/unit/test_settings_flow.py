@@ -12,8 +12,12 @@ import pytest
 import notifier
 from notifier.config import parse_config
 from notifier.delivery.senders import SENDERS
+from notifier.polling.ratelimit import RateLimiter
+from notifier.polling.vendor import VendorClient, VendorSettings
+from notifier.service.clients import VendorSlot
 from notifier.service.routing import subscriptions
 from notifier.service.settings import Settings, build
+from notifier.store import Store
 
 ROOT = Path(notifier.__file__).parent
 #: The parts below the service. (The store opens a state from ``StateConfig``: that stays,
@@ -106,6 +110,33 @@ def test_settings_repr_shows_no_secret() -> None:
     text = repr(build(parse_config(CONFIG)))
     for secret in ("sk-very-secret-1", "very-secret-path", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"):
         assert secret not in text
+
+
+async def test_the_vendor_client_is_built_and_rebuilt_from_its_account_settings(
+    tmp_path: Path,
+) -> None:
+    """One account is one settings object: the client keeps the very object it was built
+    from, and a reload hands the slot a new object, never values picked out of it."""
+    settings = build(parse_config(CONFIG))
+    account, limiter = settings.vendor, RateLimiter(settings.limiter)
+    assert repr(account) == "VendorSettings(base_url='https://open-api.chanjing.cc', app_id='app')"
+    with Store(tmp_path / "state.db") as store:
+        made: list[VendorClient] = []
+
+        def make(settings: VendorSettings) -> VendorClient:
+            made.append(VendorClient(settings, limiter=limiter, store=store))
+            return made[-1]
+
+        slot = VendorSlot(make, account)
+        assert slot.client.settings is account
+        assert "sk-very-secret-1" in slot.client.secrets()  # what the log redactor is given
+        slot.configure(dataclasses.replace(account))  # the same account: the same client
+        assert len(made) == 1
+        other = dataclasses.replace(account, secret_key="sk-other-2")
+        slot.configure(other)
+        assert slot.client.settings is other and len(made) == 2
+        for client in made:
+            await client.aclose()
 
 
 def test_the_cli_routes_replays_with_the_daemons_subscriptions() -> None:

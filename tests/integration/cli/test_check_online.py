@@ -12,7 +12,7 @@ import yaml
 from aiohttp import web
 
 from notifier.cli import main
-from notifier.polling.vendor import VendorError, check_credentials
+from notifier.polling.vendor import VendorError, VendorSettings, check_credentials
 from notifier.service.http_server import ServerThread
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import free_port
@@ -97,7 +97,7 @@ def test_an_answer_that_is_not_the_vendors_names_the_base_url() -> None:
 
     with ServerThread(app) as server, pytest.raises(VendorError) as info:
         url = server.url
-        asyncio.run(check_credentials(url, APP_ID, SECRET))
+        asyncio.run(check_credentials(VendorSettings(url, APP_ID, SECRET)))
     assert str(info.value) == f"HTTP 502 (text/html) (chanjing.base_url {url})"
 
 

@@ -17,11 +17,11 @@ from aiohttp import web
 
 from notifier.delivery.senders import WebhookSender
 from notifier.models import Event
-from notifier.polling.ratelimit import LimiterSettings, RateLimiter
-from notifier.polling.vendor import VendorClient, VendorError
+from notifier.polling.vendor import VendorError
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from tests.kit import OPS_SECRET
+from tests.kit.vendor import vendor_client
 
 #: 256 MiB of zeros, gzipped twice: a few hundred bytes on the wire.
 INFLATED = 256 * 1024 * 1024
@@ -81,13 +81,7 @@ async def test_a_vendors_bomb_is_a_bad_answer_not_gigabytes(
     bomber: str, tmp_path: Path, layers: str, why: str
 ) -> None:
     store = Store(tmp_path / "state.db")
-    vendor = VendorClient(
-        base_url=f"{bomber}/{layers}",
-        app_id="a",
-        secret_key="s",
-        limiter=RateLimiter(LimiterSettings(10)),
-        store=store,
-    )
+    vendor = vendor_client(f"{bomber}/{layers}", store)
     tracemalloc.start()
     try:
         with pytest.raises(VendorError, match=why):

@@ -14,12 +14,12 @@ from notifier.models import JobDetail
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
-from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.service.settings import gateway_settings
-from tests.kit import SECRET_KEY, Simulator, StoreFactory
+from tests.kit import Simulator, StoreFactory
 from tests.kit.gateway import Door, config_for
 from tests.kit.poller import poller_settings
+from tests.kit.vendor import vendor_client
 
 
 @pytest.fixture
@@ -28,13 +28,7 @@ async def door(
 ) -> AsyncIterator[Door]:
     store = make_store()
     limiter = RateLimiter(LimiterSettings(10))
-    vendor = VendorClient(
-        base_url=simulator.url,
-        app_id="test-app",
-        secret_key=SECRET_KEY,
-        limiter=limiter,
-        store=store,
-    )
+    vendor = vendor_client(simulator.url, store, limiter)
     poller = Poller(store, vendor, limiter, poller_settings(PollingSettings(5.0, 60.0, 3600.0), []))
 
     def observe(detail: JobDetail) -> None:

@@ -9,12 +9,12 @@ import pytest
 
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
-from notifier.polling.vendor import VendorClient
 from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY
 from tests.kit.poller import Rig, poller_settings
+from tests.kit.vendor import vendor_client
 
 
 @pytest.fixture
@@ -27,13 +27,7 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]
         await server.start()
         store = Store(tmp_path / f"state{len(rigs)}.db")
         limiter = RateLimiter(LimiterSettings(qps))
-        client = VendorClient(
-            base_url=server.url,
-            app_id="test-app",
-            secret_key=secret_key,
-            limiter=limiter,
-            store=store,
-        )
+        client = vendor_client(server.url, store, limiter, secret_key=secret_key)
         poller = Poller(store, client, limiter, poller_settings(list_sweep=False))
         rig = Rig(sim, store, limiter, client, poller)
         rigs.append((rig, server))

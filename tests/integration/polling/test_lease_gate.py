@@ -24,6 +24,7 @@ from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, FakeClock, until
 from tests.kit.lease import EPS, pin_db_clock
 from tests.kit.poller import poller_settings
+from tests.kit.vendor import vendor_client
 
 SETTINGS = PollingSettings(min_interval=1, max_interval=60, give_up_after=86400)
 SUBSCRIPTIONS = [("ops", ["lip_sync.succeeded", "lip_sync.failed"])]
@@ -73,14 +74,7 @@ async def make_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
         steady = FakeClock(1000.0)
         keeper = LeaseKeeper(lease_store, "A", LeaseSettings(TTL), clock=steady)
         limiter = RateLimiter(LimiterSettings(qps), cooldown=cooldown)
-        client = VendorClient(
-            base_url=server.url,
-            app_id="test-app",
-            secret_key=SECRET_KEY,
-            limiter=limiter,
-            store=store,
-            lease=keeper,
-        )
+        client = vendor_client(server.url, store, limiter, lease=keeper)
         poller = Poller(
             store, client, limiter, poller_settings(SETTINGS, SUBSCRIPTIONS, list_sweep=list_sweep)
         )

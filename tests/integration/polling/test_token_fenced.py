@@ -18,7 +18,8 @@ from notifier.polling.lease import LeaseKeeper, LeaseSettings
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import DETAIL_PATH, VendorClient
 from notifier.store import Store
-from tests.kit import SECRET_KEY, Simulator, StoreFactory
+from tests.kit import Simulator, StoreFactory
+from tests.kit.vendor import vendor_client
 
 TTL = 30.0
 
@@ -47,14 +48,8 @@ class HeldAnswers(httpx.AsyncBaseTransport):
 def client(
     store: Store, simulator: Simulator, keeper: LeaseKeeper, transport: httpx.AsyncBaseTransport
 ) -> VendorClient:
-    return VendorClient(
-        base_url=simulator.url,
-        app_id="test-app",
-        secret_key=SECRET_KEY,
-        limiter=RateLimiter(LimiterSettings(100)),
-        store=store,
-        lease=keeper,
-        transport=transport,
+    return vendor_client(
+        simulator.url, store, RateLimiter(LimiterSettings(100)), lease=keeper, transport=transport
     )
 
 

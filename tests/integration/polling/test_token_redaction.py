@@ -5,20 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from notifier import log as logs
-from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.store import Store
-from tests.kit import SECRET_KEY, Simulator
+from tests.kit import Simulator
+from tests.kit.vendor import vendor_client
 
 
 def client_for(simulator: Simulator, store: Store) -> VendorClient:
-    return VendorClient(
-        base_url=simulator.url,
-        app_id="test-app",
-        secret_key=SECRET_KEY,
-        limiter=RateLimiter(LimiterSettings(10)),
-        store=store,
-    )
+    return vendor_client(simulator.url, store)
 
 
 async def test_fetched_and_cached_tokens_are_redacted(simulator: Simulator, tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, T0, FakeClock
+from tests.kit.vendor import vendor_client
 
 APP_ID = "test-app"
 TTL = 3600.0
@@ -57,13 +58,8 @@ class Account:
         self.arrive_late_by = 0.0
 
     def make_client(self, store: Store) -> VendorClient:
-        return VendorClient(
-            base_url=self.url,
-            app_id=APP_ID,
-            secret_key=SECRET_KEY,
-            limiter=RateLimiter(LimiterSettings(1000), cooldown=0.1),
-            store=store,
-            clock=self.clock,
+        return vendor_client(
+            self.url, store, RateLimiter(LimiterSettings(1000), cooldown=0.1), clock=self.clock
         )
 
     async def other_program_fetches_a_token(self) -> str:

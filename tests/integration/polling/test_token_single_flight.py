@@ -17,7 +17,8 @@ from notifier.polling import vendor as vendor_module
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
 from notifier.store import Store
-from tests.kit import SECRET_KEY, Simulator, StoreFactory
+from tests.kit import Simulator, StoreFactory
+from tests.kit.vendor import vendor_client
 
 #: The token endpoint answers this late: both nodes ask within that time unless one waits.
 TOKEN_DELAY = 1.0
@@ -39,13 +40,8 @@ class SlowTokens(httpx.AsyncBaseTransport):
 
 
 def client(store: Store, simulator: Simulator) -> VendorClient:
-    return VendorClient(
-        base_url=simulator.url,
-        app_id="test-app",
-        secret_key=SECRET_KEY,
-        limiter=RateLimiter(LimiterSettings(100)),
-        store=store,
-        transport=SlowTokens(),
+    return vendor_client(
+        simulator.url, store, RateLimiter(LimiterSettings(100)), transport=SlowTokens()
     )
 
 

@@ -33,6 +33,7 @@ from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, T0, FakeClock
+from tests.kit.vendor import vendor_client
 
 APP_ID = "test-app"
 #: The documented refresh margin (5 minutes), spelled out rather than imported from the client.
@@ -84,12 +85,11 @@ class Harness:
         timeout: float = 10.0,
         secret_key: str = SECRET_KEY,
     ) -> VendorClient:
-        client = VendorClient(
-            base_url=base_url,
-            app_id=APP_ID,
+        client = vendor_client(
+            base_url,
+            store if store is not None else self.store(),
+            limiter if limiter is not None else fast_limiter(),
             secret_key=secret_key,
-            limiter=limiter if limiter is not None else fast_limiter(),
-            store=store if store is not None else self.store(),
             timeout=timeout,
             clock=self.clock,
         )

@@ -19,6 +19,7 @@ from notifier.service.http_server import AppServer
 from notifier.store import Store
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import SECRET_KEY, FakeClock
+from tests.kit.vendor import vendor_client
 
 APP_ID = "kinds-app"
 RUN_S = 20.0
@@ -47,14 +48,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     sim = VendorSimulator(config, clock=clock)
     async with AppServer(sim.make_app()) as server:
         with Store(tmp_path / "s.db") as store:
-            client = VendorClient(
-                base_url=server.url,
-                app_id=APP_ID,
-                secret_key=SECRET_KEY,
-                limiter=RateLimiter(LimiterSettings(1000), cooldown=0.1),
-                store=store,
-                clock=clock,
-            )
+            limiter = RateLimiter(LimiterSettings(1000), cooldown=0.1)
+            client = vendor_client(server.url, store, limiter, app_id=APP_ID, clock=clock)
             try:
                 yield Rig(sim, client, clock)
             finally:

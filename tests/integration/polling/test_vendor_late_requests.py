@@ -23,9 +23,10 @@ from notifier.polling.ratelimit import (
     LimiterSettings,
     RateLimiter,
 )
-from notifier.polling.vendor import VendorClient, VendorError
+from notifier.polling.vendor import VendorError
 from notifier.service.http_server import AppServer
 from notifier.store import Store
+from tests.kit.vendor import vendor_client
 
 pytestmark = pytest.mark.skipif(
     not hasattr(socket, "TCP_USER_TIMEOUT"), reason="TCP_USER_TIMEOUT is Linux's"
@@ -72,14 +73,7 @@ def user_timeouts(client: httpx.AsyncClient) -> list[int]:
 
 async def test_vendor_sockets_carry_the_user_timeout(tmp_path: Path, stalling: AppServer) -> None:
     store = Store(tmp_path / "state.db")
-    vendor = VendorClient(
-        base_url=stalling.url,
-        app_id="a",
-        secret_key="s",
-        limiter=RateLimiter(LimiterSettings(10)),
-        store=store,
-        timeout=0.3,
-    )
+    vendor = vendor_client(stalling.url, store, timeout=0.3)
     try:
         call = asyncio.create_task(vendor.token())
         # While the request waits for its answer, its connection is in the pool.
@@ -111,14 +105,7 @@ async def test_a_timed_out_call_keeps_its_slot_until_it_cannot_arrive(
     waits that much longer (a lower bound: a slow machine only waits more)."""
     limiter = RateLimiter(LimiterSettings(1))
     store = Store(tmp_path / "state.db")
-    vendor = VendorClient(
-        base_url=stalling.url,
-        app_id="a",
-        secret_key="s",
-        limiter=limiter,
-        store=store,
-        timeout=0.2,  # shorter than the kernel's bound: the request may outlive the call
-    )
+    vendor = vendor_client(stalling.url, store, limiter, timeout=0.2)
     try:
         with pytest.raises(VendorError, match="timed out"):
             await vendor.token()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from notifier.polling.ratelimit import LimiterSettings, RateLimiter
-from notifier.polling.vendor import VendorClient, VendorError
+from notifier.polling.vendor import VendorError
 from notifier.service.http_server import AppServer
 from notifier.store import Store
+from tests.kit.vendor import vendor_client
 
 
 async def test_an_answer_trickled_past_the_timeout_is_given_up(tmp_path: Path) -> None:
@@ -30,14 +30,7 @@ async def test_an_answer_trickled_past_the_timeout_is_given_up(tmp_path: Path) -
     server = AppServer(app)
     await server.start()
     store = Store(tmp_path / "state.db")
-    vendor = VendorClient(
-        base_url=server.url,
-        app_id="a",
-        secret_key="s",
-        limiter=RateLimiter(LimiterSettings(10)),
-        store=store,
-        timeout=1.0,
-    )
+    vendor = vendor_client(server.url, store, timeout=1.0)
     started = time.monotonic()
     try:
         try:

@@ -14,10 +14,10 @@ from notifier.polling.fastpath import FastPath
 from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
-from notifier.polling.vendor import VendorClient
 from tests.kit import FakeClock, StoreFactory
 from tests.kit.poller import poller_settings
 from tests.kit.store import detail, event
+from tests.kit.vendor import vendor_client
 
 #: Polls 30 s apart: a test's watches are due only when it says so.
 SLOW = poller_settings(PollingSettings(30.0, 60.0, 3600.0), [])
@@ -28,9 +28,7 @@ async def test_one_poll_per_job_and_half_the_budget(make_store: StoreFactory) ->
     store = make_store(clock=clock)
     limiter = RateLimiter(LimiterSettings(10))
     # Nothing listens on port 9: the polls started here fail and are recorded as errors.
-    vendor = VendorClient(
-        base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
-    )
+    vendor = vendor_client("http://127.0.0.1:9", store, limiter)
     poller = Poller(store, vendor, limiter, SLOW, clock=clock)
     fast = FastPath(poller, clock=clock)
     ids = [f"job{n}" for n in range(8)]
@@ -65,9 +63,7 @@ async def test_an_unwatched_id_is_checked_first_and_watched_only_if_the_vendor_k
     clock = FakeClock(1000.0)
     store = make_store(clock=clock)
     limiter = RateLimiter(LimiterSettings(10))
-    vendor = VendorClient(
-        base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
-    )
+    vendor = vendor_client("http://127.0.0.1:9", store, limiter)
     poller = Poller(store, vendor, limiter, SLOW, clock=clock)
     outcomes: list[str] = []
     fast = FastPath(poller, clock=clock, outcomes=outcomes.append)
@@ -141,9 +137,7 @@ async def test_a_standby_watches_unchecked_within_the_share(make_store: StoreFac
     clock = FakeClock(1000.0)
     store = make_store(clock=clock)
     limiter = RateLimiter(LimiterSettings(10))
-    vendor = VendorClient(
-        base_url="http://127.0.0.1:9", app_id="a", secret_key="s", limiter=limiter, store=store
-    )
+    vendor = vendor_client("http://127.0.0.1:9", store, limiter)
     vendor.may_call = lambda: False  # type: ignore[method-assign]
     poller = Poller(store, vendor, limiter, SLOW, clock=clock)
     fast = FastPath(poller, clock=clock)
