@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from notifier.config import Config, ConfigError, parse_config, parse_duration, read_yaml_file
+from notifier.service.state_settings import state_settings
 from notifier.store import (
     Store,
     StoreError,
@@ -98,8 +99,9 @@ def load(args: argparse.Namespace, *, secrets: bool = True) -> tuple[Config, str
 def open_store(config: Config) -> Store:
     """The existing state; read-only commands never create one (a mistyped path would
     otherwise leave an empty state behind and show nothing without a word)."""
-    if config.state.url is None:
-        path = config.state.path
+    state = state_settings(config)
+    if not state.shared:
+        path = state.path
         parent = path.absolute().parent
         if not parent.is_dir() and parent != default_state_path().parent:
             raise StoreError(
@@ -107,7 +109,7 @@ def open_store(config: Config) -> Store:
                 "(state.path mistyped?)"
             )
     try:
-        return open_state(config.state, create=False)
+        return open_state(state, create=False)
     except StoreMissing as exc:
         raise NoState(str(exc)) from None
 
@@ -115,9 +117,10 @@ def open_store(config: Config) -> Store:
 def open_writable(config: Config) -> Store:
     """The state for a command that writes, created if need be (only the default
     directory of a state file is created)."""
-    if config.state.url is None:
-        prepare_state_dir(config.state.path)
-    return open_state(config.state)
+    state = state_settings(config)
+    if not state.shared:
+        prepare_state_dir(state.path)
+    return open_state(state)
 
 
 class NoState(Exception):

@@ -10,11 +10,13 @@ from typing import Any
 import yaml
 
 from notifier.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, load
-from notifier.config import Config, StateConfig
+from notifier.config import Config
 from notifier.config.fields import webhook_secret
 from notifier.intake.watchfile import WatchFileError, load_watch_file
 from notifier.models import job_id_problem
+from notifier.service.state_settings import state_settings
 from notifier.store import (
+    StateSettings,
     Store,
     StoreError,
     default_state_path,
@@ -232,7 +234,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "\n".join(f"{path}: watch.file: {line}" for line in exc.problems)
             ) from None
         watch_info = f"watch file {config.watch.file}: {len(specs)} job(s)"
-    state = _state_info(path, config.state)
+    state = _state_info(path, state_settings(config))
     for warning in [*config.warnings(), *_shared_ports(config)]:
         print(f"warning: {warning}", file=sys.stderr)
     names = ", ".join(f"{ep.name} ({ep.type})" for ep in config.endpoints) or "none"
@@ -294,12 +296,12 @@ def _check_online(path: str, config: Config) -> int:
     return EXIT_OK
 
 
-def _state_info(path: str, config: StateConfig) -> str:
+def _state_info(path: str, settings: StateSettings) -> str:
     """Where the state is and whether it exists; a missing directory other than the
     default one is a mistake to report now, not an empty state to start on later."""
-    if config.url is not None:
-        return _database_info(config)
-    state = config.path
+    if settings.shared:
+        return _database_info(settings)
+    state = settings.path
     if state.exists():
         try:
             with Store(state, create=False) as store:
@@ -315,9 +317,9 @@ def _state_info(path: str, config: StateConfig) -> str:
     )
 
 
-def _database_info(config: StateConfig) -> str:
+def _database_info(settings: StateSettings) -> str:
     """A PostgreSQL state, named: ``check`` touches no network, the database included."""
-    where = describe_state(config)
+    where = describe_state(settings)
     return f"{where} (PostgreSQL; not contacted by check: `run` creates its tables)"
 
 

@@ -50,6 +50,7 @@ from notifier.service.listener import Listener, ListenError, ListenSettings
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
 from notifier.service.settings import Settings, build, config_summary
+from notifier.service.state_settings import state_settings
 from notifier.service.store_outage import StoreOutage
 from notifier.service.wakeups import Wakeups
 from notifier.store import (
@@ -99,8 +100,8 @@ class Daemon:
         #: PostgreSQL: the shared schedule keeps the database's time; None on SQLite.
         self.skew: SkewGuard | None = None
         self._clock_task: asyncio.Task[None] | None = None
-        if config.state.url is not None:
-            store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
+        if settings.state.shared:
+            store = open_store(settings.state, busy_timeout=LEASE_BUSY_TIMEOUT)
             self.skew = SkewGuard(store, self._clock_pause)
         self.clock = NodeClock(
             self.skew,
@@ -111,13 +112,13 @@ class Daemon:
         self.clock_watch = self.clock.watch
         # The store stamps rows through the step check too: a row written with a stepped
         # clock before the next look would otherwise be moved by the step a second time.
-        self.store = open_store(config.state, busy_timeout=STORE_BUSY_TIMEOUT, clock=self.now)
+        self.store = open_store(settings.state, busy_timeout=STORE_BUSY_TIMEOUT, clock=self.now)
         self.store_outage = StoreOutage(self.store)
         # The keeper renews from a worker thread, on a connection (and wall clock) of its own.
-        self.lease_store = open_store(config.state, busy_timeout=LEASE_BUSY_TIMEOUT)
+        self.lease_store = open_store(settings.state, busy_timeout=LEASE_BUSY_TIMEOUT)
         self.lease_gate = GatedLeaseStore(self.lease_store)
         # Several nodes on one PostgreSQL state (a SQLite file has one daemon).
-        shared = config.state.url is not None
+        shared = settings.state.shared
         # sole: run_daemon holds a SQLite file's instance lock, so no other daemon can run on
         # that state and a restart may take its dead predecessor's lease at once. A shared
         # PostgreSQL state has no such proof: there a restarted node waits the lease out.
@@ -428,13 +429,13 @@ class Daemon:
             await self._check_watch_file(force=True)
             return False
         old = self.config
-        if (new.state.url, new.state.path) != (old.state.url, old.state.path):
-            files = new.state.url is None and old.state.url is None
-            key = "state.path" if files else "state.url"
+        running, configured = self.settings.state, state_settings(new)
+        if configured != running:
+            key = "state.url" if running.shared or configured.shared else "state.path"
             log.warning(
                 f"{key} changed; the running daemon keeps its state until a restart",
-                running=describe_state(old.state),
-                configured=describe_state(new.state),
+                running=describe_state(running),
+                configured=describe_state(configured),
                 hint="restart the daemon; until then CLI commands read the configured state, "
                 "not the running one",
             )
@@ -536,7 +537,7 @@ class Daemon:
         predecessor's (``kill -9`` mid-attempt): send those deliveries again now rather than
         when the claims lapse. A shared PostgreSQL state waits them out (a claim may be a
         live node's)."""
-        if self.config.state.url is not None:
+        if self.settings.state.shared:
             return
         try:
             released = self.store.release_every_claim()
@@ -604,11 +605,12 @@ def run_daemon(config: Config, config_path: str | None) -> int:
     # cancel the main task, which is not awaiting anything yet, and the start-up went on.
     # The CLI turns KeyboardInterrupt into exit code 130, without a traceback.
     signal.signal(signal.SIGINT, _interrupt)
-    if config.state.url is not None:
+    state = state_settings(config)
+    if state.shared:
         # Several nodes may share a PostgreSQL state: no file, no lock.
         return asyncio.run(main())
-    prepare_state_dir(config.state.path)  # only the default directory is created
-    with InstanceLock(config.state.path):
+    prepare_state_dir(state.path)  # only the default directory is created
+    with InstanceLock(state.path):
         return asyncio.run(main())
 
 

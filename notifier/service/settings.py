@@ -5,8 +5,10 @@ bundle of one frozen dataclass per part. Each dataclass lives next to its part (
 imports keep pointing down: a part knows only its own settings, never a pydantic section),
 and each part takes it at construction and through one ``configure(settings)``. A reload is
 "build, configure each" (:meth:`notifier.service.daemon.Daemon._reload`); the CLI uses the
-same translation (``deliveries replay`` routes with
-:func:`notifier.service.routing.subscriptions`).
+same translations (``deliveries replay`` routes with
+:func:`notifier.service.routing.subscriptions`, every command opens the state with
+:func:`notifier.service.state_settings.state_settings`: light modules of their own, so a
+command loads no daemon stack).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from notifier.service.gateway_listener import GatewayListenerSettings
 from notifier.service.intake_listener import IntakeSettings
 from notifier.service.listener import ListenSettings
 from notifier.service.routing import subscriptions
-from notifier.store import describe_state
+from notifier.service.state_settings import state_settings
+from notifier.store import StateSettings, describe_state
 
 # The config refuses a shorter lease than the keeper can work with.
 assert MIN_LEASE >= MIN_TTL, "state.lease must leave time to call between renewals"
@@ -44,6 +47,8 @@ assert MIN_LEASE >= MIN_TTL, "state.lease must leave time to call between renewa
 class Settings:
     """Everything the daemon's parts take of one config."""
 
+    #: Where the state is (fixed for the daemon's life: a reload keeps the running one).
+    state: StateSettings
     limiter: LimiterSettings
     vendor: VendorSettings
     lease: LeaseSettings
@@ -65,6 +70,7 @@ class Settings:
 def build(config: Config) -> Settings:
     """The settings of every part, from one config."""
     return Settings(
+        state=state_settings(config),
         limiter=LimiterSettings(config.chanjing.qps),
         vendor=vendor_settings(config),
         lease=LeaseSettings(config.state.lease, config.gateway.advertised()),
@@ -183,7 +189,7 @@ def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
     return {
         "version": __version__,
         "config": config_path,
-        "state": describe_state(config.state),
+        "state": describe_state(state_settings(config)),
         "watch_file": str(config.watch.file) if config.watch.file else None,
         "vendor": config.chanjing.base_url,
         "qps": config.chanjing.qps,

@@ -2,14 +2,18 @@
 parts that each own their tables (``watches``, ``deliveries``, ``lease``, ``marks``,
 ``listings``) on one backend (``base.py`` opens it): SQLite (``sqlite.py``, the embedded
 default) or PostgreSQL (``postgres.py``, for several nodes). ``schema`` loads the SQL of
-``sql/``; ``rows`` holds what the store hands out, ``errors`` what goes wrong."""
+``sql/``; ``rows`` holds what the store hands out, ``errors`` what goes wrong.
+:func:`open_store` opens the state a :class:`StateSettings` names."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from notifier.store.errors import (
     BUSY_CAUSE,
+    DEFAULT_STATE_PATH,
     StoreError,
     StoreMissing,
     StoreUnavailable,
@@ -28,7 +32,6 @@ from notifier.store.schema import SCHEMA_VERSION
 from notifier.store.state import Store
 
 if TYPE_CHECKING:
-    from notifier.config import StateConfig
     from notifier.store.errors import DB_ERRORS
 else:
 
@@ -41,13 +44,32 @@ else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def open_store(state: StateConfig, **kwargs: Any) -> Store:
-    """The store ``state`` names: ``state.url`` (PostgreSQL) or ``state.path`` (SQLite).
+@dataclass(frozen=True)
+class StateSettings:
+    """Where the state is (``state.url`` or ``state.path``; built by
+    :mod:`notifier.service.settings`): the store's own settings, so the store reads no
+    config section. It says where, nothing more: what the daemon does with the state
+    (retention, the lease, its node name) is the daemon's."""
+
+    #: The SQLite file, when there is no ``url``.
+    path: Path = DEFAULT_STATE_PATH
+    #: ``postgresql://USER:PASS@HOST:PORT/DB``: the state in PostgreSQL, shared by several
+    #: nodes. Out of the repr (it may hold a password): :func:`describe_state` names it.
+    url: str | None = field(default=None, repr=False)
+
+    @property
+    def shared(self) -> bool:
+        """A PostgreSQL state, which several nodes may share (a SQLite file has one daemon)."""
+        return self.url is not None
+
+
+def open_store(state: StateSettings, **kwargs: Any) -> Store:
+    """The store ``state`` names: its ``url`` (PostgreSQL) or its ``path`` (SQLite).
     ``kwargs``: ``clock``, ``busy_timeout``, ``create`` (see :class:`Store`)."""
     return Store(state.url if state.url is not None else state.path, **kwargs)
 
 
-def describe_state(state: StateConfig) -> str:
+def describe_state(state: StateSettings) -> str:
     """Where ``state`` points, for messages: the file, or the database without password."""
     if state.url is None:
         return str(state.path)
@@ -59,12 +81,14 @@ def describe_state(state: StateConfig) -> str:
 __all__ = [
     "BUSY_CAUSE",
     "DB_ERRORS",
+    "DEFAULT_STATE_PATH",
     "ENDPOINT_NOT_CONFIGURED",
     "ENDPOINT_REMOVED",
     "SCHEMA_VERSION",
     "DueDelivery",
     "IntakeResult",
     "Observation",
+    "StateSettings",
     "Store",
     "StoreError",
     "StoreMissing",

@@ -44,13 +44,14 @@ def prepare_state_dir(path: Path) -> None:
     )
 
 
+#: The documented default ``state.path`` (the config's default: a test holds them equal; the
+#: store reads no config section).
+DEFAULT_STATE_PATH = Path("/var/lib/chanjing-notifier/state.db")
+
+
 def default_state_path() -> Path:
     """The documented default ``state.path``."""
-    from notifier.config import StateConfig
-
-    default = StateConfig.model_fields["path"].default
-    assert isinstance(default, Path)
-    return default
+    return DEFAULT_STATE_PATH
 
 
 class StoreUnavailable(StoreError):

@@ -10,18 +10,24 @@ from pathlib import Path
 import pytest
 
 import notifier
-from notifier.config import parse_config
+from notifier.config import StateConfig, parse_config
 from notifier.delivery.senders import SENDERS
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient, VendorSettings
 from notifier.service.clients import VendorSlot
 from notifier.service.routing import subscriptions
 from notifier.service.settings import Settings, build
-from notifier.store import Store
+from notifier.store import (
+    DEFAULT_STATE_PATH,
+    StateSettings,
+    Store,
+    describe_state,
+    open_store,
+)
 
 ROOT = Path(notifier.__file__).parent
-#: The parts below the service. (The store opens a state from ``StateConfig``: that stays,
-#: it names where the state is, not a component's settings.)
+#: The parts below the service. (The store reads no config section either: see the last
+#: tests, on ``StateSettings``.)
 BELOW_SERVICE = ("polling", "delivery", "gateway", "intake")
 #: What ``notifier.config`` also offers that is not a section: the YAML reader and problems.
 NOT_SECTIONS = {"ProblemsError", "dotted", "kind", "read_yaml_file", "show"}
@@ -226,10 +232,6 @@ def config_imports(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_store still takes StateConfig (issue 20 item 2, not yet done: a StateSettings)",
-)
 def test_the_store_reads_no_config_section() -> None:
     wrong = {
         str(path.relative_to(ROOT)): names
@@ -237,3 +239,23 @@ def test_the_store_reads_no_config_section() -> None:
         if (names := config_imports(path))
     }
     assert wrong == {}
+
+
+def test_the_state_is_opened_from_its_settings_which_never_show_a_password(
+    tmp_path: Path,
+) -> None:
+    """The daemon and the CLI open the state ``build`` names; the config's default file is
+    the store's (the store cannot read it from the config), and a database's password stays
+    out of every repr: settings may be logged or shown in a traceback."""
+    assert StateConfig().path == DEFAULT_STATE_PATH
+    assert build(parse_config(CONFIG)).state == StateSettings(DEFAULT_STATE_PATH)
+    url = "postgresql://notifier:pw-7f3e9a1c@db.internal:5433/chanjing"
+    shared = build(parse_config({**CONFIG, "state": {"url": url}})).state
+    assert shared == StateSettings(url=url) and shared.shared
+    assert "pw-7f3e9a1c" not in repr(shared)
+    assert describe_state(shared) == "postgresql://notifier@db.internal:5433/chanjing"
+    local = StateSettings(tmp_path / "state.db")
+    assert not local.shared and describe_state(local) == str(tmp_path / "state.db")
+    with open_store(local) as store:
+        assert store.watch_counts()["active"] == 0
+    assert (tmp_path / "state.db").exists()

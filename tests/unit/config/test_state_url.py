@@ -7,6 +7,8 @@ import pytest
 import yaml
 
 from notifier.config import Config, ConfigError, parse_config
+from notifier.service.settings import build
+from notifier.service.state_settings import state_settings
 from notifier.store import describe_state
 
 PASSWORD = "db-pass-0c5b9a7d1e"
@@ -23,7 +25,9 @@ def test_url_with_a_variable_is_expanded_and_its_password_is_a_secret() -> None:
     )
     assert config.state.url == f"postgresql://notifier:{PASSWORD}@db.internal:5433/chanjing"
     assert PASSWORD in config.secrets()
-    assert describe_state(config.state) == "postgresql://notifier@db.internal:5433/chanjing"
+    state = state_settings(config)
+    assert describe_state(state) == "postgresql://notifier@db.internal:5433/chanjing"
+    assert PASSWORD not in repr(state) and PASSWORD not in repr(build(config))
 
 
 def test_path_and_url_together_are_refused_naming_both() -> None:
@@ -48,4 +52,4 @@ def test_a_bad_url_is_refused_without_echoing_it(url: str) -> None:
 def test_path_alone_stays_sqlite() -> None:
     config = parse({"path": "/tmp/state.db"})
     assert config.state.url is None
-    assert describe_state(config.state) == "/tmp/state.db"
+    assert describe_state(state_settings(config)) == "/tmp/state.db"
