@@ -16,6 +16,7 @@ from tests.kit.cli import Workspace, run_cli, run_cli_process
 from tests.kit.clocks import LIBFAKETIME, T0, FakeClock, run_virtual, steppable_clock
 from tests.kit.config import (
     ANALYTICS_SECRET,
+    APP_ID,
     OLD_OPS_SECRET,
     OPS_SECRET,
     SECRET_KEY,
@@ -35,6 +36,7 @@ from tests.kit.waits import until, wait_until
 
 __all__ = [
     "ANALYTICS_SECRET",
+    "APP_ID",
     "CPU_LOADED",
     "LIBFAKETIME",
     "OLD_OPS_SECRET",

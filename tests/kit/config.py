@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+#: The test simulator's account (the simulator fixture, the daemon's config, vendor clients).
+APP_ID = "test-app"
 SECRET_KEY = "sk-test-9f2c4e1a7b3d5e6f"
 OPS_SECRET = "whsec_" + base64.b64encode(b"ops-secret-0123456789abcdef!").decode()
 ANALYTICS_SECRET = "whsec_" + base64.b64encode(b"analytics-secret-0123456789xy").decode()
@@ -64,7 +66,7 @@ def write_config(path: Path, config: Mapping[str, Any], mode: int | None = None)
 def base_config(tmp_path: Path, sim_url: str, receiver_url: str, **sections: Any) -> dict[str, Any]:
     """A test's config dict on test-friendly timings; ``sections`` replace top-level keys."""
     config: dict[str, Any] = {
-        "chanjing": chanjing_section(sim_url, "test-app", ref("TEST_SECRET_KEY"), 10),
+        "chanjing": chanjing_section(sim_url, APP_ID, ref("TEST_SECRET_KEY"), 10),
         "state": {"path": str(tmp_path / "state.db")},
         "watch": {"file": str(tmp_path / "watch.yaml")},
         "polling": {"min_interval": "300ms", "max_interval": "2s", "give_up_after": "1h"},

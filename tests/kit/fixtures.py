@@ -15,7 +15,14 @@ from notifier.store import Store
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit.cli import Workspace
-from tests.kit.config import ANALYTICS_SECRET, OPS_SECRET, SECRET_KEY, base_config, daemon_env
+from tests.kit.config import (
+    ANALYTICS_SECRET,
+    APP_ID,
+    OPS_SECRET,
+    SECRET_KEY,
+    base_config,
+    daemon_env,
+)
 from tests.kit.servers import ReceiverServer, Simulator
 from tests.kit.store import StoreFactory
 
@@ -45,7 +52,7 @@ def make_store_fixture(state_location: str) -> Iterator[StoreFactory]:
 
 @pytest.fixture(name="simulator")
 def simulator_fixture() -> Iterator[Simulator]:
-    sim = VendorSimulator(SimConfig(app_id="test-app", secret_key=SECRET_KEY, qps=10, seed=7))
+    sim = VendorSimulator(SimConfig(app_id=APP_ID, secret_key=SECRET_KEY, qps=10, seed=7))
     with ServerThread(sim.make_app) as server:
         yield Simulator(sim, server)
 

@@ -14,7 +14,7 @@ from notifier.gateway.door import Gateway
 from notifier.polling.poller import Poller
 from notifier.polling.vendor import VendorClient
 from notifier.store import Store
-from tests.kit.config import SECRET_KEY, base_config, daemon_env
+from tests.kit.config import APP_ID, SECRET_KEY, base_config, daemon_env
 from tests.kit.servers import Simulator
 
 CALLBACK_TOKEN = "cb-token-0123456789abcdef"
@@ -34,7 +34,7 @@ class Door:
     def vendor_calls(self, path: str) -> int:
         return int(self.simulator.sim.stats()["by_path"].get(path, 0))
 
-    async def token(self, app_id: str = "test-app", secret: str = SECRET_KEY) -> str:
+    async def token(self, app_id: str = APP_ID, secret: str = SECRET_KEY) -> str:
         answer = (
             await self.http.post(
                 "/open/v1/access_token", json={"app_id": app_id, "secret_key": secret}

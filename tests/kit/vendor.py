@@ -13,10 +13,7 @@ from notifier.service.http_server import ServerThread
 from notifier.store import Store
 from notifier.tools.simulator import VendorSimulator
 from tests.kit.clocks import FakeClock
-from tests.kit.config import SECRET_KEY
-
-#: The simulator fixture's account (tests/kit/fixtures.py).
-APP_ID = "test-app"
+from tests.kit.config import APP_ID, SECRET_KEY
 
 
 def vendor_client(
