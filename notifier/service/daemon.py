@@ -32,7 +32,7 @@ from notifier.polling.lease import LeaseKeeper
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient, VendorSettings
-from notifier.service.clients import SenderPool, VendorSlot, shared_tls
+from notifier.service.clients import SenderPool, shared_tls
 from notifier.service.clock import (
     ClockWatch,
     GatedLeaseStore,
@@ -46,10 +46,11 @@ from notifier.service.health import Health
 from notifier.service.http_server import AppServer
 from notifier.service.instance_lock import InstanceLock
 from notifier.service.intake_listener import IntakeListener
+from notifier.service.lane import Lane, LaneSettings
 from notifier.service.listener import Listener, ListenError, ListenSettings
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
-from notifier.service.settings import Settings, build, config_summary
+from notifier.service.settings import Settings, build, config_summary, lane_settings
 from notifier.service.state_settings import state_settings
 from notifier.service.store_outage import StoreOutage
 from notifier.service.wakeups import Wakeups
@@ -122,10 +123,8 @@ class Daemon:
         # sole: run_daemon holds a SQLite file's instance lock, so no other daemon can run on
         # that state and a restart may take its dead predecessor's lease at once. A shared
         # PostgreSQL state has no such proof: there a restarted node waits the lease out.
-        self.lease = LeaseKeeper(self.lease_gate, node, settings.lease, sole=not shared)
+        self._sole = not shared
         self.scheduler = AsyncIOScheduler()
-        self.limiter = RateLimiter(settings.limiter)
-        self.vendor_slot = VendorSlot(self._make_vendor, settings.vendor)
         self.senders = SenderPool(clock=self.now)
         self.ops = OperationalEvents(self.store, settings.alerts, clock=self.now)
         self.dispatcher = Dispatcher(
@@ -139,18 +138,12 @@ class Daemon:
             claim_observer=self.metrics.on_claims,
         )
         self.ops.on_recorded = self.dispatcher.kick
-        self.poller = Poller(
-            self.store,
-            self.vendor,
-            self.limiter,
-            settings.poller,
-            on_event=self.dispatcher.kick,
-            clock=self.now,
-        )
-        self.vendor_slot.on_change = lambda client: setattr(self.poller, "vendor", client)
+        self.node = node
+        #: One lane per vendor account, by name.
+        self.lanes: dict[str, Lane] = {}
+        self.lane = self._add_lane(lane_settings(settings))
         # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
         self.watch_file = WatchFile(settings.watch_file, node=node if shared else None)
-        self.fast_path = FastPath(self.poller, outcomes=self.metrics.on_callback)
         self.intake = IntakeListener(
             self.store,
             self.metrics.on_intake_request,
@@ -175,21 +168,54 @@ class Daemon:
 
     # -- construction from settings -------------------------------------------------------
 
+    def _add_lane(self, settings: LaneSettings) -> Lane:
+        lane = Lane(
+            settings,
+            store=self.store,
+            lease_store=self.lease_gate,
+            node=self.node,
+            sole=self._sole,
+            make_vendor=self._make_vendor,
+            on_event=self.dispatcher.kick,
+            outcomes=self.metrics.on_callback,
+            clock=self.now,
+        )
+        self.lanes[lane.name] = lane
+        return lane
+
+    # The parts of the one lane (one account) the daemon serves today.
+
     @property
     def vendor(self) -> VendorClient:
         """The current vendor client (a reload with another account or address replaces it)."""
-        return self.vendor_slot.client
+        return self.lane.vendor
+
+    @property
+    def lease(self) -> LeaseKeeper:
+        return self.lane.lease
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.lane.limiter
+
+    @property
+    def poller(self) -> Poller:
+        return self.lane.poller
+
+    @property
+    def fast_path(self) -> FastPath:
+        return self.lane.fast_path
 
     @property
     def metrics_server(self) -> AppServer | None:
         return self.metrics_listener.server
 
-    def _make_vendor(self, settings: VendorSettings) -> VendorClient:
+    def _make_vendor(self, lane: Lane, settings: VendorSettings) -> VendorClient:
         client = VendorClient(
             settings,
-            limiter=self.limiter,
+            limiter=lane.limiter,
             store=self.store,
-            lease=self.lease,
+            lease=lane.lease,
             verify=shared_tls(),
             clock=self.now,
         )
@@ -255,7 +281,7 @@ class Daemon:
                 "queue row rejected; kept in watch_queue with the reason", seq=seq, reason=reason
             )
         if result.added:
-            await self.poller.tick()
+            await self._poll_tick()
 
     async def _check_watch_file(self, force: bool = False) -> None:
         result = self.watch_file.poll(self.store, self.settings.endpoint_names, force=force)
@@ -270,12 +296,13 @@ class Daemon:
         else:
             log.info("watch file loaded", file=str(self.watch_file.path), **result)
             if result["added"]:
-                await self.poller.tick()
+                await self._poll_tick()
 
     async def _housekeeping(self) -> None:
         # A forward step not yet noticed would make every watch look older than it is.
         self.clock.check()
-        await self.poller.expire()
+        for lane in self.lanes.values():
+            await lane.poller.expire()
         await self._prune()
 
     async def _prune(self) -> None:
@@ -301,14 +328,21 @@ class Daemon:
     def _clock_pause(self, reason: str | None) -> None:
         """Hold back (or let go again) what this node sends and calls; its renewals fail,
         so its vendor lease lapses to a node whose clock agrees."""
-        self.lease.paused = self.lease_gate.refusal = reason
+        self.lease_gate.refusal = reason
+        for lane in self.lanes.values():
+            lane.lease.paused = reason
         resumed = self.dispatcher.paused is not None and reason is None
         self.dispatcher.paused = reason
         if resumed:
             self.dispatcher.kick()
 
     async def _poll_tick(self) -> None:
-        await self.poller.tick()
+        for lane in self.lanes.values():
+            await lane.poller.tick()
+
+    async def _sweep(self) -> None:
+        """Each lane's sweeps, side by side: each account's pages queue at its own limiter."""
+        await asyncio.gather(*(lane.poller.sweep() for lane in self.lanes.values()))
 
     def status_text(self) -> str:
         return self.health_report.status_text()
@@ -390,7 +424,7 @@ class Daemon:
             ("housekeeping", self._housekeeping, HOUSEKEEPING_TICK),
             ("status", self._status, STATUS_TICK),
         ]
-        jobs.append(("sweep", self.poller.sweep, self.settings.sweep_every))
+        jobs.append(("sweep", self._sweep, self.settings.sweep_every))
         if self.sd.watchdog_interval:
             jobs.append(("watchdog", self._watchdog, self.sd.watchdog_interval))
         for name, job, seconds in jobs:
@@ -407,7 +441,9 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------
 
     def _secrets(self) -> list[str]:
-        return self.config.secrets() + self.vendor.secrets()
+        return self.config.secrets() + [
+            secret for lane in self.lanes.values() for secret in lane.vendor.secrets()
+        ]
 
     async def reload(self) -> bool:
         """SIGHUP: re-read config and watch file; a broken config keeps the running one."""
@@ -444,7 +480,7 @@ class Daemon:
         if new.state.node != old.state.node:
             log.warning(
                 "state.node changed; the running daemon keeps its name until a restart",
-                running=self.lease.node,
+                running=self.node,
                 configured=new.state.node,
             )
             state = new.state.model_copy(update={"node": old.state.node})
@@ -465,10 +501,7 @@ class Daemon:
         state and the node's name, was kept above). A listener whose new address cannot be
         bound says so; the others carry on."""
         old, self.settings = self.settings, settings
-        self.lease.configure(settings.lease)  # from the next renewal on
-        self.limiter.configure(settings.limiter)
-        self.vendor_slot.configure(settings.vendor)
-        self.poller.configure(settings.poller)
+        self.lane.configure(lane_settings(settings))
         if settings.sweep_every != old.sweep_every:
             self.scheduler.reschedule_job(
                 "sweep", trigger=SteadyInterval(seconds=settings.sweep_every)
@@ -492,7 +525,7 @@ class Daemon:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         logs.redactor.add(self._secrets())
-        log.info("starting", node=self.lease.node, **config_summary(self.config, self.config_path))
+        log.info("starting", node=self.node, **config_summary(self.config, self.config_path))
         for warning in self.config.warnings():
             log.warning(warning)
         self.metrics.watch_state(self._snapshot, self._live_numbers)
@@ -503,7 +536,8 @@ class Daemon:
             await self.intake.stop()
             await self.gateway_listener.stop()
             await self.metrics_listener.stop()
-            await self.vendor.aclose()
+            for lane in self.lanes.values():
+                await lane.vendor.aclose()
             await self.senders.aclose()
             self.store.close()
             self.lease_store.close()
@@ -515,7 +549,8 @@ class Daemon:
             # A node starting with its clock off takes no lease and claims no delivery.
             self.skew.judge(self.skew.clock.skew)
         # Before the first tick: a lone daemon polls from its first tick on.
-        await self.lease.start()
+        for lane in self.lanes.values():
+            await lane.lease.start()
         self._release_orphan_claims()
         self._schedule()
         self.scheduler.start()
@@ -553,7 +588,7 @@ class Daemon:
             return
         actions = {
             "queue": self._guarded("queue", self._take_queue),
-            "watch": self._guarded("poll_wakeup", self.poller.tick),
+            "watch": self._guarded("poll_wakeup", self._poll_tick),
             "delivery": self.dispatcher.kick,
         }
         self.wakeups = Wakeups(
@@ -565,7 +600,8 @@ class Daemon:
         started = time.monotonic()
         self.sd.stopping()
         log.info("stopping", grace=STOP_GRACE)
-        self.lease.close()  # no vendor call leaves from now on
+        for lane in self.lanes.values():
+            lane.lease.close()  # no vendor call leaves from now on
         self.scheduler.shutdown(wait=False)
         await self.intake.stop()
         await self.gateway_listener.stop()
@@ -573,12 +609,11 @@ class Daemon:
             await self.wakeups.close()
         await self.metrics_listener.stop()
         await asyncio.gather(
-            self.poller.drain(STOP_GRACE),
-            self.fast_path.drain(STOP_GRACE),
+            *(lane.drain(STOP_GRACE) for lane in self.lanes.values()),
             self.dispatcher.drain(STOP_GRACE),
         )
-        await self.lease.release()  # after the last calls: another node may take over
-        await self.vendor.aclose()
+        # After the last calls: another node may take over.
+        await asyncio.gather(*(lane.aclose() for lane in self.lanes.values()))
         await self.senders.aclose()
         if self._clock_task is not None:  # it waits on the stop, or for one sample
             with contextlib.suppress(Exception):

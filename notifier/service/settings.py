@@ -34,6 +34,7 @@ from notifier.polling.ratelimit import LimiterSettings
 from notifier.polling.vendor import VendorSettings
 from notifier.service.gateway_listener import GatewayListenerSettings
 from notifier.service.intake_listener import IntakeSettings
+from notifier.service.lane import DEFAULT_LANE, LaneSettings
 from notifier.service.listener import ListenSettings
 from notifier.service.routing import subscriptions
 from notifier.service.state_settings import state_settings
@@ -91,6 +92,13 @@ def build(config: Config) -> Settings:
         retention=config.state.retention or None,
         log_level=config.log.level,
         endpoint_names=tuple(config.endpoint_names()),
+    )
+
+
+def lane_settings(settings: Settings) -> LaneSettings:
+    """The one account's lane (several accounts: issue 22)."""
+    return LaneSettings(
+        DEFAULT_LANE, settings.limiter, settings.vendor, settings.lease, settings.poller
     )
 
 
