@@ -27,10 +27,6 @@ from notifier.gateway.door import Gateway
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
 from notifier.models import JobDetail
-from notifier.polling.fastpath import FastPath
-from notifier.polling.lease import LeaseKeeper
-from notifier.polling.poller import Poller
-from notifier.polling.ratelimit import RateLimiter
 from notifier.polling.vendor import VendorClient, VendorSettings
 from notifier.service.clients import SenderPool, shared_tls
 from notifier.service.clock import (
@@ -147,21 +143,26 @@ class Daemon:
         self.intake = IntakeListener(
             self.store,
             self.metrics.on_intake_request,
-            poll_now=self.fast_path.request,
+            poll_now=self.lane.fast_path.request,
             callback_observer=self.metrics.on_callback,
-            verify=self.fast_path.verify,
+            verify=self.lane.fast_path.verify,
         )
         self.gateway = Gateway(
             self.store,
-            lambda: self.vendor,
+            lambda: self.lane.vendor,
             observe=self._observe_forwarded,
-            holder=lambda: self.lease.holder_advertise,
-            refresh=self.poller.sweep_soon,
+            holder=lambda: self.lane.lease.holder_advertise,
+            refresh=self.lane.poller.sweep_soon,
             clock=self.now,
         )
         self.gateway_listener = GatewayListener(self.gateway, self.metrics.on_gateway_call)
         self.health_report = Health(
-            self.store, self.store_outage, self.lease, self.skew, lambda: self.vendor, self.ops
+            self.store,
+            self.store_outage,
+            self.lane.lease,
+            self.skew,
+            lambda: self.lane.vendor,
+            self.ops,
         )
         self._stop = asyncio.Event()
         self.wakeups: Wakeups | None = None
@@ -182,29 +183,6 @@ class Daemon:
         )
         self.lanes[lane.name] = lane
         return lane
-
-    # The parts of the one lane (one account) the daemon serves today.
-
-    @property
-    def vendor(self) -> VendorClient:
-        """The current vendor client (a reload with another account or address replaces it)."""
-        return self.lane.vendor
-
-    @property
-    def lease(self) -> LeaseKeeper:
-        return self.lane.lease
-
-    @property
-    def limiter(self) -> RateLimiter:
-        return self.lane.limiter
-
-    @property
-    def poller(self) -> Poller:
-        return self.lane.poller
-
-    @property
-    def fast_path(self) -> FastPath:
-        return self.lane.fast_path
 
     @property
     def metrics_server(self) -> AppServer | None:
@@ -264,7 +242,7 @@ class Daemon:
         summary = self.store.watch_summary(detail.id, kind=detail.kind)
         watch = self.store.get_watch(detail.id, kind=detail.kind) if summary is not None else None
         if summary is not None and summary["state"] == "active" and watch is not None:
-            self.poller.observe(watch, detail)
+            self.lane.poller.observe(watch, detail)
 
     # -- scheduled jobs -------------------------------------------------------------------
 
@@ -368,12 +346,12 @@ class Daemon:
     def _live_numbers(self) -> dict[str, Any]:
         """What the event loop owns, read on the loop before a scrape renders."""
         return {
-            "budget_in_use": self.limiter.in_use(),
-            "qps": self.limiter.qps,
-            "polls_in_flight": self.poller.in_flight,
+            "budget_in_use": self.lane.limiter.in_use(),
+            "qps": self.lane.limiter.qps,
+            "polls_in_flight": self.lane.poller.in_flight,
             "results_unrecorded": self.dispatcher.unrecorded,
             "state_writable": 0 if self.store_outage.cause else 1,
-            "sweep": self.poller.sweep_state(),
+            "sweep": self.lane.poller.sweep_state(),
             "endpoints_failing": {
                 name: int(name in self.ops.state.failing_endpoints())
                 for name in self.settings.endpoint_names
@@ -382,11 +360,11 @@ class Daemon:
             "gateway_pending": len(self.gateway.pending),
             "clock_skew": None if self.skew is None else self.skew.clock.skew,
             "lease": {
-                "node": self.lease.node,
-                "held": int(self.lease.may_call()),
-                "seconds_left": self.lease.remaining(),
-                "changes": dict(self.lease.changes),
-                "withheld": self.lease.withheld,
+                "node": self.lane.lease.node,
+                "held": int(self.lane.lease.may_call()),
+                "seconds_left": self.lane.lease.remaining(),
+                "changes": dict(self.lane.lease.changes),
+                "withheld": self.lane.lease.withheld,
             },
         }
 

@@ -118,7 +118,7 @@ async def test_healthz_fails_when_the_poll_tick_stalls_and_recovers(
     async def stuck() -> None:
         await release.wait()
 
-    monkeypatch.setattr(d.poller, "tick", stuck)
+    monkeypatch.setattr(d.lane.poller, "tick", stuck)
     answers: list[httpx.Response] = []
 
     async def stalled() -> bool:
@@ -149,7 +149,7 @@ async def test_a_scheduled_job_that_raises_is_logged_and_runs_again(
         raise RuntimeError("housekeeping bug")
 
     monkeypatch.setattr(daemon_module, "HOUSEKEEPING_TICK", 0.1)
-    monkeypatch.setattr(running.daemon.poller, "expire", broken)
+    monkeypatch.setattr(running.daemon.lane.poller, "expire", broken)
     with capture_logs() as logs:
         await running.start()
         await until(lambda: len(calls) >= 3)
@@ -206,7 +206,7 @@ async def test_reload_with_new_base_url_and_credentials_uses_a_new_vendor_client
     with ServerThread(other.make_app) as server:
         await running.start()
         d = running.daemon
-        old_vendor = d.vendor
+        old_vendor = d.lane.vendor
         running.config["chanjing"] = {
             **running.config["chanjing"],
             "base_url": server.url,
@@ -214,7 +214,7 @@ async def test_reload_with_new_base_url_and_credentials_uses_a_new_vendor_client
             "secret_key": "sk-other-123456",
         }
         assert await running.reload()
-        assert d.vendor is not old_vendor and d.poller.vendor is d.vendor
+        assert d.lane.vendor is not old_vendor and d.lane.poller.vendor is d.lane.vendor
         d.store.add_watches([WatchSpec(job)], "queue")
         await until(
             lambda: job in {r.payload["data"]["id"] for r in receiver.receiver.accepted("/ops")}
@@ -238,7 +238,7 @@ async def test_reload_with_new_min_interval_reschedules_the_sweep(running: Runni
     assert await running.reload()
     sweep = d.scheduler.get_job("sweep")
     assert sweep.trigger.interval.total_seconds() == pytest.approx(7.0)
-    assert d.poller.settings.min_interval == 7.0
+    assert d.lane.poller.settings.min_interval == 7.0
     assert await running.stop() == 0
 
 

@@ -57,9 +57,9 @@ async def test_a_standby_makes_the_watch_due_for_the_lease_holder(
         nodes.append(Running(tmp_path / name / "config.yaml", config, env))
     holder, standby = nodes
     await holder.start()
-    assert holder.daemon.lease.may_call()
+    assert holder.daemon.lane.lease.may_call()
     await standby.start()
-    assert not standby.daemon.lease.may_call()
+    assert not standby.daemon.lane.lease.may_call()
 
     # Long enough to be seen unfinished first even on a loaded machine (the CLI is slow there).
     job = simulator.sim.add_job("standbyjob1", queue_s=8, run_s=1)
@@ -70,14 +70,14 @@ async def test_a_standby_makes_the_watch_due_for_the_lease_holder(
     assert simulator.sim.stats()["jobs"][job]["detail_calls"] == 1
     assert not _ids(receiver.receiver)
 
-    calls = standby.daemon.limiter.calls
+    calls = standby.daemon.lane.limiter.calls
     hook = f"http://127.0.0.1:{port}/v1/chanjing/callback/{CALLBACK_TOKEN}"
     async with httpx.AsyncClient(timeout=10) as client:
         answer = await client.post(hook, json={"code": 0, "data": {"id": job, "status": 20}})
     assert answer.status_code == 202
     rec = receiver.receiver
     assert await asyncio.to_thread(rec.wait_for_blocking, lambda r: _ids(r) == [job], 20)
-    assert standby.daemon.limiter.calls == calls  # the standby never called the vendor
+    assert standby.daemon.lane.limiter.calls == calls  # the standby never called the vendor
     counted = standby.daemon.metrics.registry.get_sample_value(
         "chanjing_callbacks_total", {"result": "standby"}
     )

@@ -61,6 +61,6 @@ async def test_the_daemons_health_check_probes_the_state_at_most_once_a_second(
         assert answers == {True}
         assert len(probes) <= 1
     finally:
-        await daemon.vendor.aclose()
+        await daemon.lane.vendor.aclose()
         daemon.store.close()
         daemon.lease_store.close()
