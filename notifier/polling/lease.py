@@ -48,7 +48,7 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from notifier._tasks import steady_clock
 from notifier.log import get_logger
@@ -75,6 +75,10 @@ PAUSE_TOLERANCE = 0.5
 PRESENCE_PREFIX = "node:"
 #: A clean stop waits at most this long for the release statement.
 RELEASE_TIMEOUT = 2.0
+#: A lease handed over to spread the accounts over the nodes is not taken back by this node
+#: for this long: time for a node with fewer leases to take it (its standby look comes every
+#: STANDBY_EVERY, after the release's MARGIN). If nobody does, this node takes it again.
+HAND_OVER_HOLD = MARGIN + 2 * STANDBY_EVERY
 #: The shortest lease that leaves time to call between renewals (``state.lease`` is checked
 #: against it where the settings are built: notifier.service.settings).
 MIN_TTL = MARGIN + 1.0
@@ -144,11 +148,28 @@ class LeaseKeeper:
         sole: bool = False,
         clock: Callable[[], float] = steady_clock,
         name: str = LEASE_NAME,
+        owner: str | None = None,
+        presence: bool = True,
+        db: asyncio.Lock | None = None,
     ) -> None:
+        """Several accounts: one keeper per account's lease (``name``), all of one process
+        with one ``owner``, one of them keeping the presence row (``presence``), and one
+        ``db`` lock, since they share the one connection ``store``."""
         self.store = store
         self.node = node
         #: The rows' owner: ``node`` plus this process's random id (see the module's doc).
-        self.owner = make_owner(node)
+        self.owner = owner or make_owner(node)
+        self._presence = presence
+        self._db = db or asyncio.Lock()
+        #: While the steady clock is before this, a lease not held is not taken (it was just
+        #: handed over to another node).
+        self.hold_off_until = -math.inf
+        self._hand_over = False
+        #: Asked before taking a lease not held (several accounts: whether this node has
+        #: room for one more, see notifier.polling.spread); None: always.
+        self.may_take: Callable[[LeaseKeeper], bool] | None = None
+        #: Standby looks in a row that found the lease free (nobody took it).
+        self.free_looks = 0
         #: Another live process with this node's name, as the last look saw it (None: none).
         self.name_in_use_by: str | None = None
         #: Whether :attr:`holder` is this process (not another one that has our name).
@@ -180,7 +201,7 @@ class LeaseKeeper:
         self.holder_advertise: str | None = None
         #: Why the last renewal failed, None after one that worked.
         self.problem: str | None = None
-        self.changes = {"acquired": 0, "lost": 0, "released": 0}
+        self.changes = {"acquired": 0, "lost": 0, "released": 0, "handed_over": 0}
         #: Vendor calls held back at the gate (counted here: it outlives vendor clients).
         self.withheld = 0
         #: Why this node must not call the vendor whatever the lease says (its clock is off
@@ -221,22 +242,29 @@ class LeaseKeeper:
         Not concurrently with itself or :meth:`release` (one connection): :meth:`run` calls it."""
         force = self._sole and self.changes["acquired"] == 0
         advertise = self.advertise
+        # Just handed over: not taken back unless still ours (or nobody took it in time).
+        taking = self.deadline > self._clock() or (
+            self._clock() >= self.hold_off_until and (self.may_take is None or self.may_take(self))
+        )
         try:
-            await self._mark_presence(force)
+            if self._presence:
+                await self._mark_presence(force)
             sent = self._clock()
-            grant = await asyncio.to_thread(
-                self.store.acquire_lease,
-                self.name,
-                self.owner,
-                self.ttl,
-                force=force,
-                advertise=advertise,
-            )
+            grant = None
+            if taking:
+                grant = await self._call(
+                    self.store.acquire_lease,
+                    self.name,
+                    self.owner,
+                    self.ttl,
+                    force=force,
+                    advertise=advertise,
+                )
             if grant is None:
                 self.deadline = -math.inf  # another node holds it: ours is gone
-                holder = await asyncio.to_thread(self.store.lease_holder, self.name)
+                holder = await self._call(self.store.lease_holder, self.name)
                 # A takeover between the two reads is seen at the next look, a second on.
-                theirs = await asyncio.to_thread(self.store.lease_advertise, self.name)
+                theirs = await self._call(self.store.lease_advertise, self.name)
         except Exception as exc:  # the keeper must outlive any database trouble
             problem = f"{type(exc).__name__}: {exc}"
             if self.problem is None:
@@ -251,6 +279,7 @@ class LeaseKeeper:
             return
         self.problem = None
         self._renew_soon = False
+        self.free_looks = self.free_looks + 1 if grant is None and not holder else 0
         if grant is not None:
             left, previous = grant
             self.deadline = sent + left
@@ -268,13 +297,13 @@ class LeaseKeeper:
         """Renew this process's presence row (``node:NAME``); warn once when another live
         process holds it: it was given the same ``state.node``."""
         presence = PRESENCE_PREFIX + self.node
-        grant = await asyncio.to_thread(
+        grant = await self._call(
             self.store.acquire_lease, presence, self.owner, self.ttl, force=force
         )
         if grant is not None:
             self.name_in_use_by = None
             return
-        other = await asyncio.to_thread(self.store.lease_owner, presence)
+        other = await self._call(self.store.lease_owner, presence)
         if other is None or other[0] == self.name_in_use_by:
             return
         self.name_in_use_by = other[0]
@@ -292,7 +321,7 @@ class LeaseKeeper:
         a pause its steady clock did not see (a suspended VM) finds its lease shorter or gone."""
         sent = self._clock()
         try:
-            row = await asyncio.to_thread(self.store.lease_owner, self.name)
+            row = await self._call(self.store.lease_owner, self.name)
         except Exception:  # nothing learned; the renewal reports database trouble
             return
         if row is None or row[0] != self.owner:
@@ -317,6 +346,42 @@ class LeaseKeeper:
         self.deadline = min(self.deadline, derived)
         paused = shortened > PAUSE_TOLERANCE
         self._look(None, reason=f"paused for {shortened:.1f}s" if paused else "not renewed in time")
+
+    async def _call(self, statement: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One statement on the keeper's connection, off the loop; the keepers of one process
+        share that connection, so they take turns."""
+        async with self._db:
+            return await asyncio.to_thread(statement, *args, **kwargs)
+
+    def request_hand_over(self) -> None:
+        """Give the lease up at the next look and stand by for HAND_OVER_HOLD: this node
+        holds more accounts' leases than its share (see notifier.polling.spread)."""
+        if self.may_call():
+            self._hand_over = True
+
+    async def _give_up(self) -> None:
+        """The hand-over: the gate shuts now, the row frees MARGIN later (as on a stop)."""
+        self._hand_over = False
+        closed = self._clock()
+        self.deadline = -math.inf
+        self.hold_off_until = closed + HAND_OVER_HOLD
+        self.held = False
+        try:
+            await self._call(self.store.release_lease, self.name, self.owner, MARGIN)
+        except Exception as exc:  # it lapses instead; the next look reports the database
+            log.warning(
+                "cannot hand the vendor lease over; it lapses",
+                node=self.node,
+                lease=self.name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        self.changes["handed_over"] += 1
+        log.info(
+            "vendor lease handed over; another node with fewer takes it",
+            node=self.node,
+            lease=self.name,
+        )
 
     def _look(self, previous: str | None, reason: str) -> None:
         """Count and log a change of whether this node may call the vendor."""
@@ -363,6 +428,10 @@ class LeaseKeeper:
                 await asyncio.wait_for(self._stopping.wait(), max(0.0, wake - self._clock()))
             if self._stopping.is_set():
                 return
+            if self._hand_over:
+                await self._give_up()
+                started = self._clock()
+                continue
             if holding and self._clock() < due and not self._renew_soon:
                 await self.probe()
                 if not self._renew_soon:
@@ -397,7 +466,7 @@ class LeaseKeeper:
         holdoff = max(0.0, closed_at + MARGIN - self._clock())
         try:
             released = await asyncio.wait_for(
-                asyncio.to_thread(self._release_rows, holdoff),
+                self._call(self._release_rows, holdoff),
                 RELEASE_TIMEOUT,
             )
         except Exception as exc:
@@ -421,7 +490,8 @@ class LeaseKeeper:
     def _release_rows(self, holdoff: float) -> bool:
         """The vendor lease (after ``holdoff``) and this process's presence row (at once)."""
         released = self.store.release_lease(self.name, self.owner, holdoff)
-        self.store.release_lease(PRESENCE_PREFIX + self.node, self.owner)
+        if self._presence:
+            self.store.release_lease(PRESENCE_PREFIX + self.node, self.owner)
         return released
 
     def describe(self) -> str:

@@ -27,6 +27,8 @@ from notifier.gateway.door import Gateway
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
 from notifier.models import JobDetail
+from notifier.polling.lease import make_owner
+from notifier.polling.spread import LeaseSpread
 from notifier.polling.vendor import VendorClient, VendorSettings
 from notifier.service.clients import SenderPool, shared_tls
 from notifier.service.clock import (
@@ -79,6 +81,8 @@ PRUNE_BATCHES_PER_TICK = 10
 #: How long a lease renewal waits for another writer's lock (on the keeper's own thread and
 #: connection: it never stalls the loop, and a renewal that fails only lets the lease run down).
 LEASE_BUSY_TIMEOUT = 1.0
+#: How often a node looks at how the accounts' leases are spread over the nodes.
+SPREAD_EVERY = 1.0
 #: Jobs that write to the state: they pause while it cannot be written.
 WRITING_JOBS = frozenset(
     {"poll", "poll_wakeup", "queue", "watch_file", "dispatch", "housekeeping", "sweep"}
@@ -97,6 +101,7 @@ class Daemon:
         #: PostgreSQL: the shared schedule keeps the database's time; None on SQLite.
         self.skew: SkewGuard | None = None
         self._clock_task: asyncio.Task[None] | None = None
+        self._spread_task: asyncio.Task[None] | None = None
         if settings.state.shared:
             store = open_store(settings.state, busy_timeout=LEASE_BUSY_TIMEOUT)
             self.skew = SkewGuard(store, self._clock_pause)
@@ -135,8 +140,19 @@ class Daemon:
         )
         self.ops.on_recorded = self.dispatcher.kick
         self.node = node
+        #: What the lanes' lease keepers share: the rows' owner, the lease connection's lock.
+        self.lease_owner = make_owner(node)
+        self._lease_db = asyncio.Lock()
         #: One lane per vendor account, by name.
         self.lanes: dict[str, Lane] = {}
+        #: Several accounts on several nodes: each account's lease spread over the nodes.
+        self.spread = LeaseSpread(
+            self.lease_gate,
+            lambda: [lane.lease for lane in self.lanes.values()],
+            owner=self.lease_owner,
+            db=self._lease_db,
+            every=SPREAD_EVERY,
+        )
         self.lane = self._add_lane(lane_settings(settings))
         # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
         self.watch_file = WatchFile(settings.watch_file, node=node if shared else None)
@@ -175,6 +191,9 @@ class Daemon:
             store=self.store,
             lease_store=self.lease_gate,
             node=self.node,
+            owner=self.lease_owner,
+            presence=not self.lanes,  # the first lane's keeper keeps the presence row
+            db=self._lease_db,
             sole=self._sole,
             make_vendor=self._make_vendor,
             on_event=self.dispatcher.kick,
@@ -182,6 +201,7 @@ class Daemon:
             clock=self.now,
         )
         self.lanes[lane.name] = lane
+        lane.lease.may_take = self.spread.may_take
         return lane
 
     @property
@@ -536,6 +556,8 @@ class Daemon:
         self.clock.keep_checking(self._stop)
         if self.skew is not None:
             self._clock_task = asyncio.create_task(self.skew.keep(self._stop), name="db clock")
+        if not self._sole:  # several nodes may share the accounts
+            self._spread_task = asyncio.create_task(self.spread.run(self._stop), name="spread")
         try:
             counts: tuple[int | None, int | None] = self.store.live_counts()
         except DB_ERRORS:  # gone since the start-up writes: the jobs pause and report it
@@ -593,9 +615,10 @@ class Daemon:
         # After the last calls: another node may take over.
         await asyncio.gather(*(lane.aclose() for lane in self.lanes.values()))
         await self.senders.aclose()
-        if self._clock_task is not None:  # it waits on the stop, or for one sample
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._clock_task, STOP_GRACE)
+        for task in (self._clock_task, self._spread_task):  # they wait on the stop
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, STOP_GRACE)
         self.store.close()
         self.lease_store.close()
         if self.skew is not None:

@@ -53,6 +53,9 @@ class Lane:
         store: Store,
         lease_store: LeaseStore,
         node: str,
+        owner: str,
+        presence: bool,
+        db: asyncio.Lock,
         sole: bool,
         make_vendor: Callable[[Lane, VendorSettings], VendorClient],
         on_event: Callable[[], None],
@@ -60,12 +63,21 @@ class Lane:
         clock: Callable[[], float],
     ) -> None:
         """``make_vendor``: the daemon's client factory (it wires the client's observers to
-        the metrics and operational events); ``sole``: see :class:`LeaseKeeper`."""
+        the metrics and operational events); ``owner``, ``presence``, ``db``, ``sole``: see
+        :class:`LeaseKeeper` (the lanes of one process share the owner, the connection
+        ``lease_store`` and its lock; one of them keeps the presence row)."""
         self.name = settings.name
         self.settings = settings
         self.limiter = RateLimiter(settings.limiter)
         self.lease = LeaseKeeper(
-            lease_store, node, settings.lease, sole=sole, name=lease_name(settings.name)
+            lease_store,
+            node,
+            settings.lease,
+            sole=sole,
+            name=lease_name(settings.name),
+            owner=owner,
+            presence=presence,
+            db=db,
         )
         self.vendor_slot = VendorSlot(lambda s: make_vendor(self, s), settings.vendor)
         self.poller = Poller(

@@ -131,7 +131,7 @@ def _lease_metrics(lease: dict[str, Any]) -> Iterator[GaugeMetricFamily | Counte
     yield _counts(
         "chanjing_lease_changes",
         "Vendor lease changes on this node: acquired, lost (taken by another node or not "
-        "renewed in time), released (a clean stop).",
+        "renewed in time), released (a clean stop), handed_over (to spread accounts).",
         "change",
         lease["changes"],
     )

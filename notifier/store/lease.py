@@ -115,6 +115,12 @@ class VendorLease(StoreBase):
         row = self._run("lease_advertise", {"name": name}).fetchone()
         return None if row is None or row[0] is None else str(row[0])
 
+    def lease_census(self) -> list[tuple[str, str, float]]:
+        """(name, owner, seconds left) of every unexpired lease and presence row, by name:
+        how the accounts' leases are spread over the live nodes."""
+        rows = self._run("lease_census", {}).fetchall()
+        return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
     # -- the gateway ----------------------------------------------------------------------
 
     def last_observation(self, job_id: str, *, kind: str = DEFAULT_KIND) -> Observation | None:

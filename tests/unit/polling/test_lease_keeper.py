@@ -125,7 +125,7 @@ async def test_standby_takes_over_after_expiry_and_the_old_holder_stands_down(
     db_clock.advance(0.5 + EPS)
     with capture_logs() as logs:
         await b.renew()
-    assert b.held and b.changes == {"acquired": 1, "lost": 0, "released": 0}
+    assert b.held and b.changes == {"acquired": 1, "lost": 0, "released": 0, "handed_over": 0}
     (taken,) = events(logs, "vendor lease acquired")
     assert (taken["node"], taken["previous_holder"]) == ("B", "A")
 
@@ -135,7 +135,7 @@ async def test_standby_takes_over_after_expiry_and_the_old_holder_stands_down(
     assert not a.may_call()
     with capture_logs() as logs:
         await a.renew()
-    assert not a.held and a.changes == {"acquired": 1, "lost": 1, "released": 0}
+    assert not a.held and a.changes == {"acquired": 1, "lost": 1, "released": 0, "handed_over": 0}
     (lost,) = events(logs, "vendor lease lost")
     assert lost["log_level"] == "warning"
     assert (lost["node"], lost["previous_holder"], lost["holder"]) == ("A", "A", "B")

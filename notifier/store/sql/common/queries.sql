@@ -349,6 +349,13 @@ WITH clock (db_now) AS (SELECT {db_now})
 SELECT advertise FROM leases, clock
 WHERE name = :name AND expires_at > db_now;
 
+-- name: lease_census
+-- Every unexpired lease and presence row: who holds what now, and for how much longer
+-- (the database's clock).
+WITH clock (db_now) AS (SELECT {db_now})
+SELECT name, owner, expires_at - db_now FROM leases, clock WHERE expires_at > db_now
+ORDER BY name;
+
 -- name: event_seq
 SELECT seq FROM events WHERE event_id = ?;
 
