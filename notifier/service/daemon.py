@@ -175,9 +175,8 @@ class Daemon:
         self.health_report = Health(
             self.store,
             self.store_outage,
-            self.lane.lease,
+            lambda: {name: (lane.lease, lane.vendor) for name, lane in self.lanes.items()},
             self.skew,
-            lambda: self.lane.vendor,
             self.ops,
         )
         self._stop = asyncio.Event()
@@ -379,12 +378,15 @@ class Daemon:
             "vendor_failing": int(self.ops.state.vendor.failing),
             "gateway_pending": len(self.gateway.pending),
             "clock_skew": None if self.skew is None else self.skew.clock.skew,
-            "lease": {
-                "node": self.lane.lease.node,
-                "held": int(self.lane.lease.may_call()),
-                "seconds_left": self.lane.lease.remaining(),
-                "changes": dict(self.lane.lease.changes),
-                "withheld": self.lane.lease.withheld,
+            "leases": {
+                name: {
+                    "node": lane.lease.node,
+                    "held": int(lane.lease.may_call()),
+                    "seconds_left": lane.lease.remaining(),
+                    "changes": dict(lane.lease.changes),
+                    "withheld": lane.lease.withheld,
+                }
+                for name, lane in self.lanes.items()
             },
         }
 

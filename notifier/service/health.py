@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from notifier.delivery.operational import OperationalEvents
@@ -25,16 +25,15 @@ class Health:
         self,
         store: Store,
         store_outage: StoreOutage,
-        lease: LeaseKeeper,
+        lanes: Callable[[], Mapping[str, tuple[LeaseKeeper, VendorClient]]],
         skew: SkewGuard | None,
-        vendor: Callable[[], VendorClient],
         ops: OperationalEvents,
     ) -> None:
+        """``lanes``: each account's lease keeper and current vendor client, by account."""
         self.store = store
         self.store_outage = store_outage
-        self.lease = lease
+        self._lanes = lanes
         self.skew = skew
-        self._vendor = vendor
         self.ops = ops
         #: When the poll tick last ran (monotonic): the scheduler is alive.
         self.last_tick = time.monotonic()
@@ -53,10 +52,16 @@ class Health:
         stale = time.monotonic() - self.last_tick
         if stale > HEALTH_STALE_AFTER:
             return False, f"scheduler stalled: no tick for {stale:.1f}s"
-        problem = self._vendor().credentials_problem
-        if problem is not None:
-            # Degraded, not dead: nothing can be polled until the operator fixes the config.
-            return False, f"{problem}; check chanjing.app_id / chanjing.secret_key"
+        lanes = self._lanes()
+        for account, (_lease, client) in lanes.items():
+            problem = client.credentials_problem
+            if problem is None:
+                continue
+            # Degraded, not dead: nothing can be polled as that account until the operator
+            # fixes the config.
+            if len(lanes) == 1:
+                return False, f"{problem}; check chanjing.app_id / chanjing.secret_key"
+            return False, f"account {account}: {problem}; check its app_id / secret_key"
         vendor = self.ops.state.vendor
         if vendor.failing:
             # Past alerts.vendor_failing_for (the vendor.failing event went out): nothing
@@ -68,7 +73,7 @@ class Health:
                 f"{vendor.last_error}"
             )
         # A standby is healthy: it delivers, and takes over when the holder goes.
-        return True, f"ok; {self.lease.describe()}"
+        return True, f"ok; {self.leases()}"
 
     def status_text(self) -> str:
         try:
@@ -77,14 +82,22 @@ class Health:
             # The state went away between two looks (sent at ready and after a reload too):
             # say so; the outage itself is handled by the jobs, which pause and resume.
             self.store_outage.check()
-            return f"cannot read the state {self.store.where}: {exc}; {self.lease.describe()}"
-        text = f"watching {active} job(s), {pending} delivery(ies) pending; {self.lease.describe()}"
+            return f"cannot read the state {self.store.where}: {exc}; {self.leases()}"
+        text = f"watching {active} job(s), {pending} delivery(ies) pending; {self.leases()}"
         cause = self.store_outage.cause
         if cause is not None:
             return f"PAUSED: cannot write {self.store.where}: {cause}; {text}"
         if self.skew is not None and self.skew.off is not None:
             return f"PAUSED: {self.skew.off}; {text}"
         return text
+
+    def leases(self) -> str:
+        """Each account's lease in a few words; one account as before accounts."""
+        lanes = self._lanes()
+        if len(lanes) == 1:
+            ((lease, _vendor),) = lanes.values()
+            return lease.describe()
+        return "; ".join(f"{account}: {lease.describe()}" for account, (lease, _v) in lanes.items())
 
 
 def _iso(seconds: float) -> str:

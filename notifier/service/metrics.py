@@ -109,38 +109,45 @@ class _StateCollector(Collector):
         sweep = snap.get("sweep")
         if sweep is not None:
             yield from _sweep_metrics(sweep)
-        lease = snap.get("lease")
-        if lease is not None:
-            yield from _lease_metrics(lease)
+        leases = snap.get("leases")
+        if leases is not None:
+            yield from _lease_metrics(leases)
 
 
-def _lease_metrics(lease: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-    """The vendor lease, read from the keeper (``Daemon._live_numbers``)."""
+def _lease_metrics(
+    leases: dict[str, dict[str, Any]],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each account's vendor lease, read from its keeper (``Daemon._live_numbers``)."""
     held = GaugeMetricFamily(
         "chanjing_lease_held",
-        "1 while this node holds the vendor lease (it alone calls the vendor); 0 on a standby.",
-        labels=["node"],
+        "1 while this node holds the account's vendor lease (it alone calls the vendor as "
+        "that account); 0 on a standby.",
+        labels=["account", "node"],
     )
-    held.add_metric([lease["node"]], lease["held"])
-    yield held
-    yield GaugeMetricFamily(
+    left = GaugeMetricFamily(
         "chanjing_lease_seconds_left",
-        "Seconds until this node's vendor lease runs out unless renewed (0: not held).",
-        value=lease["seconds_left"],
+        "Seconds until this node's lease of the account runs out unless renewed (0: not held).",
+        labels=["account"],
     )
-    yield _counts(
+    changes = CounterMetricFamily(
         "chanjing_lease_changes",
         "Vendor lease changes on this node: acquired, lost (taken by another node or not "
         "renewed in time), released (a clean stop), handed_over (to spread accounts).",
-        "change",
-        lease["changes"],
+        labels=["account", "change"],
     )
-    yield CounterMetricFamily(
+    withheld = CounterMetricFamily(
         "chanjing_vendor_calls_withheld",
         "Vendor calls not sent because the lease was not held (with its margin left) when "
         "they were about to go.",
-        value=lease["withheld"],
+        labels=["account"],
     )
+    for account, lease in leases.items():
+        held.add_metric([account, lease["node"]], lease["held"])
+        left.add_metric([account], lease["seconds_left"])
+        for change, count in lease["changes"].items():
+            changes.add_metric([account, change], count)
+        withheld.add_metric([account], lease["withheld"])
+    yield from (held, left, changes, withheld)
 
 
 def _sweep_metrics(sweep: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:

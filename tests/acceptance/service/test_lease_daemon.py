@@ -61,12 +61,12 @@ def test_the_daemon_takes_reports_and_releases_the_lease(
         port,
         "ok; vendor lease held by this node (node-e2e)",
         (
-            'chanjing_lease_held{node="node-e2e"} 1.0',
-            'chanjing_lease_changes_total{change="acquired"} 1.0',
-            'chanjing_lease_changes_total{change="lost"} 0.0',
+            'chanjing_lease_held{account="default",node="node-e2e"} 1.0',
+            'chanjing_lease_changes_total{account="default",change="acquired"} 1.0',
+            'chanjing_lease_changes_total{account="default",change="lost"} 0.0',
             'chanjing_vendor_calls_total{endpoint="detail",node="node-e2e",result="0"}',
-            "chanjing_vendor_calls_withheld_total 0.0",
-            "chanjing_lease_seconds_left ",
+            'chanjing_vendor_calls_withheld_total{account="default"} 0.0',
+            'chanjing_lease_seconds_left{account="default"} ',
         ),
     )
     assert notify.wait_for(
@@ -169,9 +169,9 @@ def test_a_standby_delivers_and_takes_intake_but_calls_no_vendor(
         port,
         "ok; standby (node-a): vendor lease held by node-b",
         (
-            'chanjing_lease_held{node="node-a"} 0.0',
-            'chanjing_lease_changes_total{change="lost"} 1.0',
-            "chanjing_lease_seconds_left 0.0",
+            'chanjing_lease_held{account="default",node="node-a"} 0.0',
+            'chanjing_lease_changes_total{account="default",change="lost"} 1.0',
+            'chanjing_lease_seconds_left{account="default"} 0.0',
         ),
     )
     assert simulator.sim.stats()["calls"] == calls  # not one vendor call since

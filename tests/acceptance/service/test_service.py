@@ -120,7 +120,7 @@ def test_metrics_and_healthz(
     for needle in (
         'chanjing_vendor_calls_total{endpoint="detail",node="node-a",result="0"}',
         'chanjing_vendor_calls_total{endpoint="access_token",node="node-a",result="0"} 1.0',
-        'chanjing_lease_held{node="node-a"} 1.0',
+        'chanjing_lease_held{account="default",node="node-a"} 1.0',
         "chanjing_vendor_latency_seconds_bucket",
         "chanjing_vendor_throttled_total 0.0",
         'chanjing_watches{state="succeeded"} 1.0',
