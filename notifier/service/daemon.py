@@ -200,6 +200,7 @@ class Daemon:
             clock=self.now,
         )
         self.lanes[lane.name] = lane
+        self.metrics.account(lane.name)
         lane.lease.may_take = self.spread.may_take
         return lane
 
@@ -219,14 +220,14 @@ class Daemon:
         metrics = self.metrics
 
         def observe(endpoint: str, label: str, seconds: float) -> None:
-            metrics.on_vendor_call(endpoint, label, seconds)
+            metrics.on_vendor_call(lane.name, endpoint, label, seconds)
             try:
                 self.ops.on_vendor_call(endpoint, label, seconds)
             except Exception:  # a vendor call must never fail for its alerting
                 log.exception("cannot process a vendor answer for operational events")
 
         def revoked() -> None:
-            metrics.on_token_revoked()
+            metrics.on_token_revoked(lane.name)
             try:
                 self.ops.on_token_revoked()
             except Exception:  # as for observe: the call goes on whatever its alerting does
@@ -365,9 +366,14 @@ class Daemon:
     def _live_numbers(self) -> dict[str, Any]:
         """What the event loop owns, read on the loop before a scrape renders."""
         return {
-            "budget_in_use": self.lane.limiter.in_use(),
-            "qps": self.lane.limiter.qps,
-            "polls_in_flight": self.lane.poller.in_flight,
+            "lanes": {
+                name: {
+                    "budget_in_use": lane.limiter.in_use(),
+                    "qps": lane.limiter.qps,
+                    "polls_in_flight": lane.poller.in_flight,
+                }
+                for name, lane in self.lanes.items()
+            },
             "results_unrecorded": self.dispatcher.unrecorded,
             "state_writable": 0 if self.store_outage.cause else 1,
             "sweep": self.lane.poller.sweep_state(),

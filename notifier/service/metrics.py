@@ -53,21 +53,7 @@ class _StateCollector(Collector):
         for (state, endpoint), count in snap["deliveries"].items():
             deliveries.add_metric([state, endpoint], count)
         yield deliveries
-        yield GaugeMetricFamily(
-            "chanjing_budget_in_use",
-            "Vendor calls in the last second as a fraction of chanjing.qps.",
-            value=snap["budget_in_use"],
-        )
-        yield GaugeMetricFamily(
-            "chanjing_budget_qps",
-            "Configured vendor budget (calls per second).",
-            value=snap["qps"],
-        )
-        yield GaugeMetricFamily(
-            "chanjing_polls_in_flight",
-            "Polls waiting for the budget or in flight.",
-            value=snap["polls_in_flight"],
-        )
+        yield from _lane_metrics(snap.get("lanes", {}))
         yield GaugeMetricFamily(
             "chanjing_state_writable",
             "1 while the state file can be written; 0 while polling and delivery are paused.",
@@ -112,6 +98,31 @@ class _StateCollector(Collector):
         leases = snap.get("leases")
         if leases is not None:
             yield from _lease_metrics(leases)
+
+
+def _lane_metrics(lanes: dict[str, dict[str, Any]]) -> Iterator[GaugeMetricFamily]:
+    """Each account's budget and polls, read from its lane (``Daemon._live_numbers``)."""
+    families = {
+        "budget_in_use": GaugeMetricFamily(
+            "chanjing_budget_in_use",
+            "Vendor calls in the last second as a fraction of the account's qps.",
+            labels=["account"],
+        ),
+        "qps": GaugeMetricFamily(
+            "chanjing_budget_qps",
+            "Configured vendor budget of the account (calls per second).",
+            labels=["account"],
+        ),
+        "polls_in_flight": GaugeMetricFamily(
+            "chanjing_polls_in_flight",
+            "Polls waiting for the account's budget or in flight.",
+            labels=["account"],
+        ),
+    }
+    for account, numbers in lanes.items():
+        for key, family in families.items():
+            family.add_metric([account], numbers[key])
+    yield from families.values()
 
 
 def _lease_metrics(
@@ -198,27 +209,34 @@ class Metrics:
         r = self.registry
         self.vendor_calls = Counter(
             "chanjing_vendor_calls",
-            "Vendor API calls by endpoint, result code (or error) and calling node.",
-            ["endpoint", "result", "node"],
+            "Vendor API calls by account, endpoint, result code (or error) and calling node.",
+            ["account", "endpoint", "result", "node"],
             registry=r,
         )
         self.vendor_latency = Histogram(
             "chanjing_vendor_latency_seconds",
             "Vendor API call latency.",
-            ["endpoint"],
+            ["account", "endpoint"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.throttled = Counter(
-            "chanjing_vendor_throttled", "Vendor answers 40001 (over the QPS limit).", registry=r
+            "chanjing_vendor_throttled",
+            "Vendor answers 40001 (over the account's QPS limit).",
+            ["account"],
+            registry=r,
         )
         self.token_refreshes = Counter(
-            "chanjing_token_refreshes", "Access tokens fetched from the vendor.", registry=r
+            "chanjing_token_refreshes",
+            "Access tokens fetched from the vendor.",
+            ["account"],
+            registry=r,
         )
         self.token_revoked = Counter(
             "chanjing_vendor_token_revoked",
             "Our access token revoked by another fetcher with this app_id while good for a "
             "while yet (another program or daemon on the account).",
+            ["account"],
             registry=r,
         )
         self.attempts = Counter(
@@ -334,18 +352,25 @@ class Metrics:
 
     # -- observers ------------------------------------------------------------------------
 
-    def on_vendor_call(self, endpoint: str, result: str, seconds: float) -> None:
+    def account(self, name: str) -> None:
+        """Make the account's series (at 0) before its first call: a rate over them starts
+        at the daemon's start, not at the first 40001."""
+        self.throttled.labels(name)
+        self.token_refreshes.labels(name)
+        self.token_revoked.labels(name)
+
+    def on_vendor_call(self, account: str, endpoint: str, result: str, seconds: float) -> None:
         # A label value per code the vendor may invent would be a new series each: bucket.
         result = result if result in VENDOR_RESULTS else "other"
-        self.vendor_calls.labels(endpoint, result, self.node).inc()
-        self.vendor_latency.labels(endpoint).observe(seconds)
+        self.vendor_calls.labels(account, endpoint, result, self.node).inc()
+        self.vendor_latency.labels(account, endpoint).observe(seconds)
         if result == "40001":
-            self.throttled.inc()
+            self.throttled.labels(account).inc()
         if endpoint == "access_token" and result == "0":
-            self.token_refreshes.inc()
+            self.token_refreshes.labels(account).inc()
 
-    def on_token_revoked(self) -> None:
-        self.token_revoked.inc()
+    def on_token_revoked(self, account: str) -> None:
+        self.token_revoked.labels(account).inc()
 
     def on_delivery(
         self, endpoint: str, due: DueDelivery, result: SendResult, seconds: float

@@ -65,12 +65,12 @@ def test_40001_from_the_vendor_slows_the_daemon_down_and_nothing_is_lost(
     rejected = stats["codes"].get("40001", 0)
     assert rejected > 0, stats  # the test did provoke the vendor's limit
     # Every 40001 the vendor sent was seen and counted as a throttle.
-    assert metric(text, "chanjing_vendor_throttled_total") == rejected
+    assert metric(text, 'chanjing_vendor_throttled_total{account="default"}') == rejected
     # ... and by call kind: whichever calls met the limit (detail or list, by timing), the
     # per-endpoint counts add up to the same total.
     by_endpoint = re.findall(
-        r'^chanjing_vendor_calls_total\{endpoint="[a-z_]+",node="[^"]+",result="40001"\} '
-        r"([0-9.e+]+)$",
+        r'^chanjing_vendor_calls_total\{account="default",endpoint="[a-z_]+",node="[^"]+",'
+        r'result="40001"\} ([0-9.e+]+)$',
         text,
         re.MULTILINE,
     )

@@ -64,7 +64,7 @@ def test_the_daemon_takes_reports_and_releases_the_lease(
             'chanjing_lease_held{account="default",node="node-e2e"} 1.0',
             'chanjing_lease_changes_total{account="default",change="acquired"} 1.0',
             'chanjing_lease_changes_total{account="default",change="lost"} 0.0',
-            'chanjing_vendor_calls_total{endpoint="detail",node="node-e2e",result="0"}',
+            'chanjing_vendor_calls_total{account="default",endpoint="detail",node="node-e2e",result="0"}',
             'chanjing_vendor_calls_withheld_total{account="default"} 0.0',
             'chanjing_lease_seconds_left{account="default"} ',
         ),

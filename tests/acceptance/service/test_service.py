@@ -118,17 +118,18 @@ def test_metrics_and_healthz(
         )
     text = httpx.get(f"{base}/metrics", timeout=5).text
     for needle in (
-        'chanjing_vendor_calls_total{endpoint="detail",node="node-a",result="0"}',
-        'chanjing_vendor_calls_total{endpoint="access_token",node="node-a",result="0"} 1.0',
+        'chanjing_vendor_calls_total{account="default",endpoint="detail",node="node-a",result="0"}',
+        'chanjing_vendor_calls_total{account="default",endpoint="access_token",node="node-a",'
+        'result="0"} 1.0',
         'chanjing_lease_held{account="default",node="node-a"} 1.0',
         "chanjing_vendor_latency_seconds_bucket",
-        "chanjing_vendor_throttled_total 0.0",
+        'chanjing_vendor_throttled_total{account="default"} 0.0',
         'chanjing_watches{state="succeeded"} 1.0',
         'chanjing_deliveries{endpoint="ops",state="delivered"} 1.0',
         'chanjing_delivery_attempts_total{endpoint="ops",outcome="ok"} 1.0',
         "chanjing_delivery_latency_seconds_bucket",
         'chanjing_detection_latency_seconds_count{endpoint="ops"} 1.0',
-        "chanjing_token_refreshes_total 1.0",
+        'chanjing_token_refreshes_total{account="default"} 1.0',
         "chanjing_budget_in_use",
     ):
         assert needle in text, needle

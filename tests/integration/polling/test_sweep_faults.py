@@ -183,9 +183,6 @@ async def test_failed_list_calls_back_off_from_seconds_to_a_minute(tmp_path: Pat
 
 def _live(r: Rig) -> dict[str, Any]:
     return {
-        "budget_in_use": 0.0,
-        "qps": 10,
-        "polls_in_flight": 0,
         "results_unrecorded": 0,
         "state_writable": 1,
         "sweep": r.poller.sweep_state(),

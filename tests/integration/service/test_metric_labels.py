@@ -9,8 +9,8 @@ from notifier.service.metrics import Metrics
 def test_unknown_codes_and_methods_are_counted_as_other() -> None:
     metrics = Metrics("n1")
     for code in range(1000, 1100):
-        metrics.on_vendor_call("detail", str(code), 0.01)
-    metrics.on_vendor_call("detail", "40001", 0.01)
+        metrics.on_vendor_call("default", "detail", str(code), 0.01)
+    metrics.on_vendor_call("default", "detail", "40001", 0.01)
     for i in range(50):
         metrics.on_intake_request(f"X{i}", "/v1/watches", 405, 0.001)
     text = metrics.render().decode()

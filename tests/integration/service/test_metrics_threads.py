@@ -26,9 +26,13 @@ async def test_loop_owned_numbers_are_read_on_the_loop() -> None:
     def live() -> dict[str, Any]:
         seen["live"] = threading.get_ident()
         return {
-            "budget_in_use": limiter.in_use(),
-            "qps": limiter.qps,
-            "polls_in_flight": 0,
+            "lanes": {
+                "default": {
+                    "budget_in_use": limiter.in_use(),
+                    "qps": limiter.qps,
+                    "polls_in_flight": 0,
+                }
+            },
             "results_unrecorded": 0,
             "state_writable": 1,
         }
@@ -46,4 +50,5 @@ async def test_loop_owned_numbers_are_read_on_the_loop() -> None:
         await server.stop()
     assert seen["live"] == loop_thread
     assert seen["snapshot"] != loop_thread  # counting history stays off the loop
-    assert "chanjing_budget_in_use " in text and "chanjing_budget_qps 10.0" in text
+    assert 'chanjing_budget_in_use{account="default"} ' in text
+    assert 'chanjing_budget_qps{account="default"} 10.0' in text

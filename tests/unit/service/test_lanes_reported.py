@@ -20,12 +20,13 @@ def _lease(account: dict[str, Any]) -> dict[str, Any]:
     return {"node": "n1", "seconds_left": 0.0, "withheld": 0, **account}
 
 
-def test_each_accounts_lease_has_its_own_series() -> None:
+def test_each_accounts_budget_and_lease_have_their_own_series() -> None:
     metrics = Metrics("n1")
     live = {
-        "budget_in_use": 0,
-        "qps": 10,
-        "polls_in_flight": 0,
+        "lanes": {
+            "shop": {"budget_in_use": 0.5, "qps": 10, "polls_in_flight": 3},
+            "media": {"budget_in_use": 0.0, "qps": 5, "polls_in_flight": 0},
+        },
         "results_unrecorded": 0,
         "state_writable": 1,
         "leases": {
@@ -40,6 +41,8 @@ def test_each_accounts_lease_has_its_own_series() -> None:
     assert 'chanjing_lease_held{account="media",node="n1"} 0.0' in text
     assert 'chanjing_lease_changes_total{account="media",change="handed_over"} 1.0' in text
     assert 'chanjing_vendor_calls_withheld_total{account="shop"} 0.0' in text
+    assert 'chanjing_budget_qps{account="media"} 5.0' in text
+    assert 'chanjing_polls_in_flight{account="shop"} 3.0' in text
 
 
 async def test_health_names_each_account_when_there_are_several(tmp_path: Path) -> None:
