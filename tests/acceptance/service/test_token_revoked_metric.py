@@ -47,5 +47,5 @@ def test_a_revoked_token_is_warned_about_and_counted_on_metrics(
     assert warning["level"] == "warning" and "gateway" in warning["hint"]
     assert answer.json()["data"]["access_token"] not in daemon.output
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    assert "chanjing_vendor_token_revoked_total 1.0" in text
+    assert 'chanjing_vendor_token_revoked_total{account="default"} 1.0' in text
     assert daemon.stop() == 0
