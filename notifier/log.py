@@ -7,6 +7,7 @@ value of any log line, whatever the code that logged it meant to do.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -103,6 +104,14 @@ def _client_error(record: logging.LogRecord) -> bool:
     )
 
 
+def _cancelled_job(record: logging.LogRecord) -> bool:
+    """APScheduler's "Job ... raised an exception" for a job its shutdown cancelled before
+    the job's coroutine began (the daemon's jobs catch their own cancellation once they
+    run): a stop, not a failure."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return record.name.startswith("apscheduler.") and isinstance(exc, asyncio.CancelledError)
+
+
 class _StdlibBridge(logging.Handler):
     """Library warnings (stdlib logging) go through the same redacting pipeline."""
 
@@ -111,6 +120,8 @@ class _StdlibBridge(logging.Handler):
         self._repeats = LineBudget(LIBRARY_REPEAT_EVERY)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _cancelled_job(record):
+            return
         try:
             self._repeats.every = LIBRARY_REPEAT_EVERY  # read at each line (tests set it)
             held_back = self._repeats.take((record.name, str(record.msg)), record.created)

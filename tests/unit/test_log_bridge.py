@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -52,3 +53,22 @@ def test_a_library_line_that_repeats_is_passed_on_once_a_second(
         ("another problem", None),
         ("socket.accept() out of system resource", 999),
     ]
+
+
+def test_a_job_cancelled_by_the_schedulers_shutdown_is_no_error() -> None:
+    """APScheduler's shutdown cancels a job whose task was made but had not started: it
+    logged that as an error with a CancelledError traceback (seen once in CI)."""
+    real, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        logs.configure("info", json_lines=True)
+        job_log = logging.getLogger("apscheduler.executors.default")
+        for exc in (asyncio.CancelledError(), RuntimeError("boom")):
+            try:
+                raise exc
+            except BaseException:
+                job_log.error('Job "poll" raised an exception', exc_info=True)
+        output = sys.stderr.getvalue()
+    finally:
+        sys.stderr = real
+    (line,) = [json.loads(line) for line in output.strip().splitlines()]
+    assert "RuntimeError: boom" in line["exception"]  # a real failure is still reported
