@@ -775,7 +775,7 @@ def run_simulator(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
-        served = ", ".join(f"app_id={a.app_id}, qps={a.qps}" for a in sim.accounts())
+        served = "; ".join(f"app_id={a.app_id}, qps={a.qps}" for a in sim.accounts())
         print(f"simulator listening on http://{host}:{server.port} ({served})", flush=True)
         try:
             await stop.wait()
