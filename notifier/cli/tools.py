@@ -54,6 +54,20 @@ def _port(text: str) -> int:
     return value
 
 
+def _sim_account(text: str) -> tuple[str, str, int | None]:
+    """``APP_ID:SECRET[:QPS]`` of ``simulate --account`` (the secret is never echoed back)."""
+    app_id, _, rest = text.partition(":")
+    secret, qps = rest, None
+    head, _, tail = rest.rpartition(":")
+    if head and tail.isdigit():
+        secret, qps = head, int(tail)
+    if not app_id or not secret:
+        raise argparse.ArgumentTypeError(
+            "must be APP_ID:SECRET or APP_ID:SECRET:QPS (e.g. --account shop-b:secret-b:10)"
+        )
+    return app_id, secret, qps
+
+
 def _url_path(text: str) -> str:
     if not text.startswith("/"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a path (it starts with /)")
@@ -148,6 +162,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     sim.add_argument("--qps", type=_count, default=10, help="vendor QPS limit to enforce (0: none)")
     sim.add_argument("--app-id", default=SIM_APP_ID, help="the app id it accepts")
     sim.add_argument("--secret-key", default=SIM_SECRET, help="the secret key it accepts")
+    sim.add_argument(
+        "--account",
+        type=_sim_account,
+        action="append",
+        default=argparse.SUPPRESS,  # none: no "(default: [])" in --help
+        metavar="APP_ID:SECRET[:QPS]",
+        help="another vendor account to serve besides --app-id's, with its own QPS budget "
+        "(default --qps), token and jobs; repeatable. A call belongs to the account whose "
+        "token it presents; a --jobs-file item's `account` names one (default: --app-id's)",
+    )
     for flag, what in (
         ("--fault-50000", "share of detail calls answered 50000"),
         ("--fault-html", "share of detail calls answered with an HTML 502 page"),
@@ -161,8 +185,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--jobs-file",
         metavar="PATH",
         help="YAML or JSON list of scripted jobs, each {kind, id, queue_s, run_s, outcome, msg, "
-        "progress_points, create_time, callback, later_status, later_s} (all optional; kind: "
-        "lip_sync, video, customised_person, voice_clone, tts or ai_creation, default lip_sync)",
+        "progress_points, create_time, callback, later_status, later_s, account} (all "
+        "optional; kind: lip_sync, video, customised_person, voice_clone, tts or ai_creation, "
+        "default lip_sync)",
     )
     sim.add_argument("--seed", type=int, default=None, help="random seed")
 
@@ -324,6 +349,7 @@ def _database_info(settings: StateSettings) -> str:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from notifier.tools.sim_accounts import SimAccount
     from notifier.tools.sim_jobs import SimInputError
     from notifier.tools.simulator import SimConfig, VendorSimulator, run_simulator
 
@@ -335,11 +361,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         fault_html=args.fault_html,
         slow_rate=args.slow_rate,
         seed=args.seed,
+        accounts=tuple(
+            SimAccount(app_id, secret, args.qps if qps is None else qps)
+            for app_id, secret, qps in getattr(args, "account", [])
+        ),
     )
+    try:
+        trial = VendorSimulator(config)  # job items checked alone, so errors can name them
+    except SimInputError as exc:
+        raise UsageError(f"--app-id/--account: {exc}") from None
     jobs: list[Any] = [{} for _ in range(args.jobs)]
     if args.jobs_file:
         scripted = _scripted_jobs(args.jobs_file)
-        trial = VendorSimulator(config)  # each item checked alone, so errors can name it
         for number, item in enumerate(scripted, 1):
             try:
                 trial.add_job_from_mapping(item)

@@ -9,6 +9,10 @@ revokes the previous access token when a new one is issued, and keeps its own bo
 so tests and benchmarks can judge a client from the server's side. Every kind's create,
 detail and list calls share the account's one QPS budget and token, as the vendor's do.
 
+Several accounts (``SimConfig.accounts``, ``sim_accounts``) each have their own app id,
+budget, token and jobs; a call belongs to the account whose token it presents. Faults, the
+noise of other applications and the simulator-wide counters are shared.
+
 Time is whatever ``clock()`` says: tests inject a fake clock and advance it instead of sleeping.
 Only the ``slow_seconds`` fault and the callback ticker use real time.
 """
@@ -33,6 +37,8 @@ import aiohttp
 from aiohttp import web
 
 from notifier.service.http_server import AppServer
+from notifier.tools.sim_accounts import Accounts, AccountState, SimAccount
+from notifier.tools.sim_admin import add_admin_routes
 from notifier.tools.sim_jobs import (
     SimInputError,
     SimJob,
@@ -52,7 +58,6 @@ from notifier.tools.sim_wire import (
     CODE_QPS,
     CODE_TOKEN_INVALID,
     QpsCounter,
-    TokenStore,
     bad_gateway,
     creation_type_of,
     envelope,
@@ -68,6 +73,10 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- wire constants
 
 API_PREFIX = "/open/v1/"
+TOKEN_PATH = "/open/v1/access_token"
+#: Request key of the calling account (set by the gate), response key of the vendor code.
+CALLER = web.RequestKey("sim_account", AccountState)
+REPLY_CODE = web.ResponseKey("sim_code", int)
 #: How often (real seconds) the background ticker looks for jobs whose callback is due.
 CALLBACK_TICK_S = 0.05
 CALLBACK_TIMEOUT_S = 10.0
@@ -98,6 +107,7 @@ JOB_FIELDS = (
     "reject_for_s",
     "later_status",
     "later_s",
+    "account",
 )
 #: What a create call's ``_sim`` object may say about the job it makes.
 CREATE_HINTS = frozenset(
@@ -129,6 +139,9 @@ class SimConfig:
     list_lag_s: float = 0.0
     #: Jobs per second created by "other applications" on the account (never watched).
     noise_rate: float = 0.0
+    #: Accounts served besides the first (``app_id``/``secret_key``/``qps`` above), each with
+    #: its own budget, token and jobs.
+    accounts: tuple[SimAccount, ...] = ()
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -148,10 +161,16 @@ class VendorSimulator:
         self.clock = clock
         self._lock = threading.RLock()
         self._rng = random.Random(self.config.seed)
-        self._tokens = TokenStore()
+        first = SimAccount(self.config.app_id, self.config.secret_key, self.config.qps)
+        self._accounts = Accounts(
+            [AccountState(first, lambda: self.config.qps)]
+            + [AccountState(acc) for acc in self.config.accounts]
+        )
+        #: Every arrival, whichever account (the simulator-wide counters of ``stats()``).
         self._qps = QpsCounter()
-        #: Jobs by kind, then id: the same id under two kinds is two jobs.
-        self._kind_jobs: dict[str, dict[str, SimJob]] = {name: {} for name in SIM_KINDS}
+        #: The first account's jobs by kind, then id: the same id under two kinds (or two
+        #: accounts) is two jobs.
+        self._kind_jobs = self._accounts.default.kind_jobs
         #: The lip-sync jobs (what tests of the lip-sync daemon reach into).
         self._jobs = self._kind_jobs[DEFAULT_KIND]
         self._seq = 0
@@ -180,10 +199,12 @@ class VendorSimulator:
         kind: str = DEFAULT_KIND,
         later_status: int | None = None,
         later_s: float = 0.0,
+        account: str | None = None,
     ) -> str:
         """Create a job of ``kind`` now (simulator clock) and return its id (32 hex chars
         unless given); ``outcome`` is ``succeeded``/``failed`` or one of the kind's status
-        values (default: success)."""
+        values (default: success); ``account`` is an app id or name (default: the first)."""
+        owner = self._accounts.find(account)
         try:
             spec = sim_kind(kind)
         except ValueError as exc:
@@ -210,7 +231,7 @@ class VendorSimulator:
         rejects = int(number("reject_first_calls", reject_first_calls))
         reject_s = number("reject_for_s", reject_for_s)
         with self._lock:
-            jobs = self._kind_jobs[spec.name]
+            jobs = owner.kind_jobs[spec.name]
             if job_id in jobs:
                 raise SimInputError(f"{spec.name} job {job_id!r} already exists")
             now = self.clock()
@@ -245,16 +266,21 @@ class VendorSimulator:
         kwargs = {k: v for k, v in spec.items() if k != "id"}
         return self.add_job(spec.get("id"), **kwargs)
 
-    def revoke_token(self) -> None:
-        """Invalidate the current token, as a reissue elsewhere would (tests token refresh)."""
+    def revoke_token(self, account: str | None = None) -> None:
+        """Invalidate an account's current token (default: the first account's), as a
+        reissue elsewhere would (tests token refresh)."""
         with self._lock:
-            self._tokens.revoke()
+            self._accounts.find(account).tokens.revoke()
 
-    def current_token(self) -> str | None:
-        """The one valid access token (a benchmark's direct client shares the daemon's, so
-        neither revokes the other)."""
+    def current_token(self, account: str | None = None) -> str | None:
+        """An account's one valid access token (a benchmark's direct client shares the
+        daemon's, so neither revokes the other)."""
         with self._lock:
-            return self._tokens._token
+            return self._accounts.find(account).tokens._token
+
+    def accounts(self) -> list[SimAccount]:
+        """The accounts served, the default (first) one first."""
+        return [state.account for state in self._accounts.states]
 
     def set_faults(self, **rates: float) -> None:
         """Change fault rates at runtime (``fault_50000``, ``fault_html``, ``slow_seconds``…)."""
@@ -287,34 +313,52 @@ class VendorSimulator:
             self._codes.clear()
             self._http_errors = 0
             self._by_path.clear()
-            self._tokens.issued = 0
+            for state in self._accounts.states:
+                state.reset()
             for job in self._all_jobs():
                 job.detail_calls = 0
 
-    def stats(self) -> dict[str, Any]:
-        """JSON-able counters, all on the simulator clock."""
+    def stats(self, account: str | None = None) -> dict[str, Any]:
+        """JSON-able counters, all on the simulator clock: the whole simulator's (every
+        account's calls together), each account's under ``accounts``; with ``account`` (app
+        id or name) the same shape for that account alone."""
         with self._lock:
             now = self.clock()
+            states = self._accounts.states
+            if account is None:
+                top = {
+                    "qps": self.config.qps,
+                    "calls": self._qps.total,
+                    "per_second": {str(s): n for s, n in sorted(self._qps.per_second.items())},
+                    "max_per_second": self._qps.max_per_second,
+                    "codes": {str(c): n for c, n in sorted(self._codes.items())},
+                    "tokens_issued": sum(state.tokens.issued for state in states),
+                    "by_path": dict(sorted(self._by_path.items())),
+                }
+            else:
+                states = [self._accounts.find(account)]
+                top = {k: v for k, v in states[0].stats().items() if k not in ("name", "jobs")}
             return {
                 "now": now,
-                "qps": self.config.qps,
-                "calls": self._qps.total,
-                "per_second": {str(s): n for s, n in sorted(self._qps.per_second.items())},
-                "max_per_second": self._qps.max_per_second,
-                "codes": {str(c): n for c, n in sorted(self._codes.items())},
+                **top,
                 "http_errors": self._http_errors,
-                "tokens_issued": self._tokens.issued,
-                "by_path": dict(sorted(self._by_path.items())),
-                "jobs": {_stats_key(job): self._job_stats(job, now) for job in self._all_jobs()},
+                "jobs": {
+                    self._stats_key(state, job): self._job_stats(job, now)
+                    for state in states
+                    for job in state.all_jobs()
+                },
+                "accounts": {state.app_id: state.stats() for state in states},
             }
 
-    def jobs(self) -> list[dict[str, Any]]:
-        """Every job's current detail plus its timeline, newest first (admin view)."""
+    def jobs(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Every job's (or one account's jobs') current detail plus its timeline and account,
+        newest first (admin view)."""
         with self._lock:
             now = self.clock()
+            states = self._accounts.states if account is None else [self._accounts.find(account)]
             return [
-                {"id": job.id, **job.detail(now), **self._job_stats(job, now)}
-                for job in self._newest_first()
+                {"id": job.id, **job.detail(now), **self._job_stats(job, now), "account": app_id}
+                for job, app_id in self._newest_first(None, states)
             ]
 
     async def fire_due_callbacks(self) -> list[str]:
@@ -387,31 +431,66 @@ class VendorSimulator:
             "callback_result": job.callback_result,
         }
 
-    def _all_jobs(self) -> list[SimJob]:
-        return [job for jobs in self._kind_jobs.values() for job in jobs.values()]
+    def _stats_key(self, state: AccountState, job: SimJob) -> str:
+        """A job's key in ``stats()["jobs"]``: its id for a lip-sync job of the first account
+        (as always), else kind:id, prefixed by ``app_id/`` on the other accounts."""
+        key = job.id if job.kind.name == DEFAULT_KIND else f"{job.kind.name}:{job.id}"
+        return key if state is self._accounts.default else f"{state.app_id}/{key}"
 
-    def _newest_first(self, kind: str | None = None) -> list[SimJob]:
-        """Jobs of ``kind`` (every kind when None), newest first, as list calls show them."""
-        jobs = self._all_jobs() if kind is None else list(self._kind_jobs[kind].values())
-        return sorted(jobs, key=lambda j: (j.created_at, j.seq), reverse=True)
+    def _all_jobs(self) -> list[SimJob]:
+        return [job for state in self._accounts.states for job in state.all_jobs()]
+
+    def _newest_first(
+        self, kind: str | None, states: Sequence[AccountState]
+    ) -> list[tuple[SimJob, str]]:
+        """Jobs of ``kind`` (every kind when None) of ``states`` with their app id, newest
+        first, as list calls show them."""
+        jobs = [
+            (job, state.app_id)
+            for state in states
+            for job in (state.all_jobs() if kind is None else state.kind_jobs[kind].values())
+        ]
+        return sorted(jobs, key=lambda pair: (pair[0].created_at, pair[0].seq), reverse=True)
 
     def _reply(self, code: int, msg: str, data: Any = None) -> web.Response:
         with self._lock:
             self._codes[code] = self._codes.get(code, 0) + 1
-        return json_response(envelope(code, msg, data))
+        response = json_response(envelope(code, msg, data))
+        response[REPLY_CODE] = code  # the gate counts it for the caller's account
+        return response
 
     def _http_error(self) -> None:
         with self._lock:
             self._http_errors += 1
 
-    def _arrive(self, path: str) -> int:
-        with self._lock:
-            self._by_path[path] = self._by_path.get(path, 0) + 1
-            return self._qps.arrive(self.clock())
+    async def _caller(self, request: web.Request) -> AccountState:
+        """The account a vendor call belongs to: the one its token was issued to (valid or
+        not), a token call's by the ``app_id`` it names; the first account for anything
+        else (no token, one never issued), as with a single account."""
+        found: AccountState | None = None
+        if request.path == TOKEN_PATH:
+            with contextlib.suppress(SimInputError):
+                found = self._accounts.by_app_id((await read_object(request)).get("app_id"))
+        else:
+            with self._lock:
+                found = self._accounts.owner(request.headers.get("access_token"))
+        return found or self._accounts.default
 
-    def _token_ok(self, request: web.Request) -> bool:
+    def _arrive(self, state: AccountState, path: str) -> int:
+        """Count one arrival simulator-wide and for ``state``; its index in the second on
+        ``state``'s own budget."""
         with self._lock:
-            return self._tokens.valid(request.headers.get("access_token"), self.clock())
+            now = self.clock()
+            self._by_path[path] = self._by_path.get(path, 0) + 1
+            self._qps.arrive(now)
+            return state.count(path, now)
+
+    def _token_ok(self, request: web.Request) -> AccountState | None:
+        """The caller's account if the call presents its valid token, else None."""
+        state = request[CALLER]
+        with self._lock:
+            ok = state.tokens.valid(request.headers.get("access_token"), self.clock())
+        return state if ok else None
 
     async def _post_callback(self, job: SimJob, body: dict[str, Any]) -> None:
         """POST the detail (its envelope or bare ``data``, by kind) once, unsigned, no
@@ -475,19 +554,22 @@ class VendorSimulator:
             return self._reply(CODE_PARAM, "app_id is required")
         if not isinstance(secret, str) or not secret:
             return self._reply(CODE_PARAM, "secret_key is required")
-        if not same(app_id, self.config.app_id):
+        state = self._accounts.by_app_id(app_id)
+        if state is None:
             return self._reply(CODE_PARAM, "app_id not found")
-        if not same(secret, self.config.secret_key):
+        if not same(secret, state.account.secret_key):
             return self._reply(CODE_PARAM, "secret_key is incorrect")
         with self._lock:
-            token, expire_in = self._tokens.issue(self.clock(), self.config.token_ttl)
+            token, expire_in = state.tokens.issue(self.clock(), self.config.token_ttl)
+            self._accounts.issued(state, token)
         return self._reply(CODE_OK, "success", {"access_token": token, "expire_in": expire_in})
 
     async def _handle_detail(self, kind: SimKind, request: web.Request) -> web.Response:
         faulted = await self._fault()
         if faulted is not None:
             return faulted
-        if not self._token_ok(request):
+        state = self._token_ok(request)
+        if state is None:
             return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
         if kind.detail_method == "POST":  # TTS: the id in a JSON body
             try:
@@ -502,7 +584,7 @@ class VendorSimulator:
         with self._lock:
             now = self.clock()
             self._make_noise(now)
-            job = self._kind_jobs[kind.name].get(job_id)
+            job = state.kind_jobs[kind.name].get(job_id)
             if job is None or job.reject_detail(now):
                 data = None
             else:
@@ -520,7 +602,8 @@ class VendorSimulator:
         faulted = await self._fault()
         if faulted is not None:
             return faulted
-        if not self._token_ok(request):
+        state = self._token_ok(request)
+        if state is None:
             return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
         try:
             body = await read_object(request, allow_empty=kind.list_by == "page")
@@ -544,7 +627,7 @@ class VendorSimulator:
             then = now - self.config.list_lag_s
             jobs = [
                 j
-                for j in self._newest_first(kind.name)
+                for j, _ in self._newest_first(kind.name, [state])
                 if j.created_at <= then
                 and not j.unknown(now)
                 and (wanted is None or j.id in wanted)
@@ -562,7 +645,8 @@ class VendorSimulator:
         return self._reply(CODE_OK, "success", data)
 
     async def _handle_create(self, kind: SimKind, request: web.Request) -> web.Response:
-        if not self._token_ok(request):
+        state = self._token_ok(request)
+        if state is None:
             return self._reply(CODE_TOKEN_INVALID, "access token invalid or expired")
         try:
             body = await read_object(request)
@@ -584,46 +668,12 @@ class VendorSimulator:
                 progress_points=hints.get("progress_points"),
                 later_status=hints.get("later_status"),
                 later_s=hints.get("later_s", 0.0),
+                account=state.app_id,
             )
         except SimInputError as exc:
             return self._reply(CODE_PARAM, str(exc))
         data = job_id if kind.create_id is None else {kind.create_id: job_id}
         return self._reply(CODE_OK, "success", data)
-
-    # ----------------------------------------------------------------- admin handlers
-
-    async def _admin_add_jobs(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-            specs = body if isinstance(body, list) else [body]
-            ids = [self.add_job_from_mapping(spec) for spec in specs]
-        except (SimInputError, ValueError, TypeError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"ids": ids})
-
-    async def _admin_list_jobs(self, request: web.Request) -> web.Response:
-        return web.json_response({"jobs": self.jobs()})
-
-    async def _admin_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats())
-
-    async def _admin_faults(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise SimInputError("faults must be a JSON object of rates")
-            self.set_faults(**body)
-        except (SimInputError, ValueError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response(self.faults())
-
-    async def _admin_revoke(self, request: web.Request) -> web.Response:
-        self.revoke_token()
-        return web.json_response({"revoked": True})
-
-    async def _admin_reset_stats(self, request: web.Request) -> web.Response:
-        self.reset_stats()
-        return web.json_response({"reset": True})
 
     # ----------------------------------------------------------------- the app
 
@@ -653,17 +703,25 @@ class VendorSimulator:
             # Every /open/v1/ arrival counts toward the second's QPS, even ones answered 40001.
             if not request.path.startswith(API_PREFIX):
                 return await handler(request)
-            index = self._arrive(request.path)
+            # The account's own budget: one account over it leaves the others untouched.
+            state = request[CALLER] = await self._caller(request)
+            index = self._arrive(state, request.path)
             routed = request.match_info.http_exception is None
-            qps = self.config.qps
-            if routed and 0 < qps < index:
-                return self._reply(CODE_QPS, "request too frequent, please retry later")
+            response: web.StreamResponse
             try:
-                return await handler(request)
+                if routed and state.over_budget(index):
+                    response = self._reply(CODE_QPS, "request too frequent, please retry later")
+                else:
+                    response = await handler(request)
             except web.HTTPException as exc:
                 if exc.status >= 400:
                     self._http_error()
                 raise
+            code = response.get(REPLY_CODE)
+            if isinstance(code, int):
+                with self._lock:
+                    state.codes[code] = state.codes.get(code, 0) + 1
+            return response
 
         async def callback_ticker(app: web.Application) -> AsyncIterator[None]:
             async def tick() -> None:
@@ -688,21 +746,11 @@ class VendorSimulator:
 
         app = web.Application(middlewares=[vendor_gate])
         app.cleanup_ctx.append(callback_ticker)
-        app.router.add_post("/open/v1/access_token", self._handle_token)
+        app.router.add_post(TOKEN_PATH, self._handle_token)
         for kind in SIM_KINDS.values():
             self._route_kind(app, kind)
-        app.router.add_post("/_sim/jobs", self._admin_add_jobs)
-        app.router.add_get("/_sim/jobs", self._admin_list_jobs)
-        app.router.add_get("/_sim/stats", self._admin_stats)
-        app.router.add_post("/_sim/faults", self._admin_faults)
-        app.router.add_post("/_sim/revoke_token", self._admin_revoke)
-        app.router.add_post("/_sim/reset_stats", self._admin_reset_stats)
+        add_admin_routes(app, self)
         return app
-
-
-def _stats_key(job: SimJob) -> str:
-    """A job's key in ``stats()["jobs"]``: its id for lip-sync (as always), else kind:id."""
-    return job.id if job.kind.name == DEFAULT_KIND else f"{job.kind.name}:{job.id}"
 
 
 # --------------------------------------------------------------------------- CLI entry point
@@ -727,11 +775,8 @@ def run_simulator(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
-        print(
-            f"simulator listening on http://{host}:{server.port} "
-            f"(app_id={config.app_id}, qps={config.qps})",
-            flush=True,
-        )
+        served = "; ".join(f"app_id={a.app_id}, qps={a.qps}" for a in sim.accounts())
+        print(f"simulator listening on http://{host}:{server.port} ({served})", flush=True)
         try:
             await stop.wait()
         finally:
