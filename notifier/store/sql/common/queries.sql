@@ -26,7 +26,7 @@ SELECT kind, job_id FROM file_listings WHERE node = :node;
 
 -- name: file_listing_add
 INSERT INTO file_listings (node, kind, job_id) VALUES (:node, :kind, :job_id)
-ON CONFLICT (node, kind, job_id) DO NOTHING;
+ON CONFLICT (node, account, kind, job_id) DO NOTHING;
 
 -- name: file_listing_remove
 DELETE FROM file_listings WHERE node = :node AND kind = :kind AND job_id = :job_id;
@@ -375,14 +375,14 @@ INSERT INTO state_marks (name, value) VALUES (:name, :value) ON CONFLICT (name) 
 
 -- name: add_discovered
 INSERT INTO discovered (kind, job_id, create_time, at) VALUES (?, ?, ?, ?)
-ON CONFLICT (kind, job_id) DO NOTHING;
+ON CONFLICT (account, kind, job_id) DO NOTHING;
 
 -- name: tombstone_watch
 -- A removed watch is not made again by discovery.
 INSERT INTO discovered (kind, job_id, create_time, at)
 SELECT kind, job_id, coalesce(create_time, 0), :now FROM watches
 WHERE kind = :kind AND job_id = :job_id
-ON CONFLICT (kind, job_id) DO NOTHING;
+ON CONFLICT (account, kind, job_id) DO NOTHING;
 
 -- name: prune_discovered
 DELETE FROM discovered WHERE kind = ? AND create_time < ?;
