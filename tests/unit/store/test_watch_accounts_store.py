@@ -15,9 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from notifier.models import DEFAULT_ACCOUNT, WatchSpec
 from notifier.store import Store, StoreError
 from notifier.store.schema import _split_sql, dialect
-from tests.kit import SmallDisk, small_disk
+from tests.kit import SmallDisk, StoreFactory, small_disk
 
 #: Watches in the old state: enough that the SQLite table rebuild is a real copy.
 WATCHES = 3000
@@ -34,6 +35,32 @@ OLD_TABLES = {
 }
 #: The tables that have an account column from schema 19 on.
 ACCOUNT_TABLES = ("watches", "watch_queue", "events", "discovered", "file_listings")
+
+
+def test_the_same_id_and_kind_on_two_accounts_is_two_watches(make_store: StoreFactory) -> None:
+    store = make_store()
+    added = store.add_watches(
+        [WatchSpec("j1", labels={"a": "1"}), WatchSpec("j1", labels={"b": "2"}, account="acme")],
+        "queue",
+    )
+    assert added == (2, 0)
+    mine, theirs = store.get_watch("j1"), store.get_watch("j1", account="acme")
+    assert mine is not None and mine.labels == {"a": "1"}
+    assert theirs is not None and theirs.labels == {"b": "2"}
+    assert store.get_watch("j1", account="other") is None
+    # Updating one account's watch leaves the other's as it was.
+    assert store.add_watches([WatchSpec("j1", labels={"c": "3"}, account="acme")], "queue") == (
+        0,
+        1,
+    )
+    mine = store.get_watch("j1", account=DEFAULT_ACCOUNT)
+    assert mine is not None and mine.labels == {"a": "1"}
+    # Removing one account's watch removes only it (and tombstones only it).
+    assert store.remove_watches(["j1"], account="acme") == 1
+    assert store.get_watch("j1", account="acme") is None
+    assert store.get_watch("j1") is not None
+    tombstones = store._execute("SELECT account, kind, job_id FROM discovered").fetchall()
+    assert [tuple(r) for r in tombstones] == [("acme", "lip_sync", "j1")]
 
 
 def _old_rows() -> dict[str, list[tuple[Any, ...]]]:
