@@ -8,17 +8,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from notifier.models import DEFAULT_ACCOUNT, WatchSpec
 from notifier.store import Store, StoreError
-from notifier.store.schema import _split_sql, dialect
 from tests.kit import SmallDisk, StoreFactory, small_disk
+from tests.kit.schema import postgres_state_at, sqlite_state_at
 
 #: Watches in the old state: enough that the SQLite table rebuild is a real copy.
 WATCHES = 3000
@@ -132,12 +130,7 @@ def _snapshot(execute: Any) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _schema_18_sqlite(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)
-    for number, script in dialect("sqlite").migrations:
-        if number <= 18:
-            for statement in _split_sql(script):
-                db.execute(statement)
-    db.execute("PRAGMA user_version = 18")
+    db = sqlite_state_at(path, 18)
     for table in OLD_TABLES:
         OLD_COLUMNS[table] = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
     return db
@@ -242,26 +235,11 @@ def test_a_full_disk_during_migration_19_leaves_the_old_state_readable(disk: Sma
         _check_upgraded(store, before)
 
 
-@contextmanager
-def _schema_18_postgres(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
-            "applied_at TIMESTAMPTZ NOT NULL)"
-        )
-        for number, script in dialect("postgres").migrations:
-            if number <= 18:
-                for statement in _split_sql(script):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (%s, now())", (number,))
-        yield conn
-
-
 def test_a_schema_18_postgres_state_migrates_with_every_row_the_default_accounts(
     tmp_path: Path, pg_url: str
 ) -> None:
     _schema_18_sqlite(tmp_path / "columns.db").close()  # the old column lists
-    with _schema_18_postgres(pg_url) as conn:
+    with postgres_state_at(pg_url, 18) as conn:
         with conn.cursor() as cursor:
             _fill(cursor.executemany, "%s")
         before = _snapshot(lambda sql: conn.execute(sql).fetchall())
