@@ -15,6 +15,7 @@ import pytest
 
 from notifier.models import DEFAULT_ACCOUNT, WatchSpec
 from notifier.store import Store, StoreError
+from notifier.store.transfer import copy_state
 from tests.kit import SmallDisk, StoreFactory, small_disk
 from tests.kit.schema import postgres_state_at, sqlite_state_at
 
@@ -251,3 +252,18 @@ def test_a_schema_18_postgres_state_migrates_with_every_row_the_default_accounts
         )
         rows = store._execute("SELECT account FROM watches WHERE job_id = 'job-00001'")
         assert sorted(r[0] for r in rows.fetchall()) == ["acme", "default"]
+
+
+def test_state_migrate_copies_each_rows_account(tmp_path: Path, pg_url: str) -> None:
+    with Store(tmp_path / "s.db") as source, Store(pg_url) as target:
+        source.add_watches([WatchSpec("j1"), WatchSpec("j1", account="acme")], "queue")
+        source.remove_watches(["j1"], account="acme")  # a tombstone of acme's
+        source.add_watches([WatchSpec("j2", account="acme")], "queue")
+        source._execute("INSERT INTO watch_queue (job_id, account) VALUES ('q1', 'acme')")
+        copy_state(source, target)
+        watches = target._execute("SELECT account, job_id FROM watches ORDER BY 1, 2")
+        assert [tuple(r) for r in watches.fetchall()] == [("acme", "j2"), ("default", "j1")]
+        queue = target._execute("SELECT account, job_id FROM watch_queue").fetchall()
+        assert [tuple(r) for r in queue] == [("acme", "q1")]
+        tombstones = target._execute("SELECT account, job_id FROM discovered").fetchall()
+        assert [tuple(r) for r in tombstones] == [("acme", "j1")]
