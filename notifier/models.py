@@ -13,6 +13,10 @@ from typing import Any
 from notifier import kinds
 from notifier.kinds import Phase
 
+#: The vendor account of a state's rows when nobody names one (issue 22): the `chanjing:`
+#: section's, and every row of a state older than schema 19.
+DEFAULT_ACCOUNT = "default"
+
 #: Job ids we accept: what Chanjing issues (hex-ish) with a little slack for other tokens.
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 #: Label keys: short identifiers, so they survive Slack fields and log lines.
@@ -155,6 +159,8 @@ class WatchSpec:
     #: The job's kind (:data:`notifier.kinds.KINDS`): the same id under two kinds is two
     #: watches.
     kind: str = kinds.DEFAULT_KIND
+    #: The vendor account the job is on: the same id and kind on two accounts is two watches.
+    account: str = DEFAULT_ACCOUNT
 
 
 @dataclass(frozen=True)

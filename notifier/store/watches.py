@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from notifier.kinds import DEFAULT_KIND
-from notifier.models import JobDetail, JobMemory, WatchSpec
+from notifier.models import DEFAULT_ACCOUNT, JobDetail, JobMemory, WatchSpec
 from notifier.store.base import StoreBase
 from notifier.store.rows import IntakeResult, WatchRow, dump_data, dump_endpoints, watch_from_row
 from notifier.watchspec import watch_specs
@@ -41,10 +41,13 @@ class Watches(StoreBase):
         now = self.now()
         with self.transaction():
             for spec in specs:
-                existed = self._one("watch_exists", spec.kind, spec.job_id) is not None
+                existed = (
+                    self._one("watch_exists", spec.account, spec.kind, spec.job_id) is not None
+                )
                 cursor = self._run(
                     "upsert_watch",
                     {
+                        "account": spec.account,
                         "kind": spec.kind,
                         "job_id": spec.job_id,
                         "source": source,
@@ -59,15 +62,19 @@ class Watches(StoreBase):
                     updated += 1
         return added, updated
 
-    def remove_watches(self, job_ids: Iterable[str], *, kind: str = DEFAULT_KIND) -> int:
-        """Remove the watches of ``kind`` with these ids (another kind's of the same id stay)."""
+    def remove_watches(
+        self, job_ids: Iterable[str], *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+    ) -> int:
+        """Remove the watches of ``account`` and ``kind`` with these ids (another kind's or
+        account's of the same id stay)."""
         removed = 0
         now = self.now()
         with self.transaction():
             for job_id in job_ids:
                 # Discovery must not make a removed watch again.
-                self._run("tombstone_watch", {"kind": kind, "job_id": job_id, "now": now})
-                removed += self._run("delete_watch", (kind, job_id)).rowcount
+                args = {"account": account, "kind": kind, "job_id": job_id, "now": now}
+                self._run("tombstone_watch", args)
+                removed += self._run("delete_watch", (account, kind, job_id)).rowcount
         return removed
 
     def enqueue(self, specs: Iterable[WatchSpec]) -> int:
@@ -156,8 +163,10 @@ class Watches(StoreBase):
         args = {"kind": kind, "limit": limit, "after": after}
         return [str(row[0]) for row in self._run("active_ids", args)]
 
-    def get_watch(self, job_id: str, *, kind: str = DEFAULT_KIND) -> WatchRow | None:
-        row = self._run("get_watch", (kind, job_id)).fetchone()
+    def get_watch(
+        self, job_id: str, *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+    ) -> WatchRow | None:
+        row = self._run("get_watch", (account, kind, job_id)).fetchone()
         return None if row is None else watch_from_row(row)
 
     def record_poll(
@@ -295,7 +304,8 @@ class Watches(StoreBase):
                     self._run("file_listing_add", {"node": node, "kind": kind, "job_id": job_id})
                 stale = self._keys("file_watch_ids_unlisted")
             for key in stale:
-                self._run("delete_watch", key)
+                # The watch file is the default account's (per-account files: issue 22 later).
+                self._run("delete_watch", (DEFAULT_ACCOUNT, *key))
         return added, updated, len(stale)
 
     def _keys(self, query: str, args: Any = ()) -> list[tuple[str, str]]:

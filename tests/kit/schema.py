@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from notifier.store.schema import _split_sql, dialect
 
 NOW = 1_800_000_000.0
 
@@ -47,3 +54,31 @@ def schema_1_file(path: Path) -> None:
             "INSERT INTO watch_queue (job_id, labels, endpoints) VALUES (?, ?, ?)",
             ("queued-1", '{"a": "b"}', '["ops"]'),
         )
+
+
+def sqlite_state_at(path: Path, version: int) -> sqlite3.Connection:
+    """A SQLite state as schema ``version`` left it (its migrations run, nothing after): an
+    old state to fill and hand to today's Store."""
+    db = sqlite3.connect(path, isolation_level=None)
+    for number, script in dialect("sqlite").migrations:
+        if number <= version:
+            for statement in _split_sql(script):
+                db.execute(statement)
+    db.execute(f"PRAGMA user_version = {int(version)}")
+    return db
+
+
+@contextmanager
+def postgres_state_at(pg_url: str, version: int) -> Iterator[psycopg.Connection[Any]]:
+    """The PostgreSQL database at ``pg_url`` as schema ``version`` left it (autocommit)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+            "applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        for number, script in dialect("postgres").migrations:
+            if number <= version:
+                for statement in _split_sql(script):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (%s, now())", (number,))
+        yield conn

@@ -115,7 +115,7 @@ def test_schema_3_state_upgrades_with_its_deliveries(tmp_path: Path) -> None:
     )
     db.close()
     with Store(path) as store:
-        assert store._one("watch_exists", "lip_sync", "x") is None
+        assert store._one("watch_exists", "default", "lip_sync", "x") is None
         (version,) = store._db.execute("PRAGMA user_version").fetchone()
         assert version == SCHEMA_VERSION
         (due,) = store.due_deliveries("ops", store.now(), 10)

@@ -81,8 +81,14 @@ def test_fragments_expand_and_an_unknown_one_is_refused(
 
 def test_common_statements_reach_postgres_translated() -> None:
     sqlite, postgres = dialect("sqlite").queries, dialect("postgres").queries
-    assert sqlite["delete_watch"] == "DELETE FROM watches WHERE kind = ? AND job_id = ?;"
-    assert postgres["delete_watch"] == "DELETE FROM watches WHERE kind = %s AND job_id = %s;"
+    assert (
+        sqlite["delete_watch"]
+        == "DELETE FROM watches WHERE account = ? AND kind = ? AND job_id = ?;"
+    )
+    assert (
+        postgres["delete_watch"]
+        == "DELETE FROM watches WHERE account = %s AND kind = %s AND job_id = %s;"
+    )
     assert "%(now)s" in postgres["reopen_watch"] and ":now" in sqlite["reopen_watch"]
     assert not any("{" in sql for sql in (*sqlite.values(), *postgres.values()))
 
@@ -96,7 +102,11 @@ def test_every_watch_query_reads_the_columns_of_a_watch_row(tmp_path: Path) -> N
         for _number, script in schema._migrations():
             db.executescript(script)
         for name in ("due_watches", "early_watches", "active_watches_among", "get_watch"):
-            args = ("lip_sync", "[]") if name == "active_watches_among" else ("lip_sync", 0)
+            args: tuple[object, ...] = (
+                ("lip_sync", "[]") if name == "active_watches_among" else ("lip_sync", 0)
+            )
+            if name == "get_watch":
+                args = ("default", "lip_sync", "x")
             cursor = db.execute(queries[name], args[: queries[name].count("?")])
             assert [column[0] for column in cursor.description] == wanted, name
         cursor = db.execute(queries["expirable_watches"], {"cutoff": 0, "give_up_after": 0})

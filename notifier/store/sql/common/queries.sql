@@ -11,22 +11,23 @@ job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at
        last_queued_at, misses, predicted_at, reopens, kind, phase
 
 -- name: watch_exists
-SELECT 1 FROM watches WHERE kind = ? AND job_id = ?;
+SELECT 1 FROM watches WHERE account = ? AND kind = ? AND job_id = ?;
 
 -- name: file_watch_ids
-SELECT kind, job_id FROM watches WHERE source = 'file' AND state = 'active';
+SELECT kind, job_id FROM watches WHERE source = 'file' AND state = 'active' AND account = 'default';
 
 -- name: file_watch_ids_unlisted
 -- An active file watch that no node's watch file lists any more.
-SELECT kind, job_id FROM watches w WHERE source = 'file' AND state = 'active'
-AND NOT EXISTS (SELECT 1 FROM file_listings l WHERE l.kind = w.kind AND l.job_id = w.job_id);
+SELECT kind, job_id FROM watches w WHERE source = 'file' AND state = 'active' AND account = 'default'
+AND NOT EXISTS (SELECT 1 FROM file_listings l
+                WHERE l.account = w.account AND l.kind = w.kind AND l.job_id = w.job_id);
 
 -- name: file_listing_ids
 SELECT kind, job_id FROM file_listings WHERE node = :node;
 
 -- name: file_listing_add
 INSERT INTO file_listings (node, kind, job_id) VALUES (:node, :kind, :job_id)
-ON CONFLICT (node, kind, job_id) DO NOTHING;
+ON CONFLICT (node, account, kind, job_id) DO NOTHING;
 
 -- name: file_listing_remove
 DELETE FROM file_listings WHERE node = :node AND kind = :kind AND job_id = :job_id;
@@ -53,7 +54,7 @@ DELETE FROM file_listings;
 DELETE FROM file_listers;
 
 -- name: delete_watch
-DELETE FROM watches WHERE kind = ? AND job_id = ?;
+DELETE FROM watches WHERE account = ? AND kind = ? AND job_id = ?;
 
 -- name: queue_delete
 DELETE FROM watch_queue WHERE seq = ?;
@@ -70,7 +71,7 @@ WHERE rejected IS NOT NULL ORDER BY seq;
 
 -- name: get_watch
 SELECT {watch_columns}
-FROM watches WHERE kind = ? AND job_id = ?;
+FROM watches WHERE account = ? AND kind = ? AND job_id = ?;
 
 -- name: record_poll
 UPDATE watches SET status = :status, phase = :phase, progress = :progress, msg = :msg, create_time = :create_time,
@@ -375,14 +376,14 @@ INSERT INTO state_marks (name, value) VALUES (:name, :value) ON CONFLICT (name) 
 
 -- name: add_discovered
 INSERT INTO discovered (kind, job_id, create_time, at) VALUES (?, ?, ?, ?)
-ON CONFLICT (kind, job_id) DO NOTHING;
+ON CONFLICT (account, kind, job_id) DO NOTHING;
 
 -- name: tombstone_watch
 -- A removed watch is not made again by discovery.
-INSERT INTO discovered (kind, job_id, create_time, at)
-SELECT kind, job_id, coalesce(create_time, 0), :now FROM watches
-WHERE kind = :kind AND job_id = :job_id
-ON CONFLICT (kind, job_id) DO NOTHING;
+INSERT INTO discovered (account, kind, job_id, create_time, at)
+SELECT account, kind, job_id, coalesce(create_time, 0), :now FROM watches
+WHERE account = :account AND kind = :kind AND job_id = :job_id
+ON CONFLICT (account, kind, job_id) DO NOTHING;
 
 -- name: prune_discovered
 DELETE FROM discovered WHERE kind = ? AND create_time < ?;

@@ -7,9 +7,9 @@
 extract(epoch from clock_timestamp())::double precision
 
 -- name: upsert_watch
-INSERT INTO watches (kind, job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
-VALUES (%(kind)s, %(job_id)s, %(source)s, %(labels)s, %(endpoints)s, %(now)s, %(now)s, %(now)s)
-ON CONFLICT (kind, job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
+INSERT INTO watches (account, kind, job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
+VALUES (%(account)s, %(kind)s, %(job_id)s, %(source)s, %(labels)s, %(endpoints)s, %(now)s, %(now)s, %(now)s)
+ON CONFLICT (account, kind, job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
 WHERE watches.labels IS DISTINCT FROM excluded.labels OR watches.endpoints IS DISTINCT FROM excluded.endpoints;
 
 -- name: queue_rows

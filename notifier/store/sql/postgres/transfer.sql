@@ -13,17 +13,17 @@ LOCK TABLE watch_queue, watches, events, deliveries, delivery_attempts, discover
 TRUNCATE delivery_attempts, deliveries, events, watches, watch_queue, discovered, state_marks;
 
 -- name: copy_watch_queue
-COPY watch_queue (seq, job_id, labels, endpoints, enqueued_at, rejected, kind) FROM STDIN;
+COPY watch_queue (seq, job_id, labels, endpoints, enqueued_at, rejected, kind, account) FROM STDIN;
 
 -- name: copy_watches
 COPY watches (job_id, source, labels, endpoints, state, status, progress, msg, create_time,
     added_at, last_poll_at, next_poll_at, polls, errors, last_error, finished_at,
     first_running_at, first_running_progress, last_queued_at, misses, predicted_at, poll_key,
-    rejections, first_rejected_at, answered_at, last_data, observed_at, reopens, kind, phase)
+    rejections, first_rejected_at, answered_at, last_data, observed_at, reopens, kind, phase, account)
     FROM STDIN;
 
 -- name: copy_events
-COPY events (event_id, job_id, type, created_at, body, last_seen_running_at, seq, kind)
+COPY events (event_id, job_id, type, created_at, body, last_seen_running_at, seq, kind, account)
     FROM STDIN;
 
 -- name: copy_deliveries
@@ -44,7 +44,7 @@ ON CONFLICT (account) DO UPDATE SET access_token = excluded.access_token,
 WHERE excluded.fetched_at > vendor_token.fetched_at;
 
 -- name: copy_discovered
-COPY discovered (kind, job_id, create_time, at) FROM STDIN;
+COPY discovered (kind, job_id, create_time, at, account) FROM STDIN;
 
 -- name: copy_state_marks
 -- The source's marks win: its state began first, and discovery covered what it says.

@@ -6,9 +6,9 @@
 (julianday('now') - 2440587.5) * 86400.0
 
 -- name: upsert_watch
-INSERT INTO watches (kind, job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
-VALUES (:kind, :job_id, :source, :labels, :endpoints, :now, :now, :now)
-ON CONFLICT (kind, job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
+INSERT INTO watches (account, kind, job_id, source, labels, endpoints, added_at, next_poll_at, poll_key)
+VALUES (:account, :kind, :job_id, :source, :labels, :endpoints, :now, :now, :now)
+ON CONFLICT (account, kind, job_id) DO UPDATE SET labels = excluded.labels, endpoints = excluded.endpoints
 WHERE watches.labels IS NOT excluded.labels OR watches.endpoints IS NOT excluded.endpoints;
 
 -- name: queue_rows

@@ -2,7 +2,7 @@
 -- place. The migrations (migration_NNN.sql) are what make and upgrade a state; this file is
 -- never run by the program. tests/unit/store/test_schema_files.py applies both to empty
 -- databases and holds them to the same catalog.
--- schema_version: 18
+-- schema_version: 19
 -- Times are unix seconds (REAL): the daemon's clock, except where the DATABASE's is named.
 
 -- The intake queue: any program may INSERT here; the daemon moves rows into `watches` within
@@ -14,13 +14,15 @@ CREATE TABLE watch_queue (
     endpoints   TEXT,             -- optional JSON array of endpoint names
     enqueued_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
     rejected    TEXT,             -- why the daemon could not take the row; the row is kept
-    kind        TEXT NOT NULL DEFAULT 'lip_sync'  -- the job's kind (notifier/kinds.py)
+    kind        TEXT NOT NULL DEFAULT 'lip_sync', -- the job's kind (notifier/kinds.py)
+    account     TEXT NOT NULL DEFAULT 'default'    -- the vendor account (issue 22)
 );
 CREATE INDEX watch_queue_todo ON watch_queue (seq) WHERE rejected IS NULL;
 
--- One row per watched job: a kind and the vendor's id of it (the same id under two kinds
--- is two watches).
+-- One row per watched job: a vendor account, a kind and the vendor's id of it (the same id
+-- under two kinds, or two accounts, is two watches; rows older than schema 19: 'default').
 CREATE TABLE watches (
+    account                TEXT NOT NULL DEFAULT 'default',  -- the vendor account (issue 22)
     kind                   TEXT NOT NULL DEFAULT 'lip_sync', -- notifier/kinds.py
     job_id                 TEXT NOT NULL,
     source                 TEXT NOT NULL,                  -- file | queue | discovery
@@ -54,13 +56,13 @@ CREATE TABLE watches (
     observed_at            REAL,
     reopens                INTEGER NOT NULL DEFAULT 0,     -- part of its next event's id
     phase                  TEXT,                           -- queued | running | succeeded | failed (last seen)
-    PRIMARY KEY (kind, job_id)
+    PRIMARY KEY (account, kind, job_id)
 );
 CREATE INDEX watches_due ON watches (next_poll_at) WHERE state = 'active';
 CREATE INDEX watches_state ON watches (state, job_id);
 CREATE INDEX watches_active_added ON watches (added_at) WHERE state = 'active';
 CREATE INDEX watches_key ON watches (poll_key) WHERE state = 'active';
-CREATE INDEX watches_active_created ON watches (kind, create_time) WHERE state = 'active';
+CREATE INDEX watches_active_created ON watches (account, kind, create_time) WHERE state = 'active';
 CREATE INDEX watches_finished ON watches (finished_at) WHERE state != 'active';
 
 -- One per job and event type (and reopen): what every endpoint of it receives.
@@ -73,11 +75,12 @@ CREATE TABLE events (
     last_seen_running_at REAL,            -- when the job was last seen unfinished
     seq                  INTEGER,         -- the recorded order (GET /v1/events)
     kind                 TEXT,            -- the watch's kind; NULL: the daemon's own event
+    account              TEXT,            -- the account it concerns; NULL: none
     UNIQUE (job_id, type)
 );
 CREATE INDEX events_created ON events (created_at);
 CREATE UNIQUE INDEX events_seq ON events (seq);
-CREATE INDEX events_watch ON events (kind, job_id);
+CREATE INDEX events_watch ON events (account, kind, job_id);
 
 -- One per event and endpoint.
 CREATE TABLE deliveries (
@@ -149,6 +152,8 @@ CREATE TABLE leases (
 
 -- Marks of the state itself: 'created_at', 'discovery_since', 'discovery_covered' (those two
 -- of lip-sync's list; another kind's are suffixed ':<kind>', e.g. 'discovery_covered:video').
+-- Those are account 'default''s; another account's marks end in '@<account>', e.g.
+-- 'discovery_covered@acme', 'discovery_covered:video@acme'.
 CREATE TABLE state_marks (
     name  TEXT PRIMARY KEY,
     value REAL NOT NULL
@@ -156,11 +161,12 @@ CREATE TABLE state_marks (
 
 -- Ids discovery must not make a watch of (again): the ones it made, and removed watches.
 CREATE TABLE discovered (
+    account     TEXT NOT NULL DEFAULT 'default',
     kind        TEXT NOT NULL DEFAULT 'lip_sync',
     job_id      TEXT NOT NULL,
     create_time INTEGER NOT NULL,
     at          REAL NOT NULL,
-    PRIMARY KEY (kind, job_id)
+    PRIMARY KEY (account, kind, job_id)
 );
 
 -- Secrets every node shares ('tokens': the key that signs the gateway's tokens, hex).
@@ -172,10 +178,11 @@ CREATE TABLE gateway_keys (
 
 -- Which file-sourced ids each node's watch file lists, and when each node was last seen.
 CREATE TABLE file_listings (
-    node   TEXT NOT NULL,
-    kind   TEXT NOT NULL DEFAULT 'lip_sync',
-    job_id TEXT NOT NULL,
-    PRIMARY KEY (node, kind, job_id)
+    node    TEXT NOT NULL,
+    account TEXT NOT NULL DEFAULT 'default',
+    kind    TEXT NOT NULL DEFAULT 'lip_sync',
+    job_id  TEXT NOT NULL,
+    PRIMARY KEY (node, account, kind, job_id)
 );
 CREATE TABLE file_listers (
     node    TEXT PRIMARY KEY,

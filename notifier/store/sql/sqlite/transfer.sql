@@ -5,19 +5,19 @@
 -- Not copied: leases (a fresh database has no holder), write_probe (the daemon's own).
 
 -- name: read_watch_queue
-SELECT seq, job_id, labels, endpoints, enqueued_at, rejected, kind FROM watch_queue ORDER BY seq;
+SELECT seq, job_id, labels, endpoints, enqueued_at, rejected, kind, account FROM watch_queue ORDER BY seq;
 
 -- name: read_watches
 SELECT job_id, source, labels, endpoints, state, status, progress, msg, create_time, added_at,
        last_poll_at, next_poll_at, polls, errors, last_error, finished_at, first_running_at,
        first_running_progress, last_queued_at, misses, predicted_at, poll_key, rejections,
-       first_rejected_at, answered_at, last_data, observed_at, reopens, kind, phase
-FROM watches ORDER BY kind, job_id;
+       first_rejected_at, answered_at, last_data, observed_at, reopens, kind, phase, account
+FROM watches ORDER BY account, kind, job_id;
 
 -- name: read_events
 -- CAST: a body is bytes (BYTEA) even if some program stored it as text.
 SELECT event_id, job_id, type, created_at, CAST(body AS BLOB) AS body, last_seen_running_at,
-       seq, kind
+       seq, kind, account
 FROM events ORDER BY seq;
 
 -- name: read_deliveries
@@ -37,7 +37,7 @@ FROM delivery_attempts ORDER BY id;
 SELECT account, access_token, expire_at, fetched_at FROM vendor_token ORDER BY account;
 
 -- name: read_discovered
-SELECT kind, job_id, create_time, at FROM discovered ORDER BY kind, job_id;
+SELECT kind, job_id, create_time, at, account FROM discovered ORDER BY account, kind, job_id;
 
 -- name: read_state_marks
 SELECT name, value FROM state_marks ORDER BY name;
