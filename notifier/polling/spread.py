@@ -4,14 +4,16 @@ Each account has a lease of its own (``vendor`` for the default account, ``vendo
 for the others), so each account's calls come from one node at a time, and N nodes can
 share the accounts between them: that is the throughput beyond one host.
 
-Taking stays as it was: any node takes a free lease at its next standby look, so a dead
-node's accounts move within ``state.lease`` plus a second. Spreading is done by giving
-up: a node that holds more than its share, ``ceil(accounts / live nodes)``, hands the
-extra leases over while another live node holds fewer than its share, and does not take
-them back for a while (:data:`~notifier.polling.lease.HAND_OVER_HOLD`) unless nobody
-does. Live nodes are the processes whose presence row (``node:NAME``) is unexpired. A node
-that joins holds nothing, so the others hand leases over to it; one that dies lets its
-leases expire, the others take them, and the next rounds even the counts out again.
+A free lease is taken at a node's next standby look, by a node with room for it first:
+one at or above its share, ``ceil(accounts / live nodes)``, leaves a free lease to a node
+below it, unless the lease stays free two looks in a row (the nodes with room are missing).
+A node above its share hands the extra leases over while another live node has room, and
+does not take them back for a while (:data:`~notifier.polling.lease.HAND_OVER_HOLD`)
+unless nobody does. Live nodes are the processes whose presence row (``node:NAME``) was
+renewed within the last renewal period, so a dead node stops counting before its leases
+run out, and the others take those at once: a dead node's accounts move within
+``state.lease`` plus a second. A node that joins holds nothing, so the others hand leases
+over to it; the next looks even the counts out after any change.
 """
 
 from __future__ import annotations
@@ -137,10 +139,9 @@ class LeaseSpread:
         self.handed += len(chosen)
         return len(chosen)
 
-    def attach(self) -> None:
-        """Every keeper asks this spread before it takes a lease."""
-        for keeper in self.keepers():
-            keeper.may_take = self.may_take
+    def attach(self, keeper: LeaseKeeper) -> None:
+        """``keeper`` asks this spread before it takes its lease."""
+        keeper.may_take = self.may_take
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``; a look that fails (the database away) changes nothing."""

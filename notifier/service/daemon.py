@@ -201,7 +201,7 @@ class Daemon:
         )
         self.lanes[lane.name] = lane
         self.metrics.account(lane.name)
-        lane.lease.may_take = self.spread.may_take
+        self.spread.attach(lane.lease)
         return lane
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -82,3 +82,19 @@ def postgres_state_at(pg_url: str, version: int) -> Iterator[psycopg.Connection[
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version VALUES (%s, now())", (number,))
         yield conn
+
+
+def table_rows(
+    execute: Callable[[str], Sequence[Sequence[Any]]],
+    tables: Mapping[str, str],
+    columns: Mapping[str, Sequence[str]],
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``tables`` ({table: ORDER BY}), ``columns`` of each, as plain tuples
+    (PostgreSQL's bytea as bytes): what a migration must leave unchanged."""
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for table, order in tables.items():
+        rows = execute(f"SELECT {', '.join(columns[table])} FROM {table} ORDER BY {order}")
+        found[table] = [
+            tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows
+        ]
+    return found

@@ -51,7 +51,8 @@ class Node:
     async def start(self) -> None:
         for keeper in self.keepers:
             await keeper.start()
-        self.spread.attach()
+        for keeper in self.keepers:
+            self.spread.attach(keeper)
         self._task = asyncio.create_task(self.spread.run(self._stop))
 
     def held(self) -> set[str]:

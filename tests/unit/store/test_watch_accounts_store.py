@@ -17,7 +17,7 @@ from notifier.models import DEFAULT_ACCOUNT, WatchSpec
 from notifier.store import Store, StoreError
 from notifier.store.transfer import copy_state
 from tests.kit import SmallDisk, StoreFactory, small_disk
-from tests.kit.schema import postgres_state_at, sqlite_state_at
+from tests.kit.schema import postgres_state_at, sqlite_state_at, table_rows
 
 #: Watches in the old state: enough that the SQLite table rebuild is a real copy.
 WATCHES = 3000
@@ -120,14 +120,7 @@ OLD_COLUMNS: dict[str, list[str]] = {}
 
 def _snapshot(execute: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the old tables, every old column (the ones schema 18 had)."""
-    found: dict[str, list[tuple[Any, ...]]] = {}
-    for table, order in OLD_TABLES.items():
-        columns = OLD_COLUMNS[table]
-        rows = execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
-        found[table] = [
-            tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows
-        ]
-    return found
+    return table_rows(execute, OLD_TABLES, OLD_COLUMNS)
 
 
 def _schema_18_sqlite(path: Path) -> sqlite3.Connection:

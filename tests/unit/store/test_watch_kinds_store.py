@@ -19,6 +19,7 @@ from notifier.models import Event, JobDetail, JobMemory, WatchSpec
 from notifier.store import Store
 from notifier.store.schema import _split_sql, dialect
 from tests.kit import FakeClock, StoreFactory
+from tests.kit.schema import table_rows
 
 #: Watches in the old state: enough that the SQLite table rebuild is a real copy.
 WATCHES = 3000
@@ -217,14 +218,7 @@ def _statuses() -> list[int | None]:
 
 def _snapshot(execute: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the old tables, every old column (the ones schema 17 had)."""
-    found: dict[str, list[tuple[Any, ...]]] = {}
-    for table, order in OLD_TABLES.items():
-        columns = OLD_COLUMNS[table]
-        rows = execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
-        found[table] = [
-            tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows
-        ]
-    return found
+    return table_rows(execute, OLD_TABLES, OLD_COLUMNS)
 
 
 #: The columns of each old table at schema 17 (read from a schema-17 SQLite state).
