@@ -60,6 +60,31 @@ def account_name(value: object) -> str:
     return value
 
 
+def unknown_account(name: str, names: Sequence[str]) -> str:
+    """The one wording for a name no account has."""
+    return f"unknown account {name!r} (configured: {', '.join(names)})"
+
+
+def optional_account(value: object) -> str | None:
+    return None if value is None else account_name(value)
+
+
+def reference_problems(
+    names: Sequence[str], default: str | None, refs: Sequence[tuple[Loc, str | None]]
+) -> list[tuple[Loc, str]]:
+    """Of the places that name an account (None: the default one), those naming none that
+    is configured, or none when there is no default account."""
+    problems: list[tuple[Loc, str]] = []
+    for where, name in refs:
+        if name is None and default is None:
+            problems.append(
+                (where, f"name the account (several and none marked default: {', '.join(names)})")
+            )
+        elif name is not None and name not in names:
+            problems.append((where, unknown_account(name, names)))
+    return problems
+
+
 class AccountConfig(ChanjingConfig):
     """An item of ``accounts:``."""
 

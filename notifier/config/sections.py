@@ -27,9 +27,12 @@ from notifier.config.accounts import (
     VENDOR_QPS_LIMIT,
     AccountConfig,
     ChanjingConfig,
+    account_name,
     account_warnings,
     check_accounts,
     one_vendor_section,
+    optional_account,
+    reference_problems,
 )
 from notifier.config.events import DEFAULT_EVENTS, expand
 from notifier.config.events import problem as event_problem
@@ -307,6 +310,8 @@ class _EndpointBase(BaseModel):
     name: Annotated[str, BeforeValidator(endpoint_name)]
     #: As written: exact event types and patterns (``video.*``, ``*.failed``, ``*``).
     events: Events = Field(default_factory=lambda: list(DEFAULT_EVENTS))
+    #: Only these accounts' events (None: every account's).
+    accounts: list[Annotated[str, BeforeValidator(account_name)]] | None = None
 
     def event_types(self) -> tuple[str, ...]:
         """The concrete event types ``events`` subscribes to."""
@@ -471,6 +476,8 @@ class GatewayClient(BaseModel):
     name: Annotated[str, BeforeValidator(_client_name)]
     app_id: Annotated[str, BeforeValidator(plain_text)]
     secret_key: Annotated[SecretStr, BeforeValidator(secret_text)]
+    #: The account its calls are made as (None: the default account).
+    account: Annotated[str | None, BeforeValidator(optional_account)] = None
 
 
 def _share(value: object) -> float:
@@ -625,6 +632,25 @@ class Config(BaseModel):
         if accounts is not None:
             check_accounts(accounts)
         return accounts
+
+    @model_validator(mode="after")
+    def _account_references(self) -> Config:
+        """Every account a section names is configured; where one is needed and none is
+        named, the default account must exist."""
+        refs: list[tuple[Loc, str | None]] = [
+            (("gateway", "clients", i, "account"), c.account)
+            for i, c in enumerate(self.gateway.clients)
+        ]
+        refs += [
+            (("endpoints", i, "accounts", j), name)
+            for i, endpoint in enumerate(self.endpoints)
+            for j, name in enumerate(endpoint.accounts or [])
+        ]
+        names = [a.name for a in self.vendor_accounts()]
+        problems = reference_problems(names, self.default_account(), refs)
+        if problems:
+            raise KeyedProblems(problems)
+        return self
 
     def vendor_accounts(self) -> list[AccountConfig]:
         """Every account, in the order configured; ``chanjing:`` is the one named default."""

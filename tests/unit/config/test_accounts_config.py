@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit.config_files import BASE, SECRET_KEY, config_error, load_text
+from tests.kit.config_files import BASE, ENDPOINTS, SECRET_KEY, config_error, load_text
 
 TWO = """\
 accounts:
@@ -83,3 +83,50 @@ def test_warnings_name_the_account(tmp_path: Path) -> None:
     assert any(w.startswith("accounts[0] (shop).qps: 20 is above the vendor's") for w in warnings)
     single = load_text(tmp_path, BASE.replace("app_id: app-1", "app_id: a\n  qps: 20")).warnings()
     assert any(w.startswith("chanjing.qps: 20 is above") for w in single)  # as before
+
+
+GATEWAY = """\
+gateway:
+  listen: 127.0.0.1:9
+  clients:
+    - {name: app, app_id: app-gw, secret_key: gw-secret-1, account: media}
+"""
+
+
+def test_gateway_clients_and_endpoints_name_configured_accounts(tmp_path: Path) -> None:
+    text = (
+        TWO + GATEWAY + ENDPOINTS.replace("    events: [lip_sync.failed]", "    accounts: [shop]")
+    )
+    config = load_text(tmp_path, text)
+    assert config.gateway.clients[0].account == "media"
+    assert config.endpoints[1].accounts == ["shop"] and config.endpoints[0].accounts is None
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        (
+            TWO + GATEWAY.replace("account: media", "account: nope"),
+            "gateway.clients[0].account: unknown account 'nope' (configured: shop, media)",
+        ),
+        (
+            TWO + GATEWAY.replace(", account: media", ""),
+            "gateway.clients[0].account: name the account (several and none marked default: "
+            "shop, media)",
+        ),
+        (
+            TWO + ENDPOINTS.replace("    events: [lip_sync.failed]", "    accounts: [shop, nope]"),
+            "endpoints[1].accounts[1]: unknown account 'nope' (configured: shop, media)",
+        ),
+    ],
+)
+def test_an_unknown_or_missing_account_reference_is_named(
+    tmp_path: Path, text: str, wanted: str
+) -> None:
+    message = config_error(tmp_path, text)
+    assert wanted in message, message
+
+
+def test_one_account_needs_no_reference(tmp_path: Path) -> None:
+    config = load_text(tmp_path, BASE + GATEWAY.replace(", account: media", ""))
+    assert config.gateway.clients[0].account is None  # the default account's client

@@ -459,7 +459,7 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         "slack with secret",
         BASE + ENDPOINTS + "    secret: ${WH}\n",
         None,
-        "endpoints[1].secret: unknown key (allowed: name, events, type, url)",
+        "endpoints[1].secret: unknown key (allowed: name, events, accounts, type, url)",
     ),
     (
         "base_url bad",
