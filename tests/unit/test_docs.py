@@ -121,6 +121,8 @@ EXAMPLE_ENV = {
     "INTAKE_TOKEN": "intake-token-0123456789abcdef",
     "CALLBACK_TOKEN": "callback-token-0123456789abcdef",
     "SHOP_GATEWAY_SECRET": "shop-secret",
+    "SHOP_SECRET_KEY": "shop-key",
+    "MEDIA_SECRET_KEY": "media-key",
     "HOSTNAME": "web-1",
 }
 #: A YAML block that is neither a config nor a watch file names its file in a first-line
