@@ -299,26 +299,31 @@ def _shared_ports(config: Config) -> list[str]:
 
 
 def _check_online(path: str, config: Config) -> int:
-    """One token call with the configured credentials; the secret is never printed."""
+    """One token call per account with its credentials; the secret is never printed."""
     from notifier.polling.vendor import CredentialsRejected, VendorError, check_credentials
     from notifier.service.settings import vendor_settings
 
-    account = vendor_settings(config)
-    base_url = account.base_url
-    try:
-        asyncio.run(check_credentials(account))
-    except CredentialsRejected as exc:
-        print(
-            f"error: {path}: chanjing.app_id/chanjing.secret_key: refused by chanjing.base_url "
-            f"{base_url}: {exc}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    except VendorError as exc:
-        print(f"error: online: no token from the vendor: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    print(f"online: OK — chanjing.base_url {base_url} issued a token for these credentials")
-    return EXIT_OK
+    single = config.accounts is None
+    worst = EXIT_OK
+    for i, account in enumerate(config.vendor_accounts()):
+        key = "chanjing" if single else f"accounts[{i}] ({account.name})"
+        base_url = account.base_url
+        try:
+            asyncio.run(check_credentials(vendor_settings(account)))
+        except CredentialsRejected as exc:
+            print(
+                f"error: {path}: {key}.app_id/{key}.secret_key: refused by {key}.base_url "
+                f"{base_url}: {exc}",
+                file=sys.stderr,
+            )
+            worst = max(worst, EXIT_USAGE)
+            continue
+        except VendorError as exc:
+            print(f"error: online: {key}: no token from the vendor: {exc}", file=sys.stderr)
+            worst = max(worst, EXIT_FAILURE)
+            continue
+        print(f"online: OK — {key}.base_url {base_url} issued a token for these credentials")
+    return worst
 
 
 def _state_info(path: str, settings: StateSettings) -> str:

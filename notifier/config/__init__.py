@@ -6,6 +6,7 @@ Everything a user can get wrong ends up as a :class:`ConfigError` whose lines re
 validators, ``problems`` and ``loader`` turn what goes wrong into those lines.
 """
 
+from notifier.config.accounts import DEFAULT_ACCOUNT, AccountConfig, ChanjingConfig
 from notifier.config.fields import MAX_DURATION, format_duration, is_loopback_host, parse_duration
 from notifier.config.loader import load_config, parse_config
 from notifier.config.problems import ConfigError, ProblemsError, dotted, kind, show
@@ -14,7 +15,6 @@ from notifier.config.sections import (
     DEFAULT_RETRY_SCHEDULE,
     ENDPOINT_TYPES,
     AlertsConfig,
-    ChanjingConfig,
     Config,
     DeliveryConfig,
     Endpoint,
@@ -31,9 +31,11 @@ from notifier.config.sections import (
 )
 
 __all__ = [
+    "DEFAULT_ACCOUNT",
     "DEFAULT_RETRY_SCHEDULE",
     "ENDPOINT_TYPES",
     "MAX_DURATION",
+    "AccountConfig",
     "AlertsConfig",
     "ChanjingConfig",
     "Config",

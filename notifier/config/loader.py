@@ -13,6 +13,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from notifier.config.accounts import AccountConfig
 from notifier.config.problems import ConfigError, KeyedProblems, Loc, dotted, kind, show
 from notifier.config.reader import expand, read_yaml_file
 from notifier.config.sections import ENDPOINT_TYPES, SECTIONS, Config
@@ -56,6 +57,8 @@ def _model_at(loc: Loc, tag: str | None, raw: object) -> type[BaseModel] | None:
         return Config
     if len(loc) == 1 and isinstance(loc[0], str):
         return SECTIONS.get(loc[0])
+    if len(loc) == 2 and loc[0] == "accounts" and isinstance(loc[1], int):
+        return AccountConfig
     if len(loc) == 2 and loc[0] == "endpoints" and isinstance(loc[1], int):
         if tag is None:
             item = _raw_at(raw, loc)
@@ -156,7 +159,7 @@ def parse_config(
             for loc, msg in _translate(error, data):
                 if not any(_startswith(loc, bad) for bad, _ in env_problems):
                     problems.append((loc, msg))
-        raise ConfigError(_lines(source, problems)) from None
+        raise ConfigError(_lines(source, problems, data)) from None
     except RecursionError:
         raise ConfigError([f"{source}: nested too deeply (or recursive YAML aliases)"]) from None
     if env_problems:
@@ -166,10 +169,24 @@ def parse_config(
     return config
 
 
-def _lines(source: str, problems: list[tuple[Loc, str]]) -> list[str]:
+def _lines(source: str, problems: list[tuple[Loc, str]], raw: object = None) -> list[str]:
     return [
-        f"{source}: {dotted(loc)}: {msg}" if loc else f"{source}: {msg}" for loc, msg in problems
+        f"{source}: {_where(loc, raw)}: {msg}" if loc else f"{source}: {msg}"
+        for loc, msg in problems
     ]
+
+
+def _where(loc: Loc, raw: object) -> str:
+    """The dotted key; an account item is named by its name too (``accounts[1] (shop).qps``),
+    as the user knows it."""
+    where = dotted(loc)
+    if len(loc) >= 2 and loc[0] == "accounts" and isinstance(loc[1], int):
+        item = _raw_at(raw, loc[:2])
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and name and len(name) <= 40 and name.isprintable():
+            head = dotted(loc[:2])
+            where = f"{head} ({name}){where[len(head) :]}"
+    return where
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:

@@ -22,6 +22,18 @@ from pydantic import (
 )
 
 from notifier import kinds
+from notifier.config.accounts import (
+    DEFAULT_ACCOUNT,
+    VENDOR_QPS_LIMIT,
+    AccountConfig,
+    ChanjingConfig,
+    account_name,
+    account_warnings,
+    check_accounts,
+    one_vendor_section,
+    optional_account,
+    reference_problems,
+)
 from notifier.config.events import DEFAULT_EVENTS, expand
 from notifier.config.events import problem as event_problem
 from notifier.config.fields import (
@@ -75,27 +87,6 @@ def _events(value: object, info: ValidationInfo) -> list[str]:
 
 _EVENTS_HELP = "e.g. lip_sync.succeeded, video.*, *.failed, *, vendor.failing"
 Events = Annotated[list[str], BeforeValidator(_events)]
-
-
-class ChanjingConfig(BaseModel):
-    """How to reach the vendor API."""
-
-    model_config = _MODEL
-
-    base_url: str = "https://open-api.chanjing.cc"
-    app_id: Annotated[str, BeforeValidator(plain_text)]
-    secret_key: Annotated[SecretStr, BeforeValidator(secret_text)]
-    #: Vendor calls per second, shared by everything this process does.
-    qps: Annotated[int, BeforeValidator(int_between(1, 1000))] = 10
-
-    @field_validator("base_url", mode="before")
-    @classmethod
-    def _check_base_url(cls, value: object) -> str:
-        url = http_url(value)
-        parts = urlsplit(url)
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query string or fragment")
-        return url.rstrip("/")
 
 
 #: The shortest ``state.lease``: the vendor lease's MARGIN (2 s, notifier.polling.lease) plus a
@@ -319,6 +310,8 @@ class _EndpointBase(BaseModel):
     name: Annotated[str, BeforeValidator(endpoint_name)]
     #: As written: exact event types and patterns (``video.*``, ``*.failed``, ``*``).
     events: Events = Field(default_factory=lambda: list(DEFAULT_EVENTS))
+    #: Only these accounts' events (None: every account's).
+    accounts: list[Annotated[str, BeforeValidator(account_name)]] | None = None
 
     def event_types(self) -> tuple[str, ...]:
         """The concrete event types ``events`` subscribes to."""
@@ -483,6 +476,8 @@ class GatewayClient(BaseModel):
     name: Annotated[str, BeforeValidator(_client_name)]
     app_id: Annotated[str, BeforeValidator(plain_text)]
     secret_key: Annotated[SecretStr, BeforeValidator(secret_text)]
+    #: The account its calls are made as (None: the default account).
+    account: Annotated[str | None, BeforeValidator(optional_account)] = None
 
 
 def _share(value: object) -> float:
@@ -601,7 +596,9 @@ class Config(BaseModel):
 
     model_config = _MODEL
 
-    chanjing: ChanjingConfig
+    #: One account (named ``default``), or ``accounts`` for several: one of the two.
+    chanjing: ChanjingConfig | None = None
+    accounts: list[AccountConfig] | None = None
     state: StateConfig = Field(default_factory=StateConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
     polling: PollingConfig = Field(default_factory=PollingConfig)
@@ -613,7 +610,7 @@ class Config(BaseModel):
     intake: IntakeConfig = Field(default_factory=IntakeConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
-    VENDOR_QPS_LIMIT: ClassVar[int] = 10
+    VENDOR_QPS_LIMIT: ClassVar[int] = VENDOR_QPS_LIMIT
 
     @model_validator(mode="before")
     @classmethod
@@ -626,7 +623,52 @@ class Config(BaseModel):
                     data[key] = {}
             if "endpoints" in data and data["endpoints"] is None:
                 data["endpoints"] = []
+            data = one_vendor_section(data)
         return data
+
+    @field_validator("accounts", mode="after")
+    @classmethod
+    def _check_accounts(cls, accounts: list[AccountConfig] | None) -> list[AccountConfig] | None:
+        if accounts is not None:
+            check_accounts(accounts)
+        return accounts
+
+    @model_validator(mode="after")
+    def _account_references(self) -> Config:
+        """Every account a section names is configured; where one is needed and none is
+        named, the default account must exist."""
+        refs: list[tuple[Loc, str | None]] = [
+            (("gateway", "clients", i, "account"), c.account)
+            for i, c in enumerate(self.gateway.clients)
+        ]
+        refs += [
+            (("endpoints", i, "accounts", j), name)
+            for i, endpoint in enumerate(self.endpoints)
+            for j, name in enumerate(endpoint.accounts or [])
+        ]
+        names = [a.name for a in self.vendor_accounts()]
+        problems = reference_problems(names, self.default_account(), refs)
+        if problems:
+            raise KeyedProblems(problems)
+        return self
+
+    def vendor_accounts(self) -> list[AccountConfig]:
+        """Every account, in the order configured; ``chanjing:`` is the one named default."""
+        if self.accounts is not None:
+            return list(self.accounts)
+        assert self.chanjing is not None  # one of the two, checked before validation
+        return [AccountConfig(name=DEFAULT_ACCOUNT, **dict(self.chanjing))]
+
+    def account(self, name: str) -> AccountConfig | None:
+        return next((a for a in self.vendor_accounts() if a.name == name), None)
+
+    def default_account(self) -> str | None:
+        """The account of a watch that names none: the only one, or the one marked
+        default; None when a watch must name its account."""
+        accounts = self.vendor_accounts()
+        if len(accounts) == 1:
+            return accounts[0].name
+        return next((a.name for a in accounts if a.default), None)
 
     @model_validator(mode="after")
     def _default_endpoints(self) -> Config:
@@ -680,7 +722,7 @@ class Config(BaseModel):
 
     def secrets(self) -> list[str]:
         """Every secret string in the configuration (for log redaction), longest first."""
-        found = [self.chanjing.secret_key.get_secret_value()]
+        found = [a.secret_key.get_secret_value() for a in self.vendor_accounts()]
         if self.state.url is not None:
             found.extend(_url_password(self.state.url))
         for endpoint in self.endpoints:
@@ -697,18 +739,7 @@ class Config(BaseModel):
     def warnings(self) -> list[str]:
         """Things that are allowed but probably not intended; no secrets in them."""
         out: list[str] = []
-        host = plain_http_host(self.chanjing.base_url)
-        if host is not None:
-            out.append(
-                f"chanjing.base_url: plain http to non-loopback host {host}; "
-                "the secret key and access token travel unencrypted; use https"
-            )
-        vendor_host = urlsplit(self.chanjing.base_url).hostname or ""
-        if vendor_host.endswith("chanjing.cc") and self.chanjing.qps > self.VENDOR_QPS_LIMIT:
-            out.append(
-                f"chanjing.qps: {self.chanjing.qps} is above the vendor's limit of "
-                f"{self.VENDOR_QPS_LIMIT} requests/second; expect rate-limit errors"
-            )
+        out.extend(account_warnings(self.vendor_accounts(), single=self.accounts is None))
         if not self.endpoints:
             out.append("no endpoints configured: events will be recorded but not sent")
         for i, endpoint in enumerate(self.endpoints):

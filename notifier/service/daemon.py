@@ -48,7 +48,7 @@ from notifier.service.lane import Lane, LaneSettings
 from notifier.service.listener import Listener, ListenError, ListenSettings
 from notifier.service.metrics import Metrics, make_app
 from notifier.service.sdnotify import SdNotifier
-from notifier.service.settings import Settings, build, config_summary, lane_settings
+from notifier.service.settings import Settings, build, config_summary
 from notifier.service.state_settings import state_settings
 from notifier.service.store_outage import StoreOutage
 from notifier.service.wakeups import Wakeups
@@ -153,7 +153,11 @@ class Daemon:
             db=self._lease_db,
             every=SPREAD_EVERY,
         )
-        self.lane = self._add_lane(lane_settings(settings))
+        for lane_settings in settings.lanes:
+            self._add_lane(lane_settings)
+        #: The lane of the parts not yet per account (the gateway, the callback fast path,
+        #: /healthz and /metrics): the first account's.
+        self.lane = self.lanes[settings.lanes[0].name]
         # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
         self.watch_file = WatchFile(settings.watch_file, node=node if shared else None)
         self.intake = IntakeListener(
@@ -507,7 +511,7 @@ class Daemon:
         state and the node's name, was kept above). A listener whose new address cannot be
         bound says so; the others carry on."""
         old, self.settings = self.settings, settings
-        self.lane.configure(lane_settings(settings))
+        await self._configure_lanes(settings.lanes)
         if settings.sweep_every != old.sweep_every:
             self.scheduler.reschedule_job(
                 "sweep", trigger=SteadyInterval(seconds=settings.sweep_every)
@@ -524,6 +528,36 @@ class Daemon:
                 await listener
             except ListenError as exc:
                 log.error(f"{exc.key}: the new address is not used", error=str(exc))
+
+    async def _configure_lanes(self, wanted: tuple[LaneSettings, ...]) -> None:
+        """A reload: a lane for each new account (its lease taken as at start), the kept
+        ones configured, a removed one's polls finished and its lease given up (its watches
+        stay in the state until the account returns)."""
+        by_name = {s.name: s for s in wanted}
+        for name, lane in list(self.lanes.items()):
+            if name in by_name:
+                continue
+            if lane is self.lane:
+                log.error(
+                    "the first account cannot be removed by a reload; restart the daemon",
+                    account=name,
+                )
+                continue
+            del self.lanes[name]
+            lane.lease.close()
+            await lane.drain(STOP_GRACE)
+            await lane.aclose()
+            log.warning(
+                "account removed; its watches stay until it is configured again", account=name
+            )
+        for name, settings in by_name.items():
+            kept = self.lanes.get(name)
+            if kept is not None:
+                kept.configure(settings)
+                continue
+            added = self._add_lane(settings)
+            await added.lease.start()
+            log.info("account added", account=name)
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from notifier import __version__
-from notifier.config import Config, WebhookEndpoint
+from notifier.config import AccountConfig, Config, WebhookEndpoint
 from notifier.config.sections import MIN_LEASE
 from notifier.delivery.dispatcher import DispatcherSettings
 from notifier.delivery.operational import AlertSettings, Thresholds
@@ -34,7 +34,7 @@ from notifier.polling.ratelimit import LimiterSettings
 from notifier.polling.vendor import VendorSettings
 from notifier.service.gateway_listener import GatewayListenerSettings
 from notifier.service.intake_listener import IntakeSettings
-from notifier.service.lane import DEFAULT_LANE, LaneSettings
+from notifier.service.lane import LaneSettings
 from notifier.service.listener import ListenSettings
 from notifier.service.routing import subscriptions
 from notifier.service.state_settings import state_settings
@@ -50,10 +50,10 @@ class Settings:
 
     #: Where the state is (fixed for the daemon's life: a reload keeps the running one).
     state: StateSettings
-    limiter: LimiterSettings
-    vendor: VendorSettings
-    lease: LeaseSettings
-    poller: PollerSettings
+    #: One per vendor account, in the order configured.
+    lanes: tuple[LaneSettings, ...]
+    #: The account of a watch that names none (None: a watch must name one).
+    default_account: str | None
     #: ``polling.min_interval``: how often the scheduled list sweep runs.
     sweep_every: float
     alerts: AlertSettings
@@ -72,10 +72,8 @@ def build(config: Config) -> Settings:
     """The settings of every part, from one config."""
     return Settings(
         state=state_settings(config),
-        limiter=LimiterSettings(config.chanjing.qps),
-        vendor=vendor_settings(config),
-        lease=LeaseSettings(config.state.lease, config.gateway.advertised()),
-        poller=poller_settings(config),
+        lanes=tuple(lane_settings(config, account) for account in config.vendor_accounts()),
+        default_account=config.default_account(),
         sweep_every=config.polling.min_interval,
         alerts=AlertSettings(subscriptions(config), thresholds(config)),
         dispatcher=DispatcherSettings(
@@ -95,10 +93,14 @@ def build(config: Config) -> Settings:
     )
 
 
-def lane_settings(settings: Settings) -> LaneSettings:
-    """The one account's lane (several accounts: issue 22)."""
+def lane_settings(config: Config, account: AccountConfig) -> LaneSettings:
+    """What calls the vendor as ``account``: its budget, client, lease and poller."""
     return LaneSettings(
-        DEFAULT_LANE, settings.limiter, settings.vendor, settings.lease, settings.poller
+        account.name,
+        LimiterSettings(account.qps),
+        vendor_settings(account),
+        LeaseSettings(config.state.lease, config.gateway.advertised()),
+        poller_settings(config),
     )
 
 
@@ -106,9 +108,8 @@ def listen(key: str, text: str | None, address: tuple[str, int] | None) -> Liste
     return ListenSettings(key, text, address)
 
 
-def vendor_settings(config: Config) -> VendorSettings:
-    c = config.chanjing
-    return VendorSettings(c.base_url, c.app_id, c.secret_key.get_secret_value())
+def vendor_settings(account: AccountConfig) -> VendorSettings:
+    return VendorSettings(account.base_url, account.app_id, account.secret_key.get_secret_value())
 
 
 def polling_settings(config: Config) -> PollingSettings:
@@ -166,7 +167,7 @@ def intake_settings(config: Config) -> IntakeSettings:
 
 
 def gateway_settings(config: Config) -> GatewaySettings:
-    g, c = config.gateway, config.chanjing
+    g, c = config.gateway, config.vendor_accounts()[0]  # several accounts: issue 22
     credentials = [(ACCOUNT_CLIENT, c.app_id, c.secret_key.get_secret_value())]
     credentials += [(x.name, x.app_id, x.secret_key.get_secret_value()) for x in g.clients]
     return GatewaySettings(
@@ -184,6 +185,7 @@ def gateway_settings(config: Config) -> GatewaySettings:
 
 def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
     """What the daemon runs with, for the start-up line: no secrets, no Slack URLs."""
+    accounts = config.vendor_accounts()
     endpoints = []
     for ep in config.endpoints:
         item: dict[str, Any] = {"name": ep.name, "type": ep.type, "events": list(ep.events)}
@@ -199,8 +201,12 @@ def config_summary(config: Config, config_path: str | None) -> dict[str, Any]:
         "config": config_path,
         "state": describe_state(state_settings(config)),
         "watch_file": str(config.watch.file) if config.watch.file else None,
-        "vendor": config.chanjing.base_url,
-        "qps": config.chanjing.qps,
+        # One account: as before accounts; several: each by name.
+        **(
+            {"vendor": accounts[0].base_url, "qps": accounts[0].qps}
+            if len(accounts) == 1
+            else {"accounts": {a.name: {"vendor": a.base_url, "qps": a.qps} for a in accounts}}
+        ),
         "lease": config.state.lease,
         "min_interval": config.polling.min_interval,
         "max_interval": config.polling.max_interval,

@@ -97,18 +97,20 @@ def test_build_gives_each_part_frozen_settings_of_its_own() -> None:
         if dataclasses.is_dataclass(value):
             with pytest.raises(dataclasses.FrozenInstanceError):
                 setattr(value, "x", 1)  # noqa: B010
-    assert settings.limiter.qps == 7
-    assert settings.lease.ttl == 20.0
+    (lane,) = settings.lanes  # the chanjing section: one account, named default
+    assert (lane.name, settings.default_account) == ("default", "default")
+    assert lane.limiter.qps == 7
+    assert lane.lease.ttl == 20.0
     assert settings.sweep_every == 4.0
-    assert settings.poller.list_sweep is False
-    assert settings.poller.discovery is not None and settings.poller.discovery.since is None
+    assert lane.poller.list_sweep is False
+    assert lane.poller.discovery is not None and lane.poller.discovery.since is None
     assert settings.metrics.key == "metrics.listen"
     assert settings.metrics.address == ("127.0.0.1", 9464)
     ops, team = settings.dispatcher.endpoints
     assert (ops.type, ops.concurrency, ops.timeout) == ("webhook", 3, 9.0)
     # A Slack URL is one sender per URL, one attempt at a time: the table says so.
     assert SENDERS[team.type].concurrency(team) == 1
-    assert settings.alerts.subscriptions == settings.poller.subscriptions
+    assert settings.alerts.subscriptions == lane.poller.subscriptions
     assert settings.alerts.subscriptions[1] == ("team", ("lip_sync.failed",))
 
 
@@ -124,7 +126,8 @@ async def test_the_vendor_client_is_built_and_rebuilt_from_its_account_settings(
     """One account is one settings object: the client keeps the very object it was built
     from, and a reload hands the slot a new object, never values picked out of it."""
     settings = build(parse_config(CONFIG))
-    account, limiter = settings.vendor, RateLimiter(settings.limiter)
+    (lane,) = settings.lanes
+    account, limiter = lane.vendor, RateLimiter(lane.limiter)
     assert repr(account) == "VendorSettings(base_url='https://open-api.chanjing.cc', app_id='app')"
     with Store(tmp_path / "state.db") as store:
         made: list[VendorClient] = []
@@ -147,7 +150,7 @@ async def test_the_vendor_client_is_built_and_rebuilt_from_its_account_settings(
 
 def test_the_cli_routes_replays_with_the_daemons_subscriptions() -> None:
     config = parse_config(CONFIG)
-    assert subscriptions(config) == build(config).poller.subscriptions
+    assert subscriptions(config) == build(config).lanes[0].poller.subscriptions
 
 
 #: Where the parts below the service are built (the daemon, its client slots, the CLI).

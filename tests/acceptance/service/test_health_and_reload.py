@@ -274,3 +274,28 @@ def test_healthz_fails_while_the_state_file_is_locked(workspace: Workspace) -> N
     assert wait_until(lambda: (get(url) or answer).status_code == 200, timeout=10)
     assert daemon.stop() == 0
     assert SECRET_KEY not in daemon.output
+
+
+async def test_reload_adds_changes_and_removes_accounts(running: Running) -> None:
+    """Issue 22: SIGHUP with an ``accounts`` section makes a lane for a new account (its own
+    budget and lease, shown by name), configures a kept one and retires a removed one."""
+    await running.start()
+    d = running.daemon
+    one = running.config.pop("chanjing")
+    running.config["accounts"] = [
+        {"name": "default", **one},
+        {"name": "media", **one, "app_id": "media-app", "qps": 4},
+    ]
+    assert await running.reload()
+    assert list(d.lanes) == ["default", "media"]
+    assert d.lanes["media"].limiter.qps == 4
+    await until(lambda: d.lanes["media"].lease.may_call())  # one node: its lease at once
+    assert d.lanes["media"].lease.name == "vendor:media"
+    text = d.status_text()
+    assert "default: vendor lease held by this node" in text, text
+    assert "media: vendor lease held by this node" in text, text
+    running.config["accounts"] = [{"name": "default", **one, "qps": 3}]
+    assert await running.reload()
+    assert list(d.lanes) == ["default"] and d.lane.limiter.qps == 3
+    assert "media" not in d.status_text()
+    assert await running.stop() == 0

@@ -266,8 +266,8 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         "unknown top key",
         BASE + "colour: red\n",
         None,
-        "colour: unknown key (allowed: chanjing, state, watch, polling, delivery, alerts, "
-        "endpoints, log, metrics, intake, gateway)",
+        "colour: unknown key (allowed: chanjing, accounts, state, watch, polling, delivery, "
+        "alerts, endpoints, log, metrics, intake, gateway)",
     ),
     (
         "unknown nested key",
@@ -459,7 +459,7 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         "slack with secret",
         BASE + ENDPOINTS + "    secret: ${WH}\n",
         None,
-        "endpoints[1].secret: unknown key (allowed: name, events, type, url)",
+        "endpoints[1].secret: unknown key (allowed: name, events, accounts, type, url)",
     ),
     (
         "base_url bad",
@@ -544,7 +544,7 @@ CASES: list[tuple[str, str, dict[str, str] | None, str]] = [
         "top level list",
         "- chanjing\n",
         None,
-        "top level must be a mapping with keys chanjing, state",
+        "top level must be a mapping with keys chanjing, accounts, state",
     ),
     ("top level scalar", "hello\n", None, "top level must be a mapping"),
     ("multiple documents", BASE + "---\n" + BASE, None, "YAML syntax error at line 4, column 1"),
