@@ -24,6 +24,8 @@ from notifier.cli.common import (
     render,
     show_time,
 )
+from notifier.cli.watch import account_columns, account_filter, add_account_option
+from notifier.config import Config
 from notifier.delivery.transition import route
 from notifier.models import OPERATIONAL_EVENT_TYPES, DeliveryState
 from notifier.service.routing import subscriptions
@@ -51,6 +53,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_list_options(elist)
     add_kind_option(elist, "only events of this kind's watches", None)
+    add_account_option(elist, "only events of this vendor account's watches")
 
     deliveries = sub.add_parser(
         "deliveries", help="per-endpoint delivery attempts", parents=[common]
@@ -79,8 +82,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     replay.add_argument("--endpoint", metavar="NAME", help="only the delivery to this endpoint")
 
 
-def _rows(args: argparse.Namespace, what: str, **filters: Any) -> list[dict[str, Any]]:
-    config, _path = load(args, secrets=False)
+def _rows(
+    args: argparse.Namespace, what: str, config: Config | None = None, **filters: Any
+) -> list[dict[str, Any]]:
+    if config is None:
+        config, _path = load(args, secrets=False)
     try:
         with open_store(config) as store:
             since = None if args.since is None else parse_since(args.since, store.now())
@@ -95,8 +101,10 @@ def _rows(args: argparse.Namespace, what: str, **filters: Any) -> list[dict[str,
 def cmd_events(args: argparse.Namespace) -> int:
     if args.action != "list":
         raise UsageError("events: choose list")
-    rows = _rows(args, "events", kind=chosen_kind(args))
-    print_list(args, rows, ["event_id", "job_id", "type", "created_at"])
+    config, _path = load(args, secrets=False)
+    rows = _rows(args, "events", config, kind=chosen_kind(args), account=account_filter(args))
+    columns = account_columns(["event_id", "job_id", "type", "created_at"], config, rows)
+    print_list(args, rows, columns)
     return EXIT_OK
 
 

@@ -60,6 +60,7 @@ from notifier.store import (
     prepare_state_dir,
 )
 from notifier.store.base import PRUNE_BATCH
+from notifier.watchspec import AccountRule
 
 log = logs.get_logger(component="daemon")
 
@@ -275,7 +276,7 @@ class Daemon:
             self.gateway.flush()
         if self.intake.callback.held:  # callbacks the state could not take when they came
             self.intake.callback.flush()
-        result = take_queue(self.store, self.settings.endpoint_names)
+        result = take_queue(self.store, self.settings.endpoint_names, self._account_rule())
         if result.added or result.updated:
             log.info("watches taken from the queue", added=result.added, updated=result.updated)
         for seq, reason in result.rejected:
@@ -285,8 +286,16 @@ class Daemon:
         if result.added:
             await self._poll_tick()
 
+    def _account_rule(self) -> AccountRule:
+        """The accounts a queue row or a watch file item may name (the lanes'), and the
+        one it gets when it names none."""
+        names = [lane.name for lane in self.settings.lanes]
+        return AccountRule.of(names, self.settings.default_account)
+
     async def _check_watch_file(self, force: bool = False) -> None:
-        result = self.watch_file.poll(self.store, self.settings.endpoint_names, force=force)
+        result = self.watch_file.poll(
+            self.store, self.settings.endpoint_names, force=force, accounts=self._account_rule()
+        )
         if result is None:
             return
         if "error" in result:
