@@ -276,7 +276,10 @@ def _callback_path(max_body: int, client_timeout: float) -> dict[str, Any]:
                 "name": "callback_token",
                 "in": "path",
                 "required": True,
-                "description": "intake.callback_token",
+                "description": "intake.callback_token, then `/{kind}` for a job of another "
+                "kind than lip_sync, or `/{account}/{kind}` for a job of another account than "
+                "the default one (an unknown account, or none where no account is the default: "
+                "400)",
                 "schema": {"type": "string"},
             }
         ],

@@ -24,6 +24,7 @@ from notifier.config import Config, ConfigError, load_config
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.operational import OperationalEvents
 from notifier.gateway.door import Gateway
+from notifier.intake.callback import Admit
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
 from notifier.models import JobDetail
@@ -164,9 +165,9 @@ class Daemon:
         self.intake = IntakeListener(
             self.store,
             self.metrics.on_intake_request,
-            poll_now=self.lane.fast_path.request,
+            poll_now=self._callback_poll,
             callback_observer=self.metrics.on_callback,
-            verify=self.lane.fast_path.verify,
+            verify=self._callback_verify,
         )
         self.gateway = Gateway(
             self.store,
@@ -285,6 +286,23 @@ class Daemon:
             )
         if result.added:
             await self._poll_tick()
+
+    def _callback_poll(self, job_id: str, kind: str, account: str) -> str:
+        """A callback's poll, by its account's lane (the route names the account). No lane
+        yet (a reload on its way): made due, for that lane to poll once it runs."""
+        lane = self.lanes.get(account)
+        if lane is None:
+            return "due" if self.store.make_due(job_id, kind=kind) else "finished"
+        return lane.fast_path.request(job_id, kind)
+
+    def _callback_verify(self, job_id: str, kind: str, account: str, admit: Admit) -> str:
+        """A new id's check, by its account's lane; no lane yet: watched unverified (its
+        lane polls it in turn, and a 40000 rejects it)."""
+        lane = self.lanes.get(account)
+        if lane is None:
+            admit(job_id)
+            return "pending"
+        return lane.fast_path.verify(job_id, kind, admit)
 
     def _account_rule(self) -> AccountRule:
         """The accounts a queue row or a watch file item may name (the lanes'), and the

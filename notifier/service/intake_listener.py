@@ -69,7 +69,9 @@ class IntakeListener:
         self.api.endpoint_names = list(settings.endpoint_names)
         self.api.accounts = settings.accounts
         self.api.client_timeout = settings.client_timeout
-        self.callback.configure(settings.callback_secret, settings.labels, settings.endpoints)
+        self.callback.configure(
+            settings.callback_secret, settings.labels, settings.endpoints, settings.accounts
+        )
         if await self._listener.bind(settings.listen, settings.client_timeout):
             log.info("intake listening", url=self.url)
 
