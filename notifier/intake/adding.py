@@ -116,7 +116,7 @@ def add_watches(
             if known["state"] == WatchState.ACTIVE.value:
                 outcome.known.append(job_id)
             elif reopen and known["state"] in REOPENABLE:
-                store.reopen_watch(job_id, kind=kind)
+                store.reopen_watch(job_id, kind=kind, account=account)
                 outcome.reopened[job_id] = known["state"]
             else:
                 outcome.finished[job_id] = known

@@ -307,12 +307,14 @@ class VendorCallback:
             except Exception:  # not lost: watched unverified, polled in its turn
                 log.exception("vendor callback: cannot start the check", job_id=job_id)
                 if admit(job_id):
-                    store.make_due(job_id, kind=kind)
+                    store.make_due(job_id, kind=kind, account=account)
                 return "error", new
         if new:
             admit(job_id)
         if self.poll_now is None:
-            return ("due" if store.make_due(job_id, kind=kind) else "finished"), new
+            return (
+                "due" if store.make_due(job_id, kind=kind, account=account) else "finished"
+            ), new
         try:
             return self.poll_now(job_id, kind, account), new
         except DB_ERRORS:

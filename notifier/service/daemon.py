@@ -265,7 +265,7 @@ class Daemon:
 
     def _observe_forwarded(self, detail: JobDetail) -> None:
         """A detail answer the gateway forwarded for an active watch is that watch's poll."""
-        summary = self.store.watch_summary(detail.id, kind=detail.kind)
+        summary = self.store.watch_summary(detail.id, kind=detail.kind, account=detail.account)
         watch = self.store.get_watch(detail.id, kind=detail.kind) if summary is not None else None
         if summary is not None and summary["state"] == "active" and watch is not None:
             self.lane.poller.observe(watch, detail)
@@ -292,7 +292,7 @@ class Daemon:
         yet (a reload on its way): made due, for that lane to poll once it runs."""
         lane = self.lanes.get(account)
         if lane is None:
-            return "due" if self.store.make_due(job_id, kind=kind) else "finished"
+            return "due" if self.store.make_due(job_id, kind=kind, account=account) else "finished"
         return lane.fast_path.request(job_id, kind)
 
     def _callback_verify(self, job_id: str, kind: str, account: str, admit: Admit) -> str:
