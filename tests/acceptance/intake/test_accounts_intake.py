@@ -17,12 +17,9 @@ import httpx
 import pytest
 
 from notifier.models import WatchSpec
-from notifier.service.http_server import ServerThread
 from notifier.store import Store
-from notifier.tools.simulator import SimAccount, SimConfig, VendorSimulator
 from tests.kit import (
     APP_ID,
-    SECRET_KEY,
     ReceiverServer,
     Simulator,
     Workspace,
@@ -30,11 +27,11 @@ from tests.kit import (
     daemon_env,
     free_port,
 )
+from tests.kit.accounts import SHOP_APP, SHOP_QPS, SHOP_SECRET, two_account_simulator
 from tests.kit.kind_jobs import job_events
 
 pytestmark = pytest.mark.slow
 
-SHOP_APP, SHOP_SECRET = "shop-app", "sk-shop-5a1e7c9d"
 ALL_TOKEN = "tok-all-2b3c4d5e6f7a8b9c"
 SHOP_TOKEN = "tok-shop-7a6b5c4d3e2f1a0b"
 MEDIA_TOKEN = "tok-media-0f1e2d3c4b5a6978"
@@ -43,12 +40,8 @@ CALLBACK_TOKEN = "cb-accounts-9a8b7c6d5e4f3a2b"
 
 @pytest.fixture(name="two_accounts")
 def two_accounts_fixture() -> Iterator[Simulator]:
-    shop = SimAccount(SHOP_APP, SHOP_SECRET, qps=5)
-    sim = VendorSimulator(
-        SimConfig(app_id=APP_ID, secret_key=SECRET_KEY, qps=10, seed=11, accounts=(shop,))
-    )
-    with ServerThread(sim.make_app) as server:
-        yield Simulator(sim, server)
+    with two_account_simulator(seed=11) as sim:
+        yield sim
 
 
 def _workspace(tmp_path: Path, sim: Simulator, receiver: ReceiverServer) -> tuple[Workspace, str]:
@@ -57,7 +50,7 @@ def _workspace(tmp_path: Path, sim: Simulator, receiver: ReceiverServer) -> tupl
     config = base_config(tmp_path, sim.url, receiver.url)
     media = config.pop("chanjing")
     config["accounts"] = [
-        {**media, "name": "shop", "app_id": SHOP_APP, "secret_key": SHOP_SECRET, "qps": 5},
+        {**media, "name": "shop", "app_id": SHOP_APP, "secret_key": SHOP_SECRET, "qps": SHOP_QPS},
         {"name": "media", **media},
     ]
     port = free_port()

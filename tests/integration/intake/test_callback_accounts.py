@@ -19,8 +19,14 @@ SHOP_DEFAULT = AccountRule.of(["shop", "media"], "shop")
 NO_DEFAULT = AccountRule.of(["shop", "media"], None)
 
 
-def _hook(store: Store, rule: AccountRule, polls: list[tuple[str, str, str]]) -> VendorCallback:
+#: The callback route of the configured token.
+BASE = f"/v1/chanjing/callback/{CALLBACK_TOKEN}"
+
+
+def _hook(store: Store, rule: AccountRule) -> tuple[VendorCallback, list[tuple[str, str, str]]]:
+    """The callback route on the intake API, under ``rule``; the polls it asks for."""
     api = IntakeApi(store, [], ["ops"], accounts=rule)
+    polls: list[tuple[str, str, str]] = []
 
     def poll_now(job_id: str, kind: str, account: str) -> str:
         polls.append((job_id, kind, account))
@@ -28,7 +34,7 @@ def _hook(store: Store, rule: AccountRule, polls: list[tuple[str, str, str]]) ->
 
     hook = VendorCallback(api, poll_now)
     hook.configure(CALLBACK_TOKEN, {}, None, rule)
-    return hook
+    return hook, polls
 
 
 def _body(job_id: str) -> dict[str, object]:
@@ -37,19 +43,17 @@ def _body(job_id: str) -> dict[str, object]:
 
 async def test_the_route_names_the_account_of_the_watch(workspace: Workspace) -> None:
     store = Store(workspace.state_path)
-    polls: list[tuple[str, str, str]] = []
-    hook = _hook(store, SHOP_DEFAULT, polls)
-    base = f"/v1/chanjing/callback/{CALLBACK_TOKEN}"
+    hook, polls = _hook(store, SHOP_DEFAULT)
     async with TestClient(TestServer(hook.api.app())) as client:
         for path, job_id in [
-            (base, "j1"),
-            (f"{base}/video", "j2"),
-            (f"{base}/media/video", "j2"),  # the same id on another account: another watch
-            (f"{base}/media/lip_sync", "j1"),
+            (BASE, "j1"),
+            (f"{BASE}/video", "j2"),
+            (f"{BASE}/media/video", "j2"),  # the same id on another account: another watch
+            (f"{BASE}/media/lip_sync", "j1"),
         ]:
             answer = await client.post(path, json=_body(job_id))
             assert answer.status == 202, await answer.text()
-        unknown = await client.post(f"{base}/nope/video", json=_body("j3"))
+        unknown = await client.post(f"{BASE}/nope/video", json=_body("j3"))
         assert unknown.status == 400
         assert (await unknown.json())["error"] == (
             "the account in the path: unknown account 'nope' (configured: shop, media); the "
@@ -78,18 +82,16 @@ async def test_the_route_names_the_account_of_the_watch(workspace: Workspace) ->
 
 async def test_without_a_default_account_the_route_must_name_one(workspace: Workspace) -> None:
     store = Store(workspace.state_path)
-    polls: list[tuple[str, str, str]] = []
-    hook = _hook(store, NO_DEFAULT, polls)
-    base = f"/v1/chanjing/callback/{CALLBACK_TOKEN}"
+    hook, polls = _hook(store, NO_DEFAULT)
     async with TestClient(TestServer(hook.api.app())) as client:
-        for path in (base, f"{base}/video"):
+        for path in (BASE, f"{BASE}/video"):
             refused = await client.post(path, json=_body("j1"))
             assert refused.status == 400
             assert (await refused.json())["error"].startswith(
                 "the path: name the account (several configured and none marked default: "
                 "shop, media); the callback URL of another account's job is "
             )
-        assert (await client.post(f"{base}/shop/video", json=_body("j1"))).status == 202
+        assert (await client.post(f"{BASE}/shop/video", json=_body("j1"))).status == 202
     watches = [(w["account"], w["job_id"]) for w in store.list_watches()]
     store.close()
     assert watches == [("shop", "j1")]
