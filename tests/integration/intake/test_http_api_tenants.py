@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -118,3 +119,23 @@ def test_another_accounts_watch_is_a_404_as_if_it_did_not_exist(tenants: Tenants
         assert everyone.get("/v1/watches/j1?account=gone").status_code == 404
         bad = everyone.get("/v1/watches/j1?account=Media")
         assert bad.status_code == 400 and bad.json()["error"].startswith("account: invalid")
+
+
+def test_the_document_lists_only_the_tokens_accounts(tenants: Tenants) -> None:
+    with tenants.client(SHOP) as shop, tenants.client(BOTH) as both:
+        mine = shop.get("/openapi.json").json()
+        theirs = both.get("/openapi.json").json()
+
+    def body(document: dict[str, Any]) -> dict[str, Any]:
+        post = document["paths"]["/v1/watches"]["post"]
+        schema: dict[str, Any] = post["requestBody"]["content"]["application/json"]["schema"]
+        return schema
+
+    # Shop's one account is its default: account may be left out.
+    assert body(mine)["properties"]["account"]["enum"] == ["shop", None]
+    assert "account" not in body(mine)["required"]
+    # Two accounts and neither the default: it must be named, in the body and the query.
+    assert body(theirs)["properties"]["account"]["enum"] == ["shop", "media"]
+    assert "account" in body(theirs)["required"]
+    params = theirs["paths"]["/v1/watches/{id}"]["parameters"]
+    assert [p["required"] for p in params if p["name"] == "account"] == [True]
