@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from notifier.intake.queue import take_queue
-from notifier.models import WatchSpec
+from notifier.models import Event, WatchSpec
 from notifier.store import Store
 from notifier.watchspec import AccountRule
 from tests.kit.cli_env import Env
@@ -102,3 +102,17 @@ def test_a_queue_row_that_names_no_account_is_kept_with_how_to_name_one(env: Env
     assert rejected[1]["rejected"] == "account: unknown account 'nope' (configured: shop, media)"
     assert "ACCOUNT" in env.ok("watch", "rejected").out.splitlines()[0]
     assert ("media", "q3") in {(r["account"], r["job_id"]) for r in env.json("watch", "list")}
+
+
+def test_reopen_reopens_only_the_named_accounts_watch(env: Env) -> None:
+    _two_accounts(env)
+    env.ok("watch", "add", "42", "--account", "shop")
+    env.ok("watch", "add", "42", "--account", "media")
+    with Store(env.state_path) as store:
+        for account in ("shop", "media"):  # both rejected by the vendor
+            event = Event(f"evt_{account}", "42", "lip_sync.rejected", 1.0, b"{}")
+            assert store.reject_watch("42", "record not found", event, [], account=account)
+    out = env.ok("watch", "add", "42", "--account", "media", "--reopen").out
+    assert "42: rejected, watched again" in out
+    states = {(w["account"], w["state"]) for w in env.json("watch", "list")}
+    assert states == {("shop", "rejected"), ("media", "active")}
