@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,10 +220,7 @@ def node_factory(
         return node
 
     yield start
-    for node in nodes:
-        if node.daemon.popen.poll() is None:
-            node.daemon.popen.kill()
-            node.daemon.popen.wait(10)
+    kill_all(nodes)
 
 
 def webhook_ids(rec: Receiver) -> list[str]:
@@ -414,6 +411,41 @@ def pair_simulator(arrivals: ArrivalLog) -> Iterator[Simulator]:
         yield Simulator(sim, server)
 
 
+def pg_node(
+    where: Path,
+    simulator: Simulator,
+    receiver: ReceiverServer,
+    pg_url: str,
+    *,
+    arrivals: ArrivalLog | None = None,
+    accounts: bool = False,
+) -> Node:
+    """A node named after ``where`` on the PostgreSQL state, its gateway advertised to the
+    others, its vendor calls in ``arrivals``; ``accounts``: alpha and beta (two_accounts)."""
+    where.mkdir()
+    state = {"url": pg_url, "node": where.name, "lease": "3s"}
+    config, url = gateway_config(where, simulator, receiver, state)
+    if accounts:
+        config["accounts"] = two_accounts(config.pop("chanjing"))
+    config["gateway"]["advertise"] = url
+    ws = Workspace(where, config, daemon_env(receiver.url))
+    ws.write_config()
+    ws.write_watch([])
+    daemon = ws.start()
+    if arrivals is not None:
+        arrivals.watch(daemon.popen.pid)
+    daemon.wait_ready()
+    return Node(ws, daemon, url, where.name)
+
+
+def kill_all(nodes: Iterable[Node]) -> None:
+    """What a test left running is killed (a failed test's nodes)."""
+    for node in nodes:
+        if node.daemon.popen.poll() is None:
+            node.daemon.popen.kill()
+            node.daemon.popen.wait(10)
+
+
 @pytest.mark.realtime
 def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
     tmp_path: Path,
@@ -427,21 +459,7 @@ def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
     nodes: dict[str, Node] = {}
     try:
         for name in ("first", "second"):
-            (tmp_path / name).mkdir()
-            config, url = gateway_config(
-                tmp_path / name,
-                simulator,
-                receiver,
-                {"url": pg_url, "node": name, "lease": "3s"},
-            )
-            config["gateway"]["advertise"] = url
-            ws = Workspace(tmp_path / name, config, daemon_env(receiver.url))
-            ws.write_config()
-            ws.write_watch([])
-            daemon = ws.start()
-            arrivals.watch(daemon.popen.pid)
-            daemon.wait_ready()
-            nodes[name] = Node(ws, daemon, url, name)
+            nodes[name] = pg_node(tmp_path / name, simulator, receiver, pg_url, arrivals=arrivals)
         holders = [
             name
             for name, node in nodes.items()
@@ -493,10 +511,7 @@ def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
         assert min(arrivals.times(standby.daemon.popen.pid)) >= at(acquired[0])
         assert standby.daemon.stop() == 0
     finally:
-        for node in nodes.values():
-            if node.daemon.popen.poll() is None:
-                node.daemon.popen.kill()
-                node.daemon.popen.wait(10)
+        kill_all(nodes.values())
 
 
 @pytest.fixture
@@ -538,21 +553,7 @@ def test_two_nodes_two_accounts_each_call_reaches_the_vendor_through_its_account
     store = Store(pg_url)
     try:
         for name in ("first", "second"):
-            (tmp_path / name).mkdir()
-            config, url = gateway_config(
-                tmp_path / name,
-                simulator,
-                receiver,
-                {"url": pg_url, "node": name, "lease": "3s"},
-            )
-            config["accounts"] = two_accounts(config.pop("chanjing"))
-            config["gateway"]["advertise"] = url
-            ws = Workspace(tmp_path / name, config, daemon_env(receiver.url))
-            ws.write_config()
-            ws.write_watch([])
-            daemon = ws.start()
-            daemon.wait_ready()
-            nodes[name] = Node(ws, daemon, url, name)
+            nodes[name] = pg_node(tmp_path / name, simulator, receiver, pg_url, accounts=True)
 
         def holders() -> dict[str, str | None]:
             found = {lease: store.lease_holder(lease) for lease in ("vendor:alpha", "vendor:beta")}
@@ -599,7 +600,4 @@ def test_two_nodes_two_accounts_each_call_reaches_the_vendor_through_its_account
             assert node.daemon.stop() == 0
     finally:
         store.close()
-        for node in nodes.values():
-            if node.daemon.popen.poll() is None:
-                node.daemon.popen.kill()
-                node.daemon.popen.wait(10)
+        kill_all(nodes.values())
