@@ -4,8 +4,8 @@ simulator (with one account or several)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,12 @@ from notifier.polling.policy import PollingSettings
 from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import VendorClient
-from notifier.service.http_server import AppServer
+from notifier.service.http_server import AppServer, ServerThread
 from notifier.service.settings import gateway_settings
 from notifier.store import Store
 from notifier.tools.sim_accounts import SimAccount
+from notifier.tools.simulator import SimConfig, VendorSimulator
+from tests.kit.cli import Workspace
 from tests.kit.config import APP_ID, SECRET_KEY, base_config, daemon_env
 from tests.kit.poller import poller_settings
 from tests.kit.servers import Simulator
@@ -126,6 +128,29 @@ def two_accounts(chanjing: dict[str, Any], beta_qps: int = 10) -> list[dict[str,
     """A ``chanjing`` section as the account ``alpha`` (the default), beside ``beta``."""
     beta = {**chanjing, "app_id": BETA.app_id, "secret_key": BETA.secret_key, "qps": beta_qps}
     return [{"name": "alpha", "default": True, **chanjing}, {"name": "beta", **beta}]
+
+
+def accounts_workspace(
+    tmp_path: Path, simulator: Simulator, receiver_url: str, **sections: Any
+) -> Workspace:
+    """A daemon's workspace with the accounts alpha and beta (:func:`two_accounts`) and
+    ``sections``, its config and an empty watch file written."""
+    config = base_config(tmp_path, simulator.url, receiver_url, **sections)
+    config["accounts"] = two_accounts(config.pop("chanjing"))
+    ws = Workspace(tmp_path, config, daemon_env(receiver_url))
+    ws.write_config()
+    ws.write_watch([])
+    return ws
+
+
+@contextmanager
+def serve_two_accounts() -> Iterator[Simulator]:
+    """The simulator fixture's account and :data:`BETA` on one simulator, each with its own
+    budget, token and jobs."""
+    config = SimConfig(app_id=APP_ID, secret_key=SECRET_KEY, qps=10, seed=7, accounts=(BETA,))
+    sim = VendorSimulator(config)
+    with ServerThread(sim.make_app) as server:
+        yield Simulator(sim, server)
 
 
 @asynccontextmanager

@@ -43,7 +43,7 @@ from tests.kit import (
     free_port,
     wait_until,
 )
-from tests.kit.gateway import BETA, two_accounts
+from tests.kit.gateway import BETA, serve_two_accounts, two_accounts
 from tests.kit.logs import ACQUIRED, at
 
 pytestmark = pytest.mark.slow
@@ -514,13 +514,10 @@ def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
         kill_all(nodes.values())
 
 
-@pytest.fixture
-def accounts_simulator() -> Iterator[Simulator]:
-    """The simulator fixture's account and :data:`BETA`, each with its own budget and jobs."""
-    config = SimConfig(app_id=APP_ID, secret_key=SECRET_KEY, qps=QPS, seed=7, accounts=(BETA,))
-    sim = VendorSimulator(config)
-    with ServerThread(sim.make_app) as server:
-        yield Simulator(sim, server)
+@pytest.fixture(name="accounts_simulator")
+def accounts_simulator_fixture() -> Iterator[Simulator]:
+    with serve_two_accounts() as simulator:
+        yield simulator
 
 
 def account_calls(

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier.service.http_server import ServerThread
-from notifier.tools.simulator import SimConfig, VendorSimulator
-from tests.kit import APP_ID, SECRET_KEY, Simulator, StoreFactory
-from tests.kit.gateway import BETA, Door, config_for, open_door
+from tests.kit import Simulator, StoreFactory
+from tests.kit.gateway import Door, config_for, open_door, serve_two_accounts
 
 
 @pytest.fixture
@@ -24,11 +22,8 @@ async def door(
 
 @pytest.fixture
 def two_simulator() -> Iterator[Simulator]:
-    """The simulator fixture's account and :data:`BETA`, each with its own budget."""
-    config = SimConfig(app_id=APP_ID, secret_key=SECRET_KEY, qps=10, seed=7, accounts=(BETA,))
-    sim = VendorSimulator(config)
-    with ServerThread(sim.make_app) as server:
-        yield Simulator(sim, server)
+    with serve_two_accounts() as simulator:
+        yield simulator
 
 
 @pytest.fixture
