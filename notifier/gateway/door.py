@@ -472,7 +472,7 @@ class Gateway:
         """A detail answer forwarded for an active watch of ``account`` is that watch's
         poll, recorded by the account's poller."""
         try:
-            detail = parse_detail(job_id, data, kind)
+            detail = parse_detail(job_id, data, kind, account)
         except ValueError:
             return  # the application gets it as it came; our poll will judge it
         try:
