@@ -6,11 +6,13 @@ account by the simulator — and never sees or spends another account's."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from notifier.polling.ratelimit import LimiterSettings
 from notifier.service.settings import gateway_settings
+from notifier.watchspec import watch_specs
 from tests.kit import APP_ID, SECRET_KEY, Simulator, StoreFactory
 from tests.kit.gateway import BETA, BETA_CLIENT, CREATE, DETAIL, Door, config_for, open_door
 from tests.kit.waits import until
@@ -168,3 +170,34 @@ async def test_a_client_moved_to_another_account_by_a_reload_fetches_a_new_token
     assert (await detail(doors, new, on_beta))["data"]["id"] == on_beta
     assert doors.vendor_calls(DETAIL, BETA.app_id) == 1
     assert doors.vendor_calls(DETAIL, APP_ID) == 0
+
+
+async def test_one_id_watched_on_two_accounts_each_forwarded_answer_is_its_accounts_poll(
+    doors: Door,
+) -> None:
+    """The same id on both accounts is two jobs and two watches: a forwarded detail answer
+    is recorded on the asking account's watch only, and each is then absorbed from its own."""
+    sim, store = doors.simulator.sim, doors.store
+    job_id = "same-id-on-two-accounts"
+    sim.add_job(job_id, queue_s=0, run_s=0, account=APP_ID)  # alpha's: finished
+    sim.add_job(job_id, queue_s=0, run_s=3600, account=BETA.app_id)  # beta's: running
+    specs = watch_specs([job_id])
+    store.add_watches([replace(s, account=a) for s in specs for a in ("alpha", "beta")], "test")
+    alpha = await doors.token()
+    beta = await doors.token(BETA.app_id, BETA.secret_key)
+
+    done = await detail(doors, alpha, job_id)
+    assert done["data"]["status"] == 20, done
+    alpha_seen = store.last_observation(job_id, account="alpha")
+    assert alpha_seen is not None and alpha_seen.state == "succeeded"
+    beta_seen = store.last_observation(job_id, account="beta")
+    assert beta_seen is not None and beta_seen.state == "active" and beta_seen.data is None
+    running = await detail(doors, beta, job_id)
+    assert running["data"]["status"] != 20, running
+    beta_seen = store.last_observation(job_id, account="beta")
+    assert beta_seen is not None and beta_seen.data == running["data"]
+    assert beta_seen.state == "active"
+    # Each account's next call is absorbed from its own watch.
+    assert (await detail(doors, alpha, job_id))["data"] == done["data"]
+    assert (await detail(doors, beta, job_id))["data"] == running["data"]
+    assert doors.vendor_calls(DETAIL, APP_ID) == doors.vendor_calls(DETAIL, BETA.app_id) == 1
