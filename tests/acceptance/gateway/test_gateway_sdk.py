@@ -593,6 +593,9 @@ def test_two_nodes_two_accounts_each_call_reaches_the_vendor_through_its_account
         watch = store.get_watch(job, account="beta")
         assert watch is not None and watch.labels == {"order": "9"}
         assert store.get_watch(job, account="alpha") is None
+        # Polled as beta by beta's holder: its webhook arrives.
+        rec = receiver.receiver
+        assert rec.wait_for_blocking(lambda r: job in webhook_ids(r), WAIT), rec.summary()
         for node in nodes.values():
             assert node.daemon.stop() == 0
     finally:
