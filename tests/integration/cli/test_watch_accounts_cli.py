@@ -116,3 +116,16 @@ def test_reopen_reopens_only_the_named_accounts_watch(env: Env) -> None:
     assert "42: rejected, watched again" in out
     states = {(w["account"], w["state"]) for w in env.json("watch", "list")}
     assert states == {("shop", "rejected"), ("media", "active")}
+
+
+def test_check_names_a_watch_file_item_of_an_unknown_account(env: Env) -> None:
+    _two_accounts(env, default="shop")
+    env.watch_path.write_text("- a1\n- {id: a2, account: media}\n- {id: a3, account: nope}\n")
+    checked = env.run("check")
+    assert checked.code == 2
+    assert (
+        f"watch.file: {env.watch_path}: [2].account: unknown account 'nope' (configured: shop, "
+        "media)" in checked.err
+    )
+    env.watch_path.write_text("- a1\n- {id: a2, account: media}\n")
+    assert "watch file" in env.ok("check").out
