@@ -160,7 +160,8 @@ INSERT INTO deliveries (event_id, endpoint, created_at, next_attempt_at) VALUES 
 ON CONFLICT DO NOTHING;
 
 -- name: list_events
-SELECT event_id, account, kind, job_id, type, created_at FROM events ORDER BY created_at, event_id;
+SELECT event_id, account, kind, job_id, type, created_at FROM events
+ORDER BY created_at, event_id;
 
 -- name: replay_event
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
