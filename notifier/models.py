@@ -189,6 +189,8 @@ class JobDetail:
     phase: Phase = None  # type: ignore[assignment]
     #: What an event's ``data`` carries of this answer; None: the lip-sync fields.
     data: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: The vendor account whose client fetched it (its event names this account).
+    account: str = DEFAULT_ACCOUNT
 
     def __post_init__(self) -> None:
         if self.phase is None:
@@ -240,6 +242,10 @@ class Event:
     body: bytes
     #: When the job was last seen unfinished (None: terminal at its first poll).
     last_seen_running_at: float | None = None
+    #: The vendor account it concerns (a job event: its watch's; ``vendor.*``: the account
+    #: whose calls fail). None: an event about the daemon itself, of no account (an
+    #: endpoint's health, a dead delivery), which every endpoint listing its type may get.
+    account: str | None = None
 
     @property
     def payload(self) -> dict[str, Any]:

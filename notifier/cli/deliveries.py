@@ -96,7 +96,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     if args.action != "list":
         raise UsageError("events: choose list")
     rows = _rows(args, "events", kind=chosen_kind(args))
-    print_list(args, rows, ["event_id", "job_id", "type", "created_at"])
+    print_list(args, rows, ["event_id", "account", "job_id", "type", "created_at"])
     return EXIT_OK
 
 
@@ -126,7 +126,7 @@ def _show(args: argparse.Namespace) -> int:
         return EXIT_OK
     lines = [
         f"event {event['event_id']}  {event['type']}  job {event['job_id']}  "
-        f"at {show_time(event['created_at'])}",
+        f"account {event['account'] or '-'}  at {show_time(event['created_at'])}",
     ]
     if not event["deliveries"]:
         lines.append("(no deliveries: no configured endpoint took this event)")

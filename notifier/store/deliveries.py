@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from notifier.kinds import DEFAULT_KIND, Phase
-from notifier.models import DeliveryState, Event, JobDetail, WatchState
+from notifier.models import DEFAULT_ACCOUNT, DeliveryState, Event, JobDetail, WatchState
 from notifier.store.base import StoreBase
 from notifier.store.rows import (
     ENDPOINT_NOT_CONFIGURED,
@@ -28,6 +28,11 @@ from notifier.store.rows import (
     due_from_row,
     dump_data,
 )
+
+
+def _account_of(event: Event) -> str:
+    """The account of a job event's watch (an event made without one: the default's)."""
+    return DEFAULT_ACCOUNT if event.account is None else event.account
 
 
 class Deliveries(StoreBase):
@@ -40,7 +45,8 @@ class Deliveries(StoreBase):
         Returns False when nothing new is queued: the job already had this event, or its
         watch is no longer active (expired, removed or finished while this answer was on its
         way: one event per job, and none for a watch that is gone). The watch is the
-        detail's kind's; succeeded or failed is its phase (each kind has codes of its own).
+        detail's account's and kind's; succeeded or failed is its phase (each kind has codes
+        of its own).
         """
         now = self.now()
         state = WatchState.SUCCEEDED if detail.phase is Phase.SUCCEEDED else WatchState.FAILED
@@ -48,6 +54,7 @@ class Deliveries(StoreBase):
             finished = self._run(
                 "finish_watch",
                 {
+                    "account": detail.account,
                     "kind": detail.kind,
                     "job_id": detail.id,
                     "state": state.value,
@@ -65,15 +72,21 @@ class Deliveries(StoreBase):
             )
             if not finished.rowcount:
                 return False
-            return self._insert_event(event, endpoints, now, detail.kind)
+            return self._insert_event(event, endpoints, now, detail.kind, detail.account)
 
     def _insert_event(
-        self, event: Event, endpoints: Sequence[str], now: float, kind: str | None
+        self,
+        event: Event,
+        endpoints: Sequence[str],
+        now: float,
+        kind: str | None,
+        account: str | None,
     ) -> bool:
         """The event and one delivery per endpoint; False if the job had this event already
         (an event made again has its id: its row and deliveries stand, no seq is taken; one
         the state lost, on a promoted replica, is recorded and delivered under that id).
-        ``kind``: its watch's kind (None: the daemon's own event)."""
+        ``kind``, ``account``: its watch's (a job event's row names the account of the watch
+        it ended); an operational event has no kind, and the account it concerns, if any."""
         self._run("lock_event_order")
         inserted = self._run(
             "insert_event",
@@ -85,6 +98,7 @@ class Deliveries(StoreBase):
                 event.body,
                 event.last_seen_running_at,
                 kind,
+                account,
             ),
         ).rowcount
         if not inserted:
@@ -96,7 +110,7 @@ class Deliveries(StoreBase):
     def record_operational(self, event: Event, endpoints: Sequence[str]) -> None:
         """An event about the daemon itself and its deliveries: one transaction."""
         with self.transaction():
-            self._insert_event(event, endpoints, self.now(), None)
+            self._insert_event(event, endpoints, self.now(), None, event.account)
 
     def reject_watch(
         self,
@@ -109,16 +123,17 @@ class Deliveries(StoreBase):
     ) -> bool:
         """Stop polling a job the vendor rejects (unknown id), ``reason`` kept as its note,
         record its ``lip_sync.rejected`` event and queue its deliveries: one transaction.
-        False if the watch is not active (nothing recorded)."""
-        now = self.now()
+        The watch is the event's account's. False if the watch is not active (nothing
+        recorded)."""
+        now, account = self.now(), _account_of(event)
         unseen = dict.fromkeys(("status", "phase", "progress", "create_time", "last_data"))
-        args = {**unseen, "kind": kind, "job_id": job_id, "msg": reason, "error": reason}
-        args["now"] = now
+        args = {**unseen, "account": account, "kind": kind, "job_id": job_id, "msg": reason}
+        args |= {"error": reason, "now": now}
         args |= {"state": WatchState.REJECTED.value, "polled": 1, "observed": 0}
         with self.transaction():
             if not self._run("finish_watch", args).rowcount:
                 return False
-            self._insert_event(event, endpoints, now, kind)
+            self._insert_event(event, endpoints, now, kind, account)
         return True
 
     def expire_watch(
@@ -131,14 +146,15 @@ class Deliveries(StoreBase):
         kind: str = DEFAULT_KIND,
     ) -> bool:
         """Expire one watch added by ``cutoff`` (its last look said not finished), record its
-        ``lip_sync.expired`` event and queue its deliveries: one transaction. False if it is
-        not active, or younger than that by the stored time (a clock step moved it)."""
-        now = self.now()
+        ``lip_sync.expired`` event and queue its deliveries: one transaction. The watch is
+        the event's account's. False if it is not active, or younger than that by the stored
+        time (a clock step moved it)."""
+        now, account = self.now(), _account_of(event)
         with self.transaction():
-            args = {"kind": kind, "job_id": job_id, "now": now, "cutoff": cutoff}
-            if not self._run("expire_watch", args).rowcount:
+            args = {"account": account, "kind": kind, "job_id": job_id, "now": now}
+            if not self._run("expire_watch", {**args, "cutoff": cutoff}).rowcount:
                 return False
-            self._insert_event(event, endpoints, now, kind)
+            self._insert_event(event, endpoints, now, kind, account)
         return True
 
     def due_deliveries(

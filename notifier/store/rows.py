@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from notifier.kinds import DEFAULT_KIND, Phase
-from notifier.models import Event, JobMemory
+from notifier.models import DEFAULT_ACCOUNT, Event, JobMemory
 
 if TYPE_CHECKING:
     from notifier.store.backend import Row
@@ -40,6 +40,8 @@ class WatchRow:
     kind: str = DEFAULT_KIND
     #: The phase last seen (None: never answered).
     phase: Phase | None = None
+    #: The vendor account the job is on.
+    account: str = DEFAULT_ACCOUNT
 
     def memory(self) -> JobMemory:
         """What the polling policy remembers of this job."""
@@ -147,6 +149,7 @@ def event_from_row(row: Row) -> Event:
         row["created_at"],
         row["body"],
         row["last_seen_running_at"],
+        row["account"],
     )
 
 
@@ -186,6 +189,7 @@ def watch_from_row(row: Row) -> WatchRow:
         reopens=row["reopens"],
         kind=row["kind"],
         phase=stored_phase(row["phase"]),
+        account=row["account"],
     )
 
 

@@ -67,12 +67,12 @@ def test_events_and_deliveries(env: Env) -> None:
 
     events = env.json("events", "list")
     assert len(events) == 1
-    assert {"event_id", "job_id", "type", "created_at"} <= events[0].keys()
+    assert {"event_id", "account", "job_id", "type", "created_at"} <= events[0].keys()
     assert events[0]["event_id"] == event_id
     assert events[0]["job_id"] == "job-done"
     assert events[0]["type"] == "lip_sync.succeeded"
     table = env.ok("events", "list").out.splitlines()
-    assert table[0].split() == ["EVENT_ID", "JOB_ID", "TYPE", "CREATED_AT"]
+    assert table[0].split() == ["EVENT_ID", "ACCOUNT", "JOB_ID", "TYPE", "CREATED_AT"]
     assert event_id in table[1]
 
     rows = env.json("deliveries", "list")

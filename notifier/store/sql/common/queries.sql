@@ -8,7 +8,7 @@
 -- What WatchRow is read from (notifier.store.rows.watch_from_row).
 job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at, reopens, kind, phase
+       last_queued_at, misses, predicted_at, reopens, kind, phase, account
 
 -- name: watch_exists
 SELECT 1 FROM watches WHERE account = ? AND kind = ? AND job_id = ?;
@@ -101,12 +101,13 @@ UPDATE watches SET state = :state, status = :status, phase = :phase, progress = 
     finished_at = :now, last_error = :error,
     last_data = CASE WHEN :observed = 1 THEN :last_data ELSE last_data END,
     observed_at = CASE WHEN :observed = 1 THEN :now ELSE observed_at END
-WHERE kind = :kind AND job_id = :job_id AND state = 'active';
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: expire_watch
 UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
     last_error = 'not terminal after give_up_after; no longer polled'
-WHERE kind = :kind AND job_id = :job_id AND state = 'active' AND added_at <= :cutoff;
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active'
+  AND added_at <= :cutoff;
 
 -- name: note_rejection
 UPDATE watches SET msg = :msg, last_error = :msg
@@ -141,8 +142,9 @@ SELECT state, COUNT(*) FROM watches GROUP BY state;
 
 -- name: insert_event
 -- seq: the recorded order (GET /v1/events); lock_event_order first.
-INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at, kind, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))
+INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at, kind,
+    account, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))
 ON CONFLICT DO NOTHING;
 
 -- name: insert_delivery
@@ -150,7 +152,8 @@ INSERT INTO deliveries (event_id, endpoint, created_at, next_attempt_at) VALUES 
 ON CONFLICT DO NOTHING;
 
 -- name: list_events
-SELECT event_id, kind, job_id, type, created_at FROM events ORDER BY created_at, event_id;
+SELECT event_id, account, kind, job_id, type, created_at FROM events
+ORDER BY created_at, event_id;
 
 -- name: replay_event
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
@@ -163,9 +166,10 @@ UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attem
 WHERE state = 'dead';
 
 -- name: get_event
-SELECT e.event_id, e.kind, e.job_id, e.type, e.created_at, e.body, e.last_seen_running_at,
-       w.endpoints AS watch_endpoints
-FROM events e LEFT JOIN watches w ON w.kind = e.kind AND w.job_id = e.job_id
+SELECT e.event_id, e.account, e.kind, e.job_id, e.type, e.created_at, e.body,
+       e.last_seen_running_at, w.endpoints AS watch_endpoints
+FROM events e
+LEFT JOIN watches w ON w.account = e.account AND w.kind = e.kind AND w.job_id = e.job_id
 WHERE e.event_id = ?;
 
 -- name: park_endpoint
@@ -266,7 +270,7 @@ SELECT d.id, d.endpoint, d.state, d.attempts, d.generation, d.created_at, d.last
 FROM deliveries d WHERE d.event_id = ? ORDER BY d.endpoint;
 
 -- name: event_summary
-SELECT event_id, kind, job_id, type, created_at, body FROM events WHERE event_id = ?;
+SELECT event_id, account, kind, job_id, type, created_at, body FROM events WHERE event_id = ?;
 
 -- name: replay_event_endpoint
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
