@@ -98,15 +98,34 @@ def build_event(
     )
 
 
+#: One endpoint's routing: its name, the concrete event types it takes, and the accounts
+#: whose events it takes (None: every account's), in the config's order.
+Route = tuple[str, tuple[str, ...], tuple[str, ...] | None]
+#: (endpoint name, the event types it takes of one account's events).
+Subscription = tuple[str, Sequence[str]]
+
+
+def account_view(routes: Iterable[Route], account: str | None) -> list[Subscription]:
+    """What each endpoint takes of ``account``'s events: an endpoint whose accounts leave it
+    out takes none (it stays listed, with no type, so that :func:`route` does not keep it
+    for a watch that names it, as it keeps an endpoint not configured yet). ``None``: an
+    event of no account (the daemon's own), which every endpoint may take."""
+    return [
+        (name, events if account is None or accounts is None or account in accounts else ())
+        for name, events, accounts in routes
+    ]
+
+
 def route(
     event_type: str,
     watch_endpoints: Sequence[str] | None,
-    subscriptions: Iterable[tuple[str, Sequence[str]]],
+    subscriptions: Iterable[Subscription],
 ) -> list[str]:
     """Endpoint names that get this event.
 
     ``subscriptions`` hold concrete event types: an endpoint's patterns (``video.*``,
-    ``*.failed``) were expanded by ``notifier.service.routing.subscriptions``.
+    ``*.failed``) were expanded by ``notifier.service.routing.subscriptions``, and they are
+    one account's (:func:`account_view`: the poller's are its lane's account's).
     A watch that names endpoints notifies exactly those (that subscribe to the type);
     otherwise every endpoint whose ``events`` include it. A named endpoint that is not in
     ``subscriptions`` at all (not configured in the running daemon, e.g. added to the file

@@ -36,7 +36,7 @@ from notifier.service.gateway_listener import GatewayListenerSettings
 from notifier.service.intake_listener import IntakeSettings
 from notifier.service.lane import LaneSettings
 from notifier.service.listener import ListenSettings
-from notifier.service.routing import subscriptions
+from notifier.service.routing import account_keys, routes, subscriptions
 from notifier.service.state_settings import state_settings
 from notifier.store import StateSettings, describe_state
 
@@ -75,7 +75,7 @@ def build(config: Config) -> Settings:
         lanes=tuple(lane_settings(config, account) for account in config.vendor_accounts()),
         default_account=config.default_account(),
         sweep_every=config.polling.min_interval,
-        alerts=AlertSettings(subscriptions(config), thresholds(config)),
+        alerts=AlertSettings(routes(config), thresholds(config), account_keys(config)),
         dispatcher=DispatcherSettings(
             tuple(config.delivery.retry_schedule), endpoint_settings(config)
         ),
@@ -100,7 +100,7 @@ def lane_settings(config: Config, account: AccountConfig) -> LaneSettings:
         LimiterSettings(account.qps),
         vendor_settings(account),
         LeaseSettings(config.state.lease, config.gateway.advertised()),
-        poller_settings(config),
+        poller_settings(config, account.name),
     )
 
 
@@ -127,10 +127,12 @@ def discovery_settings(config: Config) -> DiscoverySettings | None:
     return DiscoverySettings(since, dict(discover.labels), endpoints, tuple(discover.kinds))
 
 
-def poller_settings(config: Config) -> PollerSettings:
+def poller_settings(config: Config, account: str | None = None) -> PollerSettings:
+    """``account``: the lane's, whose events its poller routes (None: routed as events of
+    no account, to every endpoint that takes the type)."""
     return PollerSettings(
         polling_settings(config),
-        subscriptions(config),
+        subscriptions(config, account),
         config.polling.list_sweep,
         discovery_settings(config),
     )

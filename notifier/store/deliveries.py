@@ -167,12 +167,13 @@ class Deliveries(StoreBase):
     def replay(
         self,
         event_ids: Iterable[str],
-        route: Callable[[str, tuple[str, ...] | None], Sequence[str]] | None = None,
+        route: Callable[[str, tuple[str, ...] | None, str | None], Sequence[str]] | None = None,
         endpoint: str | None = None,
     ) -> dict[str, int]:
         """Queue every delivery of these events again, from the first retry step.
 
-        ``route(event_type, watch_endpoints)`` names the endpoints the event goes to now;
+        ``route(event_type, watch_endpoints, account)`` names the endpoints the event (of
+        that account: None, of none) goes to now;
         their missing deliveries are created (an event whose routing found no endpoint has
         none). ``endpoint``: only the delivery to that endpoint. Returns the number of
         deliveries queued per event. The attempt history is kept.
@@ -185,7 +186,7 @@ class Deliveries(StoreBase):
                 if row is not None and route is not None:
                     named = row["watch_endpoints"]
                     watch_endpoints = None if named is None else tuple(json.loads(named))
-                    for name in route(row["type"], watch_endpoints):
+                    for name in route(row["type"], watch_endpoints, row["account"]):
                         if endpoint is None or name == endpoint:
                             self._run("insert_delivery", (event_id, name, now, now))
                 # Counts the rows just created too.
