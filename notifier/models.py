@@ -189,7 +189,8 @@ class JobDetail:
     phase: Phase = None  # type: ignore[assignment]
     #: What an event's ``data`` carries of this answer; None: the lip-sync fields.
     data: Mapping[str, Any] | None = field(default=None, compare=False)
-    #: The vendor account whose client fetched it (its event names this account).
+    #: The vendor account whose client fetched it (its watch, and its event, are that
+    #: account's).
     account: str = DEFAULT_ACCOUNT
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from notifier.delivery.senders import EndpointSettings
 from notifier.gateway.door import GatewaySettings
 from notifier.gateway.tokens import ACCOUNT_CLIENT
 from notifier.intake.watchfile import WatchFileSettings
+from notifier.models import DEFAULT_ACCOUNT
 from notifier.polling.discovery import DiscoverySettings
 from notifier.polling.lease import MIN_TTL, LeaseSettings
 from notifier.polling.policy import PollingSettings
@@ -109,7 +110,8 @@ def listen(key: str, text: str | None, address: tuple[str, int] | None) -> Liste
 
 
 def vendor_settings(account: AccountConfig) -> VendorSettings:
-    return VendorSettings(account.base_url, account.app_id, account.secret_key.get_secret_value())
+    secret = account.secret_key.get_secret_value()
+    return VendorSettings(account.base_url, account.app_id, secret, account.name)
 
 
 def polling_settings(config: Config) -> PollingSettings:
@@ -127,14 +129,15 @@ def discovery_settings(config: Config) -> DiscoverySettings | None:
     return DiscoverySettings(since, dict(discover.labels), endpoints, tuple(discover.kinds))
 
 
-def poller_settings(config: Config, account: str | None = None) -> PollerSettings:
-    """``account``: the lane's, whose events its poller routes (None: routed as events of
-    no account, to every endpoint that takes the type)."""
+def poller_settings(config: Config, account: str = DEFAULT_ACCOUNT) -> PollerSettings:
+    """``account``: the lane's: it polls that account's watches and routes with what each
+    endpoint takes of that account's events."""
     return PollerSettings(
         polling_settings(config),
         subscriptions(config, account),
         config.polling.list_sweep,
         discovery_settings(config),
+        account,
     )
 
 

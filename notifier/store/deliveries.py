@@ -30,11 +30,6 @@ from notifier.store.rows import (
 )
 
 
-def _account_of(event: Event) -> str:
-    """The account of a job event's watch (an event made without one: the default's)."""
-    return DEFAULT_ACCOUNT if event.account is None else event.account
-
-
 class Deliveries(StoreBase):
     """The ``events``, ``deliveries`` and ``delivery_attempts`` tables (and a watch's end,
     which records its event)."""
@@ -120,15 +115,17 @@ class Deliveries(StoreBase):
         endpoints: Sequence[str],
         *,
         kind: str = DEFAULT_KIND,
+        account: str = DEFAULT_ACCOUNT,
     ) -> bool:
         """Stop polling a job the vendor rejects (unknown id), ``reason`` kept as its note,
         record its ``lip_sync.rejected`` event and queue its deliveries: one transaction.
-        The watch is the event's account's. False if the watch is not active (nothing
-        recorded)."""
-        now, account = self.now(), _account_of(event)
+        The watch is ``account``'s, and so is the event's row. False if the watch is not
+        active (nothing recorded)."""
+        now = self.now()
         unseen = dict.fromkeys(("status", "phase", "progress", "create_time", "last_data"))
-        args = {**unseen, "account": account, "kind": kind, "job_id": job_id, "msg": reason}
-        args |= {"error": reason, "now": now}
+        args = {**unseen, "account": account, "kind": kind, "job_id": job_id}
+        args |= {"msg": reason, "error": reason}
+        args["now"] = now
         args |= {"state": WatchState.REJECTED.value, "polled": 1, "observed": 0}
         with self.transaction():
             if not self._run("finish_watch", args).rowcount:
@@ -144,15 +141,17 @@ class Deliveries(StoreBase):
         cutoff: float,
         *,
         kind: str = DEFAULT_KIND,
+        account: str = DEFAULT_ACCOUNT,
     ) -> bool:
         """Expire one watch added by ``cutoff`` (its last look said not finished), record its
         ``lip_sync.expired`` event and queue its deliveries: one transaction. The watch is
-        the event's account's. False if it is not active, or younger than that by the stored
-        time (a clock step moved it)."""
-        now, account = self.now(), _account_of(event)
+        ``account``'s, and so is the event's row. False if it is not active, or younger than
+        that by the stored time (a clock step moved it)."""
+        now = self.now()
         with self.transaction():
-            args = {"account": account, "kind": kind, "job_id": job_id, "now": now}
-            if not self._run("expire_watch", {**args, "cutoff": cutoff}).rowcount:
+            args: dict[str, object] = {"account": account, "kind": kind, "job_id": job_id}
+            args |= {"now": now, "cutoff": cutoff}
+            if not self._run("expire_watch", args).rowcount:
                 return False
             self._insert_event(event, endpoints, now, kind, account)
         return True

@@ -40,7 +40,7 @@ class WatchRow:
     kind: str = DEFAULT_KIND
     #: The phase last seen (None: never answered).
     phase: Phase | None = None
-    #: The vendor account the job is on.
+    #: The vendor account it belongs to (its lane polls it).
     account: str = DEFAULT_ACCOUNT
 
     def memory(self) -> JobMemory:

@@ -17,7 +17,7 @@ from notifier.store.schema import _split_sql, dialect
 NOW = 1_800_000_000.0
 
 #: Indexes of older schemas that a later migration drops on purpose: SQLite's own index of
-#: the events' UNIQUE (job_id, type), gone in schema 20 (an event is unique by its id).
+#: the events' UNIQUE (job_id, type), gone in schema 21 (an event is unique by its id).
 DROPPED_INDEXES = frozenset({"sqlite_autoindex_events_2"})
 
 

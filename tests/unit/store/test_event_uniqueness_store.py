@@ -1,7 +1,7 @@
-"""Schema 20 (issue 22): an event is unique by its id alone. A job event's id says its account,
+"""Schema 21 (issue 22): an event is unique by its id alone. A job event's id says its account,
 job, type and reopen, so the old UNIQUE (job_id, type) refused events that are real: the same
 job id's on another account, a reopened watch's that ended the same way again. A state of
-schema 19 migrates with every row of the event tables unchanged, on SQLite (where the tables
+schema 20 migrates with every row of the event tables unchanged, on SQLite (where the tables
 are rebuilt) and PostgreSQL; a migration failing half-way on SQLite leaves the old state."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from notifier.store import Store, StoreError
 from tests.kit.schema import postgres_state_at, sqlite_state_at, table_rows
 
-#: The tables schema 20 rebuilds on SQLite, and what orders their rows.
+#: The tables schema 21 rebuilds on SQLite, and what orders their rows.
 TABLES = {"events": "event_id", "deliveries": "id", "delivery_attempts": "id"}
 COLUMNS = {
     "events": ["event_id", "job_id", "type", "created_at", "body", "last_seen_running_at",
@@ -60,7 +60,7 @@ def _snapshot(execute: Any) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _old_sqlite_state(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    db = sqlite_state_at(path, 19)
+    db = sqlite_state_at(path, 20)
     _fill(db.executemany, "?")
     before = _snapshot(lambda sql: db.execute(sql).fetchall())
     db.close()
@@ -81,7 +81,7 @@ def _check_upgraded(store: Store) -> None:
     assert [len(d["history"]) for d in history["deliveries"]] == [2, 1]
 
 
-def test_a_schema_19_sqlite_state_keeps_every_event_delivery_and_attempt(tmp_path: Path) -> None:
+def test_a_schema_20_sqlite_state_keeps_every_event_delivery_and_attempt(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     _old_sqlite_state(path)
     with Store(path) as store:
@@ -98,28 +98,28 @@ def test_a_schema_19_sqlite_state_keeps_every_event_delivery_and_attempt(tmp_pat
             )
 
 
-def test_a_statement_failing_half_way_through_migration_20_leaves_the_old_state(
+def test_a_statement_failing_half_way_through_migration_21_leaves_the_old_state(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.db"
     before = _old_sqlite_state(path)
     # In the way of the third table's copy, after the first two: all of it rolls back.
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE delivery_attempts_v20 (x INTEGER)")
-    with pytest.raises(StoreError, match="delivery_attempts_v20 already exists"):
+        db.execute("CREATE TABLE delivery_attempts_v21 (x INTEGER)")
+    with pytest.raises(StoreError, match="delivery_attempts_v21 already exists"):
         Store(path)
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 19
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 20
         assert _snapshot(lambda sql: db.execute(sql).fetchall()) == before
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert not {"events_v20", "deliveries_v20"} & tables
-        db.execute("DROP TABLE delivery_attempts_v20")
+        assert not {"events_v21", "deliveries_v21"} & tables
+        db.execute("DROP TABLE delivery_attempts_v21")
     with Store(path) as store:  # the obstacle gone, the next open upgrades
         _check_upgraded(store)
 
 
-def test_a_schema_19_postgres_state_keeps_every_event_delivery_and_attempt(pg_url: str) -> None:
-    with postgres_state_at(pg_url, 19) as conn:
+def test_a_schema_20_postgres_state_keeps_every_event_delivery_and_attempt(pg_url: str) -> None:
+    with postgres_state_at(pg_url, 20) as conn:
         with conn.cursor() as cursor:
             _fill(cursor.executemany, "%s")
         assert _snapshot(lambda sql: conn.execute(sql).fetchall()) == ROWS

@@ -1,6 +1,9 @@
--- Schema 20: an event is unique by its id alone (issue 22). A job event's id is derived
--- from its account, job, type and reopen count (notifier/delivery/transition.py), so
--- UNIQUE (job_id, type) only got in the way: the same job id on two accounts is two events,
--- and a reopened watch that ends the same way again has a new event (before, the second
--- one was refused while its watch was finished: it was lost). Every row is kept as it was.
-ALTER TABLE events DROP CONSTRAINT events_job_id_type_key;
+-- Schema 20: each account's lane reads its own due, early and expirable watches (issue 22).
+-- The per-tick indexes lead with the account, so one account's backlog of due watches is
+-- never scanned by another account's tick (a saturated account must not slow the others).
+DROP INDEX watches_key;
+CREATE INDEX watches_key ON watches (account, poll_key) WHERE state = 'active';
+DROP INDEX watches_due;
+CREATE INDEX watches_due ON watches (account, next_poll_at) WHERE state = 'active';
+DROP INDEX watches_active_added;
+CREATE INDEX watches_active_added ON watches (account, added_at) WHERE state = 'active';
