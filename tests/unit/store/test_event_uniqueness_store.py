@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from notifier.store import Store, StoreError
-from tests.kit.schema import postgres_state_at, sqlite_state_at, table_rows
+from notifier.store import Store
+from tests.kit.schema import migration_blocked, postgres_state_at, sqlite_state_at, table_rows
 
 #: The tables schema 21 rebuilds on SQLite, and what orders their rows.
 TABLES = {"events": "event_id", "deliveries": "id", "delivery_attempts": "id"}
@@ -104,16 +104,10 @@ def test_a_statement_failing_half_way_through_migration_21_leaves_the_old_state(
     path = tmp_path / "old.db"
     before = _old_sqlite_state(path)
     # In the way of the third table's copy, after the first two: all of it rolls back.
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE delivery_attempts_v21 (x INTEGER)")
-    with pytest.raises(StoreError, match="delivery_attempts_v21 already exists"):
-        Store(path)
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 20
+    with migration_blocked(path, "delivery_attempts_v21", 20) as db:
         assert _snapshot(lambda sql: db.execute(sql).fetchall()) == before
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert not {"events_v21", "deliveries_v21"} & tables
-        db.execute("DROP TABLE delivery_attempts_v21")
     with Store(path) as store:  # the obstacle gone, the next open upgrades
         _check_upgraded(store)
 
