@@ -24,8 +24,7 @@ from notifier.cli.common import (
     render,
     show_time,
 )
-from notifier.cli.watch import account_columns, account_filter, add_account_option
-from notifier.config import Config
+from notifier.cli.watch import account_filter, add_account_option
 from notifier.delivery.transition import route
 from notifier.models import OPERATIONAL_EVENT_TYPES, DeliveryState
 from notifier.service.routing import subscriptions
@@ -82,11 +81,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     replay.add_argument("--endpoint", metavar="NAME", help="only the delivery to this endpoint")
 
 
-def _rows(
-    args: argparse.Namespace, what: str, config: Config | None = None, **filters: Any
-) -> list[dict[str, Any]]:
-    if config is None:
-        config, _path = load(args, secrets=False)
+def _rows(args: argparse.Namespace, what: str, **filters: Any) -> list[dict[str, Any]]:
+    config, _path = load(args, secrets=False)
     try:
         with open_store(config) as store:
             since = None if args.since is None else parse_since(args.since, store.now())
@@ -101,10 +97,8 @@ def _rows(
 def cmd_events(args: argparse.Namespace) -> int:
     if args.action != "list":
         raise UsageError("events: choose list")
-    config, _path = load(args, secrets=False)
-    rows = _rows(args, "events", config, kind=chosen_kind(args), account=account_filter(args))
-    columns = account_columns(["event_id", "job_id", "type", "created_at"], config, rows)
-    print_list(args, rows, columns)
+    rows = _rows(args, "events", kind=chosen_kind(args), account=account_filter(args))
+    print_list(args, rows, ["event_id", "account", "job_id", "type", "created_at"])
     return EXIT_OK
 
 
@@ -134,7 +128,7 @@ def _show(args: argparse.Namespace) -> int:
         return EXIT_OK
     lines = [
         f"event {event['event_id']}  {event['type']}  job {event['job_id']}  "
-        f"at {show_time(event['created_at'])}",
+        f"account {event['account'] or '-'}  at {show_time(event['created_at'])}",
     ]
     if not event["deliveries"]:
         lines.append("(no deliveries: no configured endpoint took this event)")
@@ -184,16 +178,17 @@ def _replay(args: argparse.Namespace) -> int:
         if args.dead:
             print(f"replaying {store.replay_dead()} dead delivery(ies)")
             return EXIT_OK
-        subs = subscriptions(config)
 
-        def routing(event_type: str, watch_endpoints: tuple[str, ...] | None) -> list[str]:
+        def routing(
+            event_type: str, watch_endpoints: tuple[str, ...] | None, account: str | None
+        ) -> list[str]:
             # An event whose routing found no endpoint gets its deliveries now; one
             # for an endpoint the daemon does not run yet is parked until it does. An
             # operational event keeps its recipients: routing it again could tell an
-            # endpoint about itself.
+            # endpoint about itself. A job event goes where its account's events go.
             if event_type in OPERATIONAL_EVENT_TYPES:
                 return []
-            return route(event_type, watch_endpoints, subs)
+            return route(event_type, watch_endpoints, subscriptions(config, account))
 
         counts = store.replay(args.event_ids, routing, endpoint=args.endpoint)
     missing = [event_id for event_id, n in counts.items() if n == 0]

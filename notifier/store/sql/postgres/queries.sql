@@ -73,7 +73,7 @@ SELECT pg_advisory_xact_lock(4707001);
 
 -- name: due_deliveries
 SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
-       e.type, e.created_at, e.body, e.last_seen_running_at
+       e.type, e.created_at, e.body, e.last_seen_running_at, e.account
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.state = 'pending' AND d.endpoint = %s AND d.next_attempt_at <= %s
 ORDER BY d.next_attempt_at LIMIT %s;
@@ -221,7 +221,7 @@ LIMIT 1;
 
 -- name: claimed_deliveries
 SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
-       e.type, e.created_at, e.body, e.last_seen_running_at
+       e.type, e.created_at, e.body, e.last_seen_running_at, e.account
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
 ORDER BY d.next_attempt_at, d.id;
@@ -262,7 +262,7 @@ claimed AS (
         claim_token, claim_expires - (SELECT db_now FROM clock) AS claim_left
 )
 SELECT c.id, c.attempts, c.generation, c.deferred, c.first_attempt_at, e.event_id, e.job_id,
-       e.type, e.created_at, e.body, e.last_seen_running_at, c.claim_token, c.claim_left
+       e.type, e.created_at, e.body, e.last_seen_running_at, e.account, c.claim_token, c.claim_left
 FROM claimed c JOIN events e ON e.event_id = c.event_id
 ORDER BY c.next_attempt_at, c.id;
 
