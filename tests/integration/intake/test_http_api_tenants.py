@@ -6,6 +6,7 @@ another account's event. A token without accounts sees everything, as before."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from notifier.intake.http_api import IntakeApi
+from notifier.models import Event
 from notifier.service.http_server import ServerThread
 from notifier.store import Store
 from notifier.watchspec import AccountRule
@@ -139,3 +141,66 @@ def test_the_document_lists_only_the_tokens_accounts(tenants: Tenants) -> None:
     assert "account" in body(theirs)["required"]
     params = theirs["paths"]["/v1/watches/{id}"]["parameters"]
     assert [p["required"] for p in params if p["name"] == "account"] == [True]
+
+
+def _events(store: Store, per_account: int) -> dict[str | None, list[str]]:
+    """Events of shop, media and of no account, interleaved in the recorded order (the
+    store's own insert, as the daemon records them)."""
+    ids: dict[str | None, list[str]] = {"shop": [], "media": [], None: []}
+    for n in range(per_account):
+        for account in ("media", "shop", "media", None):
+            event_id = f"evt_{account or 'none'}_{n:04d}_{len(ids[account])}"
+            body = {
+                "type": "lip_sync.succeeded",
+                "timestamp": "2026-11-28T12:00:00Z",
+                "data": {"id": event_id, "status": 20},
+            }
+            event = Event(
+                event_id,
+                event_id,
+                "lip_sync.succeeded",
+                1.0,
+                json.dumps(body).encode(),
+                account=account,
+            )
+            store.record_operational(event, [])
+            ids[account].append(event_id)
+    return ids
+
+
+def _pages(client: httpx.Client, limit: int) -> list[str]:
+    """Every event a token pages through, following ``next`` until a page is empty."""
+    seen: list[str] = []
+    after = ""
+    while True:
+        page = client.get("/v1/events", params={"after": after, "limit": limit})
+        assert page.status_code == 200, page.text
+        events = [e["id"] for e in page.json()["events"]]
+        if not events:
+            assert page.json()["next"] == (after or None)
+            return seen
+        seen += events
+        after = page.json()["next"]
+
+
+def test_a_limited_token_pages_through_its_accounts_events_only(tenants: Tenants) -> None:
+    ids = _events(tenants.store, 60)  # 240 events: many pages of each size below
+    with tenants.client(SHOP) as shop, tenants.client(MEDIA) as media:
+        for limit in (1, 7, 100):
+            assert _pages(shop, limit) == ids["shop"]
+            assert _pages(media, limit) == ids["media"]
+        # Another account's event is no cursor: the 404 of one never recorded.
+        other = shop.get("/v1/events", params={"after": ids["media"][3]})
+        never = shop.get("/v1/events", params={"after": "evt_never"})
+        assert other.status_code == never.status_code == 404
+        assert other.json()["error"] == never.json()["error"].replace("evt_never", ids["media"][3])
+        assert shop.get("/v1/events", params={"after": ids[None][0]}).status_code == 404
+        # Its own event is a cursor, and the page after it is its own events after it.
+        page = shop.get("/v1/events", params={"after": ids["shop"][10], "limit": 5}).json()
+        assert [e["id"] for e in page["events"]] == ids["shop"][11:16]
+    with tenants.client(BOTH) as both:
+        mine = set(ids["shop"]) | set(ids["media"])
+        seen = _pages(both, 9)
+        assert set(seen) == mine and len(seen) == len(mine)
+    with tenants.client(ALL) as everyone:
+        assert len(_pages(everyone, 50)) == 240  # every event, the daemon's own included
