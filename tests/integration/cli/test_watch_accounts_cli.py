@@ -129,3 +129,23 @@ def test_check_names_a_watch_file_item_of_an_unknown_account(env: Env) -> None:
     )
     env.watch_path.write_text("- a1\n- {id: a2, account: media}\n")
     assert "watch file" in env.ok("check").out
+
+
+def test_events_list_filters_by_account(env: Env) -> None:
+    _two_accounts(env)
+    env.ok("watch", "add", "1", "--account", "shop")  # creates the state
+    with Store(env.state_path) as store:
+        for account in ("shop", "media", None):
+            name = account or "none"
+            event = Event(
+                f"evt_{name}", f"job-{name}", "lip_sync.succeeded", 1.0, b"{}", account=account
+            )
+            store.record_operational(event, [])
+    rows = env.json("events", "list", "--account", "shop")
+    assert [(r["event_id"], r["account"]) for r in rows] == [("evt_shop", "shop")]
+    assert {r["account"] for r in env.json("events", "list")} == {"shop", "media", None}
+    table = env.ok("events", "list", "--account", "media").out.splitlines()
+    assert table[0].split()[:3] == ["EVENT_ID", "ACCOUNT", "JOB_ID"]
+    assert [line.split()[:2] for line in table[1:]] == [["evt_media", "media"]]
+    bad = env.run("events", "list", "--account", "Media")
+    assert bad.code == 2 and "--account: invalid account name 'Media'" in bad.err
