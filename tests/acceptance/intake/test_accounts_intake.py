@@ -6,12 +6,14 @@ vendor callback's ``/{token}/{account}/{kind}`` route — and is polled by its o
 lane (on the wrong account the simulator answers 40000 and the watch would end rejected,
 without its event). The same id on both accounts is two watches, each with its own outcome.
 A queue row naming an unknown account is kept with the reason. On the live API, each
-limited token sees and touches only its account's watches."""
+limited token sees and touches only its account's watches, and pages through its
+account's events only."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -70,6 +72,17 @@ def _workspace(tmp_path: Path, sim: Simulator, receiver: ReceiverServer) -> tupl
 
 def _client(url: str, token: str) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def _all_events(client: httpx.Client) -> list[dict[str, Any]]:
+    """Every event the token may read, two a page (so a page boundary falls between
+    accounts' events)."""
+    events: list[dict[str, Any]] = []
+    after = ""
+    while page := client.get("/v1/events", params={"after": after, "limit": 2}).json()["events"]:
+        events += page
+        after = page[-1]["id"]
+    return events
 
 
 def test_every_intake_path_names_the_account_and_each_token_sees_its_own(
@@ -153,9 +166,16 @@ def test_every_intake_path_names_the_account_and_each_token_sees_its_own(
             assert media.get("/v1/watches/file-media").json()["state"] == "succeeded"
             assert media.get("/v1/watches/same-id").json()["state"] == "failed"
             assert shop.get("/v1/watches/same-id").json()["state"] == "succeeded"
+            # Each pages through its own account's events only, as the receiver got them.
+            for client, account in ((shop, "shop"), (media, "media")):
+                events = _all_events(client)
+                assert {e["data"]["account"] for e in events} == {account}
+                mine = {j for j, a in jobs.items() if a == account} | {"same-id"}
+                assert {e["data"]["id"] for e in events} == mine
         with _client(url, ALL_TOKEN) as everyone:
             need = everyone.get("/v1/watches/same-id")
             assert need.status_code == 400, need.text  # two accounts, none the default
+            assert len(_all_events(everyone)) >= len(jobs) + 2
     finally:
         assert daemon.stop() == 0
     assert "Traceback" not in daemon.output
