@@ -6,7 +6,6 @@ another account's event. A token without accounts sees everything, as before."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +14,12 @@ import httpx
 import pytest
 
 from notifier.intake.http_api import IntakeApi
-from notifier.models import Event
 from notifier.service.http_server import ServerThread
 from notifier.store import Store
 from notifier.watchspec import AccountRule
 from tests.kit import StoreFactory
 from tests.kit.intake_api import sqlite_backend  # noqa: F401
+from tests.kit.store import record_account_events
 
 ALL = "tok-all-5e4d3c2b1a0f9e8d"
 SHOP = "tok-shop-1a2b3c4d5e6f7a8b"
@@ -143,31 +142,6 @@ def test_the_document_lists_only_the_tokens_accounts(tenants: Tenants) -> None:
     assert [p["required"] for p in params if p["name"] == "account"] == [True]
 
 
-def _events(store: Store, per_account: int) -> dict[str | None, list[str]]:
-    """Events of shop, media and of no account, interleaved in the recorded order (the
-    store's own insert, as the daemon records them)."""
-    ids: dict[str | None, list[str]] = {"shop": [], "media": [], None: []}
-    for n in range(per_account):
-        for account in ("media", "shop", "media", None):
-            event_id = f"evt_{account or 'none'}_{n:04d}_{len(ids[account])}"
-            body = {
-                "type": "lip_sync.succeeded",
-                "timestamp": "2026-11-28T12:00:00Z",
-                "data": {"id": event_id, "status": 20},
-            }
-            event = Event(
-                event_id,
-                event_id,
-                "lip_sync.succeeded",
-                1.0,
-                json.dumps(body).encode(),
-                account=account,
-            )
-            store.record_operational(event, [])
-            ids[account].append(event_id)
-    return ids
-
-
 def _pages(client: httpx.Client, limit: int) -> list[str]:
     """Every event a token pages through, following ``next`` until a page is empty."""
     seen: list[str] = []
@@ -184,7 +158,7 @@ def _pages(client: httpx.Client, limit: int) -> list[str]:
 
 
 def test_a_limited_token_pages_through_its_accounts_events_only(tenants: Tenants) -> None:
-    ids = _events(tenants.store, 60)  # 240 events: many pages of each size below
+    ids, _recorded = record_account_events(tenants.store, 60)  # 240: many pages of each size
     with tenants.client(SHOP) as shop, tenants.client(MEDIA) as media:
         for limit in (1, 7, 100):
             assert _pages(shop, limit) == ids["shop"]

@@ -4,11 +4,10 @@ listings filter by account in SQL (``GET /v1/events`` pages included), on both b
 
 from __future__ import annotations
 
-import json
-
-from notifier.models import Event, WatchSpec
+from notifier.models import WatchSpec
 from notifier.store import Store
 from tests.kit import FakeClock, StoreFactory
+from tests.kit.store import record_account_events
 
 
 def _active(store: Store) -> set[tuple[str, str]]:
@@ -61,29 +60,14 @@ def test_the_listings_filter_by_account(make_store: StoreFactory) -> None:
     assert store.watch_summary("j1") is None  # the default account has no j1
 
 
-def _record_events(store: Store, rounds: int) -> dict[str | None, list[str]]:
-    """Events of shop, media and of no account, interleaved in the recorded order."""
-    ids: dict[str | None, list[str]] = {"shop": [], "media": [], None: []}
-    for n in range(rounds):
-        for account in ("media", "shop", "media", None):
-            event_id = f"evt_{account or 'none'}_{n:03d}_{len(ids[account])}"
-            body = json.dumps({"type": "lip_sync.succeeded", "data": {"id": event_id}})
-            event = Event(
-                event_id, event_id, "lip_sync.succeeded", 1.0, body.encode(), account=account
-            )
-            store.record_operational(event, [])
-            ids[account].append(event_id)
-    return ids
-
-
 def test_events_after_filters_by_account_before_the_page_is_cut(make_store: StoreFactory) -> None:
     store = make_store()
-    ids = _record_events(store, 30)
+    ids, recorded = record_account_events(store, 30)
     for accounts, wanted in (
         (["shop"], ids["shop"]),
         (["media"], ids["media"]),
-        (["shop", "media"], [e for e in _recorded(ids) if e in set(ids["shop"] + ids["media"])]),
-        (None, _recorded(ids)),
+        (["shop", "media"], [e for e in recorded if e in set(ids["shop"] + ids["media"])]),
+        (None, recorded),
     ):
         seen: list[str] = []
         after: str | None = None
@@ -98,12 +82,3 @@ def test_events_after_filters_by_account_before_the_page_is_cut(make_store: Stor
     listed = store.list_filtered("events", account="shop")
     assert sorted(r["event_id"] for r in listed) == sorted(ids["shop"])
     assert {r["account"] for r in listed} == {"shop"}
-
-
-def _recorded(ids: dict[str | None, list[str]]) -> list[str]:
-    """Every event id in the order :func:`_record_events` recorded them."""
-    rounds = len(ids[None])
-    out: list[str] = []
-    for n in range(rounds):
-        out += [ids["media"][2 * n], ids["shop"][n], ids["media"][2 * n + 1], ids[None][n]]
-    return out
