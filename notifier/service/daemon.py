@@ -393,7 +393,7 @@ class Daemon:
             },
             "results_unrecorded": self.dispatcher.unrecorded,
             "state_writable": 0 if self.store_outage.cause else 1,
-            "sweep": self.lane.poller.sweep_state(),
+            "sweep": {name: lane.poller.sweep_state() for name, lane in self.lanes.items()},
             "endpoints_failing": {
                 name: int(name in self.ops.state.failing_endpoints())
                 for name in self.settings.endpoint_names
