@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from notifier.tools.sim_jobs import SimInputError
+from notifier.tools.sim_kinds import AI_CREATION_TYPE
 
 CODE_OK = 0
 CODE_TOKEN_INVALID = 10400
@@ -130,14 +131,17 @@ def flag_of(name: str, value: Any) -> bool:
     return value
 
 
-def creation_type_of(value: Any) -> int | None:
-    """AI creation's ``type``: 3 images, 4 videos. Checked; it filters only with
-    ``SimConfig.ai_list_needs_type`` (every simulated AI creation is an image, type 3)."""
+def creation_type_holds(value: Any, *, required: bool) -> bool:
+    """AI creation's list ``type`` (3 images, 4 videos), checked: whether a list asking for
+    it holds the simulated creations (every one an image, type 3). It filters only when
+    ``required`` (``SimConfig.ai_list_needs_type``), which also refuses a list without it."""
     if value is None:
-        return None
+        if required:
+            raise SimInputError("type is required (3 images, 4 videos)")
+        return True
     if value not in (3, 4) or isinstance(value, bool):
         raise SimInputError(f"type must be 3 (images) or 4 (videos), got {value!r}")
-    return int(value)
+    return not required or value == AI_CREATION_TYPE
 
 
 async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:

@@ -49,15 +49,7 @@ from notifier.tools.sim_jobs import (
     positive_int,
     progress_points_of,
 )
-from notifier.tools.sim_kinds import (
-    AI_CREATION_TYPE,
-    DEFAULT_KIND,
-    SIM_KINDS,
-    SUCCEEDED,
-    TERMINAL,
-    SimKind,
-    sim_kind,
-)
+from notifier.tools.sim_kinds import DEFAULT_KIND, SIM_KINDS, SUCCEEDED, TERMINAL, SimKind, sim_kind
 from notifier.tools.sim_wire import (
     CODE_INTERNAL,
     CODE_INTERNAL_2,
@@ -67,7 +59,7 @@ from notifier.tools.sim_wire import (
     CODE_TOKEN_INVALID,
     QpsCounter,
     bad_gateway,
-    creation_type_of,
+    creation_type_holds,
     envelope,
     flag_of,
     ids_of,
@@ -626,12 +618,9 @@ class VendorSimulator:
             if kind.list_by == "ids":
                 wanted = ids_of(body.get("unique_ids"))
                 success_only = flag_of("is_success", body.get("is_success"))
-                creation_type = creation_type_of(body.get("type"))
-                if self.config.ai_list_needs_type:
-                    if creation_type is None:
-                        raise SimInputError("type is required (3 images, 4 videos)")
-                    if creation_type != AI_CREATION_TYPE:
-                        wanted = set()  # every simulated AI creation is an image
+                needs_type = self.config.ai_list_needs_type
+                if not creation_type_holds(body.get("type"), required=needs_type):
+                    wanted = set()
         except SimInputError as exc:
             return self._reply(CODE_PARAM, str(exc))
         with self._lock:
