@@ -189,6 +189,8 @@ class JobDetail:
     phase: Phase = None  # type: ignore[assignment]
     #: What an event's ``data`` carries of this answer; None: the lip-sync fields.
     data: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: The vendor account whose client fetched it (its watch is that account's).
+    account: str = DEFAULT_ACCOUNT
 
     def __post_init__(self) -> None:
         if self.phase is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from notifier.kinds import DEFAULT_KIND
 from notifier.log import get_logger
-from notifier.models import JobDetail, job_id_problem
+from notifier.models import DEFAULT_ACCOUNT, JobDetail, job_id_problem
 from notifier.store import Store
 
 log = get_logger(component="discovery")
@@ -42,8 +42,12 @@ class DiscoverySettings:
 class Discoverer:
     """Turns what list pages show into watches, and keeps the covered mark."""
 
-    def __init__(self, store: Store, settings: DiscoverySettings) -> None:
+    def __init__(
+        self, store: Store, settings: DiscoverySettings, account: str = DEFAULT_ACCOUNT
+    ) -> None:
+        """``account``: whose lists it reads (its watches, marks and tombstones)."""
         self.store = store
+        self.account = account
         self.since = 0.0
         self.settings = settings
         self.configure(settings)
@@ -67,7 +71,7 @@ class Discoverer:
         """The oldest create_time the current round of ``kind`` must reach down to. The
         vendor counts whole seconds: a job of the second ``since`` falls in counts as new
         (better an event for a job a moment older than none for a new one)."""
-        return float(math.floor(self.store.discovery_covered(self.since, kind)))
+        return float(math.floor(self.store.discovery_covered(self.since, kind, self.account)))
 
     def start_round(self, kind: str, details: Sequence[JobDetail]) -> None:
         """The first page of a round: the mark may move up to its newest job at the end."""
@@ -79,7 +83,7 @@ class Discoverer:
         has been seen. Once a round: later calls of the same round do nothing."""
         top = self._round_top.pop(kind, None)
         if top is not None and top > floor:
-            self.store.advance_discovery(self.since, float(top), kind)
+            self.store.advance_discovery(self.since, float(top), kind, self.account)
 
     def take(self, kind: str, details: Sequence[JobDetail], floor: float) -> set[str]:
         """Make watches of the page's new jobs; the ids made (the caller observes them from
@@ -93,7 +97,10 @@ class Discoverer:
                 log.debug("listed job id not watchable; skipped", job_id=detail.id)
                 continue
             found[detail.id] = detail.create_time
-        made = self.store.discover(found, self.settings.labels, self.settings.endpoints, kind=kind)
+        settings = self.settings
+        made = self.store.discover(
+            found, settings.labels, settings.endpoints, kind=kind, account=self.account
+        )
         for job_id in made:
             log.debug("discovered job", kind=kind, job_id=job_id, create_time=found[job_id])
         self.discovered += len(made)

@@ -109,15 +109,21 @@ class FastPath:
         poller = self.poller
         store = poller.store
         if not poller.vendor.may_call():
-            return "standby" if store.make_due(job_id, kind=kind) else "finished"
+            return (
+                "standby"
+                if store.make_due(job_id, kind=kind, account=poller.account)
+                else "finished"
+            )
         if poller.polling(job_id, kind):
             return "in_flight"
-        summary = store.watch_summary(job_id, kind=kind)
-        watch = store.get_watch(job_id, kind=kind)
+        summary = store.watch_summary(job_id, kind=kind, account=poller.account)
+        watch = store.get_watch(job_id, kind=kind, account=poller.account)
         if summary is None or summary["state"] != "active" or watch is None:
             return "finished"
         if not self._share.take():
-            return "due" if store.make_due(job_id, kind=kind) else "finished"
+            return (
+                "due" if store.make_due(job_id, kind=kind, account=poller.account) else "finished"
+            )
         poller.poll_now(watch)
         return "polling"
 
@@ -148,7 +154,7 @@ class FastPath:
             # The lease holder polls it as any watch (a 40000 fails it within minutes); the
             # share still bounds how fast callbacks make watches here.
             if admit(job_id):
-                self.poller.store.make_due(job_id, kind=kind)
+                self.poller.store.make_due(job_id, kind=kind, account=self.poller.account)
             self._outcome("unverified")
             return "standby"
         task = asyncio.create_task(self._verify(key, admit), name=f"verify {job_id}")
@@ -215,11 +221,11 @@ class FastPath:
             if not admit(job_id):
                 self._outcome("finished")
                 return
-            watch = poller.store.get_watch(job_id, kind=kind)
+            watch = poller.store.get_watch(job_id, kind=kind, account=poller.account)
             if watch is None:
                 return
             if detail is None:
-                poller.store.make_due(job_id, kind=kind)
+                poller.store.make_due(job_id, kind=kind, account=poller.account)
                 self._outcome("unverified")
                 log.warning(
                     "vendor callback: could not verify the job; watching it",

@@ -21,7 +21,7 @@ from notifier._tasks import settle
 from notifier.delivery.transition import build_event, route
 from notifier.kinds import Phase
 from notifier.log import get_logger
-from notifier.models import JobDetail
+from notifier.models import DEFAULT_ACCOUNT, JobDetail
 from notifier.polling.discovery import Discoverer, DiscoverySettings
 from notifier.polling.lease import LeaseLost
 from notifier.polling.policy import PollingSettings, plan_after_poll, retry_delay
@@ -67,6 +67,8 @@ class PollerSettings:
     list_sweep: bool = True
     #: None: discovery off.
     discovery: DiscoverySettings | None = None
+    #: The account whose watches it polls (its lane's): a lane never touches another's.
+    account: str = DEFAULT_ACCOUNT
 
 
 class Poller:
@@ -83,13 +85,17 @@ class Poller:
         self.store = store
         self.vendor = vendor
         self.limiter = limiter
+        #: Fixed for the poller's life (a lane is one account).
+        self.account = settings.account
         self.settings = settings.polling
         self.subscriptions = list(settings.subscriptions)
         self.list_sweep = settings.list_sweep
         #: ``watch.discover``: sweeps also make watches of new jobs (None: off; its since
         #: is read from the state here).
         self.discovery = (
-            None if settings.discovery is None else Discoverer(store, settings.discovery)
+            None
+            if settings.discovery is None
+            else Discoverer(store, settings.discovery, self.account)
         )
         self._on_event = on_event
         self._clock = clock
@@ -121,7 +127,7 @@ class Poller:
         if settings.discovery is None:
             self.discovery = None
         elif self.discovery is None:
-            self.discovery = Discoverer(self.store, settings.discovery)
+            self.discovery = Discoverer(self.store, settings.discovery, self.account)
         else:
             self.discovery.configure(settings.discovery)
 
@@ -141,10 +147,11 @@ class Poller:
         # By id alone: a twin of another kind waits for the next tick (ids of different
         # kinds rarely meet), and no watch is ever polled twice at once.
         busy = frozenset(job_id for _kind, job_id in self._in_flight)
-        chosen = self.store.due_watches(now, want, busy)
+        account = self.account
+        chosen = self.store.due_watches(now, want, busy, account=account)
         if len(chosen) < want:
             busy = busy | {w.job_id for w in chosen}
-            chosen += self.store.early_watches(now, want - len(chosen), busy)
+            chosen += self.store.early_watches(now, want - len(chosen), busy, account=account)
         for watch in chosen:
             self._start(watch, self._poll_quietly(watch))
 
@@ -239,7 +246,12 @@ class Poller:
         once it keeps coming over minutes."""
         now = self._clock()
         seen = self.store.record_rejection(
-            watch.job_id, vendor_msg, now + REJECT_RETRY, REJECT_WINDOW, kind=watch.kind
+            watch.job_id,
+            vendor_msg,
+            now + REJECT_RETRY,
+            REJECT_WINDOW,
+            kind=watch.kind,
+            account=watch.account,
         )
         if seen is None:
             return
@@ -266,7 +278,9 @@ class Poller:
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         # The vendor's answer first: `watch list` cuts a long note.
         note = f"unknown to the vendor: {vendor_msg} ({count}x in {over:.0f}s)"
-        if not self.store.reject_watch(watch.job_id, note, event, endpoints, kind=watch.kind):
+        if not self.store.reject_watch(
+            watch.job_id, note, event, endpoints, kind=watch.kind, account=watch.account
+        ):
             return
         self.events += 1
         log.error(
@@ -282,7 +296,9 @@ class Poller:
 
     def _retry_later(self, watch: WatchRow, error: str) -> float:
         delay = retry_delay(watch.errors + 1, self.settings, self._rng.random())
-        self.store.record_poll_error(watch.job_id, error, self._clock() + delay, kind=watch.kind)
+        self.store.record_poll_error(
+            watch.job_id, error, self._clock() + delay, kind=watch.kind, account=watch.account
+        )
         return delay
 
     # -- what an answer means -------------------------------------------------------------
@@ -371,7 +387,7 @@ class Poller:
         A sweep that runs out of budget first (an account busy with other jobs) leaves the
         next one to start where it stopped, so consecutive sweeps reach every watched job.
         """
-        active, _pending = self.store.live_counts()
+        active, _pending = self.store.live_counts(self.account)
         fair = max(self.settings.min_interval, active / max(self.limiter.qps, 1))
         self.settings = replace(self.settings, fair_interval=fair)
         discovery = self.discovery
@@ -382,7 +398,7 @@ class Poller:
         interval = self.settings.min_interval
         budget = self.limiter.qps * interval
         # A kind discovery covers is swept watched or not: discovery reads its list.
-        counts = self.store.active_counts_by_kind()
+        counts = self.store.active_counts_by_kind(self.account)
         for name in discovery.settings.kinds if discovery is not None else ():
             counts.setdefault(name, 0)
         total = sum(counts.values())
@@ -435,7 +451,7 @@ class Poller:
         """Record what a list page of ``kind`` says of watched jobs; the ids of those it
         held."""
         by_id = {d.id: d for d in details}
-        watches = self.store.active_watches_among(list(by_id), kind=kind.name)
+        watches = self.store.active_watches_among(list(by_id), kind=kind.name, account=self.account)
         try:
             # One commit for the page, not one per job: a sweep must fit its interval.
             with self.store.transaction():
@@ -467,7 +483,8 @@ class Poller:
         only once an answer that late says they are still not finished."""
         now = self._clock()
         expired = 0
-        for watch in self.store.expirable_watches(self.settings.give_up_after):
+        give_up_after = self.settings.give_up_after
+        for watch in self.store.expirable_watches(give_up_after, account=self.account):
             last = _last_seen(watch, "")
             expired += self._expire(watch, last, now)
         if expired:
@@ -485,7 +502,9 @@ class Poller:
         )
         endpoints = route(event.type, watch.endpoints, self.subscriptions)
         cutoff = now - self.settings.give_up_after
-        if not self.store.expire_watch(watch.job_id, event, endpoints, cutoff, kind=watch.kind):
+        if not self.store.expire_watch(
+            watch.job_id, event, endpoints, cutoff, kind=watch.kind, account=watch.account
+        ):
             return False
         self.events += 1
         log.warning(
@@ -536,5 +555,6 @@ def _last_seen(watch: WatchRow, msg: str) -> JobDetail:
         create_time=watch.create_time or 0,
         kind=kind.name,
         phase=watch.phase or Phase.QUEUED,
+        account=watch.account,
         data=None if kind.payload_fields else seen,
     )

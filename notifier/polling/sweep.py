@@ -47,6 +47,8 @@ class Host(Protocol):
 
     store: Store
     vendor: VendorClient
+    #: Whose watches the sweep reads (its lane's account).
+    account: str
 
     def clock(self) -> float: ...
 
@@ -123,8 +125,9 @@ class PageSweep(_KindSweep):
         max_pages, max_productive = budget.pages, budget.productive
         self._grow_page_size()
         productive = False
-        oldest = host.store.oldest_active_create_time(kind=self.kind.name)
-        newest = host.store.newest_active_create_time(kind=self.kind.name)
+        where = {"kind": self.kind.name, "account": host.account}
+        oldest = host.store.oldest_active_create_time(**where)
+        newest = host.store.newest_active_create_time(**where)
         # Until the next sweep, detail polls of the jobs this one saw are not due (they may
         # still use spare budget).
         covered_until = host.clock() + 2 * interval
@@ -290,7 +293,9 @@ class IdSweep(_KindSweep):
             if calls >= budget.pages:
                 self._done("partial")
                 return
-            ids = host.store.active_ids(self.kind.name, self.page_size, self._after)
+            ids = host.store.active_ids(
+                self.kind.name, self.page_size, self._after, account=host.account
+            )
             if not ids and self._after:
                 self._after = ""  # the round went past the last id: start it again
                 continue

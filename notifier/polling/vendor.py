@@ -23,7 +23,7 @@ import httpx
 from notifier import kinds, net
 from notifier.kinds import Kind, Listing
 from notifier.log import get_logger, redactor
-from notifier.models import JobDetail, has_surrogate
+from notifier.models import DEFAULT_ACCOUNT, JobDetail, has_surrogate
 from notifier.polling.lease import IN_FLIGHT, LeaseKeeper, LeaseLost
 from notifier.polling.ratelimit import (
     LATE_ARRIVAL,
@@ -128,9 +128,12 @@ def _clean(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def parse_detail(job_id: str, data: object, kind: Kind = kinds.LIP_SYNC) -> JobDetail:
+def parse_detail(
+    job_id: str, data: object, kind: Kind = kinds.LIP_SYNC, account: str = DEFAULT_ACCOUNT
+) -> JobDetail:
     """Turn a detail ``data`` object of ``kind`` into a JobDetail (its status turned into a
-    phase by the kind's table), or raise ValueError naming the field."""
+    phase by the kind's table), or raise ValueError naming the field. ``account``: the one
+    whose client asked (the answer is about that account's job)."""
     if not isinstance(data, Mapping):
         raise ValueError(f"detail data is {type(data).__name__}, expected an object")
 
@@ -178,6 +181,7 @@ def parse_detail(job_id: str, data: object, kind: Kind = kinds.LIP_SYNC) -> JobD
         kind=kind.name,
         phase=phase,
         data=None if kind.payload_fields else {**_clean(dict(data)), "id": job_id},
+        account=account,
     )
 
 
@@ -257,6 +261,8 @@ class VendorSettings:
     app_id: str
     #: Kept out of repr: settings may be logged or shown in a traceback.
     secret_key: str = field(repr=False)
+    #: The account's name (its details and watches are that account's).
+    account: str = DEFAULT_ACCOUNT
 
 
 class VendorClient:
@@ -681,7 +687,9 @@ class VendorClient:
         for item in items:
             if isinstance(item, Mapping) and isinstance(item.get(listing.id_field), str):
                 try:
-                    details.append(parse_detail(item[listing.id_field], item, kind))
+                    details.append(
+                        parse_detail(item[listing.id_field], item, kind, self.settings.account)
+                    )
                 except ValueError:
                     continue
         info = data.get(listing.page_info)
@@ -705,7 +713,7 @@ class VendorClient:
         )
         if code == CODE_OK:
             try:
-                return parse_detail(job_id, data, kind)
+                return parse_detail(job_id, data, kind, self.settings.account)
             except ValueError as exc:
                 raise VendorError(f"unusable detail answer: {exc}") from None
         if code == CODE_BAD_PARAMETER:

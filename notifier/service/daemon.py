@@ -263,7 +263,7 @@ class Daemon:
 
     def _observe_forwarded(self, detail: JobDetail) -> None:
         """A detail answer the gateway forwarded for an active watch is that watch's poll."""
-        summary = self.store.watch_summary(detail.id, kind=detail.kind)
+        summary = self.store.watch_summary(detail.id, kind=detail.kind, account=detail.account)
         watch = self.store.get_watch(detail.id, kind=detail.kind) if summary is not None else None
         if summary is not None and summary["state"] == "active" and watch is not None:
             self.lane.poller.observe(watch, detail)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -84,6 +85,11 @@ class Health:
             self.store_outage.check()
             return f"cannot read the state {self.store.where}: {exc}; {self.leases()}"
         text = f"watching {active} job(s), {pending} delivery(ies) pending; {self.leases()}"
+        with contextlib.suppress(*DB_ERRORS):
+            waiting = self.store.unconfigured_accounts(self._lanes())
+            if waiting:
+                named = ", ".join(f"{a} ({n})" for a, n in sorted(waiting.items()))
+                text += f"; waiting for accounts not configured: {named}"
         cause = self.store_outage.cause
         if cause is not None:
             return f"PAUSED: cannot write {self.store.where}: {cause}; {text}"

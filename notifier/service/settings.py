@@ -26,6 +26,7 @@ from notifier.delivery.senders import EndpointSettings
 from notifier.gateway.door import GatewaySettings
 from notifier.gateway.tokens import ACCOUNT_CLIENT
 from notifier.intake.watchfile import WatchFileSettings
+from notifier.models import DEFAULT_ACCOUNT
 from notifier.polling.discovery import DiscoverySettings
 from notifier.polling.lease import MIN_TTL, LeaseSettings
 from notifier.polling.policy import PollingSettings
@@ -100,7 +101,7 @@ def lane_settings(config: Config, account: AccountConfig) -> LaneSettings:
         LimiterSettings(account.qps),
         vendor_settings(account),
         LeaseSettings(config.state.lease, config.gateway.advertised()),
-        poller_settings(config),
+        poller_settings(config, account.name),
     )
 
 
@@ -109,7 +110,8 @@ def listen(key: str, text: str | None, address: tuple[str, int] | None) -> Liste
 
 
 def vendor_settings(account: AccountConfig) -> VendorSettings:
-    return VendorSettings(account.base_url, account.app_id, account.secret_key.get_secret_value())
+    secret = account.secret_key.get_secret_value()
+    return VendorSettings(account.base_url, account.app_id, secret, account.name)
 
 
 def polling_settings(config: Config) -> PollingSettings:
@@ -127,12 +129,13 @@ def discovery_settings(config: Config) -> DiscoverySettings | None:
     return DiscoverySettings(since, dict(discover.labels), endpoints, tuple(discover.kinds))
 
 
-def poller_settings(config: Config) -> PollerSettings:
+def poller_settings(config: Config, account: str = DEFAULT_ACCOUNT) -> PollerSettings:
     return PollerSettings(
         polling_settings(config),
         subscriptions(config),
         config.polling.list_sweep,
         discovery_settings(config),
+        account,
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from notifier.kinds import DEFAULT_KIND, Phase
-from notifier.models import DeliveryState, Event, JobDetail, WatchState
+from notifier.models import DEFAULT_ACCOUNT, DeliveryState, Event, JobDetail, WatchState
 from notifier.store.base import StoreBase
 from notifier.store.rows import (
     ENDPOINT_NOT_CONFIGURED,
@@ -48,6 +48,7 @@ class Deliveries(StoreBase):
             finished = self._run(
                 "finish_watch",
                 {
+                    "account": detail.account,
                     "kind": detail.kind,
                     "job_id": detail.id,
                     "state": state.value,
@@ -106,13 +107,15 @@ class Deliveries(StoreBase):
         endpoints: Sequence[str],
         *,
         kind: str = DEFAULT_KIND,
+        account: str = DEFAULT_ACCOUNT,
     ) -> bool:
         """Stop polling a job the vendor rejects (unknown id), ``reason`` kept as its note,
         record its ``lip_sync.rejected`` event and queue its deliveries: one transaction.
         False if the watch is not active (nothing recorded)."""
         now = self.now()
         unseen = dict.fromkeys(("status", "phase", "progress", "create_time", "last_data"))
-        args = {**unseen, "kind": kind, "job_id": job_id, "msg": reason, "error": reason}
+        args = {**unseen, "account": account, "kind": kind, "job_id": job_id}
+        args |= {"msg": reason, "error": reason}
         args["now"] = now
         args |= {"state": WatchState.REJECTED.value, "polled": 1, "observed": 0}
         with self.transaction():
@@ -129,13 +132,15 @@ class Deliveries(StoreBase):
         cutoff: float,
         *,
         kind: str = DEFAULT_KIND,
+        account: str = DEFAULT_ACCOUNT,
     ) -> bool:
         """Expire one watch added by ``cutoff`` (its last look said not finished), record its
         ``lip_sync.expired`` event and queue its deliveries: one transaction. False if it is
         not active, or younger than that by the stored time (a clock step moved it)."""
         now = self.now()
         with self.transaction():
-            args = {"kind": kind, "job_id": job_id, "now": now, "cutoff": cutoff}
+            args: dict[str, object] = {"account": account, "kind": kind, "job_id": job_id}
+            args |= {"now": now, "cutoff": cutoff}
             if not self._run("expire_watch", args).rowcount:
                 return False
             self._insert_event(event, endpoints, now, kind)

@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from notifier.kinds import DEFAULT_KIND
-from notifier.models import DeliveryState, WatchState
+from notifier.models import DEFAULT_ACCOUNT, DeliveryState, WatchState
 from notifier.store.base import StoreBase
 
 
@@ -117,6 +117,8 @@ class Listings(StoreBase):
         args["limit"] = -1 if limit is None else limit
         return [_decoded(row) for row in self._run(f"list_{what}_filtered", args)]
 
-    def watch_summary(self, job_id: str, *, kind: str = DEFAULT_KIND) -> dict[str, Any] | None:
-        row = self._run("watch_summary", (kind, job_id)).fetchone()
+    def watch_summary(
+        self, job_id: str, *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+    ) -> dict[str, Any] | None:
+        row = self._run("watch_summary", (account, kind, job_id)).fetchone()
         return None if row is None else _decoded(row)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from notifier.kinds import DEFAULT_KIND, Phase
-from notifier.models import Event, JobMemory
+from notifier.models import DEFAULT_ACCOUNT, Event, JobMemory
 
 if TYPE_CHECKING:
     from notifier.store.backend import Row
@@ -40,6 +40,8 @@ class WatchRow:
     kind: str = DEFAULT_KIND
     #: The phase last seen (None: never answered).
     phase: Phase | None = None
+    #: The vendor account it belongs to (its lane polls it).
+    account: str = DEFAULT_ACCOUNT
 
     def memory(self) -> JobMemory:
         """What the polling policy remembers of this job."""
@@ -186,6 +188,7 @@ def watch_from_row(row: Row) -> WatchRow:
         reopens=row["reopens"],
         kind=row["kind"],
         phase=stored_phase(row["phase"]),
+        account=row["account"],
     )
 
 

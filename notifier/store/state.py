@@ -12,6 +12,7 @@ What spans them (retention, a clock step, the live counts) is here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from notifier.store.base import PRUNE_BATCH
@@ -60,10 +61,21 @@ class Store(Watches, Deliveries, VendorLease, DiscoveryMarks, Listings):
             rejected = self._run("prune_rejected", args).rowcount
         return {"events": len(ids), "watches": int(watches), "rejected": int(rejected)}
 
-    def live_counts(self) -> tuple[int, int]:
-        """(active watches, pending deliveries): two index range counts, cheap enough to
-        run every few seconds whatever the size of the history."""
-        return int(self._one("count_active")), int(self._one("count_pending_deliveries"))
+    def live_counts(self, account: str | None = None) -> tuple[int, int]:
+        """(active watches, of ``account`` or all; pending deliveries): two index range
+        counts, cheap enough to run every few seconds whatever the size of the history."""
+        active = (
+            self._one("count_active") if account is None else self._one("count_active_of", account)
+        )
+        return int(active), int(self._one("count_pending_deliveries"))
+
+    def unconfigured_accounts(self, configured: Iterable[str]) -> dict[str, int]:
+        """{account: active watches} of the accounts with active watches that are not
+        ``configured`` (removed from the config: their watches wait until it returns); one
+        index seek per account, cheap enough for every status line."""
+        known = set(configured)
+        found = [str(row[0]) for row in self._run("active_accounts")]
+        return {a: int(self._one("count_active_of", a)) for a in found if a not in known}
 
     # -- wake-ups -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from notifier.kinds import DEFAULT_KIND
@@ -118,49 +119,68 @@ class Watches(StoreBase):
         return IntakeResult(added, updated, rejected)
 
     def due_watches(
-        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+        self,
+        now: float,
+        limit: int,
+        exclude: frozenset[str] = frozenset(),
+        *,
+        account: str = DEFAULT_ACCOUNT,
     ) -> list[WatchRow]:
-        """Watches whose poll is due (``poll_key`` passed), most overdue first, skipping
-        ones already being polled."""
-        return self._watches("due_watches", now, limit, exclude)
+        """``account``'s watches whose poll is due (``poll_key`` passed), most overdue
+        first, skipping ones already being polled (each account's lane polls its own)."""
+        return self._watches("due_watches", now, limit, exclude, account)
 
     def early_watches(
-        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+        self,
+        now: float,
+        limit: int,
+        exclude: frozenset[str] = frozenset(),
+        *,
+        account: str = DEFAULT_ACCOUNT,
     ) -> list[WatchRow]:
-        """Watches that may be polled now if budget is spare (``next_poll_at`` passed)."""
-        return self._watches("early_watches", now, limit, exclude)
+        """``account``'s watches that may be polled now if budget is spare
+        (``next_poll_at`` passed)."""
+        return self._watches("early_watches", now, limit, exclude, account)
 
     def _watches(
-        self, query: str, now: float, limit: int, exclude: frozenset[str]
+        self, query: str, now: float, limit: int, exclude: frozenset[str], account: str
     ) -> list[WatchRow]:
-        rows = self._run(query, (now, limit + len(exclude))).fetchall()
+        rows = self._run(query, (account, now, limit + len(exclude))).fetchall()
         found = [watch_from_row(row) for row in rows if row["job_id"] not in exclude]
         return found[:limit]
 
     def active_watches_among(
-        self, job_ids: Sequence[str], *, kind: str = DEFAULT_KIND
+        self, job_ids: Sequence[str], *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
     ) -> list[WatchRow]:
-        """The active watches of ``kind`` among these ids (a list sweep's page)."""
-        rows = self._run("active_watches_among", (kind, json.dumps(list(job_ids))))
+        """The active watches of ``account`` and ``kind`` among these ids (a list sweep's
+        page: the account's list)."""
+        rows = self._run("active_watches_among", (account, kind, json.dumps(list(job_ids))))
         return [watch_from_row(row) for row in rows]
 
-    def oldest_active_create_time(self, *, kind: str = DEFAULT_KIND) -> int | None:
-        value = self._one("oldest_active_create_time", kind)
+    def oldest_active_create_time(
+        self, *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+    ) -> int | None:
+        value = self._one("oldest_active_create_time", account, kind)
         return None if value is None else int(value)
 
-    def newest_active_create_time(self, *, kind: str = DEFAULT_KIND) -> int | None:
-        value = self._one("newest_active_create_time", kind)
+    def newest_active_create_time(
+        self, *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+    ) -> int | None:
+        value = self._one("newest_active_create_time", account, kind)
         return None if value is None else int(value)
 
-    def active_counts_by_kind(self) -> dict[str, int]:
-        """{kind: active watches}, only kinds that have one (the sweeps share their budget
-        by these)."""
-        return {str(row[0]): int(row[1]) for row in self._run("active_counts_by_kind")}
+    def active_counts_by_kind(self, account: str = DEFAULT_ACCOUNT) -> dict[str, int]:
+        """{kind: ``account``'s active watches}, only kinds that have one (its sweeps share
+        its budget by these)."""
+        rows = self._run("active_counts_by_kind", (account,))
+        return {str(row[0]): int(row[1]) for row in rows}
 
-    def active_ids(self, kind: str, limit: int, after: str = "") -> list[str]:
-        """Up to ``limit`` active ids of ``kind`` after ``after``, in id order (a kind listed
-        by ids asks for them a batch at a time; ``""`` from the first)."""
-        args = {"kind": kind, "limit": limit, "after": after}
+    def active_ids(
+        self, kind: str, limit: int, after: str = "", *, account: str = DEFAULT_ACCOUNT
+    ) -> list[str]:
+        """Up to ``limit`` active ids of ``account`` and ``kind`` after ``after``, in id
+        order (a kind listed by ids asks for them a batch at a time; ``""`` from the first)."""
+        args = {"account": account, "kind": kind, "limit": limit, "after": after}
         return [str(row[0]) for row in self._run("active_ids", args)]
 
     def get_watch(
@@ -178,6 +198,7 @@ class Watches(StoreBase):
             self._run(
                 "record_poll",
                 {
+                    "account": detail.account,
                     "kind": detail.kind,
                     "job_id": detail.id,
                     "status": detail.status,
@@ -198,18 +219,28 @@ class Watches(StoreBase):
             )
 
     def record_poll_error(
-        self, job_id: str, error: str, next_poll_at: float, *, kind: str = DEFAULT_KIND
+        self,
+        job_id: str,
+        error: str,
+        next_poll_at: float,
+        *,
+        kind: str = DEFAULT_KIND,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
-        args = {"kind": kind, "job_id": job_id, "error": error, "next_poll_at": next_poll_at}
+        args: dict[str, object] = {"account": account, "kind": kind, "job_id": job_id}
+        args |= {"error": error, "next_poll_at": next_poll_at}
         with self.transaction():
             self._run("record_poll_error", {**args, "now": self.now()})
 
-    def expirable_watches(self, give_up_after: float) -> list[WatchRow]:
-        """Watches past ``give_up_after`` whose last answer, that late, said not finished (to
-        expire); the others past it are made due, so they get that last look first (a daemon
-        that was down for longer must still report what finished meanwhile)."""
+    def expirable_watches(
+        self, give_up_after: float, *, account: str = DEFAULT_ACCOUNT
+    ) -> list[WatchRow]:
+        """``account``'s watches past ``give_up_after`` whose last answer, that late, said not
+        finished (to expire); the others past it are made due, so they get that last look
+        first (a daemon that was down for longer must still report what finished meanwhile)."""
         now = self.now()
-        args = {"now": now, "cutoff": now - give_up_after, "give_up_after": give_up_after}
+        args = {"account": account, "now": now, "cutoff": now - give_up_after}
+        args["give_up_after"] = give_up_after
         with self.transaction():
             rows = self._run("expirable_watches", args).fetchall()
             self._run("due_for_last_look", args)
@@ -223,6 +254,7 @@ class Watches(StoreBase):
         window: float,
         *,
         kind: str = DEFAULT_KIND,
+        account: str = DEFAULT_ACCOUNT,
     ) -> tuple[int, float, str] | None:
         """A 40000 for this job id: count it and say so in the watch's msg. The next look is
         at ``retry_at`` after the first rejection, then no sooner than ``window`` after the
@@ -234,6 +266,7 @@ class Watches(StoreBase):
             row = self._run(
                 "record_rejection",
                 {
+                    "account": account,
                     "kind": kind,
                     "job_id": job_id,
                     "now": now,
@@ -246,22 +279,27 @@ class Watches(StoreBase):
             count, first = int(row[0]), float(row[1])
             since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first))
             msg = f"vendor rejected the id {count}x since {since}: {vendor_msg}"
-            self._run("note_rejection", {"kind": kind, "job_id": job_id, "msg": msg})
+            args = {"account": account, "kind": kind, "job_id": job_id, "msg": msg}
+            self._run("note_rejection", args)
         return count, first, msg
 
-    def reopen_watch(self, job_id: str, *, kind: str = DEFAULT_KIND) -> bool:
+    def reopen_watch(
+        self, job_id: str, *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+    ) -> bool:
         """An expired, failed or rejected watch is polled again, as if just added; its
         reopen count goes up, so its next event is a new event with an id of its own."""
         with self.transaction():
-            args = {"kind": kind, "job_id": job_id, "now": self.now()}
+            args = {"account": account, "kind": kind, "job_id": job_id, "now": self.now()}
             return bool(self._run("reopen_watch", args).rowcount > 0)
 
-    def make_due(self, job_id: str, *, kind: str = DEFAULT_KIND) -> bool:
+    def make_due(
+        self, job_id: str, *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+    ) -> bool:
         """Poll an active watch now rather than when planned (a vendor callback said it may
         have finished). On PostgreSQL every node hears of it, so the one that holds the vendor
         lease polls it at once. False when the watch is not active."""
         with self.transaction():
-            args = {"kind": kind, "job_id": job_id, "now": self.now()}
+            args = {"account": account, "kind": kind, "job_id": job_id, "now": self.now()}
             return bool(self._run("make_due", args).rowcount > 0)
 
     def clear_rejected(self) -> int:
@@ -328,20 +366,24 @@ class Watches(StoreBase):
         endpoints: Sequence[str] | None,
         *,
         kind: str = DEFAULT_KIND,
+        account: str = DEFAULT_ACCOUNT,
     ) -> list[str]:
-        """Make watches of the ``found`` ids ({id: create_time}) that never were one (nor
-        were discovered before); the ids made, in the order given. Idempotent: a job seen
-        twice (pages shifting) is made once."""
+        """Make watches of ``account`` of the ``found`` ids ({id: create_time}) that never
+        were one (nor were discovered before); the ids made, in the order given. Idempotent:
+        a job seen twice (pages shifting) is made once."""
         if not found:
             return []
-        ids = json.dumps(list(found))
+        args = {"account": account, "kind": kind, "ids": json.dumps(list(found))}
         with self.transaction():
-            known = {row[0] for row in self._run("discovered_among", (kind, ids, kind, ids))}
+            known = {row[0] for row in self._run("discovered_among", args)}
             new = [job_id for job_id in found if job_id not in known]
             now = self.now()
             for job_id in new:
-                self._run("add_discovered", (kind, job_id, found[job_id], now))
+                self._run("add_discovered", (account, kind, job_id, found[job_id], now))
             chosen = None if endpoints is None else list(endpoints)
-            specs = watch_specs(new, dict(labels), chosen, kind=kind)
+            specs = [
+                replace(spec, account=account)
+                for spec in watch_specs(new, dict(labels), chosen, kind=kind)
+            ]
             self.add_watches(specs, "discovery")
         return new

@@ -19,7 +19,7 @@ def fail_as_before(store: Store, job_id: str, reason: str) -> None:
     users' databases, and everything must still read them."""
     unseen = dict.fromkeys(("status", "phase", "progress", "create_time", "last_data"))
     args = {**unseen, "job_id": job_id, "msg": reason, "error": reason, "now": store.now()}
-    args["kind"] = "lip_sync"
+    args["kind"], args["account"] = "lip_sync", "default"
     with store.transaction():
         store._run("finish_watch", {**args, "state": "failed", "polled": 1, "observed": 0})
 

@@ -128,7 +128,8 @@ async def test_the_vendor_client_is_built_and_rebuilt_from_its_account_settings(
     settings = build(parse_config(CONFIG))
     (lane,) = settings.lanes
     account, limiter = lane.vendor, RateLimiter(lane.limiter)
-    assert repr(account) == "VendorSettings(base_url='https://open-api.chanjing.cc', app_id='app')"
+    shown = "base_url='https://open-api.chanjing.cc', app_id='app', account='default'"
+    assert repr(account) == f"VendorSettings({shown})"
     with Store(tmp_path / "state.db") as store:
         made: list[VendorClient] = []
 

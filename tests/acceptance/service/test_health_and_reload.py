@@ -294,8 +294,13 @@ async def test_reload_adds_changes_and_removes_accounts(running: Running) -> Non
     text = d.status_text()
     assert "default: vendor lease held by this node" in text, text
     assert "media: vendor lease held by this node" in text, text
+    d.store.add_watches([WatchSpec("media-job", account="media")], "queue")
     running.config["accounts"] = [{"name": "default", **one, "qps": 3}]
     assert await running.reload()
     assert list(d.lanes) == ["default"] and d.lane.limiter.qps == 3
-    assert "media" not in d.status_text()
+    # The removed account's watch stays, and the status line says it waits for it.
+    text = d.status_text()
+    assert "media: vendor lease" not in text, text
+    assert text.endswith("; waiting for accounts not configured: media (1)"), text
+    assert d.store.get_watch("media-job", account="media") is not None
     assert await running.stop() == 0

@@ -122,6 +122,7 @@ def test_data_another_program_garbled_reads_as_unknown(store: Store) -> None:
 
 def _poll_args(store: Store) -> dict[str, Any]:
     return {
+        "account": "default",
         "kind": "lip_sync",
         "job_id": "job-1",
         "status": 10,

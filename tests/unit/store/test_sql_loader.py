@@ -103,11 +103,14 @@ def test_every_watch_query_reads_the_columns_of_a_watch_row(tmp_path: Path) -> N
             db.executescript(script)
         for name in ("due_watches", "early_watches", "active_watches_among", "get_watch"):
             args: tuple[object, ...] = (
-                ("lip_sync", "[]") if name == "active_watches_among" else ("lip_sync", 0)
+                ("default", "lip_sync", "[]")
+                if name == "active_watches_among"
+                else ("default", 0, 0)
             )
             if name == "get_watch":
                 args = ("default", "lip_sync", "x")
             cursor = db.execute(queries[name], args[: queries[name].count("?")])
             assert [column[0] for column in cursor.description] == wanted, name
-        cursor = db.execute(queries["expirable_watches"], {"cutoff": 0, "give_up_after": 0})
+        args_ = {"account": "default", "cutoff": 0, "give_up_after": 0}
+        cursor = db.execute(queries["expirable_watches"], args_)
         assert [column[0] for column in cursor.description] == wanted

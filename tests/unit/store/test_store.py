@@ -205,9 +205,9 @@ def test_token_cache_is_shared_and_dropped_only_if_current(make_store: StoreFact
 @pytest.mark.parametrize(
     ("name", "args", "index"),
     [
-        ("due_watches", (0, 10), "watches_key"),
-        ("early_watches", (0, 10), "watches_due"),
-        ("oldest_active_create_time", ("lip_sync",), "watches_active_created"),
+        ("due_watches", ("default", 0, 10), "watches_key"),
+        ("early_watches", ("default", 0, 10), "watches_due"),
+        ("oldest_active_create_time", ("default", "lip_sync"), "watches_active_created"),
         ("due_deliveries", ("ops", 0, 10), "deliveries_due"),
     ],
 )

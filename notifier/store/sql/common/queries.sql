@@ -8,7 +8,7 @@
 -- What WatchRow is read from (notifier.store.rows.watch_from_row).
 job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at,
        next_poll_at, polls, errors, poll_key, first_running_at, first_running_progress,
-       last_queued_at, misses, predicted_at, reopens, kind, phase
+       last_queued_at, misses, predicted_at, reopens, kind, phase, account
 
 -- name: watch_exists
 SELECT 1 FROM watches WHERE account = ? AND kind = ? AND job_id = ?;
@@ -80,7 +80,7 @@ UPDATE watches SET status = :status, phase = :phase, progress = :progress, msg =
     first_running_progress = :first_running_progress, last_queued_at = :last_queued_at,
     misses = :misses, predicted_at = :predicted_at, answered_at = :now, rejections = 0,
     first_rejected_at = NULL, last_data = :last_data, observed_at = :now
-WHERE kind = :kind AND job_id = :job_id AND state = 'active';
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: last_observation
 SELECT kind, job_id, state, status, phase, last_data, observed_at FROM watches
@@ -89,7 +89,7 @@ WHERE kind = ? AND job_id = ?;
 -- name: record_poll_error
 UPDATE watches SET last_poll_at = :now, next_poll_at = :next_poll_at,
     poll_key = :next_poll_at, errors = errors + 1, last_error = :error
-WHERE kind = :kind AND job_id = :job_id AND state = 'active';
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: finish_watch
 -- observed = 1: an answer ends it (its data is the last observation); 0: the id was refused,
@@ -101,16 +101,17 @@ UPDATE watches SET state = :state, status = :status, phase = :phase, progress = 
     finished_at = :now, last_error = :error,
     last_data = CASE WHEN :observed = 1 THEN :last_data ELSE last_data END,
     observed_at = CASE WHEN :observed = 1 THEN :now ELSE observed_at END
-WHERE kind = :kind AND job_id = :job_id AND state = 'active';
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: expire_watch
 UPDATE watches SET state = 'expired', next_poll_at = NULL, poll_key = NULL, finished_at = :now,
     last_error = 'not terminal after give_up_after; no longer polled'
-WHERE kind = :kind AND job_id = :job_id AND state = 'active' AND added_at <= :cutoff;
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active'
+  AND added_at <= :cutoff;
 
 -- name: note_rejection
 UPDATE watches SET msg = :msg, last_error = :msg
-WHERE kind = :kind AND job_id = :job_id AND state = 'active';
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: list_watches
 SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
@@ -125,12 +126,16 @@ FROM watches WHERE state = ? ORDER BY added_at, kind, job_id;
 -- name: count_active
 SELECT COUNT(*) FROM watches WHERE state = 'active';
 
+-- name: count_active_of
+SELECT COUNT(*) FROM watches WHERE state = 'active' AND account = ?;
+
 -- name: active_counts_by_kind
-SELECT kind, COUNT(*) FROM watches WHERE state = 'active' GROUP BY kind;
+SELECT kind, COUNT(*) FROM watches WHERE state = 'active' AND account = ? GROUP BY kind;
 
 -- name: active_ids
 -- A kind's active ids in id order, after :after ('' from the first): kinds listed by ids.
-SELECT job_id FROM watches WHERE state = 'active' AND kind = :kind AND job_id > :after
+SELECT job_id FROM watches WHERE state = 'active' AND account = :account AND kind = :kind
+  AND job_id > :after
 ORDER BY job_id LIMIT :limit;
 
 -- name: count_pending_deliveries
@@ -274,15 +279,16 @@ UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attem
 WHERE event_id = :event_id AND endpoint = :endpoint;
 
 -- name: watch_summary
-SELECT kind, job_id, state, phase, source, labels, endpoints, finished_at FROM watches
-WHERE kind = ? AND job_id = ?;
+SELECT kind, job_id, state, phase, source, labels, endpoints, finished_at, account FROM watches
+WHERE account = ? AND kind = ? AND job_id = ?;
 
 -- name: reopen_watch
 -- reopens: a new count, so the watch's next event is a new one (with an id of its own).
 UPDATE watches SET state = 'active', added_at = :now, next_poll_at = :now, poll_key = :now,
     finished_at = NULL, errors = 0, last_error = NULL, misses = 0, predicted_at = NULL,
     rejections = 0, first_rejected_at = NULL, reopens = reopens + 1
-WHERE kind = :kind AND job_id = :job_id AND state IN ('expired', 'failed', 'rejected');
+WHERE account = :account AND kind = :kind AND job_id = :job_id
+  AND state IN ('expired', 'failed', 'rejected');
 
 -- name: queue_clear_rejected
 DELETE FROM watch_queue WHERE rejected IS NOT NULL;
@@ -375,7 +381,7 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value;
 INSERT INTO state_marks (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING;
 
 -- name: add_discovered
-INSERT INTO discovered (kind, job_id, create_time, at) VALUES (?, ?, ?, ?)
+INSERT INTO discovered (account, kind, job_id, create_time, at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (account, kind, job_id) DO NOTHING;
 
 -- name: tombstone_watch
@@ -386,7 +392,7 @@ WHERE account = :account AND kind = :kind AND job_id = :job_id
 ON CONFLICT (account, kind, job_id) DO NOTHING;
 
 -- name: prune_discovered
-DELETE FROM discovered WHERE kind = ? AND create_time < ?;
+DELETE FROM discovered WHERE account = ? AND kind = ? AND create_time < ?;
 
 -- name: prune_discovered_before
 -- Retention: a removed watch's row, kept even without discovery, goes with the history.

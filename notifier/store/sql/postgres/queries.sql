@@ -19,36 +19,37 @@ FOR UPDATE SKIP LOCKED;
 -- name: due_watches
 SELECT {watch_columns}
 FROM watches
-WHERE state = 'active' AND poll_key <= %s ORDER BY poll_key LIMIT %s;
+WHERE state = 'active' AND account = %s AND poll_key <= %s ORDER BY poll_key LIMIT %s;
 
 -- name: early_watches
 SELECT {watch_columns}
 FROM watches
-WHERE state = 'active' AND next_poll_at <= %s ORDER BY next_poll_at LIMIT %s;
+WHERE state = 'active' AND account = %s AND next_poll_at <= %s ORDER BY next_poll_at LIMIT %s;
 
 -- name: active_watches_among
 SELECT {watch_columns}
-FROM watches WHERE state = 'active' AND kind = %s
+FROM watches WHERE state = 'active' AND account = %s AND kind = %s
   AND job_id IN (SELECT json_array_elements_text(%s::json));
 
 -- name: oldest_active_create_time
 SELECT MIN(create_time) FROM watches
-WHERE state = 'active' AND kind = %s AND create_time > 0;
+WHERE state = 'active' AND account = %s AND kind = %s AND create_time > 0;
 
 -- name: newest_active_create_time
 SELECT MAX(create_time) FROM watches
-WHERE state = 'active' AND kind = %s AND create_time > 0;
+WHERE state = 'active' AND account = %s AND kind = %s AND create_time > 0;
 
 -- name: expirable_watches
 SELECT {watch_columns}
 FROM watches
-WHERE state = 'active' AND added_at <= %(cutoff)s AND answered_at >= added_at + %(give_up_after)s;
+WHERE state = 'active' AND account = %(account)s AND added_at <= %(cutoff)s
+  AND answered_at >= added_at + %(give_up_after)s;
 
 -- name: due_for_last_look
 UPDATE watches SET next_poll_at = LEAST(next_poll_at, %(now)s), poll_key = LEAST(poll_key, %(now)s)
-WHERE (kind, job_id) IN (
-    SELECT kind, job_id FROM watches
-    WHERE state = 'active' AND added_at <= %(cutoff)s
+WHERE (account, kind, job_id) IN (
+    SELECT account, kind, job_id FROM watches
+    WHERE state = 'active' AND account = %(account)s AND added_at <= %(cutoff)s
       AND (answered_at IS NULL OR answered_at < added_at + %(give_up_after)s)
       AND poll_key > %(now)s
 );
@@ -61,7 +62,7 @@ UPDATE watches SET last_poll_at = %(now)s,
     poll_key = CASE WHEN rejections = 0 THEN %(retry_at)s
                     ELSE GREATEST(%(retry_at)s, first_rejected_at + %(window)s) END,
     rejections = rejections + 1, first_rejected_at = COALESCE(first_rejected_at, %(now)s)
-WHERE kind = %(kind)s AND job_id = %(job_id)s AND state = 'active'
+WHERE account = %(account)s AND kind = %(kind)s AND job_id = %(job_id)s AND state = 'active'
 RETURNING rejections, first_rejected_at;
 
 -- name: lock_event_order
@@ -120,7 +121,8 @@ FROM deliveries WHERE id = %(id)s;
 WITH moved AS (
     UPDATE watches SET next_poll_at = LEAST(next_poll_at, %(now)s),
         poll_key = LEAST(poll_key, %(now)s)
-    WHERE kind = %(kind)s AND job_id = %(job_id)s AND state = 'active' RETURNING job_id
+    WHERE account = %(account)s AND kind = %(kind)s AND job_id = %(job_id)s AND state = 'active'
+    RETURNING job_id
 )
 SELECT pg_notify('chanjing_notifier', 'watch') FROM moved;
 
@@ -284,6 +286,19 @@ WITH {prior_attempt}, updated AS (
     RETURNING id
 ), {new_attempt};
 
+-- name: active_accounts
+-- The accounts that have an active watch, by one index seek each (the status line's look
+-- for watches of accounts no longer configured).
+WITH RECURSIVE accts (account) AS (
+    SELECT MIN(account) FROM watches WHERE state = 'active'
+    UNION ALL
+    SELECT (SELECT MIN(account) FROM watches WHERE state = 'active' AND account > accts.account)
+    FROM accts WHERE accts.account IS NOT NULL
+)
+SELECT account FROM accts WHERE account IS NOT NULL;
+
 -- name: discovered_among
-SELECT job_id FROM discovered WHERE kind = %s AND job_id IN (SELECT json_array_elements_text(%s::json))
-UNION SELECT job_id FROM watches WHERE kind = %s AND job_id IN (SELECT json_array_elements_text(%s::json));
+SELECT job_id FROM discovered WHERE account = %(account)s AND kind = %(kind)s
+  AND job_id IN (SELECT json_array_elements_text(%(ids)s::json))
+UNION SELECT job_id FROM watches WHERE account = %(account)s AND kind = %(kind)s
+  AND job_id IN (SELECT json_array_elements_text(%(ids)s::json));

@@ -17,35 +17,37 @@ SELECT seq, kind, job_id, labels, endpoints FROM watch_queue WHERE rejected IS N
 -- name: due_watches
 SELECT {watch_columns}
 FROM watches INDEXED BY watches_key
-WHERE state = 'active' AND poll_key <= ? ORDER BY poll_key LIMIT ?;
+WHERE state = 'active' AND account = ? AND poll_key <= ? ORDER BY poll_key LIMIT ?;
 
 -- name: early_watches
 SELECT {watch_columns}
 FROM watches INDEXED BY watches_due
-WHERE state = 'active' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?;
+WHERE state = 'active' AND account = ? AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?;
 
 -- name: active_watches_among
 SELECT {watch_columns}
-FROM watches WHERE state = 'active' AND kind = ? AND job_id IN (SELECT value FROM json_each(?));
+FROM watches WHERE state = 'active' AND account = ? AND kind = ?
+  AND job_id IN (SELECT value FROM json_each(?));
 
 -- name: oldest_active_create_time
 SELECT MIN(create_time) FROM watches INDEXED BY watches_active_created
-WHERE state = 'active' AND kind = ? AND create_time > 0;
+WHERE state = 'active' AND account = ? AND kind = ? AND create_time > 0;
 
 -- name: newest_active_create_time
 SELECT MAX(create_time) FROM watches INDEXED BY watches_active_created
-WHERE state = 'active' AND kind = ? AND create_time > 0;
+WHERE state = 'active' AND account = ? AND kind = ? AND create_time > 0;
 
 -- name: expirable_watches
 SELECT {watch_columns}
 FROM watches INDEXED BY watches_active_added
-WHERE state = 'active' AND added_at <= :cutoff AND answered_at >= added_at + :give_up_after;
+WHERE state = 'active' AND account = :account AND added_at <= :cutoff
+  AND answered_at >= added_at + :give_up_after;
 
 -- name: due_for_last_look
 UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)
-WHERE (kind, job_id) IN (
-    SELECT kind, job_id FROM watches INDEXED BY watches_active_added
-    WHERE state = 'active' AND added_at <= :cutoff
+WHERE (account, kind, job_id) IN (
+    SELECT account, kind, job_id FROM watches INDEXED BY watches_active_added
+    WHERE state = 'active' AND account = :account AND added_at <= :cutoff
       AND (answered_at IS NULL OR answered_at < added_at + :give_up_after)
       AND poll_key > :now
 );
@@ -58,7 +60,7 @@ UPDATE watches SET last_poll_at = :now,
     poll_key = CASE WHEN rejections = 0 THEN :retry_at
                     ELSE MAX(:retry_at, first_rejected_at + :window) END,
     rejections = rejections + 1, first_rejected_at = COALESCE(first_rejected_at, :now)
-WHERE kind = :kind AND job_id = :job_id AND state = 'active'
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active'
 RETURNING rejections, first_rejected_at;
 
 -- name: lock_event_order
@@ -117,7 +119,7 @@ FROM deliveries WHERE id = :id;
 
 -- name: make_due
 UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_key, :now)
-WHERE kind = :kind AND job_id = :job_id AND state = 'active';
+WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: list_watches_filtered
 SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
@@ -202,6 +204,20 @@ FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.id IN (SELECT value FROM json_each(:ids))
 ORDER BY d.next_attempt_at, d.id;
 
+-- name: active_accounts
+-- The accounts that have an active watch, by one index seek each (the status line's look
+-- for watches of accounts no longer configured).
+WITH RECURSIVE accts (account) AS (
+    SELECT MIN(account) FROM watches INDEXED BY watches_active_created WHERE state = 'active'
+    UNION ALL
+    SELECT (SELECT MIN(account) FROM watches INDEXED BY watches_active_created
+            WHERE state = 'active' AND account > accts.account)
+    FROM accts WHERE accts.account IS NOT NULL
+)
+SELECT account FROM accts WHERE account IS NOT NULL;
+
 -- name: discovered_among
-SELECT job_id FROM discovered WHERE kind = ? AND job_id IN (SELECT value FROM json_each(?))
-UNION SELECT job_id FROM watches WHERE kind = ? AND job_id IN (SELECT value FROM json_each(?));
+SELECT job_id FROM discovered WHERE account = :account AND kind = :kind
+  AND job_id IN (SELECT value FROM json_each(:ids))
+UNION SELECT job_id FROM watches WHERE account = :account AND kind = :kind
+  AND job_id IN (SELECT value FROM json_each(:ids));

@@ -2,7 +2,7 @@
 -- place. The migrations (migration_NNN.sql) are what make and upgrade a state; this file is
 -- never run by the program. tests/unit/store/test_schema_files.py applies both to empty
 -- databases and holds them to the same catalog.
--- schema_version: 19
+-- schema_version: 20
 -- Times are unix seconds (REAL): the daemon's clock, except where the DATABASE's is named.
 
 -- The intake queue: any program may INSERT here; the daemon moves rows into `watches` within
@@ -58,10 +58,10 @@ CREATE TABLE watches (
     phase                  TEXT,                           -- queued | running | succeeded | failed (last seen)
     PRIMARY KEY (account, kind, job_id)
 );
-CREATE INDEX watches_due ON watches (next_poll_at) WHERE state = 'active';
+CREATE INDEX watches_due ON watches (account, next_poll_at) WHERE state = 'active';
 CREATE INDEX watches_state ON watches (state, job_id);
-CREATE INDEX watches_active_added ON watches (added_at) WHERE state = 'active';
-CREATE INDEX watches_key ON watches (poll_key) WHERE state = 'active';
+CREATE INDEX watches_active_added ON watches (account, added_at) WHERE state = 'active';
+CREATE INDEX watches_key ON watches (account, poll_key) WHERE state = 'active';
 CREATE INDEX watches_active_created ON watches (account, kind, create_time) WHERE state = 'active';
 CREATE INDEX watches_finished ON watches (finished_at) WHERE state != 'active';
 
