@@ -5,9 +5,12 @@ accounts and a verifying receiver on 127.0.0.1), each number next to a baseline 
 the same run:
 
 a. **Two accounts, one daemon, SQLite.** Accounts ``a`` and ``b`` (``--qps`` each). B's
-   workload (``--jobs`` jobs finishing over ~30 s, seeded) runs twice on a fresh daemon:
-   with ``a`` idle (the baseline) and with ``a`` saturated by ``--backlog`` open jobs. In
-   both, once half of B's jobs were notified, a's token is revoked on the simulator. Rows:
+   workload (``--jobs`` jobs finishing over ~30 s, seeded) runs on a fresh daemon with
+   ``a`` idle (the baseline) and with ``a`` saturated by ``--backlog`` open jobs, alternately
+   ``--repeat`` times each (the sides' latencies pooled: one run's p95 is a few jobs), b's
+   jobs created at the same offset from the daemon's start on both sides (the phase of the
+   list sweeps; the repeats spread it over one sweep interval). In
+   each, once half of B's jobs were notified, a's token is revoked on the simulator. Rows:
    each account's vendor calls per calendar second (the simulator's count per account: max,
    seconds over qps), b's detection p50 / p95 (vendor-side completion to the first webhook)
    and the ratio to b alone (target ≤ 1.10), the token fetches and 10400 answers after the
@@ -21,8 +24,8 @@ b. **Three nodes, six accounts, one PostgreSQL** (``CHANJING_NOTIFIER_TEST_PG`` 
    account over its budget in any second (target: one account's ``qps``).
 
 Prints the tables and PASS/FAIL lines, writes ``bench/out/accounts.json``. Run:
-``python -m bench.accounts`` (about 4 min; ``--only a`` or ``--only b`` for one; ``--lease 3``
-is quicker).
+``python -m bench.accounts`` (about 4 min on 2 cores; ``--only a`` or ``--only b`` for one
+scenario, ``--lease 3`` is quicker).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from bench.harness import (
     write_config,
 )
 from bench.report import fmt, quantile, table, verdict
+from notifier import kinds
 from notifier.models import WatchSpec
 from notifier.polling.lease import STANDBY_EVERY
 from notifier.store import Store
@@ -67,6 +71,12 @@ ENDPOINT = EndpointSpec("bench", "/hook")
 WAIT_S = 180.0
 #: b's detection p95 beside a saturated a, against b alone.
 RATIO_TARGET = 1.10
+#: a: b's jobs are created this long after the daemon is ready (a saturates meanwhile).
+START_AFTER = 6.0
+#: The shipped ``polling.min_interval``: list sweeps run this often from the start.
+SWEEP_EVERY = 5.0
+#: Where b's list sweeps go (its pages are counted per run).
+LIST_PATH = next(k.listing.path for k in [kinds.get(kinds.DEFAULT_KIND)] if k.listing)
 HELD = re.compile(r'^chanjing_lease_held\{account="([^"]+)",node="[^"]*"\} 1\.0$', re.M)
 
 
@@ -237,25 +247,29 @@ class Isolation:
     #: New since a's token was revoked, per account: token fetches, 10400 answers.
     tokens_after: dict[str, int]
     invalid_after: dict[str, int]
+    #: b's list calls (its sweeps' pages) a minute over the run.
+    b_lists_per_min: float
 
     def p(self, q: float) -> float:
         return quantile(self.latencies, q)
 
 
-def two_accounts(work: Path, args: argparse.Namespace, saturated: bool) -> Isolation:
+def two_accounts(work: Path, args: argparse.Namespace, saturated: bool, offset: float) -> Isolation:
+    """b's workload created ``offset`` s after the daemon's readiness, so that its jobs meet
+    the list sweeps (every ``min_interval`` from the start) at the same phase on both sides:
+    a phase that differs moves b's p50 by a second on its own."""
     accounts = make_accounts(["a", "b"], args.qps)
     with cluster(work, accounts, {"path": str(work / "state.db")}) as c:
         c.start("node")
+        ready = time.monotonic()
         if saturated:
             c.jobs("a", args.backlog, queue_s=5, run_s=86_400)
-            wait_for(
-                "a saturated",
-                lambda: c.stats("a")["max_per_second"] >= args.qps,
-                60,
-            )
+            wait_for("a saturated", lambda: c.stats("a")["max_per_second"] >= args.qps, 60)
+        time.sleep(max(0.0, ready + offset - time.monotonic()))  # the phase, not an event
         rng = random.Random(args.seed)
         runs = sorted(rng.uniform(2.0, 30.0) for _ in range(args.jobs))
         began = time.time()
+        start = c.stats("b")
         b_jobs = [c.jobs("b", 1, queue_s=1.0, run_s=run_s)[0] for run_s in runs]
         tracker = CallbackTracker(c.servers.receiver, ENDPOINT.path)
         tracker.wait_all(b_jobs[: len(b_jobs) // 2], WAIT_S)  # the earlier-finishing half
@@ -264,6 +278,7 @@ def two_accounts(work: Path, args: argparse.Namespace, saturated: bool) -> Isola
         missing = tracker.wait_all(b_jobs, WAIT_S)
         until = time.time()
         after = {a.name: c.stats(a.name) for a in accounts}
+        lists = after["b"]["by_path"].get(LIST_PATH, 0) - start["by_path"].get(LIST_PATH, 0)
         done = c.completed_at("b")
         return Isolation(
             saturated,
@@ -272,6 +287,7 @@ def two_accounts(work: Path, args: argparse.Namespace, saturated: bool) -> Isola
             len(missing),
             {n: after[n]["tokens_issued"] - before[n]["tokens_issued"] for n in after},
             {n: _code(after[n], 10400) - _code(before[n], 10400) for n in after},
+            lists * 60 / (until - began),
         )
 
 
@@ -362,45 +378,64 @@ def three_nodes(work: Path, url: str, args: argparse.Namespace) -> Failover:
 # --------------------------------------------------------------------------- report
 
 
-def report_a(alone: Isolation, busy: Isolation, qps: int) -> list[tuple[str, bool | None]]:
+@dataclass
+class Side:
+    """One side of scenario a (b alone, or beside a saturated a): its runs, pooled."""
+
+    runs: list[Isolation]
+
+    @property
+    def latencies(self) -> list[float]:
+        return [s for run in self.runs for s in run.latencies]
+
+    def p(self, q: float) -> float:
+        return quantile(self.latencies, q)
+
+    def budget(self, i: int) -> Budget:
+        first = self.runs[0].budgets[i]
+        seconds = [n for run in self.runs for n in run.budgets[i].seconds]
+        return Budget(first.account, first.qps, seconds)
+
+    def total(self, what: str) -> str:
+        """New token fetches (``tokens_after``) or 10400 answers after the revocation, a / b."""
+        return " / ".join(
+            str(sum(getattr(run, what)[name] for run in self.runs)) for name in ("a", "b")
+        )
+
+
+def report_a(alone: Side, busy: Side, qps: int) -> list[tuple[str, bool | None]]:
     ratio = busy.p(0.95) / alone.p(0.95) if alone.latencies and busy.latencies else None
-    runs = (alone, busy)
+    sides = (alone, busy)
 
     def row(name: str, cell: Any, target: str = "") -> list[str]:
-        return [name, *(cell(r) for r in runs), target]
+        return [name, *(cell(side) for side in sides), target]
+
+    def p50_p95(side: Side) -> str:
+        return f"{fmt(side.p(0.5), '{:.2f}')} / {fmt(side.p(0.95), '{:.2f}')}"
 
     rows = [
-        row("a calls/s: mean / max (s over)", lambda r: r.budgets[0].cell(), f"≤ {qps} each s"),
-        row("b calls/s: mean / max (s over)", lambda r: r.budgets[1].cell(), f"≤ {qps} each s"),
+        row("a calls/s: mean / max (s over)", lambda s: s.budget(0).cell(), f"≤ {qps} each s"),
+        row("b calls/s: mean / max (s over)", lambda s: s.budget(1).cell(), f"≤ {qps} each s"),
+        row("b detection p50 / p95, s (pooled)", p50_p95),
+        row("  ... p95 of each run, s", lambda s: " / ".join(f"{r.p(0.95):.2f}" for r in s.runs)),
         row(
-            "b detection p50 / p95, s",
-            lambda r: f"{fmt(r.p(0.5), '{:.2f}')} / {fmt(r.p(0.95), '{:.2f}')}",
+            "b list calls a minute, each run",
+            lambda s: " / ".join(f"{r.b_lists_per_min:.1f}" for r in s.runs),
         ),
-        [
-            "b detection p95 vs alone",
-            "1.00x",
-            fmt(ratio, "{:.2f}x"),
-            f"≤ {RATIO_TARGET:.2f}x",
-        ],
-        row("b jobs not notified", lambda r: f"{r.missing} of {len(r.latencies) + r.missing}", "0"),
-        row(
-            "a's token revoked: new a / b tokens",
-            lambda r: f"{r.tokens_after['a']} / {r.tokens_after['b']}",
-            "b: 0",
-        ),
-        row(
-            "  ... new 10400 answers a / b",
-            lambda r: f"{r.invalid_after['a']} / {r.invalid_after['b']}",
-            "b: 0",
-        ),
+        ["b detection p95 vs alone", "1.00x", fmt(ratio, "{:.2f}x"), f"≤ {RATIO_TARGET:.2f}x"],
+        row("b jobs not notified", lambda s: f"{sum(r.missing for r in s.runs)}", "0"),
+        row("a's token revoked: new a / b tokens", lambda s: s.total("tokens_after"), "b: 0"),
+        row("  ... new 10400 answers a / b", lambda s: s.total("invalid_after"), "b: 0"),
     ]
-    print("\na. two accounts in one daemon (SQLite); vendor calls per calendar second")
+    runs = len(alone.runs)
+    print(f"\na. two accounts in one daemon (SQLite), {runs} run(s) a side, alternately")
     header = ["measure", "b alone (baseline)", "a saturated", "target"]
     print(table(header, rows, rule=True))
+    every = [run for side in sides for run in side.runs]
     return [
         (
             "each account <= its qps in every second",
-            all(b.over == 0 for r in runs for b in r.budgets),
+            all(b.over == 0 for run in every for b in run.budgets),
         ),
         (
             f"b's detection p95 beside a saturated <= {RATIO_TARGET:.2f}x alone",
@@ -408,13 +443,13 @@ def report_a(alone: Isolation, busy: Isolation, qps: int) -> list[tuple[str, boo
         ),
         (
             "a's revoked token: no token fetch or 10400 on b",
-            all(r.tokens_after["b"] == r.invalid_after["b"] == 0 for r in runs),
+            all(run.tokens_after["b"] == run.invalid_after["b"] == 0 for run in every),
         ),
         (
-            "a's revoked token noticed: a fetched a new one (saturated run)",
-            busy.tokens_after["a"] >= 1,
+            "a's revoked token noticed: a fetched a new one (saturated runs)",
+            all(run.tokens_after["a"] >= 1 for run in busy.runs),
         ),
-        ("every b job notified", alone.missing == busy.missing == 0),
+        ("every b job notified", all(run.missing == 0 for run in every)),
     ]
 
 
@@ -458,6 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=["a", "b"], help="one scenario")
     parser.add_argument("--qps", type=int, default=10, help="each account's budget")
     parser.add_argument("--jobs", type=int, default=40, help="a: b's finishing jobs")
+    parser.add_argument("--repeat", type=int, default=2, help="a: runs of each side")
     parser.add_argument("--backlog", type=int, default=200, help="open jobs per busy account")
     parser.add_argument("--jobs-b", type=int, default=20, help="b: finishing jobs per account")
     parser.add_argument("--lease", type=float, default=10.0, help="b: state.lease, seconds")
@@ -471,11 +507,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
     with work_dir("bench-accounts-", args.keep) as work:
         if args.only in (None, "a"):
-            print("a: b alone ...", flush=True)
-            alone = two_accounts(work / "alone", args, saturated=False)
-            print("a: b beside a saturated ...", flush=True)
-            busy = two_accounts(work / "busy", args, saturated=True)
-            results["a"] = [asdict(alone), asdict(busy)]
+            alone, busy = Side([]), Side([])
+            for i in range(args.repeat):
+                offset = START_AFTER + i * SWEEP_EVERY / args.repeat  # phases spread out
+                for side, saturated in ((alone, False), (busy, True)):
+                    what = "beside a saturated" if saturated else "alone"
+                    print(f"a: b {what}, run {i + 1} ...", flush=True)
+                    run = work / f"a{i}-{'busy' if saturated else 'alone'}"
+                    side.runs.append(two_accounts(run, args, saturated, offset))
+            results["a"] = {"alone": asdict(alone), "saturated": asdict(busy)}
             verdicts += report_a(alone, busy, args.qps)
         if args.only in (None, "b"):
             print("b: three nodes, six accounts ...", flush=True)
