@@ -6,13 +6,18 @@ fetches a new one from us), 40001 when the budget had no turn for it within
 ``gateway.max_wait`` (it retries, as it would against the vendor). The vendor's own token
 never leaves this module's vendor client.
 
-* **Absorbed**: a detail call for a job we watch, answered from our last observation of it
-  when that is fresh (``polling.min_interval``) or final. No vendor call.
-* **Forwarded**: anything else under ``/open/v1/``, with our token, through the one limiter
-  (ahead of our own polls within ``gateway.share``), the answer handed back as it came. A
-  detail answer for a watched job counts as its poll (every kind's); a create of any kind
-  becomes a watch of that kind.
-* **Relayed**: on a standby (no vendor lease) the call goes to the lease holder's gateway.
+Every call after the token is made as one vendor account: the one whose credentials (its
+own, or a ``gateway.clients`` entry's) got the token. That account's lane is its door: its
+limiter, its client and token, its lease, its watches. Nothing of another account is used.
+
+* **Absorbed**: a detail call for a job the account watches, answered from our last
+  observation of it when that is fresh (``polling.min_interval``) or final. No vendor call.
+* **Forwarded**: anything else under ``/open/v1/``, with the account's token, through its
+  limiter (ahead of its own polls within ``gateway.share``), the answer handed back as it
+  came. A detail answer for a watched job counts as its poll (every kind's); a create of
+  any kind becomes a watch of that kind and account.
+* **Relayed**: on a node without the account's lease the call goes to the gateway of the
+  node that holds it.
 """
 
 from __future__ import annotations
@@ -22,20 +27,21 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import httpx
 
 from notifier import kinds
 from notifier import log as logs
-from notifier.gateway.tokens import Credentials, GatewayTokens
-from notifier.intake.adding import add_watches, endpoints_problem
+from notifier.gateway.tokens import Credentials, GatewayTokens, Holder
+from notifier.intake.adding import endpoints_problem
 from notifier.kinds import Kind
-from notifier.models import JobDetail, job_id_problem, labels_problem
+from notifier.models import job_id_problem, labels_problem
 from notifier.polling.lease import LeaseLost
+from notifier.polling.poller import Poller
 from notifier.polling.ratelimit import LimiterClosed, Priority, Share
 from notifier.polling.vendor import (
     CODE_BAD_PARAMETER,
@@ -51,6 +57,7 @@ from notifier.polling.vendor import (
     parse_envelope,
 )
 from notifier.store import DB_ERRORS, Store
+from notifier.watchspec import watch_specs
 
 log = logs.get_logger(component="gateway")
 
@@ -84,6 +91,29 @@ KNOWN_PATHS = frozenset(
 POLLS: dict[tuple[str, str], Kind] = {(k.poll.method, k.poll.path): k for k in kinds.KINDS.values()}
 #: What a create becomes: its kind, and the watch's labels and endpoints.
 WatchTo = tuple[Kind, dict[str, str], list[str] | None]
+#: The ``source`` of watches creates through the gateway make (``watch list`` shows it).
+SOURCE = "gateway"
+
+
+class HolderAddress(Protocol):
+    """Where the account's lease holder's gateway is (:class:`LeaseKeeper`)."""
+
+    @property
+    def holder_advertise(self) -> str | None: ...
+
+
+class AccountLane(Protocol):
+    """What the gateway uses of one account's lane (``notifier.service.lane.Lane``): its
+    client (token, limiter, lease gate), its lease holder's address and its poller."""
+
+    @property
+    def vendor(self) -> VendorClient: ...
+
+    @property
+    def lease(self) -> HolderAddress: ...
+
+    @property
+    def poller(self) -> Poller: ...
 
 
 @dataclass
@@ -97,6 +127,8 @@ class Reply:
     outcome: str
     code: int | None = None
     client: str | None = None
+    #: The vendor account the call was made as (None: before a token said which).
+    account: str | None = None
     #: Seconds the call waited for its turn at the limiter (forwarded calls).
     waited: float | None = None
 
@@ -135,8 +167,9 @@ def _header_items(values: Sequence[str]) -> list[str]:
 class GatewaySettings:
     """``gateway``, with what it needs of the rest of the config."""
 
-    #: (client name, app_id, secret_key): our own account first, then ``gateway.clients``.
-    credentials: tuple[tuple[str, str, str], ...] = field(repr=False)
+    #: (client name, account, app_id, secret_key): each account's own credentials first
+    #: (client ``account``), then ``gateway.clients``.
+    credentials: tuple[tuple[str, str, str, str], ...] = field(repr=False)
     share: float
     max_wait: float
     #: ``polling.min_interval``: an observation this fresh answers a detail call.
@@ -147,6 +180,8 @@ class GatewaySettings:
     #: ``intake``'s callback URL, put into creates (None: no callback).
     callback_url: str | None
     advertise: str | None
+    #: The account of a token from before accounts (None: such tokens are refused).
+    default_account: str | None = None
 
 
 class Gateway:
@@ -155,32 +190,28 @@ class Gateway:
     def __init__(
         self,
         store: Store,
-        vendor: Callable[[], VendorClient],
+        lanes: Mapping[str, AccountLane],
         *,
-        observe: Callable[[JobDetail], None],
-        holder: Callable[[], str | None],
-        refresh: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``vendor``: the daemon's current client (a reload may replace it); ``observe``:
-        record a forwarded detail answer as the watch's poll; ``holder``: the lease holder's
-        advertised gateway URL (None: nobody holds the lease); ``refresh``: a list sweep
-        now (one call sees a page of watched jobs) for detail calls that find a watched
-        job's observation too old."""
+        """``lanes``: each account's lane by name, read at each call (a reload adds and
+        removes accounts). A lane's poller records a forwarded detail answer as the watch's
+        poll, and sweeps (one list call sees a page of watched jobs) for detail calls that
+        find a watched job's observation too old."""
         self.store = store
-        self._vendor = vendor
-        self._observe = observe
-        self._holder = holder
-        self._refresh = refresh
+        self.lanes = lanes
         self._clock = clock
         self._tokens: GatewayTokens | None = None
         self._credentials = Credentials([])
-        self._share: Share | None = None
+        self._default_account: str | None = None
+        self._share = 0.5
+        #: Each account's place ahead of its polls (``gateway.share`` of its limiter).
+        self._shares: dict[str, Share] = {}
         # No proxy from the environment: the holder is another node on the operator's network.
         self._relay = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0), trust_env=False)
-        #: (kind, id) a create returned while the state could not be written: watched once
-        #: it can.
-        self.pending: dict[tuple[str, str], tuple[dict[str, str], list[str] | None]] = {}
+        #: (account, kind, id) a create returned while the state could not be written:
+        #: watched once it can.
+        self.pending: dict[tuple[str, str, str], tuple[dict[str, str], list[str] | None]] = {}
         self.max_wait = 10.0
         self.min_interval = 5.0
         self.labels: dict[str, str] = {}
@@ -192,10 +223,10 @@ class Gateway:
     def configure(self, settings: GatewaySettings) -> None:
         """Take the gateway's settings (at start and on every reload)."""
         self._credentials = Credentials(list(settings.credentials))
-        vendor = self._vendor()
-        if self._share is None or self._share.limiter is not vendor.limiter:
-            self._share = Share(vendor.limiter, settings.share)
-        self._share.share = settings.share
+        self._default_account = settings.default_account
+        self._share = settings.share
+        for share in self._shares.values():
+            share.share = settings.share
         self.max_wait = settings.max_wait
         self.min_interval = settings.min_interval
         self.labels = dict(settings.labels)
@@ -203,6 +234,14 @@ class Gateway:
         self.endpoint_names = list(settings.endpoint_names)
         self.callback_url = settings.callback_url
         self.advertise = settings.advertise
+
+    def _share_of(self, account: str, lane: AccountLane) -> Share:
+        """The account's bucket, made anew when its limiter is another (a new lane)."""
+        limiter = lane.vendor.limiter
+        share = self._shares.get(account)
+        if share is None or share.limiter is not limiter:
+            share = self._shares[account] = Share(limiter, self._share)
+        return share
 
     def _token_keeper(self) -> GatewayTokens:
         if self._tokens is None:
@@ -223,13 +262,14 @@ class Gateway:
             return self._issue(call)
         if call.method not in ("GET", "POST"):
             return error_reply(405, "method not allowed: the vendor's API takes GET and POST")
-        client = self._client(call)
-        if client is None:
+        holder = self._holder(call)
+        lane = None if holder is None else self.lanes.get(holder.account)
+        if holder is None or lane is None:  # no lane: its account was removed just now
             return vendor_reply(
                 CODE_TOKEN_INVALID, "access token invalid or expired", outcome="refused"
             )
-        reply = await self._serve(call, time.monotonic() + self.max_wait)
-        reply.client = client
+        reply = await self._serve(call, holder.account, time.monotonic() + self.max_wait)
+        reply.client, reply.account = holder
         return reply
 
     def _issue(self, call: Call) -> Reply:
@@ -244,40 +284,44 @@ class Gateway:
             return vendor_reply(
                 CODE_BAD_PARAMETER, "app_id and secret_key are required", outcome="refused"
             )
-        client = self._credentials.match(app_id, secret)
-        if client is None:
+        holder = self._credentials.match(app_id, secret)
+        if holder is None:
             # The same answer whichever part was wrong.
             return vendor_reply(
                 CODE_BAD_PARAMETER, "app_id or secret_key is incorrect", outcome="refused"
             )
         # Not handed to the redactor: no log line carries a header, and the redactor would
         # grow by one string per token call for the life of the process.
-        token, expires = self._token_keeper().issue(client)
+        token, expires = self._token_keeper().issue(holder)
         reply = vendor_reply(
             CODE_OK, "success", {"access_token": token, "expire_in": expires}, outcome="token"
         )
-        reply.client = client
+        reply.client, reply.account = holder
         return reply
 
-    def _client(self, call: Call) -> str | None:
+    def _holder(self, call: Call) -> Holder | None:
         token = call.header("access_token")
         if not token:
             return None
-        return self._token_keeper().client_of(token.strip(), self._credentials.names)
+        return self._token_keeper().holder_of(
+            token.strip(), self._credentials.holders, self._default_account
+        )
 
-    async def _serve(self, call: Call, deadline: float) -> Reply:
+    async def _serve(self, call: Call, account: str, deadline: float) -> Reply:
+        """The call as ``account``: absorbed from its watches, else forwarded through its
+        lane, or relayed to the node holding its lease."""
         target = self._detail_target(call)
-        job_id = kind = None
         if target is not None:
             kind, job_id = target
-            absorbed, watched = self._absorbed(job_id, kind)
-            if absorbed is None and watched and self._refresh is not None:
+            absorbed, watched = self._absorbed(account, job_id, kind)
+            lane = self.lanes.get(account)
+            if absorbed is None and watched and lane is not None:
                 # Too old to answer with: a sweep may see it (and the application's next
                 # calls for other watched jobs) for one list call, where this is one each.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(REFRESH_WAIT, deadline - time.monotonic())):
-                        await self._refresh()
-                absorbed, watched = self._absorbed(job_id, kind)
+                        await lane.poller.sweep_soon()
+                absorbed, watched = self._absorbed(account, job_id, kind)
             if absorbed is not None:
                 return absorbed
         watch_to: WatchTo | None = None
@@ -288,18 +332,22 @@ class Gateway:
             except ValueError as exc:
                 return error_reply(400, str(exc))
         while True:
-            vendor = self._vendor()
-            if not vendor.may_call():
+            lane = self.lanes.get(account)
+            if lane is None:  # removed by a reload while the call waited
+                return vendor_reply(
+                    CODE_TOKEN_INVALID, "access token invalid or expired", outcome="refused"
+                )
+            if not lane.vendor.may_call():
                 if call.header(RELAYED_HEADER) is None:
-                    holder = self._holder()
+                    holder = lane.lease.holder_advertise
                     if holder is not None and holder != self.advertise:
-                        return await self._relayed(holder, call, deadline)
+                        return await self._relayed(holder, call, account, deadline)
                 if time.monotonic() >= deadline:
-                    return self._limited("no node holds the vendor lease")
+                    return self._limited(account, "no node holds the account's vendor lease")
                 await asyncio.sleep(HOLDER_RETRY)  # a failover: wait for a holder
                 continue
             try:
-                return await self._forwarded(vendor, call, deadline, target, watch_to)
+                return await self._forwarded(account, lane, call, deadline, target, watch_to)
             except LeaseLost:
                 continue  # lost just now: relay, or wait for the next holder
 
@@ -325,11 +373,13 @@ class Gateway:
             return None
         return kind, found
 
-    def _absorbed(self, job_id: str, kind: Kind) -> tuple[Reply | None, bool]:
-        """Our last observation of a watched job, when it is what the vendor would say; and
-        whether the job is an active watch (that a sweep would look at)."""
+    def _absorbed(self, account: str, job_id: str, kind: Kind) -> tuple[Reply | None, bool]:
+        """Our last observation of a job ``account`` watches, when it is what the vendor
+        would say; and whether the job is an active watch (that a sweep would look at).
+        Another account's watch of the same id is not looked at: the vendor would answer
+        this account's token for this account's job only."""
         try:
-            seen = self.store.last_observation(job_id, kind=kind.name)
+            seen = self.store.last_observation(job_id, kind=kind.name, account=account)
         except DB_ERRORS:
             return None, False  # the vendor can still answer
         if seen is None:
@@ -346,14 +396,16 @@ class Gateway:
 
     async def _forwarded(
         self,
-        vendor: VendorClient,
+        account: str,
+        lane: AccountLane,
         call: Call,
         deadline: float,
         target: tuple[Kind, str] | None,
         watch_to: WatchTo | None,
     ) -> Reply:
-        assert self._share is not None
-        priority = Priority.INTERACTIVE if self._share.take() else Priority.ORDINARY
+        vendor = lane.vendor
+        share = self._share_of(account, lane)
+        priority = Priority.INTERACTIVE if share.take() else Priority.ORDINARY
         body = self._with_callback(call, watch_to[0]) if watch_to is not None else call.body
         started = time.monotonic()
         try:
@@ -367,7 +419,7 @@ class Gateway:
                 wait=max(0.0, deadline - started),
             )
         except WaitedTooLong:
-            return self._limited("no turn at the vendor budget in time")
+            return self._limited(account, "no turn at the account's vendor budget in time")
         except LimiterClosed:
             return error_reply(503, "the daemon is stopping; try again", outcome="failed")
         except VendorError as exc:
@@ -387,13 +439,15 @@ class Gateway:
         )
         if answer.code == CODE_OK:
             if watch_to is not None:
-                self._watch_created(answer.data, *watch_to)
+                self._watch_created(account, answer.data, *watch_to)
             elif target is not None:
-                self._observed(*target, answer.data)
+                self._observed(account, lane, *target, answer.data)
         return reply
 
-    def _limited(self, why: str) -> Reply:
-        log.warning("gateway call answered 40001", reason=why, max_wait=self.max_wait)
+    def _limited(self, account: str, why: str) -> Reply:
+        log.warning(
+            "gateway call answered 40001", account=account, reason=why, max_wait=self.max_wait
+        )
         return vendor_reply(CODE_QPS, "request too frequent, please retry later", outcome="limited")
 
     def _with_callback(self, call: Call, kind: Kind) -> bytes:
@@ -412,17 +466,28 @@ class Gateway:
         body["callback"] = self.callback_url + suffix
         return json.dumps(body, ensure_ascii=True).encode()
 
-    def _observed(self, kind: Kind, job_id: str, data: object) -> None:
+    def _observed(
+        self, account: str, lane: AccountLane, kind: Kind, job_id: str, data: object
+    ) -> None:
+        """A detail answer forwarded for an active watch of ``account`` is that watch's
+        poll, recorded by the account's poller."""
         try:
-            detail = parse_detail(job_id, data, kind)
+            detail = parse_detail(job_id, data, kind, account)
         except ValueError:
             return  # the application gets it as it came; our poll will judge it
         try:
-            self._observe(detail)
+            seen = self.store.last_observation(job_id, kind=kind.name, account=account)
+            if seen is None or seen.state != "active":
+                return
+            watch = self.store.get_watch(job_id, kind=kind.name, account=account)
+            if watch is not None:
+                lane.poller.observe(watch, detail)
         except DB_ERRORS:
             return  # only an observation: the next poll makes it again
         except Exception:
-            log.exception("could not record a forwarded detail answer", job_id=job_id)
+            log.exception(
+                "could not record a forwarded detail answer", job_id=job_id, account=account
+            )
 
     # -- create → watch -------------------------------------------------------------------
 
@@ -447,7 +512,12 @@ class Gateway:
         return labels, endpoints
 
     def _watch_created(
-        self, data: object, kind: Kind, labels: dict[str, str], endpoints: list[str] | None
+        self,
+        account: str,
+        data: object,
+        kind: Kind,
+        labels: dict[str, str],
+        endpoints: list[str] | None,
     ) -> None:
         job_id = data if isinstance(data, str) else None
         if isinstance(data, Mapping):  # TTS answers {"task_id": …}, some kinds {"id": …}
@@ -459,33 +529,44 @@ class Gateway:
             log.warning(
                 "a create through the gateway returned no usable job id; not watched",
                 kind=kind.name,
+                account=account,
             )
             return
-        self.pending[(kind.name, job_id)] = (labels, endpoints)
+        self.pending[(account, kind.name, job_id)] = (labels, endpoints)
         self.flush()
 
     def flush(self) -> int:
         """Watch the ids creates returned while the state could not be written; how many
-        are still waiting. Called after each create and on the daemon's queue tick."""
-        for (kind, job_id), (labels, endpoints) in list(self.pending.items()):
+        are still waiting. Called after each create and on the daemon's queue tick. Each is
+        a watch of the account that created it (labels and endpoints were checked before
+        the create was forwarded)."""
+        for (account, kind, job_id), (labels, endpoints) in list(self.pending.items()):
+            specs = watch_specs([job_id], labels, endpoints, kind=kind)
             try:
-                add_watches(self.store, [job_id], labels, endpoints, self.endpoint_names, kind=kind)
+                self.store.add_watches([replace(s, account=account) for s in specs], SOURCE)
             except DB_ERRORS as exc:
                 log.warning(
                     "cannot watch a job created through the gateway yet; kept, trying again",
                     job_id=job_id,
+                    account=account,
                     error=str(exc),
                     waiting=len(self.pending),
                 )
                 return len(self.pending)
-            del self.pending[(kind, job_id)]
-            log.info("job created through the gateway is watched", job_id=job_id, kind=kind)
+            del self.pending[(account, kind, job_id)]
+            log.info(
+                "job created through the gateway is watched",
+                job_id=job_id,
+                kind=kind,
+                account=account,
+            )
         return 0
 
     # -- relayed --------------------------------------------------------------------------
 
-    async def _relayed(self, holder: str, call: Call, deadline: float) -> Reply:
-        """The holder's gateway serves it (our token is valid there: the key is shared)."""
+    async def _relayed(self, holder: str, call: Call, account: str, deadline: float) -> Reply:
+        """The gateway of the node holding the account's lease serves it (our token is
+        valid there, bound to the same account: the key is shared)."""
         # access_token, labels, endpoints: the server passes on only those.
         headers = {name: ", ".join(values) for name, values in call.headers.items()}
         headers[RELAYED_HEADER] = "1"
@@ -504,8 +585,8 @@ class Gateway:
             log.warning("cannot relay to the lease holder's gateway", error=type(exc).__name__)
             if time.monotonic() < deadline:
                 await asyncio.sleep(HOLDER_RETRY)
-                return await self._serve(call, deadline)
-            return self._limited("the lease holder's gateway cannot be reached")
+                return await self._serve(call, account, deadline)
+            return self._limited(account, "the lease holder's gateway cannot be reached")
         try:  # the vendor's code, for our log line and metrics as on the holder
             code: int | None = parse_envelope(response)[0]
         except VendorError:

@@ -105,6 +105,7 @@ class GatewayServer:
             code=reply.code,
             outcome=reply.outcome,
             client=reply.client,
+            account=reply.account,
             duration_ms=round(seconds * 1000, 1),
             waited_ms=None if reply.waited is None else round(reply.waited * 1000, 1),
         )

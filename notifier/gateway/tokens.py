@@ -1,9 +1,12 @@
 """Gateway tokens: what an application gets instead of the vendor's token.
 
-A token is a signed statement "client C, valid until T", HMAC'd with a key kept in the
-state (``Store.gateway_key``), so every node and every restart accepts it without a table
-of tokens, and issuing one never revokes another. A client removed from the config loses
-its tokens at once: the name in a token must still be configured.
+A token is a signed statement "client C of account A, valid until T", HMAC'd with a key
+kept in the state (``Store.gateway_key``), so every node and every restart accepts it without
+a table of tokens, and issuing one never revokes another. The account is inside the signed
+part: the binding lasts as long as the token, on every node. A client removed from the
+config, or moved to another account, loses its tokens at once: the pair in a token must
+still be configured. A token from before accounts names no account: it is the default
+account's (if there is one).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 #: How long a gateway token is accepted. The vendor's SDK assumes 24 h whatever
 #: ``expire_in`` says (and refreshes 5 min before): an hour more, so it never meets a 10400.
@@ -37,25 +41,35 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
+class Holder(NamedTuple):
+    """Who holds a token: the client (``account`` for an account's own credentials) and the
+    vendor account its calls are made as."""
+
+    client: str
+    account: str
+
+
 class Credentials:
-    """Who may get a token: ``(client name, app_id, secret_key)`` triples."""
+    """Who may get a token: ``(client name, account, app_id, secret_key)`` entries."""
 
-    def __init__(self, entries: Sequence[tuple[str, str, str]]) -> None:
+    def __init__(self, entries: Sequence[tuple[str, str, str, str]]) -> None:
         self._entries = [
-            (name, _digest(app_id), _digest(secret)) for name, app_id, secret in entries
+            (Holder(name, account), _digest(app_id), _digest(secret))
+            for name, account, app_id, secret in entries
         ]
-        self.names = frozenset(name for name, _a, _s in entries)
+        self.holders = frozenset(holder for holder, _a, _s in self._entries)
 
-    def match(self, app_id: str, secret_key: str) -> str | None:
-        """The client these credentials are, or None; every entry is compared in full,
-        whichever matches, so the time taken says nothing about which part was wrong."""
+    def match(self, app_id: str, secret_key: str) -> Holder | None:
+        """Whose credentials these are (the first entry they match), or None; every entry
+        is compared in full, whichever matches, so the time taken says nothing about which
+        part was wrong."""
         given_id, given_secret = _digest(app_id), _digest(secret_key)
-        found: str | None = None
-        for name, known_id, known_secret in self._entries:
+        found: Holder | None = None
+        for holder, known_id, known_secret in self._entries:
             same_id = hmac.compare_digest(given_id, known_id)
             same_secret = hmac.compare_digest(given_secret, known_secret)
             if same_id & same_secret and found is None:
-                found = name
+                found = holder
         return found
 
 
@@ -67,15 +81,20 @@ class GatewayTokens:
     def _mac(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
-    def issue(self, client: str) -> tuple[str, int]:
-        """A new token for ``client`` and its expiry as a unix timestamp (``expire_in``)."""
+    def issue(self, holder: Holder) -> tuple[str, int]:
+        """A new token for ``holder`` and its expiry as a unix timestamp (``expire_in``)."""
         expires = int(self._clock()) + TOKEN_LIFE
-        body = json.dumps({"c": client, "e": expires, "n": secrets.token_hex(8)})
+        claims = {"c": holder.client, "a": holder.account, "e": expires}
+        body = json.dumps({**claims, "n": secrets.token_hex(8)})
         payload = _b64(body.encode())
         return f"{_PREFIX}.{payload}.{self._mac(payload)}", expires
 
-    def client_of(self, token: str, known: frozenset[str]) -> str | None:
-        """The client a valid, unexpired token was issued to (still in ``known``), or None."""
+    def holder_of(
+        self, token: str, known: frozenset[Holder], legacy: str | None = None
+    ) -> Holder | None:
+        """Who a valid, unexpired token was issued to (still in ``known``), or None. A token
+        that names no account (issued before accounts) is ``legacy``'s: the default account
+        (None: there is none, and the application fetches a new token)."""
         prefix, _, rest = token.partition(".")
         payload, _, mac = rest.partition(".")
         if prefix != _PREFIX or not payload or not mac or len(token) > 512:
@@ -85,10 +104,12 @@ class GatewayTokens:
         try:
             claims = json.loads(_unb64(payload))
             client, expires = claims["c"], claims["e"]
-        except (ValueError, KeyError, TypeError):
+            account = claims.get("a", legacy)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        if not isinstance(client, str) or not isinstance(expires, int):
+        if not (isinstance(client, str) and isinstance(account, str)):
             return None
-        if expires <= self._clock() or client not in known:
+        holder = Holder(client, account)
+        if not isinstance(expires, int) or expires <= self._clock() or holder not in known:
             return None
-        return client
+        return holder

@@ -26,7 +26,6 @@ from notifier.delivery.operational import OperationalEvents
 from notifier.gateway.door import Gateway
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
-from notifier.models import JobDetail
 from notifier.polling.lease import make_owner
 from notifier.polling.spread import LeaseSpread
 from notifier.polling.vendor import VendorClient, VendorSettings
@@ -155,7 +154,7 @@ class Daemon:
         )
         for lane_settings in settings.lanes:
             self._add_lane(lane_settings)
-        #: The lane of the parts not yet per account (the gateway, the callback fast path,
+        #: The lane of the parts not yet per account (the callback fast path,
         #: /healthz and /metrics): the first account's.
         self.lane = self.lanes[settings.lanes[0].name]
         # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
@@ -167,14 +166,8 @@ class Daemon:
             callback_observer=self.metrics.on_callback,
             verify=self.lane.fast_path.verify,
         )
-        self.gateway = Gateway(
-            self.store,
-            lambda: self.lane.vendor,
-            observe=self._observe_forwarded,
-            holder=lambda: self.lane.lease.holder_advertise,
-            refresh=self.lane.poller.sweep_soon,
-            clock=self.now,
-        )
+        # Each call as the account its token was issued for, through that account's lane.
+        self.gateway = Gateway(self.store, self.lanes, clock=self.now)
         self.gateway_listener = GatewayListener(self.gateway, self.metrics.on_gateway_call)
         self.health_report = Health(
             self.store,
@@ -260,13 +253,6 @@ class Daemon:
         await self.intake.configure(settings.intake)
         await self.gateway_listener.configure(settings.gateway)
         await self._configure_metrics(settings.metrics)
-
-    def _observe_forwarded(self, detail: JobDetail) -> None:
-        """A detail answer the gateway forwarded for an active watch is that watch's poll."""
-        summary = self.store.watch_summary(detail.id, kind=detail.kind, account=detail.account)
-        watch = self.store.get_watch(detail.id, kind=detail.kind) if summary is not None else None
-        if summary is not None and summary["state"] == "active" and watch is not None:
-            self.lane.poller.observe(watch, detail)
 
     # -- scheduled jobs -------------------------------------------------------------------
 

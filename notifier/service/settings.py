@@ -170,9 +170,17 @@ def intake_settings(config: Config) -> IntakeSettings:
 
 
 def gateway_settings(config: Config) -> GatewaySettings:
-    g, c = config.gateway, config.vendor_accounts()[0]  # several accounts: issue 22
-    credentials = [(ACCOUNT_CLIENT, c.app_id, c.secret_key.get_secret_value())]
-    credentials += [(x.name, x.app_id, x.secret_key.get_secret_value()) for x in g.clients]
+    """Each account's own credentials get tokens for that account; a client's, for the
+    account it names (none: the default one; the config checked there is one)."""
+    g, default = config.gateway, config.default_account()
+    credentials = [
+        (ACCOUNT_CLIENT, a.name, a.app_id, a.secret_key.get_secret_value())
+        for a in config.vendor_accounts()
+    ]
+    credentials += [
+        (x.name, x.account or default or "", x.app_id, x.secret_key.get_secret_value())
+        for x in g.clients
+    ]
     return GatewaySettings(
         credentials=tuple(credentials),
         share=g.share,
@@ -183,6 +191,7 @@ def gateway_settings(config: Config) -> GatewaySettings:
         endpoint_names=tuple(config.endpoint_names()),
         callback_url=config.intake.callback_url(),
         advertise=g.advertised(),
+        default_account=default,
     )
 
 

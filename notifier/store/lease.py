@@ -9,6 +9,7 @@ import re
 import secrets
 
 from notifier.kinds import DEFAULT_KIND
+from notifier.models import DEFAULT_ACCOUNT
 from notifier.store.base import StoreBase
 from notifier.store.rows import Observation, observation_from_row
 
@@ -123,10 +124,13 @@ class VendorLease(StoreBase):
 
     # -- the gateway ----------------------------------------------------------------------
 
-    def last_observation(self, job_id: str, *, kind: str = DEFAULT_KIND) -> Observation | None:
+    def last_observation(
+        self, job_id: str, *, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+    ) -> Observation | None:
         """The job's last answer as the vendor sent it (written by every poll and sweep
-        that records one), with the watch's state; None when the job is not watched."""
-        row = self._run("last_observation", (kind, job_id)).fetchone()
+        that records one), with the watch's state; None when ``account`` does not watch it
+        (another account's watch of the same id is another job)."""
+        row = self._run("last_observation", (account, kind, job_id)).fetchone()
         return None if row is None else observation_from_row(row)
 
     def gateway_key(self) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +26,11 @@ import chanjing.services.voice_clone
 import pytest
 
 from notifier.service.http_server import ServerThread
+from notifier.store import Store
 from notifier.tools.receiver import Receiver
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import (
+    APP_ID,
     SECRET_KEY,
     TRACED,
     ArrivalLog,
@@ -41,6 +43,7 @@ from tests.kit import (
     free_port,
     wait_until,
 )
+from tests.kit.gateway import BETA, serve_two_accounts, two_accounts
 from tests.kit.logs import ACQUIRED, at
 
 pytestmark = pytest.mark.slow
@@ -111,14 +114,15 @@ class Sdk:
         return job_id
 
 
-SdkFactory = Callable[[str], Sdk]
+SdkFactory = Callable[..., Sdk]
 
 
 @pytest.fixture
 def sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SdkFactory:
     """Points the SDK at a gateway URL (``chanjing.api.BASE_URL`` and the copies the service
     modules made of it) with its per-category sleeps off; ``monkeypatch`` puts the module
-    constants back afterwards. Each call makes one application with its own token cache."""
+    constants back afterwards. Each call makes one application with its own token cache
+    (the simulator fixture's account's credentials unless given)."""
     monkeypatch.setattr(
         chanjing.api.RateLimiter,
         "INTERVALS",
@@ -126,13 +130,13 @@ def sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SdkFactory:
     )
     made = 0
 
-    def make(base: str) -> Sdk:
+    def make(base: str, app_id: str = APP_ID, secret_key: str = SECRET_KEY) -> Sdk:
         nonlocal made
         for module in SDK_MODULES:
             monkeypatch.setattr(module, "BASE_URL", base)
         made += 1
         cache = tmp_path / f"sdk-cache-{made}"
-        auth = chanjing.auth.AuthManager("test-app", SECRET_KEY, cache_dir=str(cache))
+        auth = chanjing.auth.AuthManager(app_id, secret_key, cache_dir=str(cache))
         return Sdk(base, auth, chanjing.api.ApiClient(auth), cache)
 
     return make
@@ -216,10 +220,7 @@ def node_factory(
         return node
 
     yield start
-    for node in nodes:
-        if node.daemon.popen.poll() is None:
-            node.daemon.popen.kill()
-            node.daemon.popen.wait(10)
+    kill_all(nodes)
 
 
 def webhook_ids(rec: Receiver) -> list[str]:
@@ -410,6 +411,41 @@ def pair_simulator(arrivals: ArrivalLog) -> Iterator[Simulator]:
         yield Simulator(sim, server)
 
 
+def pg_node(
+    where: Path,
+    simulator: Simulator,
+    receiver: ReceiverServer,
+    pg_url: str,
+    *,
+    arrivals: ArrivalLog | None = None,
+    accounts: bool = False,
+) -> Node:
+    """A node named after ``where`` on the PostgreSQL state, its gateway advertised to the
+    others, its vendor calls in ``arrivals``; ``accounts``: alpha and beta (two_accounts)."""
+    where.mkdir()
+    state = {"url": pg_url, "node": where.name, "lease": "3s"}
+    config, url = gateway_config(where, simulator, receiver, state)
+    if accounts:
+        config["accounts"] = two_accounts(config.pop("chanjing"))
+    config["gateway"]["advertise"] = url
+    ws = Workspace(where, config, daemon_env(receiver.url))
+    ws.write_config()
+    ws.write_watch([])
+    daemon = ws.start()
+    if arrivals is not None:
+        arrivals.watch(daemon.popen.pid)
+    daemon.wait_ready()
+    return Node(ws, daemon, url, where.name)
+
+
+def kill_all(nodes: Iterable[Node]) -> None:
+    """What a test left running is killed (a failed test's nodes)."""
+    for node in nodes:
+        if node.daemon.popen.poll() is None:
+            node.daemon.popen.kill()
+            node.daemon.popen.wait(10)
+
+
 @pytest.mark.realtime
 def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
     tmp_path: Path,
@@ -423,21 +459,7 @@ def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
     nodes: dict[str, Node] = {}
     try:
         for name in ("first", "second"):
-            (tmp_path / name).mkdir()
-            config, url = gateway_config(
-                tmp_path / name,
-                simulator,
-                receiver,
-                {"url": pg_url, "node": name, "lease": "3s"},
-            )
-            config["gateway"]["advertise"] = url
-            ws = Workspace(tmp_path / name, config, daemon_env(receiver.url))
-            ws.write_config()
-            ws.write_watch([])
-            daemon = ws.start()
-            arrivals.watch(daemon.popen.pid)
-            daemon.wait_ready()
-            nodes[name] = Node(ws, daemon, url, name)
+            nodes[name] = pg_node(tmp_path / name, simulator, receiver, pg_url, arrivals=arrivals)
         holders = [
             name
             for name, node in nodes.items()
@@ -489,7 +511,93 @@ def test_two_nodes_on_postgresql_with_the_application_on_the_standby(
         assert min(arrivals.times(standby.daemon.popen.pid)) >= at(acquired[0])
         assert standby.daemon.stop() == 0
     finally:
+        kill_all(nodes.values())
+
+
+@pytest.fixture(name="accounts_simulator")
+def accounts_simulator_fixture() -> Iterator[Simulator]:
+    with serve_two_accounts() as simulator:
+        yield simulator
+
+
+def account_calls(
+    node: Node, outcome: str, account: str, path: str, count: int = 0
+) -> list[int | None]:
+    """The vendor codes of a node's ``gateway call`` lines of this outcome, account and
+    path, once there are ``count`` (or the wait ran out: the lines come through a pipe)."""
+
+    def codes() -> list[int | None]:
+        return [r["code"] for r in node.calls(outcome, path) if r.get("account") == account]
+
+    node.daemon.wait_for_log(lambda _r: len(codes()) >= count, WAIT)
+    return codes()
+
+
+@pytest.mark.realtime
+def test_two_nodes_two_accounts_each_call_reaches_the_vendor_through_its_accounts_holder(
+    tmp_path: Path,
+    accounts_simulator: Simulator,
+    receiver: ReceiverServer,
+    pg_url: str,
+    sdk: SdkFactory,
+) -> None:
+    """Issue 22: with the accounts' leases spread over two nodes, an application of either
+    account on either node is served by the node holding its account's lease: forwarded
+    there (counted on that account by the vendor), relayed from the other."""
+    simulator = accounts_simulator
+    sim = simulator.sim
+    nodes: dict[str, Node] = {}
+    store = Store(pg_url)
+    try:
+        for name in ("first", "second"):
+            nodes[name] = pg_node(tmp_path / name, simulator, receiver, pg_url, accounts=True)
+
+        def holders() -> dict[str, str | None]:
+            found = {lease: store.lease_holder(lease) for lease in ("vendor:alpha", "vendor:beta")}
+            return {lease: None if held is None else held[0] for lease, held in found.items()}
+
+        # The second node to start holds nothing at first: the first hands it one lease.
+        assert wait_until(lambda: set(holders().values()) == set(nodes), WAIT), holders()
+        held = holders()
+        alpha_node, beta_node = nodes[str(held["vendor:alpha"])], nodes[str(held["vendor:beta"])]
+
+        beta_app = sdk(alpha_node.url, BETA.app_id, BETA.secret_key)
+        job = beta_app.create(label="order=9")
+        running = sim.add_job(queue_s=0, run_s=3600, account=BETA.app_id)
+        for _ in range(3):
+            assert beta_app.detail(running)["data"]["id"] == running
+        alpha_app = sdk(beta_node.url)
+        mine = sim.add_job(queue_s=0, run_s=3600)
+        assert alpha_app.detail(mine)["data"]["id"] == mine
+        # The beta job is not alpha's: the vendor says so, to alpha's token.
+        with pytest.raises(RuntimeError, match="code=40000"):
+            alpha_app.detail(running)
+
+        # Beta's calls on alpha's holder were relayed to beta's, which made them as beta.
+        assert account_calls(alpha_node, "relayed", "beta", CREATE, 1) == [0]
+        assert account_calls(beta_node, "forwarded", "beta", CREATE, 1) == [0]
+        assert account_calls(alpha_node, "relayed", "beta", DETAIL, 3) == [0, 0, 0]
+        assert account_calls(beta_node, "forwarded", "beta", DETAIL, 3) == [0, 0, 0]
+        # And the other way round for alpha's.
+        assert account_calls(beta_node, "relayed", "alpha", DETAIL, 2) == [0, 40000]
+        assert account_calls(alpha_node, "forwarded", "alpha", DETAIL, 2) == [0, 40000]
+        # Neither node made a call as the account whose lease the other holds.
+        assert account_calls(alpha_node, "forwarded", "beta", DETAIL) == []
+        assert account_calls(beta_node, "forwarded", "alpha", DETAIL) == []
+        # The vendor counted each on its own account.
+        accounts = sim.stats()["accounts"]
+        assert accounts[BETA.app_id]["by_path"].get(CREATE) == 1
+        assert accounts[APP_ID]["by_path"].get(CREATE) is None
+        assert accounts[APP_ID]["tokens_issued"] == accounts[BETA.app_id]["tokens_issued"] == 1
+        # The create is beta's watch, wherever the application called.
+        watch = store.get_watch(job, account="beta")
+        assert watch is not None and watch.labels == {"order": "9"}
+        assert store.get_watch(job, account="alpha") is None
+        # Polled as beta by beta's holder: its webhook arrives.
+        rec = receiver.receiver
+        assert rec.wait_for_blocking(lambda r: job in webhook_ids(r), WAIT), rec.summary()
         for node in nodes.values():
-            if node.daemon.popen.poll() is None:
-                node.daemon.popen.kill()
-                node.daemon.popen.wait(10)
+            assert node.daemon.stop() == 0
+    finally:
+        store.close()
+        kill_all(nodes.values())

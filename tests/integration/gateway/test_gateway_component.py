@@ -210,7 +210,7 @@ async def test_watched_jobs_seen_too_long_ago_are_seen_by_one_sweep_not_a_call_e
 
     jobs = [door.simulator.sim.add_job(queue_s=0, run_s=3600) for _ in range(5)]
     add_watches(door.store, jobs, {}, None, [])  # watched, never seen
-    door.gateway._refresh = door.poller.sweep_soon
+    door.poller.list_sweep = True
     token = await door.token()
     answers = [
         (await door.http.get(DETAIL, params={"id": j}, headers={"access_token": token})).json()
@@ -233,12 +233,12 @@ async def test_a_create_while_the_state_cannot_be_written_still_answers_and_is_w
     can be written again (a full disk cannot be made here: the write fails as it would)."""
     from notifier.store import StoreUnavailable
 
-    real = door.store.enqueue
+    real = door.store.add_watches
 
-    def full(*_args: object) -> int:
+    def full(*_args: object) -> tuple[int, int]:
         raise StoreUnavailable(door.store.where, "the disk is full", "test")
 
-    monkeypatch.setattr(door.store, "enqueue", full)
+    monkeypatch.setattr(door.store, "add_watches", full)
     token = await door.token()
     answer = (
         await door.http.post(CREATE, json={"video_file_id": "v"}, headers={"access_token": token})
@@ -246,9 +246,9 @@ async def test_a_create_while_the_state_cannot_be_written_still_answers_and_is_w
     assert answer["code"] == 0, answer
     job_id = answer["data"]
     assert door.store.watch_summary(job_id) is None
-    assert list(door.gateway.pending) == [("lip_sync", job_id)]
+    assert list(door.gateway.pending) == [("default", "lip_sync", job_id)]
     assert door.gateway.flush() == 1  # still full: kept
-    monkeypatch.setattr(door.store, "enqueue", real)
+    monkeypatch.setattr(door.store, "add_watches", real)
     assert door.gateway.flush() == 0
     watch = door.store.watch_summary(job_id)
     assert watch is not None and watch["state"] == "active"

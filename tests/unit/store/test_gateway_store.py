@@ -71,7 +71,7 @@ def test_a_poll_keeps_the_answer_as_sent_and_when(store: Store, clock: FakeClock
 
 def test_the_stored_json_is_compact_ascii(store: Store) -> None:
     poll(store, parse_detail("job-1", DATA))
-    row = store._run("last_observation", ("lip_sync", "job-1")).fetchone()
+    row = store._run("last_observation", ("default", "lip_sync", "job-1")).fetchone()
     assert row["last_data"] == json.dumps(DATA, ensure_ascii=True, separators=(",", ":"))
 
 

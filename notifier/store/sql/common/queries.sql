@@ -84,7 +84,7 @@ WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'acti
 
 -- name: last_observation
 SELECT kind, job_id, state, status, phase, last_data, observed_at FROM watches
-WHERE kind = ? AND job_id = ?;
+WHERE account = ? AND kind = ? AND job_id = ?;
 
 -- name: record_poll_error
 UPDATE watches SET last_poll_at = :now, next_poll_at = :next_poll_at,
