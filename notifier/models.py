@@ -189,7 +189,8 @@ class JobDetail:
     phase: Phase = None  # type: ignore[assignment]
     #: What an event's ``data`` carries of this answer; None: the lip-sync fields.
     data: Mapping[str, Any] | None = field(default=None, compare=False)
-    #: The vendor account whose client fetched it (its watch is that account's).
+    #: The vendor account whose client fetched it (its watch, and its event, are that
+    #: account's).
     account: str = DEFAULT_ACCOUNT
 
     def __post_init__(self) -> None:
@@ -242,6 +243,10 @@ class Event:
     body: bytes
     #: When the job was last seen unfinished (None: terminal at its first poll).
     last_seen_running_at: float | None = None
+    #: The vendor account it concerns (a job event: its watch's; ``vendor.*``: the account
+    #: whose calls fail). None: an event about the daemon itself, of no account (an
+    #: endpoint's health, a dead delivery), which every endpoint listing its type may get.
+    account: str | None = None
 
     @property
     def payload(self) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     if args.action != "list":
         raise UsageError("events: choose list")
     rows = _rows(args, "events", kind=chosen_kind(args))
-    print_list(args, rows, ["event_id", "job_id", "type", "created_at"])
+    print_list(args, rows, ["event_id", "account", "job_id", "type", "created_at"])
     return EXIT_OK
 
 
@@ -126,7 +126,7 @@ def _show(args: argparse.Namespace) -> int:
         return EXIT_OK
     lines = [
         f"event {event['event_id']}  {event['type']}  job {event['job_id']}  "
-        f"at {show_time(event['created_at'])}",
+        f"account {event['account'] or '-'}  at {show_time(event['created_at'])}",
     ]
     if not event["deliveries"]:
         lines.append("(no deliveries: no configured endpoint took this event)")
@@ -176,16 +176,17 @@ def _replay(args: argparse.Namespace) -> int:
         if args.dead:
             print(f"replaying {store.replay_dead()} dead delivery(ies)")
             return EXIT_OK
-        subs = subscriptions(config)
 
-        def routing(event_type: str, watch_endpoints: tuple[str, ...] | None) -> list[str]:
+        def routing(
+            event_type: str, watch_endpoints: tuple[str, ...] | None, account: str | None
+        ) -> list[str]:
             # An event whose routing found no endpoint gets its deliveries now; one
             # for an endpoint the daemon does not run yet is parked until it does. An
             # operational event keeps its recipients: routing it again could tell an
-            # endpoint about itself.
+            # endpoint about itself. A job event goes where its account's events go.
             if event_type in OPERATIONAL_EVENT_TYPES:
                 return []
-            return route(event_type, watch_endpoints, subs)
+            return route(event_type, watch_endpoints, subscriptions(config, account))
 
         counts = store.replay(args.event_ids, routing, endpoint=args.endpoint)
     missing = [event_id for event_id, n in counts.items() if n == 0]

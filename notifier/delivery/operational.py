@@ -1,24 +1,30 @@
 """Operational events: what the daemon tells subscribed endpoints about itself.
 
 ``OperationalState`` is a pure state machine fed with facts (an endpoint's attempt results,
-dead deliveries, vendor answers) that returns the events they amount to; ``OperationalEvents``
-records those events with their deliveries (every endpoint listing the type, never the one
-the event is about) and wakes the dispatcher. Operators alerting on a dead receiver must not
-depend on that receiver, hence the routing rule.
+dead deliveries, each vendor account's answers) that returns the events they amount to;
+``OperationalEvents`` records those events with their deliveries (every endpoint listing the
+type, never the one the event is about, and of an event about an account only the endpoints
+that take that account's events) and wakes the dispatcher. Operators alerting on a dead
+receiver must not depend on that receiver, hence the routing rule.
+
+The vendor's health is one per account (issue 22): each account has its own credentials,
+token and budget, so one account failing is no news about another. Its events name the
+account, and the credentials-rejected message names the account's keys in the config.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from notifier.delivery.transition import new_event_id
+from notifier.delivery.transition import Route, account_view, new_event_id
 from notifier.log import get_logger
 from notifier.models import (
+    DEFAULT_ACCOUNT,
     DELIVERY_DEAD,
     ENDPOINT_FAILING,
     ENDPOINT_RECOVERED,
@@ -61,11 +67,13 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class OpsFact:
-    """One operational event to record: its type, the endpoint it is about, its data."""
+    """One operational event to record: its type, the endpoint it is about, its data, and
+    the vendor account it concerns (None: none; only that account's endpoints get it)."""
 
     type: str
     data: dict[str, Any]
     subject: str | None = None
+    account: str | None = None
 
 
 @dataclass
@@ -78,17 +86,41 @@ class _Health:
 
 
 @dataclass
+class _Vendor:
+    """One account's vendor health."""
+
+    calls: _Health = field(default_factory=_Health)
+    #: When our vendor token was revoked by another fetcher, within TOKEN_REVOCATION_WINDOW.
+    revocations: list[float] = field(default_factory=list)
+    #: Failing for revocations: the successful calls between them are no recovery until a
+    #: whole window passes without one.
+    revoked: bool = False
+
+
+def account_key(account: str) -> str:
+    """Where an account is configured when the config does not say (the default account is
+    the ``chanjing`` section's)."""
+    return "chanjing" if account == DEFAULT_ACCOUNT else f"accounts ({account})"
+
+
+@dataclass
 class OperationalState:
-    """Per-endpoint and vendor health, and the transitions worth an event."""
+    """Per-endpoint and per-account vendor health, and the transitions worth an event."""
 
     thresholds: Thresholds = field(default_factory=Thresholds)
     endpoints: dict[str, _Health] = field(default_factory=dict)
-    vendor: _Health = field(default_factory=_Health)
-    #: When our vendor token was revoked by another fetcher, within TOKEN_REVOCATION_WINDOW.
-    revocations: list[float] = field(default_factory=list)
-    #: The vendor is failing for revocations: the successful calls between them are no
-    #: recovery until a whole window passes without one.
-    vendor_revoked: bool = False
+    #: Each account's vendor health, by account name.
+    vendors: dict[str, _Vendor] = field(default_factory=dict)
+    #: Each account's key in the config (``chanjing``, ``accounts[1] (shop)``), for messages.
+    account_keys: dict[str, str] = field(default_factory=dict)
+
+    def vendor(self, account: str = DEFAULT_ACCOUNT) -> _Health:
+        """``account``'s vendor health (healthy when nothing was heard of it)."""
+        return self.vendors.get(account, _Vendor()).calls
+
+    def failing_vendors(self) -> dict[str, _Health]:
+        """The accounts whose vendor is failing, in the order they were first heard of."""
+        return {name: v.calls for name, v in self.vendors.items() if v.calls.failing}
 
     def attempt(self, endpoint: str, ok: bool, error: str | None, now: float) -> list[OpsFact]:
         """An attempt's result, once recorded."""
@@ -140,10 +172,11 @@ class OperationalState:
         self, event: Event, endpoint: str, attempts: int, error: str | None, now: float
     ) -> list[OpsFact]:
         """A delivery exhausted its schedule. Not for operational events themselves: two
-        dead endpoints would otherwise tell each other about each other forever."""
+        dead endpoints would otherwise tell each other about each other forever. It is about
+        the dead event's account (named in its data): that account's endpoints get it."""
         if event.type in OPERATIONAL_EVENT_TYPES:
             return []
-        data = {
+        data: dict[str, Any] = {
             "event_id": event.event_id,
             "event_type": event.type,
             "job_id": event.job_id,
@@ -151,25 +184,30 @@ class OperationalState:
             "attempts": attempts,
             "last_error": error,
         }
-        return [OpsFact(DELIVERY_DEAD, data, endpoint)]
+        if event.account is not None:
+            data["account"] = event.account
+        return [OpsFact(DELIVERY_DEAD, data, endpoint, event.account)]
 
-    def vendor_call(self, endpoint: str, label: str, now: float) -> list[OpsFact]:
-        """A vendor answer (``VendorClient.observer``'s endpoint and label)."""
-        health = self.vendor
+    def vendor_call(self, account: str, endpoint: str, label: str, now: float) -> list[OpsFact]:
+        """A vendor answer to ``account``'s client (``VendorClient.observer``'s endpoint and
+        label)."""
+        vendor = self.vendors.setdefault(account, _Vendor())
+        health = vendor.calls
         if label == "0":
-            if self.vendor_revoked and now - self.revocations[-1] < TOKEN_REVOCATION_WINDOW:
+            if vendor.revoked and now - vendor.revocations[-1] < TOKEN_REVOCATION_WINDOW:
                 return []
-            self.vendor, self.vendor_revoked = _Health(), False
+            vendor.calls, vendor.revoked = _Health(), False
             if not health.failing:
                 return []
             data = {"since": _iso(health.since), "last_error": health.last_error}
-            return [OpsFact(VENDOR_RECOVERED, {**data, "failures": health.failures})]
+            return [_vendor_fact(VENDOR_RECOVERED, account, data, health.failures)]
         rejected = endpoint == TOKEN_ENDPOINT and label == CREDENTIALS_REJECTED_LABEL
         if not rejected and label not in VENDOR_FAILURE_LABELS:
             return []  # throttled, unknown job, expired token: routine answers
         health.failures += 1
+        key = self.account_keys.get(account) or account_key(account)
         health.last_error = (
-            "credentials rejected (check chanjing.app_id / chanjing.secret_key)"
+            f"credentials rejected (check {key}.app_id / {key}.secret_key)"
             if rejected
             else f"{endpoint}: {label}"
         )
@@ -180,34 +218,41 @@ class OperationalState:
             return []
         health.failing = True
         data = {"since": _iso(health.since), "error": health.last_error}
-        return [OpsFact(VENDOR_FAILING, {**data, "failures": health.failures})]
+        return [_vendor_fact(VENDOR_FAILING, account, data, health.failures)]
 
-    def token_revoked(self, now: float) -> list[OpsFact]:
-        """Another fetcher revoked our vendor token (``VendorClient.on_token_revoked``)."""
-        recent = [t for t in self.revocations if now - t < TOKEN_REVOCATION_WINDOW]
-        self.revocations = [*recent, now]
-        health = self.vendor
-        if self.vendor_revoked:
+    def token_revoked(self, account: str, now: float) -> list[OpsFact]:
+        """Another fetcher revoked ``account``'s vendor token
+        (``VendorClient.on_token_revoked``)."""
+        vendor = self.vendors.setdefault(account, _Vendor())
+        recent = [t for t in vendor.revocations if now - t < TOKEN_REVOCATION_WINDOW]
+        vendor.revocations = [*recent, now]
+        health = vendor.calls
+        if vendor.revoked:
             health.failures += 1
             return []
-        if len(self.revocations) < TOKEN_REVOCATIONS_FAILING:
+        if len(vendor.revocations) < TOKEN_REVOCATIONS_FAILING:
             return []
-        self.vendor_revoked = True
+        vendor.revoked = True
         health.last_error = (
-            f"{TOKEN_REVOKED_CAUSE} ({len(self.revocations)} times in "
+            f"{TOKEN_REVOKED_CAUSE} ({len(vendor.revocations)} times in "
             f"{TOKEN_REVOCATION_WINDOW / 60:g} min): route other callers through the gateway "
             "(gateway.listen) or run one daemon per account"
         )
         if health.failing:
             return []  # already told (calls failing); recovery now waits for the window too
         health.failing = True
-        health.failures = len(self.revocations)
-        health.since = self.revocations[0]
+        health.failures = len(vendor.revocations)
+        health.since = vendor.revocations[0]
         data = {"since": _iso(health.since), "error": health.last_error}
-        return [OpsFact(VENDOR_FAILING, {**data, "failures": health.failures})]
+        return [_vendor_fact(VENDOR_FAILING, account, data, health.failures)]
 
     def failing_endpoints(self) -> set[str]:
         return {name for name, health in self.endpoints.items() if health.failing}
+
+
+def _vendor_fact(type_: str, account: str, data: dict[str, Any], failures: int) -> OpsFact:
+    """A ``vendor.*`` event: its data names the account first."""
+    return OpsFact(type_, {"account": account, **data, "failures": failures}, account=account)
 
 
 def _iso(when: float | None) -> str | None:
@@ -230,22 +275,26 @@ def build_operational_event(fact: OpsFact, now: float) -> Event:
         type=fact.type,
         created_at=now,
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        account=fact.account,
     )
 
 
-def route_operational(
-    fact: OpsFact, subscriptions: Iterable[tuple[str, Sequence[str]]]
-) -> list[str]:
-    """Every endpoint listing the type, except the one the event is about."""
+def route_operational(fact: OpsFact, routes: Iterable[Route]) -> list[str]:
+    """Every endpoint listing the type, except the one the event is about; of an event
+    about an account, only the endpoints that take that account's events."""
+    subscriptions = account_view(routes, fact.account)
     return [name for name, events in subscriptions if fact.type in events and name != fact.subject]
 
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """``alerts`` and who is subscribed to which operational event."""
+    """``alerts``, who is subscribed to which operational event (and of which accounts),
+    and each account's key in the config."""
 
-    subscriptions: tuple[tuple[str, tuple[str, ...]], ...]
+    routes: tuple[Route, ...]
     thresholds: Thresholds
+    #: (account name, its key: ``chanjing``, ``accounts[1] (shop)``), every account.
+    account_keys: tuple[tuple[str, str], ...] = ()
 
 
 class OperationalEvents:
@@ -259,19 +308,23 @@ class OperationalEvents:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.subscriptions = list(settings.subscriptions)
-        self.state = OperationalState(settings.thresholds)
+        self.routes = list(settings.routes)
+        self.state = OperationalState(settings.thresholds, account_keys=dict(settings.account_keys))
         self._clock = clock
         #: Called after events were recorded (the dispatcher's ``kick``).
         self.on_recorded: Callable[[], None] | None = None
 
     def configure(self, settings: AlertSettings) -> None:
-        """A reload: new routing and thresholds; removed endpoints' health is forgotten."""
-        self.subscriptions = list(settings.subscriptions)
+        """A reload: new routing and thresholds; removed endpoints' and accounts' health is
+        forgotten (an account configured again starts healthy, as its lane does)."""
+        self.routes = list(settings.routes)
         self.state.thresholds = settings.thresholds
-        names = {name for name, _events in settings.subscriptions}
+        self.state.account_keys = dict(settings.account_keys)
+        names = {name for name, _events, _accounts in settings.routes}
         for gone in set(self.state.endpoints) - names:
             del self.state.endpoints[gone]
+        for gone in set(self.state.vendors) - set(self.state.account_keys or self.state.vendors):
+            del self.state.vendors[gone]
 
     def on_result(
         self, endpoint: str, event: Event, outcome: str, error: str | None, attempts: int
@@ -283,18 +336,19 @@ class OperationalEvents:
             facts += self.state.dead(event, endpoint, attempts, error, now)
         self._record(facts, now)
 
-    def on_vendor_call(self, endpoint: str, label: str, _seconds: float) -> None:
+    def on_vendor_call(self, account: str, endpoint: str, label: str, _seconds: float) -> None:
+        """A vendor answer to ``account``'s client (the daemon's observer of each lane's)."""
         now = self._clock()
-        self._record(self.state.vendor_call(endpoint, label, now), now)
+        self._record(self.state.vendor_call(account, endpoint, label, now), now)
 
-    def on_token_revoked(self) -> None:
+    def on_token_revoked(self, account: str) -> None:
         now = self._clock()
-        self._record(self.state.token_revoked(now), now)
+        self._record(self.state.token_revoked(account, now), now)
 
     def _record(self, facts: list[OpsFact], now: float) -> None:
         recorded = False
         for fact in facts:
-            endpoints = route_operational(fact, self.subscriptions)
+            endpoints = route_operational(fact, self.routes)
             log.warning("operational event", type=fact.type, endpoints=endpoints, **fact.data)
             if not endpoints:
                 continue

@@ -1,7 +1,9 @@
 """A terminal status becomes an event: its id, its body, and who gets it.
 
 A job event's id (the ``webhook-id`` receivers de-duplicate on) is derived from what the
-event is, not drawn at random: the job, the event type and how often the watch was reopened.
+event is, not drawn at random: the job, the event type, how often the watch was reopened and
+the vendor account (only when it is not ``default``: the ids of a state from before accounts
+stay what receivers saw, across the upgrade).
 An event made a second time, because the state that held it was lost (a PostgreSQL replica
 promoted before the commit reached it, see docs/several-nodes.md), therefore reaches the
 receivers with the id they already saw; a reopened watch's next event is a new event with
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from notifier import kinds
-from notifier.models import Event, JobDetail
+from notifier.models import DEFAULT_ACCOUNT, Event, JobDetail
 
 #: Separates the inputs of a job event's id from any other use of the same hash.
 _JOB_EVENT_KEY = b"chanjing-notifier job event v1"
@@ -31,13 +33,18 @@ def new_event_id(now: float) -> str:
     return f"evt_{int(now * 1000):012x}{secrets.token_hex(8)}"
 
 
-def job_event_id(job_id: str, event_type: str, reopens: int) -> str:
-    """The id of this job's ``event_type`` event after ``reopens`` reopens: the same inputs
-    give the same id on every node and after any loss of state, so a receiver that
-    de-duplicates on ``webhook-id`` takes an event made again as the one it has. ``evt_`` +
-    112 bits of SHA-256 (the length of a random id: a receiver's column still fits it)."""
+def job_event_id(job_id: str, event_type: str, reopens: int, account: str = DEFAULT_ACCOUNT) -> str:
+    """The id of this job's ``event_type`` event after ``reopens`` reopens on ``account``:
+    the same inputs give the same id on every node and after any loss of state, so a
+    receiver that de-duplicates on ``webhook-id`` takes an event made again as the one it
+    has; the same job id on two accounts is two jobs, so two ids. The default account adds
+    nothing to the hash: its ids are the ones made before accounts existed. ``evt_`` + 112
+    bits of SHA-256 (the length of a random id: a receiver's column still fits it)."""
     digest = hashlib.sha256(_JOB_EVENT_KEY)
-    for part in (job_id, event_type, str(reopens)):
+    parts = [job_id, event_type, str(reopens)]
+    if account != DEFAULT_ACCOUNT:
+        parts.append(account)
+    for part in parts:
         digest.update(b"\x00" + part.encode("utf-8", "surrogatepass"))
     return f"evt_{digest.hexdigest()[:_ID_HEX]}"
 
@@ -55,7 +62,9 @@ def build_event(
     """The event for a terminal ``detail`` (or, ``expired``, for the last look at a job given
     up unfinished; or, with ``rejections``, for an id the vendor said that many times it does
     not know, ``detail.msg`` being its answer); its body is what every endpoint receives.
-    ``reopens``: the watch's count (``WatchRow.reopens``), part of the event's id."""
+    ``reopens``: the watch's count (``WatchRow.reopens``), part of the event's id. The
+    account is the detail's (the client that fetched it): the data names it, and the event
+    is that account's."""
     kind = kinds.get(detail.kind)
     # Lip-sync's payload is fixed by the contract (PRODUCT.md) as it was before kinds: its
     # type says the kind. Every other kind's data names it as well.
@@ -63,6 +72,7 @@ def build_event(
     if not kind.payload_fields:
         data["kind"] = kind.name
     data["labels"] = dict(labels)
+    data["account"] = detail.account
     if rejections is not None:
         event_type = kind.event("rejected")
         data["rejections"] = rejections
@@ -78,24 +88,44 @@ def build_event(
         "data": data,
     }
     return Event(
-        event_id=job_event_id(detail.id, event_type, reopens),
+        event_id=job_event_id(detail.id, event_type, reopens, detail.account),
         job_id=detail.id,
         type=event_type,
         created_at=now,
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
         last_seen_running_at=last_seen_running_at,
+        account=detail.account,
     )
+
+
+#: One endpoint's routing: its name, the concrete event types it takes, and the accounts
+#: whose events it takes (None: every account's), in the config's order.
+Route = tuple[str, tuple[str, ...], tuple[str, ...] | None]
+#: (endpoint name, the event types it takes of one account's events).
+Subscription = tuple[str, Sequence[str]]
+
+
+def account_view(routes: Iterable[Route], account: str | None) -> list[Subscription]:
+    """What each endpoint takes of ``account``'s events: an endpoint whose accounts leave it
+    out takes none (it stays listed, with no type, so that :func:`route` does not keep it
+    for a watch that names it, as it keeps an endpoint not configured yet). ``None``: an
+    event of no account (the daemon's own), which every endpoint may take."""
+    return [
+        (name, events if account is None or accounts is None or account in accounts else ())
+        for name, events, accounts in routes
+    ]
 
 
 def route(
     event_type: str,
     watch_endpoints: Sequence[str] | None,
-    subscriptions: Iterable[tuple[str, Sequence[str]]],
+    subscriptions: Iterable[Subscription],
 ) -> list[str]:
     """Endpoint names that get this event.
 
     ``subscriptions`` hold concrete event types: an endpoint's patterns (``video.*``,
-    ``*.failed``) were expanded by ``notifier.service.routing.subscriptions``.
+    ``*.failed``) were expanded by ``notifier.service.routing.subscriptions``, and they are
+    one account's (:func:`account_view`: the poller's are its lane's account's).
     A watch that names endpoints notifies exactly those (that subscribe to the type);
     otherwise every endpoint whose ``events`` include it. A named endpoint that is not in
     ``subscriptions`` at all (not configured in the running daemon, e.g. added to the file

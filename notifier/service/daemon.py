@@ -219,14 +219,14 @@ class Daemon:
         def observe(endpoint: str, label: str, seconds: float) -> None:
             metrics.on_vendor_call(lane.name, endpoint, label, seconds)
             try:
-                self.ops.on_vendor_call(endpoint, label, seconds)
+                self.ops.on_vendor_call(lane.name, endpoint, label, seconds)
             except Exception:  # a vendor call must never fail for its alerting
                 log.exception("cannot process a vendor answer for operational events")
 
         def revoked() -> None:
             metrics.on_token_revoked(lane.name)
             try:
-                self.ops.on_token_revoked()
+                self.ops.on_token_revoked(lane.name)
             except Exception:  # as for observe: the call goes on whatever its alerting does
                 log.exception("cannot process a token revocation for operational events")
 
@@ -371,7 +371,9 @@ class Daemon:
                 name: int(name in self.ops.state.failing_endpoints())
                 for name in self.settings.endpoint_names
             },
-            "vendor_failing": int(self.ops.state.vendor.failing),
+            "vendor_failing": {
+                name: int(self.ops.state.vendor(name).failing) for name in self.lanes
+            },
             "gateway_pending": len(self.gateway.pending),
             "clock_skew": None if self.skew is None else self.skew.clock.skew,
             "leases": {

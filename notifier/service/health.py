@@ -63,13 +63,14 @@ class Health:
             if len(lanes) == 1:
                 return False, f"{problem}; check chanjing.app_id / chanjing.secret_key"
             return False, f"account {account}: {problem}; check its app_id / secret_key"
-        vendor = self.ops.state.vendor
-        if vendor.failing:
+        for account, vendor in self.ops.state.failing_vendors().items():
             # Past alerts.vendor_failing_for (the vendor.failing event went out): nothing
-            # is polled, so no terminal status and no callback comes until it answers again.
+            # is polled as that account, so no terminal status and no callback comes for its
+            # jobs until it answers again.
             since = "" if vendor.since is None else f" since {_iso(vendor.since)}"
+            whose = "vendor" if len(lanes) == 1 else f"account {account}: vendor"
             return False, (
-                f"vendor failing{since} ({vendor.failures} failed calls; "
+                f"{whose} failing{since} ({vendor.failures} failed calls; "
                 f"alerts.vendor_failing_for {self.ops.state.thresholds.vendor_failing_for:g}s): "
                 f"{vendor.last_error}"
             )

@@ -72,12 +72,15 @@ class _StateCollector(Collector):
         for endpoint, value in snap.get("endpoints_failing", {}).items():
             failing.add_metric([endpoint], value)
         yield failing
-        yield GaugeMetricFamily(
+        vendor = GaugeMetricFamily(
             "chanjing_vendor_failing",
-            "1 while vendor calls keep failing (alerts.vendor_failing_for), the "
-            "credentials are rejected or another fetcher keeps revoking our token; 0 otherwise.",
-            value=snap.get("vendor_failing", 0),
+            "1 while the account's vendor calls keep failing (alerts.vendor_failing_for), its "
+            "credentials are rejected or another fetcher keeps revoking its token; 0 otherwise.",
+            labels=["account"],
         )
+        for account, value in snap.get("vendor_failing", {}).items():
+            vendor.add_metric([account], value)
+        yield vendor
         yield GaugeMetricFamily(
             "chanjing_gateway_creates_unwatched",
             "Jobs created through the gateway whose watch could not be written yet (kept in "

@@ -37,7 +37,7 @@ from notifier.service.gateway_listener import GatewayListenerSettings
 from notifier.service.intake_listener import IntakeSettings
 from notifier.service.lane import LaneSettings
 from notifier.service.listener import ListenSettings
-from notifier.service.routing import subscriptions
+from notifier.service.routing import account_keys, routes, subscriptions
 from notifier.service.state_settings import state_settings
 from notifier.store import StateSettings, describe_state
 
@@ -76,7 +76,7 @@ def build(config: Config) -> Settings:
         lanes=tuple(lane_settings(config, account) for account in config.vendor_accounts()),
         default_account=config.default_account(),
         sweep_every=config.polling.min_interval,
-        alerts=AlertSettings(subscriptions(config), thresholds(config)),
+        alerts=AlertSettings(routes(config), thresholds(config), account_keys(config)),
         dispatcher=DispatcherSettings(
             tuple(config.delivery.retry_schedule), endpoint_settings(config)
         ),
@@ -130,9 +130,11 @@ def discovery_settings(config: Config) -> DiscoverySettings | None:
 
 
 def poller_settings(config: Config, account: str = DEFAULT_ACCOUNT) -> PollerSettings:
+    """``account``: the lane's: it polls that account's watches and routes with what each
+    endpoint takes of that account's events."""
     return PollerSettings(
         polling_settings(config),
-        subscriptions(config),
+        subscriptions(config, account),
         config.polling.list_sweep,
         discovery_settings(config),
         account,

@@ -40,7 +40,8 @@ class Deliveries(StoreBase):
         Returns False when nothing new is queued: the job already had this event, or its
         watch is no longer active (expired, removed or finished while this answer was on its
         way: one event per job, and none for a watch that is gone). The watch is the
-        detail's kind's; succeeded or failed is its phase (each kind has codes of its own).
+        detail's account's and kind's; succeeded or failed is its phase (each kind has codes
+        of its own).
         """
         now = self.now()
         state = WatchState.SUCCEEDED if detail.phase is Phase.SUCCEEDED else WatchState.FAILED
@@ -66,15 +67,21 @@ class Deliveries(StoreBase):
             )
             if not finished.rowcount:
                 return False
-            return self._insert_event(event, endpoints, now, detail.kind)
+            return self._insert_event(event, endpoints, now, detail.kind, detail.account)
 
     def _insert_event(
-        self, event: Event, endpoints: Sequence[str], now: float, kind: str | None
+        self,
+        event: Event,
+        endpoints: Sequence[str],
+        now: float,
+        kind: str | None,
+        account: str | None,
     ) -> bool:
         """The event and one delivery per endpoint; False if the job had this event already
         (an event made again has its id: its row and deliveries stand, no seq is taken; one
         the state lost, on a promoted replica, is recorded and delivered under that id).
-        ``kind``: its watch's kind (None: the daemon's own event)."""
+        ``kind``, ``account``: its watch's (a job event's row names the account of the watch
+        it ended); an operational event has no kind, and the account it concerns, if any."""
         self._run("lock_event_order")
         inserted = self._run(
             "insert_event",
@@ -86,6 +93,7 @@ class Deliveries(StoreBase):
                 event.body,
                 event.last_seen_running_at,
                 kind,
+                account,
             ),
         ).rowcount
         if not inserted:
@@ -97,7 +105,7 @@ class Deliveries(StoreBase):
     def record_operational(self, event: Event, endpoints: Sequence[str]) -> None:
         """An event about the daemon itself and its deliveries: one transaction."""
         with self.transaction():
-            self._insert_event(event, endpoints, self.now(), None)
+            self._insert_event(event, endpoints, self.now(), None, event.account)
 
     def reject_watch(
         self,
@@ -111,7 +119,8 @@ class Deliveries(StoreBase):
     ) -> bool:
         """Stop polling a job the vendor rejects (unknown id), ``reason`` kept as its note,
         record its ``lip_sync.rejected`` event and queue its deliveries: one transaction.
-        False if the watch is not active (nothing recorded)."""
+        The watch is ``account``'s, and so is the event's row. False if the watch is not
+        active (nothing recorded)."""
         now = self.now()
         unseen = dict.fromkeys(("status", "phase", "progress", "create_time", "last_data"))
         args = {**unseen, "account": account, "kind": kind, "job_id": job_id}
@@ -121,7 +130,7 @@ class Deliveries(StoreBase):
         with self.transaction():
             if not self._run("finish_watch", args).rowcount:
                 return False
-            self._insert_event(event, endpoints, now, kind)
+            self._insert_event(event, endpoints, now, kind, account)
         return True
 
     def expire_watch(
@@ -135,15 +144,16 @@ class Deliveries(StoreBase):
         account: str = DEFAULT_ACCOUNT,
     ) -> bool:
         """Expire one watch added by ``cutoff`` (its last look said not finished), record its
-        ``lip_sync.expired`` event and queue its deliveries: one transaction. False if it is
-        not active, or younger than that by the stored time (a clock step moved it)."""
+        ``lip_sync.expired`` event and queue its deliveries: one transaction. The watch is
+        ``account``'s, and so is the event's row. False if it is not active, or younger than
+        that by the stored time (a clock step moved it)."""
         now = self.now()
         with self.transaction():
             args: dict[str, object] = {"account": account, "kind": kind, "job_id": job_id}
             args |= {"now": now, "cutoff": cutoff}
             if not self._run("expire_watch", args).rowcount:
                 return False
-            self._insert_event(event, endpoints, now, kind)
+            self._insert_event(event, endpoints, now, kind, account)
         return True
 
     def due_deliveries(
@@ -156,12 +166,13 @@ class Deliveries(StoreBase):
     def replay(
         self,
         event_ids: Iterable[str],
-        route: Callable[[str, tuple[str, ...] | None], Sequence[str]] | None = None,
+        route: Callable[[str, tuple[str, ...] | None, str | None], Sequence[str]] | None = None,
         endpoint: str | None = None,
     ) -> dict[str, int]:
         """Queue every delivery of these events again, from the first retry step.
 
-        ``route(event_type, watch_endpoints)`` names the endpoints the event goes to now;
+        ``route(event_type, watch_endpoints, account)`` names the endpoints the event (of
+        that account: None, of none) goes to now;
         their missing deliveries are created (an event whose routing found no endpoint has
         none). ``endpoint``: only the delivery to that endpoint. Returns the number of
         deliveries queued per event. The attempt history is kept.
@@ -174,7 +185,7 @@ class Deliveries(StoreBase):
                 if row is not None and route is not None:
                     named = row["watch_endpoints"]
                     watch_endpoints = None if named is None else tuple(json.loads(named))
-                    for name in route(row["type"], watch_endpoints):
+                    for name in route(row["type"], watch_endpoints, row["account"]):
                         if endpoint is None or name == endpoint:
                             self._run("insert_delivery", (event_id, name, now, now))
                 # Counts the rows just created too.

@@ -149,6 +149,7 @@ def event_from_row(row: Row) -> Event:
         row["created_at"],
         row["body"],
         row["last_seen_running_at"],
+        row["account"],
     )
 
 

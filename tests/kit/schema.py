@@ -11,10 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
+from notifier.store import Store, StoreError
 from notifier.store.schema import _split_sql, dialect
 
 NOW = 1_800_000_000.0
+
+#: Indexes of older schemas that a later migration drops on purpose: SQLite's own index of
+#: the events' UNIQUE (job_id, type), gone in schema 21 (an event is unique by its id).
+DROPPED_INDEXES = frozenset({"sqlite_autoindex_events_2"})
 
 
 def schema_1_file(path: Path) -> None:
@@ -82,6 +88,22 @@ def postgres_state_at(pg_url: str, version: int) -> Iterator[psycopg.Connection[
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version VALUES (%s, now())", (number,))
         yield conn
+
+
+@contextmanager
+def migration_blocked(path: Path, table: str, version: int) -> Iterator[sqlite3.Connection]:
+    """A table named ``table`` in the way of a late statement of the migration after
+    ``version`` (of the SQLite state at ``path``): opening the store fails naming it, and the
+    state is still at ``version``. Yields a connection to that old state for the caller's
+    checks, then removes the obstacle, so the next open upgrades."""
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE TABLE {table} (x INTEGER)")
+    with pytest.raises(StoreError, match=f"{table} already exists"):
+        Store(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == version
+        yield db
+        db.execute(f"DROP TABLE {table}")
 
 
 def table_rows(

@@ -110,8 +110,10 @@ def test_build_gives_each_part_frozen_settings_of_its_own() -> None:
     assert (ops.type, ops.concurrency, ops.timeout) == ("webhook", 3, 9.0)
     # A Slack URL is one sender per URL, one attempt at a time: the table says so.
     assert SENDERS[team.type].concurrency(team) == 1
-    assert settings.alerts.subscriptions == lane.poller.subscriptions
-    assert settings.alerts.subscriptions[1] == ("team", ("lip_sync.failed",))
+    # One account and no endpoint's accounts: the alerts and the lane route alike.
+    assert [r[:2] for r in settings.alerts.routes] == list(lane.poller.subscriptions)
+    assert settings.alerts.routes[1] == ("team", ("lip_sync.failed",), None)
+    assert settings.alerts.account_keys == (("default", "chanjing"),)
 
 
 def test_settings_repr_shows_no_secret() -> None:

@@ -25,7 +25,7 @@ from notifier.delivery.senders._http import (
     redirect_error,
     sanitize_text,
 )
-from notifier.models import OPERATIONAL_EVENT_TYPES, Event, SendResult
+from notifier.models import DEFAULT_ACCOUNT, OPERATIONAL_EVENT_TYPES, Event, SendResult
 
 # Block Kit limits (https://api.slack.com/reference/block-kit).
 HEADER_TEXT_MAX = 150
@@ -201,6 +201,9 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     # A rejected id was never seen running: its status and progress say nothing.
     seen = job.outcome != "rejected"
     fields = [_field("Job", _code(job_id))]
+    account = _named_account(data)
+    if account:
+        fields.append(_field("Account", _code(account)))
     status = job.status(data)
     if seen and status:
         fields.append(_field("Status", status))
@@ -241,11 +244,22 @@ def build_slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     )
 
     text = f"{header}: job {_escape(job_id)}"
+    if account:
+        text += f" on account {_escape(account)}"
     if duration and succeeded:
         text += f" ({duration})"
     if msg_text and not succeeded:
         text += f" — {_escape(msg_text)}"
     return {"text": _truncate(text, TEXT_MAX), "blocks": blocks}
+
+
+def _named_account(data: Mapping[str, Any]) -> str | None:
+    """The account a job message names: any but ``default`` (the ``chanjing`` section's,
+    the one account of a daemon that names none: its messages stay as they were)."""
+    account = data.get("account")
+    if not isinstance(account, str) or not account or account == DEFAULT_ACCOUNT:
+        return None
+    return _truncate(account, 60)
 
 
 def _result_blocks(job: _Job, data: Mapping[str, Any], job_id: str) -> list[dict[str, Any]]:
@@ -296,7 +310,8 @@ def _operational_message(
     ]
     if not fields:
         del blocks[1]  # Block Kit rejects a section without fields
-    subject = data.get("endpoint")
+    # An endpoint's event names it; a vendor's, the account whose calls fail.
+    subject = data.get("endpoint") or data.get("account")
     text = f"{header}: {_escape(subject)}" if subject else header
     error = data.get("last_error") or data.get("error")
     if error:

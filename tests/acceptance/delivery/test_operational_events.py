@@ -135,12 +135,16 @@ def test_rejected_credentials_are_reported_as_vendor_failing_until_fixed(
         return lambda r: event_type in _types(r.accepted("/analytics"))
 
     assert rec.wait_for_blocking(got("vendor.failing"), 30), daemon.output
-    assert wait_until(lambda: "chanjing_vendor_failing 1.0" in _scrape(metrics), timeout=20)
+    assert wait_until(
+        lambda: 'chanjing_vendor_failing{account="default"} 1.0' in _scrape(metrics), timeout=20
+    )
     workspace.config["chanjing"]["secret_key"] = "${TEST_SECRET_KEY}"
     workspace.write_config()
     daemon.popen.send_signal(signal.SIGHUP)
     assert rec.wait_for_blocking(got("vendor.recovered"), 30), daemon.output
-    assert wait_until(lambda: "chanjing_vendor_failing 0.0" in _scrape(metrics), timeout=20)
+    assert wait_until(
+        lambda: 'chanjing_vendor_failing{account="default"} 0.0' in _scrape(metrics), timeout=20
+    )
     assert daemon.stop() == 0
     failing, recovered = (r for r in rec.accepted("/analytics"))
     assert failing.verified and recovered.verified

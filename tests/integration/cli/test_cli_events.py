@@ -67,12 +67,12 @@ def test_events_and_deliveries(env: Env) -> None:
 
     events = env.json("events", "list")
     assert len(events) == 1
-    assert {"event_id", "job_id", "type", "created_at"} <= events[0].keys()
+    assert {"event_id", "account", "job_id", "type", "created_at"} <= events[0].keys()
     assert events[0]["event_id"] == event_id
     assert events[0]["job_id"] == "job-done"
     assert events[0]["type"] == "lip_sync.succeeded"
     table = env.ok("events", "list").out.splitlines()
-    assert table[0].split() == ["EVENT_ID", "JOB_ID", "TYPE", "CREATED_AT"]
+    assert table[0].split() == ["EVENT_ID", "ACCOUNT", "JOB_ID", "TYPE", "CREATED_AT"]
     assert event_id in table[1]
 
     rows = env.json("deliveries", "list")
@@ -335,3 +335,35 @@ def test_simulate_subprocess(tmp_path: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_replay_routes_each_event_by_its_account(workspace: Workspace) -> None:
+    """An event whose routing found no endpoint gets the endpoints its account's events go
+    to now: an endpoint limited to another account is not one of them."""
+    good = workspace.config.pop("chanjing")
+    workspace.config["accounts"] = [
+        {"name": "default", **good},
+        {"name": "shop", **good, "app_id": "shop-app"},
+    ]
+    ops, analytics = workspace.config["endpoints"][:2]
+    analytics.update(events=["*"], accounts=["shop"])
+    workspace.config["endpoints"] = [ops, analytics]
+    workspace.write_config()
+    ids = {}
+    with Store(workspace.state_path) as store:
+        store.add_watches([WatchSpec("job-1"), WatchSpec("job-1", account="shop")], "cli")
+        for account in ("default", "shop"):
+            detail = JobDetail("job-1", 20, 100, "success", account=account)
+            event = build_event(detail, {}, store.now())
+            assert store.record_terminal(detail, event, [])  # no endpoint took it then
+            ids[account] = event.event_id
+    out = workspace.cli("deliveries", "replay", ids["default"], ids["shop"]).stdout
+    assert out.strip() == "replaying 3 delivery(ies) of 2 event(s)"
+    routed = {(d["event_id"], d["endpoint"]) for d in workspace.cli_json("deliveries", "list")}
+    assert routed == {
+        (ids["default"], "ops"),
+        (ids["shop"], "ops"),
+        (ids["shop"], "analytics"),
+    }
+    shown = workspace.cli("deliveries", "show", ids["shop"]).stdout
+    assert "account shop" in shown.splitlines()[0]

@@ -169,7 +169,7 @@ async def test_a_result_write_retried_after_its_commit_is_applied_once(
             look.add_watches([WatchSpec("job-1")], "queue")
             assert look.record_terminal(detail, event, ["ops"])
         ops = OperationalEvents(
-            store, AlertSettings((("watcher", ("delivery.dead",)),), Thresholds())
+            store, AlertSettings((("watcher", ("delivery.dead",), None),), Thresholds())
         )
 
         def reporter(endpoint: str, ev: Any, what: str, error: str | None, n: int) -> None:

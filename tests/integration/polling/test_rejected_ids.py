@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from notifier.config.sections import WebhookEndpoint
+from notifier.delivery.transition import job_event_id
 from notifier.models import WatchSpec
 from notifier.polling.poller import REJECT_RETRY, REJECT_WINDOW
 from tests.kit import OPS_SECRET
@@ -111,6 +112,7 @@ async def test_an_id_rejected_three_times_over_two_minutes_is_rejected_with_an_e
             "duration": 0,
             "create_time": 0,
             "labels": {"order": "o-7"},
+            "account": "default",
             "rejections": 3,
         }
         deliveries = r.store.list_deliveries()
@@ -126,7 +128,7 @@ async def test_an_id_rejected_three_times_over_two_minutes_is_rejected_with_an_e
         assert r.store.watch_counts()["rejected"] == 1
 
 
-async def test_a_rejected_id_reopened_is_asked_anew_and_reported_once(tmp_path: Path) -> None:
+async def test_a_rejected_id_reopened_is_asked_anew_and_reported_again(tmp_path: Path) -> None:
     async with rig(tmp_path) as (r, _):
         r.poller.list_sweep = False
         r.poller.subscriptions = default_endpoints()
@@ -144,10 +146,15 @@ async def test_a_rejected_id_reopened_is_asked_anew_and_reported_once(tmp_path: 
         for step in (REJECT_RETRY, REJECT_WINDOW - REJECT_RETRY):
             r.clock.advance(step)
             await poll_once(r)
-        # ... and a second rejection is no second event (one event per job and type).
+        # ... and a second rejection is its reopen's own event, under an id of its own
+        # (schema 21: events are unique by id, which counts the reopens).
         assert r.store.list_watches()[0]["state"] == "rejected"
-        assert [e["type"] for e in r.store.list_events()] == ["lip_sync.rejected"]
-        assert len(r.store.list_deliveries()) == 2
+        events = r.store.list_events()
+        assert [e["type"] for e in events] == ["lip_sync.rejected"] * 2
+        assert {e["event_id"] for e in events} == {
+            job_event_id("nosuchjob", "lip_sync.rejected", reopens) for reopens in (0, 1)
+        }
+        assert len(r.store.list_deliveries()) == 4
 
 
 async def test_a_sweep_that_lists_the_job_clears_its_rejections(tmp_path: Path) -> None:

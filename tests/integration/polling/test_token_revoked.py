@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from notifier.delivery.operational import (
     OperationalEvents,
     Thresholds,
 )
+from notifier.models import DEFAULT_ACCOUNT
 from notifier.polling.ratelimit import LimiterSettings, RateLimiter
 from notifier.polling.vendor import (
     TOKEN_REFRESH_MARGIN,
@@ -191,11 +193,11 @@ async def test_revocations_that_go_on_make_the_vendor_failing_until_they_stop(
     account: Account, clock: FakeClock
 ) -> None:
     store = account.store
-    subscribed = (("ops", ("vendor.failing", "vendor.recovered")),)
+    subscribed = (("ops", ("vendor.failing", "vendor.recovered"), None),)
     ops = OperationalEvents(store, AlertSettings(subscribed, Thresholds()), clock=clock)
     client = account.client
-    client.observer = ops.on_vendor_call
-    client.on_token_revoked = ops.on_token_revoked
+    client.observer = partial(ops.on_vendor_call, DEFAULT_ACCOUNT)
+    client.on_token_revoked = partial(ops.on_token_revoked, DEFAULT_ACCOUNT)
 
     def events() -> list[dict[str, Any]]:
         return [e for e in store.events_after(None, 100) or [] if e["type"].startswith("vendor")]
@@ -206,7 +208,7 @@ async def test_revocations_that_go_on_make_the_vendor_failing_until_they_stop(
         await account.other_program_fetches_a_token()
         await client.detail("job-1")
     assert events() == []  # a revocation now and then is no failure
-    assert ops.state.vendor.failing is False
+    assert ops.state.vendor().failing is False
 
     clock.advance(60)
     await account.other_program_fetches_a_token()
@@ -225,7 +227,7 @@ async def test_revocations_that_go_on_make_the_vendor_failing_until_they_stop(
     clock.advance(TOKEN_REVOCATION_WINDOW - 1)
     await client.detail("job-1")
     assert len(events()) == 1
-    assert ops.state.vendor.failing is True
+    assert ops.state.vendor().failing is True
 
     # A whole window without a revocation, and a call that succeeds: recovered.
     clock.advance(1)
@@ -234,5 +236,5 @@ async def test_revocations_that_go_on_make_the_vendor_failing_until_they_stop(
     assert recovered["type"] == "vendor.recovered"
     assert recovered["data"]["last_error"].startswith(TOKEN_REVOKED_CAUSE)
     assert recovered["data"]["failures"] == TOKEN_REVOCATIONS_FAILING + 1
-    assert ops.state.vendor.failing is False
+    assert ops.state.vendor().failing is False
     assert client.token_revocations == TOKEN_REVOCATIONS_FAILING + 1

@@ -14,7 +14,7 @@ from notifier.delivery.operational import OpsFact, route_operational
 from notifier.delivery.transition import route
 from notifier.kinds import JOB_EVENT_TYPES, KINDS, OUTCOMES
 from notifier.models import OPERATIONAL_EVENT_TYPES
-from notifier.service.routing import subscriptions
+from notifier.service.routing import routes, subscriptions
 from notifier.service.settings import config_summary
 from tests.kit.config_files import BASE, config_error, load_text
 
@@ -103,7 +103,7 @@ def test_a_video_endpoint_gets_video_events_and_no_lip_sync_ones(tmp_path: Path)
 def test_a_wildcard_brings_no_operational_event(tmp_path: Path) -> None:
     config = load_text(tmp_path, _endpoints("['*']", "['*.*']", "['vendor.*']", None))
     fact = OpsFact(type="vendor.failing", subject=None, data={})
-    assert route_operational(fact, subscriptions(config)) == ["e2"]
+    assert route_operational(fact, routes(config)) == ["e2"]
 
 
 def test_old_configs_route_exactly_as_before(tmp_path: Path) -> None:

@@ -17,9 +17,12 @@ from notifier.delivery.operational import (
     build_operational_event,
     route_operational,
 )
+from notifier.delivery.transition import Route
 from notifier.models import Event
 
 T0 = 1_700_000_000.0
+#: The account the vendor tests' calls are made as (the ``chanjing`` section's).
+ACCOUNT = "default"
 
 
 def _types(facts: list[OpsFact]) -> list[str]:
@@ -93,31 +96,31 @@ def test_no_dead_event_about_an_operational_event() -> None:
 
 def test_vendor_failing_after_the_duration_and_recovered() -> None:
     state = OperationalState(Thresholds(vendor_failing_for=120))
-    assert state.vendor_call("detail", "timeout", T0) == []
-    assert state.vendor_call("detail", "40001", T0 + 60) == []  # throttled: not a failure
-    assert state.vendor_call("detail", "50000", T0 + 119) == []
-    (failing,) = state.vendor_call("detail", "http_error", T0 + 120)
+    assert state.vendor_call(ACCOUNT, "detail", "timeout", T0) == []
+    assert state.vendor_call(ACCOUNT, "detail", "40001", T0 + 60) == []  # throttled: not a failure
+    assert state.vendor_call(ACCOUNT, "detail", "50000", T0 + 119) == []
+    (failing,) = state.vendor_call(ACCOUNT, "detail", "http_error", T0 + 120)
     assert failing.type == "vendor.failing" and failing.subject is None
     assert failing.data["failures"] == 3 and failing.data["error"] == "detail: http_error"
-    assert state.vendor_call("detail", "timeout", T0 + 130) == []
-    assert _types(state.vendor_call("detail", "0", T0 + 140)) == ["vendor.recovered"]
-    assert not state.vendor.failing
+    assert state.vendor_call(ACCOUNT, "detail", "timeout", T0 + 130) == []
+    assert _types(state.vendor_call(ACCOUNT, "detail", "0", T0 + 140)) == ["vendor.recovered"]
+    assert not state.vendor().failing
 
 
 def test_rejected_credentials_fail_the_vendor_at_once() -> None:
     state = OperationalState(Thresholds(vendor_failing_for=120))
-    (failing,) = state.vendor_call("access_token", "40000", T0)
+    (failing,) = state.vendor_call(ACCOUNT, "access_token", "40000", T0)
     assert "credentials rejected" in failing.data["error"]
     # A detail call answering 40000 is an unknown job, not a vendor failure.
-    assert OperationalState().vendor_call("detail", "40000", T0) == []
+    assert OperationalState().vendor_call(ACCOUNT, "detail", "40000", T0) == []
 
 
 def _revoked_then_ok(state: OperationalState, now: float) -> list[OpsFact]:
     """One revocation as the client reports it: the 10400, the hook, a new token, the call."""
-    facts = state.vendor_call("detail", "10400", now)
-    facts += state.token_revoked(now)
-    facts += state.vendor_call("access_token", "0", now)
-    return facts + state.vendor_call("detail", "0", now)
+    facts = state.vendor_call(ACCOUNT, "detail", "10400", now)
+    facts += state.token_revoked(ACCOUNT, now)
+    facts += state.vendor_call(ACCOUNT, "access_token", "0", now)
+    return facts + state.vendor_call(ACCOUNT, "detail", "0", now)
 
 
 def test_token_revocations_spread_wider_than_the_window_are_no_failure() -> None:
@@ -125,7 +128,7 @@ def test_token_revocations_spread_wider_than_the_window_are_no_failure() -> None
     spacing = TOKEN_REVOCATION_WINDOW / (TOKEN_REVOCATIONS_FAILING - 1)
     for n in range(3 * TOKEN_REVOCATIONS_FAILING):
         assert _revoked_then_ok(state, T0 + n * spacing) == []
-    assert not state.vendor.failing
+    assert not state.vendor().failing
 
 
 def test_repeated_token_revocations_fail_the_vendor_once_until_a_quiet_window() -> None:
@@ -139,34 +142,34 @@ def test_repeated_token_revocations_fail_the_vendor_once_until_a_quiet_window() 
     assert failing.data["failures"] == TOKEN_REVOCATIONS_FAILING
     assert failing.data["since"] == "2023-11-14T22:13:20Z"
     # Successful calls within the window are no recovery; nor is a failure told again.
-    assert state.vendor_call("detail", "0", last + TOKEN_REVOCATION_WINDOW - 1) == []
-    assert state.vendor.failing
-    (recovered,) = state.vendor_call("detail", "0", last + TOKEN_REVOCATION_WINDOW)
+    assert state.vendor_call(ACCOUNT, "detail", "0", last + TOKEN_REVOCATION_WINDOW - 1) == []
+    assert state.vendor().failing
+    (recovered,) = state.vendor_call(ACCOUNT, "detail", "0", last + TOKEN_REVOCATION_WINDOW)
     assert recovered.type == "vendor.recovered"
     assert recovered.data["last_error"].startswith(TOKEN_REVOKED_CAUSE)
-    assert not state.vendor.failing
+    assert not state.vendor().failing
     # A new episode counts afresh.
     assert _revoked_then_ok(state, last + TOKEN_REVOCATION_WINDOW + 1) == []
 
 
 def test_revocations_while_calls_already_fail_add_no_second_failing_event() -> None:
     state = OperationalState(Thresholds(vendor_failing_for=120))
-    state.vendor_call("detail", "timeout", T0)
-    assert _types(state.vendor_call("detail", "timeout", T0 + 120)) == ["vendor.failing"]
+    state.vendor_call(ACCOUNT, "detail", "timeout", T0)
+    assert _types(state.vendor_call(ACCOUNT, "detail", "timeout", T0 + 120)) == ["vendor.failing"]
     for n in range(TOKEN_REVOCATIONS_FAILING):
-        assert state.token_revoked(T0 + 121 + n) == []
+        assert state.token_revoked(ACCOUNT, T0 + 121 + n) == []
     # The calls work again, but the revocations have not stopped: still failing.
-    assert state.vendor_call("detail", "0", T0 + 130) == []
-    assert _types(state.vendor_call("detail", "0", T0 + 124 + TOKEN_REVOCATION_WINDOW)) == [
-        "vendor.recovered"
-    ]
+    assert state.vendor_call(ACCOUNT, "detail", "0", T0 + 130) == []
+    assert _types(
+        state.vendor_call(ACCOUNT, "detail", "0", T0 + 124 + TOKEN_REVOCATION_WINDOW)
+    ) == ["vendor.recovered"]
 
 
 def test_routing_skips_the_subject_and_non_subscribers() -> None:
-    subs = [
-        ("ops", ["lip_sync.succeeded", "endpoint.failing"]),
-        ("watcher", ["endpoint.failing"]),
-        ("analytics", ["lip_sync.succeeded"]),
+    subs: list[Route] = [
+        ("ops", ("lip_sync.succeeded", "endpoint.failing"), None),
+        ("watcher", ("endpoint.failing",), None),
+        ("analytics", ("lip_sync.succeeded",), None),
     ]
     fact = OpsFact("endpoint.failing", {}, "ops")
     assert route_operational(fact, subs) == ["watcher"]

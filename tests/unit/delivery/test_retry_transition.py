@@ -53,6 +53,7 @@ def test_event_body_matches_contract() -> None:
         "duration": 12345,
         "create_time": 1_738_636_800,
         "labels": {"team": "video"},
+        "account": "default",
     }
     assert build_event(detail(30), {}, 0).type == "lip_sync.failed"
 

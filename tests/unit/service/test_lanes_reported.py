@@ -1,5 +1,6 @@
-"""Each account's lease in /metrics (an ``account`` label) and in /healthz and the status line
-(named by account when there are several; as before accounts when there is one)."""
+"""Each account's lease and vendor health in /metrics (an ``account`` label) and in /healthz
+and the status line (named by account when there are several; as before accounts when there
+is one)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_each_accounts_budget_and_lease_have_their_own_series() -> None:
         },
         "results_unrecorded": 0,
         "state_writable": 1,
+        "vendor_failing": {"shop": 0, "media": 1},
         "leases": {
             "shop": _lease({"held": 1, "changes": {"acquired": 1, "handed_over": 0}}),
             "media": _lease({"held": 0, "changes": {"acquired": 2, "handed_over": 1}}),
@@ -43,6 +45,8 @@ def test_each_accounts_budget_and_lease_have_their_own_series() -> None:
     assert 'chanjing_vendor_calls_withheld_total{account="shop"} 0.0' in text
     assert 'chanjing_budget_qps{account="media"} 5.0' in text
     assert 'chanjing_polls_in_flight{account="shop"} 3.0' in text
+    assert 'chanjing_vendor_failing{account="media"} 1.0' in text
+    assert 'chanjing_vendor_failing{account="shop"} 0.0' in text
 
 
 async def test_health_names_each_account_when_there_are_several(tmp_path: Path) -> None:
@@ -64,6 +68,14 @@ async def test_health_names_each_account_when_there_are_several(tmp_path: Path) 
         "ok; shop: standby (n1): vendor lease held by nobody; "
         "media: standby (n1): vendor lease held by nobody"
     )
+    # One account's vendor failing: named, the other's health not in question.
+    ops.state.vendor_call("media", "detail", "timeout", 1_700_000_000.0)
+    ops.state.vendor_call("media", "detail", "timeout", 1_700_000_200.0)
+    ok, text = health.health()
+    assert not ok and text.startswith("account media: vendor failing since 2023-11-14T22:13:20")
+    assert "shop" not in text and text.endswith("detail: timeout")
+    ops.state.vendor_call("media", "detail", "0", 1_700_000_300.0)
+    assert health.health()[0]
     shown = {"shop": lanes["shop"]}  # one account: worded as before accounts
     assert health.health()[1] == "ok; standby (n1): vendor lease held by nobody"
     assert health.status_text().endswith("; standby (n1): vendor lease held by nobody")

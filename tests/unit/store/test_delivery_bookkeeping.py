@@ -78,7 +78,9 @@ def test_replay_creates_the_deliveries_current_routing_gives(store: Store) -> No
     lonely = finish(store, "a", 20, [])  # team takes only failures: no delivery
     other = finish(store, "b", 30, ["ops"])
 
-    def routing(event_type: str, watch_endpoints: tuple[str, ...] | None) -> list[str]:
+    def routing(
+        event_type: str, watch_endpoints: tuple[str, ...] | None, _account: str | None
+    ) -> list[str]:
         return route(event_type, watch_endpoints, [*SUBS, ("team", ["lip_sync.succeeded"])])
 
     assert store.replay([lonely.event_id, other.event_id, "evt_nope"], routing) == {

@@ -146,8 +146,9 @@ SELECT state, COUNT(*) FROM watches GROUP BY state;
 
 -- name: insert_event
 -- seq: the recorded order (GET /v1/events); lock_event_order first.
-INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at, kind, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))
+INSERT INTO events (event_id, job_id, type, created_at, body, last_seen_running_at, kind,
+    account, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))
 ON CONFLICT DO NOTHING;
 
 -- name: insert_delivery
@@ -155,7 +156,8 @@ INSERT INTO deliveries (event_id, endpoint, created_at, next_attempt_at) VALUES 
 ON CONFLICT DO NOTHING;
 
 -- name: list_events
-SELECT event_id, kind, job_id, type, created_at FROM events ORDER BY created_at, event_id;
+SELECT event_id, account, kind, job_id, type, created_at FROM events
+ORDER BY created_at, event_id;
 
 -- name: replay_event
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,
@@ -168,9 +170,10 @@ UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attem
 WHERE state = 'dead';
 
 -- name: get_event
-SELECT e.event_id, e.kind, e.job_id, e.type, e.created_at, e.body, e.last_seen_running_at,
-       w.endpoints AS watch_endpoints
-FROM events e LEFT JOIN watches w ON w.kind = e.kind AND w.job_id = e.job_id
+SELECT e.event_id, e.account, e.kind, e.job_id, e.type, e.created_at, e.body,
+       e.last_seen_running_at, w.endpoints AS watch_endpoints
+FROM events e
+LEFT JOIN watches w ON w.account = e.account AND w.kind = e.kind AND w.job_id = e.job_id
 WHERE e.event_id = ?;
 
 -- name: park_endpoint
@@ -271,7 +274,7 @@ SELECT d.id, d.endpoint, d.state, d.attempts, d.generation, d.created_at, d.last
 FROM deliveries d WHERE d.event_id = ? ORDER BY d.endpoint;
 
 -- name: event_summary
-SELECT event_id, kind, job_id, type, created_at, body FROM events WHERE event_id = ?;
+SELECT event_id, account, kind, job_id, type, created_at, body FROM events WHERE event_id = ?;
 
 -- name: replay_event_endpoint
 UPDATE deliveries SET state = 'pending', attempts = 0, deferred = 0, first_attempt_at = NULL,

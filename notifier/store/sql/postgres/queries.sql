@@ -73,7 +73,7 @@ SELECT pg_advisory_xact_lock(4707001);
 
 -- name: due_deliveries
 SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
-       e.type, e.created_at, e.body, e.last_seen_running_at
+       e.type, e.created_at, e.body, e.last_seen_running_at, e.account
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.state = 'pending' AND d.endpoint = %s AND d.next_attempt_at <= %s
 ORDER BY d.next_attempt_at LIMIT %s;
@@ -136,7 +136,7 @@ WHERE (%(state)s::text IS NULL OR state = %(state)s) AND (%(job)s::text IS NULL 
 ORDER BY added_at DESC, kind DESC, job_id DESC LIMIT NULLIF(%(limit)s, -1);
 
 -- name: list_events_filtered
-SELECT event_id, kind, job_id, type, created_at FROM events
+SELECT event_id, account, kind, job_id, type, created_at FROM events
 WHERE (%(job)s::text IS NULL OR job_id = %(job)s) AND (%(kind)s::text IS NULL OR kind = %(kind)s) AND (%(since)s::double precision IS NULL OR created_at >= %(since)s)
 ORDER BY created_at DESC, event_id DESC LIMIT NULLIF(%(limit)s, -1);
 
@@ -205,7 +205,7 @@ LIMIT 1;
 
 -- name: claimed_deliveries
 SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
-       e.type, e.created_at, e.body, e.last_seen_running_at
+       e.type, e.created_at, e.body, e.last_seen_running_at, e.account
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
 ORDER BY d.next_attempt_at, d.id;
@@ -246,7 +246,7 @@ claimed AS (
         claim_token, claim_expires - (SELECT db_now FROM clock) AS claim_left
 )
 SELECT c.id, c.attempts, c.generation, c.deferred, c.first_attempt_at, e.event_id, e.job_id,
-       e.type, e.created_at, e.body, e.last_seen_running_at, c.claim_token, c.claim_left
+       e.type, e.created_at, e.body, e.last_seen_running_at, e.account, c.claim_token, c.claim_left
 FROM claimed c JOIN events e ON e.event_id = c.event_id
 ORDER BY c.next_attempt_at, c.id;
 

@@ -2,7 +2,7 @@
 -- place. The migrations (migration_NNN.sql) are what make and upgrade a state; this file is
 -- never run by the program. tests/unit/store/test_schema_files.py applies both to empty
 -- databases and holds them to the same catalog.
--- schema_version: 20
+-- schema_version: 21
 -- Times are unix seconds in DOUBLE PRECISION (REAL would lose whole seconds of a current
 -- time): the daemon's clock, except where the DATABASE's is named. JSON is TEXT, as in SQLite.
 
@@ -66,7 +66,8 @@ CREATE INDEX watches_key ON watches (account, poll_key) WHERE state = 'active';
 CREATE INDEX watches_active_created ON watches (account, kind, create_time) WHERE state = 'active';
 CREATE INDEX watches_finished ON watches (finished_at) WHERE state != 'active';
 
--- One per job and event type (and reopen): what every endpoint of it receives.
+-- One per job event (an account's job, its type and reopen: the id says which; schema 21)
+-- or event of the daemon's own: what every endpoint of it receives.
 CREATE TABLE events (
     event_id             TEXT PRIMARY KEY,
     job_id               TEXT NOT NULL,
@@ -76,8 +77,7 @@ CREATE TABLE events (
     last_seen_running_at DOUBLE PRECISION,            -- when the job was last seen unfinished
     seq                  BIGINT,          -- the recorded order (GET /v1/events)
     kind                 TEXT,            -- the watch's kind; NULL: the daemon's own event
-    account              TEXT,            -- the account it concerns; NULL: none
-    UNIQUE (job_id, type)
+    account              TEXT             -- the account it concerns; NULL: none
 );
 CREATE INDEX events_created ON events (created_at);
 CREATE UNIQUE INDEX events_seq ON events (seq);

@@ -70,7 +70,7 @@ SELECT 1;
 
 -- name: due_deliveries
 SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
-       e.type, e.created_at, e.body, e.last_seen_running_at
+       e.type, e.created_at, e.body, e.last_seen_running_at, e.account
 FROM deliveries d INDEXED BY deliveries_due JOIN events e ON e.event_id = d.event_id
 WHERE d.state = 'pending' AND d.endpoint = ? AND d.next_attempt_at <= ?
 ORDER BY d.next_attempt_at LIMIT ?;
@@ -130,7 +130,7 @@ WHERE (:state IS NULL OR state = :state) AND (:job IS NULL OR job_id = :job)
 ORDER BY added_at DESC, kind DESC, job_id DESC LIMIT :limit;
 
 -- name: list_events_filtered
-SELECT event_id, kind, job_id, type, created_at FROM events
+SELECT event_id, account, kind, job_id, type, created_at FROM events
 WHERE (:job IS NULL OR job_id = :job) AND (:kind IS NULL OR kind = :kind) AND (:since IS NULL OR created_at >= :since)
 ORDER BY created_at DESC, event_id DESC LIMIT :limit;
 
@@ -199,7 +199,7 @@ LIMIT 1;
 -- name: claimed_deliveries
 -- What the attempts of the rows just claimed (:ids, a JSON array) need, oldest due first.
 SELECT d.id, d.attempts, d.generation, d.deferred, d.first_attempt_at, e.event_id, e.job_id,
-       e.type, e.created_at, e.body, e.last_seen_running_at
+       e.type, e.created_at, e.body, e.last_seen_running_at, e.account
 FROM deliveries d JOIN events e ON e.event_id = d.event_id
 WHERE d.id IN (SELECT value FROM json_each(:ids))
 ORDER BY d.next_attempt_at, d.id;
