@@ -555,15 +555,23 @@ class Demo:
         return lines
 
     def per_account(self, notified: set[str]) -> list[str]:
-        """Each account's jobs notified (to ops, which gets every event) and its own vendor
-        calls, as the simulator counted them for that account's app."""
+        """Each account's jobs notified (to ops, which gets every event), how many of their
+        webhooks name the account (``data.account``), and the account's own vendor calls, as
+        the simulator counted them for that account's app."""
         stats = self.sim.stats()["accounts"]
+        said = [
+            (self.accounts.get(str(_job_of(r.payload, self.outcomes))), _payload_account(r.payload))
+            for r in self.receiver.accepted()
+            if r.path != SLACK_PATH
+        ]
         lines = []
         for name, app_id in ACCOUNTS.items():
             jobs = {j for j, account in self.accounts.items() if account == name}
+            webhooks = [named for account, named in said if account == name]
             calls = stats[app_id]
             lines.append(
-                f"  account {name:14} {len(jobs & notified)}/{len(jobs)} jobs notified, "
+                f"  account {name:14} {len(jobs & notified)}/{len(jobs)} jobs notified "
+                f"({webhooks.count(name)}/{len(webhooks)} webhooks name it), "
                 f"{calls['calls']} vendor calls (max {calls['max_per_second']}/s of "
                 f"{calls['qps']}, 40001: {calls['codes'].get('40001', 0)})"
             )

@@ -64,8 +64,11 @@ def test_piped_demo_keeps_lines_whole_and_names_endpoints_alike() -> None:
     # Each account's jobs notified, each within its own budget as the simulator counted it.
     accounts = {line.split()[1]: line for line in lines if line.startswith("account ")}
     assert sorted(accounts) == ["default", "studio"], lines
-    assert accounts["default"].startswith("account default        14/14 jobs notified, ")
-    assert accounts["studio"].startswith("account studio         3/3 jobs notified, ")
+    assert accounts["default"].startswith("account default        14/14 jobs notified (")
+    assert accounts["studio"].startswith("account studio         3/3 jobs notified (")
     for line in accounts.values():
+        # Every webhook about the account's jobs names it in its payload (data.account).
+        named, webhooks = line.split(" (")[1].split(" webhooks")[0].split("/")
+        assert named == webhooks and int(webhooks) >= 3, line
         most = int(line.split("(max ")[1].split("/s")[0])
         assert 0 < most <= 10 and line.endswith(" of 10, 40001: 0)"), line
