@@ -24,7 +24,7 @@ b. **Three nodes, six accounts, one PostgreSQL** (``CHANJING_NOTIFIER_TEST_PG`` 
    account over its budget in any second (target: one account's ``qps``).
 
 Prints the tables and PASS/FAIL lines, writes ``bench/out/accounts.json``. Run:
-``python -m bench.accounts`` (about 4 min on 2 cores; ``--only a`` or ``--only b`` for one
+``python -m bench.accounts`` (about 4.5 min on 2 cores; ``--only a`` or ``--only b`` for one
 scenario, ``--lease 3`` is quicker).
 """
 
