@@ -68,6 +68,11 @@ class Listing:
     id_field: str = "id"
     #: The largest page the vendor serves (a larger one is refused with 40000).
     max_page_size: int = 100
+    #: ``by="ids"``: a request key some sources send with one of ``types`` (AI creation's
+    #: ``type``: 3 images, 4 videos). Not sent until the vendor refuses a list without it;
+    #: then each type is asked for in turn (docs/kinds.md, Unverified).
+    types_param: str | None = None
+    types: tuple[int, ...] = ()
 
 
 def _codes(table: Mapping[int, Phase], ranges: tuple[tuple[int, int, Phase], ...] = ()) -> Any:
@@ -292,7 +297,12 @@ AI_CREATION = Kind(
     title="AI creation",
     poll=Poll("GET", "/open/v1/ai_creation/task", "unique_id"),
     listing=Listing(
-        "/open/v1/ai_creation/task/page", "ids", id_field="unique_id", max_page_size=50
+        "/open/v1/ai_creation/task/page",
+        "ids",
+        id_field="unique_id",
+        max_page_size=50,
+        types_param="type",
+        types=(3, 4),
     ),
     create_path="/open/v1/ai_creation/task/submit",
     create_id="data",

@@ -18,7 +18,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from notifier.config import dotted, kind, show
+from notifier.config import DEFAULT_ACCOUNT, Config, dotted, kind, show
+from notifier.config.accounts import account_name, unknown_account
 from notifier.kinds import DEFAULT_KIND, kind_problem
 from notifier.models import (
     WatchSpec,
@@ -29,10 +30,13 @@ from notifier.models import (
 )
 
 __all__ = [
+    "ANY_ACCOUNT",
+    "AccountRule",
     "Loc",
     "Parsed",
     "Problem",
     "WatchProblems",
+    "account_check",
     "describe",
     "endpoint_problem",
     "endpoints_type_problem",
@@ -147,6 +151,64 @@ def kind_check(raw: object) -> str | None:
     return kind_problem(raw)
 
 
+@dataclass(frozen=True)
+class AccountRule:
+    """The accounts a watch may name, and the one it gets when it names none (issue 22):
+    the only account when there is one, else the one marked default, else none (a watch
+    must name its account). ``names`` None: not checked against a config (input the daemon
+    made itself), any well-formed name goes; none named is ``default``."""
+
+    names: tuple[str, ...] | None = None
+    default: str | None = DEFAULT_ACCOUNT
+
+    @classmethod
+    def of(cls, names: Collection[str], default: str | None) -> AccountRule:
+        return cls(tuple(names), default)
+
+    @classmethod
+    def configured(cls, config: Config) -> AccountRule:
+        """The rule of ``config``'s accounts."""
+        return cls.of([a.name for a in config.vendor_accounts()], config.default_account())
+
+    def limited(self, names: Collection[str] | None) -> AccountRule:
+        """The rule as a caller allowed only ``names`` sees it (an intake token limited to
+        some accounts): the others do not exist for it, and the default is its only account
+        or the configured default when it is one of them."""
+        if names is None:
+            return self
+        allowed = tuple(n for n in (self.names or names) if n in names)
+        default = (
+            allowed[0] if len(allowed) == 1 else (self.default if self.default in allowed else None)
+        )
+        return AccountRule(allowed, default)
+
+    def missing(self) -> str:
+        """The one wording for a watch that names no account where it must."""
+        names = ", ".join(self.names or ())
+        return f"name the account (several configured and none marked default: {names})"
+
+
+def account_check(raw: object, rule: AccountRule) -> tuple[str, None] | tuple[None, str]:
+    """``(account, None)`` for what a watch names (None: it names none), or ``(None, why
+    not)``: an account name the config has (under ``rule``), in the config's wording for an
+    unknown one."""
+    if raw is None:
+        if rule.default is None:
+            return None, rule.missing()
+        return rule.default, None
+    try:
+        name = account_name(raw)
+    except ValueError as exc:
+        return None, str(exc)
+    if rule.names is not None and name not in rule.names:
+        return None, unknown_account(name, rule.names)
+    return name, None
+
+
+#: No config to check against: any well-formed account, ``default`` when none is named.
+ANY_ACCOUNT = AccountRule()
+
+
 class Parsed(NamedTuple):
     """What :func:`parse_watches` made of a request: its specs, or (then none) its problems."""
 
@@ -162,14 +224,16 @@ def parse_watches(
     endpoints_configured: Collection[str] | None,
     ids_at: Loc = ("ids",),
     kind: object = None,
+    account: object = None,
+    accounts: AccountRule = ANY_ACCOUNT,
 ) -> Parsed:
-    """Watch specs for ``ids`` that share ``labels``, ``endpoints`` and ``kind`` (None:
-    absent: no labels, every endpoint whose events match, lip-sync), or every problem
-    found. ``endpoints`` are checked against ``endpoints_configured`` unless it is None.
-    Ids repeated are one spec.
+    """Watch specs for ``ids`` that share ``labels``, ``endpoints``, ``kind`` and
+    ``account`` (None: absent: no labels, every endpoint whose events match, lip-sync, the
+    default account of ``accounts``), or every problem found. ``endpoints`` are checked
+    against ``endpoints_configured`` unless it is None. Ids repeated are one spec.
 
-    Problems are at ``(*ids_at, i)`` for the i-th id, ``("labels",)``, ``("endpoints", …)``
-    and ``("kind",)``."""
+    Problems are at ``(*ids_at, i)`` for the i-th id, ``("labels",)``, ``("endpoints", …)``,
+    ``("kind",)`` and ``("account",)``."""
     problems: list[Problem] = []
     for i, job_id in enumerate(ids):
         problem = id_problem(job_id)
@@ -185,10 +249,15 @@ def parse_watches(
     problem = kind_check(chosen)
     if problem is not None:
         problems.append(Problem(("kind",), problem))
+    named, problem = account_check(account, accounts)
+    if problem is not None:
+        problems.append(Problem(("account",), problem))
     if problems:
         return Parsed([], problems)
-    assert isinstance(chosen, str)
-    specs = [WatchSpec(str(job_id), dict(stored), names, chosen) for job_id in dict.fromkeys(ids)]
+    assert isinstance(chosen, str) and named is not None
+    specs = [
+        WatchSpec(str(job_id), dict(stored), names, chosen, named) for job_id in dict.fromkeys(ids)
+    ]
     return Parsed(specs, [])
 
 
@@ -199,9 +268,11 @@ def parse_watch(
     *,
     endpoints_configured: Collection[str] | None,
     kind: object = None,
+    account: object = None,
+    accounts: AccountRule = ANY_ACCOUNT,
 ) -> WatchSpec | list[Problem]:
     """One watch spec, or its problems (at ``("id",)``, ``("labels",)``,
-    ``("endpoints", …)``, ``("kind",)``); see :func:`parse_watches`."""
+    ``("endpoints", …)``, ``("kind",)``, ``("account",)``); see :func:`parse_watches`."""
     specs, problems = parse_watches(
         [job_id],
         labels,
@@ -209,6 +280,8 @@ def parse_watch(
         endpoints_configured=endpoints_configured,
         ids_at=(),
         kind=kind,
+        account=account,
+        accounts=accounts,
     )
     if specs:
         return specs[0]
@@ -221,10 +294,14 @@ def watch_specs(
     endpoints: object = None,
     *,
     kind: str = DEFAULT_KIND,
+    account: str = DEFAULT_ACCOUNT,
 ) -> list[WatchSpec]:
     """Specs for input checked already (ids from a vendor list, labels and endpoints from
-    the config, a kind of the table): :class:`WatchProblems` if it was not after all."""
-    specs, problems = parse_watches(ids, labels, endpoints, endpoints_configured=None, kind=kind)
+    the config, a kind of the table, an account of the config): :class:`WatchProblems` if it
+    was not after all."""
+    specs, problems = parse_watches(
+        ids, labels, endpoints, endpoints_configured=None, kind=kind, account=account
+    )
     if problems:
         raise WatchProblems(problems)
     return specs

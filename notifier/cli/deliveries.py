@@ -24,6 +24,7 @@ from notifier.cli.common import (
     render,
     show_time,
 )
+from notifier.cli.watch import account_filter, add_account_option
 from notifier.delivery.transition import route
 from notifier.models import OPERATIONAL_EVENT_TYPES, DeliveryState
 from notifier.service.routing import subscriptions
@@ -51,6 +52,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_list_options(elist)
     add_kind_option(elist, "only events of this kind's watches", None)
+    add_account_option(elist, "only events of this vendor account's watches")
 
     deliveries = sub.add_parser(
         "deliveries", help="per-endpoint delivery attempts", parents=[common]
@@ -95,7 +97,7 @@ def _rows(args: argparse.Namespace, what: str, **filters: Any) -> list[dict[str,
 def cmd_events(args: argparse.Namespace) -> int:
     if args.action != "list":
         raise UsageError("events: choose list")
-    rows = _rows(args, "events", kind=chosen_kind(args))
+    rows = _rows(args, "events", kind=chosen_kind(args), account=account_filter(args))
     print_list(args, rows, ["event_id", "account", "job_id", "type", "created_at"])
     return EXIT_OK
 

@@ -22,6 +22,7 @@ from notifier.store import (
     default_state_path,
     describe_state,
 )
+from notifier.watchspec import AccountRule
 
 SIM_PORT, SIM_APP_ID, SIM_SECRET = 8700, "demo-app", "demo-secret"
 RECEIVE_PORT = 8800
@@ -253,7 +254,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "list of job ids, [] for none; or leave watch.file out)"
             )
         try:
-            specs = load_watch_file(config.watch.file, config.endpoint_names())
+            rule = AccountRule.configured(config)
+            specs = load_watch_file(config.watch.file, config.endpoint_names(), rule)
         except WatchFileError as exc:
             raise UsageError(
                 "\n".join(f"{path}: watch.file: {line}" for line in exc.problems)

@@ -1,7 +1,10 @@
 """``watch add | list | show | rm | rejected``.
 
-A watch is a kind and a job id: ``--kind`` (default ``lip_sync``) names which of two watches
-of one id a command means, and ``watch list --kind`` shows one kind's."""
+A watch is an account, a kind and a job id: ``--kind`` (default ``lip_sync``) and
+``--account`` (default: the only account, or the one marked default) name which of two
+watches of one id a command means, and ``watch list --kind/--account`` shows one kind's or
+one account's. ``--account`` of ``list``, ``show`` and ``rm`` may name an account no longer
+configured: its watches stay in the state until it returns."""
 
 from __future__ import annotations
 
@@ -31,11 +34,12 @@ from notifier.cli.common import (
     show_time,
 )
 from notifier.config import Config
+from notifier.config.accounts import account_name
 from notifier.intake.adding import REOPENABLE, LabelsTooMany, add_watches, find_watch, watch_row
 from notifier.kinds import DEFAULT_KIND, KINDS
 from notifier.models import EVENT_TYPES, WatchState
 from notifier.store import StoreError
-from notifier.watchspec import Problem, parse_watches
+from notifier.watchspec import AccountRule, Problem, parse_watches
 
 #: The states ``--reopen`` takes, for its message.
 _REOPENABLE_TEXT = ", ".join(REOPENABLE[:-1]) + " or " + REOPENABLE[-1]
@@ -62,6 +66,48 @@ LIST_COLUMNS = [
 
 
 _KIND_HELP = f"the jobs' kind: {', '.join(KINDS)} (default: {DEFAULT_KIND})"
+_ACCOUNT_HELP = "the jobs' vendor account (default: the only one, or the one marked default)"
+
+
+def add_account_option(parser: argparse.ArgumentParser, help_text: str = _ACCOUNT_HELP) -> None:
+    """``--account NAME`` (checked by :func:`chosen_account` or the parser, not argparse)."""
+    parser.add_argument("--account", default=None, metavar="NAME", help=help_text)
+
+
+def account_filter(args: argparse.Namespace) -> str | None:
+    """``--account`` of a list (None: every account): any well-formed name, configured or
+    not (a removed account's watches and events stay in the state)."""
+    if args.account is None:
+        return None
+    try:
+        return account_name(args.account)
+    except ValueError as exc:
+        raise UsageError(f"--account: {exc}") from None
+
+
+def account_columns(
+    columns: Sequence[str], config: Config, rows: list[dict[str, Any]]
+) -> list[str]:
+    """``columns`` with ``account`` after ``job_id`` when it tells rows apart: the config
+    has several accounts, or the rows do (a removed account's); ``--json`` always has it."""
+    named = {r.get("account") for r in rows} - {None}  # None: an event of no account
+    several = len(config.vendor_accounts()) > 1 or len(named) > 1
+    if not several:
+        return list(columns)
+    at = list(columns).index("job_id") + 1
+    return [*columns[:at], "account", *columns[at:]]
+
+
+def chosen_account(args: argparse.Namespace, config: Config) -> str:
+    """The account ``show`` and ``rm`` mean: ``--account`` (well-formed, configured or not),
+    else the config's default one; a usage error when it has none."""
+    named = account_filter(args)
+    if named is not None:
+        return named
+    default = config.default_account()
+    if default is None:
+        raise UsageError(f"--account: {AccountRule.configured(config).missing()}")
+    return default
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -92,21 +138,25 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="watch an expired, failed or rejected id again (polled at once, give_up_after anew)",
     )
     add_kind_option(add, _KIND_HELP, DEFAULT_KIND)
+    add_account_option(add)
     lst = wsub.add_parser(
         "list", help="watches, newest first, with their problems", parents=[common]
     )
     add_list_options(lst)
     lst.add_argument("--state", choices=[s.value for s in WatchState], help="only this state")
     add_kind_option(lst, f"only this kind ({', '.join(KINDS)})", None)
+    add_account_option(lst, "only this vendor account's watches")
     show = wsub.add_parser(
         "show", help="one watch, every field (the vendor's own status too)", parents=[common]
     )
     show.add_argument("id", metavar="ID", help="Chanjing job id")
     show.add_argument("--json", action="store_true", help="print a JSON object")
     add_kind_option(show, _KIND_HELP, DEFAULT_KIND)
+    add_account_option(show)
     rm = wsub.add_parser("rm", help="stop watching job ids", parents=[common])
     rm.add_argument("ids", nargs="+", metavar="ID", help="Chanjing job id")
     add_kind_option(rm, _KIND_HELP, DEFAULT_KIND)
+    add_account_option(rm)
     rej = wsub.add_parser(
         "rejected", help="queue rows the daemon refused, with the reason", parents=[common]
     )
@@ -126,7 +176,12 @@ def _parse_labels(pairs: Sequence[str]) -> dict[str, str]:
 
 
 #: The option each part of a watch request came from, to frame the parser's problems.
-_OPTION = {"labels": "--label", "endpoints": "--endpoint", "kind": "--kind"}
+_OPTION = {
+    "labels": "--label",
+    "endpoints": "--endpoint",
+    "kind": "--kind",
+    "account": "--account",
+}
 
 
 def _usage(problems: Sequence[Problem]) -> UsageError:
@@ -169,10 +224,13 @@ def _add(args: argparse.Namespace) -> int:
         endpoints_configured=config.endpoint_names(),
         ids_at=(),
         kind=args.kind,
+        account=args.account,
+        accounts=(rule := AccountRule.configured(config)),
     )
     if parsed.problems:
         raise _usage(parsed.problems)
-    labels, endpoints = parsed.specs[0].labels, parsed.specs[0].endpoints
+    first = parsed.specs[0]
+    labels, endpoints = first.labels, first.endpoints
     if endpoints is not None:
         missed = _unreachable(config, endpoints)
         if missed:
@@ -190,7 +248,9 @@ def _add(args: argparse.Namespace) -> int:
                 endpoints,
                 config.endpoint_names(),
                 reopen=args.reopen,
-                kind=parsed.specs[0].kind,
+                kind=first.kind,
+                account=first.account,
+                accounts=rule,
             )
         except LabelsTooMany as exc:
             raise UsageError(f"--label: {exc}") from None
@@ -231,7 +291,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     config, _path = load(args, secrets=False)
-    kind = chosen_kind(args)
+    kind, account = chosen_kind(args), account_filter(args)
     try:
         with open_store(config) as store:
             since = None if args.since is None else parse_since(args.since, store.now())
@@ -242,6 +302,7 @@ def _list(args: argparse.Namespace) -> int:
                 since=since,
                 limit=list_limit(args),
                 kind=kind,
+                account=account,
             )
     except NoState as exc:
         print(f"note: {exc}", file=sys.stderr)
@@ -250,21 +311,22 @@ def _list(args: argparse.Namespace) -> int:
         if not args.json:
             row["endpoints"] = row["endpoints"] if row["endpoints"] is not None else "all"
             row["note"] = row["last_error"] or row["msg"]
-    print_list(args, rows, LIST_COLUMNS)
+    print_list(args, rows, account_columns(LIST_COLUMNS, config, rows))
     return EXIT_OK
 
 
 def _show(args: argparse.Namespace) -> int:
     config, _path = load(args, secrets=False)
     kind = chosen_kind(args) or DEFAULT_KIND
+    account = chosen_account(args, config)
     try:
         store = open_store(config)
     except NoState as exc:
         raise StoreError(str(exc)) from None
     with store:
-        row = find_watch(store, args.id, kind)
+        row = find_watch(store, args.id, kind, account)
     if row is None:
-        print(f"no {kind} watch for job {args.id}", file=sys.stderr)
+        print(f"no {kind} watch for job {args.id}{_on(account, config)}", file=sys.stderr)
         return EXIT_FAILURE
     if args.json:
         print(json.dumps(row, indent=2, ensure_ascii=False, default=str))
@@ -278,14 +340,15 @@ def _show(args: argparse.Namespace) -> int:
 def _rm(args: argparse.Namespace) -> int:
     config, _path = load(args, secrets=False)
     kind = chosen_kind(args) or DEFAULT_KIND
+    account = chosen_account(args, config)
     ids = list(dict.fromkeys(args.ids))
     try:
         store = open_store(config)
     except NoState as exc:
         raise StoreError(str(exc)) from None
     with store:
-        known = {job_id: store.watch_summary(job_id, kind=kind) for job_id in ids}
-        removed = store.remove_watches(ids, kind=kind)
+        known = {job_id: store.watch_summary(job_id, kind=kind, account=account) for job_id in ids}
+        removed = store.remove_watches(ids, kind=kind, account=account)
     print(f"removed {removed} of {len(ids)} watch(es)")
     from_file = [j for j, w in known.items() if w is not None and w["source"] == "file"]
     if from_file:
@@ -299,8 +362,13 @@ def _rm(args: argparse.Namespace) -> int:
     missing = [job_id for job_id, w in known.items() if w is None]
     of = "" if kind == DEFAULT_KIND else f"{kind} "
     for job_id in missing:
-        print(f"no {of}watch for job {job_id}", file=sys.stderr)
+        print(f"no {of}watch for job {job_id}{_on(account, config)}", file=sys.stderr)
     return EXIT_FAILURE if missing else EXIT_OK
+
+
+def _on(account: str, config: Config) -> str:
+    """`` on account NAME`` where a config has several (one account needs no name)."""
+    return "" if len(config.vendor_accounts()) == 1 else f" on account {account}"
 
 
 def _rejected(args: argparse.Namespace) -> int:
@@ -321,6 +389,7 @@ def _rejected(args: argparse.Namespace) -> int:
                 with contextlib.suppress(ValueError):
                     row[key] = json.loads(row[key])
     columns = ["seq", "kind", "job_id", "labels", "endpoints", "enqueued_at", "rejected"]
+    columns = account_columns(columns, config, rows)
     print(render(rows, columns, args.json))
     if args.clear:
         print(f"cleared {cleared} rejected row(s)", file=sys.stderr)

@@ -54,6 +54,7 @@ from notifier.config.fields import (
     secret_text,
     webhook_secret,
 )
+from notifier.config.intake_tokens import IntakeToken, intake_token
 from notifier.config.problems import KeyedProblems, Loc, kind, show
 from notifier.models import label_map, labels_problem, unknown_endpoint
 
@@ -431,21 +432,8 @@ class MetricsConfig(_Listener):
 
 #: Bearer tokens: RFC 6750 ``token68`` characters, long enough to guess never (and to be
 #: masked in logs: the redactor ignores short strings).
-_TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/-]{16,256}=*")
-
-
-def _intake_token(value: object) -> str:
-    text = secret_text(value)
-    if not _TOKEN_RE.fullmatch(text):
-        # Never echoed: it is a secret.
-        raise ValueError(
-            "must be 16-256 characters of letters, digits and -._~+/ (e.g. openssl rand -hex 32)"
-        )
-    return text
-
-
 def _optional_intake_token(value: object) -> str | None:
-    return None if value is None else _intake_token(value)
+    return None if value is None else intake_token(value)
 
 
 def _public_url(value: object) -> str | None:
@@ -537,8 +525,9 @@ class GatewayConfig(_Listener):
 class IntakeConfig(_Listener):
     """The optional HTTP intake API (``POST /v1/watches``…); off without ``listen``."""
 
-    #: Any of them is accepted (several: rotation without downtime).
-    tokens: list[Annotated[SecretStr, BeforeValidator(_intake_token)]] = Field(default_factory=list)
+    #: Any of them is accepted (several: rotation without downtime); one with ``accounts``
+    #: only for those accounts' watches and events.
+    tokens: list[IntakeToken] = Field(default_factory=list)
     #: A client must send its request headers, and then its body, within this long.
     client_timeout: PositiveDuration = 10.0
 
@@ -571,7 +560,14 @@ class IntakeConfig(_Listener):
         return f"{self.public_url}/v1/chanjing/callback/{secret}"
 
     def token_values(self) -> list[str]:
-        return [t.get_secret_value() for t in self.tokens]
+        return [t.token.get_secret_value() for t in self.tokens]
+
+    def token_grants(self) -> list[tuple[str, tuple[str, ...] | None]]:
+        """Each token and the accounts it is limited to (None: every account)."""
+        return [
+            (t.token.get_secret_value(), None if t.accounts is None else tuple(t.accounts))
+            for t in self.tokens
+        ]
 
     def callback_secret(self) -> str | None:
         token = self.callback_token
@@ -645,6 +641,11 @@ class Config(BaseModel):
             (("endpoints", i, "accounts", j), name)
             for i, endpoint in enumerate(self.endpoints)
             for j, name in enumerate(endpoint.accounts or [])
+        ]
+        refs += [
+            (("intake", "tokens", i, "accounts", j), name)
+            for i, token in enumerate(self.intake.tokens)
+            for j, name in enumerate(token.accounts or [])
         ]
         names = [a.name for a in self.vendor_accounts()]
         problems = reference_problems(names, self.default_account(), refs)

@@ -406,7 +406,9 @@ class Gateway:
         vendor = lane.vendor
         share = self._share_of(account, lane)
         priority = Priority.INTERACTIVE if share.take() else Priority.ORDINARY
-        body = self._with_callback(call, watch_to[0]) if watch_to is not None else call.body
+        body = (
+            self._with_callback(call, watch_to[0], account) if watch_to is not None else call.body
+        )
         started = time.monotonic()
         try:
             answer = await vendor.forward(
@@ -450,10 +452,11 @@ class Gateway:
         )
         return vendor_reply(CODE_QPS, "request too frequent, please retry later", outcome="limited")
 
-    def _with_callback(self, call: Call, kind: Kind) -> bytes:
+    def _with_callback(self, call: Call, kind: Kind, account: str) -> bytes:
         """A create without ``callback`` gets ours (the fast path) when one is configured and
-        the kind takes one, its route naming the kind (the vendor's callback body does not);
-        one the application gave is kept as it is."""
+        the kind takes one, its route naming the kind (the vendor's callback body does not)
+        and, for another account than the default one, the account first; one the
+        application gave is kept as it is."""
         if self.callback_url is None or not kind.callback:
             return call.body
         try:
@@ -463,6 +466,8 @@ class Gateway:
         if not isinstance(body, dict) or body.get("callback"):
             return call.body
         suffix = "" if kind.name == kinds.DEFAULT_KIND else f"/{kind.name}"
+        if account != self._default_account:
+            suffix = f"/{account}/{kind.name}"
         body["callback"] = self.callback_url + suffix
         return json.dumps(body, ensure_ascii=True).encode()
 

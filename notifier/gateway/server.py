@@ -35,7 +35,7 @@ MAX_BODY = 1024 * 1024
 #: Headers passed to the gateway (and on to the lease holder when relayed).
 PASSED_HEADERS = ("access_token", LABEL_HEADER, ENDPOINT_HEADER, RELAYED_HEADER)
 #: (path label, outcome, HTTP status, seconds, seconds waited at the limiter or None).
-Observer = Callable[[str, str, int, float, float | None], None]
+Observer = Callable[[str, str, int, float, float | None, str | None], None]
 
 
 def path_label(path: str) -> str:
@@ -110,7 +110,8 @@ class GatewayServer:
             waited_ms=None if reply.waited is None else round(reply.waited * 1000, 1),
         )
         if self.observer is not None:
-            self.observer(path_label(path), reply.outcome, reply.status, seconds, reply.waited)
+            label = path_label(path)
+            self.observer(label, reply.outcome, reply.status, seconds, reply.waited, reply.account)
         response = web.Response(status=reply.status, body=reply.body)
         response.headers["Content-Type"] = reply.content_type
         if reply.status in (408, 413):

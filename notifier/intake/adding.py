@@ -13,9 +13,16 @@ from typing import Any
 
 from notifier.intake.queue import take_queue
 from notifier.kinds import DEFAULT_KIND
-from notifier.models import WatchSpec, WatchState
+from notifier.models import DEFAULT_ACCOUNT, WatchSpec, WatchState
 from notifier.store import Store
-from notifier.watchspec import Problem, parse_endpoints, parse_watch, watch_specs
+from notifier.watchspec import (
+    ANY_ACCOUNT,
+    AccountRule,
+    Problem,
+    parse_endpoints,
+    parse_watch,
+    watch_specs,
+)
 
 
 class LabelsTooMany(ValueError):
@@ -66,12 +73,16 @@ def add_watches(
     reopen: bool = False,
     source: str = "queue",
     kind: str = DEFAULT_KIND,
+    account: str = DEFAULT_ACCOUNT,
+    accounts: AccountRule = ANY_ACCOUNT,
 ) -> AddOutcome:
-    """Watch ``ids`` of ``kind`` (already checked, the kind too): new ones are created,
-    known ones get ``labels`` merged (given ones win) and ``endpoints`` replaced when given;
-    finished ones stay finished unless ``reopen`` and they expired, failed or were
-    rejected. Every spec is the parser's (:mod:`notifier.watchspec`): merged labels are
-    checked as given ones are. The same id under another kind is another watch.
+    """Watch ``ids`` of ``kind`` on ``account`` (already checked, the kind and account
+    too; ``accounts``: the configured ones, which the queue judges its rows by): new ones
+    are created, known ones get ``labels`` merged (given ones win) and ``endpoints``
+    replaced when given; finished ones stay finished unless ``reopen`` and they expired,
+    failed or were rejected. Every spec is the parser's (:mod:`notifier.watchspec`):
+    merged labels are checked as given ones are. The same id under another kind or account
+    is another watch.
 
     :class:`LabelsTooMany` when a known watch's merged labels would pass the limits.
 
@@ -84,9 +95,9 @@ def add_watches(
     with store.transaction():
         specs: list[WatchSpec] = []
         for job_id in outcome.ids:
-            known = store.watch_summary(job_id, kind=kind)
+            known = store.watch_summary(job_id, kind=kind, account=account)
             if known is None:
-                specs += watch_specs([job_id], dict(labels), wanted, kind=kind)
+                specs += watch_specs([job_id], dict(labels), wanted, kind=kind, account=account)
                 continue
             merged = {**known["labels"], **labels}
             keep = known["endpoints"]
@@ -96,6 +107,7 @@ def add_watches(
                 wanted if wanted is not None else keep,
                 endpoints_configured=None,
                 kind=kind,
+                account=account,
             )
             if not isinstance(spec, WatchSpec):  # raised inside the transaction: nothing kept
                 said = "; ".join(p.msg for p in spec)
@@ -104,7 +116,7 @@ def add_watches(
             if known["state"] == WatchState.ACTIVE.value:
                 outcome.known.append(job_id)
             elif reopen and known["state"] in REOPENABLE:
-                store.reopen_watch(job_id, kind=kind)
+                store.reopen_watch(job_id, kind=kind, account=account)
                 outcome.reopened[job_id] = known["state"]
             else:
                 outcome.finished[job_id] = known
@@ -117,7 +129,7 @@ def add_watches(
         # Taken in the same transaction: the watches are listed right after, and a daemon
         # that has not loaded an endpoint named here (config edited, no reload yet) never
         # sees the row to reject it; its deliveries wait, parked, until it runs that endpoint.
-        outcome.added = take_queue(store, endpoint_names).added
+        outcome.added = take_queue(store, endpoint_names, accounts).added
     return outcome
 
 
@@ -127,7 +139,10 @@ def watch_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def find_watch(store: Store, job_id: str, kind: str = DEFAULT_KIND) -> dict[str, Any] | None:
-    """The watch of ``kind`` with this id (another kind's of the same id is another watch)."""
-    rows = store.list_filtered("watches", job=job_id, kind=kind, limit=1)
+def find_watch(
+    store: Store, job_id: str, kind: str = DEFAULT_KIND, account: str = DEFAULT_ACCOUNT
+) -> dict[str, Any] | None:
+    """The watch of ``account`` and ``kind`` with this id (another kind's or account's of
+    the same id is another watch)."""
+    rows = store.list_filtered("watches", job=job_id, kind=kind, account=account, limit=1)
     return watch_row(rows[0]) if rows else None

@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 from notifier.config import dotted, kind
 from notifier.kinds import DEFAULT_KIND, KINDS, Phase
 from notifier.models import (
+    DEFAULT_ACCOUNT,
     JOB_ID_RE,
     LABEL_KEY_RE,
     MAX_LABEL_NUMBER,
@@ -38,12 +39,18 @@ from notifier.models import (
     label_map,
 )
 from notifier.watchspec import (
+    ANY_ACCOUNT,
+    AccountRule,
+    account_check,
     endpoint_problem,
     endpoints_type_problem,
     id_problem,
     kind_check,
     labels_check,
 )
+
+#: An account's name, as the config takes it (:func:`notifier.config.accounts.account_name`).
+ACCOUNT_NAME_RE = "^[a-z0-9_][a-z0-9_-]{0,39}$"
 
 #: Ids per POST /v1/watches: one request is one transaction on the daemon's loop; a bigger
 #: one would hold up polling (about 6 statements an id).
@@ -89,6 +96,16 @@ def _endpoint(value: object, info: ValidationInfo) -> object:
     if problem is not None:
         raise _problem(problem)
     return value
+
+
+def _account(value: object, info: ValidationInfo) -> object:
+    """The account the watches go to: named (one the caller may use) or, when absent, the
+    caller's default; the context's ``accounts`` is the rule (a limited token's view)."""
+    rule: AccountRule = (info.context or {}).get("accounts", ANY_ACCOUNT)
+    name, problem = account_check(value, rule)
+    if problem is not None:
+        raise _problem(problem)
+    return name
 
 
 def _reopen(value: object) -> object:
@@ -155,12 +172,29 @@ class WatchRequest(BaseModel):
         default=DEFAULT_KIND,
         description="The jobs' kind (absent: lip_sync); the same id under two kinds is two watches",
     )
+    account: Annotated[
+        str | None,
+        Field(pattern=ACCOUNT_NAME_RE, json_schema_extra=_nullable),
+        BeforeValidator(_account),
+    ] = Field(
+        default=None,
+        validate_default=True,
+        description="The jobs' vendor account (absent or null: the only account, or the one "
+        "marked default; required otherwise); the same id on two accounts is two watches. "
+        "A token limited to some accounts names only those",
+    )
 
     @property
     def stored_labels(self) -> dict[str, str]:
         """``labels`` as the parser stored them: every value a string already (the schema
         types them as a client may send them)."""
         return cast("dict[str, str]", self.labels)
+
+    @property
+    def stored_account(self) -> str:
+        """``account`` as the validator resolved it (never None after validation)."""
+        assert self.account is not None
+        return self.account
 
     @model_validator(mode="before")
     @classmethod
@@ -256,6 +290,11 @@ class Accepted(BaseModel):
     accepted: int = Field(description="Distinct ids now watched")
     new: int = Field(description="Of them, watches created")
     finished: list[str] = Field(description="Ids not watched: finished already (one event per job)")
+    kind: str = Field(description="The watches' kind", json_schema_extra={"enum": list(KINDS)})
+    account: str = Field(
+        description="The vendor account they are watched on (the default one "
+        "when the request named none)"
+    )
 
 
 class WatchAnswer(BaseModel):
@@ -264,6 +303,7 @@ class WatchAnswer(BaseModel):
     model_config = ConfigDict(json_schema_extra=_optional_all)
 
     job_id: str = ""
+    account: str = Field(default=DEFAULT_ACCOUNT, description="The vendor account")
     kind: str = Field(default=DEFAULT_KIND, json_schema_extra={"enum": list(KINDS)})
     state: WatchState = WatchState.ACTIVE
     phase: Phase | None = Field(

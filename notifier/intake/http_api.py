@@ -3,6 +3,12 @@
 Every route needs ``Authorization: Bearer <one of intake.tokens>`` unless it was added as
 public (``/openapi.json``; the vendor-callback path brings its own secret): deny by default,
 so an unknown path without a token gets 401 too and nothing tells a scanner what exists.
+
+A token limited to some accounts (``intake.tokens[].accounts``, a tenant's) sees only
+them: another account's watch is the 404 of a watch that does not exist (never a 403, which
+would say it does), a watch it adds can only be one of its accounts' (another is as unknown
+as one never configured), and ``GET /v1/events`` pages through their events only, filtered
+in the query before a page is cut (another account's event is no cursor either).
 Handlers run on the daemon's event loop with the daemon's own store connection, as every
 other writer of the loop does: their short transactions never race the loop's own.
 """
@@ -23,13 +29,14 @@ from pydantic import ValidationError
 
 from notifier import log as logs
 from notifier.config import kind
+from notifier.config.accounts import account_name
 from notifier.intake.adding import LabelsTooMany, add_watches, find_watch
 from notifier.intake.bodies import WatchRequest, first_problem, problems_of
 from notifier.intake.openapi import JSON, openapi_document
 from notifier.kinds import DEFAULT_KIND
 from notifier.models import quoted
 from notifier.store import DB_ERRORS, Store
-from notifier.watchspec import id_problem, kind_check
+from notifier.watchspec import ANY_ACCOUNT, AccountRule, id_problem, kind_check
 
 log = logs.get_logger(component="intake")
 
@@ -43,6 +50,11 @@ MAX_PAGE_BYTES = 4 * 1024 * 1024
 _LIMIT_RE = re.compile(r"[0-9]{1,6}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A token and the accounts it is limited to (None: every account); a bare token is every
+#: account's.
+TokenGrant = str | tuple[str, Collection[str] | None]
+#: Where a request's grant is kept: the accounts its token may use (None: every account).
+GRANT: web.RequestKey[frozenset[str] | None] = web.RequestKey("grant", frozenset)
 #: (method, route template, status, seconds) of every answered request, for the metrics.
 Observer = Callable[[str, str, int, float], None]
 
@@ -85,17 +97,20 @@ class IntakeApi:
     def __init__(
         self,
         store: Store,
-        tokens: Sequence[str],
+        tokens: Sequence[TokenGrant],
         endpoint_names: Collection[str],
         *,
         client_timeout: float = 10.0,
         observer: Observer | None = None,
+        accounts: AccountRule = ANY_ACCOUNT,
     ) -> None:
         self.store = store
         self.endpoint_names = list(endpoint_names)
         self.client_timeout = client_timeout
         self.observer = observer
-        self._tokens: list[bytes] = []
+        #: The configured accounts and the default one (follows reloads).
+        self.accounts = accounts
+        self._tokens: list[tuple[bytes, frozenset[str] | None]] = []
         self.set_tokens(tokens)
         self._routes: list[tuple[str, str, Handler, str]] = [
             ("POST", "/v1/watches", self.post_watches, "watches_add"),
@@ -108,9 +123,12 @@ class IntakeApi:
         self.public: set[str] = {"openapi"}
         self._secret_paths: set[str] = set()
 
-    def set_tokens(self, tokens: Sequence[str]) -> None:
+    def set_tokens(self, tokens: Sequence[TokenGrant]) -> None:
         """Takes effect for the next request (reload)."""
-        self._tokens = [_digest(t) for t in tokens]
+        grants = [(t, None) if isinstance(t, str) else t for t in tokens]
+        self._tokens = [
+            (_digest(token), None if names is None else frozenset(names)) for token, names in grants
+        ]
 
     def add_route(
         self,
@@ -212,20 +230,38 @@ class IntakeApi:
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         name, _template = self._route(request)
-        if name not in self.public and not self._authorized(request):
-            # Nothing more: not which part was wrong, not whether the path exists.
-            return _error(401, "unauthorized", **{"WWW-Authenticate": "Bearer"})
+        if name not in self.public:
+            found, grant = self._grant(request)
+            if not found:
+                # Nothing more: not which part was wrong, not whether the path exists.
+                return _error(401, "unauthorized", **{"WWW-Authenticate": "Bearer"})
+            request[GRANT] = grant
         return await handler(request)
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _grant(self, request: web.Request) -> tuple[bool, frozenset[str] | None]:
+        """Whether the request bears a token, and the accounts it may use (None: every
+        account; a token listed twice: what either entry allows)."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return False
+            return False, None
         given = _digest(token.strip())
         found = False
-        for known in self._tokens:  # every one, whichever matches
-            found |= hmac.compare_digest(given, known)
-        return found
+        grant: frozenset[str] | None = frozenset()
+        for known, names in self._tokens:  # every one, whichever matches
+            match = hmac.compare_digest(given, known)
+            found |= match
+            if match and grant is not None:
+                grant = None if names is None else grant | names
+        return found, grant if found else None
+
+    @staticmethod
+    def grant(request: web.Request) -> frozenset[str] | None:
+        """The accounts the request's token may use (None: every account)."""
+        return request.get(GRANT)
+
+    def account_rule(self, request: web.Request) -> AccountRule:
+        """The accounts as the request's token sees them (only its own, when limited)."""
+        return self.accounts.limited(self.grant(request))
 
     # -- reading requests -----------------------------------------------------------------
 
@@ -265,6 +301,23 @@ class IntakeApi:
             raise BadRequest(problem)
         return job_id
 
+    def _account(self, request: web.Request) -> str | None:
+        """``?account=`` (absent: the token's default account), or None when the token may
+        not use it: for that token the account's watches do not exist (a 404, as for an
+        unknown id). Any well-formed name otherwise: a removed account's watches stay."""
+        raw = request.query.get("account")
+        rule = self.account_rule(request)
+        if raw is None:
+            if rule.default is None:
+                raise BadRequest(f"account: {rule.missing()}")
+            return rule.default
+        try:
+            name = account_name(raw)
+        except ValueError as exc:
+            raise BadRequest(f"account: {exc}") from None
+        grant = self.grant(request)
+        return name if grant is None or name in grant else None
+
     @staticmethod
     def _kind(request: web.Request) -> str:
         """``?kind=`` (absent: lip_sync), in the kind table's words when it is none."""
@@ -279,7 +332,8 @@ class IntakeApi:
     async def post_watches(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
         try:
-            wanted = WatchRequest.model_validate(body, context={"endpoints": self.endpoint_names})
+            context = {"endpoints": self.endpoint_names, "accounts": self.account_rule(request)}
+            wanted = WatchRequest.model_validate(body, context=context)
         except ValidationError as exc:
             raise BadRequest.of(problems_of(exc)) from None
         try:
@@ -291,6 +345,8 @@ class IntakeApi:
                 self.endpoint_names,
                 reopen=wanted.reopen,
                 kind=wanted.kind,
+                account=wanted.stored_account,
+                accounts=self.accounts,
             )
         except LabelsTooMany as exc:
             # The body is fine on its own; the labels a watch has already are in the way.
@@ -306,19 +362,25 @@ class IntakeApi:
             "accepted": outcome.watched,
             "new": outcome.added,
             "finished": list(outcome.finished),
+            "kind": wanted.kind,
+            "account": wanted.stored_account,
         }
         return web.json_response(answer, status=202)
 
     async def get_watch(self, request: web.Request) -> web.Response:
         job_id, kind_name = self._job_id(request), self._kind(request)
-        row = find_watch(self.store, job_id, kind_name)
+        account = self._account(request)
+        row = None if account is None else find_watch(self.store, job_id, kind_name, account)
         if row is None:
             return _error(404, f"no watch for job {job_id}")
         return web.json_response(row, dumps=_dumps)
 
     async def delete_watch(self, request: web.Request) -> web.Response:
         job_id, kind_name = self._job_id(request), self._kind(request)
-        if not self.store.remove_watches([job_id], kind=kind_name):
+        account = self._account(request)
+        if account is None or not self.store.remove_watches(
+            [job_id], kind=kind_name, account=account
+        ):
             return _error(404, f"no watch for job {job_id}")
         return web.Response(status=204)
 
@@ -330,7 +392,9 @@ class IntakeApi:
             raise BadRequest(
                 f"limit: must be a whole number from 1 to {MAX_LIMIT}, got {quoted(text)}"
             )
-        events = self.store.events_after(after, int(text), MAX_PAGE_BYTES)
+        events = self.store.events_after(
+            after, int(text), MAX_PAGE_BYTES, accounts=self.grant(request)
+        )
         if events is None:
             return _error(
                 404,
@@ -341,13 +405,15 @@ class IntakeApi:
         return web.json_response({"events": events, "next": following}, dumps=_dumps)
 
     async def openapi(self, request: web.Request) -> web.Response:
+        found, grant = self._grant(request)
         document = openapi_document(
             max_limit=MAX_LIMIT,
             default_limit=DEFAULT_LIMIT,
             max_body=MAX_BODY,
             client_timeout=self.client_timeout,
             # Names of the config, for a client with a token only: none of a scanner's business.
-            endpoint_names=self.endpoint_names if self._authorized(request) else None,
+            endpoint_names=self.endpoint_names if found else None,
+            accounts=self.accounts.limited(grant) if found else None,
         )
         return web.json_response(document)
 

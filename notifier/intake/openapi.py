@@ -14,6 +14,7 @@ from typing import Any
 
 from notifier import __version__
 from notifier.intake.bodies import (
+    ACCOUNT_NAME_RE,
     ANSWERS,
     CallbackByData,
     CallbackByTop,
@@ -22,6 +23,7 @@ from notifier.intake.bodies import (
     schema,
 )
 from notifier.models import MAX_LABELS, MAX_LABELS_TEXT
+from notifier.watchspec import AccountRule
 
 #: The media type of every request body (``; charset=utf-8`` may follow).
 JSON = "application/json"
@@ -39,6 +41,15 @@ _KIND = {
     "required": False,
     "description": "The job's kind: the same id under two kinds is two watches",
     "schema": schema(WatchRequest)["properties"]["kind"],
+}
+_ACCOUNT = {
+    "name": "account",
+    "in": "query",
+    "required": False,
+    "description": "The job's vendor account (absent: the only account, or the one marked "
+    "default; required otherwise): the same id on two accounts is two watches. Another "
+    "account than the token's is a 404, as for a watch that does not exist",
+    "schema": {"type": "string", "pattern": ACCOUNT_NAME_RE},
 }
 
 
@@ -74,12 +85,19 @@ def openapi_document(
     max_body: int,
     client_timeout: float,
     endpoint_names: Sequence[str] | None,
+    accounts: AccountRule | None = None,
 ) -> dict[str, Any]:
     """The document; the numbers are the running API's limits. ``endpoint_names``: the
     configured endpoints, listed as the only names ``endpoints`` takes (None: not listed, for
-    a reader without a token)."""
+    a reader without a token); ``accounts``: the accounts as the reader's token sees them,
+    listed as the only ones ``account`` takes, required where none is the default."""
     unauthorized = {"$ref": "#/components/responses/Unauthorized"}
-    by_id = {"id": "$request.body#/ids/0"}
+    # The watch the POST made: its first id, the kind and the account it went to.
+    by_id = {
+        "id": "$request.body#/ids/0",
+        "kind": "$response.body#/kind",
+        "account": "$response.body#/account",
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -88,7 +106,9 @@ def openapi_document(
             "description": "Watch Chanjing lip-sync jobs from other hosts, and pull the events "
             "the daemon recorded. Every path but this document and the vendor callback "
             "(which carries intake.callback_token) needs a bearer token (intake.tokens); "
-            "without a valid one every path, known or not, is a 401. Request bodies are "
+            "without a valid one every path, known or not, is a 401. A token limited to some "
+            "accounts (intake.tokens[].accounts) sees only their watches and events: another "
+            "account's watch is a 404 and its events are not listed. Request bodies are "
             f"`{JSON}`. Read with a token, this document also lists the configured "
             "endpoint names.",
         },
@@ -100,7 +120,7 @@ def openapi_document(
                     "operationId": "addWatches",
                     "requestBody": {
                         "required": True,
-                        "content": {JSON: {"schema": _watch_request(endpoint_names)}},
+                        "content": {JSON: {"schema": _watch_request(endpoint_names, accounts)}},
                     },
                     "responses": {
                         "202": {
@@ -132,7 +152,7 @@ def openapi_document(
                 }
             },
             "/v1/watches/{id}": {
-                "parameters": [_JOB_ID, _KIND],
+                "parameters": [_JOB_ID, _KIND, _account_parameter(accounts)],
                 "get": {
                     "summary": "One watch, as a row of `watch list --json`",
                     "operationId": "getWatch",
@@ -141,9 +161,12 @@ def openapi_document(
                             "description": "The watch",
                             "content": {JSON: {"schema": {"$ref": "#/components/schemas/Watch"}}},
                         },
-                        "400": _error("Not a job id, or not a kind"),
+                        "400": _error(
+                            "Not a job id, not a kind, not an account name, or no account "
+                            "named where one is required"
+                        ),
                         "401": unauthorized,
-                        "404": _error("No watch for this job"),
+                        "404": _error("No watch for this job (on an account of the token)"),
                     },
                 },
                 "delete": {
@@ -151,9 +174,12 @@ def openapi_document(
                     "operationId": "deleteWatch",
                     "responses": {
                         "204": {"description": "Removed"},
-                        "400": _error("Not a job id, or not a kind"),
+                        "400": _error(
+                            "Not a job id, not a kind, not an account name, or no account "
+                            "named where one is required"
+                        ),
                         "401": unauthorized,
-                        "404": _error("No watch for this job"),
+                        "404": _error("No watch for this job (on an account of the token)"),
                         "503": _error(
                             "The state database cannot be written for now",
                             **{"Retry-After": "Seconds"},
@@ -163,7 +189,8 @@ def openapi_document(
             },
             "/v1/events": {
                 "get": {
-                    "summary": "Recorded events in the order they were recorded, a page at a time",
+                    "summary": "Recorded events in the order they were recorded, a page at a time "
+                    "(a token limited to some accounts: only their events)",
                     "operationId": "listEvents",
                     "parameters": [
                         {
@@ -249,7 +276,10 @@ def _callback_path(max_body: int, client_timeout: float) -> dict[str, Any]:
                 "name": "callback_token",
                 "in": "path",
                 "required": True,
-                "description": "intake.callback_token",
+                "description": "intake.callback_token, then `/{kind}` for a job of another "
+                "kind than lip_sync, or `/{account}/{kind}` for a job of another account than "
+                "the default one (an unknown account, or none where no account is the default: "
+                "400)",
                 "schema": {"type": "string"},
             }
         ],
@@ -279,13 +309,28 @@ def _callback_path(max_body: int, client_timeout: float) -> dict[str, Any]:
     }
 
 
-def _watch_request(endpoint_names: Sequence[str] | None) -> dict[str, Any]:
-    """The model's schema; with a token, the configured names are the only ``endpoints``."""
+def _watch_request(
+    endpoint_names: Sequence[str] | None, accounts: AccountRule | None
+) -> dict[str, Any]:
+    """The model's schema; with a token, the configured names are the only ``endpoints``
+    and the token's accounts the only ``account`` (required when none is its default)."""
     body = schema(WatchRequest)
     if endpoint_names is not None:
         names: dict[str, Any] = {"enum": list(endpoint_names)} if endpoint_names else {"not": {}}
         body["properties"]["endpoints"]["items"] = names
+    if accounts is not None and accounts.names is not None:
+        account = body["properties"]["account"]
+        account["enum"] = [*accounts.names, None] if accounts.default else list(accounts.names)
+        if accounts.default is None:
+            account["type"] = "string"
+            body["required"] = [*body.get("required", []), "account"]
     return body
+
+
+def _account_parameter(accounts: AccountRule | None) -> dict[str, Any]:
+    """``?account=``: required when the reader's token has no default account."""
+    required = accounts is not None and accounts.default is None
+    return {**_ACCOUNT, "required": required}
 
 
 def _schemas() -> dict[str, Any]:

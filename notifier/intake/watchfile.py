@@ -1,5 +1,7 @@
-"""The watch file: a YAML list of job ids (or ``{id, kind, labels, endpoints}`` mappings) to
-watch. An item without ``kind`` is a lip-sync job; the same id under two kinds is two watches.
+"""The watch file: a YAML list of job ids (or ``{id, kind, account, labels, endpoints}``
+mappings) to watch. An item without ``kind`` is a lip-sync job; one without ``account`` is
+the only account's, or the one marked default's (with several and none marked, an item must
+name its account); the same id under two kinds or two accounts is two watches.
 
 An empty file (or ``[]``, or only comments) is valid and watches nothing. Problems are collected,
 not just the first, and raised together as :class:`WatchFileError` with lines like
@@ -19,7 +21,7 @@ from notifier.config import ProblemsError, dotted, kind, read_yaml_file, show
 from notifier.kinds import DEFAULT_KIND
 from notifier.models import WatchSpec
 from notifier.store import Store
-from notifier.watchspec import parse_watch
+from notifier.watchspec import ANY_ACCOUNT, AccountRule, parse_watch
 
 __all__ = [
     "ITEM_KEYS",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 #: Keys allowed in a mapping item.
-ITEM_KEYS = ("id", "kind", "labels", "endpoints")
+ITEM_KEYS = ("id", "kind", "account", "labels", "endpoints")
 
 
 class WatchFileError(ProblemsError):
@@ -39,19 +41,24 @@ class WatchFileError(ProblemsError):
 
 
 def load_watch_file(
-    path: str | os.PathLike[str], endpoint_names: Collection[str] | None = None
+    path: str | os.PathLike[str],
+    endpoint_names: Collection[str] | None = None,
+    accounts: AccountRule = ANY_ACCOUNT,
 ) -> list[WatchSpec]:
     """Read and validate the watch file at ``path``.
 
-    When ``endpoint_names`` is given, every ``endpoints`` entry must be one of them.
-    Raises :class:`WatchFileError`.
+    When ``endpoint_names`` is given, every ``endpoints`` entry must be one of them; every
+    ``account`` must be one of ``accounts``. Raises :class:`WatchFileError`.
     """
     data = read_yaml_file(path, WatchFileError)
-    return parse_watch_items(data, os.fspath(path), endpoint_names)
+    return parse_watch_items(data, os.fspath(path), endpoint_names, accounts)
 
 
 def parse_watch_items(
-    data: object, source: str, endpoint_names: Collection[str] | None = None
+    data: object,
+    source: str,
+    endpoint_names: Collection[str] | None = None,
+    accounts: AccountRule = ANY_ACCOUNT,
 ) -> list[WatchSpec]:
     """Validate already-parsed watch-file ``data`` (None means empty); see the module doc."""
     if data is None:
@@ -60,22 +67,24 @@ def parse_watch_items(
         raise WatchFileError(
             [
                 f"{source}: top level must be a list of job ids or "
-                f"{{id, kind, labels, endpoints}} mappings, got {kind(data)}"
+                f"{{id, kind, account, labels, endpoints}} mappings, got {kind(data)}"
             ]
         )
     known = None if endpoint_names is None else list(endpoint_names)
     problems: list[str] = []
     specs: list[WatchSpec] = []
-    first_seen: dict[tuple[str, str], int] = {}
+    first_seen: dict[tuple[str, str, str], int] = {}
     for index, item in enumerate(data):
         item_problems: list[tuple[tuple[str | int, ...], str]] = []
-        spec = _parse_item(item, known, item_problems)
+        spec = _parse_item(item, known, accounts, item_problems)
         id_loc: tuple[str | int, ...] = ("id",) if isinstance(item, dict) else ()
         if spec is not None:
-            # One id under two kinds is two watches; twice under one kind is a mistake.
-            key = (spec.kind, spec.job_id)
+            # One id under two kinds or accounts is two watches; twice under one is a mistake.
+            key = (spec.account, spec.kind, spec.job_id)
             if key in first_seen:
                 of = "" if spec.kind == DEFAULT_KIND else f" of kind {spec.kind}"
+                if isinstance(item, dict) and "account" in item:
+                    of += f" on account {spec.account}"
                 item_problems.append(
                     (
                         id_loc,
@@ -95,6 +104,7 @@ def parse_watch_items(
 def _parse_item(
     item: object,
     known: list[str] | None,
+    accounts: AccountRule,
     problems: list[tuple[tuple[str | int, ...], str]],
 ) -> WatchSpec | None:
     """One list item → WatchSpec, or None after appending (relative key, message) problems.
@@ -106,10 +116,11 @@ def _parse_item(
         problems.append(((), "must be a job id or a mapping with an 'id' key, got list"))
         return None
     if not isinstance(item, dict):
-        parsed = parse_watch(item, endpoints_configured=known)
+        parsed = parse_watch(item, endpoints_configured=known, accounts=accounts)
         if isinstance(parsed, WatchSpec):
             return parsed
-        problems.extend((p.loc[1:], p.msg) for p in parsed)  # a bare id: no "id" key to name
+        # A bare id: no "id" key to name; an account it needs is said as the key to add.
+        problems.extend((p.loc if p.loc == ("account",) else p.loc[1:], p.msg) for p in parsed)
         return None
     start = len(problems)
     for key in item:
@@ -135,6 +146,8 @@ def _parse_item(
         endpoints,
         endpoints_configured=known,
         kind=item.get("kind"),
+        account=item.get("account"),
+        accounts=accounts,
     )
     if isinstance(parsed, WatchSpec):
         return parsed if len(problems) == start else None
@@ -181,11 +194,18 @@ class WatchFile:
             return f"unreadable:{exc.errno}"
 
     def poll(
-        self, store: Store, endpoint_names: Collection[str] | None, *, force: bool = False
+        self,
+        store: Store,
+        endpoint_names: Collection[str] | None,
+        *,
+        force: bool = False,
+        accounts: AccountRule = ANY_ACCOUNT,
     ) -> dict[str, Any] | None:
         """Sync the store with the file if it changed. Returns what happened, or None.
 
         The result has ``added``/``updated``/``removed`` counts or an ``error`` message.
+        ``accounts``: the configured ones, which items name (a reload that changes them
+        comes with ``force``).
         """
         if self.node is not None and self._listed and not store.keep_file_listing(self.node):
             force = True  # dropped while this node was not seen (a long pause): list again
@@ -195,7 +215,7 @@ class WatchFile:
         if not force and digest in (self._digest, self._error_digest):
             return None
         try:
-            specs = load_watch_file(self.path, endpoint_names)
+            specs = load_watch_file(self.path, endpoint_names, accounts)
         except WatchFileError as exc:
             self._error_digest = digest
             return {"error": str(exc), "kept_previous": self._digest is not None}

@@ -288,6 +288,8 @@ class VendorClient:
         self.settings = settings
         base_url = settings.base_url.rstrip("/")
         self._app_id = settings.app_id
+        #: Kinds whose list call the vendor refused without a type (see Listing.types).
+        self._typed_lists: set[str] = set()
         self._lease = lease
         # httpcore calls this as it is about to write a request: the last look at the lease.
         self._extensions = {"trace": self._last_look} if lease is not None else {}
@@ -666,8 +668,31 @@ class VendorClient:
         listing = _listing(kind, "ids")
         if len(job_ids) > listing.max_page_size:
             raise ValueError(f"at most {listing.max_page_size} ids in one {kind.name} list call")
-        body = {listing.ids_param: job_ids, "page": 1, "page_size": listing.max_page_size}
-        return await self._list(kind, body, 1)
+        body: dict[str, Any] = {
+            listing.ids_param: job_ids,
+            "page": 1,
+            "page_size": listing.max_page_size,
+        }
+        if kind.name not in self._typed_lists:
+            try:
+                return await self._list(kind, body, 1)
+            except ParameterRejected:
+                if listing.types_param is None:
+                    raise
+                # The vendor wants the kind's type: from now on each type is asked for.
+                self._typed_lists.add(kind.name)
+                log.warning(
+                    "list call refused without a type; asking for each type from now on",
+                    kind=kind.name,
+                    types=list(listing.types),
+                )
+        details: list[JobDetail] = []
+        items = 0
+        for value in listing.types:
+            page = await self._list(kind, {**body, str(listing.types_param): value}, 1)
+            details += page.details
+            items += page.received
+        return ListPage(details, 1, items)
 
     async def _list(self, kind: Kind, body: dict[str, Any], page: int) -> ListPage:
         listing = kind.listing

@@ -24,6 +24,7 @@ from notifier.config import Config, ConfigError, load_config
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.operational import OperationalEvents
 from notifier.gateway.door import Gateway
+from notifier.intake.callback import Admit
 from notifier.intake.queue import take_queue
 from notifier.intake.watchfile import WatchFile
 from notifier.polling.lease import make_owner
@@ -59,6 +60,7 @@ from notifier.store import (
     prepare_state_dir,
 )
 from notifier.store.base import PRUNE_BATCH
+from notifier.watchspec import AccountRule
 
 log = logs.get_logger(component="daemon")
 
@@ -162,9 +164,9 @@ class Daemon:
         self.intake = IntakeListener(
             self.store,
             self.metrics.on_intake_request,
-            poll_now=self.lane.fast_path.request,
+            poll_now=self._callback_poll,
             callback_observer=self.metrics.on_callback,
-            verify=self.lane.fast_path.verify,
+            verify=self._callback_verify,
         )
         # Each call as the account its token was issued for, through that account's lane.
         self.gateway = Gateway(self.store, self.lanes, clock=self.now)
@@ -261,7 +263,7 @@ class Daemon:
             self.gateway.flush()
         if self.intake.callback.held:  # callbacks the state could not take when they came
             self.intake.callback.flush()
-        result = take_queue(self.store, self.settings.endpoint_names)
+        result = take_queue(self.store, self.settings.endpoint_names, self._account_rule())
         if result.added or result.updated:
             log.info("watches taken from the queue", added=result.added, updated=result.updated)
         for seq, reason in result.rejected:
@@ -271,8 +273,33 @@ class Daemon:
         if result.added:
             await self._poll_tick()
 
+    def _callback_poll(self, job_id: str, kind: str, account: str) -> str:
+        """A callback's poll, by its account's lane (the route names the account). No lane
+        yet (a reload on its way): made due, for that lane to poll once it runs."""
+        lane = self.lanes.get(account)
+        if lane is None:
+            return "due" if self.store.make_due(job_id, kind=kind, account=account) else "finished"
+        return lane.fast_path.request(job_id, kind)
+
+    def _callback_verify(self, job_id: str, kind: str, account: str, admit: Admit) -> str:
+        """A new id's check, by its account's lane; no lane yet: watched unverified (its
+        lane polls it in turn, and a 40000 rejects it)."""
+        lane = self.lanes.get(account)
+        if lane is None:
+            admit(job_id)
+            return "pending"
+        return lane.fast_path.verify(job_id, kind, admit)
+
+    def _account_rule(self) -> AccountRule:
+        """The accounts a queue row or a watch file item may name (the lanes'), and the
+        one it gets when it names none."""
+        names = [lane.name for lane in self.settings.lanes]
+        return AccountRule.of(names, self.settings.default_account)
+
     async def _check_watch_file(self, force: bool = False) -> None:
-        result = self.watch_file.poll(self.store, self.settings.endpoint_names, force=force)
+        result = self.watch_file.poll(
+            self.store, self.settings.endpoint_names, force=force, accounts=self._account_rule()
+        )
         if result is None:
             return
         if "error" in result:
@@ -366,7 +393,7 @@ class Daemon:
             },
             "results_unrecorded": self.dispatcher.unrecorded,
             "state_writable": 0 if self.store_outage.cause else 1,
-            "sweep": self.lane.poller.sweep_state(),
+            "sweep": {name: lane.poller.sweep_state() for name, lane in self.lanes.items()},
             "endpoints_failing": {
                 name: int(name in self.ops.state.failing_endpoints())
                 for name in self.settings.endpoint_names

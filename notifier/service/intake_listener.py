@@ -11,6 +11,7 @@ from notifier.intake.http_api import IntakeApi, Observer
 from notifier.service.http_server import AppServer
 from notifier.service.listener import Listener, ListenError, ListenSettings
 from notifier.store import Store
+from notifier.watchspec import ANY_ACCOUNT, AccountRule
 
 log = logs.get_logger(component="intake")
 
@@ -22,13 +23,16 @@ class IntakeSettings:
     """``intake``, and the endpoint names a watch may name."""
 
     listen: ListenSettings
-    tokens: tuple[str, ...] = field(repr=False)
+    #: Each token and the accounts it is limited to (None: every account).
+    tokens: tuple[tuple[str, tuple[str, ...] | None], ...] = field(repr=False)
     client_timeout: float
     endpoint_names: tuple[str, ...]
     #: ``intake.callback_token`` (None: every vendor callback gets 404).
     callback_secret: str | None = field(repr=False)
     labels: Mapping[str, str]
     endpoints: tuple[str, ...] | None
+    #: The configured accounts a watch may name, and the one it gets when it names none.
+    accounts: AccountRule = ANY_ACCOUNT
 
 
 class IntakeListener:
@@ -63,8 +67,11 @@ class IntakeListener:
         a listener that was running then keeps running where it was."""
         self.api.set_tokens(settings.tokens)
         self.api.endpoint_names = list(settings.endpoint_names)
+        self.api.accounts = settings.accounts
         self.api.client_timeout = settings.client_timeout
-        self.callback.configure(settings.callback_secret, settings.labels, settings.endpoints)
+        self.callback.configure(
+            settings.callback_secret, settings.labels, settings.endpoints, settings.accounts
+        )
         if await self._listener.bind(settings.listen, settings.client_timeout):
             log.info("intake listening", url=self.url)
 

@@ -95,9 +95,9 @@ class _StateCollector(Collector):
                 "5 s either way the node sends no webhooks and calls no vendor.",
                 value=skew,
             )
-        sweep = snap.get("sweep")
-        if sweep is not None:
-            yield from _sweep_metrics(sweep)
+        sweeps = snap.get("sweep")
+        if sweeps is not None:
+            yield from _sweep_metrics(sweeps)
         leases = snap.get("leases")
         if leases is not None:
             yield from _lease_metrics(leases)
@@ -164,41 +164,42 @@ def _lease_metrics(
     yield from (held, left, changes, withheld)
 
 
-def _sweep_metrics(sweep: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-    """The list sweep's state, read from the poller (``Poller.sweep_state``)."""
-    yield GaugeMetricFamily(
-        "chanjing_sweep_page_size", "Jobs asked for per list call.", value=sweep["page_size"]
+def _sweep_metrics(
+    sweeps: dict[str, dict[str, Any]],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each account's list sweeps, read from its lane's poller (``Poller.sweep_state``)."""
+    page_size = GaugeMetricFamily(
+        "chanjing_sweep_page_size", "Jobs asked for per list call.", labels=["account"]
     )
-    yield GaugeMetricFamily(
+    paused = GaugeMetricFamily(
         "chanjing_sweep_paused",
-        "1 while list sweeps wait after a failed list call (detail polls carry on).",
-        value=1 if sweep["paused"] else 0,
+        "1 while the account's list sweeps wait after a failed list call (detail polls carry on).",
+        labels=["account"],
     )
-    yield GaugeMetricFamily(
+    retry_in = GaugeMetricFamily(
         "chanjing_sweep_retry_in_seconds",
-        "Seconds until the next list sweep is tried after failures (0: not paused).",
-        value=sweep["retry_in"],
+        "Seconds until the account's next list sweep is tried after failures (0: not paused).",
+        labels=["account"],
     )
-    yield _counts(
+    results = CounterMetricFamily(
         "chanjing_sweeps",
         "List sweeps by result: ok, partial (out of budget; the next resumes), refused "
         "(page size rejected), failed.",
-        "result",
-        sweep["results"],
+        labels=["account", "result"],
     )
-    yield CounterMetricFamily(
+    discovered = CounterMetricFamily(
         "chanjing_discovered",
-        "Watches made by discovery (watch.discover) from list sweeps.",
-        value=sweep.get("discovered", 0),
+        "Watches made by discovery (watch.discover) from the account's list sweeps.",
+        labels=["account"],
     )
-
-
-def _counts(name: str, doc: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
-    """A counter with one label, from {label value: count}."""
-    family = CounterMetricFamily(name, doc, labels=[label])
-    for value, count in counts.items():
-        family.add_metric([value], count)
-    return family
+    for account, sweep in sweeps.items():
+        page_size.add_metric([account], sweep["page_size"])
+        paused.add_metric([account], 1 if sweep["paused"] else 0)
+        retry_in.add_metric([account], sweep["retry_in"])
+        for result, count in sweep["results"].items():
+            results.add_metric([account, result], count)
+        discovered.add_metric([account], sweep.get("discovered", 0))
+    yield from (page_size, paused, retry_in, results, discovered)
 
 
 class Metrics:
@@ -302,8 +303,9 @@ class Metrics:
             "and outcome: token, refused (no valid gateway token or credentials), absorbed "
             "(answered from the last observation, no vendor call), forwarded, relayed (to the "
             "lease holder), limited (answered 40001: no turn at the budget within "
-            "gateway.max_wait), failed, rejected (bad request).",
-            ["path", "outcome"],
+            "gateway.max_wait), failed, rejected (bad request); account: the one the token or "
+            "credentials are for (none: neither was valid).",
+            ["account", "path", "outcome"],
             registry=r,
         )
         self.gateway_latency = Histogram(
@@ -406,9 +408,15 @@ class Metrics:
         self.intake_latency.labels(route).observe(seconds)
 
     def on_gateway_call(
-        self, path: str, outcome: str, status: int, seconds: float, waited: float | None
+        self,
+        path: str,
+        outcome: str,
+        status: int,
+        seconds: float,
+        waited: float | None,
+        account: str | None = None,
     ) -> None:
-        self.gateway_calls.labels(path, outcome).inc()
+        self.gateway_calls.labels(account or "none", path, outcome).inc()
         self.gateway_latency.labels(outcome).observe(seconds)
         if waited is not None:
             self.gateway_waited.observe(waited)

@@ -40,6 +40,7 @@ from notifier.service.listener import ListenSettings
 from notifier.service.routing import account_keys, routes, subscriptions
 from notifier.service.state_settings import state_settings
 from notifier.store import StateSettings, describe_state
+from notifier.watchspec import AccountRule
 
 # The config refuses a shorter lease than the keeper can work with.
 assert MIN_LEASE >= MIN_TTL, "state.lease must leave time to call between renewals"
@@ -162,12 +163,13 @@ def intake_settings(config: Config) -> IntakeSettings:
     i = config.intake
     return IntakeSettings(
         listen=listen("intake.listen", i.listen, i.address()),
-        tokens=tuple(i.token_values()),
+        tokens=tuple(i.token_grants()),
         client_timeout=i.client_timeout,
         endpoint_names=tuple(config.endpoint_names()),
         callback_secret=i.callback_secret(),
         labels=dict(i.labels),
         endpoints=tuple(i.endpoints) if i.endpoints is not None else None,
+        accounts=AccountRule.configured(config),
     )
 
 

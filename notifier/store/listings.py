@@ -4,6 +4,7 @@ metrics): read-only listings over every table, through the named queries."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from enum import Enum
 from typing import Any
 
@@ -49,22 +50,31 @@ class Listings(StoreBase):
         return [dict(row) for row in self._run("list_events")]
 
     def events_after(
-        self, after: str | None, limit: int, max_bytes: int | None = None
+        self,
+        after: str | None,
+        limit: int,
+        max_bytes: int | None = None,
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[dict[str, Any]] | None:
         """Up to ``limit`` events recorded after event ``after`` (from the first without), in
         recorded order, each ``{"id", **body}``; None when ``after`` is not (or no longer:
         retention) recorded, so a cursor never silently restarts from the beginning.
         ``max_bytes``: stop before the bodies pass this size (one event at least), so a page
-        of big events is not built whole in memory."""
+        of big events is not built whole in memory. ``accounts``: only events of these
+        (None: every event): filtered in the query, before the page is cut, and another
+        account's event as ``after`` is as unknown as one never recorded."""
+        chosen = None if accounts is None else json.dumps(sorted(accounts))
         seq = 0
         if after is not None:
-            row = self._run("event_seq", (after,)).fetchone()
+            row = self._run("event_seq", {"event_id": after, "accounts": chosen}).fetchone()
             if row is None:
                 return None
             seq = row[0]
         events: list[dict[str, Any]] = []
         size = 0
-        for row in self._run("events_after", (seq, limit)).fetchall():
+        args = {"seq": seq, "limit": limit, "accounts": chosen}
+        for row in self._run("events_after", args).fetchall():
             body = bytes(row["body"])
             size += len(body)
             if events and max_bytes is not None and size > max_bytes:
@@ -110,10 +120,11 @@ class Listings(StoreBase):
         since: float | None = None,
         limit: int | None = None,
         kind: str | None = None,
+        account: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first: ``what`` is watches, events or deliveries (``kind``: only those of
-        that kind's watches)."""
-        args = {"state": state, "job": job, "since": since, "kind": kind}
+        """Newest first: ``what`` is watches, events or deliveries (``kind``, ``account``:
+        only those of that kind's, that account's watches)."""
+        args = {"state": state, "job": job, "since": since, "kind": kind, "account": account}
         args["limit"] = -1 if limit is None else limit
         return [_decoded(row) for row in self._run(f"list_{what}_filtered", args)]
 

@@ -92,6 +92,7 @@ class Watches(StoreBase):
                         dump_endpoints(spec.endpoints),
                         now,
                         spec.kind,
+                        spec.account,
                     ),
                 )
                 count += 1
@@ -100,15 +101,18 @@ class Watches(StoreBase):
     def take_queue(self, parse: Any, limit: int = 1000) -> IntakeResult:
         """Move queue rows into watches; rows ``parse`` rejects are kept with the reason.
 
-        ``parse(job_id, labels_json, endpoints_json, kind)`` returns a WatchSpec or a problem
-        string (``kind``: the row's column, ``lip_sync`` unless its writer named one).
+        ``parse(job_id, labels_json, endpoints_json, kind, account)`` returns a WatchSpec or
+        a problem string (``kind``, ``account``: the row's columns, ``lip_sync`` and
+        ``default`` unless its writer named them).
         """
         accepted: list[WatchSpec] = []
         rejected: list[tuple[int, str]] = []
         with self.transaction():
             rows = self._run("queue_rows", (limit,)).fetchall()
             for row in rows:
-                result = parse(row["job_id"], row["labels"], row["endpoints"], row["kind"])
+                result = parse(
+                    row["job_id"], row["labels"], row["endpoints"], row["kind"], row["account"]
+                )
                 if isinstance(result, WatchSpec):
                     accepted.append(result)
                     self._run("queue_delete", (row["seq"],))
@@ -321,7 +325,7 @@ class Watches(StoreBase):
         seen for :data:`LISTING_TTL` (gone, or restarted under a new ``hostname:pid``) are
         dropped first.
         """
-        wanted = {(spec.kind, spec.job_id) for spec in specs}
+        wanted = {(spec.account, spec.kind, spec.job_id) for spec in specs}
         now = self.now()
         with self.transaction():
             added, updated = self.add_watches(specs, "file")
@@ -335,20 +339,20 @@ class Watches(StoreBase):
                 self._run("file_listings_drop_stale", cutoff)
                 self._run("file_listers_drop_stale", cutoff)
                 listed = set(self._keys("file_listing_ids", {"node": node}))
-                for kind, job_id in sorted(listed - wanted):
-                    args = {"node": node, "kind": kind, "job_id": job_id}
+                for account, kind, job_id in sorted(listed - wanted):
+                    args = {"node": node, "account": account, "kind": kind, "job_id": job_id}
                     self._run("file_listing_remove", args)
-                for kind, job_id in sorted(wanted - listed):
-                    self._run("file_listing_add", {"node": node, "kind": kind, "job_id": job_id})
+                for account, kind, job_id in sorted(wanted - listed):
+                    args = {"node": node, "account": account, "kind": kind, "job_id": job_id}
+                    self._run("file_listing_add", args)
                 stale = self._keys("file_watch_ids_unlisted")
             for key in stale:
-                # The watch file is the default account's (per-account files: issue 22 later).
-                self._run("delete_watch", (DEFAULT_ACCOUNT, *key))
+                self._run("delete_watch", key)
         return added, updated, len(stale)
 
-    def _keys(self, query: str, args: Any = ()) -> list[tuple[str, str]]:
-        """(kind, job_id) of each row ``query`` answers."""
-        return [(str(row[0]), str(row[1])) for row in self._run(query, args)]
+    def _keys(self, query: str, args: Any = ()) -> list[tuple[str, str, str]]:
+        """(account, kind, job_id) of each row ``query`` answers."""
+        return [(str(row[0]), str(row[1]), str(row[2])) for row in self._run(query, args)]
 
     def keep_file_listing(self, node: str) -> bool:
         """This node is still here: its listing stays (see :meth:`sync_file_watches`). False

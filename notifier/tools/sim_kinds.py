@@ -124,11 +124,15 @@ def _tts(m: Moment) -> dict[str, Any]:
     }
 
 
+#: The ``type`` of every simulated AI creation: an image (4 would be a video).
+AI_CREATION_TYPE = 3
+
+
 def _ai_creation(m: Moment) -> dict[str, Any]:
     done = m.phase == SUCCEEDED
     return {
         "unique_id": m.id,
-        "type": 3,  # an image (4: a video)
+        "type": AI_CREATION_TYPE,
         "model_code": "doubao-seedream-4.5",
         "progress_desc": m.status,
         "output_url": [f"{CDN_BASE}/ai/{m.id}.png"] if done else [],

@@ -131,8 +131,8 @@ def flag_of(name: str, value: Any) -> bool:
 
 
 def creation_type_of(value: Any) -> int | None:
-    """AI creation's ``type``: 3 images, 4 videos. Checked, but it does not filter: every
-    simulated AI creation is an image (type 3) whatever a list asks for."""
+    """AI creation's ``type``: 3 images, 4 videos. Checked; it filters only with
+    ``SimConfig.ai_list_needs_type`` (every simulated AI creation is an image, type 3)."""
     if value is None:
         return None
     if value not in (3, 4) or isinstance(value, bool):

@@ -49,7 +49,15 @@ from notifier.tools.sim_jobs import (
     positive_int,
     progress_points_of,
 )
-from notifier.tools.sim_kinds import DEFAULT_KIND, SIM_KINDS, SUCCEEDED, TERMINAL, SimKind, sim_kind
+from notifier.tools.sim_kinds import (
+    AI_CREATION_TYPE,
+    DEFAULT_KIND,
+    SIM_KINDS,
+    SUCCEEDED,
+    TERMINAL,
+    SimKind,
+    sim_kind,
+)
 from notifier.tools.sim_wire import (
     CODE_INTERNAL,
     CODE_INTERNAL_2,
@@ -142,6 +150,9 @@ class SimConfig:
     #: Accounts served besides the first (``app_id``/``secret_key``/``qps`` above), each with
     #: its own budget, token and jobs.
     accounts: tuple[SimAccount, ...] = ()
+    #: AI creation's list refuses (40000) a call without ``type`` (3 images, 4 videos), as
+    #: one public source suggests it may; with one, it holds only that type's jobs.
+    ai_list_needs_type: bool = False
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -615,7 +626,12 @@ class VendorSimulator:
             if kind.list_by == "ids":
                 wanted = ids_of(body.get("unique_ids"))
                 success_only = flag_of("is_success", body.get("is_success"))
-                creation_type_of(body.get("type"))
+                creation_type = creation_type_of(body.get("type"))
+                if self.config.ai_list_needs_type:
+                    if creation_type is None:
+                        raise SimInputError("type is required (3 images, 4 videos)")
+                    if creation_type != AI_CREATION_TYPE:
+                        wanted = set()  # every simulated AI creation is an image
         except SimInputError as exc:
             return self._reply(CODE_PARAM, str(exc))
         with self._lock:

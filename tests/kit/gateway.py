@@ -63,7 +63,7 @@ class KitLane:
 
 
 #: What the gateway server reported of one call: (path, outcome, status, seconds, waited).
-Observed = tuple[str, str, int, float, float | None]
+Observed = tuple[str, str, int, float, float | None, str | None]
 
 
 @dataclass

@@ -120,6 +120,8 @@ EXAMPLE_ENV = {
     "NOTIFIER_DB_PASSWORD": "pw",
     "INTAKE_TOKEN": "intake-token-0123456789abcdef",
     "CALLBACK_TOKEN": "callback-token-0123456789abcdef",
+    "SHOP_INTAKE_TOKEN": "intake-shop-0123456789abcdef",
+    "MEDIA_INTAKE_TOKEN": "intake-media-0123456789abcdef",
     "SHOP_GATEWAY_SECRET": "shop-secret",
     "SHOP_SECRET_KEY": "shop-key",
     "MEDIA_SECRET_KEY": "media-key",

@@ -20,7 +20,14 @@ def exported() -> set[str]:
             "lanes": {"default": {"budget_in_use": 0.5, "qps": 10, "polls_in_flight": 0}},
             "results_unrecorded": 0,
             "state_writable": 1,
-            "sweep": {"page_size": 100, "paused": False, "retry_in": 0.0, "results": {"ok": 1}},
+            "sweep": {
+                "default": {
+                    "page_size": 100,
+                    "paused": False,
+                    "retry_in": 0.0,
+                    "results": {"ok": 1},
+                }
+            },
         },
     )
     metrics.refresh_live()

@@ -69,10 +69,10 @@ def test_sighup_turns_the_gateway_on_and_changes_its_clients(
     assert {c["client"] for c in calls if c["outcome"] == "forwarded"} == {"shop"}
     scraped = httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
     detail_path = "/open/v1/video_lip_sync/detail"
-    assert f'chanjing_gateway_calls_total{{outcome="forwarded",path="{detail_path}"}} 1.0' in (
-        scraped
-    ), scraped
+    forwarded = f'account="default",outcome="forwarded",path="{detail_path}"'
+    assert f"chanjing_gateway_calls_total{{{forwarded}}} 1.0" in (scraped), scraped
     assert "chanjing_gateway_limiter_wait_seconds_count 1.0" in scraped
+    assert 'chanjing_gateway_calls_total{account="none",outcome="refused"' in scraped, scraped
     assert daemon.stop() == 0
     for secret in (SHOP_SECRET, SECRET_KEY, str(token)):
         assert secret not in daemon.output

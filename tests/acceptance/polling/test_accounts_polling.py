@@ -12,33 +12,25 @@ from typing import Any
 import pytest
 
 from notifier.models import WatchSpec
-from notifier.service.http_server import ServerThread
 from notifier.store import Store
-from notifier.tools.simulator import SimAccount, SimConfig, VendorSimulator
 from tests.kit import (
     APP_ID,
-    SECRET_KEY,
     ReceiverServer,
     Simulator,
     Workspace,
     base_config,
     daemon_env,
 )
+from tests.kit.accounts import SHOP_APP, SHOP_SECRET, two_account_simulator
 from tests.kit.kind_jobs import job_events
 
 pytestmark = pytest.mark.slow
 
-SHOP_APP, SHOP_SECRET = "shop-app", "sk-shop-5a1e7c9d"
-
 
 @pytest.fixture(name="two_accounts")
 def two_accounts_fixture() -> Iterator[Simulator]:
-    shop = SimAccount(SHOP_APP, SHOP_SECRET, qps=5)
-    sim = VendorSimulator(
-        SimConfig(app_id=APP_ID, secret_key=SECRET_KEY, qps=10, seed=7, accounts=(shop,))
-    )
-    with ServerThread(sim.make_app) as server:
-        yield Simulator(sim, server)
+    with two_account_simulator() as sim:
+        yield sim
 
 
 def _workspace(tmp_path: Path, sim: Simulator, receiver: ReceiverServer) -> Workspace:

@@ -70,7 +70,7 @@ def test_new_jobs_are_delivered_and_since_start_survives_a_restart(
     assert listed[ok]["labels"] == LABELS
     assert daemon.wait_for_log(lambda r: r.get("event") == "metrics listening", timeout=5)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    assert "\nchanjing_discovered_total 2.0\n" in text, text
+    assert '\nchanjing_discovered_total{account="default"} 2.0\n' in text, text
     assert daemon.stop() == 0
 
     # While it is down, a job comes and finishes; the restart finds it (its start is kept).

@@ -34,9 +34,15 @@ def test_failed_sweeps_show_on_metrics(workspace: Workspace, simulator: Simulato
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
-    assert "chanjing_sweep_page_size 100.0" in text
-    assert re.search(r"^chanjing_sweep_paused [01]\.0$", text, re.MULTILINE), text
-    assert re.search(r"^chanjing_sweep_retry_in_seconds [0-9.e+-]+$", text, re.MULTILINE)
-    failed = re.search(r'^chanjing_sweeps_total\{result="failed"\} ([0-9.]+)$', text, re.M)
+    assert 'chanjing_sweep_page_size{account="default"} 100.0' in text
+    assert re.search(r'^chanjing_sweep_paused\{account="default"\} [01]\.0$', text, re.MULTILINE), (
+        text
+    )
+    assert re.search(
+        r'^chanjing_sweep_retry_in_seconds\{account="default"\} [0-9.e+-]+$', text, re.MULTILINE
+    )
+    failed = re.search(
+        r'^chanjing_sweeps_total\{account="default",result="failed"\} ([0-9.]+)$', text, re.M
+    )
     assert failed is not None and float(failed.group(1)) >= 2
     assert daemon.stop() == 0

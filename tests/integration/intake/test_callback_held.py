@@ -45,7 +45,8 @@ async def test_callbacks_past_the_bound_are_answered_503_logged_and_counted(
     assert seen == ["held", "held", "lost"]
     (lost,) = [r for r in logs if r["event"].startswith("vendor callback lost")]
     assert lost["job_id"] == "lostjob3"
-    assert list(hook.held) == [("heldjob1", "lip_sync"), ("heldjob2", "lip_sync")]
+    held = [("heldjob1", "lip_sync", "default"), ("heldjob2", "lip_sync", "default")]
+    assert list(hook.held) == held
     # The lock is gone: the daemon's probe finds the state writable, its queue tick flushes.
     assert store.writable()
     assert hook.flush() == 0

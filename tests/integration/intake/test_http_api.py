@@ -280,12 +280,24 @@ def test_add_get_delete(api: Api) -> None:
         json={"ids": ["job1", "job2", "job1"], "labels": {"customer": "acme", "n": 7}},
     )
     assert response.status_code == 202
-    assert response.json() == {"accepted": 2, "new": 2, "finished": []}
+    assert response.json() == {
+        "accepted": 2,
+        "new": 2,
+        "finished": [],
+        "kind": "lip_sync",
+        "account": "default",
+    }
     # A known watch: labels merged, endpoints replaced, not new.
     response = client.post(
         "/v1/watches", json={"ids": ["job1"], "labels": {"batch": "b1"}, "endpoints": ["ops"]}
     )
-    assert response.json() == {"accepted": 1, "new": 0, "finished": []}
+    assert response.json() == {
+        "accepted": 1,
+        "new": 0,
+        "finished": [],
+        "kind": "lip_sync",
+        "account": "default",
+    }
 
     row = client.get("/v1/watches/job1").json()
     assert row["job_id"] == "job1"
@@ -312,9 +324,21 @@ def test_a_finished_job_is_not_watched_again(api: Api) -> None:
     assert client.get("/v1/watches/typo1").json()["state"] == "rejected"
     _record(api.store, 1, job_id="done1")
     response = client.post("/v1/watches", json={"ids": ["done1", "gone1", "typo1", "new1"]})
-    assert response.json() == {"accepted": 1, "new": 1, "finished": ["done1", "gone1", "typo1"]}
+    assert response.json() == {
+        "accepted": 1,
+        "new": 1,
+        "finished": ["done1", "gone1", "typo1"],
+        "kind": "lip_sync",
+        "account": "default",
+    }
     response = client.post("/v1/watches", json={"ids": ["gone1", "typo1"], "reopen": True})
-    assert response.json() == {"accepted": 2, "new": 0, "finished": []}
+    assert response.json() == {
+        "accepted": 2,
+        "new": 0,
+        "finished": [],
+        "kind": "lip_sync",
+        "account": "default",
+    }
     assert client.get("/v1/watches/gone1").json()["state"] == "active"
     assert client.get("/v1/watches/typo1").json()["state"] == "active"
 
@@ -395,7 +419,11 @@ def test_openapi_states_the_servers_own_rules(api: Api) -> None:
         assert status in post["responses"], status
     assert post["responses"]["202"]["links"]["GetWatch"] == {
         "operationId": "getWatch",
-        "parameters": {"id": "$request.body#/ids/0"},
+        "parameters": {
+            "id": "$request.body#/ids/0",
+            "kind": "$response.body#/kind",
+            "account": "$response.body#/account",
+        },
         "description": "The first id's watch",
     }
     assert post["responses"]["202"]["links"]["DeleteWatch"]["operationId"] == "deleteWatch"

@@ -11,7 +11,14 @@ def test_one_id_under_two_kinds_is_two_watches(api: Api) -> None:
     client = api.client()
     assert client.post("/v1/watches", json={"ids": ["42"]}).json()["new"] == 1
     answer = client.post("/v1/watches", json={"ids": ["42"], "kind": "video"})
-    assert answer.status_code == 202 and answer.json() == {"accepted": 1, "new": 1, "finished": []}
+    assert answer.status_code == 202
+    assert answer.json() == {
+        "accepted": 1,
+        "new": 1,
+        "finished": [],
+        "kind": "video",
+        "account": "default",
+    }
     lip, video = client.get("/v1/watches/42").json(), client.get("/v1/watches/42?kind=video")
     assert (lip["kind"], video.json()["kind"]) == ("lip_sync", "video")
     assert video.json()["phase"] is None and video.json()["state"] == "active"
@@ -42,7 +49,7 @@ def test_openapi_names_the_kinds(api: Api) -> None:
     kind = body["application/json"]["schema"]["properties"]["kind"]
     assert kind["enum"] == list(KINDS) and kind["default"] == "lip_sync"
     params = document["paths"]["/v1/watches/{id}"]["parameters"]
-    (query,) = [p for p in params if p["in"] == "query"]
+    (query,) = [p for p in params if p["in"] == "query" and p["name"] == "kind"]
     assert query["name"] == "kind" and query["schema"]["enum"] == list(KINDS)
     watch = document["components"]["schemas"]["Watch"]["properties"]
     assert watch["kind"]["enum"] == list(KINDS)

@@ -174,18 +174,18 @@ async def test_failed_list_calls_back_off_from_seconds_to_a_minute(tmp_path: Pat
         metrics.watch_state(lambda: {"watches": {}, "deliveries": {}}, lambda: _live(r))
         metrics.refresh_live()
         text = metrics.render().decode()
-        assert "chanjing_sweep_paused 1.0" in text
-        assert "chanjing_sweep_page_size 100.0" in text
-        assert f"chanjing_sweep_retry_in_seconds {SWEEP_RETRY_FIRST}" in text
-        assert 'chanjing_sweeps_total{result="failed"} 10.0' in text
-        assert 'chanjing_sweeps_total{result="ok"} 1.0' in text
+        assert 'chanjing_sweep_paused{account="default"} 1.0' in text
+        assert 'chanjing_sweep_page_size{account="default"} 100.0' in text
+        assert f'chanjing_sweep_retry_in_seconds{{account="default"}} {SWEEP_RETRY_FIRST}' in text
+        assert 'chanjing_sweeps_total{account="default",result="failed"} 10.0' in text
+        assert 'chanjing_sweeps_total{account="default",result="ok"} 1.0' in text
 
 
 def _live(r: Rig) -> dict[str, Any]:
     return {
         "results_unrecorded": 0,
         "state_writable": 1,
-        "sweep": r.poller.sweep_state(),
+        "sweep": {"default": r.poller.sweep_state()},
     }
 
 

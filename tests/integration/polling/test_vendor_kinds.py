@@ -133,3 +133,34 @@ async def test_ai_creation_is_listed_by_its_ids_at_most_a_page_at_once(rig: Rig)
     assert kind.listing is not None
     with pytest.raises(ValueError, match="at most 50 ids"):
         await rig.client.list_ids([f"id{n}" for n in range(kind.listing.max_page_size + 1)], kind)
+
+
+async def test_an_ai_creation_list_refused_without_a_type_is_asked_for_each_type(
+    tmp_path: Path,
+) -> None:
+    """docs/kinds.md, Unverified: should the vendor refuse AI creation's list without
+    ``type``, the client asks for each type (3, 4) from then on and merges the answers, so
+    the sweep still reads every watched job in a call per type."""
+    clock = FakeClock()
+    config = SimConfig(app_id=APP_ID, secret_key=SECRET_KEY, qps=0, seed=3, ai_list_needs_type=True)
+    sim = VendorSimulator(config, clock=clock)
+    kind = kinds.AI_CREATION
+    path = "/open/v1/ai_creation/task/page"
+    async with AppServer(sim.make_app()) as server:
+        with Store(tmp_path / "s.db") as store:
+            limiter = RateLimiter(LimiterSettings(1000), cooldown=0.1)
+            client = vendor_client(server.url, store, limiter, app_id=APP_ID, clock=clock)
+            try:
+                ids = [sim.add_job(kind=kind.name, queue_s=0, run_s=RUN_S) for _ in range(3)]
+                clock.advance(2 * RUN_S)
+                page = await client.list_ids(ids, kind)
+                assert sorted(d.id for d in page.details) == sorted(ids)
+                assert {d.phase for d in page.details} == {Phase.SUCCEEDED}
+                assert page.received == 3
+                # One refused call, then one per type.
+                assert sim.stats()["by_path"][path] == 3
+                again = await client.list_ids(ids[:1], kind)
+                assert [d.id for d in again.details] == ids[:1]
+                assert sim.stats()["by_path"][path] == 5  # no refused call any more
+            finally:
+                await client.aclose()

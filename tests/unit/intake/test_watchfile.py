@@ -81,7 +81,7 @@ CASES = [
     (
         "unknown key",
         "- {id: a, label: {a: b}}\n",
-        "[0].label: unknown key (allowed: id, kind, labels, endpoints)",
+        "[0].label: unknown key (allowed: id, kind, account, labels, endpoints)",
     ),
     ("labels not mapping", "- {id: a, labels: [x]}\n", "[0].labels: labels must be a mapping"),
     ("bad label key", "- {id: a, labels: {'b a d': x}}\n", "[0].labels: invalid label key 'b a d'"),

@@ -116,11 +116,15 @@ def test_the_queue_taken_by_two_stores_at_once_gives_each_row_to_one(pg_url: str
     first.enqueue([WatchSpec(f"job{i:03d}") for i in range(120)])
     seen: dict[str, list[str]] = {"first": [], "second": []}
 
-    def parse_second(job_id: object, labels: object, endpoints: object, kind: object) -> WatchSpec:
+    def parse_second(
+        job_id: object, labels: object, endpoints: object, kind: object, account: object
+    ) -> WatchSpec:
         seen["second"].append(str(job_id))
         return WatchSpec(str(job_id))
 
-    def parse_first(job_id: object, labels: object, endpoints: object, kind: object) -> WatchSpec:
+    def parse_first(
+        job_id: object, labels: object, endpoints: object, kind: object, account: object
+    ) -> WatchSpec:
         if not seen["first"]:
             # The other node takes the queue while this one holds its rows, uncommitted.
             second.take_queue(parse_second)

@@ -53,7 +53,7 @@ def rich_source(path: Path) -> Store:
     store.add_watches([WatchSpec("job-a", kind="video")], "cli")
     store.enqueue([WatchSpec("queued-1"), WatchSpec("bad id")])
     store.take_queue(
-        lambda job, _l, _e, _k: "rejected for the test" if " " in job else WatchSpec(job)
+        lambda job, _l, _e, _k, _a: "rejected for the test" if " " in job else WatchSpec(job)
     )
     store.enqueue([WatchSpec("queued-2", kind="tts")])
     store.save_token("http://vendor#app", "tok-1", TIMES[5])

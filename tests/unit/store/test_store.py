@@ -106,7 +106,9 @@ def test_delivery_lifecycle_and_replay(store: Store, clock: FakeClock) -> None:
 def test_queue_intake_accepts_and_rejects(store: Store) -> None:
     store.enqueue([WatchSpec("a", {"k": "v"}), WatchSpec("b")])
 
-    def parse(job_id: object, labels: object, endpoints: object, kind: object) -> WatchSpec | str:
+    def parse(
+        job_id: object, labels: object, endpoints: object, kind: object, account: object
+    ) -> WatchSpec | str:
         if job_id == "b":
             return "nope"
         return WatchSpec(str(job_id), json.loads(str(labels)))

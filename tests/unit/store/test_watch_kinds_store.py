@@ -154,7 +154,9 @@ def test_the_queue_takes_a_kind_and_an_older_writer_queues_lip_sync(store: Store
         store._execute("INSERT INTO watch_queue (job_id, enqueued_at) VALUES ('q2', 1.0)")
     kinds: list[object] = []
 
-    def parse(job_id: object, labels: object, endpoints: object, kind: object) -> WatchSpec:
+    def parse(
+        job_id: object, labels: object, endpoints: object, kind: object, account: object
+    ) -> WatchSpec:
         kinds.append(kind)
         return WatchSpec(str(job_id), kind=str(kind))
 

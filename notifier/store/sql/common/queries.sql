@@ -14,23 +14,24 @@ job_id, labels, endpoints, status, progress, create_time, added_at, last_poll_at
 SELECT 1 FROM watches WHERE account = ? AND kind = ? AND job_id = ?;
 
 -- name: file_watch_ids
-SELECT kind, job_id FROM watches WHERE source = 'file' AND state = 'active' AND account = 'default';
+SELECT account, kind, job_id FROM watches WHERE source = 'file' AND state = 'active';
 
 -- name: file_watch_ids_unlisted
 -- An active file watch that no node's watch file lists any more.
-SELECT kind, job_id FROM watches w WHERE source = 'file' AND state = 'active' AND account = 'default'
+SELECT account, kind, job_id FROM watches w WHERE source = 'file' AND state = 'active'
 AND NOT EXISTS (SELECT 1 FROM file_listings l
                 WHERE l.account = w.account AND l.kind = w.kind AND l.job_id = w.job_id);
 
 -- name: file_listing_ids
-SELECT kind, job_id FROM file_listings WHERE node = :node;
+SELECT account, kind, job_id FROM file_listings WHERE node = :node;
 
 -- name: file_listing_add
-INSERT INTO file_listings (node, kind, job_id) VALUES (:node, :kind, :job_id)
+INSERT INTO file_listings (node, account, kind, job_id) VALUES (:node, :account, :kind, :job_id)
 ON CONFLICT (node, account, kind, job_id) DO NOTHING;
 
 -- name: file_listing_remove
-DELETE FROM file_listings WHERE node = :node AND kind = :kind AND job_id = :job_id;
+DELETE FROM file_listings
+WHERE node = :node AND account = :account AND kind = :kind AND job_id = :job_id;
 
 -- name: file_lister_seen
 INSERT INTO file_listers (node, seen_at) VALUES (:node, :now)
@@ -63,10 +64,11 @@ DELETE FROM watch_queue WHERE seq = ?;
 UPDATE watch_queue SET rejected = ? WHERE seq = ?;
 
 -- name: queue_insert
-INSERT INTO watch_queue (job_id, labels, endpoints, enqueued_at, kind) VALUES (?, ?, ?, ?, ?);
+INSERT INTO watch_queue (job_id, labels, endpoints, enqueued_at, kind, account)
+VALUES (?, ?, ?, ?, ?, ?);
 
 -- name: queue_rejected
-SELECT seq, kind, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue
+SELECT seq, account, kind, job_id, labels, endpoints, enqueued_at, rejected FROM watch_queue
 WHERE rejected IS NOT NULL ORDER BY seq;
 
 -- name: get_watch
@@ -113,15 +115,18 @@ WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'acti
 UPDATE watches SET msg = :msg, last_error = :msg
 WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active';
 
+-- fragment: listed_watch_columns
+-- A row of watch list (and GET /v1/watches/{id}).
+account, kind, job_id, state, phase, status, progress, msg, labels, endpoints, source,
+       added_at, last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
+
 -- name: list_watches
-SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
-       last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
-FROM watches ORDER BY added_at, kind, job_id;
+SELECT {listed_watch_columns}
+FROM watches ORDER BY added_at, account, kind, job_id;
 
 -- name: list_watches_in_state
-SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
-       last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
-FROM watches WHERE state = ? ORDER BY added_at, kind, job_id;
+SELECT {listed_watch_columns}
+FROM watches WHERE state = ? ORDER BY added_at, account, kind, job_id;
 
 -- name: count_active
 SELECT COUNT(*) FROM watches WHERE state = 'active';
@@ -366,12 +371,6 @@ WITH clock (db_now) AS (SELECT {db_now})
 SELECT name, owner, expires_at - db_now FROM leases, clock WHERE expires_at > db_now
 ORDER BY name;
 
--- name: event_seq
-SELECT seq FROM events WHERE event_id = ?;
-
--- name: events_after
--- GET /v1/events: a page in recorded order, after a cursor's seq (0: from the first).
-SELECT seq, event_id, type, created_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?;
 
 -- name: get_mark
 SELECT value FROM state_marks WHERE name = ?;

@@ -13,7 +13,7 @@ ON CONFLICT (account, kind, job_id) DO UPDATE SET labels = excluded.labels, endp
 WHERE watches.labels IS DISTINCT FROM excluded.labels OR watches.endpoints IS DISTINCT FROM excluded.endpoints;
 
 -- name: queue_rows
-SELECT seq, kind, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT %s
+SELECT seq, account, kind, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT %s
 FOR UPDATE SKIP LOCKED;
 
 -- name: due_watches
@@ -127,18 +127,34 @@ WITH moved AS (
 SELECT pg_notify('chanjing_notifier', 'watch') FROM moved;
 
 -- name: list_watches_filtered
-SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
-       last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
+SELECT {listed_watch_columns}
 FROM watches
 WHERE (%(state)s::text IS NULL OR state = %(state)s) AND (%(job)s::text IS NULL OR job_id = %(job)s)
   AND (%(kind)s::text IS NULL OR kind = %(kind)s)
   AND (%(since)s::double precision IS NULL OR added_at >= %(since)s)
-ORDER BY added_at DESC, kind DESC, job_id DESC LIMIT NULLIF(%(limit)s, -1);
+  AND (%(account)s::text IS NULL OR account = %(account)s)
+ORDER BY added_at DESC, account DESC, kind DESC, job_id DESC LIMIT NULLIF(%(limit)s, -1);
 
 -- name: list_events_filtered
 SELECT event_id, account, kind, job_id, type, created_at FROM events
 WHERE (%(job)s::text IS NULL OR job_id = %(job)s) AND (%(kind)s::text IS NULL OR kind = %(kind)s) AND (%(since)s::double precision IS NULL OR created_at >= %(since)s)
+  AND (%(account)s::text IS NULL OR account = %(account)s)
 ORDER BY created_at DESC, event_id DESC LIMIT NULLIF(%(limit)s, -1);
+
+-- name: event_seq
+-- A cursor of GET /v1/events; %(accounts)s (a JSON array, NULL: every event) limits the
+-- events a token sees: another account's event is no cursor, as if never recorded.
+SELECT seq FROM events WHERE event_id = %(event_id)s
+  AND (%(accounts)s::json IS NULL
+       OR account IN (SELECT json_array_elements_text(%(accounts)s::json)));
+
+-- name: events_after
+-- GET /v1/events: a page in recorded order, after a cursor's seq (0: from the first); only
+-- the accounts' events (see event_seq), filtered before the page is cut.
+SELECT seq, event_id, type, created_at, body FROM events
+WHERE seq > %(seq)s AND (%(accounts)s::json IS NULL
+       OR account IN (SELECT json_array_elements_text(%(accounts)s::json)))
+ORDER BY seq LIMIT %(limit)s;
 
 -- name: list_deliveries_filtered
 SELECT d.id, d.event_id, e.kind, e.job_id, e.type, d.endpoint, d.state, d.attempts,

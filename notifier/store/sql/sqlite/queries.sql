@@ -12,7 +12,7 @@ ON CONFLICT (account, kind, job_id) DO UPDATE SET labels = excluded.labels, endp
 WHERE watches.labels IS NOT excluded.labels OR watches.endpoints IS NOT excluded.endpoints;
 
 -- name: queue_rows
-SELECT seq, kind, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT ?;
+SELECT seq, account, kind, job_id, labels, endpoints FROM watch_queue WHERE rejected IS NULL ORDER BY seq LIMIT ?;
 
 -- name: due_watches
 SELECT {watch_columns}
@@ -122,17 +122,31 @@ UPDATE watches SET next_poll_at = MIN(next_poll_at, :now), poll_key = MIN(poll_k
 WHERE account = :account AND kind = :kind AND job_id = :job_id AND state = 'active';
 
 -- name: list_watches_filtered
-SELECT kind, job_id, state, phase, status, progress, msg, labels, endpoints, source, added_at,
-       last_poll_at, next_poll_at, polls, errors, last_error, finished_at, rejections
+SELECT {listed_watch_columns}
 FROM watches
 WHERE (:state IS NULL OR state = :state) AND (:job IS NULL OR job_id = :job)
   AND (:kind IS NULL OR kind = :kind) AND (:since IS NULL OR added_at >= :since)
-ORDER BY added_at DESC, kind DESC, job_id DESC LIMIT :limit;
+  AND (:account IS NULL OR account = :account)
+ORDER BY added_at DESC, account DESC, kind DESC, job_id DESC LIMIT :limit;
 
 -- name: list_events_filtered
 SELECT event_id, account, kind, job_id, type, created_at FROM events
 WHERE (:job IS NULL OR job_id = :job) AND (:kind IS NULL OR kind = :kind) AND (:since IS NULL OR created_at >= :since)
+  AND (:account IS NULL OR account = :account)
 ORDER BY created_at DESC, event_id DESC LIMIT :limit;
+
+-- name: event_seq
+-- A cursor of GET /v1/events; :accounts (a JSON array, NULL: every event) limits the
+-- events a token sees: another account's event is no cursor, as if never recorded.
+SELECT seq FROM events WHERE event_id = :event_id
+  AND (:accounts IS NULL OR account IN (SELECT value FROM json_each(:accounts)));
+
+-- name: events_after
+-- GET /v1/events: a page in recorded order, after a cursor's seq (0: from the first); only
+-- the accounts' events (see event_seq), filtered before the page is cut.
+SELECT seq, event_id, type, created_at, body FROM events INDEXED BY events_seq
+WHERE seq > :seq AND (:accounts IS NULL OR account IN (SELECT value FROM json_each(:accounts)))
+ORDER BY seq LIMIT :limit;
 
 -- name: list_deliveries_filtered
 -- claims: claimed_by (--json only) names the node while its claim is live (db_now: see
