@@ -33,6 +33,7 @@ from notifier.models import Event, JobDetail, WatchSpec
 from notifier.service.http_server import ServerThread
 from notifier.store import Store
 from notifier.tools.receiver import Received, Receiver
+from notifier.tools.sim_accounts import SimAccount
 from notifier.tools.simulator import SimConfig, VendorSimulator
 from tests.kit import ArrivalLog, Daemon, DaemonError, free_port
 from tests.kit.config import chanjing_section, clean_env, ref, webhook_endpoint
@@ -99,13 +100,16 @@ class Servers:
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
         arrivals: ArrivalLog | None = None,
+        accounts: Sequence[SimAccount] = (),
     ) -> None:
+        """``accounts``: vendor accounts served besides ``credentials``' (the first)."""
         self.sim = VendorSimulator(
             SimConfig(
                 app_id=credentials.app_id,
                 secret_key=credentials.secret_key,
                 qps=qps,
                 seed=seed,
+                accounts=tuple(accounts),
             ),
             clock=clock,
         )

@@ -1,11 +1,14 @@
 """`chanjing-notifier demo`: the whole product on embedded defaults, offline, in one process.
 
 A vendor simulator, a receiver that verifies every signature, a throw-away state file and the
-real daemon, all on 127.0.0.1. Fourteen jobs of three kinds (lip-sync, a digital-human video, a
-speech task) with mixed outcomes and timings, reaching the daemon each way a job can: the watch
-file, the queue, the HTTP API, the vendor's callback, discovery, and a create through the
-gateway by the demo acting as the user's own application. The live view shows them move and the
-callbacks arrive. Exit 0 when every expected callback arrived verified.
+real daemon, all on 127.0.0.1. Two vendor accounts (``default`` and ``studio``, each an app of
+its own on the simulator with its own budget and token): fourteen jobs of three kinds
+(lip-sync, a digital-human video, a speech task) on the first with mixed outcomes and timings,
+reaching the daemon each way a job can: the watch file, the queue, the HTTP API, the vendor's
+callback, discovery, and a create through the gateway by the demo acting as the user's own
+application; three on the second, so each account's notifications show. The live view shows
+them move and the callbacks arrive, naming the account. Exit 0 when every expected callback
+arrived verified.
 """
 
 from __future__ import annotations
@@ -35,16 +38,21 @@ from notifier import kinds
 from notifier import log as logs
 from notifier.config import load_config
 from notifier.gateway.door import CREATE_PATH, LABEL_HEADER
+from notifier.models import DEFAULT_ACCOUNT, WatchSpec
 from notifier.polling.vendor import DETAIL_PATH, TOKEN_PATH
 from notifier.service.daemon import Daemon
 from notifier.service.http_server import AppServer
 from notifier.tools.receiver import Receiver
+from notifier.tools.sim_accounts import SimAccount
 from notifier.tools.simulator import SimConfig, VendorSimulator
 
 DEADLINE = 120.0
 SLACK_PATH = "/slack/T000/B000/demo"
 #: Receiver path → the endpoint's name in the demo config: every view names endpoints alike.
 ENDPOINT_NAMES = {"/ops": "ops", "/analytics": "analytics", SLACK_PATH: "team"}
+#: The demo's vendor accounts: name in the daemon's config → app id on the simulator. The
+#: first is the default one (the account of a watch that names none).
+ACCOUNTS = {DEFAULT_ACCOUNT: "demo-app", "studio": "demo-studio"}
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,12 @@ class DemoJob:
     #: ``succeeded`` or ``failed``.
     outcome: str
     msg: str | None = None
-    #: How the job reaches the daemon: file, queue, api, callback, discovery or gateway.
+    #: How the job reaches the daemon: file, queue, api, callback, discovery, gateway or
+    #: state (written into the state by the demo, naming its account).
     via: str = "file"
     kind: str = kinds.DEFAULT_KIND
+    #: The vendor account the job is created on (a name of :data:`ACCOUNTS`).
+    account: str = DEFAULT_ACCOUNT
 
 
 OK, FAIL = "succeeded", "failed"
@@ -78,6 +89,9 @@ JOBS = [
     DemoJob("cb-render", 1.0, 7.0, OK, via="callback"),
     DemoJob("found-later", 0.5, 4.0, OK, via="discovery"),
     DemoJob("app-render", 1.0, 6.0, OK, via="gateway"),
+    DemoJob("studio-teaser", 1.0, 6.0, OK, via="state", account="studio"),
+    DemoJob("studio-reel", 2.0, 10.0, OK, via="state", account="studio"),
+    DemoJob("studio-dub", 1.0, 4.0, FAIL, "voice model unavailable", "state", account="studio"),
 ]
 #: The view's wording for each way in.
 VIA_TEXT = {
@@ -87,6 +101,7 @@ VIA_TEXT = {
     "callback": "vendor callback",
     "discovery": "discovery",
     "gateway": "gateway",
+    "state": "state",
 }
 #: Jobs created before the daemon's state (so discovery, ``since: start``, leaves them alone)
 #: are dated this much earlier on the vendor's side.
@@ -102,6 +117,19 @@ def _phase(job: Mapping[str, Any]) -> str:
         return kinds.get(str(job.get("kind") or kinds.DEFAULT_KIND)).phase(job).value
     except (KeyError, ValueError):
         return "?"
+
+
+def _secret_var(account: str) -> str:
+    """The environment variable of an account's secret key (``DEMO_SECRET_KEY``: the default)."""
+    middle = "" if account == DEFAULT_ACCOUNT else account.upper() + "_"
+    return f"DEMO_{middle}SECRET_KEY"
+
+
+def _payload_account(payload: Any) -> str | None:
+    """The account a webhook's payload names (``data.account``), None when it names none."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    account = data.get("account") if isinstance(data, dict) else None
+    return account if isinstance(account, str) else None
 
 
 def _whsec() -> str:
@@ -188,7 +216,18 @@ class Demo:
     def __init__(self, workdir: Path, console: Console) -> None:
         self.workdir = workdir
         self.console = console
-        self.sim = VendorSimulator(SimConfig(app_id="demo-app", secret_key=secrets.token_hex(16)))
+        #: Each account's secret key on the simulator (the config reads it from the environment).
+        self.secret_keys = {name: secrets.token_hex(16) for name in ACCOUNTS}
+        first, *others = ACCOUNTS.items()
+        self.sim = VendorSimulator(
+            SimConfig(
+                app_id=first[1],
+                secret_key=self.secret_keys[first[0]],
+                accounts=tuple(
+                    SimAccount(app_id, self.secret_keys[name], name=name) for name, app_id in others
+                ),
+            )
+        )
         self.ops_secrets = [_whsec(), _whsec()]
         self.analytics_secret = _whsec()
         self.receiver = Receiver(
@@ -200,6 +239,7 @@ class Demo:
         self.kinds: dict[str, str] = {}
         self.names: dict[str, str] = {}
         self.via: dict[str, str] = {}
+        self.accounts: dict[str, str] = {}
         self.intake_token = secrets.token_hex(16)
         self.callback_token = secrets.token_hex(16)
         self.intake_port = _free_port()
@@ -215,7 +255,7 @@ class Demo:
 
     def write_config(self, sim_url: str, receiver_url: str) -> Path:
         env = {
-            "DEMO_SECRET_KEY": self.sim.config.secret_key,
+            **{_secret_var(name): key for name, key in self.secret_keys.items()},
             "DEMO_OPS_SECRET": self.ops_secrets[0],
             "DEMO_OPS_SECRET_NEW": self.ops_secrets[1],
             "DEMO_ANALYTICS_SECRET": self.analytics_secret,
@@ -225,12 +265,17 @@ class Demo:
         }
         os.environ.update(env)
         config = {
-            "chanjing": {
-                "base_url": sim_url,
-                "app_id": "demo-app",
-                "secret_key": "${DEMO_SECRET_KEY}",
-                "qps": 10,
-            },
+            "accounts": [
+                {
+                    "name": name,
+                    "base_url": sim_url,
+                    "app_id": app_id,
+                    "secret_key": "${" + _secret_var(name) + "}",
+                    "qps": 10,
+                    **({"default": True} if name == DEFAULT_ACCOUNT else {}),
+                }
+                for name, app_id in ACCOUNTS.items()
+            ],
             "state": {"path": str(self.workdir / "state.db")},
             "watch": {
                 "file": str(self.workdir / "watch.yaml"),
@@ -282,6 +327,7 @@ class Demo:
             outcome=job.outcome,
             msg=job.msg,
             kind=job.kind,
+            account=ACCOUNTS[job.account],
             **extra,
         )
         self._record(job, job_id)
@@ -292,6 +338,7 @@ class Demo:
         self.kinds[job_id] = job.kind
         self.names[job_id] = job.name
         self.via[job_id] = job.via
+        self.accounts[job_id] = job.account
 
     def ids_via(self, via: str) -> list[str]:
         return [j for j, v in self.via.items() if v == via]
@@ -303,7 +350,7 @@ class Demo:
         for job in JOBS:
             if job.via == "callback":
                 self._add(job, create_time=old, callback=self.callback_url)
-            elif job.via in ("file", "queue", "api"):
+            elif job.via in ("file", "queue", "api", "state"):
                 self._add(job, create_time=old)
         (self.workdir / "watch.yaml").write_text(
             yaml.safe_dump([self._file_item(j) for j in self.ids_via("file")])
@@ -316,10 +363,19 @@ class Demo:
         return item
 
     def enqueue(self, daemon: Daemon) -> None:
-        from notifier.models import WatchSpec
-
         ids = self.ids_via("queue")
         daemon.store.enqueue([WatchSpec(j, {"name": self.names[j]}) for j in ids])
+
+    def watch_in_state(self, daemon: Daemon) -> None:
+        """The other account's jobs, written into the state naming their account (the way
+        in that names an account for every path; its watches poll as that account)."""
+        daemon.store.add_watches(
+            [
+                WatchSpec(j, {"name": self.names[j]}, account=self.accounts[j])
+                for j in self.ids_via("state")
+            ],
+            "demo",
+        )
 
     async def post_to_api(self, url: str) -> None:
         """As a backend on another host would: ``POST /v1/watches`` with a bearer token."""
@@ -418,7 +474,8 @@ class Demo:
             caption="✓ arrived with a verified signature (n: after n attempts)",
             expand=False,
         )
-        for column in ("job", "via", "vendor", "progress", "watch", *ENDPOINT_NAMES.values()):
+        columns = ("job", "account", "via", "vendor", "progress", "watch")
+        for column in (*columns, *ENDPOINT_NAMES.values()):
             table.add_column(column)
         for job_id, _outcome in self.outcomes.items():
             v = vendor.get(job_id, {})
@@ -437,6 +494,7 @@ class Demo:
                     cells.append("[dim]waiting[/dim]")
             table.add_row(
                 self.names[job_id],
+                self.accounts[job_id],
                 VIA_TEXT[self.via[job_id]],
                 status,
                 f"{v.get('progress', 0)}%",
@@ -496,6 +554,29 @@ class Demo:
             lines.append(f"  gateway detail calls   {name}: {served or 'none'}")
         return lines
 
+    def per_account(self, notified: set[str]) -> list[str]:
+        """Each account's jobs notified (to ops, which gets every event), how many of their
+        webhooks name the account (``data.account``), and the account's own vendor calls, as
+        the simulator counted them for that account's app."""
+        stats = self.sim.stats()["accounts"]
+        said = [
+            (self.accounts.get(str(_job_of(r.payload, self.outcomes))), _payload_account(r.payload))
+            for r in self.receiver.accepted()
+            if r.path != SLACK_PATH
+        ]
+        lines = []
+        for name, app_id in ACCOUNTS.items():
+            jobs = {j for j, account in self.accounts.items() if account == name}
+            webhooks = [named for account, named in said if account == name]
+            calls = stats[app_id]
+            lines.append(
+                f"  account {name:14} {len(jobs & notified)}/{len(jobs)} jobs notified "
+                f"({webhooks.count(name)}/{len(webhooks)} webhooks name it), "
+                f"{calls['calls']} vendor calls (max {calls['max_per_second']}/s of "
+                f"{calls['qps']}, 40001: {calls['codes'].get('40001', 0)})"
+            )
+        return lines
+
     def summary(self, ok: bool, daemon: Daemon) -> list[str]:
         got = _arrived(self.receiver, self.outcomes)
         lines = self.ways_in(daemon)
@@ -506,11 +587,7 @@ class Demo:
             lines.append(f"  {name:22} {len(want & got.get(path, set()))}/{len(want)} received")
         bad = sum(1 for r in self.receiver.all() if r.verified is False)
         lines.append(f"  signature failures     {bad}")
-        lines.append(
-            f"  vendor calls           {self.sim.stats()['calls']} "
-            f"(max {self.sim.stats()['max_per_second']}/s, 40001: "
-            f"{self.sim.stats()['codes'].get('40001', 0)})"
-        )
+        lines += self.per_account(got.get("/ops", set()))
         lines.append(
             "demo OK: every callback arrived and verified"
             if ok
@@ -533,13 +610,15 @@ async def _run(console: Console, live: bool) -> int:
         daemon = Daemon(config, str(config_path))
         runner = asyncio.create_task(daemon.run())
         demo.enqueue(daemon)
+        demo.watch_in_state(daemon)
         intake_url, gateway_url = await _listening(daemon, runner)
         await demo.post_to_api(intake_url)
         demo.create_discovered()
         application = asyncio.create_task(demo.use_gateway(gateway_url, daemon))
         console.print(
             f"vendor simulator {sim_server.url} · receiver {rec_server.url} · "
-            f"intake {intake_url} · gateway {gateway_url} · {len(JOBS)} jobs · "
+            f"intake {intake_url} · gateway {gateway_url} · {len(JOBS)} jobs on "
+            f"{len(ACCOUNTS)} accounts ({', '.join(ACCOUNTS)}) · "
             f"state {daemon.store.where}"
         )
         ok = False
@@ -605,8 +684,11 @@ def _print_progress(console: Console, demo: Demo, seen: set[str]) -> None:
         key = f"{job['id']}:{phase}"
         if job["id"] in demo.names and key not in seen:
             seen.add(key)
-            via = f" (via {VIA_TEXT[demo.via[job['id']]]})" if phase == "queued" else ""
-            console.print(f"job {demo.names[job['id']]:11} {phase}{via}")
+            account = demo.accounts[job["id"]]
+            via = f" (via {VIA_TEXT[demo.via[job['id']]]}, account {account})"
+            console.print(
+                f"job {demo.names[job['id']]:13} {phase}{via if phase == 'queued' else ''}"
+            )
     for record in demo.receiver.all():
         job_id = _job_of(record.payload, demo.outcomes) or "?"
         key = f"{record.path}:{job_id}:{record.attempt}"
@@ -614,11 +696,14 @@ def _print_progress(console: Console, demo: Demo, seen: set[str]) -> None:
             continue
         seen.add(key)
         verdict = {True: "signature verified", False: "SIGNATURE FAILED", None: "slack message"}
+        account = demo.accounts.get(job_id, "?")
+        said = _payload_account(record.payload)
+        other = f", its payload names account {said}" if said not in (None, account) else ""
         console.print(
             f"callback {ENDPOINT_NAMES.get(record.path, record.path):9} "
-            f"{demo.names.get(job_id, job_id):10} "
+            f"{demo.names.get(job_id, job_id):13} account {account:8} "
             f"attempt {record.attempt} → HTTP {record.status_returned} "
-            f"({verdict[record.verified]})"
+            f"({verdict[record.verified]}{other})"
         )
 
 

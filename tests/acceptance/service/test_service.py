@@ -189,6 +189,7 @@ def test_demo_runs_offline_and_exits_zero() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo OK" in result.stdout
-    assert "ops (webhook)          14/14 received" in result.stdout
-    assert "analytics (webhook)    12/12 received" in result.stdout
+    assert "ops (webhook)          17/17 received" in result.stdout
+    assert "analytics (webhook)    14/14 received" in result.stdout
+    assert "account studio         3/3 jobs notified" in result.stdout
     assert "signature failures     0" in result.stdout
