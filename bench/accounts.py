@@ -153,8 +153,9 @@ class Cluster:
         return daemon
 
     def jobs(self, account: str, n: int, **timeline: Any) -> list[str]:
-        """``n`` jobs on the simulator as ``account``, watched straight in the state (the
-        queue names no account yet), each polled at once."""
+        """``n`` jobs on the simulator as ``account``, watched straight in the state as a
+        queue row becomes a watch (no wait for the daemon's next look at the queue), each
+        polled at once."""
         app = self.account(account).app_id
         ids = [self.servers.sim.add_job(account=app, **timeline) for _ in range(n)]
         self.store.add_watches([WatchSpec(j, {}, account=account) for j in ids], "queue")

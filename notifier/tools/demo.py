@@ -6,9 +6,10 @@ its own on the simulator with its own budget and token): fourteen jobs of three 
 (lip-sync, a digital-human video, a speech task) on the first with mixed outcomes and timings,
 reaching the daemon each way a job can: the watch file, the queue, the HTTP API, the vendor's
 callback, discovery, and a create through the gateway by the demo acting as the user's own
-application; three on the second, so each account's notifications show. The live view shows
-them move and the callbacks arrive, naming the account. Exit 0 when every expected callback
-arrived verified.
+application; three on the second, through the watch file, the queue and the API, each
+naming the account, so each account's notifications show. The live view shows them move and
+the callbacks arrive, naming the account. Exit 0 when every expected callback arrived
+verified.
 """
 
 from __future__ import annotations
@@ -63,8 +64,7 @@ class DemoJob:
     #: ``succeeded`` or ``failed``.
     outcome: str
     msg: str | None = None
-    #: How the job reaches the daemon: file, queue, api, callback, discovery, gateway or
-    #: state (written into the state by the demo, naming its account).
+    #: How the job reaches the daemon: file, queue, api, callback, discovery or gateway.
     via: str = "file"
     kind: str = kinds.DEFAULT_KIND
     #: The vendor account the job is created on (a name of :data:`ACCOUNTS`).
@@ -89,9 +89,10 @@ JOBS = [
     DemoJob("cb-render", 1.0, 7.0, OK, via="callback"),
     DemoJob("found-later", 0.5, 4.0, OK, via="discovery"),
     DemoJob("app-render", 1.0, 6.0, OK, via="gateway"),
-    DemoJob("studio-teaser", 1.0, 6.0, OK, via="state", account="studio"),
-    DemoJob("studio-reel", 2.0, 10.0, OK, via="state", account="studio"),
-    DemoJob("studio-dub", 1.0, 4.0, FAIL, "voice model unavailable", "state", account="studio"),
+    # The other account's: each way in that names an account names it.
+    DemoJob("studio-teaser", 1.0, 6.0, OK, via="file", account="studio"),
+    DemoJob("studio-reel", 2.0, 10.0, OK, via="queue", account="studio"),
+    DemoJob("studio-dub", 1.0, 4.0, FAIL, "voice model unavailable", "api", account="studio"),
 ]
 #: The view's wording for each way in.
 VIA_TEXT = {
@@ -101,7 +102,6 @@ VIA_TEXT = {
     "callback": "vendor callback",
     "discovery": "discovery",
     "gateway": "gateway",
-    "state": "state",
 }
 #: Jobs created before the daemon's state (so discovery, ``since: start``, leaves them alone)
 #: are dated this much earlier on the vendor's side.
@@ -350,7 +350,7 @@ class Demo:
         for job in JOBS:
             if job.via == "callback":
                 self._add(job, create_time=old, callback=self.callback_url)
-            elif job.via in ("file", "queue", "api", "state"):
+            elif job.via in ("file", "queue", "api"):
                 self._add(job, create_time=old)
         (self.workdir / "watch.yaml").write_text(
             yaml.safe_dump([self._file_item(j) for j in self.ids_via("file")])
@@ -360,21 +360,14 @@ class Demo:
         item: dict[str, Any] = {"id": job_id, "labels": {"name": self.names[job_id]}}
         if self.kinds[job_id] != kinds.DEFAULT_KIND:
             item["kind"] = self.kinds[job_id]
+        if self.accounts[job_id] != DEFAULT_ACCOUNT:
+            item["account"] = self.accounts[job_id]
         return item
 
     def enqueue(self, daemon: Daemon) -> None:
         ids = self.ids_via("queue")
-        daemon.store.enqueue([WatchSpec(j, {"name": self.names[j]}) for j in ids])
-
-    def watch_in_state(self, daemon: Daemon) -> None:
-        """The other account's jobs, written into the state naming their account (the way
-        in that names an account for every path; its watches poll as that account)."""
-        daemon.store.add_watches(
-            [
-                WatchSpec(j, {"name": self.names[j]}, account=self.accounts[j])
-                for j in self.ids_via("state")
-            ],
-            "demo",
+        daemon.store.enqueue(
+            [WatchSpec(j, {"name": self.names[j]}, account=self.accounts[j]) for j in ids]
         )
 
     async def post_to_api(self, url: str) -> None:
@@ -383,7 +376,11 @@ class Demo:
             for job_id in self.ids_via("api"):
                 response = await client.post(
                     url + "/v1/watches",
-                    json={"ids": [job_id], "labels": {"name": self.names[job_id]}},
+                    json={
+                        "ids": [job_id],
+                        "labels": {"name": self.names[job_id]},
+                        "account": self.accounts[job_id],
+                    },
                     headers={"Authorization": f"Bearer {self.intake_token}"},
                 )
                 response.raise_for_status()
@@ -509,7 +506,11 @@ class Demo:
         jobs = self.sim.stats()["jobs"]
         lines = []
         for job_id in self.ids_via("api"):
-            lines.append(f"  HTTP API               {self.names[job_id]}: POST /v1/watches → 202")
+            account = self.accounts[job_id]
+            named = "" if account == DEFAULT_ACCOUNT else f' with "account": "{account}"'
+            lines.append(
+                f"  HTTP API               {self.names[job_id]}: POST /v1/watches{named} → 202"
+            )
         for job_id in self.ids_via("callback"):
             job = jobs.get(job_id, {})
             first = _first_webhook(self.receiver, job_id)
@@ -610,7 +611,6 @@ async def _run(console: Console, live: bool) -> int:
         daemon = Daemon(config, str(config_path))
         runner = asyncio.create_task(daemon.run())
         demo.enqueue(daemon)
-        demo.watch_in_state(daemon)
         intake_url, gateway_url = await _listening(daemon, runner)
         await demo.post_to_api(intake_url)
         demo.create_discovered()

@@ -50,7 +50,13 @@ def test_piped_demo_keeps_lines_whole_and_names_endpoints_alike() -> None:
     # before the create's answer came back, its webhook soon after it finished (the gateway
     # gave the vendor the daemon's callback), and its look after the webhook cost no vendor call.
     assert "job app-render    queued (via gateway, account default)" in lines
-    assert "job studio-reel   queued (via state, account studio)" in lines
+    assert "job studio-teaser queued (via watch file, account studio)" in lines
+    assert "job studio-reel   queued (via queue, account studio)" in lines
+    assert "job studio-dub    queued (via HTTP API, account studio)" in lines
+    assert (
+        'HTTP API               studio-dub: POST /v1/watches with "account": "studio" → 202'
+        in lines
+    )
     (gateway,) = [line for line in lines if line.startswith("gateway  ")]
     assert gateway.startswith(
         "gateway                app-render: created through the gateway, watched at once, webhook "
