@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, StrictBool, field_validator
 
 from notifier.config.fields import http_url, int_between, plain_http_host, plain_text, secret_text
-from notifier.config.problems import KeyedProblems, Loc, kind, show
+from notifier.config.problems import KeyedProblems, Loc, duplicate_names, kind, show
 
 #: The name of the one account a ``chanjing:`` section configures (and of every watch,
 #: event and token of a state from before accounts).
@@ -121,20 +121,10 @@ def check_accounts(accounts: Sequence[AccountConfig]) -> None:
     problems: list[tuple[Loc, str]] = []
     if not accounts:
         problems.append(((), "name at least one account (or use the chanjing section)"))
-    names: dict[str, int] = {}
+    problems += duplicate_names((a.name for a in accounts), "account", "accounts")
     apps: dict[tuple[str, str], str] = {}
     defaults: list[str] = []
     for i, account in enumerate(accounts):
-        if account.name in names:
-            problems.append(
-                (
-                    (i, "name"),
-                    f"duplicate account name {account.name!r} "
-                    f"(already used by accounts[{names[account.name]}])",
-                )
-            )
-        else:
-            names[account.name] = i
         app = (account.base_url, account.app_id)
         if app in apps:
             problems.append(

@@ -40,6 +40,23 @@ class KeyedProblems(ValueError):
         super().__init__("; ".join(f"{dotted(loc)}: {msg}" if loc else msg for loc, msg in items))
 
 
+def duplicate_names(names: Iterable[str], noun: str, section: str) -> list[tuple[Loc, str]]:
+    """A problem for each name already used by an earlier item of ``section`` (a list)."""
+    first: dict[str, int] = {}
+    problems: list[tuple[Loc, str]] = []
+    for i, name in enumerate(names):
+        if name in first:
+            problems.append(
+                (
+                    (i, "name"),
+                    f"duplicate {noun} name {name!r} (already used by {section}[{first[name]}])",
+                )
+            )
+        else:
+            first[name] = i
+    return problems
+
+
 def dotted(loc: Iterable[object]) -> str:
     """Key path for messages: ``("endpoints", 1, "secret")`` → ``endpoints[1].secret``."""
     out = ""

@@ -55,7 +55,7 @@ from notifier.config.fields import (
     webhook_secret,
 )
 from notifier.config.intake_tokens import IntakeToken, intake_token
-from notifier.config.problems import KeyedProblems, Loc, kind, show
+from notifier.config.problems import KeyedProblems, Loc, duplicate_names, kind, show
 from notifier.models import label_map, labels_problem, unknown_endpoint
 
 # --------------------------------------------------------------------------------------------
@@ -694,19 +694,7 @@ class Config(BaseModel):
     @field_validator("endpoints", mode="after")
     @classmethod
     def _unique_names(cls, endpoints: list[Endpoint]) -> list[Endpoint]:
-        first: dict[str, int] = {}
-        problems: list[tuple[Loc, str]] = []
-        for i, endpoint in enumerate(endpoints):
-            if endpoint.name in first:
-                problems.append(
-                    (
-                        (i, "name"),
-                        f"duplicate endpoint name {endpoint.name!r} "
-                        f"(already used by endpoints[{first[endpoint.name]}])",
-                    )
-                )
-            else:
-                first[endpoint.name] = i
+        problems = duplicate_names((e.name for e in endpoints), "endpoint", "endpoints")
         if problems:
             raise KeyedProblems(problems)
         return endpoints
