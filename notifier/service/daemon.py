@@ -156,8 +156,8 @@ class Daemon:
         )
         for lane_settings in settings.lanes:
             self._add_lane(lane_settings)
-        #: The lane of the parts not yet per account (the callback fast path,
-        #: /healthz and /metrics): the first account's.
+        #: The first account's lane: it keeps the node's presence row, so a reload cannot
+        #: remove it.
         self.lane = self.lanes[settings.lanes[0].name]
         # Several nodes on one database: each node's file is its own listing (issue 19, item 6).
         self.watch_file = WatchFile(settings.watch_file, node=node if shared else None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from notifier.kinds import DEFAULT_KIND
@@ -385,9 +384,6 @@ class Watches(StoreBase):
             for job_id in new:
                 self._run("add_discovered", (account, kind, job_id, found[job_id], now))
             chosen = None if endpoints is None else list(endpoints)
-            specs = [
-                replace(spec, account=account)
-                for spec in watch_specs(new, dict(labels), chosen, kind=kind)
-            ]
+            specs = watch_specs(new, dict(labels), chosen, kind=kind, account=account)
             self.add_watches(specs, "discovery")
         return new
